@@ -1,0 +1,44 @@
+import type { OutputSink } from "../core/run";
+import { printJson, ui, writeStderr, writeStdout } from "./_output";
+
+export interface CapturingSink extends OutputSink {
+  captured?: { stdout: Uint8Array[]; stderr: Uint8Array[] };
+}
+
+/** Live pass-through of the program's bytes, or capture for --json. */
+export function execSink(json: boolean): CapturingSink {
+  if (!json) {
+    return { stdout: (c) => writeStdout(c), stderr: (c) => writeStderr(c), info: (m) => ui().info(m) };
+  }
+  const captured = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
+  return { captured, stdout: (c) => void captured.stdout.push(c), stderr: (c) => void captured.stderr.push(c), info: () => {} };
+}
+
+/**
+ * stdout/stderr as UTF-8 text; when the bytes are not valid UTF-8 the text has U+FFFD in their
+ * place and `stdout_base64`/`stderr_base64` carry the exact bytes.
+ */
+function textFields(name: "stdout" | "stderr", chunks: Uint8Array[]): Record<string, string> {
+  const bytes = Buffer.concat(chunks);
+  const fields: Record<string, string> = { [name]: bytes.toString("utf8") };
+  try {
+    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    fields[`${name}_base64`] = bytes.toString("base64");
+  }
+  return fields;
+}
+
+export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): void {
+  printJson({
+    sandbox_id: result.sandboxId,
+    provider: result.provider,
+    exit_code: result.exitCode,
+    ...textFields("stdout", sink.captured?.stdout ?? []),
+    ...textFields("stderr", sink.captured?.stderr ?? []),
+    duration_ms: result.durationMs,
+    timed_out: result.timedOut,
+    ...(result.kept !== undefined ? { kept: result.kept } : {}),
+    ...(result.reused !== undefined ? { reused: result.reused } : {}),
+  });
+}

@@ -1,0 +1,63 @@
+import { createConsola, type ConsolaInstance } from "consola";
+
+/** One colour policy: NO_COLOR, FORCE_COLOR, TERM=dumb and non-TTY stderr turn colour off. */
+export function useColor(env = process.env, isTTY = Boolean(process.stderr.isTTY)): boolean {
+  if (env.NO_COLOR) return false;
+  if (env.FORCE_COLOR && env.FORCE_COLOR !== "0") return true;
+  if (env.TERM === "dumb") return false;
+  return isTTY;
+}
+
+let instance: ConsolaInstance | undefined;
+
+/** Human messages: every level to stderr (consola's defaults send info to stdout). */
+export function ui(): ConsolaInstance {
+  instance ??= createConsola({
+    stdout: process.stderr,
+    stderr: process.stderr,
+    formatOptions: { date: false, colors: useColor(), compact: true },
+  });
+  return instance;
+}
+
+export function writeStdout(chunk: Uint8Array | string): void {
+  process.stdout.write(chunk);
+}
+
+export function writeStderr(chunk: Uint8Array | string): void {
+  process.stderr.write(chunk);
+}
+
+/** Waits until everything written to stdout/stderr has been handed to the OS. */
+export async function flushOutput(): Promise<void> {
+  await Promise.all([
+    new Promise<void>((resolve) => process.stdout.write("", () => resolve())),
+    new Promise<void>((resolve) => process.stderr.write("", () => resolve())),
+  ]);
+}
+
+export function printJson(document: unknown): void {
+  writeStdout(JSON.stringify(document, null, 2) + "\n");
+}
+
+/** Plain, tab-separated rows when not a TTY; aligned columns on a TTY. Never truncates. */
+export function renderTable(headers: string[], rows: string[][], tty = Boolean(process.stdout.isTTY)): string {
+  if (!tty) return [headers, ...rows].map((r) => r.join("\t")).join("\n") + "\n";
+  const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();
+  return [line(headers), ...rows.map(line)].join("\n") + "\n";
+}
+
+export function formatAge(createdAt: string | undefined, now = Date.now()): string {
+  if (!createdAt) return "-";
+  const seconds = Math.max(0, Math.round((now - Date.parse(createdAt)) / 1000));
+  if (seconds < 60) return `${seconds}s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)}m`;
+  if (seconds < 86400) return `${Math.floor(seconds / 3600)}h`;
+  return `${Math.floor(seconds / 86400)}d`;
+}
+
+export function formatLabels(labels: Record<string, string>): string {
+  const entries = Object.entries(labels);
+  return entries.length ? entries.map(([k, v]) => `${k}=${v}`).join(",") : "-";
+}

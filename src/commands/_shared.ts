@@ -1,0 +1,129 @@
+import { existsSync, readFileSync } from "node:fs";
+import { SandboxesError, UsageError } from "../core/errors";
+
+/**
+ * Arg fragments reused by commands, in citty's ArgsDef shape. `multiple: true` marks a
+ * repeatable flag; main.ts parses strictly with these definitions (citty's own parser keeps
+ * only the last value of a repeated flag and ignores unknown flags).
+ */
+export interface FlagDef {
+  type: "string" | "boolean" | "positional";
+  description: string;
+  alias?: string;
+  multiple?: boolean;
+  valueHint?: string;
+  required?: boolean;
+  default?: unknown;
+}
+export type FlagsDef = Record<string, FlagDef>;
+
+export const providerArg = {
+  provider: { type: "string", alias: "p", description: "Provider to use (see `sandboxes providers`)", valueHint: "name" },
+} satisfies FlagsDef;
+
+export const jsonArg = {
+  json: { type: "boolean", description: "Print exactly one JSON document on stdout" },
+} satisfies FlagsDef;
+
+export const envArgs = {
+  env: { type: "string", alias: "e", multiple: true, description: "Set KEY=VALUE in the sandbox; KEY alone passes this shell's value", valueHint: "KEY=VALUE" },
+} satisfies FlagsDef;
+
+export const labelArg = {
+  label: { type: "string", alias: "l", multiple: true, description: "Label key=value (repeatable)", valueHint: "key=value" },
+} satisfies FlagsDef;
+
+export const timeoutArg = {
+  timeout: { type: "string", alias: "t", description: "Kill the command (and its whole process tree) after SECONDS; exit 124", valueHint: "seconds" },
+} satisfies FlagsDef;
+
+export const workdirArg = {
+  workdir: { type: "string", alias: "w", description: "Working directory inside the sandbox", valueHint: "path" },
+} satisfies FlagsDef;
+
+export type ParsedArgs = Record<string, unknown> & { _: string[]; "--": string[] };
+
+export function strings(value: unknown): string[] {
+  if (value === undefined) return [];
+  return Array.isArray(value) ? (value as string[]) : [value as string];
+}
+
+export function parseEnv(values: string[], callerEnv: Record<string, string | undefined>, envFile?: string): Record<string, string> {
+  const env: Record<string, string> = {};
+  if (envFile) {
+    if (!existsSync(envFile)) throw new UsageError("file_not_found", `env file not found: ${envFile}`);
+    for (const [index, raw] of readFileSync(envFile, "utf8").split(/\r?\n/).entries()) {
+      const line = raw.trim();
+      if (!line || line.startsWith("#")) continue;
+      const assignment = line.replace(/^export\s+/, "");
+      const eq = assignment.indexOf("=");
+      if (eq <= 0) throw new UsageError("bad_env", `${envFile}:${index + 1}: expected KEY=VALUE, got "${line}"`);
+      let value = assignment.slice(eq + 1);
+      if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
+      env[checkKey(assignment.slice(0, eq), `${envFile}:${index + 1}`)] = value;
+    }
+  }
+  for (const item of values) {
+    const eq = item.indexOf("=");
+    if (eq === -1) {
+      const key = checkKey(item, "-e");
+      const value = callerEnv[key];
+      // Like docker: -e KEY with KEY unset passes nothing.
+      if (value !== undefined) env[key] = value;
+      continue;
+    }
+    env[checkKey(item.slice(0, eq), "-e")] = item.slice(eq + 1);
+  }
+  return env;
+}
+
+function checkKey(key: string, where: string): string {
+  if (!key) throw new UsageError("bad_env", `${where}: empty variable name: write -e KEY=VALUE`);
+  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError("bad_env", `${where}: "${key}" is not a valid variable name (letters, digits and _; not starting with a digit)`);
+  return key;
+}
+
+export function parseLabels(values: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const item of values) {
+    const eq = item.indexOf("=");
+    if (eq <= 0) throw new UsageError("bad_label", `label "${item}" must be key=value`);
+    const key = item.slice(0, eq);
+    if (key.startsWith("sandboxes.")) throw new UsageError("bad_label", `label keys starting with "sandboxes." are reserved`);
+    labels[key] = item.slice(eq + 1);
+  }
+  return labels;
+}
+
+export function parseSeconds(value: unknown, flag = "--timeout"): number | undefined {
+  if (value === undefined) return undefined;
+  const text = String(value).trim();
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
+  if (!match) throw new UsageError("bad_timeout", `${flag} must be a number of seconds (e.g. 30, 1.5, 2m), got "${text}"`);
+  const unit = { ms: 0.001, s: 1, m: 60, h: 3600 }[match[2] as "ms" | "s" | "m" | "h"] ?? 1;
+  const seconds = Number(match[1]) * unit;
+  if (seconds <= 0) throw new UsageError("bad_timeout", `${flag} must be greater than 0`);
+  return seconds;
+}
+
+export function parsePositiveNumber(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isFinite(number) || number <= 0) throw new UsageError("bad_value", `${flag} must be a positive number, got "${value}"`);
+  return number;
+}
+
+export function parseMemory(value: unknown): number | undefined {
+  if (value === undefined) return undefined;
+  const match = /^(\d+)([kmg]?)b?$/i.exec(String(value).trim());
+  if (!match) throw new UsageError("bad_value", `--memory must look like 512m or 2g, got "${value}"`);
+  const factor = { "": 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
+  return Math.max(1, Math.round(Number(match[1]) * factor));
+}
+
+export function splitPair(spec: string, flag: string, defaultSecond: (first: string) => string): { first: string; second: string } {
+  const index = spec.lastIndexOf(":");
+  if (index <= 0) return { first: spec, second: defaultSecond(spec) };
+  if (!spec.slice(0, index)) throw new SandboxesError("bad_value", `${flag}: empty path in "${spec}"`, "usage");
+  return { first: spec.slice(0, index), second: spec.slice(index + 1) || defaultSecond(spec.slice(0, index)) };
+}

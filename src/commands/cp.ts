@@ -1,0 +1,29 @@
+import { UsageError } from "../core/errors";
+import { copy } from "../core/copy";
+import { defineCommand } from "./_context";
+import { printJson, ui } from "./_output";
+import { jsonArg, providerArg } from "./_shared";
+
+export default defineCommand({
+  meta: {
+    name: "cp",
+    description: "Copy files or directories between this machine and a sandbox",
+    usage: "sandboxes cp SRC DST [-p NAME]   (one side is ID|NAME:/path)",
+    examples: ["sandboxes cp ./src my-box:/work", "sandboxes cp my-box:/work/out.bin ./out.bin"],
+  },
+  args: {
+    source: { type: "positional", description: "Source: local path or ID|NAME:/path", required: true },
+    destination: { type: "positional", description: "Destination: local path or ID|NAME:/path", required: true },
+    ...providerArg,
+    ...jsonArg,
+  },
+  async run({ args, settings }) {
+    const [source, destination, extra] = args._;
+    if (!source || !destination) throw new UsageError("missing_argument", "cp needs SRC and DST: sandboxes cp SRC DST");
+    if (extra !== undefined) throw new UsageError("too_many_arguments", "cp takes exactly SRC and DST");
+    const result = await copy(settings, source, destination, args.provider as string | undefined);
+    if (args.json) printJson({ direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to });
+    else ui().success(`copied ${result.from} -> ${result.direction === "upload" ? `${result.sandboxId}:` : ""}${result.to}`);
+    return 0;
+  },
+});

@@ -1,0 +1,54 @@
+import { UsageError } from "../core/errors";
+import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type DestroyResult } from "../core/inventory";
+import { defineCommand } from "./_context";
+import { printJson, ui, writeStdout } from "./_output";
+import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
+
+export default defineCommand({
+  meta: {
+    name: "destroy",
+    description: "Destroy sandboxes by id or name, or every sandbox matching labels",
+    usage: "sandboxes destroy ID|NAME… [-p NAME] | sandboxes destroy --all [-l key=value] [-p NAME] [--yes]",
+  },
+  args: {
+    ...providerArg,
+    all: { type: "boolean", description: "Destroy every sandbox matching -l (and -p)" },
+    ...labelArg,
+    yes: { type: "boolean", alias: "y", description: "Do not ask for confirmation (required without a terminal)" },
+    ...jsonArg,
+  },
+  async run({ args, settings }) {
+    const refs = args._;
+    const all = Boolean(args.all);
+    assertHasFilter(all, refs);
+    const labels = parseLabels(strings(args.label));
+    if (!all && Object.keys(labels).length) throw new UsageError("conflicting_arguments", "-l selects sandboxes only together with --all");
+    let result: DestroyResult;
+    if (all) {
+      const { sandboxes, warnings } = await listSandboxes(settings, { provider: args.provider as string | undefined, labels });
+      for (const warning of warnings) ui().warn(`${warning.provider}: ${warning.message}`);
+      if (sandboxes.length && !args.yes) {
+        if (!process.stdin.isTTY || !process.stderr.isTTY || args.json) {
+          throw new UsageError("confirmation_required", `refusing to destroy ${sandboxes.length} sandbox(es) without confirmation: add --yes`);
+        }
+        const { confirm, isCancel } = await import("@clack/prompts");
+        const answer = await confirm({ message: `Destroy ${sandboxes.length} sandbox(es)? ${sandboxes.map((s) => s.id).join(", ")}`, initialValue: false });
+        if (isCancel(answer) || !answer) {
+          ui().info("nothing destroyed");
+          return 1;
+        }
+      }
+      result = await destroyRecords(settings, sandboxes);
+    } else {
+      result = await destroySandboxes(settings, refs, args.provider as string | undefined);
+    }
+    if (args.json) {
+      printJson({ destroyed: result.destroyed, failed: result.failed });
+    } else {
+      for (const item of result.destroyed) writeStdout(`${item.id}\n`);
+      for (const failure of result.failed) ui().error(`${failure.ref}: ${failure.message}`);
+      if (all && result.destroyed.length === 0 && result.failed.length === 0) ui().info("no matching sandboxes");
+    }
+    return result.failed.length ? 1 : 0;
+  },
+});

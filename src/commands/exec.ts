@@ -1,0 +1,51 @@
+import { UsageError } from "../core/errors";
+import { execInSandbox } from "../core/exec";
+import { defineCommand } from "./_context";
+import { execSink, renderRunJson } from "./_exec-output";
+import { envArgs, jsonArg, parseEnv, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
+
+const quote = (value: string) => (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
+
+export default defineCommand({
+  meta: {
+    name: "exec",
+    description: "Run a command in an existing sandbox",
+    usage: "sandboxes exec ID|NAME COMMAND [flags] [-- ARGS…]",
+    examples: ["sandboxes exec my-box 'ls -la /tmp'", "sandboxes exec local-1a2b3c4d5e6f -t 5 -- python3 -c 'print(1)'"],
+  },
+  runsPrograms: true,
+  args: {
+    sandbox: { type: "positional", description: "Sandbox id or name", required: true },
+    command: { type: "positional", description: "Shell command line", required: false },
+    ...providerArg,
+    ...envArgs,
+    ...workdirArg,
+    ...timeoutArg,
+    ...jsonArg,
+  },
+  async run({ args, settings, signal }) {
+    const [ref, ...rest] = args._;
+    const line = [...rest, ...args["--"].map(quote)].join(" ");
+    if (!ref) throw new UsageError("missing_argument", "missing sandbox: sandboxes exec ID|NAME COMMAND");
+    if (!line.trim()) throw new UsageError("missing_command", "missing COMMAND: sandboxes exec ID|NAME COMMAND");
+    const json = Boolean(args.json);
+    const sink = execSink(json);
+    const timeout = parseSeconds(args.timeout);
+    const result = await execInSandbox(
+      settings,
+      {
+        ref,
+        provider: args.provider as string | undefined,
+        line,
+        env: parseEnv(strings(args.env), settings.env),
+        workdir: args.workdir as string | undefined,
+        timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+        stdin: process.stdin.isTTY ? undefined : (Bun.stdin.stream() as ReadableStream<Uint8Array>),
+        signal,
+      },
+      sink,
+    );
+    if (json) renderRunJson(sink, result);
+    return result.exitCode;
+  },
+});

@@ -1,0 +1,30 @@
+import { renderExitCodeTable } from "../core/exit-codes";
+import { UsageError } from "../core/errors";
+import { defineCommand } from "./_context";
+import { writeStdout } from "./_output";
+
+export const TOPICS: Record<string, () => string> = {
+  "exit-codes": () => `Exit codes\n\n${renderExitCodeTable()}\n`,
+};
+
+export default defineCommand({
+  meta: { name: "help", description: "Show help for a command, or a topic (exit-codes)", usage: "sandboxes help [COMMAND|exit-codes]" },
+  args: { topic: { type: "positional", description: "A command or a topic", required: false } },
+  async run({ args }) {
+    const topic = args._[0];
+    if (!topic) {
+      const { topLevelHelp } = await import("../help-text");
+      writeStdout(topLevelHelp());
+      return 0;
+    }
+    if (TOPICS[topic]) {
+      writeStdout(TOPICS[topic]!());
+      return 0;
+    }
+    const { commandHelp } = await import("../help-text");
+    const text = await commandHelp(topic);
+    if (!text) throw new UsageError("unknown_topic", `no help topic "${topic}": try a command name or exit-codes`);
+    writeStdout(text);
+    return 0;
+  },
+});

@@ -1,0 +1,31 @@
+import type { Command } from "./_context";
+
+/** One lazy registry: static specifiers so the bundler sees every command. */
+export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
+  run: () => import("./run"),
+  exec: () => import("./exec"),
+  shell: () => import("./shell"),
+  claude: () => import("./claude"),
+  list: () => import("./list"),
+  destroy: () => import("./destroy"),
+  cp: () => import("./cp"),
+  providers: () => import("./providers"),
+  test: () => import("./test"),
+  help: () => import("./help"),
+};
+
+/** One-line descriptions for the top-level help, without importing every command. */
+export const SUMMARIES: Record<string, string> = {
+  run: "Run a command, a file or stdin code in a new (or reused) sandbox",
+  exec: "Run a command in an existing sandbox",
+  shell: "Open an interactive shell in a sandbox",
+  claude: "Run Claude Code inside a sandbox",
+  list: "List sandboxes across providers",
+  destroy: "Destroy sandboxes by id, name or labels",
+  cp: "Copy files and directories to or from a sandbox",
+  providers: "Show providers, their configuration and capabilities",
+  test: "Check that each configured provider works end to end",
+  help: "Show help for a command, or a topic: exit-codes",
+};
+
+export type CommandName = keyof typeof COMMANDS;

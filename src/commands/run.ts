@@ -1,0 +1,112 @@
+import { existsSync } from "node:fs";
+import { basename } from "node:path";
+import { UsageError } from "../core/errors";
+import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
+import { byName } from "../lang/languages";
+import { defineCommand } from "./_context";
+import { execSink, renderRunJson } from "./_exec-output";
+import {
+  envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
+  splitPair, strings, timeoutArg, workdirArg,
+} from "./_shared";
+
+export default defineCommand({
+  meta: {
+    name: "run",
+    description: "Run a command, a file or code from stdin in a new (or reused) sandbox",
+    usage: "sandboxes run [COMMAND] [flags] [-- ARGS…]",
+    examples: [
+      "sandboxes run 'echo hello'",
+      "sandboxes run --file main.py -- arg1 arg2",
+      "cat main.go | sandboxes run --lang go",
+      "sandboxes run -p docker --image python:3.12 'python3 --version'",
+    ],
+  },
+  runsPrograms: true,
+  args: {
+    command: { type: "positional", description: "Shell command line to run", required: false },
+    file: { type: "string", alias: "f", description: "Run this file; the language comes from its extension (or --lang)", valueHint: "path" },
+    lang: { type: "string", description: "Language of --file or of code on stdin (python, go, rust, …)", valueHint: "language" },
+    ...providerArg,
+    image: { type: "string", alias: "i", description: "Image or template for the sandbox", valueHint: "image" },
+    ...envArgs,
+    "env-file": { type: "string", description: "Read KEY=VALUE lines from a file", valueHint: "path" },
+    ...labelArg,
+    name: { type: "string", alias: "n", description: "Name the sandbox", valueHint: "name" },
+    reuse: { type: "boolean", description: "Run in a running sandbox with this --name/--label if there is one (never destroyed by run)" },
+    keep: { type: "boolean", description: "Keep the sandbox after the run and print its id to stderr" },
+    ...timeoutArg,
+    ...workdirArg,
+    deps: { type: "boolean", description: "Install dependencies from the manifest beside the file (go.mod, package.json, requirements.txt, Cargo.toml)" },
+    upload: { type: "string", multiple: true, description: "Copy LOCAL (file or directory) to REMOTE before running", valueHint: "LOCAL[:REMOTE]" },
+    download: { type: "string", multiple: true, description: "Copy REMOTE to LOCAL after the run", valueHint: "REMOTE[:LOCAL]" },
+    network: { type: "string", description: "Network for the sandbox: none cuts it off", valueHint: "none|default" },
+    cpus: { type: "string", description: "CPUs for the sandbox (providers with resources)", valueHint: "n" },
+    memory: { type: "string", description: "Memory for the sandbox, e.g. 512m, 2g", valueHint: "size" },
+    ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
+    ...jsonArg,
+  },
+  async run({ args, settings, signal }) {
+    const json = Boolean(args.json);
+    const commandLine = args._.join(" ");
+    const file = args.file as string | undefined;
+    const lang = args.lang as string | undefined;
+    let source: CodeSource;
+    if (file !== undefined) {
+      if (commandLine) throw new UsageError("conflicting_arguments", "give either a COMMAND or --file, not both (arguments for the program go after --)");
+      checkFile(file);
+      source = { kind: "file", path: file, language: languageFor(file, lang) };
+    } else if (commandLine) {
+      if (lang) throw new UsageError("conflicting_arguments", "--lang applies to --file or to code on stdin, not to a COMMAND");
+      source = { kind: "command", line: commandLine };
+    } else if (!process.stdin.isTTY) {
+      if (!lang) throw new UsageError("missing_language", "code on stdin needs --lang (e.g. `cat main.go | sandboxes run --lang go`)");
+      const language = byName(lang) ?? languageFor("stdin", lang);
+      const code = await Bun.stdin.bytes();
+      if (new TextDecoder().decode(code).trim() === "") throw new UsageError("empty_stdin", "no code on stdin: pipe a program in, or pass a COMMAND or --file");
+      source = { kind: "stdin", code, language };
+    } else {
+      throw new UsageError("missing_command", "nothing to run: pass a COMMAND, --file PATH, or pipe code with --lang");
+    }
+    const network = args.network as string | undefined;
+    if (network !== undefined && network !== "none" && network !== "default") throw new UsageError("bad_value", `--network must be none or default, got "${network}"`);
+    const uploads = strings(args.upload).map((spec) => {
+      const { first, second } = splitPair(spec, "--upload", (local) => `/tmp/${basename(local)}`);
+      if (!existsSync(first)) throw new UsageError("file_not_found", `--upload: ${first}: no such file or directory`);
+      return { local: first, remote: second };
+    });
+    const downloads = strings(args.download).map((spec) => {
+      const { first, second } = splitPair(spec, "--download", (remote) => basename(remote));
+      return { remote: first, local: second };
+    });
+    const timeout = parseSeconds(args.timeout);
+    const ttl = parseSeconds(args.ttl, "--ttl");
+    const sink = execSink(json);
+    const options = {
+      provider: args.provider as string | undefined,
+      image: args.image as string | undefined,
+      env: parseEnv(strings(args.env), settings.env, args["env-file"] as string | undefined),
+      labels: parseLabels(strings(args.label)),
+      name: args.name as string | undefined,
+      reuse: Boolean(args.reuse),
+      keep: Boolean(args.keep),
+      timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+      workdir: args.workdir as string | undefined,
+      deps: Boolean(args.deps),
+      uploads,
+      downloads,
+      source,
+      args: args["--"],
+      // Forward our stdin to the program when it is a pipe or file (not a terminal, not the code).
+      stdin: source.kind !== "stdin" && !process.stdin.isTTY ? (Bun.stdin.stream() as ReadableStream<Uint8Array>) : undefined,
+      network: network === undefined ? undefined : network !== "none",
+      cpus: parsePositiveNumber(args.cpus, "--cpus"),
+      memoryMb: parseMemory(args.memory),
+      ttlSeconds: ttl,
+      signal,
+    };
+    const result: RunResult = await runCode(settings, options, sink);
+    if (json) renderRunJson(sink, result);
+    return result.exitCode;
+  },
+});

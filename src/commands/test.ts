@@ -1,0 +1,20 @@
+import { testProviders } from "../core/selftest";
+import { defineCommand } from "./_context";
+import { printJson, renderTable, ui, writeStdout } from "./_output";
+import { jsonArg, providerArg } from "./_shared";
+
+const ms = (value?: number) => (value === undefined ? "-" : `${value}ms`);
+
+export default defineCommand({
+  meta: { name: "test", description: "Create a sandbox, run a command, check its output and destroy it, for each configured provider", usage: "sandboxes test [-p NAME] [--json]" },
+  args: { ...providerArg, ...jsonArg },
+  async run({ args, settings }) {
+    const checks = await testProviders(settings, args.provider as string | undefined);
+    if (args.json) printJson({ results: checks });
+    else {
+      writeStdout(renderTable(["PROVIDER", "RESULT", "CREATE", "EXEC", "DESTROY", "ERROR"], checks.map((c) => [c.provider, c.ok ? "ok" : "FAILED", ms(c.createMs), ms(c.execMs), ms(c.destroyMs), c.error ?? ""])));
+      if (checks.length === 0) ui().warn("no provider is configured");
+    }
+    return checks.every((c) => c.ok) ? 0 : 1;
+  },
+});

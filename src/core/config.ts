@@ -1,0 +1,53 @@
+import { existsSync, readFileSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { SandboxesError } from "./errors";
+
+/** Everything configurable, after defaults < config file < environment (flags are applied by callers). */
+export interface Settings {
+  env: Record<string, string | undefined>;
+  configPath: string;
+  stateDir: string;
+  /** The parsed config.toml, or {} when there is none. */
+  file: ConfigFile;
+}
+
+export interface ConfigFile {
+  default_provider?: string;
+  providers?: Record<string, Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
+export function homeDir(env: Record<string, string | undefined>): string {
+  return env.HOME || homedir();
+}
+
+export function configDir(env: Record<string, string | undefined>): string {
+  return join(env.XDG_CONFIG_HOME || join(homeDir(env), ".config"), "sandboxes");
+}
+
+export function stateDir(env: Record<string, string | undefined>): string {
+  return join(env.XDG_STATE_HOME || join(homeDir(env), ".local", "state"), "sandboxes");
+}
+
+export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
+  const configPath = env.SANDBOXES_CONFIG || join(configDir(env), "config.toml");
+  let file: ConfigFile = {};
+  if (existsSync(configPath)) {
+    try {
+      file = Bun.TOML.parse(readFileSync(configPath, "utf8")) as ConfigFile;
+    } catch (error) {
+      throw new SandboxesError(
+        "bad_config",
+        `cannot parse ${configPath}: ${(error as Error).message}`,
+        "user",
+        "fix the TOML syntax or move the file away",
+      );
+    }
+  }
+  return { env, configPath, stateDir: stateDir(env), file };
+}
+
+export function providerConfig(settings: Settings, provider: string): Record<string, unknown> {
+  return settings.file.providers?.[provider] ?? {};
+}

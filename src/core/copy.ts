@@ -1,0 +1,29 @@
+import type { Settings } from "./config";
+import { SandboxesError } from "./errors";
+import { resolveSandbox } from "./resolve";
+import { downloadPath, parseRemote, uploadPath } from "./transfer";
+
+export interface CopyResult {
+  direction: "upload" | "download";
+  sandboxId: string;
+  provider: string;
+  from: string;
+  to: string;
+}
+
+export async function copy(settings: Settings, source: string, destination: string, provider?: string): Promise<CopyResult> {
+  const remoteSource = parseRemote(source);
+  const remoteDestination = parseRemote(destination);
+  if (remoteSource && remoteDestination) throw new SandboxesError("bad_copy", "both paths are in sandboxes: one side of cp must be a local path", "usage");
+  if (!remoteSource && !remoteDestination) {
+    throw new SandboxesError("bad_copy", "neither path names a sandbox: write one side as ID:/path or NAME:/path", "usage");
+  }
+  if (remoteDestination) {
+    const { provider: p, record } = await resolveSandbox(settings, remoteDestination.ref, provider);
+    const to = await uploadPath(p, record.id, source, remoteDestination.path);
+    return { direction: "upload", sandboxId: record.id, provider: p.name, from: source, to };
+  }
+  const { provider: p, record } = await resolveSandbox(settings, remoteSource!.ref, provider);
+  const to = await downloadPath(p, record.id, remoteSource!.path, destination);
+  return { direction: "download", sandboxId: record.id, provider: p.name, from: remoteSource!.path, to };
+}

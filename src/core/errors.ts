@@ -1,0 +1,78 @@
+/**
+ * Every failure that `sandboxes` itself can report. main.ts maps these to exit codes and to the
+ * `{"error": {code, message}}` JSON document; nothing below main.ts ever exits.
+ */
+export type ErrorKind = "usage" | "user" | "provider" | "interrupted" | "bug";
+
+export class SandboxesError extends Error {
+  constructor(
+    /** Stable, machine-readable code, e.g. `unknown_provider`; part of the `--json` contract. */
+    readonly code: string,
+    message: string,
+    readonly kind: ErrorKind = "user",
+    readonly hint?: string,
+  ) {
+    super(message);
+    this.name = "SandboxesError";
+  }
+}
+
+/** Bad flags or arguments: exit 2 for plain commands, 125 for run/exec. */
+export class UsageError extends SandboxesError {
+  constructor(code: string, message: string, hint?: string) {
+    super(code, message, "usage", hint);
+  }
+}
+
+/** A provider call failed; names the provider, the status and what to do. */
+export class ProviderError extends SandboxesError {
+  constructor(
+    readonly provider: string,
+    message: string,
+    readonly status?: number | string,
+    readonly requestId?: string,
+    hint?: string,
+    code = "provider_error",
+  ) {
+    super(code, `${provider}: ${message}${status !== undefined ? ` (status ${status})` : ""}${requestId ? ` [request ${requestId}]` : ""}`, "provider", hint);
+  }
+}
+
+/** The user pressed Ctrl-C or we received SIGTERM; cleanup already ran. */
+export class InterruptedError extends SandboxesError {
+  constructor(readonly signal: "SIGINT" | "SIGTERM") {
+    super("interrupted", `interrupted by ${signal}`, "interrupted");
+  }
+}
+
+export function isSandboxesError(error: unknown): error is SandboxesError {
+  return error instanceof SandboxesError;
+}
+
+/** Levenshtein distance, for "did you mean" suggestions. */
+export function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let previous = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const current = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, previous + (a[i - 1] === b[j - 1] ? 0 : 1));
+      previous = current;
+    }
+  }
+  return row[b.length]!;
+}
+
+export function closest(input: string, candidates: readonly string[]): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Infinity;
+  for (const candidate of candidates) {
+    const distance = editDistance(input, candidate);
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return bestDistance <= Math.max(2, Math.floor(input.length / 3)) ? best : undefined;
+}

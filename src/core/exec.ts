@@ -1,0 +1,40 @@
+import type { Settings } from "./config";
+import { InterruptedError } from "./errors";
+import { resolveSandbox } from "./resolve";
+import type { OutputSink } from "./run";
+
+export interface ExecOptions {
+  ref: string;
+  provider?: string;
+  line: string;
+  env: Record<string, string>;
+  workdir?: string;
+  timeoutMs?: number;
+  stdin?: ReadableStream<Uint8Array> | Uint8Array;
+  signal: AbortSignal;
+}
+
+export interface ExecResult {
+  sandboxId: string;
+  provider: string;
+  exitCode: number;
+  timedOut: boolean;
+  durationMs: number;
+}
+
+export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
+  const started = performance.now();
+  const { provider, record } = await resolveSandbox(settings, options.ref, options.provider);
+  const outcome = await provider.exec(record.id, {
+    argv: ["sh", "-c", options.line],
+    env: options.env,
+    cwd: options.workdir,
+    timeoutMs: options.timeoutMs,
+    stdin: options.stdin,
+    onStdout: sink.stdout,
+    onStderr: sink.stderr,
+    signal: options.signal,
+  });
+  if (options.signal.aborted) throw new InterruptedError((options.signal.reason as "SIGINT" | "SIGTERM") ?? "SIGINT");
+  return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };
+}

@@ -1,0 +1,27 @@
+/** The one exit-code table: printed by `sandboxes help exit-codes` and copied into the README. */
+export const EXIT = {
+  ok: 0,
+  failure: 1,
+  usage: 2,
+  timeout: 124,
+  sandboxesFailure: 125,
+  sigint: 130,
+  sigterm: 143,
+} as const;
+
+export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
+  ["0-255", "run, exec, shell, claude: the sandboxed program's own exit code"],
+  ["128+N", "run, exec: the sandboxed program was killed by signal N (e.g. 137 for SIGKILL)"],
+  ["124", "run, exec: the command hit --timeout and its whole process tree was killed"],
+  ["125", "run, exec, shell, claude: sandboxes itself failed (bad flags, missing file, no credentials, provider unreachable)"],
+  ["130", "interrupted by Ctrl-C (SIGINT); sandboxes created by this run were destroyed first"],
+  ["143", "terminated by SIGTERM; sandboxes created by this run were destroyed first"],
+  ["0", "other commands: success"],
+  ["1", "other commands: failure (a provider error, a failed check in `sandboxes test`)"],
+  ["2", "other commands: usage error (unknown flag, missing argument)"],
+];
+
+export function renderExitCodeTable(): string {
+  const width = Math.max(...EXIT_CODE_TABLE.map(([code]) => code.length));
+  return EXIT_CODE_TABLE.map(([code, meaning]) => `  ${code.padEnd(width)}  ${meaning}`).join("\n");
+}

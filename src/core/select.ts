@@ -1,0 +1,63 @@
+import { AUTO_DETECT_ORDER, findDescriptor, PROVIDERS } from "../providers/index";
+import type { Detection, Provider, ProviderContext, ProviderDescriptor } from "../providers/types";
+import { providerConfig, type Settings } from "./config";
+import { SandboxesError } from "./errors";
+
+export interface ProviderChoice {
+  name: string;
+  /** Why this provider: shown by `providers` and in --verbose output. */
+  reason: string;
+}
+
+export function providerContext(settings: Settings, name: string): ProviderContext {
+  return { env: settings.env, config: providerConfig(settings, name), stateDir: settings.stateDir };
+}
+
+export function detect(settings: Settings, descriptor: ProviderDescriptor): Detection {
+  return descriptor.detect(providerContext(settings, descriptor.name));
+}
+
+/** -p > SANDBOXES_PROVIDER > config default_provider > first cloud provider with credentials > local. */
+export function chooseProvider(settings: Settings, flag?: string): ProviderChoice {
+  if (flag) return { name: findDescriptor(flag).name, reason: "--provider flag" };
+  const fromEnv = settings.env.SANDBOXES_PROVIDER;
+  if (fromEnv) return { name: findDescriptor(fromEnv).name, reason: "SANDBOXES_PROVIDER" };
+  const fromFile = settings.file.default_provider;
+  if (typeof fromFile === "string" && fromFile) return { name: findDescriptor(fromFile).name, reason: `default_provider in ${settings.configPath}` };
+  for (const name of AUTO_DETECT_ORDER) {
+    const descriptor = PROVIDERS.find((p) => p.name === name);
+    if (!descriptor) continue;
+    const detection = detect(settings, descriptor);
+    if (detection.configured) return { name, reason: `first provider with credentials (${detection.source ?? "configured"})` };
+  }
+  return { name: "local", reason: "no cloud credentials found; local needs none" };
+}
+
+const loaded = new Map<string, Promise<Provider>>();
+
+/** Loads a provider after checking its credentials, so a missing key is one clear line. */
+export async function loadProvider(settings: Settings, name: string): Promise<Provider> {
+  const descriptor = findDescriptor(name);
+  const detection = detect(settings, descriptor);
+  if (!detection.configured) {
+    throw new SandboxesError("not_configured", `provider ${name} is not configured: ${detection.missing ?? "no credentials"}`, "user");
+  }
+  let provider = loaded.get(name);
+  if (!provider) {
+    provider = descriptor.load(providerContext(settings, name));
+    loaded.set(name, provider);
+  }
+  return provider;
+}
+
+/** Providers that can be used right now (credentials present), in declaration order. */
+export function configuredProviders(settings: Settings): ProviderDescriptor[] {
+  return PROVIDERS.filter((descriptor) => detect(settings, descriptor).configured);
+}
+
+/** Closes every provider we loaded so open sockets/channels do not keep the process alive. */
+export async function closeProviders(): Promise<void> {
+  const providers = await Promise.allSettled([...loaded.values()]);
+  loaded.clear();
+  await Promise.allSettled(providers.map((p) => (p.status === "fulfilled" ? p.value.close?.() : undefined)));
+}

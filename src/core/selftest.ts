@@ -1,0 +1,58 @@
+import { findDescriptor } from "../providers/index";
+import type { Settings } from "./config";
+import { configuredProviders, loadProvider } from "./select";
+
+export interface ProviderCheck {
+  provider: string;
+  ok: boolean;
+  /** Each step's duration, for the table. */
+  createMs?: number;
+  execMs?: number;
+  destroyMs?: number;
+  error?: string;
+}
+
+const EXPECTED = "sandboxes-self-test";
+
+/** create -> run -> check output -> destroy, for each provider; always destroys what it made. */
+export async function testProviders(settings: Settings, only?: string): Promise<ProviderCheck[]> {
+  const names = only ? [findDescriptor(only).name] : configuredProviders(settings).map((d) => d.name);
+  const checks: ProviderCheck[] = [];
+  for (const name of names) checks.push(await testOne(settings, name));
+  return checks;
+}
+
+async function testOne(settings: Settings, name: string): Promise<ProviderCheck> {
+  const check: ProviderCheck = { provider: name, ok: false };
+  let sandboxId: string | undefined;
+  let provider;
+  try {
+    provider = await loadProvider(settings, name);
+    let t = performance.now();
+    const record = await provider.create({ labels: { "sandboxes.test": "1" }, env: {} });
+    sandboxId = record.id;
+    check.createMs = Math.round(performance.now() - t);
+    t = performance.now();
+    const out: Uint8Array[] = [];
+    const outcome = await provider.exec(record.id, { argv: ["sh", "-c", `echo ${EXPECTED}; exit 3`], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+    check.execMs = Math.round(performance.now() - t);
+    const text = Buffer.concat(out).toString("utf8");
+    if (text.trim() !== EXPECTED) throw new Error(`unexpected output ${JSON.stringify(text)}`);
+    if (outcome.exitCode !== 3) throw new Error(`unexpected exit code ${outcome.exitCode} (expected 3)`);
+    check.ok = true;
+  } catch (error) {
+    check.error = (error as Error).message;
+  } finally {
+    if (provider && sandboxId) {
+      const t = performance.now();
+      try {
+        await provider.destroy(sandboxId);
+        check.destroyMs = Math.round(performance.now() - t);
+      } catch (error) {
+        check.ok = false;
+        check.error = `destroy failed: ${(error as Error).message}`;
+      }
+    }
+  }
+  return check;
+}

@@ -1,0 +1,152 @@
+#!/usr/bin/env bun
+/**
+ * The only place that parses argv, maps errors to exit codes, and exits.
+ *
+ * Parsing is strict and our own (node:util parseArgs driven by each command's flag table):
+ * citty's parser keeps only the last value of a repeated flag (-e A -e B) and silently accepts
+ * unknown flags, and its runMain prints raw stacks; both break the CLI contract.
+ */
+import { parseArgs } from "node:util";
+import { COMMANDS, type CommandName } from "./commands/index";
+import type { Command } from "./commands/_context";
+import type { ParsedArgs } from "./commands/_shared";
+import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
+import { EXIT } from "./core/exit-codes";
+
+async function main(argv: string[]): Promise<number> {
+  const first = argv[0];
+  if (first === "--version" || first === "-v" || first === "version") {
+    const { VERSION } = await import("./help-text");
+    process.stdout.write(`${VERSION}\n`);
+    return EXIT.ok;
+  }
+  if (first === undefined || first === "--help" || first === "-h") {
+    const { topLevelHelp } = await import("./help-text");
+    (first === undefined ? process.stderr : process.stdout).write(topLevelHelp());
+    return first === undefined ? EXIT.usage : EXIT.ok;
+  }
+  if (first.startsWith("-")) {
+    return reportError(new UsageError("unknown_flag", `unknown flag ${first} before the command: see sandboxes --help`), false, false);
+  }
+  const load = COMMANDS[first as CommandName];
+  if (!load) {
+    const suggestion = closest(first, Object.keys(COMMANDS));
+    return reportError(new UsageError("unknown_command", `unknown command "${first}"${suggestion ? `; did you mean "${suggestion}"?` : ""} (see sandboxes --help)`), false, false);
+  }
+  const command = (await load()).default;
+  const rest = argv.slice(1);
+  const dashIndex = rest.indexOf("--");
+  const json = (dashIndex === -1 ? rest : rest.slice(0, dashIndex)).includes("--json");
+  if (rest.includes("--help") || rest.includes("-h")) {
+    const dashDash = rest.indexOf("--");
+    const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
+    if (dashDash === -1 || helpIndex < dashDash) {
+      const { commandHelp } = await import("./help-text");
+      process.stdout.write((await commandHelp(first))!);
+      return EXIT.ok;
+    }
+  }
+  const controller = new AbortController();
+  const onSignal = (signal: "SIGINT" | "SIGTERM") => () => {
+    if (controller.signal.aborted) process.exit(signal === "SIGINT" ? EXIT.sigint : EXIT.sigterm);
+    controller.abort(signal);
+  };
+  const sigint = onSignal("SIGINT");
+  const sigterm = onSignal("SIGTERM");
+  process.on("SIGINT", sigint);
+  process.on("SIGTERM", sigterm);
+  try {
+    const args = parseCommandArgs(command, rest);
+    const { loadSettings } = await import("./core/config");
+    const code = await command.run({ args, settings: loadSettings(), signal: controller.signal });
+    if (controller.signal.aborted) return exitForSignal(controller.signal.reason);
+    return code;
+  } catch (error) {
+    if (controller.signal.aborted && !(error instanceof UsageError)) {
+      return reportError(new InterruptedError(controller.signal.reason), json && !!command.args.json, !!command.runsPrograms);
+    }
+    return reportError(error, json && !!command.args.json, !!command.runsPrograms);
+  } finally {
+    const { closeProviders } = await import("./core/select");
+    await closeProviders();
+    process.off("SIGINT", sigint);
+    process.off("SIGTERM", sigterm);
+  }
+}
+
+function exitForSignal(reason: unknown): number {
+  return reason === "SIGTERM" ? EXIT.sigterm : EXIT.sigint;
+}
+
+/** Strict parse against the command's flag table; unknown flags get a "did you mean". */
+export function parseCommandArgs(command: Command, rawArgs: string[]): ParsedArgs {
+  const dashDash = rawArgs.indexOf("--");
+  const before = dashDash === -1 ? rawArgs : rawArgs.slice(0, dashDash);
+  const after = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
+  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
+  for (const [name, def] of Object.entries(command.args)) {
+    if (def.type === "positional") continue;
+    options[name] = { type: def.type, ...(def.alias ? { short: def.alias } : {}), ...(def.multiple ? { multiple: true } : {}) };
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args: before, options, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw translateParseError(error as Error & { code?: string }, command);
+  }
+  for (const [name, value] of Object.entries(parsed.values)) {
+    const def = command.args[name]!;
+    if (def.type === "string" && !def.multiple && Array.isArray(value)) throw new UsageError("repeated_flag", `--${name} given more than once`);
+  }
+  const positionals = parsed.positionals;
+  const declared = Object.entries(command.args).filter(([, d]) => d.type === "positional");
+  const required = declared.filter(([, d]) => d.required);
+  if (positionals.length < required.length) {
+    const missing = required[positionals.length]![0];
+    throw new UsageError("missing_argument", `missing ${missing.toUpperCase()}: usage: ${command.meta.usage ?? `sandboxes ${command.meta.name}`}`);
+  }
+  return { ...parsed.values, _: positionals, "--": after } as ParsedArgs;
+}
+
+function translateParseError(error: Error & { code?: string }, command: Command): UsageError {
+  const known = Object.entries(command.args)
+    .filter(([, d]) => d.type !== "positional")
+    .flatMap(([name, d]) => [`--${name}`, ...(d.alias ? [`-${d.alias}`] : [])]);
+  const unknown = /Unknown option '([^']+)'/.exec(error.message)?.[1];
+  if (unknown) {
+    const suggestion = closest(unknown.startsWith("--") ? unknown : unknown, known);
+    return new UsageError("unknown_flag", `unknown flag ${unknown} for "${command.meta.name}"${suggestion ? `; did you mean ${suggestion}?` : ""} (see sandboxes ${command.meta.name} --help)`);
+  }
+  const missingValue = /Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(error.message)?.[1];
+  if (missingValue) return new UsageError("missing_value", `${missingValue} needs a value (see sandboxes ${command.meta.name} --help)`);
+  const booleanValue = /Option '(?:-\w, )?(--[\w-]+)' does not take an argument/.exec(error.message)?.[1];
+  if (booleanValue) return new UsageError("unexpected_value", `${booleanValue} is a switch and takes no value`);
+  return new UsageError("bad_arguments", error.message.split("\n")[0]!);
+}
+
+function reportError(error: unknown, json: boolean, runsPrograms: boolean): number {
+  const known = isSandboxesError(error) ? error : undefined;
+  const code = known ? exitCodeFor(known, runsPrograms) : runsPrograms ? EXIT.sandboxesFailure : EXIT.failure;
+  const message = known ? known.message : `internal error: ${(error as Error)?.message ?? String(error)}`;
+  if (json) {
+    process.stdout.write(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
+  } else {
+    process.stderr.write(`sandboxes: ${message}${known?.hint ? `\n  hint: ${known.hint}` : ""}\n`);
+    if (!known || process.env.SANDBOXES_DEBUG || process.env.DEBUG) {
+      if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) process.stderr.write(`${error.stack}\n`);
+      else if (!known) process.stderr.write("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");
+    }
+  }
+  return code;
+}
+
+function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
+  if (error instanceof InterruptedError) return error.signal === "SIGTERM" ? EXIT.sigterm : EXIT.sigint;
+  if (runsPrograms) return EXIT.sandboxesFailure;
+  return error.kind === "usage" ? EXIT.usage : EXIT.failure;
+}
+
+const code = await main(process.argv.slice(2));
+await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
+process.exit(code);

@@ -1,0 +1,36 @@
+import type { Capabilities, ProviderDescriptor } from "../types";
+import { bubblewrapPath } from "./isolation";
+
+export const LOCAL_CAPABILITIES: Capabilities = {
+  streaming: true,
+  files: true,
+  pty: true,
+  resize: true,
+  labels: true,
+  stdin: true,
+  networkIsolation: true,
+  ttl: false,
+  resources: false,
+  mounts: true,
+};
+
+export const localDescriptor: ProviderDescriptor = {
+  name: "local",
+  description: "Linux namespaces on this machine (bubblewrap or util-linux); no account, no daemon",
+  capabilities: LOCAL_CAPABILITIES,
+  detect(ctx) {
+    if (process.platform !== "linux") {
+      return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
+    }
+    const bwrap = bubblewrapPath(ctx.env);
+    return {
+      configured: true,
+      source: "built in",
+      details: bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)",
+    };
+  },
+  async load(ctx) {
+    const { LocalProvider } = await import("./provider");
+    return new LocalProvider(ctx);
+  },
+};

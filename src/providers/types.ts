@@ -1,0 +1,170 @@
+/**
+ * The one provider interface. A slim required core (create, get, list, exec, destroy) plus
+ * optional abilities declared as data in `capabilities`; core code checks a capability before
+ * using the matching optional method and tells the user plainly when a provider lacks it.
+ *
+ * Constructing a provider does no I/O, needs no credentials and imports no SDK: SDKs are
+ * `import()`ed on first real use so `--help` and `providers` stay fast.
+ */
+
+export interface Capabilities {
+  /** stdout/stderr chunks arrive while the command runs (not only at the end). */
+  streaming: boolean;
+  /** putArchive/getArchive: files and directories in and out. */
+  files: boolean;
+  /** openPty: an interactive terminal. */
+  pty: boolean;
+  /** PtySession.resize does something. */
+  resize: boolean;
+  /** labels are stored with the sandbox and can filter list(). */
+  labels: boolean;
+  /** ExecSpec.stdin is forwarded to the command. */
+  stdin: boolean;
+  /** CreateSpec.network === false cuts the sandbox off the network. */
+  networkIsolation: boolean;
+  /** CreateSpec.ttlSeconds: the provider stops the sandbox by itself after that long. */
+  ttl: boolean;
+  /** CreateSpec.cpus / memoryMb are honoured. */
+  resources: boolean;
+  /** CreateSpec.mounts: host directories mounted into the sandbox (local, docker). */
+  mounts: boolean;
+}
+
+export type SandboxState = "running" | "stopped" | "creating" | "error" | "unknown";
+
+export interface SandboxRecord {
+  /** The provider's full id; never truncated anywhere. */
+  id: string;
+  provider: string;
+  name?: string;
+  state: SandboxState;
+  labels: Record<string, string>;
+  /** ISO 8601. */
+  createdAt?: string;
+  image?: string;
+}
+
+export interface Mount {
+  hostPath: string;
+  sandboxPath: string;
+  readonly: boolean;
+}
+
+export interface CreateSpec {
+  name?: string;
+  image?: string;
+  labels: Record<string, string>;
+  /** Environment for every command in this sandbox (exec env adds to it). */
+  env: Record<string, string>;
+  ttlSeconds?: number;
+  cpus?: number;
+  memoryMb?: number;
+  /** false: no network at all. undefined/true: the provider's default. */
+  network?: boolean;
+  mounts?: Mount[];
+}
+
+export interface ExecSpec {
+  /** argv, never a shell string: core wraps shell command lines as ["sh", "-c", line]. */
+  argv: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  /** Bounds the command; on expiry the whole process tree is killed and timedOut is true. */
+  timeoutMs?: number;
+  /** Bytes for the command's stdin; absent means an empty stdin (EOF at once). */
+  stdin?: ReadableStream<Uint8Array> | Uint8Array;
+  onStdout(chunk: Uint8Array): void;
+  onStderr(chunk: Uint8Array): void;
+  /** Aborted on Ctrl-C/SIGTERM: stop the command and return promptly. */
+  signal?: AbortSignal;
+}
+
+export interface ExecOutcome {
+  /** 0-255, or 128+N when killed by signal N. */
+  exitCode: number;
+  timedOut: boolean;
+}
+
+export interface PtySpec {
+  argv: string[];
+  env: Record<string, string>;
+  cwd?: string;
+  cols: number;
+  rows: number;
+}
+
+export interface PtySession {
+  write(data: Uint8Array | string): void;
+  resize(cols: number, rows: number): void;
+  onData(listener: (chunk: Uint8Array) => void): void;
+  /** Resolves with the remote process's exit code once it ends or the connection drops. */
+  readonly exited: Promise<number>;
+  kill(): Promise<void>;
+}
+
+export interface Provider {
+  readonly name: string;
+  readonly capabilities: Capabilities;
+  create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord>;
+  /** null when no sandbox with that id exists (not an error). */
+  get(id: string): Promise<SandboxRecord | null>;
+  /** Every page; filtered by all given labels (server-side where the provider can). */
+  list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]>;
+  exec(id: string, spec: ExecSpec): Promise<ExecOutcome>;
+  /** Idempotent: destroying a sandbox that is already gone resolves. */
+  destroy(id: string): Promise<void>;
+  /** Extract a tar archive into `dir` (created if missing). Requires capabilities.files. */
+  putArchive?(id: string, dir: string, tar: Uint8Array): Promise<void>;
+  /** A tar of `path` whose single top-level entry is basename(path). Requires capabilities.files. */
+  getArchive?(id: string, path: string): Promise<Uint8Array>;
+  /** Requires capabilities.pty. */
+  openPty?(id: string, spec: PtySpec): Promise<PtySession>;
+  /** Release sockets and channels so the process can exit. */
+  close?(): Promise<void>;
+}
+
+/** What `providers` reports about credentials, without any network call. */
+export interface Detection {
+  configured: boolean;
+  /** Where the credentials came from: "E2B_API_KEY", "config.toml", "built in"… */
+  source?: string;
+  /** When not configured: what to set, e.g. "set E2B_API_KEY". */
+  missing?: string;
+  /** Extra facts for `providers` (isolation mode, engine version…). */
+  details?: string;
+}
+
+export interface ProviderContext {
+  env: Record<string, string | undefined>;
+  /** The provider's table from config.toml ([providers.NAME]). */
+  config: Record<string, unknown>;
+  /** $XDG_STATE_HOME/sandboxes */
+  stateDir: string;
+}
+
+export interface ProviderDescriptor {
+  name: string;
+  description: string;
+  /** Static copy of the capabilities so `providers` needs no import. */
+  capabilities: Capabilities;
+  /** Cheap, synchronous, no network, no SDK import. */
+  detect(ctx: ProviderContext): Detection;
+  /** Lazily imports the implementation (and through it the SDK). */
+  load(ctx: ProviderContext): Promise<Provider>;
+}
+
+export const NO_CAPABILITIES: Capabilities = {
+  streaming: false,
+  files: false,
+  pty: false,
+  resize: false,
+  labels: false,
+  stdin: false,
+  networkIsolation: false,
+  ttl: false,
+  resources: false,
+  mounts: false,
+};
+
+/** Label keys of ours stored with every sandbox; user labels never start with this. */
+export const LABEL_PREFIX = "sandboxes.";

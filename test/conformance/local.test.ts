@@ -1,0 +1,11 @@
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { localDescriptor } from "../../src/providers/local";
+import { testProvider } from "./suite";
+
+const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-local-"));
+testProvider("local (bubblewrap when installed)", () => localDescriptor.load({ env: process.env, config: {}, stateDir }));
+testProvider("local (util-linux unshare)", () =>
+  localDescriptor.load({ env: { ...process.env, SANDBOXES_LOCAL_ISOLATION: "unshare" }, config: {}, stateDir }),
+);
