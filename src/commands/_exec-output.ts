@@ -42,3 +42,8 @@ export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; 
     ...(result.reused !== undefined ? { reused: result.reused } : {}),
   });
 }
+
+/** The one line a person sees when --timeout fired (the JSON document says timed_out instead). */
+export function reportTimeout(result: { timedOut: boolean }, timeoutSeconds: number | undefined, json: boolean): void {
+  if (result.timedOut && !json) ui().warn(`command timed out after ${timeoutSeconds}s; its process tree was killed (exit 124)`);
+}

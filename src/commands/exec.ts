@@ -1,7 +1,7 @@
 import { UsageError } from "../core/errors";
 import { execInSandbox } from "../core/exec";
 import { defineCommand } from "./_context";
-import { execSink, renderRunJson } from "./_exec-output";
+import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import { envArgs, jsonArg, parseEnv, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
 
 const quote = (value: string) => (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
@@ -45,6 +45,7 @@ export default defineCommand({
       },
       sink,
     );
+    reportTimeout(result, timeout, json);
     if (json) renderRunJson(sink, result);
     return result.exitCode;
   },

@@ -4,7 +4,7 @@ import { UsageError } from "../core/errors";
 import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
 import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
-import { execSink, renderRunJson } from "./_exec-output";
+import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
   envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
   splitPair, strings, timeoutArg, workdirArg,
@@ -106,6 +106,7 @@ export default defineCommand({
       signal,
     };
     const result: RunResult = await runCode(settings, options, sink);
+    reportTimeout(result, timeout, json);
     if (json) renderRunJson(sink, result);
     return result.exitCode;
   },

@@ -149,7 +149,7 @@ export function unshareArgv(layout: SandboxLayout, program: string[], isRoot: bo
   const lines: string[] = ["set -e", `R=${quote(R)}`, 'mount -t tmpfs -o mode=755 sandbox "$R"'];
   const roBind = (host: string, inside: string, kind: "dir" | "file" = "dir") => {
     const target = `"$R"${quote(inside)}`;
-    lines.push(kind === "dir" ? `mkdir -p ${target}` : `mkdir -p "$(dirname ${target})"; touch ${target}`);
+    lines.push(kind === "dir" ? `[ -d ${target} ] || mkdir -p ${target}` : `[ -e ${target} ] || { mkdir -p "$(dirname ${target})"; touch ${target}; }`);
     lines.push(`mount --rbind ${quote(host)} ${target}`, `mount -o remount,bind,ro ${target} 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev ${target}`);
   };
   const rwBind = (host: string, inside: string) => {
@@ -178,7 +178,9 @@ export function unshareArgv(layout: SandboxLayout, program: string[], isRoot: bo
   lines.push('hostname sandbox 2>/dev/null || true');
   lines.push('cd "$R"');
   const inner = [...(layout.dropToUid !== undefined ? DROP_PRIVILEGES(layout.dropToUid) : []), ...program];
-  lines.push(`exec chroot "$R" ${inner.map(quote).join(" ")}`);
+  // Not exec: this shell stays pid 1 of the namespace and keeps unshare's --kill-child death
+  // signal (setpriv's uid change clears it), so killing unshare kills the whole process tree.
+  lines.push(`chroot "$R" ${inner.map(quote).join(" ")}`, 'exit $?');
   const argv = ["unshare", "--mount", "--pid", "--fork", "--ipc", "--uts", "--kill-child", "--propagation", "private"];
   if (!isRoot) argv.push("--user", "--map-root-user");
   if (!layout.network) argv.push("--net");
