@@ -131,7 +131,7 @@ function reportError(error: unknown, json: boolean, runsPrograms: boolean): numb
   if (json) {
     process.stdout.write(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
   } else {
-    process.stderr.write(`sandboxes: ${message}${known?.hint ? `\n  hint: ${known.hint}` : ""}\n`);
+    process.stderr.write(`sandboxes: ${message}${known?.hint ? `: ${known.hint}` : ""}\n`);
     if (!known || process.env.SANDBOXES_DEBUG || process.env.DEBUG) {
       if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) process.stderr.write(`${error.stack}\n`);
       else if (!known) process.stderr.write("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");

@@ -1,0 +1,183 @@
+import { describe, expect, test } from "bun:test";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import pkg from "../../package.json";
+import type { CommandName } from "../../src/commands/index";
+import { cli, freshEnv } from "../helpers";
+
+/** Every command has an e2e entry: a new command without one fails the type check. */
+const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
+  run: async () => {
+    const { env } = freshEnv();
+    expect((await cli(["run", "echo hi"], { env })).stdout).toBe("hi\n");
+  },
+  exec: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["exec", "missing-box", "true"], { env });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toBe('sandboxes: no sandbox "missing-box" on local: see `sandboxes list`\n');
+  },
+  shell: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["shell", "--help"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("shell");
+  },
+  claude: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["claude", "--help"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("Claude");
+  },
+  list: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["list", "--json"], { env });
+    expect(JSON.parse(r.stdout)).toEqual({ sandboxes: [], warnings: [] });
+  },
+  destroy: async () => {
+    const { env } = freshEnv();
+    await cli(["run", "--keep", "-l", "batch=1", "true"], { env });
+    await cli(["run", "--keep", "-l", "batch=1", "true"], { env });
+    await cli(["run", "--keep", "-l", "batch=2", "true"], { env });
+    const refused = await cli(["destroy", "--all", "-l", "batch=1"], { env });
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain("add --yes");
+    const done = await cli(["destroy", "--all", "-l", "batch=1", "--yes", "--json"], { env });
+    expect(JSON.parse(done.stdout).destroyed.length).toBe(2);
+    const left = JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes;
+    expect(left.map((s: { labels: Record<string, string> }) => s.labels.batch)).toEqual(["2"]);
+    const missing = await cli(["destroy", "nope"], { env });
+    expect(missing.code).toBe(1);
+    expect((await cli(["destroy"], { env })).code).toBe(2);
+  },
+  cp: async () => {
+    const { env, home } = freshEnv();
+    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "files", "true"], { env })).stderr)![1]!;
+    const bytes = new Uint8Array(100_000).map((_, i) => (i * 31) % 256);
+    writeFileSync(join(home, "blob.bin"), bytes);
+    mkdirSync(join(home, "tree/inner"), { recursive: true });
+    writeFileSync(join(home, "tree/inner/a.sh"), "#!/bin/sh\necho run-me\n", { mode: 0o755 });
+
+    expect((await cli(["cp", join(home, "blob.bin"), "files:/tmp/blob.bin"], { env })).code).toBe(0);
+    expect((await cli(["exec", "files", "wc -c < /tmp/blob.bin"], { env })).stdout.trim()).toBe("100000");
+    expect((await cli(["cp", "files:/tmp/blob.bin", join(home, "back.bin")], { env })).code).toBe(0);
+    expect(new Uint8Array(await Bun.file(join(home, "back.bin")).arrayBuffer())).toEqual(bytes);
+
+    // cp -r semantics: into an existing directory keeps the name; to a new path renames.
+    await cli(["exec", "files", "mkdir -p /tmp/dest"], { env });
+    expect((await cli(["cp", join(home, "tree"), `${id}:/tmp/dest`], { env })).code).toBe(0);
+    expect((await cli(["exec", "files", "/tmp/dest/tree/inner/a.sh"], { env })).stdout).toBe("run-me\n");
+    expect((await cli(["cp", join(home, "tree"), "files:/tmp/renamed"], { env })).code).toBe(0);
+    expect((await cli(["exec", "files", "ls /tmp/renamed"], { env })).stdout).toBe("inner\n");
+    mkdirSync(join(home, "down"));
+    expect((await cli(["cp", "files:/tmp/renamed", join(home, "down")], { env })).code).toBe(0);
+    expect(await Bun.file(join(home, "down/renamed/inner/a.sh")).text()).toBe("#!/bin/sh\necho run-me\n");
+
+    const bad = await cli(["cp", "a", "b"], { env });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("write one side as ID:/path");
+    const missing = await cli(["cp", "files:/tmp/nothing-here", join(home, "x")], { env });
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("/tmp/nothing-here");
+    await cli(["destroy", id], { env });
+  },
+  providers: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["providers", "--json"], { env });
+    const doc = JSON.parse(r.stdout);
+    expect(doc.default).toEqual({ name: "local", reason: "no cloud credentials found; local needs none" });
+    const local = doc.providers.find((p: { name: string }) => p.name === "local");
+    expect(local).toMatchObject({ configured: true, source: "built in", default: true });
+    expect(local.details).toMatch(/isolation: (bubblewrap|util-linux)/);
+    const viaEnv = JSON.parse((await cli(["providers", "--json"], { env: { ...env, SANDBOXES_PROVIDER: "local" } })).stdout);
+    expect(viaEnv.default.reason).toBe("SANDBOXES_PROVIDER");
+  },
+  test: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["test", "-p", "local"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^PROVIDER\tRESULT/);
+    expect(r.stdout).toMatch(/\nlocal\tok\t/);
+  },
+  help: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["help", "exit-codes"], { env });
+    expect(r.code).toBe(0);
+    for (const code of ["124", "125", "130", "143", "128+N"]) expect(r.stdout).toContain(code);
+  },
+};
+
+describe("every command, through the compiled binary", () => {
+  for (const [name, run] of Object.entries(COMMAND_TESTS)) test(name, run, 60_000);
+});
+
+describe("help and version", () => {
+  test("--version prints package.json's version", async () => {
+    const r = await cli(["--version"], freshEnv());
+    expect(r.stdout).toBe(`${pkg.version}\n`);
+  });
+  test("--help lists every command, including shell and claude", async () => {
+    const r = await cli(["--help"], freshEnv());
+    for (const name of Object.keys(COMMAND_TESTS)) expect(r.stdout).toContain(`  ${name} `);
+  });
+  test("each command has --help", async () => {
+    for (const name of Object.keys(COMMAND_TESTS)) {
+      const r = await cli([name, "--help"], freshEnv());
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain("Usage: sandboxes");
+    }
+  });
+});
+
+describe("bad input: one clear line, documented exit code, no stack", () => {
+  const cases: Array<[string, string[], number, string]> = [
+    ["unknown provider", ["run", "-p", "lcoal", "true"], 125, 'sandboxes: unknown provider "lcoal" (did you mean "local"?); known providers: local\n'],
+    ["file not found", ["run", "-f", "/nonexistent/main.py"], 125, "sandboxes: file not found: /nonexistent/main.py: check the path given to --file\n"],
+    ["unknown language", ["run", "--lang", "cobol", "-f", "/etc/hostname"], 125, 'sandboxes: unknown language "cobol"; known: python, javascript, typescript, go, rust, bash, ruby, java, c, cpp, php, perl, lua, r\n'],
+    ["empty -e key", ["run", "-e", "=v", "true"], 125, "sandboxes: -e: empty variable name: write -e KEY=VALUE\n"],
+    ["non-numeric timeout", ["run", "-t", "soon", "true"], 125, 'sandboxes: --timeout must be a number of seconds (e.g. 30, 1.5, 2m), got "soon"\n'],
+    ["unknown flag", ["run", "--kep", "true"], 125, 'sandboxes: unknown flag --kep for "run"; did you mean --keep? (see sandboxes run --help)\n'],
+    ["unknown flag, plain command", ["list", "--jsn"], 2, 'sandboxes: unknown flag --jsn for "list"; did you mean --json? (see sandboxes list --help)\n'],
+    ["unknown command", ["rn"], 2, 'sandboxes: unknown command "rn"; did you mean "run"? (see sandboxes --help)\n'],
+    ["unknown sandbox", ["exec", "local-000000000000", "true"], 125, 'sandboxes: no sandbox "local-000000000000" on local: see `sandboxes list`\n'],
+    ["nothing to run", ["run"], 125, "sandboxes: code on stdin needs --lang (e.g. `cat main.go | sandboxes run --lang go`)\n"],
+    ["empty code on stdin", ["run", "--lang", "go"], 125, "sandboxes: no code on stdin: pipe a program in, or pass a COMMAND or --file\n"],
+    ["missing exec command", ["exec", "box"], 125, "sandboxes: missing COMMAND: sandboxes exec ID|NAME COMMAND\n"],
+    ["flag without value", ["run", "true", "-t"], 125, "sandboxes: --timeout needs a value (see sandboxes run --help)\n"],
+  ];
+  for (const [title, args, code, stderr] of cases) {
+    test(title, async () => {
+      const r = await cli(args, { ...freshEnv(), stdin: "" });
+      expect(r.stderr).toBe(stderr);
+      expect(r.code).toBe(code);
+      expect(r.stdout).toBe("");
+    });
+  }
+
+  test("unknown extension suggests --lang and lists languages", async () => {
+    const { env, home } = freshEnv();
+    writeFileSync(join(home, "prog.xyz"), "x");
+    const r = await cli(["run", "-f", join(home, "prog.xyz")], { env });
+    expect(r.code).toBe(125);
+    expect(r.stderr).toBe(`sandboxes: cannot tell the language of ${join(home, "prog.xyz")} (extension .xyz): pass --lang with one of python, javascript, typescript, go, rust, bash, ruby, java, c, cpp, php, perl, lua, r\n`);
+  });
+
+  test("a provider without credentials names the variable", async () => {
+    const { env, home } = freshEnv();
+    writeFileSync(join(home, ".config/sandboxes.toml"), "");
+    mkdirSync(join(home, ".config/sandboxes"), { recursive: true });
+    writeFileSync(join(home, ".config/sandboxes/config.toml"), 'default_provider = "local"\n[providers.local]\n');
+    const r = await cli(["providers", "--json"], { env });
+    expect(JSON.parse(r.stdout).default.reason).toContain("default_provider in");
+  });
+
+  test("a broken config file is one clear line", async () => {
+    const { env, home } = freshEnv();
+    mkdirSync(join(home, ".config/sandboxes"), { recursive: true });
+    writeFileSync(join(home, ".config/sandboxes/config.toml"), "default_provider = \n");
+    const r = await cli(["list"], { env });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toStartWith(`sandboxes: cannot parse ${join(home, ".config/sandboxes/config.toml")}`);
+    expect(r.stderr.trim().split("\n").length).toBe(1);
+  });
+});
