@@ -142,6 +142,25 @@ export class LocalProvider implements Provider {
     };
   }
 
+  /**
+   * Mount points inside the sandbox's home (e.g. ~/.cargo/bin) are made here, world-traversable
+   * and owned by the sandbox user; made by bwrap as root they would be 0700 root and block the
+   * unprivileged program from its own toolchains.
+   */
+  private prepareMountPoints(layout: SandboxLayout): void {
+    const uid = layout.dropToUid;
+    for (const [, inside] of [...layout.readOnlyBinds, ...layout.mounts.map((m) => [m.hostPath, m.sandboxPath] as const)]) {
+      if (!inside.startsWith(layout.callerHome + "/")) continue;
+      let current = layout.homeDir;
+      for (const part of inside.slice(layout.callerHome.length + 1).split("/")) {
+        current = join(current, part);
+        if (existsSync(current)) continue;
+        mkdirSync(current, { mode: 0o755 });
+        if (uid !== undefined) chownSync(current, uid, uid);
+      }
+    }
+  }
+
   /** The clean environment: only what toolchains need, plus the sandbox's and the command's env. */
   private environment(meta: LocalMeta, extra: Record<string, string>, layout: SandboxLayout): Record<string, string> {
     const env = this.ctx.env;
@@ -178,6 +197,7 @@ export class LocalProvider implements Provider {
   /** argv of the whole sandboxed invocation; env(1) gives the clean environment and cwd. */
   private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, pty: boolean): string[] {
     const layout = this.layout(meta);
+    this.prepareMountPoints(layout);
     const environment = this.environment(meta, env, layout);
     const program = ["/usr/bin/env", "-i", ...(cwd ? [`--chdir=${cwd}`] : [`--chdir=${layout.callerHome}`]), ...Object.entries(environment).map(([k, v]) => `${k}=${v}`), ...argv];
     const bwrap = bubblewrapPath(this.ctx.env);

@@ -1,0 +1,116 @@
+import { describe, expect, test } from "bun:test";
+import { chmodSync, copyFileSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BINARY, cli, freshEnv } from "../helpers";
+
+const isRoot = process.getuid?.() === 0;
+
+/** A HOME with secrets and a toolchain installed under it, the way rustup/pyenv users have it. */
+function homeWithSecrets(extra: Record<string, string> = {}) {
+  const { env, home } = freshEnv(extra);
+  for (const [path, content] of Object.entries({
+    ".ssh/id_ed25519": "PRIVATE KEY",
+    ".aws/credentials": "[default]\naws_secret_access_key=xyz",
+    ".cargo/credentials.toml": "token = 'crates-io-token'",
+    ".npmrc": "//registry.npmjs.org/:_authToken=npm-token",
+    "notes/secret.txt": "diary",
+  })) {
+    mkdirSync(join(home, path, ".."), { recursive: true });
+    writeFileSync(join(home, path), content);
+  }
+  mkdirSync(join(home, ".cargo/bin"), { recursive: true });
+  writeFileSync(join(home, ".cargo/bin/hello-tool"), "#!/bin/sh\necho toolchain-ok\n", { mode: 0o755 });
+  if (isRoot) {
+    // The sandboxed program runs unprivileged: the toolchain must be world-readable, as rustup installs it.
+    chmodSync(home, 0o755);
+  }
+  env.PATH = `${join(home, ".cargo/bin")}:${env.PATH}`;
+  return { env, home };
+}
+
+for (const mode of ["bubblewrap", "unshare"] as const) {
+  describe(`local isolation (${mode})`, () => {
+    const extra = mode === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
+
+    test("providers names the mechanism", async () => {
+      const { env } = freshEnv(extra);
+      const doc = JSON.parse((await cli(["providers", "--json"], { env })).stdout);
+      const local = doc.providers.find((p: { name: string }) => p.name === "local");
+      expect(local.details).toContain(mode === "unshare" ? "util-linux unshare" : "bubblewrap");
+    });
+
+    test("home toolchains work; the rest of the home and its secrets are not there", async () => {
+      const { env } = homeWithSecrets(extra);
+      const r = await cli(["run", 'hello-tool; ls -A ~ | sort | tr "\\n" " "; echo; for f in ~/.ssh/id_ed25519 ~/.aws/credentials ~/.cargo/credentials.toml ~/.npmrc ~/notes/secret.txt; do test -e "$f" && echo "LEAK $f"; done; echo done'], { env });
+      expect(r.stdout).toBe("toolchain-ok\n.cargo \ndone\n");
+      expect(r.code).toBe(0);
+    });
+
+    test("no /run, no docker socket, no other homes, no host processes, own hostname", async () => {
+      const { env } = freshEnv(extra);
+      const r = await cli(["run", "ls -A /run | wc -l; test -e /var/run/docker.sock && echo SOCKET; ls -A /home | wc -l; ls /proc | grep -c '^[0-9]'; hostname"], { env });
+      const [run, home, procs, hostname] = r.stdout.trim().split("\n").map((l) => l.trim());
+      expect(run).toBe("0");
+      expect(home).toBe("0");
+      expect(Number(procs)).toBeLessThan(8);
+      expect(hostname).toBe("sandbox");
+    });
+
+    test("the caller's environment does not leak in", async () => {
+      const { env } = freshEnv({ ...extra, AWS_SECRET_ACCESS_KEY: "leak-me" });
+      const r = await cli(["run", "env | sort | cut -d= -f1 | tr '\\n' ' '"], { env });
+      expect(r.stdout).not.toContain("AWS_SECRET_ACCESS_KEY");
+      expect(r.stdout).toContain("HOME");
+      expect(r.stdout).toContain("PATH");
+    });
+
+    test("system directories are read-only", async () => {
+      const { env } = freshEnv(extra);
+      const r = await cli(["run", "touch /usr/sandboxes-write-test 2>/dev/null && echo WROTE; touch /etc/x 2>/dev/null && echo WROTE; echo checked"], { env });
+      expect(r.stdout).toBe("checked\n");
+    });
+
+    test.if(isRoot)("run by root, the program is not host root: root-only files stay unreadable", async () => {
+      const secret = mkdtempSync(join("/opt", "sandboxes-root-only-"));
+      writeFileSync(join(secret, "key"), "root secret");
+      chmodSync(join(secret, "key"), 0o600);
+      chmodSync(secret, 0o755);
+      try {
+        const { env } = freshEnv(extra);
+        const r = await cli(["run", `id -u; cat ${join(secret, "key")} 2>/dev/null || echo denied; cat /etc/shadow 2>/dev/null || echo denied`], { env });
+        const [uid, key, shadow] = r.stdout.trim().split("\n");
+        expect(uid).not.toBe("0");
+        expect(key).toBe("denied");
+        expect(shadow).toBe("denied");
+      } finally {
+        rmSync(secret, { recursive: true, force: true });
+      }
+    });
+
+    // As root, the same binary is also exercised as an ordinary user (unprivileged user namespaces).
+    test.if(isRoot)("an ordinary user runs sandboxes too", async () => {
+      const dir = mkdtempSync(join(tmpdir(), "sandboxes-user-"));
+      chmodSync(dir, 0o755);
+      const binary = join(dir, "sandboxes");
+      copyFileSync(BINARY, binary);
+      chmodSync(binary, 0o755);
+      const home = join(dir, "home");
+      mkdirSync(home);
+      chownSync(home, 65534, 65534);
+      const run = (args: string[]) =>
+        Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, ...args], {
+          env: { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", ...extra },
+          cwd: dir,
+        });
+      const first = run(["run", "--keep", "-n", "userbox", "id -u; echo persisted > ~/f"]);
+      expect(first.exitCode).toBe(0);
+      expect(first.stdout.toString()).toBe(mode === "unshare" ? "0\n" : "65534\n");
+      const second = run(["exec", "userbox", "cat ~/f; sleep 30", "-t", "1"]);
+      expect(second.stdout.toString()).toBe("persisted\n");
+      expect(second.exitCode).toBe(124);
+      expect(run(["destroy", "userbox"]).exitCode).toBe(0);
+      rmSync(dir, { recursive: true, force: true });
+    });
+  });
+}
