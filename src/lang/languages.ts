@@ -53,8 +53,9 @@ export const LANGUAGES: readonly Language[] = [
     aliases: ["golang"],
     extensions: [".go"],
     needs: [["go"]],
-    run: 'exec go run "$F" "$@"',
-    deps: [{ manifest: "go.mod", install: "go mod download", run: 'exec go run . "$@"' }],
+    // Build then run: `go run` prints "exit status N" and exits 1 instead of the program's code.
+    run: 'B="${TMPDIR:-/tmp}/sandboxes-go-$$"; go build -o "$B" "$F" || exit $?; "$B" "$@"; s=$?; rm -f "$B"; exit $s',
+    deps: [{ manifest: "go.mod", install: "go mod download", run: 'B="${TMPDIR:-/tmp}/sandboxes-go-$$"; go build -o "$B" . || exit $?; "$B" "$@"; s=$?; rm -f "$B"; exit $s' }],
   },
   {
     name: "rust",
