@@ -1,0 +1,68 @@
+import { describe, expect, test } from "bun:test";
+import { parseEnv, parseLabels, parseMemory, parseSeconds, splitPair } from "../../src/commands/_shared";
+import { closest } from "../../src/core/errors";
+import { parseRemote } from "../../src/core/transfer";
+import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";
+
+describe("flag values", () => {
+  test("timeouts accept seconds and units, reject the rest", () => {
+    expect(parseSeconds("30")).toBe(30);
+    expect(parseSeconds("1.5")).toBe(1.5);
+    expect(parseSeconds("2m")).toBe(120);
+    expect(parseSeconds("250ms")).toBe(0.25);
+    expect(parseSeconds(undefined)).toBeUndefined();
+    expect(() => parseSeconds("soon")).toThrow('--timeout must be a number of seconds (e.g. 30, 1.5, 2m), got "soon"');
+    expect(() => parseSeconds("0")).toThrow("--timeout must be greater than 0");
+  });
+
+  test("env: KEY=VALUE keeps later '=', KEY passes through, bad names are refused", () => {
+    expect(parseEnv(["A=b=c", "PASS", "MISSING"], { PASS: "p" })).toEqual({ A: "b=c", PASS: "p" });
+    expect(() => parseEnv(["=x"], {})).toThrow("empty variable name");
+    expect(() => parseEnv(["1A=x"], {})).toThrow('"1A" is not a valid variable name');
+  });
+
+  test("labels must be key=value and may not use our prefix", () => {
+    expect(parseLabels(["a=1", "b="])).toEqual({ a: "1", b: "" });
+    expect(() => parseLabels(["novalue"])).toThrow('label "novalue" must be key=value');
+    expect(() => parseLabels(["sandboxes.x=1"])).toThrow("reserved");
+  });
+
+  test("memory sizes", () => {
+    expect(parseMemory("512m")).toBe(512);
+    expect(parseMemory("2g")).toBe(2048);
+    expect(() => parseMemory("lots")).toThrow("--memory must look like 512m or 2g");
+  });
+
+  test("LOCAL:REMOTE pairs", () => {
+    expect(splitPair("a/b.txt:/tmp/x", "--upload", () => "d")).toEqual({ first: "a/b.txt", second: "/tmp/x" });
+    expect(splitPair("a/b.txt", "--upload", () => "/tmp/b.txt")).toEqual({ first: "a/b.txt", second: "/tmp/b.txt" });
+  });
+
+  test("remote paths in cp", () => {
+    expect(parseRemote("box:/tmp/a")).toEqual({ ref: "box", path: "/tmp/a" });
+    expect(parseRemote("./box:/tmp")).toBeUndefined();
+    expect(parseRemote("/abs/path")).toBeUndefined();
+    expect(parseRemote("C:\\dir")).toBeUndefined();
+  });
+
+  test("did-you-mean", () => {
+    expect(closest("lcoal", ["local", "docker"])).toBe("local");
+    expect(closest("zzzzzz", ["local", "docker"])).toBeUndefined();
+  });
+});
+
+describe("language table", () => {
+  test("every extension maps to exactly one language", () => {
+    const seen = new Map<string, string>();
+    for (const language of LANGUAGES) {
+      for (const extension of language.extensions) {
+        expect(seen.get(extension)).toBeUndefined();
+        seen.set(extension, language.name);
+      }
+    }
+    expect(byExtension(".py")?.name).toBe("python");
+    expect(byExtension(".R")?.name).toBe("r");
+    expect(byName("Python")?.name).toBe("python");
+    expect(byName("golang")?.name).toBe("go");
+  });
+});
