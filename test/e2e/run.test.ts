@@ -224,4 +224,17 @@ describe("run: code from files and stdin", () => {
     expect(r.stdout).toBe("hello deps\n");
     expect(r.code).toBe(0);
   });
+
+  test("--deps with go.mod: the module is uploaded, downloaded and built", async () => {
+    const { env, home } = freshEnv({ HOME: process.env.HOME ?? "/root" });
+    const project = join(env.XDG_STATE_HOME!, "gomod");
+    mkdirSync(join(project, "greet"), { recursive: true });
+    writeFileSync(join(project, "go.mod"), "module example.com/app\n\ngo 1.19\n");
+    writeFileSync(join(project, "greet", "greet.go"), 'package greet\n\nfunc Hello(n string) string { return "hello " + n }\n');
+    writeFileSync(join(project, "main.go"), 'package main\n\nimport (\n\t"fmt"\n\t"os"\n\t"example.com/app/greet"\n)\n\nfunc main() { fmt.Println(greet.Hello(os.Args[1])); os.Exit(5) }\n');
+    const r = await cli(["run", "--deps", "-f", join(project, "main.go"), "--", "gopher"], { env });
+    expect(r.stdout).toBe("hello gopher\n");
+    expect(r.code).toBe(5);
+    expect(localSandboxes(home)).toEqual([]);
+  }, 120_000);
 });
