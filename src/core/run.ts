@@ -103,6 +103,8 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
   throwIfAborted(options.signal);
 
   let created = false;
+  // A sandbox created by --reuse is kept: the next --reuse run is meant to find it.
+  const keep = options.keep || options.reuse;
   try {
     if (!sandbox) {
       const spec: CreateSpec = {
@@ -117,7 +119,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       };
       sandbox = await provider.create(spec, options.signal);
       created = true;
-      if (options.keep || options.name) {
+      if (keep) {
         registry.add({ id: sandbox.id, provider: provider.name, name: options.name, labels: options.labels, createdAt: new Date().toISOString() });
       }
       throwIfAborted(options.signal);
@@ -128,8 +130,8 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       await downloadPath(provider, sandbox.id, download.remote, download.local);
     }
     throwIfAborted(options.signal);
-    const kept = created ? options.keep : true;
-    if (created && options.keep) sink.info(`kept sandbox ${sandbox.id} (provider ${provider.name}); destroy it with: sandboxes destroy ${sandbox.id}`);
+    const kept = created ? keep : true;
+    if (created && keep) sink.info(`kept sandbox ${sandbox.id} (provider ${provider.name}); destroy it with: sandboxes destroy ${sandbox.id}`);
     return {
       sandboxId: sandbox.id,
       provider: provider.name,
@@ -141,7 +143,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
     };
   } finally {
     // On errors, Ctrl-C and SIGTERM alike: what this run created goes, unless --keep.
-    if (created && sandbox && !options.keep) {
+    if (created && sandbox && !keep) {
       await provider.destroy(sandbox.id).catch((error) => sink.info(`warning: could not destroy ${sandbox!.id}: ${(error as Error).message}`));
       registry.remove(provider.name, sandbox.id);
     }

@@ -31,7 +31,7 @@ function homeWithSecrets(extra: Record<string, string> = {}) {
 
 for (const mode of ["bubblewrap", "unshare"] as const) {
   describe(`local isolation (${mode})`, () => {
-    const extra = mode === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
+    const extra: Record<string, string> = mode === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
 
     test("providers names the mechanism", async () => {
       const { env } = freshEnv(extra);

@@ -158,6 +158,12 @@ describe("run: the contract for programs that shell out", () => {
     expect(JSON.parse(reused.stdout)).toMatchObject({ sandbox_id: id, stdout: "data\n", reused: true });
     expect(localSandboxes(home)).toEqual([id!]);
 
+    const first = await cli(["run", "--reuse", "-l", "pool=x", "--json", "echo 1 > ~/n"], { env });
+    const second = await cli(["run", "--reuse", "-l", "pool=x", "--json", "cat ~/n"], { env });
+    expect(JSON.parse(first.stdout).reused).toBe(false);
+    expect(JSON.parse(second.stdout)).toMatchObject({ reused: true, stdout: "1\n", sandbox_id: JSON.parse(first.stdout).sandbox_id });
+    expect((await cli(["destroy", "--all", "-l", "pool=x", "--yes"], { env })).code).toBe(0);
+
     const clash = await cli(["run", "-n", "box1", "true"], { env });
     expect(clash.code).toBe(125);
     expect(clash.stderr).toContain('a sandbox named "box1" already exists');
