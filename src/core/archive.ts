@@ -10,11 +10,21 @@ import { SandboxesError } from "./errors";
 export async function packPath(localPath: string, entryName: string): Promise<Uint8Array> {
   const parent = dirname(localPath);
   const name = basename(localPath);
-  const transform = name === entryName ? [] : [`--transform=s|^${escapeSed(name)}|${escapeSed(entryName)}|`];
-  const child = Bun.spawn(["tar", "-c", "-f", "-", "--format=gnu", ...transform, "-C", parent, name], { stdout: "pipe", stderr: "pipe" });
+  const transform = name === entryName ? [] : renameArgs(escapeSed(name), escapeSed(entryName));
+  const child = Bun.spawn(["tar", "-c", "-f", "-", ...formatArgs(), ...transform, "-C", parent, name], { stdout: "pipe", stderr: "pipe" });
   const [bytes, errors, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new SandboxesError("file_transfer_failed", `cannot read ${localPath}: ${errors.trim().split("\n").pop()}`, "user");
   return bytes;
+}
+
+/** GNU tar (Linux) renames with --transform; bsdtar (macOS, Windows) with -s. */
+export function renameArgs(from: string, to: string): string[] {
+  return process.platform === "linux" ? [`--transform=s|^${from}|${to}|`] : ["-s", `|^${from}|${to}|`];
+}
+
+/** GNU format keeps long names and big files portable; bsdtar's default (pax) does too. */
+export function formatArgs(): string[] {
+  return process.platform === "linux" ? ["--format=gnu"] : [];
 }
 
 function escapeSed(text: string): string {

@@ -5,7 +5,7 @@ import { byExtension, byName, defaultFileName, type Language, languageNames } fr
 import type { CreateSpec, ExecOutcome, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { InterruptedError, SandboxesError } from "./errors";
-import { packFile } from "./archive";
+import { formatArgs, packFile, renameArgs } from "./archive";
 import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
@@ -240,7 +240,7 @@ async function uploadProjectDir(provider: Provider, id: string, dir: string, cod
 
 async function packProject(dir: string, entryName: string): Promise<Uint8Array> {
   const excludes = ["node_modules", "target", ".git", ".venv", "__pycache__", ".sandboxes-deps"].map((e) => `--exclude=./${e}`);
-  const child = Bun.spawn(["tar", "-c", "-f", "-", "--format=gnu", ...excludes, `--transform=s|^\\.|${entryName}|`, "-C", dir, "."], { stdout: "pipe", stderr: "pipe" });
+  const child = Bun.spawn(["tar", "-c", "-f", "-", ...formatArgs(), ...excludes, ...renameArgs("\\.", entryName), "-C", dir, "."], { stdout: "pipe", stderr: "pipe" });
   const [bytes, errors, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new SandboxesError("file_transfer_failed", `cannot pack ${dir}: ${errors.trim()}`, "user");
   return bytes;
