@@ -89,6 +89,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
   const registry = new Registry(settings.stateDir);
   const needsFiles = options.source.kind !== "command" || options.uploads.length > 0 || options.downloads.length > 0;
   if (needsFiles) requireFiles(provider);
+  checkCapabilities(provider, options, sink);
 
   let sandbox: SandboxRecord | undefined;
   let reused = false;
@@ -147,6 +148,19 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       await provider.destroy(sandbox.id).catch((error) => sink.info(`warning: could not destroy ${sandbox!.id}: ${(error as Error).message}`));
       registry.remove(provider.name, sandbox.id);
     }
+  }
+}
+
+/** Says plainly what a provider cannot do: refuses what would weaken isolation, warns about the rest. */
+function checkCapabilities(provider: Provider, options: RunOptions, sink: OutputSink): void {
+  if (options.network === false && !provider.capabilities.networkIsolation) {
+    throw new SandboxesError("unsupported", `provider ${provider.name} cannot cut a sandbox off the network (--network none)`, "user", "use -p local or -p docker");
+  }
+  if ((options.cpus !== undefined || options.memoryMb !== undefined) && !provider.capabilities.resources) {
+    sink.info(`provider ${provider.name} does not support --cpus/--memory; ignored`);
+  }
+  if (options.ttlSeconds !== undefined && !provider.capabilities.ttl) {
+    sink.info(`provider ${provider.name} has no sandbox lifetime (--ttl); ignored`);
   }
 }
 
