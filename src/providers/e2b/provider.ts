@@ -1,5 +1,5 @@
 import { randomBytes, randomUUID } from "node:crypto";
-import type { CommandHandle, Sandbox, SandboxInfo } from "e2b";
+import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../core/errors";
 import { DEFAULT_RETRY, isTransientStatus, type RetryPolicy, withRetry } from "../retry";
 import {
@@ -232,46 +232,67 @@ export class E2BProvider implements Provider {
     return sandbox;
   }
 
-  async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
-    const sdk = await this.sdk();
-    const sandbox = await this.connect(id);
-    const encoder = new TextEncoder();
-    let handle: CommandHandle;
+  /**
+   * Starts a process through the SDK's own envd Process client (the one behind commands.run and
+   * pty.create). Its events carry output as raw bytes and the exit as envd reports it, where
+   * commands.run would decode output as UTF-8 (mangling binary output) and drop the signal.
+   */
+  private async startProcess(sandbox: Sandbox, request: Record<string, unknown>, argv: string[]) {
+    const rpc = (sandbox.commands as unknown as { rpc?: ProcessRpc }).rpc;
+    if (!rpc) throw new ProviderError(this.name, "this version of the e2b SDK has no process client: use the e2b version sandboxes was built with");
+    const controller = new AbortController();
+    const events = rpc.start(request, { signal: controller.signal, headers: { "Keepalive-Ping-Interval": "50" } })[Symbol.asyncIterator]();
+    let first: IteratorResult<ProcessEvent>;
     try {
-      handle = await sandbox.commands.run(commandLine(spec.argv), {
-        background: true,
-        envs: spec.env,
-        cwd: spec.cwd,
-        stdin: spec.stdin !== undefined,
-        // We bound the command ourselves (and kill its whole tree); 0 lifts the SDK's 60 s limit.
-        timeoutMs: 0,
-        onStdout: (text) => spec.onStdout(encoder.encode(text)),
-        onStderr: (text) => spec.onStderr(encoder.encode(text)),
-      });
+      first = await events.next();
     } catch (error) {
-      throw this.commandError(error, spec.argv);
+      controller.abort();
+      throw this.commandError(error, argv);
     }
+    const start = first.value?.event?.event;
+    if (start?.case !== "start") {
+      controller.abort();
+      throw new ProviderError(this.name, `${argv[0] ?? "the command"} did not start (the sandbox sent no start event)`);
+    }
+    return { pid: (start.value as { pid: number }).pid, events, controller };
+  }
+
+  async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
+    const sandbox = await this.connect(id);
+    const request = { process: { cmd: "/bin/bash", args: ["-l", "-c", commandLine(spec.argv)], envs: spec.env, cwd: spec.cwd }, stdin: spec.stdin !== undefined };
+    const { pid, events, controller } = await this.startProcess(sandbox, request, spec.argv);
     let timedOut = false;
-    const stop = () => void this.killTree(sandbox, handle.pid);
+    const stop = () => void this.killTree(sandbox, pid);
     const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
     spec.signal?.addEventListener("abort", stop, { once: true });
     if (spec.signal?.aborted) stop();
-    const feeding = spec.stdin !== undefined ? this.feedStdin(sandbox, handle.pid, spec.stdin) : undefined;
+    const feeding = spec.stdin !== undefined ? this.feedStdin(sandbox, pid, spec.stdin) : undefined;
+    let end: { exitCode: number; status: string } | undefined;
     try {
-      let exitCode: number;
-      try {
-        exitCode = (await handle.wait()).exitCode;
-      } catch (error) {
-        if (!(error instanceof sdk.CommandExitError)) throw this.commandError(error, spec.argv);
-        exitCode = error.exitCode;
+      for (let next = await events.next(); !next.done; next = await events.next()) {
+        const event = next.value.event?.event;
+        if (event?.case === "data") {
+          const output = event.value.output;
+          if (output.case === "stdout") spec.onStdout(output.value);
+          else if (output.case === "stderr") spec.onStderr(output.value);
+        } else if (event?.case === "end") {
+          end = event.value;
+        }
       }
-      await feeding?.catch(() => {});
-      if (timedOut) return { exitCode: 124, timedOut: true };
-      return { exitCode: exitCodeOf({ exitCode }), timedOut: false };
+    } catch (error) {
+      if (!timedOut && !spec.signal?.aborted) throw this.commandError(error, spec.argv);
     } finally {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", stop);
+      controller.abort();
     }
+    await feeding?.catch(() => {});
+    if (timedOut) return { exitCode: 124, timedOut: true };
+    if (!end) {
+      if (spec.signal?.aborted) return { exitCode: 130, timedOut: false };
+      throw new ProviderError(this.name, `the connection to sandbox ${id} ended before ${spec.argv[0] ?? "the command"} finished`, undefined, undefined, "the command may still be running: check with `sandboxes exec`");
+    }
+    return { exitCode: exitCodeOf(end), timedOut: false };
   }
 
   private commandError(error: unknown, argv: string[]): unknown {
@@ -325,35 +346,14 @@ export class E2BProvider implements Provider {
     }
   }
 
-  /**
-   * The SDK's pty.create always starts `bash -i -l`; to run the asked argv in the terminal we
-   * start it through the SDK's own Process client, then use the public pty API by pid.
-   */
+  /** pty.create always starts `bash -i -l`: the asked argv starts like exec's, then the public pty API drives it by pid. */
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const sandbox = await this.connect(id);
-    const rpc = (sandbox.pty as unknown as { rpc?: ProcessRpc }).rpc;
-    if (!rpc) throw new ProviderError(this.name, "this version of the e2b SDK has no process client for terminals");
-    const controller = new AbortController();
-    const events = rpc.start(
-      {
-        process: { cmd: spec.argv[0] ?? "/bin/bash", args: spec.argv.slice(1), envs: { TERM: "xterm-256color", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", ...spec.env }, cwd: spec.cwd },
-        pty: { size: { cols: spec.cols, rows: spec.rows } },
-      },
-      { signal: controller.signal, headers: { "Keepalive-Ping-Interval": "50" } },
-    )[Symbol.asyncIterator]();
-    let first: IteratorResult<ProcessEvent>;
-    try {
-      first = await events.next();
-    } catch (error) {
-      controller.abort();
-      throw this.commandError(error, spec.argv);
-    }
-    const start = first.value?.event?.event;
-    if (start?.case !== "start") {
-      controller.abort();
-      throw new ProviderError(this.name, "the terminal did not start (no start event from the sandbox)");
-    }
-    const pid = (start.value as { pid: number }).pid;
+    const request = {
+      process: { cmd: spec.argv[0] ?? "/bin/bash", args: spec.argv.slice(1), envs: { TERM: "xterm-256color", LANG: "C.UTF-8", LC_ALL: "C.UTF-8", ...spec.env }, cwd: spec.cwd },
+      pty: { size: { cols: spec.cols, rows: spec.rows } },
+    };
+    const { pid, events, controller } = await this.startProcess(sandbox, request, spec.argv);
     const listeners: Array<(chunk: Uint8Array) => void> = [];
     const pending: Uint8Array[] = [];
     const exited = (async () => {
