@@ -39,7 +39,8 @@ export interface FakeSandbox {
 }
 
 /**
- * A fault applies to requests whose "METHOD /path" starts with `match`, `times` times:
+ * A fault applies to requests whose "METHOD /path" is `match` (or starts with it, when `match`
+ * ends with "*"), `times` times:
  * an HTTP status with E2B's error body, a dropped connection (before or after the request did its
  * work), or a slow answer.
  */
@@ -380,7 +381,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       const url = new URL(req.url);
       const line = `${req.method} ${url.pathname}`;
       requests.push(line);
-      const fault = faults.find((f) => f.left > 0 && line.startsWith(f.match));
+      const fault = faults.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
       if (fault) fault.left--;
       if (fault?.kind === "status") {
         await req.arrayBuffer().catch(() => {});
@@ -423,9 +424,10 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   };
 }
 
-/** A response whose body fails at once: the client sees the connection reset. */
+/** A response whose body fails at once: the client sees the connection reset (ECONNRESET). */
 function dropped(): Response {
-  return new Response(new ReadableStream({ start: (c) => c.error(new Error("fake-e2b: connection dropped on purpose")) }), { headers: { "content-type": "application/json" } });
+  // An undefined reason makes Bun drop the socket without logging an error.
+  return new Response(new ReadableStream({ start: (c) => c.error(undefined) }), { headers: { "content-type": "application/json" } });
 }
 
 if (import.meta.main) {
