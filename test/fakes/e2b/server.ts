@@ -230,8 +230,9 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     if (match && !sandbox) return apiError(404, `sandbox "${match[1]}" doesn't exist or you don't have access to it`);
     if (sandbox && req.method === "GET" && !match![2]) return json(info(sandbox));
     if (sandbox && req.method === "POST" && match![2] === "/connect") {
+      // Like E2B: connecting sets the lifetime to at least `timeout` (default 300 s) from now, never shorter.
       const body = (await req.json().catch(() => ({}))) as { timeout?: number };
-      if (body.timeout) arm(sandbox, Math.max(body.timeout, (sandbox.endAt.getTime() - Date.now()) / 1000));
+      arm(sandbox, Math.max(body.timeout ?? 300, (sandbox.endAt.getTime() - Date.now()) / 1000));
       return json(connectAnswer(sandbox));
     }
     if (sandbox && req.method === "POST" && match![2] === "/timeout") {
