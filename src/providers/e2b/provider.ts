@@ -117,6 +117,12 @@ export class E2BProvider implements Provider {
     if (error instanceof sdk.AuthenticationError) {
       return new ProviderError(this.name, "the API key was rejected", 401, undefined, "check E2B_API_KEY (or api_key under [providers.e2b] in config.toml)", "auth_failed");
     }
+    const code = (error as { code?: unknown })?.code;
+    if (typeof code === "string" && /^E[A-Z]+$/.test(code)) {
+      // Bun's own text for these adds advice about fetch options that means nothing to a user.
+      const what = code === "ECONNRESET" ? "the connection was dropped" : code === "ECONNREFUSED" ? "the connection was refused" : "a network error";
+      return Object.assign(new Error(`${what} (${code})`), { code, cause: error });
+    }
     return error;
   }
 
@@ -137,13 +143,20 @@ export class E2BProvider implements Provider {
             const earlier = await this.findByToken(token);
             if (earlier) return Sandbox.connect(earlier, options);
           }
-          return Sandbox.create(template, {
-            ...options,
-            metadata,
-            envs: spec.env,
-            timeoutMs: Math.round(ttlSeconds * 1000),
-            ...(spec.network === false ? { allowInternetAccess: false } : {}),
-          });
+          try {
+            return await Sandbox.create(template, {
+              ...options,
+              metadata,
+              envs: spec.env,
+              timeoutMs: Math.round(ttlSeconds * 1000),
+              ...(spec.network === false ? { allowInternetAccess: false } : {}),
+            });
+          } catch (error) {
+            const status = (error as { statusCode?: number }).statusCode;
+            if (status !== 400 && status !== 404) throw error;
+            const detail = (error as Error).message.replace(/^\d{3}: /, "");
+            throw new ProviderError(this.name, `cannot create a sandbox from template "${template}": ${detail}`, status, undefined, "pass --image with the name or id of one of your E2B templates (or set template under [providers.e2b])", "bad_template");
+          }
         },
         signal,
       );
