@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
-import { buildBinary, machine, sandboxes } from "./_e2b-helpers";
+import { BINARY, buildBinary, machine, sandboxes } from "./_e2b-helpers";
 
 let fake: FakeE2B;
 let env: Record<string, string>;
@@ -96,7 +96,7 @@ describe("e2b through the compiled binary", () => {
     expect(new Uint8Array(readFileSync(join(other.home, "back.bin")))).toEqual(bytes);
 
     // Binary stdout is passed through byte for byte.
-    const raw = await Bun.spawn([join(import.meta.dir, "../../dist/sandboxes"), "exec", "-p", "e2b", id!, "head -c 4096 /tmp/blob.bin"], { env: otherEnv, stdout: "pipe", stderr: "pipe" });
+    const raw = Bun.spawn([BINARY, "exec", "-p", "e2b", id!, "head -c 4096 /tmp/blob.bin"], { env: otherEnv, stdout: "pipe", stderr: "pipe" });
     expect(new Uint8Array(await new Response(raw.stdout).arrayBuffer())).toEqual(bytes.subarray(0, 4096));
     expect(await raw.exited).toBe(0);
 
@@ -116,6 +116,16 @@ describe("e2b through the compiled binary", () => {
     expect(piped).toEqual({ code: 0, stdout: "PIPED TEXT\n", stderr: "" });
     expect(fake.sandboxes.size).toBe(0);
   });
+
+  test("a stdin that stays open and silent does not keep run waiting once the command is done", async () => {
+    // Like `sleep 1000 | sandboxes run …`: no byte and no EOF ever arrive.
+    const silent = new ReadableStream<Uint8Array>({ start() {} });
+    const child = Bun.spawn([BINARY, "run", "-p", "e2b", "echo done"], { env, stdin: silent, stdout: "pipe", stderr: "pipe" });
+    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    expect(code).toBe(0);
+    expect(stdout).toBe("done\n");
+    expect(fake.sandboxes.size).toBe(0);
+  }, 20_000);
 
   test("an unknown template is one clear line naming e2b, exit 125", async () => {
     const result = await sandboxes(["run", "-p", "e2b", "--image", "no-such-template", "true"], env);

@@ -187,7 +187,8 @@ export class E2BProvider implements Provider {
       try {
         return await sdk.Sandbox.getInfo(id, this.options());
       } catch (error) {
-        if (isNotFound(sdk, error)) return null;
+        // 400 is E2B's answer to a string that cannot be a sandbox id: no such sandbox either.
+        if (isNotFound(sdk, error) || (error as { statusCode?: number }).statusCode === 400) return null;
         throw error;
       }
     });
@@ -279,7 +280,8 @@ export class E2BProvider implements Provider {
     const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
     spec.signal?.addEventListener("abort", stop, { once: true });
     if (spec.signal?.aborted) stop();
-    const feeding = spec.stdin !== undefined ? this.feedStdin(sandbox, pid, spec.stdin) : undefined;
+    const finished = new AbortController();
+    const feeding = spec.stdin !== undefined ? this.feedStdin(sandbox, pid, spec.stdin, finished.signal).catch(() => {}) : undefined;
     let end: { exitCode: number; status: string } | undefined;
     try {
       for (let next = await events.next(); !next.done; next = await events.next()) {
@@ -298,12 +300,14 @@ export class E2BProvider implements Provider {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", stop);
       controller.abort();
+      finished.abort();
     }
-    await feeding?.catch(() => {});
+    // A read of our stdin that cancel() cannot interrupt must not hold up the result.
+    await Promise.race([feeding, Bun.sleep(1000)]);
     if (timedOut) return { exitCode: 124, timedOut: true };
     if (!end) {
       if (spec.signal?.aborted) return { exitCode: 130, timedOut: false };
-      throw new ProviderError(this.name, `the connection to sandbox ${id} ended before ${spec.argv[0] ?? "the command"} finished`, undefined, undefined, "the command may still be running: check with `sandboxes exec`");
+      throw new ProviderError(this.name, `the connection to sandbox ${id} ended before ${spec.argv[0] ?? "the command"} finished`, undefined, undefined, "the command may still be running in the sandbox");
     }
     return { exitCode: exitCodeOf(end), timedOut: false };
   }
@@ -314,14 +318,30 @@ export class E2BProvider implements Provider {
     return new ProviderError(this.name, `running ${argv[0] ?? "a command"} failed: ${message}`, (error as { statusCode?: number }).statusCode);
   }
 
-  /** Stdin goes over as SendInput calls in order, then CloseStdin gives the command its EOF. */
-  private async feedStdin(sandbox: Sandbox, pid: number, stdin: NonNullable<ExecSpec["stdin"]>): Promise<void> {
+  /**
+   * Stdin goes over as SendInput calls in order, then CloseStdin gives the command its EOF.
+   * `finished` stops the feeding once the command is over, even if our stdin never ends.
+   */
+  private async feedStdin(sandbox: Sandbox, pid: number, stdin: NonNullable<ExecSpec["stdin"]>, finished: AbortSignal): Promise<void> {
     const send = async (bytes: Uint8Array) => {
-      for (let offset = 0; offset < bytes.length; offset += STDIN_CHUNK) await sandbox.commands.sendStdin(pid, bytes.subarray(offset, offset + STDIN_CHUNK));
+      for (let offset = 0; offset < bytes.length && !finished.aborted; offset += STDIN_CHUNK) {
+        await sandbox.commands.sendStdin(pid, bytes.subarray(offset, offset + STDIN_CHUNK));
+      }
     };
-    if (stdin instanceof Uint8Array) await send(stdin);
-    else for await (const chunk of stdin) await send(chunk);
-    await sandbox.commands.closeStdin(pid);
+    if (stdin instanceof Uint8Array) {
+      await send(stdin);
+    } else {
+      const reader = stdin.getReader();
+      const cancel = () => void reader.cancel().catch(() => {});
+      finished.addEventListener("abort", cancel, { once: true });
+      try {
+        for (let next = await reader.read(); !next.done && !finished.aborted; next = await reader.read()) await send(next.value);
+      } finally {
+        finished.removeEventListener("abort", cancel);
+        reader.releaseLock();
+      }
+    }
+    if (!finished.aborted) await sandbox.commands.closeStdin(pid);
   }
 
   /** Kills the command's process group (see GROUP_WRAPPER), then the command itself. */
