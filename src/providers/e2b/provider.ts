@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../core/errors";
-import { DEFAULT_RETRY, isTransientStatus, type RetryPolicy, withRetry } from "../retry";
+import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
 import {
   type CreateSpec,
   type ExecOutcome,
@@ -76,10 +76,7 @@ export class E2BProvider implements Provider {
   private sdkPromise?: Promise<Sdk>;
   private readonly sandboxes = new Map<string, Promise<Sandbox>>();
 
-  constructor(
-    private readonly ctx: ProviderContext,
-    private readonly retryPolicy: RetryPolicy = DEFAULT_RETRY,
-  ) {}
+  constructor(private readonly ctx: ProviderContext) {}
 
   private sdk(): Promise<Sdk> {
     this.sdkPromise ??= import("e2b");
@@ -108,7 +105,7 @@ export class E2BProvider implements Provider {
       } catch (error) {
         throw await this.explain(error);
       }
-    }, (error) => isTransient(error), this.retryPolicy, signal);
+    }, (error) => isTransient(error), DEFAULT_RETRY, signal);
   }
 
   /** Errors a user can act on become ProviderErrors with a hint; transient ones pass through to be retried. */
@@ -187,7 +184,7 @@ export class E2BProvider implements Provider {
       try {
         return await sdk.Sandbox.getInfo(id, this.options());
       } catch (error) {
-        // 400 is E2B's answer to a string that cannot be a sandbox id: no such sandbox either.
+        // A 400 (an id E2B cannot parse) means there is no such sandbox as well.
         if (isNotFound(sdk, error) || (error as { statusCode?: number }).statusCode === 400) return null;
         throw error;
       }
