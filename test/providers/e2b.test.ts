@@ -1,6 +1,6 @@
 /** The e2b provider in-process against the fake: what the shared suite does not reach. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProviderError, SandboxesError } from "../../src/core/errors";
@@ -61,6 +61,27 @@ describe("e2b provider against the fake", () => {
       expect(await session.exited).toBe(3);
       expect(output).toContain("24 80");
       expect(output).toContain("40 120");
+    } finally {
+      await provider.destroy(sandbox.id);
+    }
+  });
+
+  test("files keep their modes both ways", async () => {
+    const local = mkdtempSync(join(tmpdir(), "sandboxes-e2b-modes-"));
+    writeFileSync(join(local, "run.sh"), "#!/bin/sh\necho ran\n", { mode: 0o755 });
+    writeFileSync(join(local, "secret.txt"), "s\n", { mode: 0o600 });
+    const packed = Bun.spawnSync(["tar", "-c", "-f", "-", "-C", local, "run.sh", "secret.txt"]).stdout;
+    const sandbox = await provider.create({ labels: {}, env: {} });
+    try {
+      await provider.putArchive!(sandbox.id, "/home/user/modes", new Uint8Array(packed));
+      const out: Uint8Array[] = [];
+      const result = await provider.exec(sandbox.id, { argv: ["sh", "-c", "stat -c '%n %a' run.sh secret.txt; ./run.sh"], env: {}, cwd: "/home/user/modes", onStdout: (c) => out.push(c), onStderr: () => {} });
+      expect(result.exitCode).toBe(0);
+      expect(Buffer.concat(out).toString()).toBe("run.sh 755\nsecret.txt 600\nran\n");
+      const back = await provider.getArchive!(sandbox.id, "/home/user/modes");
+      const listing = Bun.spawnSync(["tar", "-t", "-v", "-f", "-"], { stdin: back }).stdout.toString();
+      expect(listing).toMatch(/^-rwxr-xr-x .* modes\/run\.sh$/m);
+      expect(listing).toMatch(/^-rw------- .* modes\/secret\.txt$/m);
     } finally {
       await provider.destroy(sandbox.id);
     }

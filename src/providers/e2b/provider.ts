@@ -27,8 +27,8 @@ const DEFAULT_TTL_SECONDS = 300;
 const STDIN_CHUNK = 64 * 1024;
 
 /**
- * Runs argv in a process group of its own (so a timeout can kill the whole tree) and reports a
- * signal death as 128+N: envd itself only says "exit code -1" for a killed process.
+ * Runs argv in a process group of its own, so a timeout can kill the whole tree. argv runs as a
+ * child of `sh`, whose `$?` turns a signal death into 128+N.
  */
 const GROUP_WRAPPER = `if command -v setsid >/dev/null 2>&1; then exec setsid /bin/sh -c '"$@"; exit $?' sandboxes "$@"; else "$@"; exit $?; fi`;
 
@@ -442,7 +442,7 @@ export function isTransient(error: unknown): boolean {
   const name = (error as Error)?.name;
   if (name === "RateLimitError" || name === "ServiceBusyError") return true;
   const status = (error as { statusCode?: number })?.statusCode;
-  if (isTransientStatus(status)) return true;
+  if (status !== undefined) return isTransientStatus(status);
   const code = (error as { code?: string })?.code;
   if (code && ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "UND_ERR_SOCKET", "ConnectionRefused", "ConnectionClosed"].includes(code)) return true;
   const message = (error as Error)?.message ?? "";
