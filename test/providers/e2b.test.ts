@@ -107,6 +107,17 @@ describe("e2b provider against the fake", () => {
     expect(fake.requests.filter((r) => r === "GET /sandboxes/ithisdoesnotexist000")).toHaveLength(2);
   });
 
+  test("a working directory that does not exist is envd's own sentence, named for e2b", async () => {
+    const sandbox = await provider.create({ labels: {}, env: {} });
+    try {
+      const error = await provider.exec(sandbox.id, { argv: ["true"], env: {}, cwd: "/home/user/nope", onStdout: () => {}, onStderr: () => {} }).catch((e) => e);
+      expect(error).toBeInstanceOf(ProviderError);
+      expect((error as Error).message).toBe("e2b: cannot run true in the sandbox: cwd '/home/user/nope' does not exist");
+    } finally {
+      await provider.destroy(sandbox.id);
+    }
+  });
+
   test("a rejected API key is a provider error that says what to check, not retried", async () => {
     const before = fake.requests.length;
     fake.fault({ match: "POST /v2/sandboxes", kind: "status", status: 401, times: 1 });

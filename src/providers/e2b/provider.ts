@@ -311,8 +311,9 @@ export class E2BProvider implements Provider {
 
   private commandError(error: unknown, argv: string[]): unknown {
     if (error instanceof SandboxesError) return error;
-    const message = (error as Error)?.message ?? String(error);
-    return new ProviderError(this.name, `running ${argv[0] ?? "a command"} failed: ${message}`, (error as { statusCode?: number }).statusCode);
+    // A ConnectError's message starts with "[code] "; rawMessage is envd's own sentence.
+    const message = (error as { rawMessage?: string }).rawMessage || ((error as Error)?.message ?? String(error));
+    return new ProviderError(this.name, `cannot run ${argv[0] ?? "the command"} in the sandbox: ${message}`, (error as { statusCode?: number }).statusCode);
   }
 
   /**

@@ -99,7 +99,7 @@ const MOUNT_SCRIPT = [
   'exec "$@"',
 ].join("\n");
 
-function envelope(flags: number, message: unknown): Uint8Array {
+function envelope(flags: number, message: unknown): Uint8Array<ArrayBuffer> {
   const json = encoder.encode(JSON.stringify(message));
   const out = new Uint8Array(5 + json.length);
   out[0] = flags;
@@ -293,7 +293,9 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     try {
       if (!statSync(cwdOnHost).isDirectory()) throw new Error();
     } catch {
-      return connectError("invalid_argument", `cwd '${cwd}' does not exist`);
+      // A streaming call fails inside the stream: HTTP 200 and an end-stream envelope with the error.
+      const error = envelope(2, { error: { code: "invalid_argument", message: `cwd '${cwd}' does not exist` } });
+      return new Response(error, { headers: { "content-type": "application/connect+json" } });
     }
     const argv = [String(config.cmd), ...((config.args ?? []) as string[])];
     const isolation = ["unshare", "--mount", ...(sandbox.allowInternetAccess ? [] : ["--net"]), ...(asRoot ? [] : ["--map-root-user"])];
