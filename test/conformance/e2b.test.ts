@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { e2bDescriptor } from "../../src/providers/e2b";
@@ -16,6 +16,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake.close();
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 testProvider("e2b (fake E2B on 127.0.0.1, real SDK)", () => e2bDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));

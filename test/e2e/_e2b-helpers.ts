@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -16,9 +16,12 @@ export function buildBinary(): void {
   if (build.exitCode !== 0) throw new Error(`bun run build failed:\n${build.stderr.toString()}`);
 }
 
+const homes: string[] = [];
+
 /** A temp HOME with its own XDG config and state dirs: one "machine" for the CLI. */
 export function machine(): { home: string; env: Record<string, string> } {
   const home = mkdtempSync(join(tmpdir(), "sandboxes-e2e-e2b-"));
+  homes.push(home);
   mkdirSync(join(home, ".config"), { recursive: true });
   return {
     home,
@@ -49,4 +52,9 @@ export async function sandboxes(args: string[], env: Record<string, string>, opt
   });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   return { code, stdout, stderr };
+}
+
+/** Removes every HOME that machine() made. */
+export function removeMachines(): void {
+  for (const home of homes.splice(0)) rmSync(home, { recursive: true, force: true });
 }

@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
-import { BINARY, buildBinary, machine, sandboxes } from "./_e2b-helpers";
+import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
 
 let fake: FakeE2B;
 let env: Record<string, string>;
@@ -23,6 +23,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake?.close();
+  removeMachines();
 });
 
 beforeEach(() => fake.clearFaults());

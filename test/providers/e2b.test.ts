@@ -1,6 +1,6 @@
 /** The e2b provider in-process against the fake: what the shared suite does not reach. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { ProviderError, SandboxesError } from "../../src/core/errors";
@@ -20,6 +20,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake.close();
+  rmSync(stateDir, { recursive: true, force: true });
 });
 
 describe("e2b helpers", () => {
@@ -84,6 +85,7 @@ describe("e2b provider against the fake", () => {
       expect(listing).toMatch(/^-rw------- .* modes\/secret\.txt$/m);
     } finally {
       await provider.destroy(sandbox.id);
+      rmSync(local, { recursive: true, force: true });
     }
   });
 
