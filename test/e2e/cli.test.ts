@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/commands/index";
+import { providerNames } from "../../src/providers/index";
 import { cli, freshEnv } from "../helpers";
 
 /** Every command has an e2e entry: a new command without one fails the type check. */
@@ -131,7 +132,7 @@ describe("help and version", () => {
 
 describe("bad input: one clear line, documented exit code, no stack", () => {
   const cases: Array<[string, string[], number, string]> = [
-    ["unknown provider", ["run", "-p", "lcoal", "true"], 125, 'sandboxes: unknown provider "lcoal" (did you mean "local"?); known providers: local\n'],
+    ["unknown provider", ["run", "-p", "lcoal", "true"], 125, `sandboxes: unknown provider "lcoal" (did you mean "local"?); known providers: ${providerNames().join(", ")}\n`],
     ["file not found", ["run", "-f", "/nonexistent/main.py"], 125, "sandboxes: file not found: /nonexistent/main.py: check the path given to --file\n"],
     ["unknown language", ["run", "--lang", "cobol", "-f", "/etc/hostname"], 125, 'sandboxes: unknown language "cobol"; known: python, javascript, typescript, go, rust, bash, ruby, java, c, cpp, php, perl, lua, r\n'],
     ["empty -e key", ["run", "-e", "=v", "true"], 125, "sandboxes: -e: empty variable name: write -e KEY=VALUE\n"],
