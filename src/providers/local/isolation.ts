@@ -120,10 +120,12 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, program: string[
   argv.push("--ro-bind", layout.passwdFile, "/etc/passwd", "--ro-bind", layout.groupFile, "/etc/group");
   argv.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "../tmp", "/var/tmp");
   argv.push("--symlink", "../run", "/var/run", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/mnt");
-  argv.push("--bind", layout.tmpDir, "/tmp", "--bind", layout.homeDir, layout.callerHome);
+  argv.push("--bind", layout.tmpDir, "/tmp");
+  // bwrap creates missing parents of a mount point mode 0700, which a dropped uid cannot enter.
+  for (const parent of ancestors(layout.callerHome)) argv.push("--perms", "0755", "--dir", parent);
+  argv.push("--bind", layout.homeDir, layout.callerHome);
   for (const [host, inside] of layout.readOnlyBinds) argv.push("--ro-bind", host, inside);
   for (const mount of layout.mounts) {
-    // bwrap creates missing parents of a mount point mode 0700, which a dropped uid cannot enter.
     for (const parent of ancestors(mount.sandboxPath)) argv.push("--perms", "0755", "--dir", parent);
     argv.push(mount.readonly ? "--ro-bind" : "--bind", mount.hostPath, mount.sandboxPath);
   }
