@@ -99,7 +99,6 @@ export async function runClaude(settings: Settings, options: ClaudeOptions, io: 
       if (code !== 0) io.sink.info(`warning: ${project.hostDir} is not writable inside the sandbox (mounted at ${project.sandboxPath}); Claude Code can read it but not change it`);
     }
     if (state.claude !== "present") await installClaude(provider, record.id, state.claude, io.sink, options.signal);
-    started();
     const workdir = labelsOf(settings, provider, record)[WORKDIR_LABEL] ?? labels[WORKDIR_LABEL];
     const env: Record<string, string> = { ...options.env, IS_SANDBOX: "1" };
     for (const key of CLAUDE_CREDENTIALS) {
@@ -116,6 +115,7 @@ export async function runClaude(settings: Settings, options: ClaudeOptions, io: 
       },
       io,
       options.signal,
+      started,
     );
   });
 }

@@ -120,8 +120,9 @@ async function findExisting(settings: Settings, target: SandboxTarget): Promise<
  * Runs the program: attached to the local terminal through the provider's PTY, or, without a
  * terminal on stdin, as a plain exec that reads our stdin. Returns the program's exit code.
  */
-export async function runProgram(provider: Provider, id: string, program: ProgramSpec, io: InteractiveIO, signal: AbortSignal): Promise<number> {
+export async function runProgram(provider: Provider, id: string, program: ProgramSpec, io: InteractiveIO, signal: AbortSignal, started: () => void = () => {}): Promise<number> {
   if (!io.interactive) {
+    started();
     const outcome = await provider.exec(id, {
       argv: program.argv,
       env: program.env,
@@ -145,6 +146,7 @@ export async function runProgram(provider: Provider, id: string, program: Progra
   const { cols, rows } = io.size();
   if (!provider.capabilities.resize) io.sink.info(`provider ${provider.name} cannot resize the remote terminal: it stays ${cols}x${rows}`);
   const session = await provider.openPty(id, { argv: program.argv, env: program.env, cwd: program.cwd, cols, rows });
+  started();
   const code = await io.attach(session, { resize: provider.capabilities.resize, signal });
   throwIfAborted(signal);
   return code;
@@ -160,7 +162,6 @@ export interface ShellOptions {
 /** `sandboxes shell`: a login shell in the target sandbox; its exit code becomes ours. */
 export async function openShell(settings: Settings, options: ShellOptions, io: InteractiveIO): Promise<number> {
   return withSandbox(settings, options.target, io.sink, options.signal, async ({ provider, record }, started) => {
-    started();
-    return runProgram(provider, record.id, { argv: LOGIN_SHELL, env: options.env, cwd: options.workdir }, io, options.signal);
+    return runProgram(provider, record.id, { argv: LOGIN_SHELL, env: options.env, cwd: options.workdir }, io, options.signal, started);
   });
 }

@@ -36,7 +36,7 @@ export function projectFiles(root: string): string[] {
 export async function packProjectDir(root: string): Promise<Uint8Array> {
   const name = basename(root);
   const list = [name, ...projectFiles(root).map((file) => join(name, file.replace(/\/$/, "")))].join("\0") + "\0";
-  const child = Bun.spawn(["tar", "-c", "-f", "-", "--format=gnu", "--no-recursion", "--null", "-T", "-", "-C", dirname(root)], {
+  const child = Bun.spawn(["tar", "-c", "-f", "-", "--format=gnu", "--no-recursion", "--null", "-C", dirname(root), "-T", "-"], {
     stdin: new TextEncoder().encode(list),
     stdout: "pipe",
     stderr: "pipe",
