@@ -90,7 +90,7 @@ export async function runClaude(settings: Settings, options: ClaudeOptions, io: 
     const state = await probeSandbox(provider, record.id);
     throwIfAborted(options.signal);
     if (created && project.kind === "upload") {
-      io.sink.info(`uploading ${project.hostDir} (respecting .gitignore) to ~/${project.name}…`);
+      io.sink.info(`uploading ${project.hostDir} (respecting .gitignore) to ${posix.join(state.home, project.name)}; copy changes back with \`sandboxes cp ${record.name ?? record.id}:${posix.join(state.home, project.name)} DEST\``);
       await provider.putArchive!(record.id, state.home, await packProjectDir(project.hostDir));
       throwIfAborted(options.signal);
     }
