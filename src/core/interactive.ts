@@ -17,6 +17,8 @@ export interface InteractiveIO {
   /** stdin is a terminal: attach a PTY. Otherwise the program reads our stdin (a pipe or file). */
   interactive: boolean;
   size(): { cols: number; rows: number };
+  /** TERM (and COLORTERM) of the local terminal, so remote programs draw for it. */
+  terminalEnv(): Record<string, string>;
   attach(session: PtySession, options: { resize: boolean; signal: AbortSignal }): Promise<number>;
   stdin(): ReadableStream<Uint8Array>;
   sink: OutputSink;
@@ -145,7 +147,8 @@ export async function runProgram(provider: Provider, id: string, program: Progra
   }
   const { cols, rows } = io.size();
   if (!provider.capabilities.resize) io.sink.info(`provider ${provider.name} cannot resize the remote terminal: it stays ${cols}x${rows}`);
-  const session = await provider.openPty(id, { argv: program.argv, env: program.env, cwd: program.cwd, cols, rows });
+  const env = { ...io.terminalEnv(), ...program.env };
+  const session = await provider.openPty(id, { argv: program.argv, env, cwd: program.cwd, cols, rows });
   started();
   const code = await io.attach(session, { resize: provider.capabilities.resize, signal });
   throwIfAborted(signal);

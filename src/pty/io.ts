@@ -8,6 +8,10 @@ export function processIO(sink: OutputSink): InteractiveIO {
   return {
     interactive: isInteractive(terminal),
     size: () => terminalSize(terminal),
+    terminalEnv: () => ({
+      TERM: process.env.TERM && process.env.TERM !== "dumb" ? process.env.TERM : "xterm-256color",
+      ...(process.env.COLORTERM ? { COLORTERM: process.env.COLORTERM } : {}),
+    }),
     attach: (session, options) => attach(session, terminal, options),
     stdin: () => Bun.stdin.stream() as ReadableStream<Uint8Array>,
     sink,

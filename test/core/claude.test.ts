@@ -40,6 +40,7 @@ test("on a provider without mounts, DIR is uploaded respecting .gitignore and be
   const io: InteractiveIO = {
     interactive: false,
     size: () => ({ cols: 80, rows: 24 }),
+    terminalEnv: () => ({ TERM: "xterm-test" }),
     attach: async () => 1,
     stdin: () => new Response("").body!,
     sink: { stdout: (c) => out.push(new TextDecoder().decode(c)), stderr: (c) => out.push(new TextDecoder().decode(c)), info: (m) => notices.push(m) },

@@ -62,6 +62,7 @@ function recordingIO(interactive: boolean, stdin = ""): InteractiveIO & { notice
     out,
     attachOptions,
     size: () => ({ cols: 77, rows: 22 }),
+    terminalEnv: () => ({ TERM: "xterm-test" }),
     async attach(session: PtySession, options) {
       attachOptions.push({ resize: options.resize });
       session.onData((c) => out.push(new TextDecoder().decode(c)));
@@ -106,7 +107,7 @@ describe("interactive core with a fake provider", () => {
     expect(code).toBe(6);
     expect(io.notices).toEqual(["provider fakepty cannot resize the remote terminal: it stays 77x22"]);
     expect(io.attachOptions).toEqual([{ resize: false }]);
-    expect(fake.ptySpecs[0]).toMatchObject({ cols: 77, rows: 22 });
+    expect(fake.ptySpecs[0]).toMatchObject({ cols: 77, rows: 22, env: { TERM: "xterm-test" } });
   });
 
   test("a provider without a PTY: a terminal user gets a clear error and no sandbox is left", async () => {

@@ -59,8 +59,8 @@ export async function run(home: TestHome, args: string[], options: { stdin?: str
   return { code, stdout, stderr };
 }
 
-export async function sandboxIds(home: TestHome): Promise<string[]> {
-  const listed = await run(home, ["list", "-p", "local", "--json"]);
+export async function sandboxIds(home: TestHome, provider = "local"): Promise<string[]> {
+  const listed = await run(home, ["list", "-p", provider, "--json"]);
   return (JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string }> }).sandboxes.map((s) => s.id);
 }
 
@@ -78,6 +78,7 @@ export class Terminal {
     private readonly home: TestHome,
     args: string[],
     size: { cols: number; rows: number } = { cols: 100, rows: 30 },
+    private readonly extraEnv: Record<string, string> = {},
   ) {
     this.socket = `sandboxes-test-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     const base = join(home.dir, this.socket);
@@ -94,7 +95,7 @@ export class Terminal {
   }
 
   private tmux(args: string[]): string {
-    const result = Bun.spawnSync(["tmux", "-L", this.socket, ...args], { env: { ...this.home.env, TERM: "xterm-256color" }, stdout: "pipe", stderr: "pipe" });
+    const result = Bun.spawnSync(["tmux", "-L", this.socket, ...args], { env: { ...this.home.env, ...this.extraEnv, TERM: "xterm-256color" }, stdout: "pipe", stderr: "pipe" });
     if (result.exitCode !== 0) throw new Error(`tmux ${args[0]} failed: ${result.stderr.toString()}`);
     return result.stdout.toString();
   }

@@ -14,76 +14,120 @@ afterEach(() => {
 });
 afterAll(() => home.cleanup());
 
-const PROMPT = /sandbox@sandbox:[^\n]*\$ ?$/m;
+/**
+ * The terminal behaviours run against every provider named in SANDBOXES_PTY_PROVIDERS
+ * (comma-separated; default: local), e.g. "local,docker" once docker is available; the
+ * environment of this test process (credentials, fake endpoints) is passed through.
+ */
+const PROVIDER_NAMES = (process.env.SANDBOXES_PTY_PROVIDERS ?? "local").split(",").map((p) => p.trim()).filter(Boolean);
+const READY = "echo READY-$((40+2))";
 
-describe("sandboxes shell in a real terminal (tmux, local provider)", () => {
-  test("a login shell prompt appears and stty size follows the terminal at attach and after a resize", async () => {
-    terminal = new Terminal(home, ["shell", "-p", "local"], { cols: 100, rows: 30 });
-    await terminal.waitFor(PROMPT);
-    terminal.type("echo SIZE-$(stty size | tr ' ' x) LOGIN-$(shopt -q login_shell && echo yes)");
-    await terminal.waitFor(/^SIZE-30x100 LOGIN-yes$/m);
-    terminal.resize(120, 40);
-    terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
-    await terminal.waitFor(/^RESIZED-40x120$/m);
-    terminal.type("exit");
-    expect(await terminal.exitCode()).toBe(0);
-  }, 60_000);
+/** Waits until the remote shell answers, whatever its prompt looks like. */
+async function ready(terminal: Terminal): Promise<void> {
+  await terminal.waitFor(/\S/);
+  terminal.type(READY);
+  await terminal.waitFor(/^READY-42$/m);
+}
 
-  test("Ctrl-C interrupts the remote foreground command and the session goes on; arrows reach the remote shell", async () => {
-    terminal = new Terminal(home, ["shell", "-p", "local"]);
-    await terminal.waitFor(PROMPT);
-    terminal.type("sleep 4321");
-    await waitForProcess("sleep 4321", true);
-    terminal.keys("C-c");
-    await waitForProcess("sleep 4321", false);
-    terminal.type("echo ALIVE-$((6*7))");
-    await terminal.waitFor(/^ALIVE-42$/m);
-    // Up arrow recalls the previous line in the remote shell's history.
-    terminal.keys("Up");
-    terminal.keys("Enter");
-    const screen = await terminal.waitFor(/^ALIVE-42$[\s\S]*^ALIVE-42$/m);
-    expect(screen.match(/^ALIVE-42$/gm)?.length).toBe(2);
-    terminal.type("exit");
-    expect(await terminal.exitCode()).toBe(0);
-  }, 60_000);
+for (const provider of PROVIDER_NAMES) {
+  const local = provider === "local";
+  const open = (args: string[] = [], size?: { cols: number; rows: number }) => new Terminal(home, ["shell", "-p", provider, ...args], size, passThrough());
+  const ids = () => sandboxIds(home, provider);
 
-  test("`exit 7` becomes our exit code 7, the terminal settings are restored and the sandbox is gone", async () => {
-    terminal = new Terminal(home, ["shell", "-p", "local"]);
-    await terminal.waitFor(PROMPT);
-    expect(await sandboxIds(home)).toHaveLength(1);
-    terminal.type("exit 7");
-    expect(await terminal.exitCode()).toBe(7);
-    expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
-    expect(await sandboxIds(home)).toEqual([]);
-  }, 60_000);
+  describe(`sandboxes shell in a real terminal (tmux, provider ${provider})`, () => {
+    test("a login shell starts and stty size follows the terminal at attach and after a resize", async () => {
+      terminal = open([], { cols: 100, rows: 30 });
+      await ready(terminal);
+      terminal.type("echo SIZE-$(stty size | tr ' ' x) LOGIN-$(shopt -q login_shell 2>/dev/null && echo yes || echo sh)");
+      await terminal.waitFor(/^SIZE-30x100 LOGIN-(yes|sh)$/m);
+      terminal.resize(120, 40);
+      terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
+      await terminal.waitFor(/^RESIZED-40x120$/m);
+      terminal.type("exit 0");
+      expect(await terminal.exitCode()).toBe(0);
+    }, 90_000);
 
-  test("SIGTERM to sandboxes: exit 143, terminal restored, remote command killed, sandbox destroyed", async () => {
-    terminal = new Terminal(home, ["shell", "-p", "local"]);
-    await terminal.waitFor(PROMPT);
-    terminal.type("sleep 4322");
-    await waitForProcess("sleep 4322", true);
-    process.kill(terminal.pid(), "SIGTERM");
-    expect(await terminal.exitCode()).toBe(143);
-    expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
-    await waitForProcess("sleep 4322", false);
-    expect(await sandboxIds(home)).toEqual([]);
-  }, 60_000);
+    test("Ctrl-C interrupts the remote foreground command and the session goes on; arrows reach the remote shell", async () => {
+      terminal = open();
+      await ready(terminal);
+      terminal.type("sleep 4321");
+      if (local) await waitForProcess("sleep 4321", true);
+      else await Bun.sleep(500);
+      terminal.keys("C-c");
+      if (local) await waitForProcess("sleep 4321", false);
+      // Had the sleep (72 minutes) survived, nothing below could appear before the test times out.
+      terminal.type("echo ALIVE-$((6*7))");
+      await terminal.waitFor(/^ALIVE-42$/m);
+      // Up arrow recalls the previous line in the remote shell's history.
+      terminal.keys("Up");
+      terminal.keys("Enter");
+      const screen = await terminal.waitFor(/^ALIVE-42$[\s\S]*^ALIVE-42$/m);
+      expect(screen.match(/^ALIVE-42$/gm)?.length).toBe(2);
+      terminal.type("exit 0");
+      expect(await terminal.exitCode()).toBe(0);
+    }, 90_000);
 
-  test("--keep keeps the sandbox after exit and says how to attach again", async () => {
-    terminal = new Terminal(home, ["shell", "-p", "local", "--keep"]);
-    await terminal.waitFor(PROMPT);
-    terminal.type("echo kept > ~/marker; exit 3");
-    expect(await terminal.exitCode()).toBe(3);
-    const screen = terminal.screen();
-    const ids = await sandboxIds(home);
-    expect(ids).toHaveLength(1);
-    expect(screen).toContain(`kept sandbox ${ids[0]} on local`);
-    expect(screen).toContain(`sandboxes shell ${ids[0]}`);
-    const again = await run(home, ["shell", ids[0]!], { stdin: "cat ~/marker\n" });
-    expect(again).toMatchObject({ code: 0, stdout: "kept\n" });
-    expect((await run(home, ["destroy", ids[0]!])).code).toBe(0);
-  }, 60_000);
-});
+    test("Ctrl-Z suspends the remote foreground job and a full-screen editor works through the PTY", async () => {
+      terminal = open();
+      await ready(terminal);
+      terminal.type("sleep 4324");
+      if (local) await waitForProcess("sleep 4324", true);
+      else await Bun.sleep(500);
+      terminal.keys("C-z");
+      await terminal.waitFor(/Stopped\s+sleep 4324/);
+      terminal.type("kill %1; echo KILLED-$((1+1))");
+      await terminal.waitFor(/^KILLED-2$/m);
+      // vi: insert mode, Escape and ex commands all have to reach the remote program.
+      terminal.type("vi -u NONE -N /tmp/fullscreen.txt");
+      await terminal.waitFor(/fullscreen\.txt/);
+      terminal.keys("i");
+      terminal.keys("-l", "typed in vi");
+      terminal.keys("Escape");
+      terminal.type(":wq");
+      terminal.type("echo FILE-$(cat /tmp/fullscreen.txt | tr ' ' _)");
+      await terminal.waitFor(/^FILE-typed_in_vi$/m);
+      terminal.type("exit 0");
+      expect(await terminal.exitCode()).toBe(0);
+    }, 90_000);
+
+    test("`exit 7` becomes our exit code 7, the terminal settings are restored and the sandbox is gone", async () => {
+      terminal = open();
+      await ready(terminal);
+      expect(await ids()).toHaveLength(1);
+      terminal.type("exit 7");
+      expect(await terminal.exitCode()).toBe(7);
+      expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
+      expect(await ids()).toEqual([]);
+    }, 90_000);
+
+    test("SIGTERM to sandboxes: exit 143, terminal restored, sandbox destroyed", async () => {
+      terminal = open();
+      await ready(terminal);
+      terminal.type("sleep 4322");
+      if (local) await waitForProcess("sleep 4322", true);
+      process.kill(terminal.pid(), "SIGTERM");
+      expect(await terminal.exitCode()).toBe(143);
+      expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
+      if (local) await waitForProcess("sleep 4322", false);
+      expect(await ids()).toEqual([]);
+    }, 90_000);
+
+    test("--keep keeps the sandbox after exit and says how to attach again", async () => {
+      terminal = open(["--keep"]);
+      await ready(terminal);
+      terminal.type("echo kept > ~/marker; exit 3");
+      expect(await terminal.exitCode()).toBe(3);
+      const screen = terminal.screen();
+      const kept = await ids();
+      expect(kept).toHaveLength(1);
+      expect(screen).toContain(`kept sandbox ${kept[0]} on ${provider}`);
+      expect(screen).toContain(`sandboxes shell ${kept[0]}`);
+      const again = await run(home, ["shell", kept[0]!, "-p", provider], { stdin: "cat ~/marker\n", env: passThrough() });
+      expect(again).toMatchObject({ code: 0, stdout: "kept\n" });
+      expect((await run(home, ["destroy", kept[0]!, "-p", provider], { env: passThrough() })).code).toBe(0);
+    }, 90_000);
+  });
+}
 
 describe("sandboxes shell without a terminal", () => {
   test("`echo … | sandboxes shell` runs the input in a login shell and passes its exit code", async () => {
@@ -120,6 +164,12 @@ describe("sandboxes shell without a terminal", () => {
     expect(result.stderr).toContain("give either a sandbox ID|NAME or -n NAME, not both");
   });
 });
+
+/** Provider credentials and endpoints from this process's environment (for non-local runs). */
+function passThrough(): Record<string, string> {
+  const keep = Object.entries(process.env).filter(([key]) => /^(SANDBOXES_|DOCKER_|E2B_|DAYTONA_|MODAL_|SPRITES_|HOPX_|VERCEL_|CLOUDFLARE_)/.test(key) && key !== "SANDBOXES_PTY_PROVIDERS");
+  return Object.fromEntries(keep) as Record<string, string>;
+}
 
 /** Waits until a process with exactly this command line exists (or no longer does). */
 async function waitForProcess(commandLine: string, present: boolean): Promise<void> {
