@@ -83,7 +83,7 @@ export async function runClaude(settings: Settings, options: ClaudeOptions, io: 
   } else if (project.kind === "upload") {
     labels[WORKDIR_LABEL] = `~/${project.name}`;
   }
-  const target = { command: "claude", name, provider: providerName, keep: options.keep, image: options.image ?? CLAUDE_IMAGES[providerName], labels, mounts };
+  const target = { command: "claude", name, provider: options.provider, keep: options.keep, image: options.image ?? CLAUDE_IMAGES[providerName], labels, mounts };
 
   return withSandbox(settings, target, io.sink, options.signal, async ({ provider, record, created }, started) => {
     if (!created) checkResume(record, project, io.sink, labelsOf(settings, provider, record));

@@ -95,7 +95,8 @@ export async function withSandbox<T>(
     return await body({ provider, record, created: true }, () => (sessionStarted = true));
   } finally {
     if (keepRequested && sessionStarted) {
-      const again = target.name ? `sandboxes ${target.command} -n ${target.name}` : `sandboxes shell ${record.id}`;
+      const where = target.provider ? ` -p ${provider.name}` : "";
+      const again = target.name ? `sandboxes ${target.command} -n ${target.name}${where}` : `sandboxes shell ${record.id}${where}`;
       sink.info(`kept sandbox ${record.id} on ${provider.name}; attach again with \`${again}\`, remove it with \`sandboxes destroy ${record.id}\``);
     } else {
       await provider.destroy(record.id).catch((error) => sink.info(`warning: could not destroy sandbox ${record.id}: ${(error as Error).message}`));

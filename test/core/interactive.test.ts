@@ -158,7 +158,7 @@ describe("interactive core with a fake provider", () => {
     expect(await openShell(settings, { target: shellTarget({ name: "dev" }), env: {}, signal: new AbortController().signal }, first)).toBe(0);
     const named = [...fake.alive.values()].filter((r) => r.name === "dev");
     expect(named).toHaveLength(1);
-    expect(first.notices.at(-1)).toContain("attach again with `sandboxes shell -n dev`");
+    expect(first.notices.at(-1)).toContain("attach again with `sandboxes shell -n dev -p fakepty`");
     expect(new Registry(settings.stateDir).lookup("dev", "fakepty")).toHaveLength(1);
     const second = typingExit(recordingIO(true));
     expect(await openShell(settings, { target: shellTarget({ name: "dev" }), env: {}, signal: new AbortController().signal }, second)).toBe(0);

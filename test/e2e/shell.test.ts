@@ -121,7 +121,7 @@ for (const provider of PROVIDER_NAMES) {
       const kept = await ids();
       expect(kept).toHaveLength(1);
       expect(screen).toContain(`kept sandbox ${kept[0]} on ${provider}`);
-      expect(screen).toContain(`sandboxes shell ${kept[0]}`);
+      expect(screen).toContain(`sandboxes shell ${kept[0]} -p ${provider}`);
       const again = await run(home, ["shell", kept[0]!, "-p", provider], { stdin: "cat ~/marker\n", env: passThrough() });
       expect(again).toMatchObject({ code: 0, stdout: "kept\n" });
       expect((await run(home, ["destroy", kept[0]!, "-p", provider], { env: passThrough() })).code).toBe(0);
