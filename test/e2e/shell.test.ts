@@ -112,6 +112,20 @@ for (const provider of PROVIDER_NAMES) {
       expect(await ids()).toEqual([]);
     }, 90_000);
 
+    test("closing the terminal (SIGHUP) ends the session and destroys the sandbox", async () => {
+      terminal = open();
+      await ready(terminal);
+      terminal.type("sleep 4325");
+      if (local) await waitForProcess("sleep 4325", true);
+      expect(await ids()).toHaveLength(1);
+      terminal.close();
+      terminal = undefined;
+      if (local) await waitForProcess("sleep 4325", false);
+      const deadline = Date.now() + 30_000;
+      while ((await ids()).length > 0 && Date.now() < deadline) await Bun.sleep(200);
+      expect(await ids()).toEqual([]);
+    }, 90_000);
+
     test("--keep keeps the sandbox after exit and says how to attach again", async () => {
       terminal = open(["--keep"]);
       await ready(terminal);
