@@ -138,6 +138,12 @@ export class Terminal {
     return Number(readFileSync(this.files.rc, "utf8").trim());
   }
 
+  /** `stty -a` of the pane's terminal right now, read from outside. */
+  sttyNow(): string {
+    const tty = this.tmux(["display-message", "-p", "-t", "main", "#{pane_tty}"]).trim();
+    return Bun.spawnSync(["stty", "-F", tty, "-a"], { stdout: "pipe" }).stdout.toString();
+  }
+
   pid(): number {
     return Number(readFileSync(this.files.pid, "utf8").trim());
   }

@@ -94,6 +94,8 @@ for (const provider of PROVIDER_NAMES) {
       terminal = open();
       await ready(terminal);
       expect(await ids()).toHaveLength(1);
+      // While attached, the local terminal is raw: no line editing, no local signals, no echo.
+      expect(terminal.sttyNow()).toMatch(/(?=[\s\S]*-icanon)(?=[\s\S]*-isig)(?=[\s\S]*-echo )/);
       terminal.type("exit 7");
       expect(await terminal.exitCode()).toBe(7);
       expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
