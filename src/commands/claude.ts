@@ -1,12 +1,74 @@
-import { SandboxesError } from "../core/errors";
+import { listClaudeSandboxes, runClaude } from "../core/claude";
+import { UsageError } from "../core/errors";
+import { processIO, withHangup } from "../pty/io";
 import { defineCommand } from "./_context";
+import { execSink } from "./_exec-output";
+import { formatAge, printJson, renderTable, ui, writeStdout } from "./_output";
+import { envArgs, jsonArg, parseEnv, providerArg, strings } from "./_shared";
 
-// Interactive terminals land with their own issue; until then the command says so plainly.
 export default defineCommand({
-  meta: { name: "claude", description: "Run Claude Code inside a sandbox", usage: "sandboxes claude" },
+  meta: {
+    name: "claude",
+    description: "Run Claude Code inside a sandbox, on a project directory",
+    usage: "sandboxes claude [DIR] [-p NAME] [-n NAME] [--keep] [--list] [-- CLAUDE-ARGS…]",
+    examples: [
+      "sandboxes claude .                 # this project, mounted (local, docker) or uploaded (cloud)",
+      "sandboxes claude -n myproject .    # a kept sandbox; run it again to resume",
+      "sandboxes claude --list",
+      "sandboxes claude -p local -- --version",
+    ],
+  },
   runsPrograms: true,
-  args: {},
-  async run() {
-    throw new SandboxesError("not_available", "sandboxes claude is not available in this build yet", "user");
+  args: {
+    dir: { type: "positional", description: "Project directory to work on", required: false },
+    ...providerArg,
+    name: { type: "string", alias: "n", description: "Resume the Claude sandbox with this name, creating it if missing (kept)", valueHint: "name" },
+    keep: { type: "boolean", description: "Keep the sandbox afterwards (it gets a name to resume it by)" },
+    list: { type: "boolean", description: "List Claude sandboxes across providers" },
+    image: { type: "string", alias: "i", description: "Image or template for a new sandbox (default: one with Claude Code or Node.js)", valueHint: "image" },
+    ...envArgs,
+    ...jsonArg,
+  },
+  async run({ args, settings, signal }) {
+    if (args.list) {
+      if (args._.length || args["--"].length) throw new UsageError("conflicting_arguments", "--list takes no DIR and no claude arguments");
+      const { sandboxes, warnings } = await listClaudeSandboxes(settings, args.provider as string | undefined);
+      if (args.json) {
+        printJson({
+          sandboxes: sandboxes.map((s) => ({ id: s.id, provider: s.provider, name: s.name ?? null, state: s.state, workdir: s.workdir ?? null, created_at: s.createdAt ?? null })),
+          warnings,
+        });
+        return 0;
+      }
+      for (const warning of warnings) ui().warn(`${warning.provider}: ${warning.message}`);
+      if (sandboxes.length === 0) {
+        ui().info("no Claude sandboxes; start one with `sandboxes claude -n NAME [DIR]`");
+        return 0;
+      }
+      const rows = sandboxes.map((s) => [s.name ?? "-", s.id, s.provider, s.state, s.workdir ?? "-", formatAge(s.createdAt)]);
+      writeStdout(renderTable(["NAME", "ID", "PROVIDER", "STATE", "WORKDIR", "AGE"], rows));
+      return 0;
+    }
+    if (args.json) throw new UsageError("conflicting_arguments", "--json applies to --list only");
+    if (args._.length > 1) throw new UsageError("too_many_arguments", "one DIR at most; arguments for claude go after --");
+    const hangup = withHangup(signal);
+    try {
+      return await runClaude(
+        settings,
+        {
+          dir: args._[0],
+          name: args.name as string | undefined,
+          provider: args.provider as string | undefined,
+          keep: Boolean(args.keep),
+          image: args.image as string | undefined,
+          env: parseEnv(strings(args.env), settings.env),
+          args: args["--"],
+          signal: hangup.signal,
+        },
+        processIO(execSink(false)),
+      );
+    } finally {
+      hangup.dispose();
+    }
   },
 });

@@ -1,12 +1,55 @@
-import { SandboxesError } from "../core/errors";
+import { openShell } from "../core/interactive";
+import { processIO, withHangup } from "../pty/io";
 import { defineCommand } from "./_context";
+import { execSink } from "./_exec-output";
+import { envArgs, labelArg, parseEnv, parseLabels, providerArg, strings, workdirArg } from "./_shared";
 
-// Interactive terminals land with their own issue; until then the command says so plainly.
 export default defineCommand({
-  meta: { name: "shell", description: "Open an interactive shell in a sandbox", usage: "sandboxes shell" },
+  meta: {
+    name: "shell",
+    description: "Open an interactive login shell in a sandbox (new, named, or existing)",
+    usage: "sandboxes shell [ID|NAME] [-p NAME] [-n NAME] [--keep] [-i IMAGE] [-e KEY=VALUE]",
+    examples: [
+      "sandboxes shell",
+      "sandboxes shell -n dev            # attach to (or create) the kept sandbox named dev",
+      "sandboxes shell local-1a2b3c4d5e6f",
+      "echo 'uname -a' | sandboxes shell -p docker",
+    ],
+  },
   runsPrograms: true,
-  args: {},
-  async run() {
-    throw new SandboxesError("not_available", "sandboxes shell is not available in this build yet", "user");
+  args: {
+    sandbox: { type: "positional", description: "Existing sandbox id or name to attach to", required: false },
+    ...providerArg,
+    name: { type: "string", alias: "n", description: "Attach to the sandbox with this name, creating it if missing (kept)", valueHint: "name" },
+    keep: { type: "boolean", description: "Keep a new sandbox after the shell exits and print its id" },
+    image: { type: "string", alias: "i", description: "Image or template for a new sandbox", valueHint: "image" },
+    ...envArgs,
+    ...labelArg,
+    ...workdirArg,
+  },
+  async run({ args, settings, signal }) {
+    const hangup = withHangup(signal);
+    try {
+      return await openShell(
+        settings,
+        {
+          target: {
+            command: "shell",
+            ref: args._[0],
+            name: args.name as string | undefined,
+            provider: args.provider as string | undefined,
+            keep: Boolean(args.keep),
+            image: args.image as string | undefined,
+            labels: parseLabels(strings(args.label)),
+          },
+          env: parseEnv(strings(args.env), settings.env),
+          workdir: args.workdir as string | undefined,
+          signal: hangup.signal,
+        },
+        processIO(execSink(false)),
+      );
+    } finally {
+      hangup.dispose();
+    }
   },
 });

@@ -120,14 +120,26 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, program: string[
   argv.push("--ro-bind", layout.passwdFile, "/etc/passwd", "--ro-bind", layout.groupFile, "/etc/group");
   argv.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "../tmp", "/var/tmp");
   argv.push("--symlink", "../run", "/var/run", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/mnt");
-  argv.push("--bind", layout.tmpDir, "/tmp", "--bind", layout.homeDir, layout.callerHome);
+  argv.push("--bind", layout.tmpDir, "/tmp");
+  // bwrap creates missing parents of a mount point mode 0700, which a dropped uid cannot enter.
+  for (const parent of ancestors(layout.callerHome)) argv.push("--perms", "0755", "--dir", parent);
+  argv.push("--bind", layout.homeDir, layout.callerHome);
   for (const [host, inside] of layout.readOnlyBinds) argv.push("--ro-bind", host, inside);
-  for (const mount of layout.mounts) argv.push(mount.readonly ? "--ro-bind" : "--bind", mount.hostPath, mount.sandboxPath);
+  for (const mount of layout.mounts) {
+    for (const parent of ancestors(mount.sandboxPath)) argv.push("--perms", "0755", "--dir", parent);
+    argv.push(mount.readonly ? "--ro-bind" : "--bind", mount.hostPath, mount.sandboxPath);
+  }
   argv.push("--chdir", "/");
   argv.push("--");
   if (layout.dropToUid !== undefined) argv.push(...DROP_PRIVILEGES(layout.dropToUid));
   argv.push(...program);
   return argv;
+}
+
+/** "/a/b/c" -> ["/a", "/a/b"]. */
+function ancestors(path: string): string[] {
+  const parts = path.split("/").filter(Boolean);
+  return parts.slice(0, -1).map((_, i) => "/" + parts.slice(0, i + 1).join("/"));
 }
 
 function readLinkSafe(path: string): string {
