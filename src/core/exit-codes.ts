@@ -14,6 +14,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ["128+N", "run, exec: the sandboxed program was killed by signal N (e.g. 137 for SIGKILL)"],
   ["124", "run, exec: the command hit --timeout and its whole process tree was killed"],
   ["125", "run, exec, shell, claude: sandboxes itself failed (bad flags, missing file, no credentials, provider unreachable)"],
+  ["129", "shell, claude: the terminal closed (SIGHUP); sandboxes created by the session were destroyed first"],
   ["130", "interrupted by Ctrl-C (SIGINT); sandboxes created by this run were destroyed first"],
   ["143", "terminated by SIGTERM; sandboxes created by this run were destroyed first"],
   ["0", "other commands: success"],
