@@ -1,0 +1,24 @@
+import { afterAll, beforeAll } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { daytonaDescriptor } from "../../src/providers/daytona";
+import { FakeDaytona } from "../fakes/daytona/server";
+import { testProvider } from "./suite";
+
+const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-daytona-"));
+const fake = new FakeDaytona({ apiKey: "conformance-key" });
+
+beforeAll(() => void fake.start());
+afterAll(() => fake.stop());
+
+// The real SDK, pointed at the fake through its own apiUrl setting.
+testProvider("daytona (real SDK against the local fake)", () =>
+  daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "conformance-key", DAYTONA_API_URL: fake.apiUrl }, config: {}, stateDir }),
+);
+
+// The same suite against the real service, only when a real key is present.
+const realKey = process.env.DAYTONA_API_KEY;
+if (realKey && realKey !== "dummy") {
+  testProvider("daytona (real service)", () => daytonaDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
+}
