@@ -97,6 +97,8 @@ export class FakeDaytona {
   readonly sandboxes = new Map<string, FakeSandbox>();
   /** `${method} ${path}` of every request, for asserting what the client did. */
   readonly requests: string[] = [];
+  /** Files written through the upload API. */
+  readonly uploads: Array<{ path: string; size: number }> = [];
   private faults: Array<Fault & { used: number }> = [];
   private server!: Server<SocketData>;
 
@@ -140,6 +142,11 @@ export class FakeDaytona {
     this.faults = [];
   }
 
+  /** Destroys every sandbox, so one failing test cannot leak into the next one's assertions. */
+  reset(): void {
+    for (const sandbox of [...this.sandboxes.values()]) this.destroy(sandbox);
+  }
+
   /** Sandboxes that exist (not destroyed): what a leak check looks at. */
   live(): FakeSandbox[] {
     return [...this.sandboxes.values()];
@@ -163,7 +170,7 @@ export class FakeDaytona {
     const fault = this.takeFault(req.method, path);
     if (fault?.delayMs) await Bun.sleep(fault.delayMs);
     if (fault && !fault.afterHandling) {
-      if (fault.drop) return dropped();
+      if (fault.drop) return dropConnection(req, server);
       if (fault.status) return errorResponse(fault.status);
     }
     if (this.options.apiKey && req.headers.get("authorization") !== `Bearer ${this.options.apiKey}`) {
@@ -176,7 +183,7 @@ export class FakeDaytona {
       response = errorResponse(500, (error as Error).message);
     }
     if (fault?.afterHandling) {
-      if (fault.drop) return dropped();
+      if (fault.drop) return dropConnection(req, server);
       if (fault.status) return errorResponse(fault.status);
     }
     return response;
@@ -354,10 +361,19 @@ export class FakeDaytona {
       for (let i = 0; form.has(`files[${i}].path`); i++) {
         const target = this.resolvePath(sandbox, String(form.get(`files[${i}].path`)));
         const file = form.get(`files[${i}].file`) as unknown as Blob;
+        const bytes = new Uint8Array(await file.arrayBuffer());
         mkdirSync(dirname(target), { recursive: true });
-        writeFileSync(target, new Uint8Array(await file.arrayBuffer()));
+        writeFileSync(target, bytes);
+        this.uploads.push({ path: target, size: bytes.length });
       }
       return new Response(null, { status: 200 });
+    }
+    if (path === "/files" && method === "DELETE") {
+      const target = this.resolvePath(sandbox, url.searchParams.get("path") ?? "");
+      if (!existsSync(target)) return errorResponse(404, `file not found: ${url.searchParams.get("path")}`);
+      if (statSync(target).isDirectory() && url.searchParams.get("recursive") !== "true") return errorResponse(400, "is a directory: pass recursive=true");
+      rmSync(target, { recursive: true, force: true });
+      return new Response(null, { status: 204 });
     }
     if (path === "/files/bulk-download" && method === "POST") {
       const { paths } = (await req.json()) as { paths: string[] };
@@ -546,20 +562,14 @@ function errorResponse(status: number, message?: string): Response {
   return json({ statusCode: status, message: message ?? REASONS[status] ?? "Error", error: REASONS[status] ?? "Error" }, status);
 }
 
-function notFound(idOrName: string): Response {
-  return errorResponse(404, `Sandbox with ID or name ${decodeURIComponent(idOrName)} not found`);
+/** No answer at all: the server closes the connection when the request's 1 s idle timeout expires. */
+function dropConnection(req: Request, server: Server<SocketData>): Promise<Response> {
+  server.timeout(req, 1);
+  return new Promise<Response>(() => {});
 }
 
-/** Headers go out, then the body breaks off: the client sees a connection dropped mid-reply. */
-function dropped(): Response {
-  return new Response(
-    new ReadableStream({
-      pull(controller) {
-        controller.error(new Error("fake: connection dropped"));
-      },
-    }),
-    { status: 200, headers: { "content-type": "application/json", "content-length": "1000" } },
-  );
+function notFound(idOrName: string): Response {
+  return errorResponse(404, `Sandbox with ID or name ${decodeURIComponent(idOrName)} not found`);
 }
 
 if (import.meta.main) {
