@@ -1,4 +1,4 @@
-import { afterAll, beforeAll } from "bun:test";
+import { afterAll, beforeAll, describe } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,8 +17,8 @@ testProvider("daytona (real SDK against the local fake)", () =>
   daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "conformance-key", DAYTONA_API_URL: fake.apiUrl }, config: {}, stateDir }),
 );
 
-// The same suite against the real service, only when a real key is present.
+// The same suite against the real service: skipped when, and only when, no real key is present.
 const realKey = process.env.DAYTONA_API_KEY;
-if (realKey && realKey !== "dummy") {
+describe.skipIf(!realKey || realKey === "dummy")("daytona real service (DAYTONA_API_KEY set)", () => {
   testProvider("daytona (real service)", () => daytonaDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
-}
+});

@@ -45,14 +45,14 @@ describe("daytona through the compiled binary", () => {
     expect(result.stderr).toBe("to-err\n");
     expect(result.code).toBe(7);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("run --timeout: the command is killed, exit 124, nothing left behind", async () => {
     const result = await sandboxes(["run", "-p", "daytona", "-t", "1", "echo started; sleep 30; echo never"], env);
     expect(result.code).toBe(124);
     expect(result.stdout).toBe("started\n");
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("run --file: the program is uploaded and run (env and args reach it)", async () => {
     const script = join(home.home, "hello.sh");
@@ -62,7 +62,7 @@ describe("daytona through the compiled binary", () => {
     expect(result.stdout).toMatch(/^hello daytona from .*hello\.sh with first-arg\n$/);
     expect(result.code).toBe(0);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("--keep, then exec by id, list with labels, cp both ways, destroy: each from a new process", async () => {
     const kept = await keep(["-l", "team=e2e", "-l", "purpose=keep", "-e", "FROM_RUN=yes", "echo created"]);
@@ -111,7 +111,7 @@ describe("daytona through the compiled binary", () => {
     const gone = await sandboxes(["exec", id, "true"], env);
     expect(gone.code).toBe(125);
     expect(gone.stderr).toContain(id);
-  });
+  }, 30_000);
 
   test("--reuse finds the sandbox another process kept, by its labels (server-side)", async () => {
     const first = await keep(["--reuse", "-l", "pool=reuse", "echo one > reuse-marker; echo first"]);
@@ -126,7 +126,7 @@ describe("daytona through the compiled binary", () => {
     expect(fake.requests.some((r) => r === "GET /api/sandbox")).toBe(true);
     await sandboxes(["destroy", id], env);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("list reads every page", async () => {
     const ids: string[] = [];
@@ -138,7 +138,7 @@ describe("daytona through the compiled binary", () => {
     const destroyed = await sandboxes(["destroy", "--all", "--yes", "-p", "daytona", "-l", "pages=yes"], env);
     expect(destroyed.code).toBe(0);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("--image: a registry image is built, a bare name is a snapshot; --ttl sets the lifetime", async () => {
     const fromImage = await keep(["--image", "python:3.12-slim", "--ttl", "90", "true"]);
@@ -149,7 +149,7 @@ describe("daytona through the compiled binary", () => {
     expect(fake.sandboxes.get(fromSnapshot.id)!.snapshot).toBe("my-snapshot");
     await sandboxes(["destroy", imageBox.id, fromSnapshot.id], env);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("providers never creates a sandbox and makes no request", async () => {
     const before = fake.requests.length;
@@ -157,7 +157,7 @@ describe("daytona through the compiled binary", () => {
     expect(result.code).toBe(0);
     expect(result.stdout).toMatch(/^daytona.*\tyes\tDAYTONA_API_KEY\t/m);
     expect(fake.requests.length).toBe(before);
-  });
+  }, 30_000);
 
   test("a missing credential is one clear line naming the variable", async () => {
     const bare = { ...home.env };
@@ -167,7 +167,7 @@ describe("daytona through the compiled binary", () => {
     expect(result.stderr).toBe("sandboxes: provider daytona is not configured: set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)\n");
     const listed = await sandboxes(["providers"], bare);
     expect(listed.stdout).toMatch(/^daytona\tno\tset DAYTONA_API_KEY/m);
-  });
+  }, 30_000);
 
   test("credentials and URL from config.toml work when the environment has none", async () => {
     const configured = tempHome();
@@ -180,14 +180,14 @@ describe("daytona through the compiled binary", () => {
     } finally {
       configured.cleanup();
     }
-  });
+  }, 30_000);
 
   test("a wrong key: the provider's 401 as one line with a hint, exit 125", async () => {
     const result = await sandboxes(["run", "-p", "daytona", "true"], { ...env, DAYTONA_API_KEY: "wrong" });
     expect(result.code).toBe(125);
     expect(result.stderr).toMatch(/^sandboxes: daytona: create sandbox failed: Invalid credentials \(status 401\)\n  hint: check DAYTONA_API_KEY/);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 });
 
 describe("daytona faults through the compiled binary", () => {
@@ -200,7 +200,7 @@ describe("daytona faults through the compiled binary", () => {
     expect(result.code).toBe(0);
     expect(creates() - before).toBe(3);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("a create whose answer is lost (500 after the work, then a dropped connection) leaves exactly one sandbox", async () => {
     fake.inject({ match: "POST /api/sandbox", afterHandling: true, status: 500, times: 1 });
@@ -213,7 +213,7 @@ describe("daytona faults through the compiled binary", () => {
     expect(fake.live()).toHaveLength(2);
     await sandboxes(["destroy", "--all", "--yes", "-p", "daytona", "-l", "lost=answer"], env);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("transient errors on toolbox and lookup calls are retried: exec, cp and slow answers still work", async () => {
     const { id } = await keep(["true"]);
@@ -232,7 +232,7 @@ describe("daytona faults through the compiled binary", () => {
     expect((await sandboxes(["exec", id, "cat /tmp/e2e-daytona-fault/fault.txt"], env)).stdout).toBe("uploaded despite faults\n");
     await sandboxes(["destroy", id], env);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("after the retry budget: one clear line naming the provider, exit 125, nothing leaked", async () => {
     const before = creates();
@@ -245,12 +245,12 @@ describe("daytona faults through the compiled binary", () => {
     expect(lines.filter((l) => l.startsWith("sandboxes:"))).toHaveLength(1);
     expect(creates() - before).toBe(4);
     expect(fake.live()).toHaveLength(0);
-  });
+  }, 30_000);
 
   test("a list that keeps failing is one line too (exit 1 for list)", async () => {
     fake.inject({ match: "GET /api/sandbox", status: 500 });
     const result = await sandboxes(["list", "-p", "daytona"], env);
     expect(result.code).toBe(1);
     expect(result.stderr.split("\n")[0]).toBe("sandboxes: daytona: list sandboxes failed: Internal Server Error (status 500)");
-  });
+  }, 30_000);
 });
