@@ -74,6 +74,10 @@ describe("daytona through the compiled binary", () => {
     const exec = await sandboxes(["exec", id, 'echo "exec saw $FROM_RUN"; echo oops >&2; exit 3'], env);
     expect(exec).toEqual({ code: 3, stdout: "exec saw yes\n", stderr: "oops\n" });
 
+    expect((await sandboxes(["exec", id, "kill -9 $$"], env)).code).toBe(137);
+    expect((await sandboxes(["exec", id, "-t", "1", "sleep 30"], env)).code).toBe(124);
+    const workdir = await sandboxes(["exec", id, "-w", "/tmp", "-e", "GREETING=hi there", "--", "sh", "-c", 'echo "$GREETING in $(pwd)"'], env);
+    expect(workdir.stdout).toBe("hi there in /tmp\n");
     const piped = await sandboxes(["exec", id, "tr a-z A-Z"], env, { stdin: "through stdin\n" });
     expect(piped.stdout).toBe("THROUGH STDIN\n");
 

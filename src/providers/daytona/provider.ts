@@ -40,6 +40,8 @@ function requestIdOf(error: unknown): string | undefined {
 
 /** Non-transient SDK errors become one clear ProviderError; transient ones stay raw for withRetry. */
 function translate(error: unknown, what: string): unknown {
+  // Some SDK messages carry a require stack or a body dump on later lines: one line is the contract.
+  if (error instanceof Error && !(error instanceof SandboxesError)) error.message = error.message.split("\n")[0]!.trim();
   if (error instanceof SandboxesError || !(error instanceof DaytonaError) || isTransient(error)) return error;
   const status = error.statusCode;
   const hint =
