@@ -145,10 +145,13 @@ describe("daytona through the compiled binary", () => {
   }, 30_000);
 
   test("--image: a registry image is built, a bare name is a snapshot; --ttl sets the lifetime", async () => {
-    const fromImage = await keep(["--image", "python:3.12-slim", "--ttl", "90", "true"]);
+    const fromImage = await keep(["--image", "python:3.12-slim", "--ttl", "90", "--cpus", "2", "--memory", "1536m", "--network", "none", "true"]);
     const imageBox = fake.sandboxes.get(fromImage.id)!;
     expect(imageBox.buildInfo?.dockerfileContent).toContain("FROM python:3.12-slim");
-    expect(imageBox.settings).toMatchObject({ autoStopInterval: 2, autoDeleteInterval: 0, ttlMinutes: 2 });
+    expect(imageBox.settings).toMatchObject({ autoStopInterval: 2, autoDeleteInterval: 0, ttlMinutes: 2, cpu: 2, memory: 2, networkBlockAll: true });
+    const snapshotWithCpus = await sandboxes(["run", "-p", "daytona", "--image", "my-snapshot", "--cpus", "2", "true"], env);
+    expect(snapshotWithCpus.code).toBe(125);
+    expect(snapshotWithCpus.stderr).toBe("sandboxes: daytona takes --cpus/--memory only with a registry image: the snapshot fixes them\n");
     const fromSnapshot = await keep(["--image", "my-snapshot", "true"]);
     expect(fake.sandboxes.get(fromSnapshot.id)!.snapshot).toBe("my-snapshot");
     await sandboxes(["destroy", imageBox.id, fromSnapshot.id], env);

@@ -153,6 +153,9 @@ export class DaytonaProvider implements Provider {
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     const token = randomBytes(8).toString("hex");
     const source = imageSource(spec.image);
+    if (!source.image && (spec.cpus || spec.memoryMb)) {
+      throw new SandboxesError("unsupported", "daytona takes --cpus/--memory only with a registry image: the snapshot fixes them", "usage");
+    }
     const minutes = spec.ttlSeconds ? Math.max(1, Math.ceil(spec.ttlSeconds / 60)) : undefined;
     const base = {
       ...(spec.name ? { name: spec.name } : {}),
@@ -167,7 +170,6 @@ export class DaytonaProvider implements Provider {
     const params: CreateSandboxFromImageParams | CreateSandboxFromSnapshotParams = source.image
       ? { ...base, image: source.image, ...resources }
       : { ...base, ...(source.snapshot ? { snapshot: source.snapshot } : {}) };
-    if (!source.image && spec.cpus) throw new SandboxesError("unsupported", "daytona takes --cpus/--memory only with a registry image: the snapshot fixes them", "usage");
     // Building from a registry image takes longer than starting a snapshot.
     const timeout = source.image ? 300 : 120;
     let retried = false;
