@@ -112,6 +112,21 @@ describe("daytona provider against the fake", () => {
     await provider.destroy(created.id);
   });
 
+  test("when the log stream cannot open, the output still arrives whole, stdout and stderr apart", async () => {
+    const created = await provider.create({ labels: {}, env: {} });
+    fake.inject({ match: /\/command\/[^/]+\/logs$/, status: 502, times: 1 });
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    const outcome = await provider.exec(created.id, { argv: ["sh", "-c", "echo one; echo two >&2; sleep 0.3; echo three; exit 4"], env: {}, onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
+    fake.clearFaults();
+    // One follow attempt (refused), then the stored logs were read.
+    expect(fake.requests.filter((r) => r.includes(created.id) && r.endsWith("/logs"))).toHaveLength(2);
+    expect(outcome).toEqual({ exitCode: 4, timedOut: false });
+    expect(text(out)).toBe("one\nthree\n");
+    expect(text(err)).toBe("two\n");
+    await provider.destroy(created.id);
+  });
+
   test("argv is passed verbatim: quotes, spaces, dollars and newlines", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const out: Uint8Array[] = [];

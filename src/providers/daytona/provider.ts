@@ -272,6 +272,7 @@ export class DaytonaProvider implements Provider {
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     const sandbox = await this.running(id);
+    if (spec.signal?.aborted) return { exitCode: 130, timedOut: false };
     const stdinPath = await this.stageStdin(sandbox, spec.stdin);
     const sessionId = randomId("sandboxes");
     const process = sandbox.process;
@@ -309,8 +310,15 @@ export class DaytonaProvider implements Provider {
       spec.signal?.addEventListener("abort", onAbort, { once: true });
       if (spec.signal?.aborted) onAbort();
       let streamed = true;
+      let outSent = 0;
+      let errSent = 0;
       const follow = process
-        .getSessionCommandLogs(sessionId, cmdId, (text) => spec.onStdout(encoder.encode(text)), (text) => spec.onStderr(encoder.encode(text)))
+        .getSessionCommandLogs(
+          sessionId,
+          cmdId,
+          (text) => ((outSent += text.length), spec.onStdout(encoder.encode(text))),
+          (text) => ((errSent += text.length), spec.onStderr(encoder.encode(text))),
+        )
         .catch(() => void (streamed = false));
       const exitCode = await Promise.race([this.waitForExit(sandbox, sessionId, cmdId, follow, () => timedOut || interrupted), stopped.then(() => undefined)]);
       if (timedOut || interrupted) {
@@ -320,9 +328,10 @@ export class DaytonaProvider implements Provider {
         return { exitCode: timedOut ? 124 : 130, timedOut };
       }
       if (!streamed) {
+        // The log stream broke off: the rest of the output, from the stored logs.
         const logs = (await this.idempotent("read the command's output", () => process.getSessionCommandLogs(sessionId, cmdId))) as { stdout: string; stderr: string };
-        if (logs.stdout) spec.onStdout(encoder.encode(logs.stdout));
-        if (logs.stderr) spec.onStderr(encoder.encode(logs.stderr));
+        if (logs.stdout.length > outSent) spec.onStdout(encoder.encode(logs.stdout.slice(outSent)));
+        if (logs.stderr.length > errSent) spec.onStderr(encoder.encode(logs.stderr.slice(errSent)));
       }
       return { exitCode: exitCode ?? 1, timedOut: false };
     } finally {
