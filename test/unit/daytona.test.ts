@@ -127,6 +127,23 @@ describe("daytona provider against the fake", () => {
     await provider.destroy(created.id);
   });
 
+  test("a log stream that outlives its command does not hang exec, and no output is lost or repeated", async () => {
+    const older = new FakeDaytona({ logsOutliveCommand: true }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: older.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      const created = await client.create({ labels: {}, env: {} });
+      const out: Uint8Array[] = [];
+      const err: Uint8Array[] = [];
+      const outcome = await client.exec(created.id, { argv: ["sh", "-c", "echo a; echo b >&2; echo c; exit 2"], env: {}, onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
+      expect(outcome).toEqual({ exitCode: 2, timedOut: false });
+      expect(text(out)).toBe("a\nc\n");
+      expect(text(err)).toBe("b\n");
+      await client.destroy(created.id);
+    } finally {
+      await older.stop();
+    }
+  });
+
   test("argv is passed verbatim: quotes, spaces, dollars and newlines", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const out: Uint8Array[] = [];

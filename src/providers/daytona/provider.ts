@@ -275,10 +275,9 @@ export class DaytonaProvider implements Provider {
     if (spec.signal?.aborted) return { exitCode: 130, timedOut: false };
     const stdinPath = await this.stageStdin(sandbox, spec.stdin);
     const sessionId = randomId("sandboxes");
-    const process = sandbox.process;
     await this.idempotent("open a session", async () => {
       try {
-        await process.createSession(sessionId);
+        await sandbox.process.createSession(sessionId);
       } catch (error) {
         // A retry after a lost answer finds the session made by the first attempt.
         if ((error as DaytonaError).statusCode !== 409) throw error;
@@ -297,7 +296,7 @@ export class DaytonaProvider implements Provider {
         "run the command",
         async () => {
           try {
-            return await process.executeSessionCommand(sessionId, { command, runAsync: true });
+            return await sandbox.process.executeSessionCommand(sessionId, { command, runAsync: true });
           } catch (error) {
             throw isRefused(error) ? error : translate(error, "run the command");
           }
@@ -309,30 +308,16 @@ export class DaytonaProvider implements Provider {
       if (spec.timeoutMs) timer = setTimeout(() => ((timedOut = true), wake()), spec.timeoutMs);
       spec.signal?.addEventListener("abort", onAbort, { once: true });
       if (spec.signal?.aborted) onAbort();
-      let streamed = true;
-      let outSent = 0;
-      let errSent = 0;
-      const follow = process
-        .getSessionCommandLogs(
-          sessionId,
-          cmdId,
-          (text) => ((outSent += text.length), spec.onStdout(encoder.encode(text))),
-          (text) => ((errSent += text.length), spec.onStderr(encoder.encode(text))),
-        )
-        .catch(() => void (streamed = false));
-      const exitCode = await Promise.race([this.waitForExit(sandbox, sessionId, cmdId, follow, () => timedOut || interrupted), stopped.then(() => undefined)]);
+      const output = this.follow(sandbox, sessionId, cmdId, spec);
+      const exitCode = await Promise.race([this.waitForExit(sandbox, sessionId, cmdId, output, () => timedOut || interrupted), stopped.then(() => undefined)]);
       if (timedOut || interrupted) {
         // Deleting the session kills the command; give the log stream a moment to drain.
         await this.deleteSession(sandbox, sessionId);
-        await Promise.race([follow, Bun.sleep(2000)]);
+        await Promise.race([output.done, Bun.sleep(2000)]);
+        output.stop();
         return { exitCode: timedOut ? 124 : 130, timedOut };
       }
-      if (!streamed) {
-        // The log stream broke off: the rest of the output, from the stored logs.
-        const logs = (await this.idempotent("read the command's output", () => process.getSessionCommandLogs(sessionId, cmdId))) as { stdout: string; stderr: string };
-        if (logs.stdout.length > outSent) spec.onStdout(encoder.encode(logs.stdout.slice(outSent)));
-        if (logs.stderr.length > errSent) spec.onStderr(encoder.encode(logs.stderr.slice(errSent)));
-      }
+      await output.finish(() => this.idempotent("read the command's output", () => sandbox.process.getSessionCommandLogs(sessionId, cmdId)));
       return { exitCode: exitCode ?? 1, timedOut: false };
     } finally {
       if (timer) clearTimeout(timer);
@@ -342,13 +327,55 @@ export class DaytonaProvider implements Provider {
     }
   }
 
-  /** The log stream ends when the command does; the exit code may land a moment later. */
-  private async waitForExit(sandbox: Sandbox, sessionId: string, cmdId: string, follow: Promise<void>, stop: () => boolean): Promise<number | undefined> {
-    await follow;
-    for (let delay = 25; !stop(); delay = Math.min(500, delay * 2)) {
+  /** Streams the command's output to the spec's sinks over the SDK's log WebSocket. */
+  private follow(sandbox: Sandbox, sessionId: string, cmdId: string, spec: ExecSpec) {
+    let open = true;
+    let broken = false;
+    let ended = false;
+    let outSent = 0;
+    let errSent = 0;
+    const done = sandbox.process
+      .getSessionCommandLogs(
+        sessionId,
+        cmdId,
+        (text) => void (open && ((outSent += text.length), spec.onStdout(encoder.encode(text)))),
+        (text) => void (open && ((errSent += text.length), spec.onStderr(encoder.encode(text)))),
+      )
+      .catch(() => void (broken = true))
+      .finally(() => void (ended = true));
+    return {
+      done,
+      get ended() {
+        return ended;
+      },
+      stop: () => void (open = false),
+      /** Stops the stream; if it broke off or is still open, the rest comes from the stored logs. */
+      async finish(readStored: () => Promise<unknown>): Promise<void> {
+        open = false;
+        if (ended && !broken) return;
+        const logs = (await readStored()) as { stdout: string; stderr: string };
+        if (logs.stdout.length > outSent) spec.onStdout(encoder.encode(logs.stdout.slice(outSent)));
+        if (logs.stderr.length > errSent) spec.onStderr(encoder.encode(logs.stderr.slice(errSent)));
+      },
+    };
+  }
+
+  /**
+   * The log stream normally ends with the command, and the exit code lands a moment later. The
+   * exit code is checked now and then while the stream runs too, so a stream that outlives its
+   * command cannot hang us.
+   */
+  private async waitForExit(sandbox: Sandbox, sessionId: string, cmdId: string, output: { done: Promise<void>; ended: boolean }, stop: () => boolean): Promise<number | undefined> {
+    let delay = 25;
+    while (!stop()) {
+      await Promise.race([output.done, Bun.sleep(output.ended ? delay : 1000)]);
+      if (stop()) break;
       const command = await this.idempotent("read the exit code", () => sandbox.process.getSessionCommand(sessionId, cmdId));
-      if (command.exitCode !== undefined && command.exitCode !== null) return command.exitCode;
-      await Bun.sleep(delay);
+      if (command.exitCode !== undefined && command.exitCode !== null) {
+        if (!output.ended) await Promise.race([output.done, Bun.sleep(2000)]);
+        return command.exitCode;
+      }
+      if (output.ended) delay = Math.min(500, delay * 2);
     }
     return undefined;
   }

@@ -38,6 +38,8 @@ export interface FakeOptions {
   pageSize?: number;
   /** State returned by create; "creating" makes the SDK poll until started. */
   initialState?: "started" | "creating";
+  /** Older daemons keep a followed log open after the command ends (until the session goes). */
+  logsOutliveCommand?: boolean;
   port?: number;
 }
 
@@ -326,7 +328,10 @@ export class FakeDaytona {
       if (!session) return errorResponse(404, `session ${m[1]} not found`);
       if (method === "GET") return json({ sessionId: session.id, commands: [...session.commands.values()].map(commandJson) });
       if (method === "DELETE") {
-        for (const command of session.commands.values()) killGroup(command.process);
+        for (const command of session.commands.values()) {
+          killGroup(command.process);
+          for (const ws of command.followers) ws.close(1000, "session deleted");
+        }
         sandbox.sessions.delete(session.id);
         return new Response(null, { status: 204 });
       }
@@ -442,6 +447,7 @@ export class FakeDaytona {
     };
     command.done = Promise.all([pump(child.stdout as ReadableStream<Uint8Array>, STDOUT_MARK), pump(child.stderr as ReadableStream<Uint8Array>, STDERR_MARK), child.exited]).then(() => {
       command.exitCode = child.signalCode ? 128 + signalNumber(child.signalCode) : (child.exitCode ?? 0);
+      if (this.options.logsOutliveCommand) return;
       for (const ws of command.followers) ws.close(1000, "command finished");
       command.followers.clear();
     });
@@ -475,7 +481,7 @@ export class FakeDaytona {
     const data = ws.data;
     if (data.kind === "logs") {
       for (const chunk of data.command.log) ws.sendBinary(chunk);
-      if (data.command.exitCode !== undefined) ws.close(1000, "command finished");
+      if (data.command.exitCode !== undefined && !this.options.logsOutliveCommand) ws.close(1000, "command finished");
       else data.command.followers.add(ws);
       return;
     }
