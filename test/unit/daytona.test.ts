@@ -144,6 +144,22 @@ describe("daytona provider against the fake", () => {
     }
   });
 
+  test("timeout: the sandbox's own `timeout` ends the whole tree even where a session delete would not", async () => {
+    const older = new FakeDaytona({ sessionDeleteSparesCommands: true }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: older.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      const created = await client.create({ labels: {}, env: {} });
+      const outcome = await client.exec(created.id, { argv: ["sh", "-c", "sleep 30 & echo $$ $! > pids; sleep 30"], env: {}, timeoutMs: 700, onStdout: () => {}, onStderr: () => {} });
+      expect(outcome).toEqual({ exitCode: 124, timedOut: true });
+      const pids = readFileSync(join(older.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
+      for (let i = 0; i < 50 && pids.some(running); i++) await Bun.sleep(100);
+      for (const pid of pids) expect(running(pid)).toBe(false);
+      await client.destroy(created.id);
+    } finally {
+      await older.stop();
+    }
+  });
+
   test("argv is passed verbatim: quotes, spaces, dollars and newlines", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const out: Uint8Array[] = [];

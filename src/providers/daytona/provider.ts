@@ -291,6 +291,7 @@ export class DaytonaProvider implements Provider {
     const onAbort = () => ((interrupted = true), wake());
     try {
       const command = this.commandLine(spec, stdinPath);
+      const sentAt = performance.now();
       const { cmdId } = await withRetry(
         NAME,
         "run the command",
@@ -318,6 +319,8 @@ export class DaytonaProvider implements Provider {
         return { exitCode: timedOut ? 124 : 130, timedOut };
       }
       await output.finish(() => this.idempotent("read the command's output", () => sandbox.process.getSessionCommandLogs(sessionId, cmdId)));
+      // `timeout` in the sandbox may fire just before our timer does: its 124 after the deadline is a timeout too.
+      if (exitCode === 124 && spec.timeoutMs && performance.now() - sentAt >= spec.timeoutMs) return { exitCode: 124, timedOut: true };
       return { exitCode: exitCode ?? 1, timedOut: false };
     } finally {
       if (timer) clearTimeout(timer);
@@ -382,14 +385,16 @@ export class DaytonaProvider implements Provider {
 
   /**
    * One line for the session's shell. `sh -c` keeps the session's own shell untouched; `timeout`
-   * (when the image has it) kills the command's whole process group at the deadline even if
-   * this process is gone by then. stdin is the staged file, or nothing.
+   * (when the image has it) ends the command's whole process group at the deadline even if this
+   * process is gone by then, or a daemon's session delete spares the session's children.
+   * stdin is the staged file, or nothing.
    */
   private commandLine(spec: ExecSpec, stdinPath: string | undefined): string {
     const program = ["env", ...Object.entries(spec.env).map(([k, v]) => quote(`${k}=${v}`)), ...spec.argv.map(quote)].join(" ");
     const cd = spec.cwd ? `cd ${quote(spec.cwd)} || exit; ` : "";
     const seconds = spec.timeoutMs ? (spec.timeoutMs / 1000).toFixed(3) : undefined;
-    const bounded = seconds ? `if command -v timeout >/dev/null 2>&1; then exec timeout -s KILL ${seconds} ${program}; fi; ` : "";
+    // TERM to the whole process group, KILL 2 s later if something survives; exit 124 either way.
+    const bounded = seconds ? `if command -v timeout >/dev/null 2>&1; then exec timeout -k 2 ${seconds} ${program}; fi; ` : "";
     const script = `${cd}${bounded}exec ${program}`;
     return `sh -c ${quote(script)} < ${stdinPath ? quote(stdinPath) : "/dev/null"}`;
   }

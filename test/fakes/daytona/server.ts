@@ -40,6 +40,8 @@ export interface FakeOptions {
   initialState?: "started" | "creating";
   /** Older daemons keep a followed log open after the command ends (until the session goes). */
   logsOutliveCommand?: boolean;
+  /** Older daemons kill only the session's shell on delete: the commands it started live on. */
+  sessionDeleteSparesCommands?: boolean;
   port?: number;
 }
 
@@ -329,7 +331,7 @@ export class FakeDaytona {
       if (method === "GET") return json({ sessionId: session.id, commands: [...session.commands.values()].map(commandJson) });
       if (method === "DELETE") {
         for (const command of session.commands.values()) {
-          killGroup(command.process);
+          if (!this.options.sessionDeleteSparesCommands) killGroup(command.process);
           for (const ws of command.followers) ws.close(1000, "session deleted");
         }
         sandbox.sessions.delete(session.id);
