@@ -160,6 +160,35 @@ describe("daytona provider against the fake", () => {
     }
   });
 
+  test("a sandbox still starting is waited for (the SDK polls until started)", async () => {
+    const slow = new FakeDaytona({ initialState: "creating" }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: slow.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      const created = await client.create({ labels: {}, env: {} });
+      expect(created.state).toBe("running");
+      expect(slow.requests.filter((r) => r === `GET /api/sandbox/${created.id}`).length).toBeGreaterThan(0);
+      await client.destroy(created.id);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  test("a create that fails after Daytona made the sandbox (failed build, error after the work) leaves nothing", async () => {
+    const failing = new FakeDaytona({ initialState: "creating", failBuild: true }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: failing.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      await expect(client.create({ image: "python:3.12", labels: {}, env: {} })).rejects.toThrow(/daytona: create sandbox failed: .*build_failed/);
+      expect(failing.live()).toHaveLength(0);
+      expect(failing.requests).toContain("POST /api/sandbox");
+    } finally {
+      await failing.stop();
+    }
+    fake.inject({ match: "POST /api/sandbox", afterHandling: true, status: 400, times: 1 });
+    await expect(provider.create({ labels: { after: "work" }, env: {} })).rejects.toThrow("daytona: create sandbox failed: Bad Request (status 400)");
+    fake.clearFaults();
+    expect(fake.live().filter((s) => s.labels.after === "work")).toHaveLength(0);
+  });
+
   test("argv is passed verbatim: quotes, spaces, dollars and newlines", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const out: Uint8Array[] = [];

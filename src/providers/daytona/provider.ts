@@ -116,6 +116,9 @@ export class DaytonaProvider implements Provider {
       ...(this.settings.target ? { target: this.settings.target } : {}),
       // State by polling: no socket.io connection that would keep a CLI process alive.
       useDeprecatedPolling: true,
+      // Bounds a control call that never answers (the SDK's default is a day); create and file
+      // transfers set their own, longer deadlines.
+      requestTimeoutMs: 60_000,
     });
     return this.clientInstance;
   }
@@ -173,27 +176,35 @@ export class DaytonaProvider implements Provider {
     // Building from a registry image takes longer than starting a snapshot.
     const timeout = source.image ? 300 : 120;
     let retried = false;
-    const sandbox = await withRetry(
-      NAME,
-      "create sandbox",
-      async (attempt) => {
-        try {
-          if (attempt > 1) {
-            retried = true;
-            // The earlier attempt may have created it before its answer was lost.
-            const earlier = await this.findByToken(token);
-            if (earlier[0]) return earlier[0];
+    let sandbox: Sandbox;
+    try {
+      sandbox = await withRetry(
+        NAME,
+        "create sandbox",
+        async (attempt) => {
+          try {
+            if (attempt > 1) {
+              retried = true;
+              // The earlier attempt may have created it before its answer was lost.
+              const earlier = await this.findByToken(token);
+              if (earlier[0]) return earlier[0];
+            }
+            return await this.client.create(params, { timeout });
+          } catch (error) {
+            throw translate(error, "create sandbox");
           }
-          return await this.client.create(params, { timeout });
-        } catch (error) {
-          throw translate(error, "create sandbox");
-        }
-      },
-      isTransient,
-      undefined,
-      signal,
-    );
-    if (sandbox.state !== "started") await this.idempotent("wait for the sandbox to start", () => sandbox.waitUntilStarted(timeout));
+        },
+        isTransient,
+        undefined,
+        signal,
+      );
+      if (sandbox.state !== "started") await this.idempotent("wait for the sandbox to start", () => sandbox.waitUntilStarted(timeout));
+    } catch (error) {
+      // A sandbox that exists but never started (build failed, start timed out, retries spent
+      // after a lost answer) would be nobody's to destroy: remove whatever carries the token.
+      await this.removeDuplicates(token, undefined).catch(() => {});
+      throw error;
+    }
     if (retried) await this.removeDuplicates(token, sandbox.id);
     this.cache.set(sandbox.id, sandbox);
     return this.record(sandbox);
@@ -205,8 +216,8 @@ export class DaytonaProvider implements Provider {
     return found;
   }
 
-  /** After retries, a create that reached the server twice must not leave two sandboxes. */
-  private async removeDuplicates(token: string, keep: string): Promise<void> {
+  /** Deletes every sandbox with this create token but `keep`: a create must leave one sandbox or none. */
+  private async removeDuplicates(token: string, keep: string | undefined): Promise<void> {
     const all = await this.idempotent("look up the created sandbox", () => this.findByToken(token));
     for (const extra of all.filter((s) => s.id !== keep)) await this.idempotent("delete a duplicate sandbox", () => extra.delete());
   }

@@ -38,6 +38,8 @@ export interface FakeOptions {
   pageSize?: number;
   /** State returned by create; "creating" makes the SDK poll until started. */
   initialState?: "started" | "creating";
+  /** With initialState "creating": the build fails instead of the sandbox starting. */
+  failBuild?: boolean;
   /** Older daemons keep a followed log open after the command ends (until the session goes). */
   logsOutliveCommand?: boolean;
   /** Older daemons kill only the session's shell on delete: the commands it started live on. */
@@ -253,7 +255,11 @@ export class FakeDaytona {
       ptys: new Map(),
     };
     this.sandboxes.set(id, sandbox);
-    if (sandbox.state !== "started") setTimeout(() => sandbox.state === "creating" && (sandbox.state = "started"), 300);
+    if (sandbox.state !== "started") {
+      setTimeout(() => {
+        if (sandbox.state === "creating") sandbox.state = this.options.failBuild ? "build_failed" : "started";
+      }, 300);
+    }
     return json(this.dto(sandbox), 200);
   }
 
@@ -294,6 +300,7 @@ export class FakeDaytona {
       autoDeleteInterval: (s.settings.autoDeleteInterval as number) ?? -1,
       createdAt: s.createdAt,
       updatedAt: s.createdAt,
+      ...(s.state === "build_failed" ? { errorReason: "fake: the image build failed" } : {}),
       toolboxProxyUrl: `${this.url}/toolbox`,
     };
   }
