@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { daytonaDescriptor } from "../../src/providers/daytona";
@@ -10,7 +10,10 @@ const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-daytona-"));
 const fake = new FakeDaytona({ apiKey: "conformance-key" });
 
 beforeAll(() => void fake.start());
-afterAll(() => fake.stop());
+afterAll(async () => {
+  await fake.stop();
+  rmSync(stateDir, { recursive: true, force: true });
+});
 
 // The real SDK, pointed at the fake through its own apiUrl setting.
 testProvider("daytona (real SDK against the local fake)", () =>

@@ -350,7 +350,7 @@ export class FakeDaytona {
       if (!session) return errorResponse(404, `session ${m[1]} not found`);
       const body = (await req.json()) as { command: string; runAsync?: boolean; async?: boolean };
       const command = this.startCommand(sandbox, session, body.command);
-      if (body.runAsync || body.async) return json({ cmdId: command.id });
+      if (body.runAsync || body.async) return json({ cmdId: command.id }, 202);
       await command.done;
       const { stdout, stderr } = demux(command.log);
       return json({ cmdId: command.id, output: stdout + stderr, stdout, stderr, exitCode: command.exitCode });
@@ -590,4 +590,5 @@ function notFound(idOrName: string): Response {
 if (import.meta.main) {
   const fake = new FakeDaytona({ port: Number(process.env.PORT) || 0 }).start();
   console.log(`DAYTONA_API_URL=${fake.apiUrl}`);
+  for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => void fake.stop().then(() => process.exit(0)));
 }
