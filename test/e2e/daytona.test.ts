@@ -3,13 +3,15 @@
  * (with its form-data/busboy shim) speaks the real wire protocol to 127.0.0.1.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync, existsSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeDaytona } from "../fakes/daytona/server";
 import { buildBinary, sandboxes, tempHome } from "./_daytona-helpers";
 
 const fake = new FakeDaytona({ apiKey: "dummy", pageSize: 2 });
 const home = tempHome();
+// The fake's sandboxes share this machine's /tmp: one directory of ours, removed at the end.
+const remote = `/tmp/sandboxes-e2e-daytona-${process.pid}`;
 let env: Record<string, string>;
 
 const creates = () => fake.requests.filter((r) => r === "POST /api/sandbox").length;
@@ -36,6 +38,7 @@ async function keep(args: string[], extraEnv: Record<string, string> = {}) {
 afterAll(async () => {
   await fake.stop();
   home.cleanup();
+  rmSync(remote, { recursive: true, force: true });
 });
 
 describe("daytona through the compiled binary", () => {
@@ -97,13 +100,13 @@ describe("daytona through the compiled binary", () => {
     const blob = new Uint8Array(200_000).map((_, i) => (i * 7919 + (i >> 8)) % 256);
     const local = join(home.home, "blob.bin");
     writeFileSync(local, blob);
-    expect((await sandboxes(["exec", id, "mkdir -p /tmp/e2e-daytona-in"], env)).code).toBe(0);
-    const up = await sandboxes(["cp", local, `${id}:/tmp/e2e-daytona-in/`], env);
+    expect((await sandboxes(["exec", id, `mkdir -p ${remote}/in`], env)).code).toBe(0);
+    const up = await sandboxes(["cp", local, `${id}:${remote}/in/`], env);
     expect(up.code).toBe(0);
-    const sum = await sandboxes(["exec", id, "wc -c < /tmp/e2e-daytona-in/blob.bin"], env);
+    const sum = await sandboxes(["exec", id, `wc -c < ${remote}/in/blob.bin`], env);
     expect(sum.stdout.trim()).toBe("200000");
     const back = join(home.home, "back.bin");
-    const down = await sandboxes(["cp", `${id}:/tmp/e2e-daytona-in/blob.bin`, back], env);
+    const down = await sandboxes(["cp", `${id}:${remote}/in/blob.bin`, back], env);
     expect(down.code).toBe(0);
     expect(new Uint8Array(readFileSync(back))).toEqual(blob);
     // Staged tars and stdin files were removed from the sandbox again.
@@ -234,9 +237,9 @@ describe("daytona faults through the compiled binary", () => {
     fake.inject({ match: `POST /toolbox/${id}/files/bulk-upload`, status: 503, times: 2 });
     const file = join(home.home, "fault.txt");
     writeFileSync(file, "uploaded despite faults\n");
-    expect((await sandboxes(["exec", id, "mkdir -p /tmp/e2e-daytona-fault"], env)).code).toBe(0);
-    expect((await sandboxes(["cp", file, `${id}:/tmp/e2e-daytona-fault/`], env)).code).toBe(0);
-    expect((await sandboxes(["exec", id, "cat /tmp/e2e-daytona-fault/fault.txt"], env)).stdout).toBe("uploaded despite faults\n");
+    expect((await sandboxes(["exec", id, `mkdir -p ${remote}/fault`], env)).code).toBe(0);
+    expect((await sandboxes(["cp", file, `${id}:${remote}/fault/`], env)).code).toBe(0);
+    expect((await sandboxes(["exec", id, `cat ${remote}/fault/fault.txt`], env)).stdout).toBe("uploaded despite faults\n");
     await sandboxes(["destroy", id], env);
     expect(fake.live()).toHaveLength(0);
   }, 30_000);
