@@ -489,7 +489,8 @@ export class DaytonaProvider implements Provider {
       sandbox.process.createPty({ id: randomId("sandboxes-pty"), cols: spec.cols, rows: spec.rows, ...(spec.cwd ? { cwd: spec.cwd } : {}), envs: spec.env, onData }),
     );
     const program = spec.argv.map(quote).join(" ");
-    await handle.sendInput(`printf '\\036\\036sandboxes\\036\\036'; exec ${program}\n`);
+    // The leading space keeps the line out of bash's history (HISTCONTROL=ignorespace).
+    await handle.sendInput(` printf '\\036\\036sandboxes\\036\\036'; exec ${program}\n`);
     const exited = handle
       .wait()
       .then((result) => result.exitCode ?? 1)
