@@ -1,9 +1,12 @@
 import { randomBytes } from "node:crypto";
-import { Daytona, DaytonaConnectionError, DaytonaError, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type Sandbox } from "@daytonaio/sdk";
+import { Daytona, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type DaytonaError, type Sandbox } from "@daytonaio/sdk";
 import { ProviderError, SandboxesError } from "../../core/errors";
-import { isTransientStatus, withRetry } from "../retry";
+import { withRetry } from "../retry";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { isRefused, isTransient, translate } from "./errors";
 import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
+import { openPty } from "./pty";
+import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
 
 registerDaytonaRuntimeModules();
@@ -15,42 +18,7 @@ const CREATE_TOKEN_LABEL = `${LABEL_PREFIX}create-token`;
 const SDK_LANGUAGE_LABEL = "code-toolbox-language";
 
 const encoder = new TextEncoder();
-const quote = (value: string) => (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
 const randomId = (prefix: string) => `${prefix}-${randomBytes(6).toString("hex")}`;
-
-/** No response, or a status a retry can fix: worth another attempt on an idempotent call. */
-function isTransient(error: unknown): boolean {
-  if (error instanceof DaytonaConnectionError) return true;
-  const status = (error as { statusCode?: number }).statusCode;
-  if (error instanceof DaytonaError && status === undefined) return /socket|ECONNRESET|EPIPE|aborted|terminated|network/i.test(error.message);
-  return isTransientStatus(status);
-}
-
-/** Only statuses that say the request was refused before it ran: safe to send a command again. */
-function isRefused(error: unknown): boolean {
-  const status = (error as { statusCode?: number }).statusCode;
-  return status === 429 || status === 503;
-}
-
-function requestIdOf(error: unknown): string | undefined {
-  const headers = (error as { headers?: Record<string, unknown> }).headers;
-  const id = headers?.["x-request-id"] ?? headers?.["x-daytona-request-id"];
-  return typeof id === "string" ? id : undefined;
-}
-
-/** Non-transient SDK errors become one clear ProviderError; transient ones stay raw for withRetry. */
-function translate(error: unknown, what: string): unknown {
-  // Some SDK messages carry a require stack or a body dump on later lines: one line is the contract.
-  if (error instanceof Error && !(error instanceof SandboxesError)) error.message = error.message.split("\n")[0]!.trim();
-  if (error instanceof SandboxesError || !(error instanceof DaytonaError) || isTransient(error)) return error;
-  const status = error.statusCode;
-  const hint =
-    status === 401 ? "check DAYTONA_API_KEY (or api_key in config.toml)"
-    : status === 403 ? "the API key lacks permission for this: check its scopes in the Daytona dashboard"
-    : status === 404 ? "see `sandboxes list -p daytona`"
-    : undefined;
-  return new ProviderError(NAME, `${what} failed: ${error.message}`, status, requestIdOf(error), hint);
-}
 
 function mapState(state: string | undefined): SandboxState {
   switch (state) {
@@ -465,52 +433,7 @@ export class DaytonaProvider implements Provider {
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const sandbox = await this.running(id);
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    // The PTY starts the sandbox's login shell; we type `exec ARGV` into it and hide everything
-    // up to a marker that only the command's own output can contain (the echoed line shows the
-    // escape sequence as text, not the bytes).
-    const marker = "\x1e\x1esandboxes\x1e\x1e";
-    let pending = "";
-    let started = false;
-    const deliver = (chunk: Uint8Array) => {
-      for (const listener of listeners) listener(chunk);
-    };
-    const onData = (chunk: Uint8Array) => {
-      if (started) return deliver(chunk);
-      pending += Buffer.from(chunk).toString("latin1");
-      const at = pending.indexOf(marker);
-      if (at === -1) return;
-      started = true;
-      const rest = pending.slice(at + marker.length);
-      pending = "";
-      if (rest) deliver(Buffer.from(rest, "latin1"));
-    };
-    const handle = await this.idempotent("open a terminal", () =>
-      sandbox.process.createPty({ id: randomId("sandboxes-pty"), cols: spec.cols, rows: spec.rows, ...(spec.cwd ? { cwd: spec.cwd } : {}), envs: spec.env, onData }),
-    );
-    const program = spec.argv.map(quote).join(" ");
-    // The leading space keeps the line out of bash's history (HISTCONTROL=ignorespace).
-    await handle.sendInput(` printf '\\036\\036sandboxes\\036\\036'; exec ${program}\n`);
-    const exited = handle
-      .wait()
-      .then((result) => result.exitCode ?? 1)
-      .catch(() => 1)
-      .finally(() => {
-        // Nothing matched the marker: show what arrived rather than swallow it.
-        if (!started && pending) deliver(Buffer.from(pending, "latin1"));
-        void handle.disconnect();
-      });
-    return {
-      write: (data) => void handle.sendInput(data).catch(() => {}),
-      resize: (cols, rows) => void handle.resize(cols, rows).catch(() => {}),
-      onData: (listener) => void listeners.push(listener),
-      exited,
-      kill: async () => {
-        await handle.kill().catch(() => {});
-        await Promise.race([exited, Bun.sleep(2000)]);
-        await handle.disconnect();
-      },
-    };
+    return openPty(sandbox, spec, (create) => this.idempotent("open a terminal", create));
   }
 
   async close(): Promise<void> {
