@@ -13,6 +13,8 @@ let instance: ConsolaInstance | undefined;
 /** Human messages: every level to stderr (consola's defaults send info to stdout). */
 export function ui(): ConsolaInstance {
   instance ??= createConsola({
+    // Explicit: consola lowers its level under NODE_ENV=test or CI, which would hide "kept sandbox <id>".
+    level: process.env.SANDBOXES_QUIET ? 1 : 3,
     stdout: process.stderr,
     stderr: process.stderr,
     formatOptions: { date: false, colors: useColor(), compact: true },

@@ -10,7 +10,7 @@ import { SandboxesError } from "./errors";
 export async function packPath(localPath: string, entryName: string): Promise<Uint8Array> {
   const parent = dirname(localPath);
   const name = basename(localPath);
-  const transform = name === entryName ? [] : renameArgs(escapeSed(name), escapeSed(entryName));
+  const transform = name === entryName ? [] : renameArgs(escapePattern(name), escapeReplacement(entryName));
   const child = Bun.spawn(["tar", "-c", "-f", "-", ...formatArgs(), ...transform, "-C", parent, name], { stdout: "pipe", stderr: "pipe" });
   const [bytes, errors, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new SandboxesError("file_transfer_failed", `cannot read ${localPath}: ${errors.trim().split("\n").pop()}`, "user");
@@ -27,8 +27,14 @@ export function formatArgs(): string[] {
   return process.platform === "linux" ? ["--format=gnu"] : [];
 }
 
-function escapeSed(text: string): string {
+/** A literal name as a sed regular expression (delimiter `|`). */
+function escapePattern(text: string): string {
   return text.replace(/[\\|.*[\]^$]/g, (c) => `\\${c}`);
+}
+
+/** A literal name as a sed replacement: only `\`, `&` and the delimiter are special there. */
+function escapeReplacement(text: string): string {
+  return text.replace(/[\\&|]/g, (c) => `\\${c}`);
 }
 
 /** Packs one in-memory file (source code) as a tar with a single entry. */

@@ -61,6 +61,8 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
 
     expect((await cli(["cp", join(home, "blob.bin"), "files:/tmp/blob.bin"], { env })).code).toBe(0);
     expect((await cli(["exec", "files", "wc -c < /tmp/blob.bin"], { env })).stdout.trim()).toBe("100000");
+    expect((await cli(["cp", join(home, "blob.bin"), "files:/tmp/new.name&1.bin"], { env })).code).toBe(0);
+    expect((await cli(["exec", "files", "ls /tmp"], { env })).stdout).toContain("new.name&1.bin\n");
     expect((await cli(["cp", "files:/tmp/blob.bin", join(home, "back.bin")], { env })).code).toBe(0);
     expect(new Uint8Array(await Bun.file(join(home, "back.bin")).arrayBuffer())).toEqual(bytes);
 

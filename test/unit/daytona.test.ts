@@ -1,0 +1,219 @@
+/** The Daytona provider in-process (real SDK, local fake): what the shared suite does not cover. */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { daytonaDescriptor } from "../../src/providers/daytona";
+import { imageSource } from "../../src/providers/daytona/provider";
+import type { Provider } from "../../src/providers/types";
+import { FakeDaytona } from "../fakes/daytona/server";
+
+const fake = new FakeDaytona({ apiKey: "unit-key" });
+let provider: Provider;
+
+beforeAll(async () => {
+  fake.start();
+  provider = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "unit-key", DAYTONA_API_URL: fake.apiUrl }, config: {}, stateDir: "/nonexistent" });
+});
+
+afterAll(async () => {
+  await provider.close?.();
+  await fake.stop();
+});
+
+/** Alive and not a zombie (an orphan's zombie stays when PID 1 does not reap). */
+function running(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+const text = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString("utf8");
+
+describe("daytona descriptor", () => {
+  const ctx = (env: Record<string, string>, config: Record<string, unknown> = {}) => ({ env, config, stateDir: "/nonexistent" });
+
+  test("says which variable to set when there is no key", () => {
+    expect(daytonaDescriptor.detect(ctx({}))).toEqual({ configured: false, missing: "set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)" });
+  });
+
+  test("the environment beats config.toml; URL and target are reported", () => {
+    expect(daytonaDescriptor.detect(ctx({ DAYTONA_API_KEY: "k" }, { api_key: "file" }))).toEqual({ configured: true, source: "DAYTONA_API_KEY" });
+    expect(daytonaDescriptor.detect(ctx({}, { api_key: "file", api_url: "http://x/api", target: "eu" }))).toEqual({
+      configured: true,
+      source: "config.toml",
+      details: "api http://x/api, target eu",
+    });
+  });
+});
+
+describe("--image", () => {
+  test("registry references are images, bare names snapshots, prefixes decide", () => {
+    expect(imageSource(undefined)).toEqual({});
+    expect(imageSource("python:3.12")).toEqual({ image: "python:3.12" });
+    expect(imageSource("ghcr.io/me/box")).toEqual({ image: "ghcr.io/me/box" });
+    expect(imageSource("my-snapshot")).toEqual({ snapshot: "my-snapshot" });
+    expect(imageSource("snapshot:daytonaio/sandbox:0.4")).toEqual({ snapshot: "daytonaio/sandbox:0.4" });
+    expect(imageSource("image:ubuntu")).toEqual({ image: "ubuntu" });
+  });
+});
+
+describe("daytona provider against the fake", () => {
+  test("names are native: get() by name finds the sandbox", async () => {
+    const created = await provider.create({ name: "unit-named", labels: {}, env: {} });
+    expect(created.name).toBe("unit-named");
+    expect((await provider.get("unit-named"))?.id).toBe(created.id);
+    await provider.destroy(created.id);
+    expect(await provider.get("unit-named")).toBeNull();
+  });
+
+  test("labels of ours and the SDK's are hidden; the user's are kept", async () => {
+    const created = await provider.create({ labels: { team: "unit" }, env: {} });
+    expect(created.labels).toEqual({ team: "unit" });
+    const stored = fake.sandboxes.get(created.id)!.labels;
+    expect(Object.keys(stored).sort()).toEqual(["code-toolbox-language", "sandboxes.create-token", "team"]);
+    await provider.destroy(created.id);
+  });
+
+  test("exec on a sandbox Daytona stopped while idle starts it first", async () => {
+    const created = await provider.create({ labels: {}, env: {} });
+    await fetch(`${fake.apiUrl}/sandbox/${created.id}/stop`, { method: "POST", headers: { authorization: "Bearer unit-key" } });
+    expect(fake.sandboxes.get(created.id)!.state).toBe("stopped");
+    const fresh = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "unit-key", DAYTONA_API_URL: fake.apiUrl }, config: {}, stateDir: "/nonexistent" });
+    expect((await fresh.get(created.id))?.state).toBe("stopped");
+    const out: Uint8Array[] = [];
+    const outcome = await fresh.exec(created.id, { argv: ["echo", "awake"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+    expect(outcome).toEqual({ exitCode: 0, timedOut: false });
+    expect(text(out)).toBe("awake\n");
+    expect(fake.sandboxes.get(created.id)!.state).toBe("started");
+    await fresh.destroy(created.id);
+  });
+
+  test("an aborted exec returns promptly and its process tree is killed", async () => {
+    const created = await provider.create({ labels: {}, env: {} });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort("SIGINT"), 500);
+    const outcome = await provider.exec(created.id, {
+      argv: ["sh", "-c", "sleep 30 & echo $$ $! > pids; sleep 30; echo never"],
+      env: {},
+      signal: controller.signal,
+      onStdout: () => {},
+      onStderr: () => {},
+    });
+    expect(outcome.timedOut).toBe(false);
+    expect(outcome.exitCode).toBe(130);
+    expect(fake.sandboxes.get(created.id)!.sessions.size).toBe(0);
+    const pids = readFileSync(join(fake.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
+    expect(pids).toHaveLength(2);
+    await Bun.sleep(100);
+    for (const pid of pids) expect(running(pid)).toBe(false);
+    await provider.destroy(created.id);
+  });
+
+  test("when the log stream cannot open, the output still arrives whole, stdout and stderr apart", async () => {
+    const created = await provider.create({ labels: {}, env: {} });
+    fake.inject({ match: /\/command\/[^/]+\/logs$/, status: 502, times: 1 });
+    const out: Uint8Array[] = [];
+    const err: Uint8Array[] = [];
+    const outcome = await provider.exec(created.id, { argv: ["sh", "-c", "echo one; echo two >&2; sleep 0.3; echo three; exit 4"], env: {}, onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
+    fake.clearFaults();
+    // One follow attempt (refused), then the stored logs were read.
+    expect(fake.requests.filter((r) => r.includes(created.id) && r.endsWith("/logs"))).toHaveLength(2);
+    expect(outcome).toEqual({ exitCode: 4, timedOut: false });
+    expect(text(out)).toBe("one\nthree\n");
+    expect(text(err)).toBe("two\n");
+    await provider.destroy(created.id);
+  });
+
+  test("a log stream that outlives its command does not hang exec, and no output is lost or repeated", async () => {
+    const older = new FakeDaytona({ logsOutliveCommand: true }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: older.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      const created = await client.create({ labels: {}, env: {} });
+      const out: Uint8Array[] = [];
+      const err: Uint8Array[] = [];
+      const outcome = await client.exec(created.id, { argv: ["sh", "-c", "echo a; echo b >&2; echo c; exit 2"], env: {}, onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
+      expect(outcome).toEqual({ exitCode: 2, timedOut: false });
+      expect(text(out)).toBe("a\nc\n");
+      expect(text(err)).toBe("b\n");
+      await client.destroy(created.id);
+    } finally {
+      await older.stop();
+    }
+  });
+
+  test("timeout: the sandbox's own `timeout` ends the whole tree even where a session delete would not", async () => {
+    const older = new FakeDaytona({ sessionDeleteSparesCommands: true }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: older.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      const created = await client.create({ labels: {}, env: {} });
+      const outcome = await client.exec(created.id, { argv: ["sh", "-c", "sleep 30 & echo $$ $! > pids; sleep 30"], env: {}, timeoutMs: 700, onStdout: () => {}, onStderr: () => {} });
+      expect(outcome).toEqual({ exitCode: 124, timedOut: true });
+      const pids = readFileSync(join(older.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
+      for (let i = 0; i < 50 && pids.some(running); i++) await Bun.sleep(100);
+      for (const pid of pids) expect(running(pid)).toBe(false);
+      await client.destroy(created.id);
+    } finally {
+      await older.stop();
+    }
+  });
+
+  test("a sandbox still starting is waited for (the SDK polls until started)", async () => {
+    const slow = new FakeDaytona({ initialState: "creating" }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: slow.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      const created = await client.create({ labels: {}, env: {} });
+      expect(created.state).toBe("running");
+      expect(slow.requests.filter((r) => r === `GET /api/sandbox/${created.id}`).length).toBeGreaterThan(0);
+      await client.destroy(created.id);
+    } finally {
+      await slow.stop();
+    }
+  });
+
+  test("a create that fails after Daytona made the sandbox (failed build, error after the work) leaves nothing", async () => {
+    const failing = new FakeDaytona({ initialState: "creating", failBuild: true }).start();
+    try {
+      const client = await daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "k", DAYTONA_API_URL: failing.apiUrl }, config: {}, stateDir: "/nonexistent" });
+      await expect(client.create({ image: "python:3.12", labels: {}, env: {} })).rejects.toThrow(/daytona: create sandbox failed: .*build_failed/);
+      expect(failing.live()).toHaveLength(0);
+      expect(failing.requests).toContain("POST /api/sandbox");
+    } finally {
+      await failing.stop();
+    }
+    fake.inject({ match: "POST /api/sandbox", afterHandling: true, status: 400, times: 1 });
+    await expect(provider.create({ labels: { after: "work" }, env: {} })).rejects.toThrow("daytona: create sandbox failed: Bad Request (status 400)");
+    fake.clearFaults();
+    expect(fake.live().filter((s) => s.labels.after === "work")).toHaveLength(0);
+  });
+
+  test("argv is passed verbatim: quotes, spaces, dollars and newlines", async () => {
+    const created = await provider.create({ labels: {}, env: {} });
+    const out: Uint8Array[] = [];
+    const args = ["it's", "two words", "$HOME", "line\nbreak", "*"];
+    await provider.exec(created.id, { argv: ["printf", "[%s]", ...args], env: { "WITH_QUOTE": "a'b" }, onStdout: (c) => out.push(c), onStderr: () => {} });
+    expect(text(out)).toBe(args.map((a) => `[${a}]`).join(""));
+    await provider.destroy(created.id);
+  });
+
+  test("pty: the typed command line stays hidden, resize reaches the terminal, input flows", async () => {
+    const created = await provider.create({ labels: {}, env: {} });
+    const session = await provider.openPty!(created.id, { argv: ["sh", "-c", "stty size; read line; echo got:$line; stty size; exit 3"], env: { PTY_VAR: "x" }, cols: 100, rows: 30 });
+    let output = "";
+    session.onData((c) => (output += new TextDecoder().decode(c)));
+    for (let i = 0; i < 100 && !output.includes("30 100"); i++) await Bun.sleep(20);
+    session.resize(120, 40);
+    await Bun.sleep(200);
+    session.write("hello\r");
+    expect(await session.exited).toBe(3);
+    await Bun.sleep(50);
+    expect(output).toContain("30 100");
+    expect(output).toContain("got:hello");
+    expect(output).toContain("40 120");
+    expect(output).not.toContain("printf");
+    expect(output).not.toContain("exec sh");
+    await provider.destroy(created.id);
+  });
+});
