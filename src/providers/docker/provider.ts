@@ -1,0 +1,374 @@
+import { randomBytes } from "node:crypto";
+import { ProviderError, SandboxesError } from "../../core/errors";
+import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { resolveEndpoint } from "./endpoint";
+import { Engine, EngineError, type Hijacked } from "./engine";
+import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
+import { Demultiplexer } from "./multiplex";
+import { pullImage } from "./pull";
+
+const MANAGED = `${LABEL_PREFIX}managed`;
+const NAME = `${LABEL_PREFIX}name`;
+const USER_LABEL = `${LABEL_PREFIX}label.`;
+/** Marks every process of one exec so a timeout or Ctrl-C can find and kill exactly that tree. */
+const EXEC_MARK = "SANDBOXES_EXEC_ID";
+/** The keepalive's lifetime when no TTL is asked for (~68 years: a number every sleep(1) accepts). */
+const FOREVER_SECONDS = 2147483647;
+/** How long a killed command's stream may stay open (an escaped child holding stdout) before we hang up. */
+const KILL_GRACE_MS = 2000;
+
+/**
+ * Kills every process that carries the exec's mark in its environment, together with its
+ * process group: runc starts each exec as a session leader, so children that kept the group
+ * die with it even if they cleared their environment.
+ */
+const KILL_SCRIPT =
+  'm="$1"; for pass in 1 2; do for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; ' +
+  'if tr "\\0" "\\n" <"$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -KILL -"$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; fi; done; done; exit 0';
+
+/** Sets the terminal size itself before the program starts, so even the first `stty size` sees it. */
+const PTY_WRAPPER = 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"';
+
+interface ContainerSummary {
+  Id: string;
+  Image: string;
+  Created: number;
+  State: string;
+  Labels: Record<string, string> | null;
+}
+
+interface ContainerInspect {
+  Id: string;
+  Created: string;
+  State: { Status: string };
+  Config: { Image: string; Labels: Record<string, string> | null };
+}
+
+interface ExecInspect {
+  Running: boolean;
+  ExitCode: number | null;
+}
+
+export class DockerProvider implements Provider {
+  readonly name = "docker";
+  readonly capabilities = DOCKER_CAPABILITIES;
+  private engineClient?: Engine;
+  /** Containers this process created or verified as ours: destroy needs no second look. */
+  private readonly ours = new Set<string>();
+
+  constructor(private readonly ctx: ProviderContext) {}
+
+  private get engine(): Engine {
+    if (!this.engineClient) {
+      const endpoint = resolveEndpoint(this.ctx.env, this.ctx.config);
+      if ("missing" in endpoint) throw new SandboxesError("not_configured", `provider docker is not configured: ${endpoint.missing}`, "user");
+      this.engineClient = new Engine(endpoint);
+    }
+    return this.engineClient;
+  }
+
+  private defaultImage(): string {
+    const configured = this.ctx.config.image;
+    return typeof configured === "string" && configured ? configured : DEFAULT_IMAGE;
+  }
+
+  private defaultTtl(): number | undefined {
+    const configured = this.ctx.config.ttl_seconds;
+    return typeof configured === "number" && configured > 0 ? configured : undefined;
+  }
+
+  async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
+    const image = spec.image || this.defaultImage();
+    const ttl = spec.ttlSeconds ?? this.defaultTtl();
+    const labels: Record<string, string> = { [MANAGED]: "true" };
+    for (const [key, value] of Object.entries(spec.labels)) labels[`${USER_LABEL}${key}`] = value;
+    if (spec.name) labels[NAME] = spec.name;
+    const body = {
+      Image: image,
+      // The keepalive: docker-init as PID 1 reaps orphans and forwards signals; `sleep` ends
+      // the container when the TTL runs out, and AutoRemove then deletes it.
+      Entrypoint: ["sleep"],
+      Cmd: [String(ttl ?? FOREVER_SECONDS)],
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: labels,
+      Tty: false,
+      OpenStdin: false,
+      HostConfig: {
+        Init: true,
+        AutoRemove: true,
+        ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+        ...(spec.memoryMb ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
+        ...(spec.network === false ? { NetworkMode: "none" } : {}),
+        ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
+      },
+    };
+    let created: { Id: string };
+    try {
+      created = await this.engine.json("POST", "/containers/create", { json: body, signal });
+    } catch (error) {
+      if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.message))) throw error;
+      await pullImage(this.engine, image, signal);
+      created = await this.engine.json("POST", "/containers/create", { json: body, signal });
+    }
+    this.ours.add(created.Id);
+    try {
+      await this.engine.request("POST", `/containers/${created.Id}/start`, { signal });
+    } catch (error) {
+      // The container exists but nobody will learn its id: remove it before reporting.
+      await this.destroy(created.Id).catch(() => {});
+      if (error instanceof EngineError) {
+        throw new ProviderError("docker", `cannot start a container from ${image}: ${error.message}`, error.httpStatus, undefined, "the image needs a sleep(1) binary to keep the sandbox alive");
+      }
+      throw error;
+    }
+    return {
+      id: created.Id,
+      provider: this.name,
+      name: spec.name,
+      state: "running",
+      labels: { ...spec.labels },
+      createdAt: new Date().toISOString(),
+      image,
+    };
+  }
+
+  async get(id: string): Promise<SandboxRecord | null> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) return null;
+    try {
+      const info = await this.engine.json<ContainerInspect>("GET", `/containers/${id}/json`);
+      const labels = info.Config.Labels ?? {};
+      if (labels[MANAGED] !== "true") return null;
+      this.ours.add(info.Id);
+      return toRecord(info.Id, info.Config.Image, info.Created, info.State.Status, labels);
+    } catch (error) {
+      if (error instanceof EngineError && error.httpStatus === 404) return null;
+      throw error;
+    }
+  }
+
+  async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
+    const wanted = [`${MANAGED}=true`, ...Object.entries(filter.labels ?? {}).map(([k, v]) => `${USER_LABEL}${k}=${v}`)];
+    const containers = await this.engine.json<ContainerSummary[]>("GET", "/containers/json", {
+      query: { all: true, filters: JSON.stringify({ label: wanted }) },
+    });
+    return containers
+      .map((c) => toRecord(c.Id, c.Image, new Date(c.Created * 1000).toISOString(), c.State, c.Labels ?? {}))
+      .sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
+  }
+
+  async destroy(id: string): Promise<void> {
+    if (!this.ours.has(id) && !(await this.get(id))) return;
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true, v: true } });
+        this.ours.delete(id);
+        return;
+      } catch (error) {
+        if (!(error instanceof EngineError)) throw error;
+        if (error.httpStatus === 404) return void this.ours.delete(id);
+        // 409: AutoRemove (the TTL ran out) is already removing it; wait until it is gone.
+        if (error.httpStatus !== 409) throw error;
+        await Bun.sleep(50);
+      }
+    }
+    throw new ProviderError("docker", `container ${id} is still being removed`, 409, undefined, "retry `sandboxes destroy` in a moment");
+  }
+
+  /** Creates an exec; a missing or stopped container becomes one clear user error. */
+  private async createExec(id: string, body: Record<string, unknown>): Promise<string> {
+    try {
+      const { Id } = await this.engine.json<{ Id: string }>("POST", `/containers/${id}/exec`, { json: body });
+      return Id;
+    } catch (error) {
+      if (error instanceof EngineError && error.httpStatus === 404) {
+        throw new SandboxesError("unknown_sandbox", `no docker sandbox with id ${id}`, "user", "see `sandboxes list -p docker`");
+      }
+      if (error instanceof EngineError && error.httpStatus === 409) {
+        throw new SandboxesError("sandbox_not_running", `docker sandbox ${id} is not running (${error.message})`, "user", "its lifetime may have run out; create a new one");
+      }
+      throw error;
+    }
+  }
+
+  /** Kills the process tree of one exec through a second, detached exec. */
+  private async killMarked(id: string, mark: string): Promise<void> {
+    try {
+      const execId = await this.createExec(id, { Cmd: ["sh", "-c", KILL_SCRIPT, "sh", `${EXEC_MARK}=${mark}`], AttachStdout: false, AttachStderr: false });
+      await this.engine.request("POST", `/exec/${execId}/start`, { json: { Detach: true, Tty: false } });
+      // A detached start returns at once; wait for the killer itself to finish.
+      for (let i = 0; i < 100; i++) {
+        const state = await this.engine.json<ExecInspect>("GET", `/exec/${execId}/json`);
+        if (!state.Running) return;
+        await Bun.sleep(20);
+      }
+    } catch {
+      // The container is gone or has no sh: hanging up below is all that is left to do.
+    }
+  }
+
+  /** The exit code once the engine has recorded it (the stream can end a moment before). */
+  private async exitCode(execId: string): Promise<number> {
+    for (let i = 0; i < 200; i++) {
+      const state = await this.engine.json<ExecInspect>("GET", `/exec/${execId}/json`);
+      if (!state.Running && state.ExitCode !== null) return state.ExitCode;
+      await Bun.sleep(10);
+    }
+    throw new ProviderError("docker", `exec ${execId} ended its stream but the engine never reported an exit code`);
+  }
+
+  async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
+    const mark = randomBytes(8).toString("hex");
+    const execId = await this.createExec(id, {
+      Cmd: spec.argv,
+      Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `${EXEC_MARK}=${mark}`],
+      ...(spec.cwd ? { WorkingDir: spec.cwd } : {}),
+      AttachStdin: spec.stdin !== undefined,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+    const stream = await this.engine.hijack(`/exec/${execId}/start`, { Detach: false, Tty: false });
+    const demux = new Demultiplexer(spec.onStdout, spec.onStderr);
+    stream.onData((chunk) => demux.push(chunk));
+    void feedStdin(stream, spec.stdin);
+
+    let timedOut = false;
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= this.killMarked(id, mark).then(async () => {
+        // An escaped child can hold the stream open; do not wait on it forever.
+        await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
+        stream.destroy();
+      });
+    };
+    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
+    const onAbort = () => stop();
+    if (spec.signal?.aborted) stop();
+    spec.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await stream.ended;
+      if (stopping) await stopping;
+      if (timedOut) return { exitCode: 124, timedOut: true };
+      if (spec.signal?.aborted) return { exitCode: spec.signal.reason === "SIGTERM" ? 143 : 130, timedOut: false };
+      return { exitCode: await this.exitCode(execId), timedOut: false };
+    } finally {
+      if (timer) clearTimeout(timer);
+      spec.signal?.removeEventListener("abort", onAbort);
+      stream.destroy();
+    }
+  }
+
+  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+    const put = () => this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: dir, copyUIDGID: true }, body: tar, headers: { "content-type": "application/x-tar" } });
+    try {
+      await put();
+    } catch (error) {
+      if (!(error instanceof EngineError && error.httpStatus === 404)) throw this.fileError(error, `cannot write files into ${dir}`);
+      // The archive API extracts only into an existing directory.
+      await this.makeDirectory(id, dir);
+      await put().catch((again) => {
+        throw this.fileError(again, `cannot write files into ${dir}`);
+      });
+    }
+  }
+
+  private async makeDirectory(id: string, dir: string): Promise<void> {
+    const errors: Uint8Array[] = [];
+    const outcome = await this.exec(id, { argv: ["mkdir", "-p", "--", dir], env: {}, onStdout: () => {}, onStderr: (c) => errors.push(c) });
+    if (outcome.exitCode !== 0) {
+      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? `mkdir exited ${outcome.exitCode}`;
+      throw new SandboxesError("file_transfer_failed", `cannot create ${dir}: ${detail}`, "user");
+    }
+  }
+
+  async getArchive(id: string, path: string): Promise<Uint8Array> {
+    try {
+      const response = await this.engine.request("GET", `/containers/${id}/archive`, { query: { path } });
+      return new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      throw this.fileError(error, `cannot read ${path}`);
+    }
+  }
+
+  private fileError(error: unknown, what: string): unknown {
+    if (!(error instanceof EngineError)) return error;
+    if (error.httpStatus === 404 && /no such container/i.test(error.message)) {
+      return new SandboxesError("unknown_sandbox", `no docker sandbox with that id: ${error.message}`, "user", "see `sandboxes list -p docker`");
+    }
+    const detail = error.message.replace(/^docker: /, "").replace(/ \(status \d+\)$/, "");
+    return new SandboxesError("file_transfer_failed", `${what}: ${detail}`, "user");
+  }
+
+  async openPty(id: string, spec: PtySpec): Promise<PtySession> {
+    const mark = randomBytes(8).toString("hex");
+    const env = { TERM: "xterm-256color", ...spec.env, [EXEC_MARK]: mark };
+    const execId = await this.createExec(id, {
+      Cmd: ["sh", "-c", PTY_WRAPPER, "sh", String(spec.cols), String(spec.rows), ...spec.argv],
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      ...(spec.cwd ? { WorkingDir: spec.cwd } : {}),
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: true,
+      ConsoleSize: [spec.rows, spec.cols],
+    });
+    const stream = await this.engine.hijack(`/exec/${execId}/start`, { Detach: false, Tty: true, ConsoleSize: [spec.rows, spec.cols] });
+    const resize = (cols: number, rows: number) =>
+      this.engine.request("POST", `/exec/${execId}/resize`, { query: { h: rows, w: cols } }).then(
+        () => {},
+        () => {},
+      );
+    void resize(spec.cols, spec.rows);
+    const exited = stream.ended.then(() => this.exitCode(execId)).catch(() => 255);
+    return {
+      write: (data) => stream.write(data),
+      resize: (cols, rows) => void resize(cols, rows),
+      onData: (listener) => stream.onData(listener),
+      exited,
+      kill: async () => {
+        await this.killMarked(id, mark);
+        stream.destroy();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.engineClient?.close();
+  }
+}
+
+async function feedStdin(stream: Hijacked, stdin: ExecSpec["stdin"]): Promise<void> {
+  try {
+    if (stdin instanceof Uint8Array) {
+      if (stdin.length) stream.write(stdin);
+    } else if (stdin) {
+      for await (const chunk of stdin) stream.write(chunk);
+    }
+  } finally {
+    stream.closeWrite();
+  }
+}
+
+function toRecord(id: string, image: string, createdAt: string, status: string, labels: Record<string, string>): SandboxRecord {
+  const user: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels)) if (key.startsWith(USER_LABEL)) user[key.slice(USER_LABEL.length)] = value;
+  return { id, provider: "docker", name: labels[NAME], state: stateOf(status), labels: user, createdAt, image };
+}
+
+function stateOf(status: string): SandboxState {
+  switch (status) {
+    case "running":
+      return "running";
+    case "created":
+    case "restarting":
+      return "creating";
+    case "exited":
+    case "paused":
+    case "removing":
+      return "stopped";
+    case "dead":
+      return "error";
+    default:
+      return "unknown";
+  }
+}
