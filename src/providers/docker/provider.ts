@@ -20,11 +20,12 @@ const KILL_GRACE_MS = 2000;
 /**
  * Kills every process that carries the exec's mark in its environment, together with its
  * process group: runc starts each exec as a session leader, so children that kept the group
- * die with it even if they cleared their environment.
+ * die with it even if they cleared their environment. Everything is stopped first, so a shell
+ * cannot run its next command in the moment between its child's death and its own.
  */
 const KILL_SCRIPT =
-  'm="$1"; for pass in 1 2; do for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; ' +
-  'if tr "\\0" "\\n" <"$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -KILL -"$p" 2>/dev/null; kill -KILL "$p" 2>/dev/null; fi; done; done; exit 0';
+  'm="$1"; for s in STOP KILL KILL; do for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; ' +
+  'if tr "\\0" "\\n" <"$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -"$s" -"$p" 2>/dev/null; kill -"$s" "$p" 2>/dev/null; fi; done; done; exit 0';
 
 /** Sets the terminal size itself before the program starts, so even the first `stty size` sees it. */
 const PTY_WRAPPER = 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"';
