@@ -2,7 +2,8 @@
 # Builds the offline test images by importing root filesystems assembled from host binaries
 # (POST /images/create?fromSrc=-, what `docker import` does). Never pulls from a registry.
 #   sandboxes-test/busybox  busybox-static as /bin/sh and coreutils; no python3, no node
-#   sandboxes-test/node     the same plus the host's node binary and the libraries it links
+#   sandboxes-test/user     the same, but commands run as the unprivileged user "sandbox" (1000)
+#   sandboxes-test/node     the busybox image plus the host's node binary and the libraries it links
 # Idempotent: an image that already exists is left alone (set REBUILD=1 to replace it).
 set -eu
 
@@ -23,9 +24,9 @@ busybox_root() {
 }
 
 import_image() {
-  name=$1 root=$2
+  name=$1 root=$2 changes=$3
   tar -C "$root" -c . | api -X POST -H 'Content-Type: application/x-tar' --data-binary @- \
-    "http://localhost/images/create?fromSrc=-&repo=$name&tag=latest&changes=ENV%20PATH%3D%2Fusr%2Flocal%2Fbin%3A%2Fusr%2Fbin%3A%2Fbin" >/dev/null
+    "http://localhost/images/create?fromSrc=-&repo=$name&tag=latest&changes=ENV%20PATH%3D%2Fusr%2Flocal%2Fbin%3A%2Fusr%2Fbin%3A%2Fbin$changes" >/dev/null
   echo "built $name:latest"
 }
 
@@ -47,10 +48,16 @@ build() {
       cp -L "$lib" "$work$lib"
     done
   fi
-  import_image "$name" "$work"
+  changes=""
+  if [ "$name" = sandboxes-test/user ]; then
+    chown 1000:1000 "$work/home/sandbox"
+    changes="&changes=USER%20sandbox&changes=WORKDIR%20%2Fhome%2Fsandbox"
+  fi
+  import_image "$name" "$work" "$changes"
   rm -rf "$work"
   trap - EXIT
 }
 
 build sandboxes-test/busybox
+build sandboxes-test/user
 build sandboxes-test/node

@@ -1,10 +1,103 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerDescriptor } from "../../src/providers/docker";
+import type { Provider } from "../../src/providers/types";
 import { testProvider } from "./suite";
 
 // Needs a running engine and the offline test images: run scripts/ci/docker.sh first.
 // Deliberately no skip: an unreachable engine fails every case loudly.
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-docker-"));
 testProvider("docker", () => dockerDescriptor.load({ env: process.env, config: {}, stateDir }), { image: "sandboxes-test/busybox" });
+
+/** Behaviours specific to the docker provider, through the same public interface. */
+describe("docker provider specifics", () => {
+  let provider: Provider;
+  let id = "";
+  const ps = async () => {
+    const out: Uint8Array[] = [];
+    await provider.exec(id, { argv: ["ps", "-o", "args"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+    return Buffer.concat(out).toString("utf8");
+  };
+
+  beforeAll(async () => {
+    provider = await dockerDescriptor.load({ env: process.env, config: {}, stateDir });
+    id = (await provider.create({ image: "sandboxes-test/busybox", labels: { suite: "docker-specifics" }, env: {} })).id;
+  });
+  afterAll(async () => {
+    if (id) await provider.destroy(id);
+    await provider.close?.();
+  });
+
+  test("a timeout kills the whole process tree, background children included", async () => {
+    const outcome = await provider.exec(id, {
+      argv: ["sh", "-c", "sleep 301 & sleep 302 & sleep 303; echo survived"],
+      env: {},
+      timeoutMs: 500,
+      onStdout: (c) => expect(Buffer.from(c).toString()).not.toContain("survived"),
+      onStderr: () => {},
+    });
+    expect(outcome).toEqual({ exitCode: 124, timedOut: true });
+    expect(await ps()).not.toMatch(/sleep 30[123]/);
+  }, 30_000);
+
+  test("an aborted exec (Ctrl-C) stops its command in the container", async () => {
+    const controller = new AbortController();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const pending = provider.exec(id, {
+      argv: ["sh", "-c", "echo up; sleep 304; echo survived"],
+      env: {},
+      signal: controller.signal,
+      onStdout: (c) => Buffer.from(c).toString().includes("up") && started(),
+      onStderr: () => {},
+    });
+    await running;
+    controller.abort("SIGINT");
+    expect((await pending).exitCode).toBe(130);
+    expect(await ps()).not.toContain("sleep 304");
+  }, 30_000);
+
+  test("files land owned by the image's user, so an unprivileged user can change them", async () => {
+    const user = await provider.create({ image: "sandboxes-test/user", labels: { suite: "docker-specifics" }, env: {} });
+    try {
+      const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
+      await provider.putArchive!(user.id, "/home/sandbox/new/dir", tar);
+      const out: Uint8Array[] = [];
+      const outcome = await provider.exec(user.id, {
+        argv: ["sh", "-c", "id -u; cat new/dir/x.txt; stat -c %u new/dir/x.txt; echo more >> new/dir/x.txt && echo appended"],
+        env: {},
+        onStdout: (c) => out.push(c),
+        onStderr: (c) => out.push(c),
+      });
+      expect(Buffer.concat(out).toString()).toBe("1000\nx\n1000\nappended\n");
+      expect(outcome.exitCode).toBe(0);
+    } finally {
+      await provider.destroy(user.id);
+    }
+  }, 30_000);
+
+  test("a missing path is one clear error", async () => {
+    await expect(provider.getArchive!(id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
+    const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
+    await expect(provider.putArchive!(id, "/proc/1/nope", tar)).rejects.toThrow("cannot create /proc/1/nope: mkdir:");
+  }, 30_000);
+
+  test("exec in a container that does not exist is a user error naming the id", async () => {
+    await expect(provider.exec("0123456789ab", { argv: ["true"], env: {}, onStdout: () => {}, onStderr: () => {} })).rejects.toThrow("no docker sandbox with id 0123456789ab");
+  }, 30_000);
+
+  test("pty: resize reaches the terminal", async () => {
+    const session = await provider.openPty!(id, { argv: ["sh"], env: {}, cols: 80, rows: 24 });
+    let output = "";
+    session.onData((c) => (output += Buffer.from(c).toString()));
+    session.write("echo READY$((1+1))\n");
+    while (!output.includes("READY2")) await Bun.sleep(20);
+    session.resize(120, 40);
+    await Bun.sleep(200);
+    session.write("stty size; exit 3\n");
+    expect(await session.exited).toBe(3);
+    expect(output).toContain("40 120");
+  }, 30_000);
+});

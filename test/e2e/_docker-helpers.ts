@@ -85,7 +85,7 @@ export class Cli {
     };
   }
 
-  spawn(args: string[], options: { stdin?: string | Uint8Array; env?: Record<string, string> } = {}) {
+  spawn(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}) {
     return Bun.spawn([BINARY, ...args], {
       env: this.env(options.env),
       stdin: options.stdin === undefined ? "ignore" : new Blob([options.stdin]),
@@ -94,7 +94,7 @@ export class Cli {
     });
   }
 
-  async run(args: string[], options: { stdin?: string | Uint8Array; env?: Record<string, string> } = {}): Promise<CliResult> {
+  async run(args: string[], options: { stdin?: string; env?: Record<string, string> } = {}): Promise<CliResult> {
     const child = this.spawn(args, options);
     const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     return { code, stdout, stderr };

@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import { ProviderError, SandboxesError } from "../../core/errors";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { resolveEndpoint } from "./endpoint";
@@ -27,6 +28,9 @@ const KILL_SCRIPT =
   'm="$1"; for s in STOP KILL KILL; do for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; ' +
   'if tr "\\0" "\\n" <"$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -"$s" -"$p" 2>/dev/null; kill -"$s" "$p" 2>/dev/null; fi; done; done; exit 0';
 
+/** chown -R to the image's USER ("name", "uid", "name:group"…); a bare user also gets its own group. */
+const CHOWN_SCRIPT = 'u="$1"; shift; case "$u" in *:*) ;; *) g=$(id -g "$u" 2>/dev/null) && u="$u:$g" ;; esac; exec chown -R -- "$u" "$@"';
+
 /** Sets the terminal size itself before the program starts, so even the first `stty size` sees it. */
 const PTY_WRAPPER = 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"';
 
@@ -42,7 +46,7 @@ interface ContainerInspect {
   Id: string;
   Created: string;
   State: { Status: string };
-  Config: { Image: string; Labels: Record<string, string> | null };
+  Config: { Image: string; User?: string; Labels: Record<string, string> | null };
 }
 
 interface ExecInspect {
@@ -56,6 +60,7 @@ export class DockerProvider implements Provider {
   private engineClient?: Engine;
   /** Containers this process created or verified as ours: destroy needs no second look. */
   private readonly ours = new Set<string>();
+  private readonly users = new Map<string, string>();
 
   constructor(private readonly ctx: ProviderContext) {}
 
@@ -218,8 +223,13 @@ export class DockerProvider implements Provider {
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
+    return this.execAs(id, spec);
+  }
+
+  private async execAs(id: string, spec: ExecSpec, user?: string): Promise<ExecOutcome> {
     const mark = randomBytes(8).toString("hex");
     const execId = await this.createExec(id, {
+      ...(user ? { User: user } : {}),
       Cmd: spec.argv,
       Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `${EXEC_MARK}=${mark}`],
       ...(spec.cwd ? { WorkingDir: spec.cwd } : {}),
@@ -260,25 +270,44 @@ export class DockerProvider implements Provider {
   }
 
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const put = () => this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: dir, copyUIDGID: true }, body: tar, headers: { "content-type": "application/x-tar" } });
+    // Not copyUIDGID: the engine resolves that user on the engine's host, not in the image.
+    const put = () => this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: dir }, body: tar, headers: { "content-type": "application/x-tar" } });
     try {
       await put();
     } catch (error) {
       if (!(error instanceof EngineError && error.httpStatus === 404)) throw this.fileError(error, `cannot write files into ${dir}`);
       // The archive API extracts only into an existing directory.
-      await this.makeDirectory(id, dir);
+      await this.quietly(id, ["mkdir", "-p", "--", dir], `cannot create ${dir}`);
       await put().catch((again) => {
         throw this.fileError(again, `cannot write files into ${dir}`);
       });
     }
+    const user = await this.userOf(id);
+    if (user && user !== "root" && user !== "0" && !user.startsWith("0:")) {
+      // Extracted files keep the uploader's uid; hand them to the image's user, as root.
+      const entries = new Set([...(await new Bun.Archive(tar).files()).keys()].map((path) => path.replace(/^\.?\/+/, "").split("/")[0]!).filter(Boolean));
+      if (entries.size) await this.quietly(id, ["sh", "-c", CHOWN_SCRIPT, "sh", user, ...[...entries].map((e) => posix.join(dir, e))], `cannot hand ${dir} to user ${user}`, "0");
+    }
   }
 
-  private async makeDirectory(id: string, dir: string): Promise<void> {
+  /** The user commands run as (the image's USER), looked up once per container. */
+  private async userOf(id: string): Promise<string> {
+    let user = this.users.get(id);
+    if (user === undefined) {
+      const info = await this.engine.json<ContainerInspect>("GET", `/containers/${id}/json`);
+      user = info.Config.User ?? "";
+      this.users.set(id, user);
+    }
+    return user;
+  }
+
+  /** Runs a helper command; a failure becomes one line with the command's last error line. */
+  private async quietly(id: string, argv: string[], what: string, user?: string): Promise<void> {
     const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv: ["mkdir", "-p", "--", dir], env: {}, onStdout: () => {}, onStderr: (c) => errors.push(c) });
+    const outcome = await this.execAs(id, { argv, env: {}, onStdout: () => {}, onStderr: (c) => errors.push(c) }, user);
     if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? `mkdir exited ${outcome.exitCode}`;
-      throw new SandboxesError("file_transfer_failed", `cannot create ${dir}: ${detail}`, "user");
+      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() || `exit ${outcome.exitCode}`;
+      throw new SandboxesError("file_transfer_failed", `${what}: ${detail}`, "user");
     }
   }
 
