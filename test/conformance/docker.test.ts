@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
+import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerDescriptor } from "../../src/providers/docker";
@@ -10,6 +11,31 @@ import { testProvider } from "./suite";
 // Deliberately no skip: an unreachable engine fails every case loudly.
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-docker-"));
 testProvider("docker", () => dockerDescriptor.load({ env: process.env, config: {}, stateDir }), { image: "sandboxes-test/busybox" });
+
+/** A plain TCP endpoint in front of the socket (half-closes passed on), for DOCKER_HOST=tcp://. */
+function tcpProxy(): Promise<{ port: number; close(): void }> {
+  const server = net.createServer({ allowHalfOpen: true }, (client) => {
+    const upstream = net.createConnection({ path: "/var/run/docker.sock", allowHalfOpen: true });
+    client.pipe(upstream);
+    upstream.pipe(client);
+    client.on("error", () => upstream.destroy());
+    upstream.on("error", () => client.destroy());
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as net.AddressInfo).port, close: () => server.close() })),
+  );
+}
+
+let proxy: Awaited<ReturnType<typeof tcpProxy>> | undefined;
+afterAll(() => proxy?.close());
+testProvider(
+  "docker over DOCKER_HOST=tcp://127.0.0.1",
+  async () => {
+    proxy ??= await tcpProxy();
+    return dockerDescriptor.load({ env: { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${proxy.port}` }, config: {}, stateDir });
+  },
+  { image: "sandboxes-test/busybox" },
+);
 
 /** Behaviours specific to the docker provider, through the same public interface. */
 describe("docker provider specifics", () => {

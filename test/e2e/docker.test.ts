@@ -220,6 +220,22 @@ describe("docker e2e: a kept sandbox through list, exec, reuse, cp and destroy",
   }, TIMEOUT);
 });
 
+describe("docker e2e: no engine", () => {
+  test("a DOCKER_HOST socket that is missing or dead: one clear line each, exit 125", async () => {
+    const missing = await cli.run(["run", "-p", "docker", "true"], { env: { DOCKER_HOST: "unix:///nowhere/docker.sock" } });
+    expect(missing.code).toBe(125);
+    expect(missing.stderr).toContain("provider docker is not configured: DOCKER_HOST=unix:///nowhere/docker.sock, but /nowhere/docker.sock does not exist");
+    const dead = join(cli.home, "dead.sock");
+    writeFileSync(dead, "");
+    const unreachable = await cli.run(["run", "-p", "docker", "true"], { env: { DOCKER_HOST: `unix://${dead}` } });
+    expect(unreachable.code).toBe(125);
+    expect(unreachable.stderr).toContain(`docker: cannot reach the Docker Engine at unix://${dead}`);
+    expect(unreachable.stderr).not.toContain("    at ");
+    const providers = await cli.run(["providers"], { env: { DOCKER_HOST: "unix:///nowhere/docker.sock" } });
+    expect(providers.stdout).toMatch(/^docker\tno\tDOCKER_HOST=unix:\/\/\/nowhere\/docker.sock, but/m);
+  }, TIMEOUT);
+});
+
 describe("docker e2e: containers that are not ours", () => {
   test("list and destroy --all never touch a container without our labels", async () => {
     const stranger = await engine<{ Id: string }>("POST", "/containers/create", { Image: BUSYBOX, Cmd: ["sleep", "60"], Labels: { "sandboxes.label.e2e": "stranger" } });
