@@ -10,12 +10,20 @@ const UNREACHABLE_HINT = "start dockerd (or `systemctl start docker`), or point 
 /** A failed Engine API call; `status` is the HTTP status (404 for a missing container or image). */
 export class EngineError extends ProviderError {
   constructor(
-    message: string,
+    /** The engine's own message, without our prefix and status. */
+    readonly detail: string,
     readonly httpStatus: number,
     hint?: string,
   ) {
-    super(PROVIDER, message, httpStatus, undefined, hint);
+    super(PROVIDER, detail, httpStatus, undefined, hint);
   }
+}
+
+/** "ECONNREFUSED" rather than the runtime's prose about typos in URLs. */
+function unreachable(where: string, error: unknown): ProviderError {
+  const code = (error as { code?: string }).code;
+  const reason = code && code !== "ERR_SOCKET_CONNECTION_FAILED" ? code : (error as Error).message;
+  return new ProviderError(PROVIDER, `cannot reach the Docker Engine at ${where} (${reason})`, undefined, undefined, UNREACHABLE_HINT, "engine_unreachable");
 }
 
 export interface RequestOptions {
@@ -98,7 +106,7 @@ export class Engine {
       } as RequestInit);
     } catch (error) {
       if ((error as Error).name === "AbortError") throw error;
-      throw new ProviderError(PROVIDER, `cannot reach the Docker Engine at ${this.where}: ${(error as Error).message}`, undefined, undefined, UNREACHABLE_HINT, "engine_unreachable");
+      throw unreachable(this.where, error);
     }
     if (response.ok) return response;
     const text = await response.text().catch(() => "");
@@ -194,7 +202,7 @@ export class Engine {
       socket.on("error", (error) => {
         if (!switched) {
           this.open.delete(socket);
-          reject(new ProviderError(PROVIDER, `cannot reach the Docker Engine at ${this.where}: ${error.message}`, undefined, undefined, UNREACHABLE_HINT, "engine_unreachable"));
+          reject(unreachable(this.where, error));
         }
         endResolve();
       });

@@ -112,7 +112,7 @@ export class DockerProvider implements Provider {
     try {
       created = await this.engine.json("POST", "/containers/create", { json: body, signal });
     } catch (error) {
-      if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.message))) throw error;
+      if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
       await pullImage(this.engine, image, signal);
       created = await this.engine.json("POST", "/containers/create", { json: body, signal });
     }
@@ -123,7 +123,7 @@ export class DockerProvider implements Provider {
       // The container exists but nobody will learn its id: remove it before reporting.
       await this.destroy(created.Id).catch(() => {});
       if (error instanceof EngineError) {
-        throw new ProviderError("docker", `cannot start a container from ${image}: ${error.message}`, error.httpStatus, undefined, "the image needs a sleep(1) binary to keep the sandbox alive");
+        throw new ProviderError("docker", `cannot start a container from ${image}: ${error.detail}`, error.httpStatus, undefined, "the image needs a sleep(1) binary to keep the sandbox alive");
       }
       throw error;
     }
@@ -190,7 +190,7 @@ export class DockerProvider implements Provider {
         throw new SandboxesError("unknown_sandbox", `no docker sandbox with id ${id}`, "user", "see `sandboxes list -p docker`");
       }
       if (error instanceof EngineError && error.httpStatus === 409) {
-        throw new SandboxesError("sandbox_not_running", `docker sandbox ${id} is not running (${error.message})`, "user", "its lifetime may have run out; create a new one");
+        throw new SandboxesError("sandbox_not_running", `docker sandbox ${id} is not running (${error.detail})`, "user", "its lifetime may have run out; create a new one");
       }
       throw error;
     }
@@ -322,11 +322,10 @@ export class DockerProvider implements Provider {
 
   private fileError(error: unknown, what: string): unknown {
     if (!(error instanceof EngineError)) return error;
-    if (error.httpStatus === 404 && /no such container/i.test(error.message)) {
-      return new SandboxesError("unknown_sandbox", `no docker sandbox with that id: ${error.message}`, "user", "see `sandboxes list -p docker`");
+    if (error.httpStatus === 404 && /no such container/i.test(error.detail)) {
+      return new SandboxesError("unknown_sandbox", `no docker sandbox with that id: ${error.detail}`, "user", "see `sandboxes list -p docker`");
     }
-    const detail = error.message.replace(/^docker: /, "").replace(/ \(status \d+\)$/, "");
-    return new SandboxesError("file_transfer_failed", `${what}: ${detail}`, "user");
+    return new SandboxesError("file_transfer_failed", `${what}: ${error.detail}`, "user");
   }
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {

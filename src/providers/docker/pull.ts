@@ -21,7 +21,7 @@ export async function pullImage(engine: Engine, image: string, signal?: AbortSig
   try {
     response = await engine.request("POST", "/images/create", { query: pullQuery(image), signal });
   } catch (error) {
-    if (error instanceof EngineError) throw new ProviderError("docker", `cannot pull image ${image}: ${error.message}`, error.httpStatus, undefined, PULL_HINT, "image_pull_failed");
+    if (error instanceof EngineError) throw new ProviderError("docker", `cannot pull image ${image}: ${error.detail}`, error.httpStatus, undefined, PULL_HINT, "image_pull_failed");
     throw error;
   }
   const text = await response.text();
