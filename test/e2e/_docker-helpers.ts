@@ -61,6 +61,19 @@ export async function containersLabelled(key: string, value: string): Promise<Ar
   return (await engine<Array<{ Id: string; State: string; Labels: Record<string, string> }>>("GET", `/containers/json?all=true&filters=${filters}`)).data;
 }
 
+/**
+ * The containers left with that label once the engine has finished removing: destroy hands
+ * removal to the engine (AutoRemove), so give it a moment, bounded, before judging.
+ */
+export async function containersLeft(key: string, value: string): Promise<Array<{ Id: string; State: string }>> {
+  let left = await containersLabelled(key, value);
+  for (let i = 0; i < 150 && left.length > 0; i++) {
+    await Bun.sleep(100);
+    left = await containersLabelled(key, value);
+  }
+  return left;
+}
+
 export function uniqueLabel(prefix: string): string {
   return `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
 }

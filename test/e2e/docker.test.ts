@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUSYBOX, Cli, containersLabelled, engine, ensureBinary, NODE, requireEngine, uniqueLabel } from "./_docker-helpers";
+import { BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, NODE, requireEngine, uniqueLabel } from "./_docker-helpers";
 
 const cli = new Cli();
 const TIMEOUT = 60_000;
@@ -56,7 +56,7 @@ describe("docker e2e: run", () => {
     expect(result.stdout).toBe("to-out\n");
     expect(result.stderr).toBe("to-err\n");
     expect(result.code).toBe(3);
-    expect(await containersLabelled("e2e", mark)).toEqual([]);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
   }, TIMEOUT);
 
   test("--file runs a JavaScript file in an image that has node, with its arguments", async () => {
@@ -77,7 +77,7 @@ describe("docker e2e: run", () => {
     expect(result.stdout).toBe("");
     expect(result.stderr).toContain("python3 is not installed in this sandbox (image sandboxes-test/busybox)");
     expect(result.stderr).not.toContain("    at ");
-    expect(await containersLabelled("e2e", mark)).toEqual([]);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
   }, TIMEOUT);
 
   test("an image that cannot be pulled: a clear error naming it, exit 125, no container left", async () => {
@@ -86,7 +86,7 @@ describe("docker e2e: run", () => {
     const result = await cli.run(["run", "-p", "docker", "--image", "127.0.0.1:1/sandboxes/absent:1", "-l", `e2e=${mark}`, "true"]);
     expect(result.code).toBe(125);
     expect(result.stderr).toContain("cannot pull image 127.0.0.1:1/sandboxes/absent:1");
-    expect(await containersLabelled("e2e", mark)).toEqual([]);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
   }, TIMEOUT);
 
   test("stdin reaches the command and --timeout kills it with 124", async () => {
@@ -135,7 +135,7 @@ describe("docker e2e: signals", () => {
       child.kill(signal);
       expect(await child.exited).toBe(code);
       expect(output()).not.toContain("finished");
-      expect(await containersLabelled("e2e", mark)).toEqual([]);
+      expect(await containersLeft("e2e", mark)).toEqual([]);
     }, TIMEOUT);
   }
 });
@@ -212,7 +212,9 @@ describe("docker e2e: a kept sandbox through list, exec, reuse, cp and destroy",
     const destroyed = await cli.run(["destroy", name, "-p", "docker"]);
     expect(destroyed.code).toBe(0);
     expect(destroyed.stdout).toContain(id);
-    expect(await containersLabelled("e2e", mark)).toEqual([]);
+    const listed = await cli.run(["list", "-p", "docker", "-l", `e2e=${mark}`, "--json"]);
+    expect(JSON.parse(listed.stdout).sandboxes).toEqual([]);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
     expect((await engine("GET", `/containers/${id}/json`)).status).toBe(404);
     const again = await cli.run(["destroy", name, "-p", "docker"]);
     expect(again.code).not.toBe(0);

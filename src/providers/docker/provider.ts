@@ -15,6 +15,10 @@ const USER_LABEL = `${LABEL_PREFIX}label.`;
 const EXEC_MARK = "SANDBOXES_EXEC_ID";
 /** The keepalive's lifetime when no TTL is asked for (~68 years: a number every sleep(1) accepts). */
 const FOREVER_SECONDS = 2147483647;
+/** Name prefix of a container that destroy() has sent on its way out. */
+const REMOVING = "sandboxes-removing-";
+/** States of a container on its way out: every sandbox has AutoRemove, so the engine is deleting it. */
+const DYING = new Set(["exited", "removing"]);
 /** How long a killed command's stream may stay open (an escaped child holding stdout) before we hang up. */
 const KILL_GRACE_MS = 2000;
 
@@ -36,6 +40,7 @@ const PTY_WRAPPER = 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"';
 
 interface ContainerSummary {
   Id: string;
+  Names?: string[];
   Image: string;
   Created: number;
   State: string;
@@ -44,6 +49,7 @@ interface ContainerSummary {
 
 interface ContainerInspect {
   Id: string;
+  Name: string;
   Created: string;
   State: { Status: string };
   Config: { Image: string; User?: string; Labels: Record<string, string> | null };
@@ -143,7 +149,7 @@ export class DockerProvider implements Provider {
     try {
       const info = await this.engine.json<ContainerInspect>("GET", `/containers/${id}/json`);
       const labels = info.Config.Labels ?? {};
-      if (labels[MANAGED] !== "true") return null;
+      if (labels[MANAGED] !== "true" || DYING.has(info.State.Status) || info.Name.startsWith(`/${REMOVING}`)) return null;
       this.ours.add(info.Id);
       return toRecord(info.Id, info.Config.Image, info.Created, info.State.Status, labels);
     } catch (error) {
@@ -158,12 +164,30 @@ export class DockerProvider implements Provider {
       query: { all: true, filters: JSON.stringify({ label: wanted }) },
     });
     return containers
+      .filter((c) => !DYING.has(c.State) && !c.Names?.some((name) => name.startsWith(`/${REMOVING}`)))
       .map((c) => toRecord(c.Id, c.Image, new Date(c.Created * 1000).toISOString(), c.State, c.Labels ?? {}))
       .sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
   }
 
+  /**
+   * Marks the container as going (a rename every process sees), then SIGTERM to its init,
+   * which ends the keepalive: the engine removes the container by itself (AutoRemove, set on
+   * every sandbox). We skip waiting for its network and filesystem teardown (most of a
+   * `docker rm -f`); the removal survives our own exit and an engine restart, and get()/list()
+   * treat a marked or exited container as gone. One that is not running is removed directly.
+   */
   async destroy(id: string): Promise<void> {
     if (!this.ours.has(id) && !(await this.get(id))) return;
+    try {
+      await this.engine.request("POST", `/containers/${id}/rename`, { query: { name: `${REMOVING}${id.slice(0, 12)}-${randomBytes(3).toString("hex")}` } });
+      await this.engine.request("POST", `/containers/${id}/kill`, { query: { signal: "TERM" } });
+      this.ours.delete(id);
+      return;
+    } catch (error) {
+      if (!(error instanceof EngineError)) throw error;
+      if (error.httpStatus === 404) return void this.ours.delete(id);
+      if (error.httpStatus !== 409) throw error;
+    }
     for (let attempt = 0; attempt < 100; attempt++) {
       try {
         await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true, v: true } });
@@ -172,7 +196,7 @@ export class DockerProvider implements Provider {
       } catch (error) {
         if (!(error instanceof EngineError)) throw error;
         if (error.httpStatus === 404) return void this.ours.delete(id);
-        // 409: AutoRemove (the TTL ran out) is already removing it; wait until it is gone.
+        // 409: the engine is already removing it (AutoRemove); wait until it is gone.
         if (error.httpStatus !== 409) throw error;
         await Bun.sleep(50);
       }
@@ -391,9 +415,7 @@ function stateOf(status: string): SandboxState {
     case "created":
     case "restarting":
       return "creating";
-    case "exited":
     case "paused":
-    case "removing":
       return "stopped";
     case "dead":
       return "error";
