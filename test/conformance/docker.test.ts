@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -108,6 +108,30 @@ describe("docker provider specifics", () => {
     await expect(provider.getArchive!(id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
     const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
     await expect(provider.putArchive!(id, "/proc/1/nope", tar)).rejects.toThrow("cannot create /proc/1/nope: mkdir:");
+  }, 30_000);
+
+  test("mounts: a host directory appears read-only where asked", async () => {
+    const hostDir = mkdtempSync(join(tmpdir(), "sandboxes-docker-mount-"));
+    writeFileSync(join(hostDir, "from-host.txt"), "host data\n");
+    const mounted = await provider.create({
+      image: "sandboxes-test/busybox",
+      labels: { suite: "docker-specifics" },
+      env: {},
+      mounts: [{ hostPath: hostDir, sandboxPath: "/mnt/host", readonly: true }],
+    });
+    try {
+      const out: Uint8Array[] = [];
+      const outcome = await provider.exec(mounted.id, {
+        argv: ["sh", "-c", "cat /mnt/host/from-host.txt; touch /mnt/host/new 2>/dev/null && echo writable || echo read-only"],
+        env: {},
+        onStdout: (c) => out.push(c),
+        onStderr: () => {},
+      });
+      expect(Buffer.concat(out).toString()).toBe("host data\nread-only\n");
+      expect(outcome.exitCode).toBe(0);
+    } finally {
+      await provider.destroy(mounted.id);
+    }
   }, 30_000);
 
   test("exec in a container that does not exist is a user error naming the id", async () => {
