@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, NODE, requireEngine, uniqueLabel } from "./_docker-helpers";
+import { BINARY, BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, NODE, requireEngine, uniqueLabel } from "./_docker-helpers";
 
 const cli = new Cli();
 const TIMEOUT = 60_000;
@@ -172,6 +172,18 @@ describe("docker e2e: a kept sandbox through list, exec, reuse, cp and destroy",
     const byId = await cli.run(["exec", id, "-p", "docker", "wc -c"], { stdin: "12345" });
     expect(byId.stdout.trim()).toBe("5");
     expect(byId.code).toBe(0);
+  }, TIMEOUT);
+
+  test("stdin: 32 MiB arrive whole, and an endless pipe does not outlive the command", async () => {
+    const big = "0123456789abcdef".repeat(2 * 1024 * 1024);
+    const counted = await cli.run(["exec", name, "md5sum"], { stdin: big });
+    expect(counted.stdout.split(" ")[0]).toBe(new Bun.CryptoHasher("md5").update(big).digest("hex"));
+    const endless = Bun.spawn(["sh", "-c", `yes | "$0" exec "$1" 'head -n 2'`, BINARY, name], { env: cli.env(), stdout: "pipe", stderr: "pipe" });
+    const watchdog = setTimeout(() => endless.kill("SIGKILL"), 20_000);
+    const [stdout, code] = await Promise.all([new Response(endless.stdout).text(), endless.exited]);
+    clearTimeout(watchdog);
+    expect(stdout).toBe("y\ny\n");
+    expect(code).toBe(0);
   }, TIMEOUT);
 
   test("run --reuse with the same label runs in the same container and leaves it running", async () => {

@@ -23,7 +23,8 @@ export class EngineError extends ProviderError {
 function unreachable(where: string, error: unknown): ProviderError {
   const code = (error as { code?: string }).code;
   const reason = code && code !== "ERR_SOCKET_CONNECTION_FAILED" ? code : (error as Error).message;
-  return new ProviderError(PROVIDER, `cannot reach the Docker Engine at ${where} (${reason})`, undefined, undefined, UNREACHABLE_HINT, "engine_unreachable");
+  const hint = code === "EACCES" || code === "EPERM" ? "your user may not open the socket: add it to the docker group (then log in again), or use rootless Docker" : UNREACHABLE_HINT;
+  return new ProviderError(PROVIDER, `cannot reach the Docker Engine at ${where} (${reason})`, undefined, undefined, hint, "engine_unreachable");
 }
 
 export interface RequestOptions {
@@ -40,7 +41,8 @@ export interface Hijacked {
   onData(listener: (chunk: Uint8Array) => void): void;
   /** Resolves when the engine closes its side (the process ended and its output is drained). */
   readonly ended: Promise<void>;
-  write(data: Uint8Array | string): void;
+  /** Resolves once the socket can take more (backpressure), or at once when it is closed. */
+  write(data: Uint8Array | string): Promise<void>;
   /** Half-close: the process sees EOF on stdin, its output keeps flowing. */
   closeWrite(): void;
   destroy(): void;
@@ -183,7 +185,17 @@ export class Engine {
             for (const chunk of pending.splice(0)) listener(chunk);
           },
           ended,
-          write: (data) => void (socket.writable && socket.write(data)),
+          write: (data) =>
+            new Promise<void>((resolveWrite) => {
+              if (!socket.writable || socket.write(data)) return resolveWrite();
+              const done = () => {
+                socket.off("drain", done);
+                socket.off("close", done);
+                resolveWrite();
+              };
+              socket.on("drain", done);
+              socket.on("close", done);
+            }),
           closeWrite: () => void (socket.writable && socket.end()),
           destroy: () => {
             socket.destroy();

@@ -129,7 +129,8 @@ export class DockerProvider implements Provider {
       // The container exists but nobody will learn its id: remove it before reporting.
       await this.destroy(created.Id).catch(() => {});
       if (error instanceof EngineError) {
-        throw new ProviderError("docker", `cannot start a container from ${image}: ${error.detail}`, error.httpStatus, undefined, "the image needs a sleep(1) binary to keep the sandbox alive");
+        const hint = /executable file not found|no such file/i.test(error.detail) ? "the image needs sleep(1) and sh to serve as a sandbox" : undefined;
+        throw new ProviderError("docker", `cannot start a container from ${image}: ${error.detail}`, error.httpStatus, undefined, hint);
       }
       throw error;
     }
@@ -271,7 +272,7 @@ export class DockerProvider implements Provider {
     const stream = await this.engine.hijack(`/exec/${execId}/start`, { Detach: false, Tty: false });
     const demux = new Demultiplexer(spec.onStdout, spec.onStderr);
     stream.onData((chunk) => demux.push(chunk));
-    void feedStdin(stream, spec.stdin);
+    const stopStdin = feedStdin(stream, spec.stdin);
 
     let timedOut = false;
     let stopping: Promise<void> | undefined;
@@ -295,6 +296,7 @@ export class DockerProvider implements Provider {
     } finally {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", onAbort);
+      stopStdin();
       stream.destroy();
     }
   }
@@ -380,7 +382,7 @@ export class DockerProvider implements Provider {
     void resize(spec.cols, spec.rows);
     const exited = stream.ended.then(() => this.exitCode(execId)).catch(() => 255);
     return {
-      write: (data) => stream.write(data),
+      write: (data) => void stream.write(data),
       resize: (cols, rows) => void resize(cols, rows),
       onData: (listener) => stream.onData(listener),
       exited,
@@ -396,16 +398,32 @@ export class DockerProvider implements Provider {
   }
 }
 
-async function feedStdin(stream: Hijacked, stdin: ExecSpec["stdin"]): Promise<void> {
-  try {
-    if (stdin instanceof Uint8Array) {
-      if (stdin.length) stream.write(stdin);
-    } else if (stdin) {
-      for await (const chunk of stdin) stream.write(chunk);
-    }
-  } finally {
-    stream.closeWrite();
+/** Copies stdin into the exec with backpressure; the returned stop() ends it when the command is over. */
+function feedStdin(stream: Hijacked, stdin: ExecSpec["stdin"]): () => void {
+  if (!(stdin instanceof ReadableStream)) {
+    void (stdin?.length ? stream.write(stdin) : Promise.resolve()).finally(() => stream.closeWrite());
+    return () => {};
   }
+  const reader = stdin.getReader();
+  let stopped = false;
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || stopped) break;
+        await stream.write(value);
+      }
+    } catch {
+      // The local stdin failed or was cancelled: the command just sees EOF.
+    } finally {
+      stream.closeWrite();
+    }
+  })();
+  return () => {
+    stopped = true;
+    // The command is over: stop reading our stdin so a never-ending pipe does not keep us alive.
+    reader.cancel().catch(() => {});
+  };
 }
 
 function toRecord(id: string, image: string, createdAt: string, status: string, labels: Record<string, string>): SandboxRecord {
