@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerDescriptor } from "../../src/providers/docker";
 import type { Provider } from "../../src/providers/types";
+import { startFakeRegistry } from "../fakes/docker/registry";
 import { testProvider } from "./suite";
 
 // Needs a running engine and the offline test images: run scripts/ci/docker.sh first.
@@ -133,6 +134,27 @@ describe("docker provider specifics", () => {
       await provider.destroy(mounted.id);
     }
   }, 30_000);
+
+  test("an image the engine lacks is pulled (fake registry on 127.0.0.1), reporting progress", async () => {
+    const registry = await startFakeRegistry("/var/run/docker.sock", "sandboxes-test/busybox");
+    const image = `${registry.host}/sbx/pulled:v1`;
+    const messages: string[] = [];
+    try {
+      const pulled = await provider.create({ image, labels: { suite: "docker-specifics" }, env: {}, onProgress: (m) => messages.push(m) });
+      const out: Uint8Array[] = [];
+      await provider.exec(pulled.id, { argv: ["cat", "/etc/fake-registry"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+      expect(Buffer.concat(out).toString()).toStartWith("served at ");
+      expect(pulled.image).toBe(image);
+      await provider.destroy(pulled.id);
+      expect(messages[0]).toBe(`pulling ${image}…`);
+      expect(messages.at(-1)).toBe(`pulled ${image}`);
+      expect(registry.requests.filter((r) => r.startsWith("GET /v2/sbx/pulled/blobs/")).length).toBeGreaterThan(0);
+      await expect(provider.create({ image: `${registry.host}/sbx/absent:v1`, labels: {}, env: {} })).rejects.toThrow(`cannot pull image ${registry.host}/sbx/absent:v1`);
+    } finally {
+      registry.stop();
+      await fetch(`http://docker/images/${image}?force=true`, { method: "DELETE", unix: "/var/run/docker.sock" } as RequestInit);
+    }
+  }, 60_000);
 
   test("exec in a container that does not exist is a user error naming the id", async () => {
     await expect(provider.exec("0123456789ab", { argv: ["true"], env: {}, onStdout: () => {}, onStderr: () => {} })).rejects.toThrow("no docker sandbox with id 0123456789ab");

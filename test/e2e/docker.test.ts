@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, NODE, requireEngine, uniqueLabel } from "./_docker-helpers";
+import { startFakeRegistry } from "../fakes/docker/registry";
+import { BINARY, BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, NODE, requireEngine, SOCKET, uniqueLabel } from "./_docker-helpers";
 
 const cli = new Cli();
 const TIMEOUT = 60_000;
@@ -87,6 +88,26 @@ describe("docker e2e: run", () => {
     expect(result.code).toBe(125);
     expect(result.stderr).toContain("cannot pull image 127.0.0.1:1/sandboxes/absent:1");
     expect(await containersLeft("e2e", mark)).toEqual([]);
+  }, TIMEOUT);
+
+  test("an image the engine lacks is pulled first (fake registry on 127.0.0.1); an unknown one is a clear error", async () => {
+    const registry = await startFakeRegistry(SOCKET, BUSYBOX);
+    const image = `${registry.host}/sbx/e2e:v1`;
+    const mark = label("pull");
+    try {
+      const pulled = await cli.run(["run", "-p", "docker", "--image", image, "-l", `e2e=${mark}`, "cat /etc/fake-registry"]);
+      expect(pulled.stdout).toStartWith("served at ");
+      expect(pulled.code).toBe(0);
+      expect((await engine("GET", `/images/${image}/json`)).status).toBe(200);
+      const absent = await cli.run(["run", "-p", "docker", "--image", `${registry.host}/sbx/absent:v1`, "-l", `e2e=${mark}`, "true"]);
+      expect(absent.code).toBe(125);
+      expect(absent.stderr).toContain(`cannot pull image ${registry.host}/sbx/absent:v1`);
+      expect(absent.stderr).toContain("manifest unknown");
+      expect(await containersLeft("e2e", mark)).toEqual([]);
+    } finally {
+      registry.stop();
+      await engine("DELETE", `/images/${image}?force=true`);
+    }
   }, TIMEOUT);
 
   test("stdin reaches the command and --timeout kills it with 124", async () => {

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { dockerDescriptor } from "../../src/providers/docker";
 import { resolveEndpoint } from "../../src/providers/docker/endpoint";
 import { Demultiplexer } from "../../src/providers/docker/multiplex";
-import { pullQuery } from "../../src/providers/docker/pull";
+import { PullProgress, pullQuery } from "../../src/providers/docker/pull";
 
 function frame(stream: number, text: string): Uint8Array {
   const payload = new TextEncoder().encode(text);
@@ -48,6 +48,22 @@ describe("pullQuery", () => {
     expect(pullQuery("localhost:5000/team/app")).toEqual({ fromImage: "localhost:5000/team/app", tag: "latest" });
     expect(pullQuery("localhost:5000/team/app:v2")).toEqual({ fromImage: "localhost:5000/team/app", tag: "v2" });
     expect(pullQuery("alpine@sha256:abc")).toEqual({ fromImage: "alpine@sha256:abc" });
+  });
+});
+
+describe("PullProgress", () => {
+  test("folds per-layer events into one line of layers and megabytes", () => {
+    const progress = new PullProgress("python:3.12");
+    progress.feed({ status: "Pulling from library/python", id: "3.12" });
+    expect(progress.line()).toBeUndefined();
+    progress.feed({ status: "Pulling fs layer", id: "a" });
+    progress.feed({ status: "Already exists", id: "b" });
+    progress.feed({ status: "Downloading", id: "a", progressDetail: { current: 1_500_000, total: 4_000_000 } });
+    progress.feed({ status: "Pulling fs layer", id: "c" });
+    expect(progress.line()).toBe("pulling python:3.12: 1/3 layers, 1.5/4.0 MB");
+    progress.feed({ status: "Download complete", id: "a" });
+    progress.feed({ status: "Digest: sha256:abc" });
+    expect(progress.line()).toBe("pulling python:3.12: 2/3 layers, 4.0/4.0 MB");
   });
 });
 

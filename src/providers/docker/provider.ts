@@ -119,7 +119,7 @@ export class DockerProvider implements Provider {
       created = await this.engine.json("POST", "/containers/create", { json: body, signal });
     } catch (error) {
       if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
-      await pullImage(this.engine, image, signal);
+      await pullImage(this.engine, image, signal, spec.onProgress);
       created = await this.engine.json("POST", "/containers/create", { json: body, signal });
     }
     this.ours.add(created.Id);
