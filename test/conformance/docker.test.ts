@@ -42,11 +42,13 @@ testProvider(
 describe("docker provider specifics", () => {
   let provider: Provider;
   let id = "";
-  const ps = async () => {
+  /** stdout and stderr of one command, interleaved, with its exit code. */
+  const output = async (sandbox: string, argv: string[]) => {
     const out: Uint8Array[] = [];
-    await provider.exec(id, { argv: ["ps", "-o", "args"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
-    return Buffer.concat(out).toString("utf8");
+    const outcome = await provider.exec(sandbox, { argv, env: {}, onStdout: (c) => out.push(c), onStderr: (c) => out.push(c) });
+    return { text: Buffer.concat(out).toString("utf8"), code: outcome.exitCode };
   };
+  const ps = async () => (await output(id, ["ps", "-o", "args"])).text;
 
   beforeAll(async () => {
     provider = await dockerDescriptor.load({ env: process.env, config: {}, stateDir });
@@ -91,15 +93,8 @@ describe("docker provider specifics", () => {
     try {
       const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
       await provider.putArchive!(user.id, "/home/sandbox/new/dir", tar);
-      const out: Uint8Array[] = [];
-      const outcome = await provider.exec(user.id, {
-        argv: ["sh", "-c", "id -u; cat new/dir/x.txt; stat -c %u new/dir/x.txt; echo more >> new/dir/x.txt && echo appended"],
-        env: {},
-        onStdout: (c) => out.push(c),
-        onStderr: (c) => out.push(c),
-      });
-      expect(Buffer.concat(out).toString()).toBe("1000\nx\n1000\nappended\n");
-      expect(outcome.exitCode).toBe(0);
+      const result = await output(user.id, ["sh", "-c", "id -u; cat new/dir/x.txt; stat -c %u new/dir/x.txt; echo more >> new/dir/x.txt && echo appended"]);
+      expect(result).toEqual({ text: "1000\nx\n1000\nappended\n", code: 0 });
     } finally {
       await provider.destroy(user.id);
     }
@@ -121,15 +116,8 @@ describe("docker provider specifics", () => {
       mounts: [{ hostPath: hostDir, sandboxPath: "/mnt/host", readonly: true }],
     });
     try {
-      const out: Uint8Array[] = [];
-      const outcome = await provider.exec(mounted.id, {
-        argv: ["sh", "-c", "cat /mnt/host/from-host.txt; touch /mnt/host/new 2>/dev/null && echo writable || echo read-only"],
-        env: {},
-        onStdout: (c) => out.push(c),
-        onStderr: () => {},
-      });
-      expect(Buffer.concat(out).toString()).toBe("host data\nread-only\n");
-      expect(outcome.exitCode).toBe(0);
+      const result = await output(mounted.id, ["sh", "-c", "cat /mnt/host/from-host.txt; touch /mnt/host/new 2>/dev/null && echo writable || echo read-only"]);
+      expect(result).toEqual({ text: "host data\nread-only\n", code: 0 });
     } finally {
       await provider.destroy(mounted.id);
     }
@@ -141,9 +129,7 @@ describe("docker provider specifics", () => {
     const messages: string[] = [];
     try {
       const pulled = await provider.create({ image, labels: { suite: "docker-specifics" }, env: {}, onProgress: (m) => messages.push(m) });
-      const out: Uint8Array[] = [];
-      await provider.exec(pulled.id, { argv: ["cat", "/etc/fake-registry"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
-      expect(Buffer.concat(out).toString()).toStartWith("served at ");
+      expect((await output(pulled.id, ["cat", "/etc/fake-registry"])).text).toStartWith("served at ");
       expect(pulled.image).toBe(image);
       await provider.destroy(pulled.id);
       expect(messages[0]).toBe(`pulling ${image}…`);

@@ -188,23 +188,17 @@ export class DockerProvider implements Provider {
       });
     try {
       await Promise.all([this.engine.request("POST", `/containers/${id}/kill`, { query: { signal: "TERM" } }), mark]);
-      this.ours.delete(id);
-      return;
+      return void this.ours.delete(id);
     } catch (error) {
-      if (!(error instanceof EngineError)) throw error;
-      if (error.httpStatus === 404) return void this.ours.delete(id);
-      if (error.httpStatus !== 409) throw error;
+      if (goneOrConflict(error) === "gone") return void this.ours.delete(id);
     }
     for (let attempt = 0; attempt < 100; attempt++) {
       try {
         await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true, v: true } });
-        this.ours.delete(id);
-        return;
+        return void this.ours.delete(id);
       } catch (error) {
-        if (!(error instanceof EngineError)) throw error;
-        if (error.httpStatus === 404) return void this.ours.delete(id);
+        if (goneOrConflict(error) === "gone") return void this.ours.delete(id);
         // 409: the engine is already removing it (AutoRemove); wait until it is gone.
-        if (error.httpStatus !== 409) throw error;
         await Bun.sleep(50);
       }
     }
@@ -424,6 +418,13 @@ function feedStdin(stream: Hijacked, stdin: ExecSpec["stdin"]): () => void {
     // The command is over: stop reading our stdin so a never-ending pipe does not keep us alive.
     reader.cancel().catch(() => {});
   };
+}
+
+/** 404: the container is gone; 409: it is not running or already being removed; else rethrow. */
+function goneOrConflict(error: unknown): "gone" | "conflict" {
+  if (error instanceof EngineError && error.httpStatus === 404) return "gone";
+  if (error instanceof EngineError && error.httpStatus === 409) return "conflict";
+  throw error;
 }
 
 function toRecord(id: string, image: string, createdAt: string, status: string, labels: Record<string, string>): SandboxRecord {
