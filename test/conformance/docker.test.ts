@@ -142,6 +142,23 @@ describe("docker provider specifics", () => {
     }
   }, 60_000);
 
+  test("Ctrl-C while the container starts: create rejects as interrupted and leaves no container", async () => {
+    const suite = `abort-${Date.now().toString(36)}`;
+    const controller = new AbortController();
+    const pending = provider.create({ image: "sandboxes-test/busybox", labels: { suite }, env: {} }, controller.signal);
+    await Bun.sleep(30);
+    controller.abort("SIGINT");
+    await expect(pending).rejects.toThrow("interrupted by SIGINT");
+    const filters = encodeURIComponent(JSON.stringify({ label: [`sandboxes.label.suite=${suite}`] }));
+    let left: unknown[] = [];
+    for (let i = 0; i < 100; i++) {
+      left = (await (await fetch(`http://docker/containers/json?all=true&filters=${filters}`, { unix: "/var/run/docker.sock" } as RequestInit)).json()) as unknown[];
+      if (left.length === 0) break;
+      await Bun.sleep(100);
+    }
+    expect(left).toEqual([]);
+  }, 30_000);
+
   test("exec in a container that does not exist is a user error naming the id", async () => {
     await expect(provider.exec("0123456789ab", { argv: ["true"], env: {}, onStdout: () => {}, onStderr: () => {} })).rejects.toThrow("no docker sandbox with id 0123456789ab");
   }, 30_000);

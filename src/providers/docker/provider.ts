@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { resolveEndpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
@@ -114,35 +114,37 @@ export class DockerProvider implements Provider {
         ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
       },
     };
-    let created: { Id: string };
+    // Our own name, so a container whose id we never learn (Ctrl-C mid-request) can still be found.
+    const containerName = `sandboxes-${randomBytes(6).toString("hex")}`;
     try {
-      created = await this.engine.json("POST", "/containers/create", { json: body, signal });
-    } catch (error) {
-      if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
-      await pullImage(this.engine, image, signal, spec.onProgress);
-      created = await this.engine.json("POST", "/containers/create", { json: body, signal });
-    }
-    this.ours.add(created.Id);
-    try {
-      await this.engine.request("POST", `/containers/${created.Id}/start`, { signal });
-    } catch (error) {
-      // The container exists but nobody will learn its id: remove it before reporting.
-      await this.destroy(created.Id).catch(() => {});
-      if (error instanceof EngineError) {
-        const hint = /executable file not found|no such file/i.test(error.detail) ? "the image needs sleep(1) and sh to serve as a sandbox" : undefined;
-        throw new ProviderError("docker", `cannot start a container from ${image}: ${error.detail}`, error.httpStatus, undefined, hint);
+      let created: { Id: string };
+      try {
+        created = await this.engine.json("POST", "/containers/create", { query: { name: containerName }, json: body });
+      } catch (error) {
+        if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
+        await pullImage(this.engine, image, signal, spec.onProgress);
+        created = await this.engine.json("POST", "/containers/create", { query: { name: containerName }, json: body });
       }
+      this.ours.add(created.Id);
+      await this.start(created.Id, image);
+      if (signal?.aborted) throw new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
+      return { id: created.Id, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image };
+    } catch (error) {
+      // Nobody will learn this container's id: remove it (by name) before reporting.
+      await this.destroy(containerName).catch(() => {});
+      if (signal?.aborted && !(error instanceof InterruptedError)) throw new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
       throw error;
     }
-    return {
-      id: created.Id,
-      provider: this.name,
-      name: spec.name,
-      state: "running",
-      labels: { ...spec.labels },
-      createdAt: new Date().toISOString(),
-      image,
-    };
+  }
+
+  private async start(id: string, image: string): Promise<void> {
+    try {
+      await this.engine.request("POST", `/containers/${id}/start`);
+    } catch (error) {
+      if (!(error instanceof EngineError)) throw error;
+      const hint = /executable file not found|no such file/i.test(error.detail) ? "the image needs sleep(1) and sh to serve as a sandbox" : undefined;
+      throw new ProviderError("docker", `cannot start a container from ${image}: ${error.detail}`, error.httpStatus, undefined, hint);
+    }
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
