@@ -159,6 +159,23 @@ describe("docker provider specifics", () => {
     expect(left).toEqual([]);
   }, 30_000);
 
+  test("config.toml [providers.docker]: image and ttl_seconds are the defaults", async () => {
+    const configured = await dockerDescriptor.load({ env: process.env, config: { image: "sandboxes-test/user", ttl_seconds: 77 }, stateDir });
+    const sandbox = await configured.create({ labels: { suite: "docker-specifics" }, env: {} });
+    try {
+      expect(sandbox.image).toBe("sandboxes-test/user");
+      const inspect = (await (await fetch(`http://docker/containers/${sandbox.id}/json`, { unix: "/var/run/docker.sock" } as RequestInit)).json()) as {
+        Config: { Image: string; Cmd: string[] };
+        HostConfig: { AutoRemove: boolean; Init: boolean };
+      };
+      expect(inspect.Config).toMatchObject({ Image: "sandboxes-test/user", Cmd: ["77"] });
+      expect(inspect.HostConfig).toMatchObject({ AutoRemove: true, Init: true });
+    } finally {
+      await configured.destroy(sandbox.id);
+      await configured.close?.();
+    }
+  }, 30_000);
+
   test("exec in a container that does not exist is a user error naming the id", async () => {
     await expect(provider.exec("0123456789ab", { argv: ["true"], env: {}, onStdout: () => {}, onStderr: () => {} })).rejects.toThrow("no docker sandbox with id 0123456789ab");
   }, 30_000);
