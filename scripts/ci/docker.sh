@@ -15,15 +15,17 @@ ping_engine() {
   curl -fsS --max-time 2 --unix-socket "$SOCKET" http://localhost/_ping >/dev/null 2>&1
 }
 
-if ! command -v dockerd >/dev/null 2>&1; then
+# docker.io: the engine; busybox-static: the test images; curl: talking to the engine here;
+# openssl: the tests make certificates for a mutual-TLS DOCKER_HOST.
+missing=""
+for tool in dockerd:docker.io busybox:busybox-static curl:curl openssl:openssl; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing="$missing ${tool#*:}"
+done
+if [ -n "$missing" ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq docker.io busybox-static curl >/dev/null
-fi
-if ! command -v busybox >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq busybox-static curl >/dev/null
+  # shellcheck disable=SC2086
+  apt-get install -y -qq $missing >/dev/null
 fi
 
 if ! ping_engine; then

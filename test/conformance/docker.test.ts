@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, writeFileSync } from "node:fs";
-import * as net from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerDescriptor } from "../../src/providers/docker";
 import type { Provider } from "../../src/providers/types";
+import { makeCertificates, type Proxy, tcpProxy, tlsProxy } from "../fakes/docker/proxies";
 import { startFakeRegistry } from "../fakes/docker/registry";
 import { testProvider } from "./suite";
 
@@ -13,27 +13,31 @@ import { testProvider } from "./suite";
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-docker-"));
 testProvider("docker", () => dockerDescriptor.load({ env: process.env, config: {}, stateDir }), { image: "sandboxes-test/busybox" });
 
-/** A plain TCP endpoint in front of the socket (half-closes passed on), for DOCKER_HOST=tcp://. */
-function tcpProxy(): Promise<{ port: number; close(): void }> {
-  const server = net.createServer({ allowHalfOpen: true }, (client) => {
-    const upstream = net.createConnection({ path: "/var/run/docker.sock", allowHalfOpen: true });
-    client.pipe(upstream);
-    upstream.pipe(client);
-    client.on("error", () => upstream.destroy());
-    upstream.on("error", () => client.destroy());
-  });
-  return new Promise((resolve) =>
-    server.listen(0, "127.0.0.1", () => resolve({ port: (server.address() as net.AddressInfo).port, close: () => server.close() })),
-  );
-}
+const SOCKET = "/var/run/docker.sock";
+const proxies: Proxy[] = [];
+afterAll(() => proxies.forEach((p) => p.close()));
 
-let proxy: Awaited<ReturnType<typeof tcpProxy>> | undefined;
-afterAll(() => proxy?.close());
 testProvider(
   "docker over DOCKER_HOST=tcp://127.0.0.1",
   async () => {
-    proxy ??= await tcpProxy();
+    const proxy = await tcpProxy(SOCKET);
+    proxies.push(proxy);
     return dockerDescriptor.load({ env: { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${proxy.port}` }, config: {}, stateDir });
+  },
+  { image: "sandboxes-test/busybox" },
+);
+
+testProvider(
+  "docker over DOCKER_HOST=tcp:// with DOCKER_TLS_VERIFY (mutual TLS)",
+  async () => {
+    const certs = makeCertificates();
+    const proxy = await tlsProxy(SOCKET, certs);
+    proxies.push(proxy);
+    return dockerDescriptor.load({
+      env: { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${proxy.port}`, DOCKER_TLS_VERIFY: "1", DOCKER_CERT_PATH: certs },
+      config: {},
+      stateDir,
+    });
   },
   { image: "sandboxes-test/busybox" },
 );

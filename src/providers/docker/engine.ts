@@ -140,7 +140,7 @@ export class Engine {
       endpoint.kind === "unix"
         ? net.createConnection({ path: endpoint.socketPath })
         : endpoint.tls
-          ? tls.connect({ host: endpoint.host, port: endpoint.port, ...this.tlsFiles(), servername: endpoint.host })
+          ? tls.connect({ host: endpoint.host, port: endpoint.port, ...this.tlsFiles(), ...(net.isIP(endpoint.host) ? {} : { servername: endpoint.host }) })
           : net.createConnection({ host: endpoint.host, port: endpoint.port });
     this.open.add(socket);
     const request =
