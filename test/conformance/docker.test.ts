@@ -75,6 +75,13 @@ describe("docker provider specifics", () => {
     expect(await ps()).not.toMatch(/sleep 30[123]/);
   }, 30_000);
 
+  test("parallel execs in one container keep their own output and exit code", async () => {
+    const results = await Promise.all(
+      [1, 2, 3, 4, 5].map((n) => output(id, ["sh", "-c", `for i in 1 2 3; do echo ${n}-$i; sleep 0.1; done; exit ${n}`])),
+    );
+    expect(results).toEqual([1, 2, 3, 4, 5].map((n) => ({ text: `${n}-1\n${n}-2\n${n}-3\n`, code: n })));
+  }, 30_000);
+
   test("an aborted exec (Ctrl-C) stops its command in the container", async () => {
     const controller = new AbortController();
     let started!: () => void;
