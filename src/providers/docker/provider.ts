@@ -183,7 +183,7 @@ export class DockerProvider implements Provider {
     if (!this.ours.has(id) && !(await this.get(id))) return;
     // Both at once: the mark only has to beat the container's exit, which takes far longer.
     const mark = this.engine
-      .request("POST", `/containers/${id}/rename`, { query: { name: `${REMOVING}${id.slice(0, 12)}-${randomBytes(3).toString("hex")}` } })
+      .request("POST", `/containers/${id}/rename`, { query: { name: `${REMOVING}${id.replace(/^sandboxes-/, "").slice(0, 12)}-${randomBytes(3).toString("hex")}` } })
       .catch((error) => {
         // Already gone or going; an engine without rename only loses the early mark.
         if (!(error instanceof EngineError)) throw error;
