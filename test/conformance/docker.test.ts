@@ -6,10 +6,12 @@ import { dockerDescriptor } from "../../src/providers/docker";
 import type { Provider } from "../../src/providers/types";
 import { makeCertificates, type Proxy, tcpProxy, tlsProxy } from "../fakes/docker/proxies";
 import { startFakeRegistry } from "../fakes/docker/registry";
+import { requireEngine } from "../e2e/_docker-helpers";
 import { testProvider } from "./suite";
 
 // Needs a running engine and the offline test images: run scripts/ci/docker.sh first.
-// Deliberately no skip: an unreachable engine fails every case loudly.
+// Deliberately no skip: an unreachable engine fails every case loudly, saying what to run.
+beforeAll(requireEngine, 30_000);
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-docker-"));
 testProvider("docker", () => dockerDescriptor.load({ env: process.env, config: {}, stateDir }), { image: "sandboxes-test/busybox" });
 
