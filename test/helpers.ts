@@ -27,6 +27,8 @@ export function freshEnv(extra: Record<string, string> = {}): CliEnv {
     PATH: process.env.PATH ?? "/usr/bin:/bin",
     NO_COLOR: "1",
     LANG: "C.UTF-8",
+    // Core tests see only the local provider unless a test opts into another.
+    DOCKER_HOST: "unix:///nonexistent/docker.sock",
     ...extra,
   };
   return { home, env };

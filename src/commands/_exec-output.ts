@@ -8,7 +8,12 @@ export interface CapturingSink extends OutputSink {
 /** Live pass-through of the program's bytes, or capture for --json. */
 export function execSink(json: boolean): CapturingSink {
   if (!json) {
-    return { stdout: (c) => writeStdout(c), stderr: (c) => writeStderr(c), info: (m) => ui().info(m) };
+    return {
+      stdout: (c) => writeStdout(c),
+      stderr: (c) => writeStderr(c),
+      info: (m) => ui().info(m),
+      progress: process.stderr.isTTY ? (m) => ui().info(m) : undefined,
+    };
   }
   const captured = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
   return { captured, stdout: (c) => void captured.stdout.push(c), stderr: (c) => void captured.stderr.push(c), info: () => {} };

@@ -20,6 +20,8 @@ export interface OutputSink {
   stderr(chunk: Uint8Array): void;
   /** A human message (kept sandbox id, reuse notice); goes to stderr. */
   info(message: string): void;
+  /** Progress of slow steps (image pulls); set only when a person is watching a terminal. */
+  progress?(message: string): void;
 }
 
 export interface RunOptions {
@@ -117,6 +119,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
         cpus: options.cpus,
         memoryMb: options.memoryMb,
         ttlSeconds: options.ttlSeconds,
+        onProgress: sink.progress,
       };
       sandbox = await provider.create(spec, options.signal);
       created = true;

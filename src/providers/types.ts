@@ -62,6 +62,11 @@ export interface CreateSpec {
   /** false: no network at all. undefined/true: the provider's default. */
   network?: boolean;
   mounts?: Mount[];
+  /**
+   * Slow preparation (an image pull) reports progress here, a line at a time and at most a few
+   * times a second; core passes it only when stderr is a terminal. Providers never print.
+   */
+  onProgress?(message: string): void;
 }
 
 export interface ExecSpec {

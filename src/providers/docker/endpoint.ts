@@ -1,0 +1,52 @@
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** Where the Docker Engine API answers; resolved without any I/O beyond existsSync. */
+export type Endpoint =
+  | { kind: "unix"; socketPath: string; source: string }
+  | { kind: "tcp"; host: string; port: number; tls: TlsFiles | undefined; source: string };
+
+export interface TlsFiles {
+  ca: string;
+  cert: string;
+  key: string;
+}
+
+export const DEFAULT_SOCKET = "/var/run/docker.sock";
+
+/**
+ * DOCKER_HOST > `host` in [providers.docker] > the system socket > the rootless Docker socket >
+ * Podman's Docker-compatible socket. Returns the reason none was found instead of throwing.
+ */
+export function resolveEndpoint(env: Record<string, string | undefined>, config: Record<string, unknown>): Endpoint | { missing: string } {
+  const configured = env.DOCKER_HOST ? { value: env.DOCKER_HOST, source: "DOCKER_HOST" } : typeof config.host === "string" && config.host ? { value: config.host, source: "config.toml host" } : undefined;
+  if (configured) return parseHost(configured.value, configured.source, env);
+  const candidates = [DEFAULT_SOCKET];
+  if (env.XDG_RUNTIME_DIR) candidates.push(join(env.XDG_RUNTIME_DIR, "docker.sock"), join(env.XDG_RUNTIME_DIR, "podman", "podman.sock"));
+  const found = candidates.find((path) => existsSync(path));
+  if (found) return { kind: "unix", socketPath: found, source: found === DEFAULT_SOCKET ? "default socket" : "user socket" };
+  return { missing: `no Docker Engine socket at ${candidates.join(" or ")}: start dockerd (or Podman's socket) or set DOCKER_HOST` };
+}
+
+function parseHost(value: string, source: string, env: Record<string, string | undefined>): Endpoint | { missing: string } {
+  if (value.startsWith("unix://")) {
+    const socketPath = value.slice("unix://".length);
+    if (!existsSync(socketPath)) return { missing: `${source}=${value}, but ${socketPath} does not exist: start the engine or fix ${source}` };
+    return { kind: "unix", socketPath, source };
+  }
+  const match = /^(?:tcp|http|https):\/\/\[?([^\]/]+?)\]?(?::(\d+))?\/?$/.exec(value);
+  if (!match) return { missing: `${source}=${value} is not unix:///path or tcp://host:port` };
+  const verify = env.DOCKER_TLS_VERIFY !== undefined && env.DOCKER_TLS_VERIFY !== "" && env.DOCKER_TLS_VERIFY !== "0";
+  const tls = verify || value.startsWith("https://") ? tlsFiles(env) : undefined;
+  const port = match[2] ? Number(match[2]) : tls ? 2376 : 2375;
+  return { kind: "tcp", host: match[1]!, port, tls, source };
+}
+
+function tlsFiles(env: Record<string, string | undefined>): TlsFiles {
+  const dir = env.DOCKER_CERT_PATH || join(env.HOME ?? "", ".docker");
+  return { ca: join(dir, "ca.pem"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+}
+
+export function describeEndpoint(endpoint: Endpoint): string {
+  return endpoint.kind === "unix" ? `unix://${endpoint.socketPath}` : `${endpoint.tls ? "https" : "tcp"}://${endpoint.host}:${endpoint.port}`;
+}

@@ -1,0 +1,33 @@
+import type { Capabilities, ProviderDescriptor } from "../types";
+import { describeEndpoint, resolveEndpoint } from "./endpoint";
+
+export const DOCKER_CAPABILITIES: Capabilities = {
+  streaming: true,
+  files: true,
+  pty: true,
+  resize: true,
+  labels: true,
+  stdin: true,
+  networkIsolation: true,
+  ttl: true,
+  resources: true,
+  mounts: true,
+};
+
+/** Used when neither --image nor `image` in [providers.docker] names one: Python 3 and Node on Debian slim. */
+export const DEFAULT_IMAGE = "nikolaik/python-nodejs:python3.12-nodejs22-slim";
+
+export const dockerDescriptor: ProviderDescriptor = {
+  name: "docker",
+  description: "Containers on a Docker Engine (or Podman's Docker-compatible socket) through its HTTP API",
+  capabilities: DOCKER_CAPABILITIES,
+  detect(ctx) {
+    const endpoint = resolveEndpoint(ctx.env, ctx.config);
+    if ("missing" in endpoint) return { configured: false, missing: endpoint.missing };
+    return { configured: true, source: endpoint.source, details: `engine at ${describeEndpoint(endpoint)}` };
+  },
+  async load(ctx) {
+    const { DockerProvider } = await import("./provider");
+    return new DockerProvider(ctx);
+  },
+};

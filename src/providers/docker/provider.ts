@@ -1,0 +1,452 @@
+import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
+import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
+import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { resolveEndpoint } from "./endpoint";
+import { Engine, EngineError, type Hijacked } from "./engine";
+import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
+import { Demultiplexer } from "./multiplex";
+import { pullImage } from "./pull";
+
+const MANAGED = `${LABEL_PREFIX}managed`;
+const NAME = `${LABEL_PREFIX}name`;
+const USER_LABEL = `${LABEL_PREFIX}label.`;
+/** Marks every process of one exec so a timeout or Ctrl-C can find and kill exactly that tree. */
+const EXEC_MARK = "SANDBOXES_EXEC_ID";
+/** The keepalive's lifetime when no TTL is asked for (~68 years: a number every sleep(1) accepts). */
+const FOREVER_SECONDS = 2147483647;
+/** Name prefix of a container that destroy() has sent on its way out. */
+const REMOVING = "sandboxes-removing-";
+/** States of a container on its way out: every sandbox has AutoRemove, so the engine is deleting it. */
+const DYING = new Set(["exited", "removing"]);
+/** How long a killed command's stream may stay open (an escaped child holding stdout) before we hang up. */
+const KILL_GRACE_MS = 2000;
+
+/**
+ * Kills every process that carries the exec's mark in its environment, together with its
+ * process group: runc starts each exec as a session leader, so children that kept the group
+ * die with it even if they cleared their environment. Everything is stopped first, so a shell
+ * cannot run its next command in the moment between its child's death and its own.
+ */
+const KILL_SCRIPT =
+  'm="$1"; for s in STOP KILL KILL; do for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; ' +
+  'if tr "\\0" "\\n" <"$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -"$s" -"$p" 2>/dev/null; kill -"$s" "$p" 2>/dev/null; fi; done; done; exit 0';
+
+/** chown -R to the image's USER ("name", "uid", "name:group"…); a bare user also gets its own group. */
+const CHOWN_SCRIPT = 'u="$1"; shift; case "$u" in *:*) ;; *) g=$(id -g "$u" 2>/dev/null) && u="$u:$g" ;; esac; exec chown -R -- "$u" "$@"';
+
+/** Sets the terminal size itself before the program starts, so even the first `stty size` sees it. */
+const PTY_WRAPPER = 'stty cols "$1" rows "$2" 2>/dev/null; shift 2; exec "$@"';
+
+interface ContainerSummary {
+  Id: string;
+  Names?: string[];
+  Image: string;
+  Created: number;
+  State: string;
+  Labels: Record<string, string> | null;
+}
+
+interface ContainerInspect {
+  Id: string;
+  Name: string;
+  Created: string;
+  State: { Status: string };
+  Config: { Image: string; User?: string; Labels: Record<string, string> | null };
+}
+
+interface ExecInspect {
+  Running: boolean;
+  ExitCode: number | null;
+}
+
+export class DockerProvider implements Provider {
+  readonly name = "docker";
+  readonly capabilities = DOCKER_CAPABILITIES;
+  private engineClient?: Engine;
+  /** Containers this process created or verified as ours: destroy needs no second look. */
+  private readonly ours = new Set<string>();
+  private readonly users = new Map<string, string>();
+
+  constructor(private readonly ctx: ProviderContext) {}
+
+  private get engine(): Engine {
+    if (!this.engineClient) {
+      const endpoint = resolveEndpoint(this.ctx.env, this.ctx.config);
+      if ("missing" in endpoint) throw new SandboxesError("not_configured", `provider docker is not configured: ${endpoint.missing}`, "user");
+      this.engineClient = new Engine(endpoint);
+    }
+    return this.engineClient;
+  }
+
+  private defaultImage(): string {
+    const configured = this.ctx.config.image;
+    return typeof configured === "string" && configured ? configured : DEFAULT_IMAGE;
+  }
+
+  private defaultTtl(): number | undefined {
+    const configured = this.ctx.config.ttl_seconds;
+    return typeof configured === "number" && configured > 0 ? configured : undefined;
+  }
+
+  async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
+    const image = spec.image || this.defaultImage();
+    const ttl = spec.ttlSeconds ?? this.defaultTtl();
+    const labels: Record<string, string> = { [MANAGED]: "true" };
+    for (const [key, value] of Object.entries(spec.labels)) labels[`${USER_LABEL}${key}`] = value;
+    if (spec.name) labels[NAME] = spec.name;
+    const body = {
+      Image: image,
+      // The keepalive: docker-init as PID 1 reaps orphans and forwards signals; `sleep` ends
+      // the container when the TTL runs out, and AutoRemove then deletes it.
+      Entrypoint: ["sleep"],
+      Cmd: [String(ttl ?? FOREVER_SECONDS)],
+      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
+      Labels: labels,
+      Tty: false,
+      OpenStdin: false,
+      HostConfig: {
+        Init: true,
+        AutoRemove: true,
+        ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+        ...(spec.memoryMb ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
+        ...(spec.network === false ? { NetworkMode: "none" } : {}),
+        ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
+      },
+    };
+    // Our own name, so a container whose id we never learn (Ctrl-C mid-request) can still be found.
+    const containerName = `sandboxes-${randomBytes(6).toString("hex")}`;
+    try {
+      let created: { Id: string };
+      try {
+        created = await this.engine.json("POST", "/containers/create", { query: { name: containerName }, json: body });
+      } catch (error) {
+        if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
+        await pullImage(this.engine, image, signal, spec.onProgress);
+        created = await this.engine.json("POST", "/containers/create", { query: { name: containerName }, json: body });
+      }
+      this.ours.add(created.Id);
+      await this.start(created.Id, image);
+      if (signal?.aborted) throw new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
+      return { id: created.Id, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image };
+    } catch (error) {
+      // Nobody will learn this container's id: remove it (by name) before reporting.
+      await this.destroy(containerName).catch(() => {});
+      if (signal?.aborted && !(error instanceof InterruptedError)) throw new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
+      throw error;
+    }
+  }
+
+  private async start(id: string, image: string): Promise<void> {
+    try {
+      await this.engine.request("POST", `/containers/${id}/start`);
+    } catch (error) {
+      if (!(error instanceof EngineError)) throw error;
+      const hint = /executable file not found|no such file/i.test(error.detail) ? "the image needs sleep(1) and sh to serve as a sandbox" : undefined;
+      throw new ProviderError("docker", `cannot start a container from ${image}: ${error.detail}`, error.httpStatus, undefined, hint);
+    }
+  }
+
+  async get(id: string): Promise<SandboxRecord | null> {
+    if (!/^[A-Za-z0-9][A-Za-z0-9_.-]*$/.test(id)) return null;
+    try {
+      const info = await this.engine.json<ContainerInspect>("GET", `/containers/${id}/json`);
+      const labels = info.Config.Labels ?? {};
+      if (labels[MANAGED] !== "true" || DYING.has(info.State.Status) || info.Name.startsWith(`/${REMOVING}`)) return null;
+      this.ours.add(info.Id);
+      return toRecord(info.Id, info.Config.Image, info.Created, info.State.Status, labels);
+    } catch (error) {
+      if (error instanceof EngineError && error.httpStatus === 404) return null;
+      throw error;
+    }
+  }
+
+  async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
+    const wanted = [`${MANAGED}=true`, ...Object.entries(filter.labels ?? {}).map(([k, v]) => `${USER_LABEL}${k}=${v}`)];
+    const containers = await this.engine.json<ContainerSummary[]>("GET", "/containers/json", {
+      query: { all: true, filters: JSON.stringify({ label: wanted }) },
+    });
+    return containers
+      .filter((c) => !DYING.has(c.State) && !c.Names?.some((name) => name.startsWith(`/${REMOVING}`)))
+      .map((c) => toRecord(c.Id, c.Image, new Date(c.Created * 1000).toISOString(), c.State, c.Labels ?? {}))
+      .sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
+  }
+
+  /**
+   * Marks the container as going (a rename every process sees), then SIGTERM to its init,
+   * which ends the keepalive: the engine removes the container by itself (AutoRemove, set on
+   * every sandbox). We skip waiting for its network and filesystem teardown (most of a
+   * `docker rm -f`); the removal survives our own exit and an engine restart, and get()/list()
+   * treat a marked or exited container as gone. One that is not running is removed directly.
+   */
+  async destroy(id: string): Promise<void> {
+    if (!this.ours.has(id) && !(await this.get(id))) return;
+    // Both at once: the mark only has to beat the container's exit, which takes far longer.
+    const mark = this.engine
+      .request("POST", `/containers/${id}/rename`, { query: { name: `${REMOVING}${id.replace(/^sandboxes-/, "").slice(0, 12)}-${randomBytes(3).toString("hex")}` } })
+      .catch((error) => {
+        // Already gone or going; an engine without rename only loses the early mark.
+        if (!(error instanceof EngineError)) throw error;
+      });
+    try {
+      await Promise.all([this.engine.request("POST", `/containers/${id}/kill`, { query: { signal: "TERM" } }), mark]);
+      return void this.ours.delete(id);
+    } catch (error) {
+      if (goneOrConflict(error) === "gone") return void this.ours.delete(id);
+    }
+    for (let attempt = 0; attempt < 100; attempt++) {
+      try {
+        await this.engine.request("DELETE", `/containers/${id}`, { query: { force: true, v: true } });
+        return void this.ours.delete(id);
+      } catch (error) {
+        if (goneOrConflict(error) === "gone") return void this.ours.delete(id);
+        // 409: the engine is already removing it (AutoRemove); wait until it is gone.
+        await Bun.sleep(50);
+      }
+    }
+    throw new ProviderError("docker", `container ${id} is still being removed`, 409, undefined, "retry `sandboxes destroy` in a moment");
+  }
+
+  /** Creates an exec; a missing or stopped container becomes one clear user error. */
+  private async createExec(id: string, body: Record<string, unknown>): Promise<string> {
+    try {
+      const { Id } = await this.engine.json<{ Id: string }>("POST", `/containers/${id}/exec`, { json: body });
+      return Id;
+    } catch (error) {
+      if (error instanceof EngineError && error.httpStatus === 404) {
+        throw new SandboxesError("unknown_sandbox", `no docker sandbox with id ${id}`, "user", "see `sandboxes list -p docker`");
+      }
+      if (error instanceof EngineError && error.httpStatus === 409) {
+        throw new SandboxesError("sandbox_not_running", `docker sandbox ${id} is not running (${error.detail})`, "user", "its lifetime may have run out; create a new one");
+      }
+      throw error;
+    }
+  }
+
+  /** Kills the process tree of one exec through a second, detached exec. */
+  private async killMarked(id: string, mark: string): Promise<void> {
+    try {
+      const execId = await this.createExec(id, { Cmd: ["sh", "-c", KILL_SCRIPT, "sh", `${EXEC_MARK}=${mark}`], AttachStdout: false, AttachStderr: false });
+      await this.engine.request("POST", `/exec/${execId}/start`, { json: { Detach: true, Tty: false } });
+      // A detached start returns at once; wait for the killer itself to finish.
+      for (let i = 0; i < 100; i++) {
+        const state = await this.engine.json<ExecInspect>("GET", `/exec/${execId}/json`);
+        if (!state.Running) return;
+        await Bun.sleep(20);
+      }
+    } catch {
+      // The container is gone or has no sh: hanging up below is all that is left to do.
+    }
+  }
+
+  /** The exit code once the engine has recorded it (the stream can end a moment before). */
+  private async exitCode(execId: string): Promise<number> {
+    for (let i = 0; i < 200; i++) {
+      const state = await this.engine.json<ExecInspect>("GET", `/exec/${execId}/json`);
+      if (!state.Running && state.ExitCode !== null) return state.ExitCode;
+      await Bun.sleep(10);
+    }
+    throw new ProviderError("docker", `exec ${execId} ended its stream but the engine never reported an exit code`);
+  }
+
+  async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
+    return this.execAs(id, spec);
+  }
+
+  private async execAs(id: string, spec: ExecSpec, user?: string): Promise<ExecOutcome> {
+    const mark = randomBytes(8).toString("hex");
+    const execId = await this.createExec(id, {
+      ...(user ? { User: user } : {}),
+      Cmd: spec.argv,
+      Env: [...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`), `${EXEC_MARK}=${mark}`],
+      ...(spec.cwd ? { WorkingDir: spec.cwd } : {}),
+      AttachStdin: spec.stdin !== undefined,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: false,
+    });
+    const stream = await this.engine.hijack(`/exec/${execId}/start`, { Detach: false, Tty: false });
+    const demux = new Demultiplexer(spec.onStdout, spec.onStderr);
+    stream.onData((chunk) => demux.push(chunk));
+    const stopStdin = feedStdin(stream, spec.stdin);
+
+    let timedOut = false;
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= this.killMarked(id, mark).then(async () => {
+        // An escaped child can hold the stream open; do not wait on it forever.
+        await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
+        stream.destroy();
+      });
+    };
+    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
+    const onAbort = () => stop();
+    if (spec.signal?.aborted) stop();
+    spec.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await stream.ended;
+      if (stopping) await stopping;
+      if (timedOut) return { exitCode: 124, timedOut: true };
+      if (spec.signal?.aborted) return { exitCode: spec.signal.reason === "SIGTERM" ? 143 : 130, timedOut: false };
+      return { exitCode: await this.exitCode(execId), timedOut: false };
+    } finally {
+      if (timer) clearTimeout(timer);
+      spec.signal?.removeEventListener("abort", onAbort);
+      stopStdin();
+      stream.destroy();
+    }
+  }
+
+  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+    // Not copyUIDGID: the engine resolves that user on the engine's host, not in the image.
+    const put = () => this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: dir }, body: tar, headers: { "content-type": "application/x-tar" } });
+    try {
+      await put();
+    } catch (error) {
+      if (!(error instanceof EngineError && error.httpStatus === 404)) throw this.fileError(error, `cannot write files into ${dir}`);
+      // The archive API extracts only into an existing directory.
+      await this.quietly(id, ["mkdir", "-p", "--", dir], `cannot create ${dir}`);
+      await put().catch((again) => {
+        throw this.fileError(again, `cannot write files into ${dir}`);
+      });
+    }
+    const user = await this.userOf(id);
+    if (user && user !== "root" && user !== "0" && !user.startsWith("0:")) {
+      // Extracted files keep the uploader's uid; hand them to the image's user, as root.
+      const entries = new Set([...(await new Bun.Archive(tar).files()).keys()].map((path) => path.replace(/^\.?\/+/, "").split("/")[0]!).filter(Boolean));
+      if (entries.size) await this.quietly(id, ["sh", "-c", CHOWN_SCRIPT, "sh", user, ...[...entries].map((e) => posix.join(dir, e))], `cannot hand ${dir} to user ${user}`, "0");
+    }
+  }
+
+  /** The user commands run as (the image's USER), looked up once per container. */
+  private async userOf(id: string): Promise<string> {
+    let user = this.users.get(id);
+    if (user === undefined) {
+      const info = await this.engine.json<ContainerInspect>("GET", `/containers/${id}/json`);
+      user = info.Config.User ?? "";
+      this.users.set(id, user);
+    }
+    return user;
+  }
+
+  /** Runs a helper command; a failure becomes one line with the command's last error line. */
+  private async quietly(id: string, argv: string[], what: string, user?: string): Promise<void> {
+    const errors: Uint8Array[] = [];
+    const outcome = await this.execAs(id, { argv, env: {}, onStdout: () => {}, onStderr: (c) => errors.push(c) }, user);
+    if (outcome.exitCode !== 0) {
+      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() || `exit ${outcome.exitCode}`;
+      throw new SandboxesError("file_transfer_failed", `${what}: ${detail}`, "user");
+    }
+  }
+
+  async getArchive(id: string, path: string): Promise<Uint8Array> {
+    try {
+      const response = await this.engine.request("GET", `/containers/${id}/archive`, { query: { path } });
+      return new Uint8Array(await response.arrayBuffer());
+    } catch (error) {
+      throw this.fileError(error, `cannot read ${path}`);
+    }
+  }
+
+  private fileError(error: unknown, what: string): unknown {
+    if (!(error instanceof EngineError)) return error;
+    if (error.httpStatus === 404 && /no such container/i.test(error.detail)) {
+      return new SandboxesError("unknown_sandbox", `no docker sandbox with that id: ${error.detail}`, "user", "see `sandboxes list -p docker`");
+    }
+    return new SandboxesError("file_transfer_failed", `${what}: ${error.detail}`, "user");
+  }
+
+  async openPty(id: string, spec: PtySpec): Promise<PtySession> {
+    const mark = randomBytes(8).toString("hex");
+    const env = { TERM: "xterm-256color", ...spec.env, [EXEC_MARK]: mark };
+    const execId = await this.createExec(id, {
+      Cmd: ["sh", "-c", PTY_WRAPPER, "sh", String(spec.cols), String(spec.rows), ...spec.argv],
+      Env: Object.entries(env).map(([k, v]) => `${k}=${v}`),
+      ...(spec.cwd ? { WorkingDir: spec.cwd } : {}),
+      AttachStdin: true,
+      AttachStdout: true,
+      AttachStderr: true,
+      Tty: true,
+      ConsoleSize: [spec.rows, spec.cols],
+    });
+    const stream = await this.engine.hijack(`/exec/${execId}/start`, { Detach: false, Tty: true, ConsoleSize: [spec.rows, spec.cols] });
+    const resize = (cols: number, rows: number) =>
+      this.engine.request("POST", `/exec/${execId}/resize`, { query: { h: rows, w: cols } }).then(
+        () => {},
+        () => {},
+      );
+    void resize(spec.cols, spec.rows);
+    const exited = stream.ended.then(() => this.exitCode(execId)).catch(() => 255);
+    return {
+      write: (data) => void stream.write(data),
+      resize: (cols, rows) => void resize(cols, rows),
+      onData: (listener) => stream.onData(listener),
+      exited,
+      kill: async () => {
+        await this.killMarked(id, mark);
+        stream.destroy();
+      },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.engineClient?.close();
+  }
+}
+
+/** Copies stdin into the exec with backpressure; the returned stop() ends it when the command is over. */
+function feedStdin(stream: Hijacked, stdin: ExecSpec["stdin"]): () => void {
+  if (!(stdin instanceof ReadableStream)) {
+    void (stdin?.length ? stream.write(stdin) : Promise.resolve()).finally(() => stream.closeWrite());
+    return () => {};
+  }
+  const reader = stdin.getReader();
+  let stopped = false;
+  void (async () => {
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done || stopped) break;
+        await stream.write(value);
+      }
+    } catch {
+      // The local stdin failed or was cancelled: the command just sees EOF.
+    } finally {
+      stream.closeWrite();
+    }
+  })();
+  return () => {
+    stopped = true;
+    // The command is over: stop reading our stdin so a never-ending pipe does not keep us alive.
+    reader.cancel().catch(() => {});
+  };
+}
+
+/** 404: the container is gone; 409: it is not running or already being removed; else rethrow. */
+function goneOrConflict(error: unknown): "gone" | "conflict" {
+  if (error instanceof EngineError && error.httpStatus === 404) return "gone";
+  if (error instanceof EngineError && error.httpStatus === 409) return "conflict";
+  throw error;
+}
+
+function toRecord(id: string, image: string, createdAt: string, status: string, labels: Record<string, string>): SandboxRecord {
+  const user: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels)) if (key.startsWith(USER_LABEL)) user[key.slice(USER_LABEL.length)] = value;
+  return { id, provider: "docker", name: labels[NAME], state: stateOf(status), labels: user, createdAt, image };
+}
+
+function stateOf(status: string): SandboxState {
+  switch (status) {
+    case "running":
+      return "running";
+    case "created":
+    case "restarting":
+      return "creating";
+    case "paused":
+      return "stopped";
+    case "dead":
+      return "error";
+    default:
+      return "unknown";
+  }
+}
