@@ -1,12 +1,13 @@
 import { closest, UsageError } from "../core/errors";
 import type { ProviderDescriptor } from "./types";
 import { localDescriptor } from "./local";
+import { modalDescriptor } from "./modal";
 
 /**
  * Every provider we know, in the order auto-detection tries them (the seed's order, then the
  * engines that need no account). Descriptors are light: importing this file imports no SDK.
  */
-export const PROVIDERS: readonly ProviderDescriptor[] = [localDescriptor];
+export const PROVIDERS: readonly ProviderDescriptor[] = [localDescriptor, modalDescriptor];
 
 /** Cloud providers tried in this order when nothing else picks one (the seed's documented order). */
 export const AUTO_DETECT_ORDER = ["daytona", "e2b", "sprites", "hopx", "vercel", "modal", "cloudflare"];
