@@ -82,8 +82,6 @@ export class ModalProvider implements Provider {
   private client?: ModalClient;
   private app?: Promise<App>;
   private readonly handles = new Map<string, Sandbox>();
-  /** Attempts of SandboxCreateV2 seen on the wire, including the SDK's own retries. */
-  private createAttempts = 0;
 
   constructor(private readonly ctx: ProviderContext) {}
 
@@ -98,7 +96,6 @@ export class ModalProvider implements Provider {
     if (!credentials) throw new SandboxesError("not_configured", `provider modal is not configured: ${MISSING_CREDENTIALS}`, "user");
     const { ModalClient } = await import("modal");
     const debug = this.ctx.env.SANDBOXES_DEBUG ? (message: string, ...args: unknown[]) => process.stderr.write(`modal: ${message} ${args.map(String).join(" ")}\n`) : () => {};
-    const self = this;
     this.client = new ModalClient({
       tokenId: credentials.tokenId,
       tokenSecret: credentials.tokenSecret,
@@ -106,32 +103,45 @@ export class ModalProvider implements Provider {
       // Providers never print: the SDK's warnings go to the debug log only.
       logger: { debug, info: debug, warn: debug, error: debug },
       grpcMiddleware: [
-        // Runs inside the SDK's retry loop, so it sees each attempt (see create()).
-        async function* countCreates(call: { method: { path: string }; next: Function; request: unknown }, options: unknown) {
-          if (call.method.path.endsWith("/SandboxCreateV2")) self.createAttempts++;
-          return yield* call.next(call.request, options);
+        // Creates are retried by create() itself, which looks for the sandbox a lost reply made
+        // before trying again; the SDK's blind resend could make a second one.
+        async function* noBlindCreateRetry(call: { method: { path: string }; next: Function; request: unknown }, options: object) {
+          const own = call.method.path.endsWith("/SandboxCreateV2") ? { ...options, retries: 0 } : options;
+          return yield* call.next(call.request, own);
         } as never,
       ],
     });
     return this.client;
   }
 
-  /** An idempotent SDK call with our retry budget on top of the SDK's own. */
-  private call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(
-      PROVIDER,
-      what,
-      async () => {
-        try {
-          return await fn();
-        } catch (error) {
-          throw toProviderError(error, what);
-        }
-      },
-      isTransient,
-      undefined,
-      signal,
-    );
+  /**
+   * An idempotent SDK call with our retry budget on top of the SDK's own. Errors become one
+   * line naming Modal; a SandboxesError thrown inside (a user error) comes out unchanged.
+   */
+  private async call<T>(what: string, fn: () => Promise<T>, signal?: AbortSignal, retryable: (error: unknown, cause: unknown) => boolean = isTransient): Promise<T> {
+    let final: SandboxesError | undefined;
+    const worthRetrying = new WeakSet<object>();
+    try {
+      return await withRetry(
+        PROVIDER,
+        what,
+        async () => {
+          try {
+            return await fn();
+          } catch (error) {
+            const mapped = toProviderError(error, what);
+            if (!(mapped instanceof ProviderError)) final = mapped;
+            else if (retryable(mapped, error)) worthRetrying.add(mapped);
+            throw mapped;
+          }
+        },
+        (error) => worthRetrying.has(error as object),
+        undefined,
+        signal,
+      );
+    } catch (error) {
+      throw final ?? error;
+    }
   }
 
   private appHandle(): Promise<App> {
@@ -182,11 +192,11 @@ export class ModalProvider implements Provider {
     const createdAt = new Date().toISOString();
     const tags = { ...spec.labels, [TAG.token]: token, [TAG.image]: imageName, [TAG.created]: createdAt, ...(spec.name ? { [TAG.name]: spec.name } : {}) };
     const ttlSeconds = Math.ceil(spec.ttlSeconds ?? Number(this.ctx.config.ttl ?? DEFAULT_TTL_SECONDS));
-    const attemptsBefore = this.createAttempts;
+    let attempts = 0;
     const sandbox = await this.call(
       "create sandbox",
       async (): Promise<Sandbox> => {
-        if (this.createAttempts > attemptsBefore) {
+        if (attempts++ > 0) {
           const made = await this.byToken(token);
           if (made[0]) return made[0];
         }
@@ -201,7 +211,8 @@ export class ModalProvider implements Provider {
       },
       signal,
     );
-    if (this.createAttempts > attemptsBefore + 1) await this.dropDuplicates(token, sandbox.sandboxId);
+    // Listing may lag behind a create: after any retry, make sure only one sandbox carries the token.
+    if (attempts > 1) await this.dropDuplicates(token, sandbox.sandboxId);
     this.handles.set(sandbox.sandboxId, sandbox);
     return this.record(sandbox.sandboxId, tags);
   }
@@ -286,26 +297,22 @@ export class ModalProvider implements Provider {
    * with a fresh id could run the command twice.
    */
   private async start(id: string, argv: string[], params: Record<string, unknown>): Promise<ContainerProcess> {
-    const what = `run a command in sandbox ${id}`;
-    const retryable = new WeakSet<object>();
-    return withRetry(
-      PROVIDER,
-      what,
+    const sandbox = await this.handle(id);
+    return this.call(
+      `run a command in sandbox ${id}`,
       async () => {
-        const sandbox = await this.handle(id);
         try {
           return (await sandbox.exec(argv, { mode: "binary", ...params } as never)) as unknown as ContainerProcess;
         } catch (error) {
           if (isNotFound(error) || (error as Error)?.name === "ConflictError") {
             throw new SandboxesError("unknown_sandbox", `no running modal sandbox ${id}`, "user", "see `sandboxes list -p modal`");
           }
-          const failure = toProviderError(error, what);
-          // Retried only when it failed on the control plane, before the command could start.
-          if (isTransient(failure) && grpcPath(error).includes("/modal.client.ModalClient/")) retryable.add(failure);
-          throw failure;
+          throw error;
         }
       },
-      (error) => retryable.has(error as object),
+      undefined,
+      // Retried only when it failed on the control plane, before the command could start.
+      (mapped, cause) => isTransient(mapped) && grpcPath(cause).includes("/modal.client.ModalClient/"),
     );
   }
 

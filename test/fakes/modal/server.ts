@@ -461,10 +461,11 @@ export async function startFakeModal(): Promise<FakeModal> {
           if (failing && !fault.after) await fail(fault, method.name);
           if (!handler) throw new ServerError(Status.UNIMPLEMENTED, `fake Modal does not implement ${method.name}`);
           // Like Modal, a retried call with the same idempotency key gets the first answer.
-          const key = `${method.name}:${context.metadata.get("x-idempotency-key") ?? ""}`;
-          const remembered = fake.honorIdempotencyKey && method.name === "SandboxCreateV2" ? idempotent.get(key) : undefined;
-          const response = remembered ?? responseType.fromPartial(await handler(request, context));
-          if (method.name === "SandboxCreateV2") idempotent.set(key, response);
+          const idempotencyKey = context.metadata.get("x-idempotency-key");
+          const key = `${method.name}:${idempotencyKey}`;
+          const deduplicated = fake.honorIdempotencyKey && idempotencyKey !== undefined && method.name === "SandboxCreateV2";
+          const response = (deduplicated && idempotent.get(key)) || responseType.fromPartial(await handler(request, context));
+          if (deduplicated) idempotent.set(key, response);
           if (failing && fault.after) await fail(fault, method.name);
           return response;
         };
