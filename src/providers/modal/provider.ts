@@ -20,6 +20,7 @@ import {
   type PtySpec,
   type SandboxRecord,
 } from "../types";
+import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
 
@@ -79,7 +80,7 @@ const shellQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 export class ModalProvider implements Provider {
   readonly name = PROVIDER;
   readonly capabilities = MODAL_CAPABILITIES;
-  private client?: ModalClient;
+  private client?: Promise<ModalClient>;
   private app?: Promise<App>;
   private readonly handles = new Map<string, Sandbox>();
 
@@ -90,13 +91,19 @@ export class ModalProvider implements Provider {
     return typeof value === "string" && value ? value : undefined;
   }
 
-  private async sdk(): Promise<ModalClient> {
-    if (this.client) return this.client;
+  private sdk(): Promise<ModalClient> {
+    this.client ??= this.connect();
+    this.client.catch(() => (this.client = undefined));
+    return this.client;
+  }
+
+  private async connect(): Promise<ModalClient> {
     const credentials = findModalCredentials(this.ctx.env, this.ctx.config);
     if (!credentials) throw new SandboxesError("not_configured", `provider modal is not configured: ${MISSING_CREDENTIALS}`, "user");
     const { ModalClient } = await import("modal");
+    await trackChannels();
     const debug = this.ctx.env.SANDBOXES_DEBUG ? (message: string, ...args: unknown[]) => process.stderr.write(`modal: ${message} ${args.map(String).join(" ")}\n`) : () => {};
-    this.client = new ModalClient({
+    return new ModalClient({
       tokenId: credentials.tokenId,
       tokenSecret: credentials.tokenSecret,
       environment: this.setting("environment"),
@@ -111,7 +118,6 @@ export class ModalProvider implements Provider {
         } as never,
       ],
     });
-    return this.client;
   }
 
   /**
@@ -443,10 +449,15 @@ export class ModalProvider implements Provider {
     };
   }
 
+  /** Releases every gRPC channel, so nothing of ours keeps the process alive. */
   async close(): Promise<void> {
     for (const sandbox of this.handles.values()) sandbox.detach();
     this.handles.clear();
-    this.client?.close();
+    const client = await this.client?.catch(() => undefined);
     this.client = undefined;
+    this.app = undefined;
+    if (!client) return;
+    client.close();
+    releaseChannels();
   }
 }

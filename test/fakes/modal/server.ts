@@ -89,6 +89,8 @@ export interface FakeModal {
   running(): FakeSandbox[];
   /** Cuts every client connection now. */
   dropConnections(): void;
+  /** Client connections open right now (each gRPC channel holds one). */
+  openConnections(): number;
   stop(): Promise<void>;
 }
 
@@ -104,17 +106,20 @@ function signalNumber(name: NodeJS.Signals | null): number | undefined {
 }
 
 /** A TCP pass-through in front of the gRPC server, so faults can cut live connections. */
-function startProxy(target: number): Promise<{ server: TcpServer; port: number; dropAll(): void }> {
+function startProxy(target: number): Promise<{ server: TcpServer; port: number; dropAll(): void; clients(): number }> {
+  const clients = new Set<Socket>();
   const sockets = new Set<Socket>();
   const server = createTcpServer((client) => {
     const upstream = connect(target, "127.0.0.1");
     sockets.add(client).add(upstream);
+    clients.add(client);
     client.pipe(upstream).pipe(client);
     const close = () => {
       client.destroy();
       upstream.destroy();
       sockets.delete(client);
       sockets.delete(upstream);
+      clients.delete(client);
     };
     client.on("error", close).on("close", close);
     upstream.on("error", close).on("close", close);
@@ -125,6 +130,7 @@ function startProxy(target: number): Promise<{ server: TcpServer; port: number; 
       resolve({
         server,
         port,
+        clients: () => clients.size,
         dropAll() {
           for (const socket of sockets) socket.resetAndDestroy?.() ?? socket.destroy();
           sockets.clear();
@@ -490,6 +496,7 @@ export async function startFakeModal(): Promise<FakeModal> {
     faults,
     running: () => [...sandboxes.values()].filter((s) => !s.terminated),
     dropConnections: () => proxy.dropAll(),
+    openConnections: () => proxy.clients(),
     async stop() {
       for (const sandbox of sandboxes.values()) terminate(sandbox);
       proxy.dropAll();
