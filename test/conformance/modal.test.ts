@@ -40,7 +40,17 @@ afterAll(async () => {
 });
 
 if (realCredentials) {
-  testProvider("modal (real service)", () => modalDescriptor.load({ env: realEnv, config: {}, stateDir }), { timeout: 180_000 });
+  testProvider(
+    "modal (real service)",
+    async () => {
+      // The fake suite pointed the SDK at 127.0.0.1 through the process environment: undo that.
+      delete process.env.MODAL_SERVER_URL;
+      process.env.MODAL_CONFIG_PATH = realEnv.MODAL_CONFIG_PATH ?? "";
+      if (!realEnv.MODAL_CONFIG_PATH) delete process.env.MODAL_CONFIG_PATH;
+      return modalDescriptor.load({ env: realEnv, config: {}, stateDir });
+    },
+    { timeout: 180_000 },
+  );
 } else {
   test.skip("modal (real service): needs MODAL_TOKEN_ID and MODAL_TOKEN_SECRET", () => {});
 }

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type FakeModal, startFakeModal, Status } from "../fakes/modal/server";
-import { cli, ensureBinary, freshHome } from "./_modal-helpers";
+import { BINARY, cli, ensureBinary, freshHome } from "./_modal-helpers";
 
 let fake: FakeModal;
 let home: ReturnType<typeof freshHome>;
@@ -189,6 +189,41 @@ describe("modal e2e: run, exec, list, reuse, cp, destroy", () => {
   });
 });
 
+describe("modal e2e: process lifetime", () => {
+  test("the binary exits by itself while a kept sandbox (and its router channel) lives on", async () => {
+    const result = await cli(["run", "-p", "modal", "--keep", "--json", "echo alive"], env, { guardMs: 30_000 });
+    expect(result.killed).toBe(false);
+    expect(result.code).toBe(0);
+    const id = idOf(result.stdout);
+    expect(fake.sandboxes.get(id)?.terminated).toBe(false);
+    const exec = await cli(["exec", id, "echo still"], elsewhere(), { guardMs: 30_000 });
+    expect(exec.killed).toBe(false);
+    expect(exec.stdout).toBe("still\n");
+    await cli(["destroy", id], env);
+  });
+
+  test("Ctrl-C during run destroys the sandbox and exits 130", async () => {
+    const runningBefore = fake.running().map((s) => s.id);
+    const starts = () => fake.calls.filter((c) => c.method === "TaskExecStart").length;
+    const startsBefore = starts();
+    const child = Bun.spawn([BINARY, "run", "-p", "modal", "echo started; sleep 30"], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1", ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    for (let i = 0; i < 200 && starts() === startsBefore; i++) await Bun.sleep(25);
+    expect(starts()).toBe(startsBefore + 1);
+    await Bun.sleep(200);
+    child.kill("SIGINT");
+    const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    clearTimeout(guard);
+    expect(code).toBe(130);
+    expect(stdout).toBe("started\n");
+    expect(fake.running().map((s) => s.id)).toEqual(runningBefore);
+  });
+});
+
 describe("modal e2e: faults", () => {
   test("transient UNAVAILABLE on create is retried and makes exactly one sandbox", async () => {
     const sandboxesBefore = fake.sandboxes.size;
@@ -256,4 +291,24 @@ describe("modal e2e: nothing leaked", () => {
   test("every sandbox the tests made is terminated", () => {
     expect(fake.running().map((s) => s.id)).toEqual([]);
   });
+});
+
+// The real service, only when real credentials are in the environment (never in CI without them).
+const real = Boolean(process.env.MODAL_TOKEN_ID && process.env.MODAL_TOKEN_SECRET && !process.env.MODAL_SERVER_URL);
+describe.skipIf(!real)("modal e2e: the real service", () => {
+  test("run, keep, exec by id, list by label, destroy", async () => {
+    const realEnv = { ...freshHome(), MODAL_TOKEN_ID: process.env.MODAL_TOKEN_ID!, MODAL_TOKEN_SECRET: process.env.MODAL_TOKEN_SECRET! };
+    const label = `e2e-${Date.now().toString(36)}`;
+    const kept = await cli(["run", "-p", "modal", "--keep", "-l", `suite=${label}`, "--json", "echo hello"], realEnv, { guardMs: 300_000 });
+    expect(kept.code).toBe(0);
+    const id = idOf(kept.stdout);
+    try {
+      const exec = await cli(["exec", "-p", "modal", id, "echo out; echo err >&2; exit 3"], { ...realEnv, ...freshHome() }, { guardMs: 120_000 });
+      expect([exec.code, exec.stdout, exec.stderr]).toEqual([3, "out\n", "err\n"]);
+      const list = await cli(["list", "-p", "modal", "-l", `suite=${label}`, "--json"], realEnv, { guardMs: 120_000 });
+      expect((JSON.parse(list.stdout) as { sandboxes: Array<{ id: string }> }).sandboxes.map((s) => s.id)).toEqual([id]);
+    } finally {
+      expect((await cli(["destroy", "-p", "modal", id], realEnv, { guardMs: 120_000 })).code).toBe(0);
+    }
+  }, 600_000);
 });

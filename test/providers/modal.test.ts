@@ -74,6 +74,25 @@ describe("modal provider against the fake", () => {
     await p.close!();
   });
 
+  test("list on an account without our app makes no app and finds nothing", async () => {
+    const p = await provider({ app: `fresh-${Date.now()}` });
+    expect(await p.list({})).toEqual([]);
+    const lookup = fake.calls.filter((c) => c.method === "AppGetOrCreate").at(-1)!.request as { objectCreationType: number };
+    expect(lookup.objectCreationType).toBe(0);
+    expect(fake.calls.filter((c) => c.method === "SandboxListV2" && (c.request as { appId: string }).appId === "").length).toBe(0);
+    await p.close!();
+  });
+
+  test("arguments Modal rejects are user errors, not provider failures", async () => {
+    const p = await provider();
+    const made = await p.create({ labels: {}, env: {} });
+    const error = (await p.exec(made.id, { argv: ["pwd"], env: {}, cwd: "relative/dir", onStdout() {}, onStderr() {} }).catch((e: Error) => e)) as Error & { kind?: string };
+    expect(error.message).toContain("workdir must be an absolute path");
+    expect(error.kind).toBe("user");
+    await p.destroy(made.id);
+    await p.close!();
+  });
+
   test("name, image and ttl travel with the sandbox; our own tags stay out of labels", async () => {
     const p = await provider({ image: "alpine:3.20" });
     const made = await p.create({ name: "box-one", labels: { team: "x" }, env: {}, ttlSeconds: 90, cpus: 2, memoryMb: 1024, network: false });

@@ -57,7 +57,9 @@ function hintFor(status: string | undefined): string {
 /** One line naming Modal, what failed and the gRPC status; SandboxesErrors pass through. */
 function toProviderError(error: unknown, what: string): SandboxesError {
   if (error instanceof SandboxesError) return error;
-  const status = grpcStatus(error);
+  // The SDK's own argument checks (absolute workdir, env names, sizes): the user's to fix.
+  if ((error as Error)?.name === "InvalidError") return new SandboxesError("invalid_request", `modal: ${what} failed: ${(error as Error).message}`, "user");
+  const status = grpcStatus(error) ?? ((error as Error)?.name === "NotFoundError" ? "NOT_FOUND" : undefined);
   const detail = (error as { details?: string }).details || (error as Error)?.message || String(error);
   return new ProviderError(PROVIDER, `${what} failed: ${detail.split("\n")[0]}`, status, undefined, hintFor(status));
 }
@@ -81,7 +83,7 @@ export class ModalProvider implements Provider {
   readonly name = PROVIDER;
   readonly capabilities = MODAL_CAPABILITIES;
   private client?: Promise<ModalClient>;
-  private app?: Promise<App>;
+  private app?: Promise<App | undefined>;
   private readonly handles = new Map<string, Sandbox>();
 
   constructor(private readonly ctx: ProviderContext) {}
@@ -150,14 +152,25 @@ export class ModalProvider implements Provider {
     }
   }
 
-  private appHandle(): Promise<App> {
-    this.app ??= (async () => {
+  /** The app our sandboxes live in; only create() makes it, so list on a fresh account makes nothing. */
+  private appHandle(create = true): Promise<App | undefined> {
+    if (this.app) return this.app;
+    const lookup = (async () => {
       const client = await this.sdk();
       const name = this.setting("app") ?? DEFAULT_APP;
-      return this.call(`look up app ${name}`, () => client.apps.fromName(name, { createIfMissing: true }));
+      try {
+        return await this.call(`look up app ${name}`, () => client.apps.fromName(name, { createIfMissing: create }));
+      } catch (error) {
+        if (!create && isNotFound(error)) return undefined;
+        throw error;
+      }
     })();
-    this.app.catch(() => (this.app = undefined));
-    return this.app;
+    lookup.then((app) => app && (this.app = Promise.resolve(app)), () => {});
+    return lookup;
+  }
+
+  private async requireApp(): Promise<App> {
+    return (await this.appHandle(true))!;
   }
 
   private async handle(id: string): Promise<Sandbox> {
@@ -185,7 +198,7 @@ export class ModalProvider implements Provider {
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     const client = await this.sdk();
-    const app = await this.appHandle();
+    const app = await this.requireApp();
     const imageName = spec.image ?? this.setting("image") ?? DEFAULT_IMAGE;
     const image = client.images.fromRegistry(imageName);
     await this.call(`pull image ${imageName}`, () => image.build(app), signal).catch((error) => {
@@ -225,7 +238,7 @@ export class ModalProvider implements Provider {
 
   private async byToken(token: string): Promise<Sandbox[]> {
     const client = await this.sdk();
-    const app = await this.appHandle();
+    const app = await this.requireApp();
     const found: Sandbox[] = [];
     for await (const sandbox of client.sandboxes.list({ appId: app.appId, tags: { [TAG.token]: token } })) found.push(sandbox);
     return found;
@@ -263,7 +276,8 @@ export class ModalProvider implements Provider {
 
   async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
     const client = await this.sdk();
-    const app = await this.appHandle();
+    const app = await this.appHandle(false);
+    if (!app) return [];
     const tags = (filter.labels ?? {}) as Record<string, string>;
     const tagList = Object.entries(tags).map(([tagName, tagValue]) => ({ tagName, tagValue }));
     const records: SandboxRecord[] = [];
