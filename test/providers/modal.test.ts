@@ -50,6 +50,23 @@ describe("modal credentials (no network, no SDK)", () => {
     expect(findModalCredentials({ HOME: "/nonexistent", MODAL_TOKEN_ID: "ak-only" }, { token_secret: "x" })).toBeUndefined();
   });
 
+  test("the descriptor, detect() and load() import no SDK (a fresh process shows what got loaded)", async () => {
+    const descriptor = join(import.meta.dir, "..", "..", "src", "providers", "modal", "index.ts");
+    const script = [
+      `const { modalDescriptor } = await import(${JSON.stringify(descriptor)});`,
+      `const ctx = { env: { MODAL_TOKEN_ID: "a", MODAL_TOKEN_SECRET: "b" }, config: {}, stateDir: "/tmp" };`,
+      `if (!modalDescriptor.detect(ctx).configured) throw new Error("not configured");`,
+      `await modalDescriptor.load(ctx);`,
+      `const sdk = ["node_modules/modal/", "node_modules/nice-grpc/", "node_modules/@grpc/"];`,
+      `console.log(JSON.stringify(Object.keys(require.cache).filter((k) => sdk.some((part) => k.includes(part)))));`,
+    ].join("\n");
+    const child = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "pipe" });
+    const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    expect(err).toBe("");
+    expect(code).toBe(0);
+    expect(JSON.parse(out)).toEqual([]);
+  });
+
   test("detect() names both variables when nothing is set, and never throws on a bad file", () => {
     const broken = mkdtempSync(join(tmpdir(), "sandboxes-modal-broken-"));
     writeFileSync(join(broken, ".modal.toml"), "this is [ not toml");
