@@ -203,6 +203,17 @@ describe("modal provider against the fake", () => {
     await other.close!();
   });
 
+  test("a slow answer is waited for, not treated as a failure", async () => {
+    const p = await provider();
+    const made = await p.create({ labels: { slow: "yes" }, env: {} });
+    fake.faults.push({ method: "SandboxListV2", delayMs: 1500 });
+    const listed = await p.list({ labels: { slow: "yes" } });
+    expect(listed.map((s) => s.id)).toEqual([made.id]);
+    expect(fake.faults.at(-1)!.times).toBe(0);
+    await p.destroy(made.id);
+    await p.close!();
+  });
+
   test("a non-transient error is not retried and names the status", async () => {
     const p = await provider();
     fake.faults.push({ method: "SandboxListV2", code: Status.PERMISSION_DENIED, times: 3 });
