@@ -27,7 +27,7 @@ import { MODAL_CAPABILITIES } from "./index";
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 
 const PROVIDER = "modal";
-export const DEFAULT_IMAGE = "python:3.12-slim";
+const DEFAULT_IMAGE = "python:3.12-slim";
 const DEFAULT_APP = "sandboxes";
 /** Modal's own default is 5 minutes: too short for a kept sandbox that `exec` comes back to. */
 const DEFAULT_TTL_SECONDS = 3600;
@@ -211,6 +211,9 @@ export class ModalProvider implements Provider {
     const createdAt = new Date().toISOString();
     const tags = { ...spec.labels, [TAG.token]: token, [TAG.image]: imageName, [TAG.created]: createdAt, ...(spec.name ? { [TAG.name]: spec.name } : {}) };
     const ttlSeconds = Math.ceil(spec.ttlSeconds ?? Number(this.ctx.config.ttl ?? DEFAULT_TTL_SECONDS));
+    if (!Number.isFinite(ttlSeconds) || ttlSeconds <= 0) {
+      throw new SandboxesError("bad_config", `ttl for modal must be a positive number of seconds, got ${String(this.ctx.config.ttl)}`, "user", "fix ttl under [providers.modal] in config.toml");
+    }
     let attempts = 0;
     const sandbox = await this.call(
       "create sandbox",
@@ -340,7 +343,7 @@ export class ModalProvider implements Provider {
     // Modal takes whole seconds and kills the command itself when they run out.
     const serverTimeoutMs = spec.timeoutMs ? Math.max(1000, Math.ceil(spec.timeoutMs / 1000) * 1000) : undefined;
     const started = Date.now();
-    const process = await this.start(id, spec.argv, {
+    const command = await this.start(id, spec.argv, {
       env: spec.env,
       ...(spec.cwd ? { workdir: spec.cwd } : {}),
       ...(serverTimeoutMs ? { timeoutMs: serverTimeoutMs } : {}),
@@ -358,18 +361,18 @@ export class ModalProvider implements Provider {
       for await (const chunk of stream) if (chunk.length) sink(chunk);
     };
     const work = Promise.all([
-      this.feedStdin(process, spec.stdin),
-      pump(process.stdout as ReadableStream<Uint8Array>, spec.onStdout),
-      pump(process.stderr as ReadableStream<Uint8Array>, spec.onStderr),
-      process.wait(),
+      this.feedStdin(command, spec.stdin),
+      pump(command.stdout as ReadableStream<Uint8Array>, spec.onStdout),
+      pump(command.stderr as ReadableStream<Uint8Array>, spec.onStderr),
+      command.wait(),
     ]);
     try {
       const first = await Promise.race([work.then((r) => ({ done: r[3] })), expired.then(() => ({ expired: true })), aborted.then(() => ({ aborted: true }))]);
       if ("done" in first) return { exitCode: first.done, timedOut: false };
       if ("aborted" in first) {
         // No RPC signals a running command: stop reading and let the caller clean up.
-        process.stdout.cancel().catch(() => {});
-        process.stderr.cancel().catch(() => {});
+        command.stdout.cancel().catch(() => {});
+        command.stderr.cancel().catch(() => {});
         work.catch(() => {});
         return { exitCode: 130, timedOut: false };
       }
@@ -385,8 +388,8 @@ export class ModalProvider implements Provider {
     }
   }
 
-  private async feedStdin(process: ContainerProcess, stdin: ExecSpec["stdin"]): Promise<void> {
-    const writer = (process.stdin as WritableStream<Uint8Array>).getWriter();
+  private async feedStdin(command: ContainerProcess, stdin: ExecSpec["stdin"]): Promise<void> {
+    const writer = (command.stdin as WritableStream<Uint8Array>).getWriter();
     try {
       if (stdin instanceof Uint8Array) {
         for (let offset = 0; offset < stdin.length; offset += STDIN_CHUNK) await writer.write(stdin.subarray(offset, offset + STDIN_CHUNK));
@@ -426,25 +429,26 @@ export class ModalProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const pidFile = `/tmp/.sandboxes-pty-${randomUUID()}`;
     const wrapper = `echo $$ > ${shellQuote(pidFile)}; stty cols ${spec.cols} rows ${spec.rows} 2>/dev/null; exec "$@"`;
-    const process = await this.start(id, ["sh", "-c", wrapper, "sh", ...spec.argv], { pty: true, env: spec.env, ...(spec.cwd ? { workdir: spec.cwd } : {}) });
+    const command = await this.start(id, ["sh", "-c", wrapper, "sh", ...spec.argv], { pty: true, env: spec.env, ...(spec.cwd ? { workdir: spec.cwd } : {}) });
     const listeners: Array<(chunk: Uint8Array) => void> = [];
     const pending: Uint8Array[] = [];
-    const writer = (process.stdin as WritableStream<Uint8Array>).getWriter();
+    const writer = (command.stdin as WritableStream<Uint8Array>).getWriter();
     let writes = Promise.resolve();
     const reading = (async () => {
-      for await (const chunk of process.stdout as ReadableStream<Uint8Array>) {
+      for await (const chunk of command.stdout as ReadableStream<Uint8Array>) {
         if (listeners.length === 0) pending.push(chunk);
         for (const listener of listeners) listener(chunk);
       }
     })().catch(() => {});
-    const exited = process
+    const exited = command
       .wait()
       .then(async (code) => {
         await Promise.race([reading, Bun.sleep(1000)]);
         return code;
       })
-      .catch(() => 255)
-      .finally(() => pidFile && this.exec(id, { argv: ["rm", "-f", pidFile], env: {}, onStdout() {}, onStderr() {} }).catch(() => {}));
+      .catch(() => 255);
+    // exec replaced the shell, so nobody else is left to remove the pid file.
+    exited.then(() => this.exec(id, { argv: ["rm", "-f", pidFile], env: {}, onStdout() {}, onStderr() {} })).catch(() => {});
     return {
       write: (data) => {
         const bytes = typeof data === "string" ? new TextEncoder().encode(data) : data;
