@@ -144,6 +144,7 @@ describe("modal e2e: run, exec, list, reuse, cp, destroy", () => {
     const reused = await cli(["run", "-p", "modal", "--reuse", "-l", "team=e2e", "cat state.txt"], elsewhere());
     expect(reused.code).toBe(0);
     expect(reused.stdout).toBe("persisted\n");
+    expect(reused.stderr).toContain(`reusing sandbox ${id}`);
     expect(created()).toBe(createsBefore);
     expect(fake.sandboxes.get(id)?.terminated).toBe(false);
 
