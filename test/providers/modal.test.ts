@@ -91,6 +91,21 @@ describe("modal provider against the fake", () => {
     await p.close!();
   });
 
+  test("list still knows labels when the server leaves tags out of its list replies", async () => {
+    const p = await provider();
+    const made = await p.create({ name: "tagless", labels: { kind: "tagless" }, env: {} });
+    fake.listOmitsTags = true;
+    try {
+      const listed = await p.list({ labels: { kind: "tagless" } });
+      expect(listed).toMatchObject([{ id: made.id, name: "tagless", labels: { kind: "tagless" } }]);
+      expect(fake.calls.filter((c) => c.method === "SandboxTagsGetV2").length).toBeGreaterThan(0);
+    } finally {
+      fake.listOmitsTags = false;
+    }
+    await p.destroy(made.id);
+    await p.close!();
+  });
+
   test("list on an account without our app makes no app and finds nothing", async () => {
     const p = await provider({ app: `fresh-${Date.now()}` });
     expect(await p.list({})).toEqual([]);

@@ -292,7 +292,11 @@ export class ModalProvider implements Provider {
       );
       if (page.sandboxes.length === 0) break;
       for (const info of page.sandboxes) {
-        const own = Object.fromEntries(info.tags.map((t) => [t.tagName, t.tagValue]));
+        // Every sandbox of ours has tags; a reply without them (the proto calls the field "not
+        // yet exposed") is completed with one SandboxTagsGetV2 call.
+        const own = info.tags.length
+          ? Object.fromEntries(info.tags.map((t) => [t.tagName, t.tagValue]))
+          : await this.call(`read tags of sandbox ${info.id}`, async () => (await this.handle(info.id)).getTags());
         // The filter is the server's; checked again so a server ignoring it cannot widen it.
         if (Object.entries(tags).every(([k, v]) => own[k] === v)) records.push(this.record(info.id, own, info.createdAt));
       }

@@ -85,6 +85,8 @@ export interface FakeModal {
   faults: Fault[];
   /** Like Modal, answer a retried SandboxCreateV2 (same x-idempotency-key) with the first reply. */
   honorIdempotencyKey: boolean;
+  /** Leave tags out of SandboxListV2 replies (the proto marks the field "not yet exposed"). */
+  listOmitsTags: boolean;
   /** Sandboxes not yet terminated. */
   running(): FakeSandbox[];
   /** Cuts every client connection now. */
@@ -321,7 +323,7 @@ export async function startFakeModal(): Promise<FakeModal> {
         .sort((a, b) => b.createdAt - a.createdAt)
         // Small pages, so clients must follow beforeTimestamp to see everything.
         .slice(0, 2);
-      return { sandboxes: matches.map((s) => ({ id: s.id, appId: s.appId, createdAt: s.createdAt, tags: s.tags, imageId: s.imageTag })) };
+      return { sandboxes: matches.map((s) => ({ id: s.id, appId: s.appId, createdAt: s.createdAt, tags: fake.listOmitsTags ? [] : s.tags, imageId: s.imageTag })) };
     },
     SandboxTagsGetV2: (request) => ({ tags: sandboxFor(request.sandboxId).tags }),
     SandboxTagsSetV2: (request) => {
@@ -490,6 +492,7 @@ export async function startFakeModal(): Promise<FakeModal> {
   const fake: FakeModal = {
     url: `http://127.0.0.1:${port}`,
     honorIdempotencyKey: true,
+    listOmitsTags: false,
     port,
     sandboxes,
     calls,
