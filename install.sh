@@ -136,6 +136,7 @@ rc_files() {
   return 0
 }
 
+# shellcheck disable=SC2016 # the rc file expands $PATH, not us
 path_line() {
   case "$1" in
     *config.fish) printf 'fish_add_path "%s" %s\n' "$2" "$PATH_MARKER" ;;
@@ -157,6 +158,7 @@ advise_path() {
         continue
       fi
       mkdir -p "$(dirname "$rc")"
+      # shellcheck disable=SC2094 # path_line only looks at the name
       path_line "$rc" "$bin_dir" >>"$rc"
       edited="$edited $rc"
     done

@@ -52,7 +52,8 @@ const ROOT = resolve(import.meta.dir, "..");
 export function hostTarget(): ReleaseTarget {
   const os = process.platform === "win32" ? "windows" : process.platform;
   const arch = process.arch;
-  const musl = os === "linux" && !process.report?.getReport?.()?.header?.glibcVersionRuntime;
+  const report = process.report?.getReport?.() as { header?: { glibcVersionRuntime?: string } } | undefined;
+  const musl = os === "linux" && !report?.header?.glibcVersionRuntime;
   const name = `${os}-${arch}${musl ? "-musl" : ""}`;
   const found = TARGETS.find((t) => t.name === name);
   if (!found) throw new Error(`no release target for this machine (${name})`);
