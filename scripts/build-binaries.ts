@@ -77,13 +77,23 @@ async function sha256(path: string): Promise<string> {
   return hasher.digest("hex");
 }
 
+/**
+ * Flags for every release binary (and what `bun run build` should use for dist/sandboxes).
+ * --bytecode: the binary skips parsing its bundle at start-up; it implies CommonJS output, which
+ * also keeps node: built-ins that lazily loaded modules import (an SDK's http, stream, tls ...)
+ * out of start-up, where ESM output hoists them. consola's std-env reads import.meta.env, which
+ * CommonJS cannot parse; in Bun it is process.env anyway.
+ * No .env or bunfig.toml autoload: a CLI run inside someone's project must not pick those up.
+ */
+export const COMPILE_FLAGS = [
+  "--compile", "--minify", "--sourcemap=none", "--bytecode",
+  "--define", "import.meta.env=process.env",
+  "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
+];
+
 async function compile(t: ReleaseTarget, outfile: string): Promise<void> {
   const args = [
-    process.execPath, "build", "--compile", "--minify", "--sourcemap=none",
-    `--target=${t.bunTarget}`,
-    // A CLI run inside someone's project must not pick up that project's .env or bunfig.toml.
-    "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
-    ...(t.os === "windows" ? ["--windows-title=sandboxes", `--windows-version=${windowsVersion()}`] : []),
+    process.execPath, "build", ...COMPILE_FLAGS, `--target=${t.bunTarget}`,
     join(ROOT, "src/main.ts"), "--outfile", outfile,
   ];
   const proc = Bun.spawn(args, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
@@ -93,12 +103,6 @@ async function compile(t: ReleaseTarget, outfile: string): Promise<void> {
 
 function packageVersion(): string {
   return (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
-}
-
-/** Windows wants four numeric parts. */
-function windowsVersion(): string {
-  const parts = packageVersion().split(/[.-]/).map(Number).filter((n) => Number.isInteger(n));
-  return [...parts, 0, 0, 0, 0].slice(0, 4).join(".");
 }
 
 export interface BuildResult {

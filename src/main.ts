@@ -146,7 +146,11 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
   return error.kind === "usage" ? EXIT.usage : EXIT.failure;
 }
 
-const code = await main(process.argv.slice(2));
-await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
-await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
-process.exit(code);
+// No top-level await: release binaries are built with --bytecode, which needs CommonJS output,
+// and CommonJS output keeps each module's node: built-ins lazy (ESM output hoists them all to
+// start-up). See scripts/build-binaries.ts.
+void main(process.argv.slice(2)).then(async (code) => {
+  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+  await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
+  process.exit(code);
+});

@@ -1,4 +1,4 @@
-import { createConsola, type ConsolaInstance } from "consola";
+import type { ConsolaInstance } from "consola";
 
 /** One colour policy: NO_COLOR, FORCE_COLOR, TERM=dumb and non-TTY stderr turn colour off. */
 export function useColor(env = process.env, isTTY = Boolean(process.stderr.isTTY)): boolean {
@@ -12,11 +12,16 @@ let instance: ConsolaInstance | undefined;
 
 /** Human messages: every level to stderr (consola's defaults send info to stdout). */
 export function ui(): ConsolaInstance {
-  instance ??= createConsola({
-    stdout: process.stderr,
-    stderr: process.stderr,
-    formatOptions: { date: false, colors: useColor(), compact: true },
-  });
+  if (!instance) {
+    // Loaded on first use: consola pulls in node:tty and node:util, which commands that only
+    // print data (providers, --json) should not pay for at start-up.
+    const { createConsola } = require("consola") as typeof import("consola");
+    instance = createConsola({
+      stdout: process.stderr,
+      stderr: process.stderr,
+      formatOptions: { date: false, colors: useColor(), compact: true },
+    });
+  }
   return instance;
 }
 
