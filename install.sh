@@ -200,8 +200,8 @@ uninstall() {
   for rc in "${ZDOTDIR:-$HOME}/.zshrc" "$HOME/.bashrc" "$HOME/.bash_profile" "${XDG_CONFIG_HOME:-$HOME/.config}/fish/config.fish"; do
     if [ -f "$rc" ] && grep -qF "$PATH_MARKER" "$rc"; then
       # Rewrite in place (keeps the file's owner, mode and links).
-      kept=$(grep -vF "$PATH_MARKER" "$rc")
-      printf '%s\n' "$kept" >"$rc"
+      kept=$(grep -vF "$PATH_MARKER" "$rc" || :)
+      if [ -n "$kept" ]; then printf '%s\n' "$kept" >"$rc"; else : >"$rc"; fi
       say "removed the PATH line from $rc"
     fi
   done
