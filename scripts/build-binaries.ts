@@ -83,22 +83,22 @@ async function sha256(path: string): Promise<string> {
  * also keeps node: built-ins that lazily loaded modules import (an SDK's http, stream, tls ...)
  * out of start-up, where ESM output hoists them. consola's std-env reads import.meta.env, which
  * CommonJS cannot parse; in Bun it is process.env anyway.
+ * Identifiers are not minified: SDKs and our error handling read class names (error.name,
+ * constructor.name), and Bun 1.4's --keep-names does not keep them.
  * No .env or bunfig.toml autoload: a CLI run inside someone's project must not pick those up.
  */
 export const COMPILE_FLAGS = [
-  "--compile", "--minify", "--sourcemap=none", "--bytecode",
+  "--compile", "--minify-syntax", "--minify-whitespace", "--sourcemap=none", "--bytecode",
   "--define", "import.meta.env=process.env",
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
 
-async function compile(t: ReleaseTarget, outfile: string): Promise<void> {
-  const args = [
-    process.execPath, "build", ...COMPILE_FLAGS, `--target=${t.bunTarget}`,
-    join(ROOT, "src/main.ts"), "--outfile", outfile,
-  ];
+/** Compiles `entry` with the release flags; bunTarget defaults to this machine. */
+export async function compileEntry(entry: string, outfile: string, bunTarget?: string): Promise<void> {
+  const args = [process.execPath, "build", ...COMPILE_FLAGS, ...(bunTarget ? [`--target=${bunTarget}`] : []), entry, "--outfile", outfile];
   const proc = Bun.spawn(args, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`bun build --target=${t.bunTarget} failed (exit ${code}):\n${stderr || stdout}`);
+  if (code !== 0) throw new Error(`bun build ${bunTarget ? `--target=${bunTarget} ` : ""}${entry} failed (exit ${code}):\n${stderr || stdout}`);
 }
 
 function packageVersion(): string {
@@ -122,7 +122,7 @@ export async function buildRelease(options: { only?: string; outdir?: string; lo
   for (const t of targets) {
     const file = assetName(t);
     const started = performance.now();
-    await compile(t, join(outdir, file));
+    await compileEntry(join(ROOT, "src/main.ts"), join(outdir, file), t.bunTarget);
     const seconds = (performance.now() - started) / 1000;
     const bytes = statSync(join(outdir, file)).size;
     assets.push({ target: t.name, file, bytes, sha256: await sha256(join(outdir, file)), seconds });

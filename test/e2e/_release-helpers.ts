@@ -12,7 +12,7 @@ export interface Result {
 }
 
 /** Runs argv to completion with exactly `env` (nothing inherited) and optional stdin. */
-export async function run(argv: string[], options: { env: Record<string, string>; cwd?: string; stdin?: string | Uint8Array }): Promise<Result> {
+export async function run(argv: string[], options: { env: Record<string, string>; cwd?: string; stdin?: string }): Promise<Result> {
   const proc = Bun.spawn(argv, {
     cwd: options.cwd ?? ROOT,
     env: options.env,
