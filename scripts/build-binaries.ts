@@ -5,6 +5,7 @@
  *   bun run scripts/build-binaries.ts                       every target
  *   bun run scripts/build-binaries.ts --only host           just this machine's target
  *   bun run scripts/build-binaries.ts --only linux-x64,darwin-arm64 [--outdir dir]
+ *   bun run scripts/build-binaries.ts --outfile dist/sandboxes   this machine's binary, release flags
  *
  * Bun fetches each target's runtime from the npm registry on first use (cached afterwards in
  * ~/.bun/install/cache). The version is package.json's, which is also what `--version` prints.
@@ -155,12 +156,22 @@ async function checkHostBinary(outdir: string, targets: ReleaseTarget[], version
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
-    options: { only: { type: "string" }, outdir: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: { only: { type: "string" }, outdir: { type: "string" }, outfile: { type: "string" }, help: { type: "boolean", short: "h" } },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(`usage: bun run scripts/build-binaries.ts [--only host|${TARGETS.map((t) => t.name).join("|")}[,...]] [--outdir dir]\n`);
+    process.stdout.write("       bun run scripts/build-binaries.ts --outfile path   (this machine only, no SHA256SUMS)\n");
     process.exit(0);
+  }
+  if (values.outfile) {
+    try {
+      await compileEntry(join(ROOT, "src/main.ts"), resolve(values.outfile));
+      process.exit(0);
+    } catch (error) {
+      process.stderr.write(`build-binaries: ${(error as Error).message}\n`);
+      process.exit(1);
+    }
   }
   const started = performance.now();
   try {
