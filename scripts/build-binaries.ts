@@ -94,6 +94,30 @@ export const COMPILE_FLAGS = [
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
 
+/**
+ * --bytecode means CommonJS output, where top-level await does not build and an `import.meta`
+ * the bundler cannot inline (.url, .dir and .path become constants, .env is defined above; not
+ * .resolve, .require or .hot) is a SyntaxError that kills the binary at start-up. Fails with
+ * the offending modules named instead.
+ */
+export async function checkCommonJsSafe(entry: string): Promise<void> {
+  const result = await Bun.build({ entrypoints: [entry], target: "bun", format: "cjs", define: { "import.meta.env": "process.env" }, throw: false });
+  if (!result.success) {
+    throw new Error(`${entry} does not bundle as CommonJS (release binaries need it for --bytecode; top-level await is not allowed):\n${result.logs.join("\n")}`);
+  }
+  const text = await result.outputs[0]!.text();
+  const offenders = new Set<string>();
+  let module = entry;
+  for (const line of text.split("\n")) {
+    const header = /(?:^|\{)\/\/ (\S+\.[cm]?[jt]sx?)$/.exec(line);
+    if (header) module = header[1]!;
+    else if (line.includes("import.meta")) offenders.add(module);
+  }
+  if (offenders.size) {
+    throw new Error(`import.meta is not available in release binaries (CommonJS, for --bytecode); used in: ${[...offenders].join(", ")} (use require.resolve or pass the value in)`);
+  }
+}
+
 /** Compiles `entry` with the release flags; bunTarget defaults to this machine. */
 export async function compileEntry(entry: string, outfile: string, bunTarget?: string): Promise<void> {
   const args = [process.execPath, "build", ...COMPILE_FLAGS, ...(bunTarget ? [`--target=${bunTarget}`] : []), entry, "--outfile", outfile];
@@ -117,6 +141,7 @@ export async function buildRelease(options: { only?: string; outdir?: string; lo
   const outdir = resolve(options.outdir ?? join(ROOT, "dist/release"));
   const targets = selectTargets(options.only);
   const version = packageVersion();
+  await checkCommonJsSafe(join(ROOT, "src/main.ts"));
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
   const assets: BuildResult["assets"] = [];
@@ -166,6 +191,7 @@ if (import.meta.main) {
   }
   if (values.outfile) {
     try {
+      await checkCommonJsSafe(join(ROOT, "src/main.ts"));
       await compileEntry(join(ROOT, "src/main.ts"), resolve(values.outfile));
       process.exit(0);
     } catch (error) {
