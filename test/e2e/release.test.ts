@@ -124,8 +124,8 @@ test("the release build refuses code that cannot run as bytecode (import.meta, t
     writeFileSync(join(dir, "uses-meta.ts"), "export const here = import.meta.resolve(\"./entry\");\n");
     writeFileSync(join(dir, "entry.ts"), 'import { here } from "./uses-meta";\nconsole.log(here);\n');
     writeFileSync(join(dir, "tla.ts"), "const x = await Promise.resolve(1);\nconsole.log(x);\n");
-    expect(checkCommonJsSafe(join(dir, "entry.ts"))).rejects.toThrow(/import\.meta is not available in release binaries .*; used in: .*uses-meta\.ts/);
-    expect(checkCommonJsSafe(join(dir, "tla.ts"))).rejects.toThrow("top-level await is not allowed");
+    await expect(checkCommonJsSafe(join(dir, "entry.ts"))).rejects.toThrow(/import\.meta is not available in release binaries .*; used in: .*uses-meta\.ts/);
+    await expect(checkCommonJsSafe(join(dir, "tla.ts"))).rejects.toThrow("top-level await is not allowed");
     await checkCommonJsSafe(join(ROOT, "src/main.ts"));
   } finally {
     rmSync(dir, { recursive: true, force: true });
