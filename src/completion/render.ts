@@ -74,7 +74,8 @@ complete -o default -o bashdefault -F ${name} ${spec.program}
 }
 
 const zshQuote = (text: string) => text.replace(/'/g, `'\\''`);
-const zshBracket = (text: string) => zshQuote(text).replace(/\\/g, "\\\\").replace(/([[\]:])/g, "\\$1");
+/** Inside _arguments' [description]: escape \ [ ] :, then quote for the surrounding '…'. */
+const zshBracket = (text: string) => zshQuote(text.replace(/\\/g, "\\\\").replace(/([[\]:])/g, "\\$1"));
 
 function zshFlagSpecs(f: CompletionFlag): string[] {
   const forms = f.short ? [`-${f.short}`, `--${f.long}`] : [`--${f.long}`];

@@ -83,6 +83,32 @@ describe("bash completes", () => {
   });
 });
 
+/** What zsh offers: an interactive zsh on a pty (zsh/zpty) with compadd wrapped to print matches. */
+async function zshComplete(line: string): Promise<string[]> {
+  const result = await run(["zsh", "-f", join(import.meta.dir, "_release-zsh-complete.zsh")], {
+    env: { ...home.env, COMP_SCRIPT: scripts.zsh!, COMP_LINE: line },
+  });
+  expect(result.code).toBe(0);
+  return result.stdout.split("\n").filter(Boolean);
+}
+
+describe("zsh completes", () => {
+  test("commands and global flags", async () => {
+    expect(await zshComplete("sandboxes ")).toEqual(Object.keys(COMMANDS).sort());
+    expect(await zshComplete("sandboxes -")).toEqual(["--help", "--version", "-h", "-v"]);
+  });
+  test("flags, including those whose descriptions need escaping", async () => {
+    // run's flag table has quotes, brackets and colons in descriptions.
+    expect(await zshComplete("sandboxes run --pro")).toEqual(["--provider"]);
+    expect(await zshComplete("sandboxes exec --w")).toEqual(["--workdir"]);
+  });
+  test("values", async () => {
+    expect(await zshComplete("sandboxes run -p ")).toEqual(providerNames().sort());
+    expect(await zshComplete("sandboxes run --network ")).toEqual(["default", "none"]);
+    expect(await zshComplete("sandboxes completion ")).toEqual(["bash", "fish", "zsh"]);
+  });
+});
+
 describe("fish completes", () => {
   test("commands, flags and values", async () => {
     expect(await fishComplete("sandboxes pro")).toEqual(["providers"]);
