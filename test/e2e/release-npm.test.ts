@@ -59,6 +59,25 @@ describe("npm i -g sandboxes", () => {
     expect(result.stderr).toStartWith('sandboxes: unknown flag --bogus for "list"');
   });
 
+  test("SIGTERM to the Node wrapper reaches sandboxes, which cleans up and exits 143", async () => {
+    const env = { ...home.env, PATH: `${pathWith(true)}:/usr/bin:/bin` };
+    const proc = Bun.spawn([installed, "run", "echo ready; sleep 30"], { env, stdout: "pipe", stderr: "pipe" });
+    const reader = proc.stdout.getReader();
+    let seen = "";
+    while (!seen.includes("ready")) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      seen += new TextDecoder().decode(value);
+    }
+    expect(seen).toBe("ready\n");
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(143);
+    expect(proc.signalCode).toBeNull(); // the wrapper exited with the child's code, not of the signal
+    const left = await run([installed, "list", "--json"], { env });
+    expect(left.code).toBe(0);
+    expect(JSON.stringify(JSON.parse(left.stdout))).not.toContain("local-");
+  }, 60_000);
+
   test("under Bun it runs in-process", async () => {
     const script = join(prefix, "lib/node_modules/sandboxes/bin/sandboxes.js");
     expect(await run([bun, script, "--version"], { env: home.env })).toEqual({ code: 0, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
