@@ -80,43 +80,18 @@ async function sha256(path: string): Promise<string> {
 
 /**
  * Flags for every release binary (and what `bun run build` should use for dist/sandboxes).
- * --bytecode: the binary skips parsing its bundle at start-up; it implies CommonJS output, which
- * also keeps node: built-ins that lazily loaded modules import (an SDK's http, stream, tls ...)
- * out of start-up, where ESM output hoists them. consola's std-env reads import.meta.env, which
- * CommonJS cannot parse; in Bun it is process.env anyway.
+ * --bytecode: no parsing at start-up. --splitting: each lazily imported module (a command, a
+ * provider and its SDK) is its own chunk inside the binary, loaded with its node: built-ins only
+ * when first imported; without it the SDKs' code and built-ins are all paid for at start-up.
  * Identifiers are not minified: SDKs and our error handling read class names (error.name,
  * constructor.name), and Bun 1.4's --keep-names does not keep them.
  * No .env or bunfig.toml autoload: a CLI run inside someone's project must not pick those up.
  */
 export const COMPILE_FLAGS = [
-  "--compile", "--minify-syntax", "--minify-whitespace", "--sourcemap=none", "--bytecode",
-  "--define", "import.meta.env=process.env",
+  "--compile", "--minify-syntax", "--minify-whitespace", "--sourcemap=none",
+  "--bytecode", "--format=esm", "--splitting",
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
-
-/**
- * --bytecode means CommonJS output, where top-level await does not build and an `import.meta`
- * the bundler cannot inline (.url, .dir and .path become constants, .env is defined above; not
- * .resolve, .require or .hot) is a SyntaxError that kills the binary at start-up. Fails with
- * the offending modules named instead.
- */
-export async function checkCommonJsSafe(entry: string): Promise<void> {
-  const result = await Bun.build({ entrypoints: [entry], target: "bun", format: "cjs", define: { "import.meta.env": "process.env" }, throw: false });
-  if (!result.success) {
-    throw new Error(`${entry} does not bundle as CommonJS (release binaries need it for --bytecode; top-level await is not allowed):\n${result.logs.join("\n")}`);
-  }
-  const text = await result.outputs[0]!.text();
-  const offenders = new Set<string>();
-  let module = entry;
-  for (const line of text.split("\n")) {
-    const header = /(?:^|\{)\/\/ (\S+\.[cm]?[jt]sx?)$/.exec(line);
-    if (header) module = header[1]!;
-    else if (line.includes("import.meta")) offenders.add(module);
-  }
-  if (offenders.size) {
-    throw new Error(`import.meta is not available in release binaries (CommonJS, for --bytecode); used in: ${[...offenders].join(", ")} (use require.resolve or pass the value in)`);
-  }
-}
 
 /** Compiles `entry` with the release flags; bunTarget defaults to this machine. */
 export async function compileEntry(entry: string, outfile: string, bunTarget?: string): Promise<void> {
@@ -141,7 +116,6 @@ export async function buildRelease(options: { only?: string; outdir?: string; lo
   const outdir = resolve(options.outdir ?? join(ROOT, "dist/release"));
   const targets = selectTargets(options.only);
   const version = packageVersion();
-  await checkCommonJsSafe(join(ROOT, "src/main.ts"));
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
   const assets: BuildResult["assets"] = [];
@@ -191,7 +165,6 @@ if (import.meta.main) {
   }
   if (values.outfile) {
     try {
-      await checkCommonJsSafe(join(ROOT, "src/main.ts"));
       await compileEntry(join(ROOT, "src/main.ts"), resolve(values.outfile));
       process.exit(0);
     } catch (error) {

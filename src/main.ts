@@ -155,15 +155,10 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
   return error.kind === "usage" ? EXIT.usage : EXIT.failure;
 }
 
-// No top-level await: release binaries are built with --bytecode, which needs CommonJS output,
-// and CommonJS output keeps each module's node: built-ins lazy (ESM output hoists them all to
-// start-up). See scripts/build-binaries.ts.
-void (async () => {
-  const argv = process.argv.slice(2);
-  const quick = await quickAnswer(argv[0]);
-  if (quick !== undefined) process.exit(quick);
-  const code = await main(argv);
-  await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
-  await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
-  process.exit(code);
-})();
+const argv = process.argv.slice(2);
+const quick = await quickAnswer(argv[0]);
+if (quick !== undefined) process.exit(quick);
+const code = await main(argv);
+await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
+await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
+process.exit(code);

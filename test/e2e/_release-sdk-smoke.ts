@@ -2,6 +2,7 @@
  * Compiled by release-startup.test.ts with the release build flags: loads each provider SDK the
  * package depends on and makes one real call against local servers (HTTP for Daytona and E2B,
  * raw TCP for Modal's gRPC), printing what each call ended with. No top-level await (CommonJS).
+ * With SMOKE_IMPORT_ONLY=1 it only imports them.
  */
 async function attempt(name: string, call: () => Promise<unknown>, report: Record<string, string>): Promise<void> {
   try {
@@ -13,6 +14,10 @@ async function attempt(name: string, call: () => Promise<unknown>, report: Recor
 }
 
 async function main(): Promise<void> {
+  if (process.env.SMOKE_IMPORT_ONLY) {
+    await Promise.all([import("@daytonaio/sdk"), import("e2b"), import("modal")]);
+    process.exit(0);
+  }
   const http = process.env.SMOKE_HTTP!;
   const grpc = process.env.SMOKE_GRPC!;
   const report: Record<string, string> = {};

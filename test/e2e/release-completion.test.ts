@@ -2,12 +2,15 @@
  * `sandboxes completion bash|zsh|fish` through the compiled binary: each script parses in its
  * shell, covers every registered command, and completes commands, flags and flag values.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { COMMANDS } from "../../src/commands/index";
 import { providerNames } from "../../src/providers/index";
 import { buildDevBinary, run, tempHome } from "./_release-helpers";
+
+// Spawns binaries, shells and servers: independent of whichever bunfig.toml is in effect.
+setDefaultTimeout(60_000);
 
 let binary: string;
 const home = tempHome("sandboxes-completion-");
@@ -113,7 +116,7 @@ describe("fish completes", () => {
   test("commands, flags and values", async () => {
     expect(await fishComplete("sandboxes pro")).toEqual(["providers"]);
     expect(await fishComplete("sandboxes run --pro")).toEqual(["--provider"]);
-    expect(await fishComplete("sandboxes run -p ")).toEqual(providerNames());
+    expect((await fishComplete("sandboxes run -p ")).sort()).toEqual(providerNames().sort());
     expect((await fishComplete("sandboxes completion ")).sort()).toEqual(["bash", "fish", "zsh"]);
   });
 });

@@ -2,10 +2,13 @@
  * The npm package's `bin`: `npm pack` + `npm i -g` of the tarball into a temp prefix, then the
  * installed `sandboxes` command under Node (re-executing with Bun) and under Bun.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_VERSION, run, tempHome, which } from "./_release-helpers";
+
+// Spawns binaries, shells and servers: independent of whichever bunfig.toml is in effect.
+setDefaultTimeout(60_000);
 
 const home = tempHome("sandboxes-npm-");
 const prefix = join(home.home, "prefix");

@@ -2,12 +2,15 @@
  * Start-up stays light: the fast paths load no package from node_modules (so no provider SDK),
  * and the SDKs still work inside a binary built with the release flags.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { compileEntry } from "../../scripts/build-binaries";
 import { ROOT, run, tempHome } from "./_release-helpers";
+
+// Spawns binaries, shells and servers: independent of whichever bunfig.toml is in effect.
+setDefaultTimeout(60_000);
 
 const TRACE = join(ROOT, "test/e2e/_release-trace.ts");
 const home = tempHome("sandboxes-startup-");
@@ -23,14 +26,12 @@ async function loadedModules(entry: string, args: string[], env: Record<string, 
 
 describe("start-up imports", () => {
   test("the trace sees packages when they are loaded (control)", async () => {
-    // Port 9 (discard) is closed: every SDK call fails fast, without leaving the machine.
-    const closed = "http://127.0.0.1:9";
-    const { code, modules } = await loadedModules(join(ROOT, "test/e2e/_release-sdk-smoke.ts"), [], { SMOKE_HTTP: closed, SMOKE_GRPC: closed, MODAL_SERVER_URL: closed });
+    const { code, modules } = await loadedModules(join(ROOT, "test/e2e/_release-sdk-smoke.ts"), [], { SMOKE_IMPORT_ONLY: "1" });
     expect(code).toBe(0);
     for (const sdk of ["node_modules/e2b/", "node_modules/@daytonaio/sdk/", "node_modules/modal/"]) {
       expect(modules.some((m) => m.startsWith(sdk))).toBe(true);
     }
-  });
+  }, 60_000);
 
   test.each(["--version", "--help", "providers", "providers --json"])("`sandboxes %s` loads nothing from node_modules", async (line) => {
     const args = line.split(" ");
@@ -80,7 +81,11 @@ describe("provider SDKs inside a binary built with the release flags", () => {
         SMOKE_GRPC: `http://127.0.0.1:${grpcServer.port}`,
         MODAL_SERVER_URL: `http://127.0.0.1:${grpcServer.port}`,
       };
-      const normalise = (text: string) => JSON.parse(text.replace(/\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, "(time)"));
+      // Timestamps differ run to run; a bundled class can get a numeric suffix where scope
+      // hoisting met two classes of one name (DaytonaAuthenticationError2): instanceof and
+      // error.message are unchanged, only constructor.name differs.
+      const normalise = (text: string) =>
+        JSON.parse(text.replace(/\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, "(time)").replace(/"([A-Za-z]+?)\d*: /g, '"$1: '));
       const fromSource = await run([process.execPath, join(ROOT, "test/e2e/_release-sdk-smoke.ts")], { env });
       const sourceRequests = [...http];
       const compiled = await run([binary], { env });
