@@ -90,6 +90,8 @@ async function sha256(path: string): Promise<string> {
 export const COMPILE_FLAGS = [
   "--compile", "--minify-syntax", "--minify-whitespace", "--sourcemap=none",
   "--bytecode", "--format=esm", "--splitting",
+  // Libraries check NODE_ENV for their production paths; the same as package.json's build.
+  "--define", 'process.env.NODE_ENV="production"',
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
 
