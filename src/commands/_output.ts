@@ -1,5 +1,9 @@
 import type { ConsolaInstance } from "consola";
 
+// consola pulls in node:tty and node:util: loaded on the first ui() call, so commands that only
+// print data (providers, --json) do not pay for it at start-up.
+const createConsola: typeof import("consola").createConsola = (options) => (require("consola") as typeof import("consola")).createConsola(options);
+
 /** One colour policy: NO_COLOR, FORCE_COLOR, TERM=dumb and non-TTY stderr turn colour off. */
 export function useColor(env = process.env, isTTY = Boolean(process.stderr.isTTY)): boolean {
   if (env.NO_COLOR) return false;
@@ -12,16 +16,11 @@ let instance: ConsolaInstance | undefined;
 
 /** Human messages: every level to stderr (consola's defaults send info to stdout). */
 export function ui(): ConsolaInstance {
-  if (!instance) {
-    // Loaded on first use: consola pulls in node:tty and node:util, which commands that only
-    // print data (providers, --json) should not pay for at start-up.
-    const { createConsola } = require("consola") as typeof import("consola");
-    instance = createConsola({
-      stdout: process.stderr,
-      stderr: process.stderr,
-      formatOptions: { date: false, colors: useColor(), compact: true },
-    });
-  }
+  instance ??= createConsola({
+    stdout: process.stderr,
+    stderr: process.stderr,
+    formatOptions: { date: false, colors: useColor(), compact: true },
+  });
   return instance;
 }
 
