@@ -13,18 +13,27 @@ import type { ParsedArgs } from "./commands/_shared";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
 import { EXIT } from "./core/exit-codes";
 
-async function main(argv: string[]): Promise<number> {
-  const first = argv[0];
+/**
+ * --version and the top-level help, answered before anything else loads. They write with
+ * Bun.write rather than process.stdout: creating Node's stdout stream costs more than the rest
+ * of start-up (see bench/startup.ts). Returns undefined for everything else.
+ */
+async function quickAnswer(first: string | undefined): Promise<number | undefined> {
   if (first === "--version" || first === "-v" || first === "version") {
     const { VERSION } = await import("./help-text");
-    process.stdout.write(`${VERSION}\n`);
+    await Bun.write(Bun.stdout, `${VERSION}\n`);
     return EXIT.ok;
   }
   if (first === undefined || first === "--help" || first === "-h") {
     const { topLevelHelp } = await import("./help-text");
-    (first === undefined ? process.stderr : process.stdout).write(topLevelHelp());
+    await Bun.write(first === undefined ? Bun.stderr : Bun.stdout, topLevelHelp());
     return first === undefined ? EXIT.usage : EXIT.ok;
   }
+  return undefined;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const first = argv[0]!;
   if (first.startsWith("-")) {
     return reportError(new UsageError("unknown_flag", `unknown flag ${first} before the command: see sandboxes --help`), false, false);
   }
@@ -146,7 +155,10 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
   return error.kind === "usage" ? EXIT.usage : EXIT.failure;
 }
 
-const code = await main(process.argv.slice(2));
+const argv = process.argv.slice(2);
+const quick = await quickAnswer(argv[0]);
+if (quick !== undefined) process.exit(quick);
+const code = await main(argv);
 await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
 await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
 process.exit(code);

@@ -1,4 +1,8 @@
-import { createConsola, type ConsolaInstance } from "consola";
+import type { ConsolaInstance } from "consola";
+
+// consola pulls in node:tty and node:util: loaded on the first ui() call, so commands that only
+// print data (providers, --json) do not pay for it at start-up.
+const createConsola: typeof import("consola").createConsola = (options) => (require("consola") as typeof import("consola")).createConsola(options);
 
 /** One colour policy: NO_COLOR, FORCE_COLOR, TERM=dumb and non-TTY stderr turn colour off. */
 export function useColor(env = process.env, isTTY = Boolean(process.stderr.isTTY)): boolean {

@@ -12,6 +12,7 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   providers: () => import("./providers"),
   test: () => import("./test"),
   help: () => import("./help"),
+  completion: () => import("./completion"),
 };
 
 /** One-line descriptions for the top-level help, without importing every command. */
@@ -26,6 +27,7 @@ export const SUMMARIES: Record<string, string> = {
   providers: "Show providers, their configuration and capabilities",
   test: "Check that each configured provider works end to end",
   help: "Show help for a command, or a topic: exit-codes",
+  completion: "Print a shell completion script: bash, zsh or fish",
 };
 
 export type CommandName = keyof typeof COMMANDS;
