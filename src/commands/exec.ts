@@ -1,10 +1,10 @@
 import { UsageError } from "../core/errors";
 import { execInSandbox } from "../core/exec";
+import { shellQuote } from "../core/quote";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import { envArgs, jsonArg, parseEnv, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
 
-const quote = (value: string) => (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
 
 export default defineCommand({
   meta: {
@@ -25,7 +25,7 @@ export default defineCommand({
   },
   async run({ args, settings, signal }) {
     const [ref, ...rest] = args._;
-    const line = [...rest, ...args["--"].map(quote)].join(" ");
+    const line = [...rest, ...args["--"].map(shellQuote)].join(" ");
     if (!ref) throw new UsageError("missing_argument", "missing sandbox: sandboxes exec ID|NAME COMMAND");
     if (!line.trim()) throw new UsageError("missing_command", "missing COMMAND: sandboxes exec ID|NAME COMMAND");
     const json = Boolean(args.json);

@@ -1,6 +1,7 @@
 import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { UsageError } from "../core/errors";
+import { shellQuote } from "../core/quote";
 import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
 import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
@@ -56,9 +57,11 @@ export default defineCommand({
       if (commandLine) throw new UsageError("conflicting_arguments", "give either a COMMAND or --file, not both (arguments for the program go after --)");
       checkFile(file);
       source = { kind: "file", path: file, language: languageFor(file, lang) };
-    } else if (commandLine) {
+    } else if (commandLine || (args["--"].length > 0 && !lang)) {
       if (lang) throw new UsageError("conflicting_arguments", "--lang applies to --file or to code on stdin, not to a COMMAND");
-      source = { kind: "command", line: commandLine };
+      // `run -- prog arg…` (no COMMAND): the words after -- are the command itself, as with docker.
+      source = { kind: "command", line: commandLine || args["--"].map(shellQuote).join(" ") };
+      if (!commandLine) args["--"] = [];
     } else if (!process.stdin.isTTY) {
       if (!lang) throw new UsageError("missing_language", "code on stdin needs --lang (e.g. `cat main.go | sandboxes run --lang go`)");
       const language = byName(lang) ?? languageFor("stdin", lang);

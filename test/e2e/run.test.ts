@@ -47,6 +47,13 @@ describe("run: the contract for programs that shell out", () => {
     expect(r.stdout).toBe("a b|it's|$HOME|");
   });
 
+  test("run -- PROG ARGS… runs the words after -- as the command", async () => {
+    const { env } = freshEnv();
+    const r = await cli(["run", "--", "printf", "%s|", "a b", "it's"], { env });
+    expect(r.stdout).toBe("a b|it's|");
+    expect(r.code).toBe(0);
+  });
+
   test("stdin goes to the program", async () => {
     const { env } = freshEnv();
     const r = await cli(["run", "tr a-z A-Z"], { env, stdin: "hello\n" });
