@@ -11,7 +11,8 @@ import { COMMANDS, type CommandName } from "./commands/index";
 import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
-import { EXIT } from "./core/exit-codes";
+import { EXIT, exitForStop } from "./core/exit-codes";
+import { writeStderr, writeStdout } from "./commands/_output";
 
 /**
  * --version and the top-level help, answered before anything else loads. They write with
@@ -51,7 +52,8 @@ async function main(argv: string[]): Promise<number> {
     const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
     if (dashDash === -1 || helpIndex < dashDash) {
       const { commandHelp } = await import("./help-text");
-      process.stdout.write((await commandHelp(first))!);
+      const { writeStdout } = await import("./commands/_output");
+      writeStdout((await commandHelp(first))!);
       return EXIT.ok;
     }
   }
@@ -64,11 +66,13 @@ async function main(argv: string[]): Promise<number> {
   const sigterm = onSignal("SIGTERM");
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
+  const { brokenPipe } = await import("./commands/_output");
+  brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
   try {
     const args = parseCommandArgs(command, rest);
     const { loadSettings } = await import("./core/config");
     const code = await command.run({ args, settings: loadSettings(), signal: controller.signal });
-    if (controller.signal.aborted) return exitForSignal(controller.signal.reason);
+    if (controller.signal.aborted) return exitForStop(controller.signal.reason);
     return code;
   } catch (error) {
     if (controller.signal.aborted && !(error instanceof UsageError)) {
@@ -83,9 +87,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-function exitForSignal(reason: unknown): number {
-  return reason === "SIGTERM" ? EXIT.sigterm : EXIT.sigint;
-}
 
 /** Strict parse against the command's flag table; unknown flags get a "did you mean". */
 export function parseCommandArgs(command: Command, rawArgs: string[]): ParsedArgs {
@@ -133,24 +134,34 @@ function translateParseError(error: Error & { code?: string }, command: Command)
   return new UsageError("bad_arguments", error.message.split("\n")[0]!);
 }
 
+/** Waits for consola's lines on process.stderr, if anything created that stream at all. */
+async function flushHumanMessages(): Promise<void> {
+  const { humanOutputUsed } = await import("./commands/_output");
+  if (!humanOutputUsed()) return;
+  process.stderr.on("error", () => {});
+  await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
+}
+
 function reportError(error: unknown, json: boolean, runsPrograms: boolean): number {
   const known = isSandboxesError(error) ? error : undefined;
   const code = known ? exitCodeFor(known, runsPrograms) : runsPrograms ? EXIT.sandboxesFailure : EXIT.failure;
+  // Like any program whose reader went away: no message, just 141.
+  if (known instanceof InterruptedError && known.signal === "SIGPIPE") return code;
   const message = known ? known.message : `internal error: ${(error as Error)?.message ?? String(error)}`;
   if (json) {
-    process.stdout.write(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
+    writeStdout(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
   } else {
-    process.stderr.write(`sandboxes: ${message}${known?.hint ? `: ${known.hint}` : ""}\n`);
+    writeStderr(`sandboxes: ${message}${known?.hint ? `: ${known.hint}` : ""}\n`);
     if (!known || process.env.SANDBOXES_DEBUG || process.env.DEBUG) {
-      if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) process.stderr.write(`${error.stack}\n`);
-      else if (!known) process.stderr.write("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");
+      if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) writeStderr(`${error.stack}\n`);
+      else if (!known) writeStderr("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");
     }
   }
   return code;
 }
 
 function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
-  if (error instanceof InterruptedError) return error.signal === "SIGTERM" ? EXIT.sigterm : EXIT.sigint;
+  if (error instanceof InterruptedError) return exitForStop(error.signal);
   if (runsPrograms) return EXIT.sandboxesFailure;
   return error.kind === "usage" ? EXIT.usage : EXIT.failure;
 }
@@ -159,6 +170,7 @@ const argv = process.argv.slice(2);
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
 const code = await main(argv);
-await new Promise<void>((resolve) => process.stdout.write("", () => resolve()));
-await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
+// Data goes out with blocking writes (commands/_output.ts); only consola's human lines may still
+// sit in Node's stderr stream.
+await flushHumanMessages();
 process.exit(code);

@@ -38,9 +38,12 @@ export class ProviderError extends SandboxesError {
   }
 }
 
-/** The user pressed Ctrl-C or we received SIGTERM; cleanup already ran. */
+/** Why a run was stopped from outside: Ctrl-C, SIGTERM, or the reader of our stdout went away. */
+export type StopReason = "SIGINT" | "SIGTERM" | "SIGPIPE";
+
+/** The user pressed Ctrl-C, we received SIGTERM, or stdout's reader closed; cleanup already ran. */
 export class InterruptedError extends SandboxesError {
-  constructor(readonly signal: "SIGINT" | "SIGTERM") {
+  constructor(readonly signal: StopReason) {
     super("interrupted", `interrupted by ${signal}`, "interrupted");
   }
 }

@@ -1,5 +1,5 @@
 import type { Settings } from "./config";
-import { InterruptedError } from "./errors";
+import { InterruptedError, type StopReason } from "./errors";
 import { resolveSandbox } from "./resolve";
 import type { OutputSink } from "./run";
 
@@ -35,6 +35,6 @@ export async function execInSandbox(settings: Settings, options: ExecOptions, si
     onStderr: sink.stderr,
     signal: options.signal,
   });
-  if (options.signal.aborted) throw new InterruptedError((options.signal.reason as "SIGINT" | "SIGTERM") ?? "SIGINT");
+  if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };
 }

@@ -5,9 +5,15 @@ export const EXIT = {
   usage: 2,
   timeout: 124,
   sandboxesFailure: 125,
+  sigpipe: 141,
   sigint: 130,
   sigterm: 143,
 } as const;
+
+/** 128+N for the way a run was stopped from outside. */
+export function exitForStop(reason: unknown): number {
+  return reason === "SIGTERM" ? EXIT.sigterm : reason === "SIGPIPE" ? EXIT.sigpipe : EXIT.sigint;
+}
 
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ["0-255", "run, exec, shell, claude: the sandboxed program's own exit code"],
@@ -17,6 +23,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ["129", "shell, claude: the terminal closed (SIGHUP); sandboxes created by the session were destroyed first"],
   ["130", "interrupted by Ctrl-C (SIGINT); sandboxes created by this run were destroyed first"],
   ["143", "terminated by SIGTERM; sandboxes created by this run were destroyed first"],
+  ["141", "run, exec: whoever read our stdout went away (SIGPIPE, e.g. `| head -1`); the program was stopped and what this run created destroyed"],
   ["0", "other commands: success"],
   ["1", "other commands: failure (a provider error, a failed check in `sandboxes test`)"],
   ["2", "other commands: usage error (unknown flag, missing argument)"],

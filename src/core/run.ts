@@ -4,7 +4,7 @@ import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, SandboxesError } from "./errors";
+import { InterruptedError, SandboxesError, type StopReason } from "./errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
 import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
@@ -176,7 +176,7 @@ async function findReusable(provider: Provider, options: RunOptions): Promise<Sa
 }
 
 function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new InterruptedError((signal.reason as "SIGINT" | "SIGTERM") ?? "SIGINT");
+  if (signal.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
 }
 
 async function runInSandbox(provider: Provider, id: string, options: RunOptions, sink: OutputSink): Promise<ExecOutcome> {

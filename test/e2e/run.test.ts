@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, freshEnv, spawnCli } from "../helpers";
+import { BINARY, cli, freshEnv, spawnCli } from "../helpers";
 
 const localSandboxes = (home: string) => {
   const dir = join(home, ".local/state/sandboxes/local");
@@ -52,6 +52,22 @@ describe("run: the contract for programs that shell out", () => {
     const r = await cli(["run", "--", "printf", "%s|", "a b", "it's"], { env });
     expect(r.stdout).toBe("a b|it's|");
     expect(r.code).toBe(0);
+  });
+
+  test("a slow reader gets every byte (backpressure, not buffering or truncation)", async () => {
+    const { env } = freshEnv();
+    const bytes = 50_000_000;
+    const pipeline = Bun.spawn(["sh", "-c", `'${BINARY}' run 'head -c ${bytes} /dev/zero' | (sleep 2; wc -c)`], { env, stdout: "pipe" });
+    expect((await new Response(pipeline.stdout).text()).trim()).toBe(String(bytes));
+    expect(await pipeline.exited).toBe(0);
+  });
+
+  test("a reader that goes away stops the program: exit 141, nothing left behind", async () => {
+    const { env, home } = freshEnv();
+    const pipeline = Bun.spawn(["bash", "-c", `'${BINARY}' run yes | head -1; echo "status \${PIPESTATUS[0]}"`], { env, stdout: "pipe", stderr: "pipe" });
+    expect(await new Response(pipeline.stdout).text()).toBe("y\nstatus 141\n");
+    expect(await new Response(pipeline.stderr).text()).toBe("");
+    expect(localSandboxes(home)).toEqual([]);
   });
 
   test("stdin goes to the program", async () => {
