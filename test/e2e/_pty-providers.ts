@@ -13,7 +13,6 @@ import { BUSYBOX, containersLabelled, requireEngine, uniqueLabel } from "./_dock
 import type { TestHome } from "./_pty-helpers";
 
 export interface PtyProvider {
-  name: string;
   /** Extra `shell` arguments for a new sandbox (image, a label to find it by). */
   args: string[];
   /** Environment that points the binary at the backend. */
@@ -54,12 +53,11 @@ const BUSYBOX_VI: Vi = { command: "vi", insertMode: /^I \/tmp\//m };
 
 export async function startPtyProvider(name: PtyProviderName, home: TestHome): Promise<PtyProvider> {
   switch (name) {
-    case "local":
-    {
+    case "local": {
       // The local provider's sandboxes are directories under its state dir.
       const root = join(home.env.XDG_STATE_HOME!, "sandboxes", "local");
       const live = async () => (existsSync(root) ? readdirSync(root) : []);
-      return { name, args: [], env: {}, live, resize: true, vi: VIM, stop: async () => {} };
+      return { args: [], env: {}, live, resize: true, vi: VIM, stop: async () => {} };
     }
     case "docker": {
       // Fails loudly when no engine answers: CI runs scripts/ci/docker.sh first.
@@ -67,16 +65,15 @@ export async function startPtyProvider(name: PtyProviderName, home: TestHome): P
       const label = uniqueLabel("pty");
       // A stopped container not yet removed still counts: the engine removes it (AutoRemove).
       const live = async () => (await containersLabelled("pty-run", label)).map((c) => c.Id);
-      return { name, args: ["-i", BUSYBOX, "-l", `pty-run=${label}`], env: {}, live, resize: true, vi: BUSYBOX_VI, stop: async () => {} };
+      return { args: ["-i", BUSYBOX, "-l", `pty-run=${label}`], env: {}, live, resize: true, vi: BUSYBOX_VI, stop: async () => {} };
     }
     case "e2b": {
       const fake: FakeE2B = await startFakeE2B();
-      return { name, args: [], env: fake.env(), live: async () => [...fake.sandboxes.keys()], resize: true, vi: VIM, stop: () => fake.close() };
+      return { args: [], env: fake.env(), live: async () => [...fake.sandboxes.keys()], resize: true, vi: VIM, stop: () => fake.close() };
     }
     case "daytona": {
       const fake = new FakeDaytona({ apiKey: "pty-key" }).start();
       return {
-        name,
         args: [],
         env: { DAYTONA_API_KEY: "pty-key", DAYTONA_API_URL: fake.apiUrl },
         live: async () => fake.live().map((s) => s.id),
@@ -88,7 +85,6 @@ export async function startPtyProvider(name: PtyProviderName, home: TestHome): P
     case "modal": {
       const fake: FakeModal = await startFakeModal();
       return {
-        name,
         args: [],
         env: { MODAL_SERVER_URL: fake.url, MODAL_TOKEN_ID: "ak-pty", MODAL_TOKEN_SECRET: "as-pty" },
         live: async () => fake.running().map((s) => s.id),

@@ -58,13 +58,12 @@ for (const name of ptyProviderNames()) {
       terminal.type("echo SIZE-$(stty size | tr ' ' x) LOGIN-$(shopt -q login_shell 2>/dev/null && echo yes || echo sh)");
       await terminal.waitFor(/^SIZE-30x100 LOGIN-(yes|sh)$/m);
       terminal.resize(120, 40);
+      terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
       if (provider.resize) {
-        terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
         await terminal.waitFor(/^RESIZED-40x120$/m);
         expect(terminal.screen()).not.toContain("cannot resize");
       } else {
         // Modal's SDK cannot resize: said once at attach, and the session goes on at its size.
-        terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
         const screen = await terminal.waitFor(/^RESIZED-30x100$/m);
         expect(screen.match(new RegExp(`provider ${name} cannot resize the remote terminal: it stays 100x30`, "g"))?.length).toBe(1);
       }
