@@ -128,6 +128,17 @@ export class Terminal {
     }
   }
 
+  /** Waits until nothing on the screen matches `pattern` any more. */
+  async waitForGone(pattern: RegExp, timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const screen = this.screen();
+      if (!pattern.test(screen)) return;
+      if (Date.now() > deadline) throw new Error(`timed out waiting for ${pattern} to leave the screen:\n${screen}`);
+      await Bun.sleep(100);
+    }
+  }
+
   /** The exit code of `sandboxes`, once it has exited. */
   async exitCode(timeoutMs = 60_000): Promise<number> {
     const deadline = Date.now() + timeoutMs;

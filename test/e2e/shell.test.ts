@@ -1,5 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ensureBinary, makeHome, run, sandboxIds, Terminal, type TestHome } from "./_pty-helpers";
+import { type PtyProvider, ptyProviderNames, startPtyProvider } from "./_pty-providers";
 
 let home: TestHome;
 let terminal: Terminal | undefined;
@@ -15,11 +16,9 @@ afterEach(() => {
 afterAll(() => home.cleanup());
 
 /**
- * The terminal behaviours run against every provider named in SANDBOXES_PTY_PROVIDERS
- * (comma-separated; default: local), e.g. "local,docker" once docker is available; the
- * environment of this test process (credentials, fake endpoints) is passed through.
+ * The terminal behaviours run against local, docker (busybox test image) and the fake-backed
+ * E2B, Daytona and Modal; SANDBOXES_PTY_PROVIDERS narrows that for a run by hand.
  */
-const PROVIDER_NAMES = (process.env.SANDBOXES_PTY_PROVIDERS ?? "local").split(",").map((p) => p.trim()).filter(Boolean);
 const READY = "echo READY-$((40+2))";
 
 /** Waits until the remote shell answers, whatever its prompt looks like. */
@@ -29,20 +28,45 @@ async function ready(terminal: Terminal): Promise<void> {
   await terminal.waitFor(/^READY-42$/m);
 }
 
-for (const provider of PROVIDER_NAMES) {
-  const local = provider === "local";
-  const open = (args: string[] = [], size?: { cols: number; rows: number }) => new Terminal(home, ["shell", "-p", provider, ...args], size, passThrough());
-  const ids = () => sandboxIds(home, provider);
+/**
+ * A `sleep` no other test run on this machine types: every backend here runs its commands as
+ * processes of this machine (the fakes as local processes, docker in containers), so the test
+ * can watch the very process come and go.
+ */
+let naps = 0;
+const nap = () => `sleep ${7_000_000 + ((process.pid * 10 + naps++) % 1_000_000)}`;
 
-  describe(`sandboxes shell in a real terminal (tmux, provider ${provider})`, () => {
-    test("a login shell starts and stty size follows the terminal at attach and after a resize", async () => {
+for (const name of ptyProviderNames()) {
+  describe(`sandboxes shell in a real terminal (tmux, provider ${name})`, () => {
+    let provider: PtyProvider;
+    beforeAll(async () => {
+      provider = await startPtyProvider(name, home);
+    }, 60_000);
+    afterAll(async () => provider?.stop());
+
+    const open = (args: string[] = [], size?: { cols: number; rows: number }) => new Terminal(home, ["shell", "-p", name, ...provider.args, ...args], size, provider.env);
+    /** The backend holds no sandbox of ours (docker removes a destroyed container in the background). */
+    async function noneLeft(): Promise<void> {
+      const deadline = Date.now() + 30_000;
+      while ((await provider.live()).length > 0 && Date.now() < deadline) await Bun.sleep(200);
+      expect(await provider.live()).toEqual([]);
+    }
+
+    test("a login shell starts; stty size follows the terminal at attach and after a resize (or the one notice says it cannot)", async () => {
       terminal = open([], { cols: 100, rows: 30 });
       await ready(terminal);
       terminal.type("echo SIZE-$(stty size | tr ' ' x) LOGIN-$(shopt -q login_shell 2>/dev/null && echo yes || echo sh)");
       await terminal.waitFor(/^SIZE-30x100 LOGIN-(yes|sh)$/m);
       terminal.resize(120, 40);
       terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
-      await terminal.waitFor(/^RESIZED-40x120$/m);
+      if (provider.resize) {
+        await terminal.waitFor(/^RESIZED-40x120$/m);
+        expect(terminal.screen()).not.toContain("cannot resize");
+      } else {
+        // Modal's SDK cannot resize: said once at attach, and the session goes on at its size.
+        const screen = await terminal.waitFor(/^RESIZED-30x100$/m);
+        expect(screen.match(new RegExp(`provider ${name} cannot resize the remote terminal: it stays 100x30`, "g"))?.length).toBe(1);
+      }
       terminal.type("exit 0");
       expect(await terminal.exitCode()).toBe(0);
     }, 90_000);
@@ -50,12 +74,11 @@ for (const provider of PROVIDER_NAMES) {
     test("Ctrl-C interrupts the remote foreground command and the session goes on; arrows reach the remote shell", async () => {
       terminal = open();
       await ready(terminal);
-      terminal.type("sleep 4321");
-      if (local) await waitForProcess("sleep 4321", true);
-      else await Bun.sleep(500);
+      const sleep = nap();
+      terminal.type(sleep);
+      await waitForProcess(sleep, true);
       terminal.keys("C-c");
-      if (local) await waitForProcess("sleep 4321", false);
-      // Had the sleep (72 minutes) survived, nothing below could appear before the test times out.
+      await waitForProcess(sleep, false);
       terminal.type("echo ALIVE-$((6*7))");
       await terminal.waitFor(/^ALIVE-42$/m);
       // Up arrow recalls the previous line in the remote shell's history.
@@ -67,24 +90,34 @@ for (const provider of PROVIDER_NAMES) {
       expect(await terminal.exitCode()).toBe(0);
     }, 90_000);
 
-    test("Ctrl-Z suspends the remote foreground job and a full-screen editor works through the PTY", async () => {
+    test("Ctrl-Z suspends the remote foreground job and a full-screen editor (the image's vi) works through the PTY", async () => {
       terminal = open();
       await ready(terminal);
-      terminal.type("sleep 4324");
-      if (local) await waitForProcess("sleep 4324", true);
-      else await Bun.sleep(500);
+      const sleep = nap();
+      terminal.type(sleep);
+      await waitForProcess(sleep, true);
       terminal.keys("C-z");
-      await terminal.waitFor(/Stopped\s+sleep 4324/);
-      terminal.type("kill %1; echo KILLED-$((1+1))");
+      await terminal.waitFor(new RegExp(`Stopped.*\\s${sleep}`));
+      // SIGKILL: busybox ash, unlike bash, does not SIGCONT a stopped job it sends SIGTERM to.
+      terminal.type("kill -9 %1; echo KILLED-$((1+1))");
       await terminal.waitFor(/^KILLED-2$/m);
-      // vi: insert mode, Escape and ex commands all have to reach the remote program.
-      terminal.type("vi -u NONE -N /tmp/fullscreen.txt");
-      await terminal.waitFor(/fullscreen\.txt/);
+      await waitForProcess(sleep, false);
+      // vi: insert mode, Escape and ex commands all have to reach the remote program. Each key
+      // waits for vi to show it took the one before: typed ahead, an Escape could merge with
+      // the ":" after it into one escape sequence, and vi could swallow what follows ":wq".
+      const file = `/tmp/fullscreen-${process.pid}-${naps}.txt`;
+      const vi = `${provider.vi.command} ${file}`;
+      terminal.type(vi);
+      await terminal.waitFor(/^~\s*$/m);
       terminal.keys("i");
       terminal.keys("-l", "typed in vi");
+      await terminal.waitFor(/^typed in vi/m);
+      await terminal.waitFor(provider.vi.insertMode);
       terminal.keys("Escape");
+      await terminal.waitForGone(provider.vi.insertMode);
       terminal.type(":wq");
-      terminal.type("echo FILE-$(cat /tmp/fullscreen.txt | tr ' ' _)");
+      await waitForProcess(vi, false);
+      terminal.type(`echo FILE-$(cat ${file} | tr ' ' _)`);
       await terminal.waitFor(/^FILE-typed_in_vi$/m);
       terminal.type("exit 0");
       expect(await terminal.exitCode()).toBe(0);
@@ -93,39 +126,39 @@ for (const provider of PROVIDER_NAMES) {
     test("`exit 7` becomes our exit code 7, the terminal settings are restored and the sandbox is gone", async () => {
       terminal = open();
       await ready(terminal);
-      expect(await ids()).toHaveLength(1);
+      expect(await provider.live()).toHaveLength(1);
       // While attached, the local terminal is raw: no line editing, no local signals, no echo.
       expect(terminal.sttyNow()).toMatch(/(?=[\s\S]*-icanon)(?=[\s\S]*-isig)(?=[\s\S]*-echo )/);
       terminal.type("exit 7");
       expect(await terminal.exitCode()).toBe(7);
       expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
-      expect(await ids()).toEqual([]);
+      await noneLeft();
     }, 90_000);
 
     test("SIGTERM to sandboxes: exit 143, terminal restored, sandbox destroyed", async () => {
       terminal = open();
       await ready(terminal);
-      terminal.type("sleep 4322");
-      if (local) await waitForProcess("sleep 4322", true);
+      const sleep = nap();
+      terminal.type(sleep);
+      await waitForProcess(sleep, true);
       process.kill(terminal.pid(), "SIGTERM");
       expect(await terminal.exitCode()).toBe(143);
       expect(terminal.sttyAfter()).toBe(terminal.sttyBefore());
-      if (local) await waitForProcess("sleep 4322", false);
-      expect(await ids()).toEqual([]);
+      await waitForProcess(sleep, false);
+      await noneLeft();
     }, 90_000);
 
     test("closing the terminal (SIGHUP) ends the session and destroys the sandbox", async () => {
       terminal = open();
       await ready(terminal);
-      terminal.type("sleep 4325");
-      if (local) await waitForProcess("sleep 4325", true);
-      expect(await ids()).toHaveLength(1);
+      const sleep = nap();
+      terminal.type(sleep);
+      await waitForProcess(sleep, true);
+      expect(await provider.live()).toHaveLength(1);
       terminal.close();
       terminal = undefined;
-      if (local) await waitForProcess("sleep 4325", false);
-      const deadline = Date.now() + 30_000;
-      while ((await ids()).length > 0 && Date.now() < deadline) await Bun.sleep(200);
-      expect(await ids()).toEqual([]);
+      await waitForProcess(sleep, false);
+      await noneLeft();
     }, 90_000);
 
     test("--keep keeps the sandbox after exit and says how to attach again", async () => {
@@ -134,13 +167,15 @@ for (const provider of PROVIDER_NAMES) {
       terminal.type("echo kept > ~/marker; exit 3");
       expect(await terminal.exitCode()).toBe(3);
       const screen = terminal.screen();
-      const kept = await ids();
-      expect(kept).toHaveLength(1);
-      expect(screen).toContain(`kept sandbox ${kept[0]} on ${provider}`);
-      expect(screen).toContain(`sandboxes shell ${kept[0]} -p ${provider}`);
-      const again = await run(home, ["shell", kept[0]!, "-p", provider], { stdin: "cat ~/marker\n", env: passThrough() });
+      const id = /kept sandbox (\S+) on/.exec(screen)?.[1];
+      expect(id).toBeDefined();
+      expect(screen).toContain(`kept sandbox ${id} on ${name}`);
+      expect(screen).toContain(`sandboxes shell ${id} -p ${name}`);
+      expect(await provider.live()).toHaveLength(1);
+      const again = await run(home, ["shell", id!, "-p", name], { stdin: "cat ~/marker\n", env: provider.env });
       expect(again).toMatchObject({ code: 0, stdout: "kept\n" });
-      expect((await run(home, ["destroy", kept[0]!, "-p", provider], { env: passThrough() })).code).toBe(0);
+      expect((await run(home, ["destroy", id!, "-p", name], { env: provider.env })).code).toBe(0);
+      await noneLeft();
     }, 90_000);
   });
 }
@@ -180,12 +215,6 @@ describe("sandboxes shell without a terminal", () => {
     expect(result.stderr).toContain("give either a sandbox ID|NAME or -n NAME, not both");
   });
 });
-
-/** Provider credentials and endpoints from this process's environment (for non-local runs). */
-function passThrough(): Record<string, string> {
-  const keep = Object.entries(process.env).filter(([key]) => /^(SANDBOXES_|DOCKER_|E2B_|DAYTONA_|MODAL_|SPRITES_|HOPX_|VERCEL_|CLOUDFLARE_)/.test(key) && key !== "SANDBOXES_PTY_PROVIDERS");
-  return Object.fromEntries(keep) as Record<string, string>;
-}
 
 /** Waits until a process with exactly this command line exists (or no longer does). */
 async function waitForProcess(commandLine: string, present: boolean): Promise<void> {

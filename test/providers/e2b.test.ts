@@ -67,6 +67,24 @@ describe("e2b provider against the fake", () => {
     }
   });
 
+  test("keystrokes reach the PTY in the order typed, even when one SendInput is slow", async () => {
+    const sandbox = await provider.create({ labels: {}, env: {} });
+    try {
+      const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", 'stty -echo; echo ready; read line; echo "[$line]"'], env: {}, cols: 80, rows: 24 });
+      let output = "";
+      session.onData((chunk) => (output += new TextDecoder().decode(chunk)));
+      for (let i = 0; i < 100 && !output.includes("ready"); i++) await Bun.sleep(20);
+      // Each SendInput is its own request: the first one held up must not let the others pass it.
+      fake.fault({ match: "POST /process.Process/SendInput", kind: "slow", delayMs: 300 });
+      for (const key of ["a", "b", "c", "\n"]) session.write(key);
+      expect(await session.exited).toBe(0);
+      expect(output).toContain("[abc]");
+    } finally {
+      fake.clearFaults();
+      await provider.destroy(sandbox.id);
+    }
+  });
+
   test("files keep their modes both ways", async () => {
     const local = mkdtempSync(join(tmpdir(), "sandboxes-e2b-modes-"));
     writeFileSync(join(local, "run.sh"), "#!/bin/sh\necho ran\n", { mode: 0o755 });

@@ -406,7 +406,7 @@ export class E2BProvider implements Provider {
       return code;
     })();
     return {
-      write: (data) => void sandbox.pty.sendInput(pid, typeof data === "string" ? new TextEncoder().encode(data) : data).catch(() => {}),
+      write: inOrder((bytes) => sandbox.pty.sendInput(pid, bytes)),
       resize: (cols, rows) => void sandbox.pty.resize(pid, { cols, rows }).catch(() => {}),
       onData: (listener) => {
         listeners.push(listener);
@@ -424,6 +424,28 @@ export class E2BProvider implements Provider {
   async close(): Promise<void> {
     this.sandboxes.clear();
   }
+}
+
+/**
+ * Keystrokes for a PTY, in the order typed: each SendInput is a request of its own, and two in
+ * flight can reach envd in either order. One at a time; what is typed meanwhile goes in the next.
+ */
+function inOrder(send: (bytes: Uint8Array) => Promise<unknown>): (data: Uint8Array | string) => void {
+  let queued: Uint8Array[] = [];
+  let sending = false;
+  const drain = async () => {
+    sending = true;
+    while (queued.length > 0) {
+      const batch = Buffer.concat(queued);
+      queued = [];
+      await send(batch).catch(() => {});
+    }
+    sending = false;
+  };
+  return (data) => {
+    queued.push(typeof data === "string" ? new TextEncoder().encode(data) : data);
+    if (!sending) void drain();
+  };
 }
 
 function configSeconds(value: unknown): number | undefined {
