@@ -10,7 +10,8 @@
  *   get / list  sandboxes list -p P --json [-l k=v…]   (get: the record with that id, or null)
  *   exec        sandboxes exec ID -p P [-e K=V…] [-w DIR] [-t MSms] -- ARGV…
  *               stdout/stderr streamed live from the child's pipes, stdin piped, the exit code
- *               is the process's; timedOut = exit 124 and a timeout was given
+ *               is the process's; timedOut = exit 124 and a timeout was given; exit 125 whose
+ *               last stderr line is the CLI's own "sandboxes: …" rejects (after streaming it)
  *   destroy     sandboxes destroy -p P --json ID   (a failure is accepted when the id is gone)
  *   putArchive  host tar extracts into a temp dir; `sandboxes cp ENTRY ID:DIR/` per top entry
  *   getArchive  `sandboxes cp ID:PATH TMP/`, then the host tar packs the one entry it wrote
@@ -189,15 +190,22 @@ export class CliProvider implements Provider {
     });
     const abort = () => child.kill("SIGINT");
     spec.signal?.addEventListener("abort", abort, { once: true });
-    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void) => {
-      for await (const chunk of stream) sink(chunk);
+    // The last stderr bytes, to tell "sandboxes itself failed" (125 + its own line) from a program's 125.
+    let tail = "";
+    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void, keepTail = false) => {
+      for await (const chunk of stream) {
+        sink(chunk);
+        if (keepTail) tail = (tail + Buffer.from(chunk).toString("utf8")).slice(-4096);
+      }
     };
     try {
-      await Promise.all([pump(child.stdout, spec.onStdout), pump(child.stderr, spec.onStderr), child.exited]);
+      await Promise.all([pump(child.stdout, spec.onStdout), pump(child.stderr, spec.onStderr, true), child.exited]);
     } finally {
       spec.signal?.removeEventListener("abort", abort);
     }
     const exitCode = exitCodeOf(child);
+    const own = /(?:^|\n)sandboxes: ([^\n]*)\n?$/.exec(tail)?.[1];
+    if (exitCode === 125 && own) throw new Error(`sandboxes exec ${id}: ${own}`);
     return { exitCode, timedOut: exitCode === 124 && spec.timeoutMs !== undefined };
   }
 
