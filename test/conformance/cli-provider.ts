@@ -118,6 +118,7 @@ export class CliProvider implements Provider {
   private async cli(args: string[], signal?: AbortSignal): Promise<Spawned> {
     const child = Bun.spawn([BINARY, ...args], { env: this.env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const abort = () => child.kill("SIGINT");
+    if (signal?.aborted) abort();
     signal?.addEventListener("abort", abort, { once: true });
     try {
       const [stdout, stderr] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
@@ -189,6 +190,7 @@ export class CliProvider implements Provider {
       stderr: "pipe",
     });
     const abort = () => child.kill("SIGINT");
+    if (spec.signal?.aborted) abort();
     spec.signal?.addEventListener("abort", abort, { once: true });
     // The last stderr bytes, to tell "sandboxes itself failed" (125 + its own line) from a program's 125.
     let tail = "";
