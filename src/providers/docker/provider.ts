@@ -173,11 +173,15 @@ export class DockerProvider implements Provider {
   }
 
   /**
-   * Marks the container as going (a rename every process sees), then SIGTERM to its init,
-   * which ends the keepalive: the engine removes the container by itself (AutoRemove, set on
+   * Marks the container as going (a rename every process sees), then SIGKILL to its init,
+   * which ends the container: the engine removes the container by itself (AutoRemove, set on
    * every sandbox). We skip waiting for its network and filesystem teardown (most of a
    * `docker rm -f`); the removal survives our own exit and an engine restart, and get()/list()
    * treat a marked or exited container as gone. One that is not running is removed directly.
+   * SIGKILL, not SIGTERM: a namespace's PID 1 ignores every signal it has no handler for, and
+   * `start` returns before docker-init has installed its handlers, so a SIGTERM sent right after
+   * start (Ctrl-C during create) could be lost, leaving a running container marked as removed,
+   * invisible to list() and never deleted. SIGKILL from the host always reaches it.
    */
   async destroy(id: string): Promise<void> {
     if (!this.ours.has(id) && !(await this.get(id))) return;
@@ -189,7 +193,7 @@ export class DockerProvider implements Provider {
         if (!(error instanceof EngineError)) throw error;
       });
     try {
-      await Promise.all([this.engine.request("POST", `/containers/${id}/kill`, { query: { signal: "TERM" } }), mark]);
+      await Promise.all([this.engine.request("POST", `/containers/${id}/kill`, { query: { signal: "KILL" } }), mark]);
       return void this.ours.delete(id);
     } catch (error) {
       if (goneOrConflict(error) === "gone") return void this.ours.delete(id);

@@ -1,0 +1,124 @@
+/**
+ * The shared conformance suite through the COMPILED binary: every Provider call below is a
+ * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona and Modal
+ * fakes (the real SDKs inside the binary, speaking the real wire protocols to 127.0.0.1).
+ * Docker needs a running engine and the offline test images (scripts/ci/docker.sh).
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { FakeDaytona } from "../fakes/daytona/server";
+import { type FakeE2B, startFakeE2B } from "../fakes/e2b/server";
+import { type FakeModal, startFakeModal } from "../fakes/modal/server";
+import { requireEngine } from "../e2e/_docker-helpers";
+import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
+import { testProvider } from "./suite";
+
+let e2b: FakeE2B;
+let modal: FakeModal;
+const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
+
+beforeAll(async () => {
+  await ensureBinary();
+  // Two per page: `list` in the binary has to follow the pages to find the suite's sandboxes.
+  e2b = await startFakeE2B({ pageSize: 2 });
+  daytona.start();
+  modal = await startFakeModal();
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop()]);
+});
+
+describe("the CLI provider claims only what the CLI can express", () => {
+  test("capabilities are the wrapped provider's, minus pty, resize and mounts", async () => {
+    expect(cliCapabilities("docker")).toMatchObject({ streaming: true, files: true, stdin: true, labels: true, pty: false, resize: false, mounts: false });
+    const provider = new CliProvider({ provider: "e2b" });
+    expect(provider.name).toBe("e2b");
+    expect(provider.capabilities).toEqual(cliCapabilities("e2b"));
+    await provider.close();
+  });
+});
+
+testProvider("local via the compiled binary", async () => new CliProvider({ provider: "local" }));
+
+/** What the suite does not ask but a CLI-backed provider must get right: quoting, errors, Ctrl-C, cp. */
+describe("local via the compiled binary: argv, errors, Ctrl-C and cp details", () => {
+  const provider = new CliProvider({ provider: "local" });
+  let id = "";
+  const exec = async (argv: string[], extra: Partial<Parameters<CliProvider["exec"]>[1]> = {}) => {
+    let out = "";
+    let err = "";
+    const outcome = await provider.exec(id, { argv, env: {}, onStdout: (c) => (out += Buffer.from(c)), onStderr: (c) => (err += Buffer.from(c)), ...extra });
+    return { ...outcome, out, err };
+  };
+  beforeAll(async () => {
+    id = (await provider.create({ labels: { suite: "cli-extras" }, env: { ODD: `a=b 'c' "d" $HOME` } })).id;
+  }, 30_000);
+  afterAll(async () => {
+    if (id) await provider.destroy(id);
+    await provider.close();
+  });
+
+  test("argv words and env values reach the command unchanged (spaces, quotes, $, globs)", async () => {
+    const result = await exec(["printf", "[%s]\\n", "a b", "it's", "$HOME", "*", ""], { env: { X: "y  z" } });
+    expect(result).toMatchObject({ exitCode: 0, out: "[a b]\n[it's]\n[$HOME]\n[*]\n[]\n", err: "" });
+    expect((await exec(["sh", "-c", 'printf "%s|%s" "$ODD" "$X"'], { env: { X: "y  z" } })).out).toBe(`a=b 'c' "d" $HOME|y  z`);
+  }, 30_000);
+
+  test("a program's own exit 124 and 125 pass through; exec in an unknown sandbox rejects naming it", async () => {
+    expect(await exec(["sh", "-c", "exit 124"])).toMatchObject({ exitCode: 124, timedOut: false });
+    expect(await exec(["sh", "-c", "exit 125"])).toMatchObject({ exitCode: 125, timedOut: false });
+    const unknown = provider.exec("local-000000000000", { argv: ["true"], env: {}, onStdout: () => {}, onStderr: () => {} });
+    await expect(unknown).rejects.toThrow('no sandbox "local-000000000000" on local');
+  }, 30_000);
+
+  test("an aborted exec (Ctrl-C) stops the command and returns 130", async () => {
+    const controller = new AbortController();
+    let started!: () => void;
+    const running = new Promise<void>((resolve) => (started = resolve));
+    const pending = exec(["sh", "-c", "echo up; sleep 3017; echo survived"], { signal: controller.signal, onStdout: () => started() });
+    await running;
+    controller.abort("SIGINT");
+    expect((await pending).exitCode).toBe(130);
+    const after = await exec(["ps", "-eo", "args"]);
+    expect(after.out).toContain("ps -eo args");
+    expect(after.out).not.toContain("sleep 3017");
+  }, 30_000);
+
+  test("putArchive: several top-level entries into a new directory with spaces; getArchive of a directory", async () => {
+    const tar = await new Bun.Archive({ "a b/x.txt": "x\n", "top.txt": "t\n" }).bytes();
+    await provider.putArchive(id, "/tmp/cli extras/new", tar);
+    const listing = await exec(["sh", "-c", "cd '/tmp/cli extras/new' && find . | LC_ALL=C sort && cat 'a b/x.txt' top.txt"]);
+    expect(listing.out).toBe(".\n./a b\n./a b/x.txt\n./top.txt\nx\nt\n");
+    const files = await new Bun.Archive(await provider.getArchive(id, "/tmp/cli extras/new")).files();
+    expect([...files.keys()].sort()).toEqual(["new/a b/x.txt", "new/top.txt"]);
+    await expect(provider.getArchive(id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
+  }, 30_000);
+});
+
+describe("docker via the compiled binary (engine check)", () => {
+  // Deliberately no skip: an unreachable engine fails loudly, saying what to run.
+  test("a Docker Engine answers and the test images exist", requireEngine, 30_000);
+});
+testProvider("docker via the compiled binary", async () => new CliProvider({ provider: "docker" }), { image: "sandboxes-test/busybox" });
+
+testProvider("e2b (fake) via the compiled binary", async () => new CliProvider({ provider: "e2b", env: e2b.env() }));
+
+testProvider("daytona (fake) via the compiled binary", async () =>
+  new CliProvider({ provider: "daytona", env: { DAYTONA_API_KEY: "cli-conformance-key", DAYTONA_API_URL: daytona.apiUrl } }),
+);
+
+testProvider("modal (fake) via the compiled binary", async () =>
+  new CliProvider({ provider: "modal", env: { MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-cli", MODAL_TOKEN_SECRET: "as-cli" } }),
+);
+
+describe("the fakes after the suites", () => {
+  // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
+  test("no sandbox was left behind on any fake, and the binary really used them", () => {
+    expect([...e2b.sandboxes.keys()]).toEqual([]);
+    expect(e2b.creates.length).toBeGreaterThanOrEqual(2);
+    expect(daytona.live()).toEqual([]);
+    expect(daytona.requests.filter((r) => r === "POST /api/sandbox").length).toBeGreaterThanOrEqual(2);
+    expect(modal.running().map((s) => s.id)).toEqual([]);
+    expect(modal.sandboxes.size).toBeGreaterThanOrEqual(2);
+  });
+});
