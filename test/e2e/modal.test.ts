@@ -179,6 +179,9 @@ describe("modal e2e: run, exec, list, reuse, cp, destroy", () => {
     const result = await cli(["exec", id, "-t", "1", "echo started; sleep 30; echo never"], env);
     expect(result.code).toBe(124);
     expect(result.stdout).toBe("started\n");
+    // The CLI may return as soon as the deadline passes; the fake finishes killing the command
+    // (and closing its pipes) a moment later, so wait for that rather than race it.
+    for (let i = 0; i < 50 && (fake.sandboxes.get(id)?.execs.size ?? 0) > 0; i++) await Bun.sleep(100);
     expect(fake.sandboxes.get(id)?.execs.size).toBe(0);
     await cli(["destroy", id], env);
   }, 60_000);
