@@ -247,7 +247,7 @@ export class LocalProvider implements Provider {
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const script = 'cd "$(dirname "$1")" && exec tar -c -f - "$(basename "$1")"';
+    const script = '[ -e "$1" ] || { echo "no such file or directory" >&2; exit 1; }; cd "$(dirname "$1")" && exec tar -c -f - "$(basename "$1")"';
     return this.runTar(id, ["sh", "-c", script, "sh", path], undefined, `cannot read ${path}`);
   }
 
