@@ -92,6 +92,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
   const needsFiles = options.source.kind !== "command" || options.uploads.length > 0 || options.downloads.length > 0;
   if (needsFiles) requireFiles(provider);
   checkCapabilities(provider, options, sink);
+  if (canRunOnce(provider, options)) return runOnce(provider, options, sink, started);
 
   let sandbox: SandboxRecord | undefined;
   let reused = false;
@@ -110,18 +111,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
   const keep = options.keep || options.reuse;
   try {
     if (!sandbox) {
-      const spec: CreateSpec = {
-        name: options.name,
-        image: options.image,
-        labels: { ...options.labels },
-        env: options.env,
-        network: options.network,
-        cpus: options.cpus,
-        memoryMb: options.memoryMb,
-        ttlSeconds: options.ttlSeconds,
-        onProgress: sink.progress,
-      };
-      sandbox = await provider.create(spec, options.signal);
+      sandbox = await provider.create(createSpec(options, sink), options.signal);
       created = true;
       if (keep) {
         registry.add({ id: sandbox.id, provider: provider.name, name: options.name, labels: options.labels, createdAt: new Date().toISOString() });
@@ -152,6 +142,72 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       registry.remove(provider.name, sandbox.id);
     }
   }
+}
+
+/**
+ * A plain command in a throwaway sandbox: create, exec and destroy would do nothing else, so a
+ * provider that can do all three in one go (capabilities.oneShot) saves their round trips. A
+ * --ttl stays on the normal path: it must bound the sandbox even if this process dies.
+ */
+function canRunOnce(provider: Provider, options: RunOptions): options is CommandRun {
+  return (
+    provider.capabilities.oneShot &&
+    provider.runOnce !== undefined &&
+    options.source.kind === "command" &&
+    options.uploads.length === 0 &&
+    options.downloads.length === 0 &&
+    !options.deps &&
+    !options.keep &&
+    !options.reuse &&
+    options.name === undefined &&
+    options.ttlSeconds === undefined &&
+    // A container's working directory is created when missing, where an exec in it would fail.
+    options.workdir === undefined
+  );
+}
+
+async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink, started: number): Promise<RunResult> {
+  const outcome = await provider.runOnce!(createSpec(options, sink), {
+    argv: commandArgv(options),
+    env: options.env,
+    cwd: options.workdir,
+    timeoutMs: options.timeoutMs,
+    stdin: options.stdin,
+    onStdout: sink.stdout,
+    onStderr: sink.stderr,
+    signal: options.signal,
+  });
+  throwIfAborted(options.signal);
+  return {
+    sandboxId: outcome.id,
+    provider: provider.name,
+    exitCode: outcome.exitCode,
+    timedOut: outcome.timedOut,
+    durationMs: Math.round(performance.now() - started),
+    kept: false,
+    reused: false,
+  };
+}
+
+function createSpec(options: RunOptions, sink: OutputSink): CreateSpec {
+  return {
+    name: options.name,
+    image: options.image,
+    labels: { ...options.labels },
+    env: options.env,
+    network: options.network,
+    cpus: options.cpus,
+    memoryMb: options.memoryMb,
+    ttlSeconds: options.ttlSeconds,
+    onProgress: sink.progress,
+  };
+}
+
+type CommandRun = RunOptions & { source: Extract<CodeSource, { kind: "command" }> };
+
+/** The argv of a plain command line and its extra arguments. */
+function commandArgv(options: CommandRun): string[] {
+  return ["sh", "-c", [options.source.line, ...options.args.map(shellQuote)].join(" ")];
 }
 
 /** Says plainly what a provider cannot do: refuses what would weaken isolation, warns about the rest. */
@@ -185,10 +241,7 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
     await uploadPath(provider, id, upload.local, upload.remote);
   }
   const source = options.source;
-  if (source.kind === "command") {
-    const line = [source.line, ...options.args.map(shellQuote)].join(" ");
-    return execChecked(provider, id, ["sh", "-c", line], options, sink, options.workdir);
-  }
+  if (source.kind === "command") return execChecked(provider, id, commandArgv({ ...options, source }), options, sink, options.workdir);
   const language = source.language;
   const codeDir = posix.join("/tmp", `sandboxes-run-${randomBytes(4).toString("hex")}`);
   let fileName: string;

@@ -28,6 +28,8 @@ export interface Capabilities {
   resources: boolean;
   /** CreateSpec.mounts: host directories mounted into the sandbox (local, docker). */
   mounts: boolean;
+  /** runOnce: one command in a sandbox of its own, created, run and removed in one go. */
+  oneShot: boolean;
 }
 
 export type SandboxState = "running" | "stopped" | "creating" | "error" | "unknown";
@@ -122,6 +124,14 @@ export interface Provider {
   putArchive?(id: string, dir: string, tar: Uint8Array): Promise<void>;
   /** A tar of `path` whose single top-level entry is basename(path). Requires capabilities.files. */
   getArchive?(id: string, path: string): Promise<Uint8Array>;
+  /**
+   * Creates a sandbox whose only job is `exec`, streams it, and lets the sandbox go (its removal
+   * may finish after this resolves): the outcome of create + exec + destroy in fewer round trips.
+   * Core uses it only where that sequence would do nothing else (a plain command, no files, not
+   * kept or reused). Aborting `exec.signal` stops the command and removes the sandbox. Requires
+   * capabilities.oneShot.
+   */
+  runOnce?(create: CreateSpec, exec: ExecSpec): Promise<ExecOutcome & { id: string }>;
   /** Requires capabilities.pty. */
   openPty?(id: string, spec: PtySpec): Promise<PtySession>;
   /** Release sockets and channels so the process can exit. */
@@ -169,6 +179,7 @@ export const NO_CAPABILITIES: Capabilities = {
   ttl: false,
   resources: false,
   mounts: false,
+  oneShot: false,
 };
 
 /** Label keys of ours stored with every sandbox; user labels never start with this. */

@@ -11,6 +11,7 @@ export const DAYTONA_CAPABILITIES: Capabilities = {
   ttl: true,
   resources: true,
   mounts: false,
+  oneShot: false,
 };
 
 export const DEFAULT_DAYTONA_API_URL = "https://app.daytona.io/api";

@@ -132,9 +132,9 @@ export class Engine {
     return this.json("GET", "/version");
   }
 
-  /** POST `path` with `Upgrade: tcp` and return the raw connection once the engine switches to it. */
-  hijack(path: string, json: unknown): Promise<Hijacked> {
-    const payload = JSON.stringify(json);
+  /** POST `path` with `Upgrade: tcp` and return the raw connection once the engine switches to it (exec start, container attach). */
+  hijack(path: string, json?: unknown): Promise<Hijacked> {
+    const payload = json === undefined ? "" : JSON.stringify(json);
     const endpoint = this.endpoint;
     const socket: net.Socket =
       endpoint.kind === "unix"

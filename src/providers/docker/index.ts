@@ -12,6 +12,7 @@ export const DOCKER_CAPABILITIES: Capabilities = {
   ttl: true,
   resources: true,
   mounts: true,
+  oneShot: true,
 };
 
 /** Used when neither --image nor `image` in [providers.docker] names one: Python 3 and Node on Debian slim. */

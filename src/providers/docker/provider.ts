@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
-import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { LABEL_PREFIX, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { resolveEndpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
 import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
 import { Demultiplexer } from "./multiplex";
+import { watchExit } from "./oneshot";
 import { pullImage } from "./pull";
 
 const MANAGED = `${LABEL_PREFIX}managed`;
@@ -62,13 +63,17 @@ interface ExecInspect {
 
 export class DockerProvider implements Provider {
   readonly name = "docker";
-  readonly capabilities = DOCKER_CAPABILITIES;
+  readonly capabilities: Capabilities;
   private engineClient?: Engine;
   /** Containers this process created or verified as ours: destroy needs no second look. */
   private readonly ours = new Set<string>();
   private readonly users = new Map<string, string>();
 
-  constructor(private readonly ctx: ProviderContext) {}
+  constructor(private readonly ctx: ProviderContext) {
+    // A configured lifetime must bound every container, even if this process dies mid-run; a
+    // one-shot container lives as long as its command, so runs take the keepalive path then.
+    this.capabilities = this.defaultTtl() === undefined ? DOCKER_CAPABILITIES : { ...DOCKER_CAPABILITIES, oneShot: false };
+  }
 
   private get engine(): Engine {
     if (!this.engineClient) {
@@ -92,48 +97,109 @@ export class DockerProvider implements Provider {
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     const image = spec.image || this.defaultImage();
     const ttl = spec.ttlSeconds ?? this.defaultTtl();
-    const labels: Record<string, string> = { [MANAGED]: "true" };
-    for (const [key, value] of Object.entries(spec.labels)) labels[`${USER_LABEL}${key}`] = value;
-    if (spec.name) labels[NAME] = spec.name;
-    const body = {
-      Image: image,
-      // The keepalive: docker-init as PID 1 reaps orphans and forwards signals; `sleep` ends
-      // the container when the TTL runs out, and AutoRemove then deletes it.
-      Entrypoint: ["sleep"],
-      Cmd: [String(ttl ?? FOREVER_SECONDS)],
-      Env: Object.entries(spec.env).map(([k, v]) => `${k}=${v}`),
-      Labels: labels,
-      Tty: false,
-      OpenStdin: false,
-      HostConfig: {
-        Init: true,
-        AutoRemove: true,
-        ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
-        ...(spec.memoryMb ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
-        ...(spec.network === false ? { NetworkMode: "none" } : {}),
-        ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
-      },
-    };
+    // The keepalive: docker-init as PID 1 reaps orphans and forwards signals; `sleep` ends the
+    // container when the TTL runs out, and AutoRemove then deletes it.
+    const body = containerConfig(spec, image, { Entrypoint: ["sleep"], Cmd: [String(ttl ?? FOREVER_SECONDS)], Env: spec.env });
     // Our own name, so a container whose id we never learn (Ctrl-C mid-request) can still be found.
-    const containerName = `sandboxes-${randomBytes(6).toString("hex")}`;
+    const containerName = newContainerName();
     try {
-      let created: { Id: string };
-      try {
-        created = await this.engine.json("POST", "/containers/create", { query: { name: containerName }, json: body });
-      } catch (error) {
-        if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
-        await pullImage(this.engine, image, signal, spec.onProgress);
-        created = await this.engine.json("POST", "/containers/create", { query: { name: containerName }, json: body });
-      }
-      this.ours.add(created.Id);
-      await this.start(created.Id, image);
-      if (signal?.aborted) throw new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
-      return { id: created.Id, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image };
+      const id = await this.createContainer(containerName, body, image, spec, signal);
+      await this.start(id, image);
+      if (signal?.aborted) throw interrupted(signal);
+      return { id, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image };
     } catch (error) {
       // Nobody will learn this container's id: remove it (by name) before reporting.
       await this.destroy(containerName).catch(() => {});
-      if (signal?.aborted && !(error instanceof InterruptedError)) throw new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
+      if (signal?.aborted && !(error instanceof InterruptedError)) throw interrupted(signal);
       throw error;
+    }
+  }
+
+  /** POST /containers/create, pulling the image first when the engine lacks it. */
+  private async createContainer(name: string, body: object, image: string, spec: CreateSpec, signal?: AbortSignal): Promise<string> {
+    let created: { Id: string };
+    try {
+      created = await this.engine.json("POST", "/containers/create", { query: { name }, json: body });
+    } catch (error) {
+      if (!(error instanceof EngineError && error.httpStatus === 404 && /no such image/i.test(error.detail))) throw error;
+      await pullImage(this.engine, image, signal, spec.onProgress);
+      created = await this.engine.json("POST", "/containers/create", { query: { name }, json: body });
+    }
+    this.ours.add(created.Id);
+    return created.Id;
+  }
+
+  /**
+   * The command is the container's own process (under docker-init), so no keepalive and no
+   * exec: create, then attach and subscribe to its exit (both before start, so neither output
+   * nor exit can be missed), start, stream. The exit code comes from the engine's `die` event,
+   * which arrives well before the wait endpoint (that one also waits for the network teardown).
+   * AutoRemove deletes the container once it ends; like destroy(), we do not wait for that.
+   */
+  async runOnce(spec: CreateSpec, run: ExecSpec): Promise<ExecOutcome & { id: string }> {
+    const image = spec.image || this.defaultImage();
+    const withStdin = run.stdin !== undefined;
+    const body = containerConfig(spec, image, {
+      // argv[0] as the entrypoint: the image's ENTRYPOINT and CMD play no part, as in an exec.
+      Entrypoint: run.argv.slice(0, 1),
+      Cmd: run.argv.slice(1),
+      Env: { ...spec.env, ...run.env },
+      WorkingDir: run.cwd,
+      stdin: withStdin,
+    });
+    const signal = run.signal;
+    const containerName = newContainerName();
+    const watching = new AbortController();
+    let id: string | undefined;
+    let stream: Hijacked | undefined;
+    let running = false;
+    try {
+      id = await this.createContainer(containerName, body, image, spec, signal);
+      if (signal?.aborted) throw interrupted(signal);
+      const exit = watchExit(this.engine, id, watching.signal);
+      const attach = `/containers/${id}/attach?stream=1&stdout=1&stderr=1${withStdin ? "&stdin=1" : ""}`;
+      [stream] = await Promise.all([this.engine.hijack(attach), exit.ready]);
+      const demux = new Demultiplexer(run.onStdout, run.onStderr);
+      stream.onData((chunk) => demux.push(chunk));
+      await this.start(id, image);
+      running = true;
+      return { id, ...(await this.follow(id, stream, exit.code, run)) };
+    } catch (error) {
+      // Never started: AutoRemove will not apply, so remove it here (by name: the id may be unknown).
+      if (!running) await this.destroy(id ?? containerName).catch(() => {});
+      if (signal?.aborted && !(error instanceof InterruptedError)) throw interrupted(signal);
+      throw error;
+    } finally {
+      watching.abort();
+      stream?.destroy();
+    }
+  }
+
+  /** Streams a started one-shot container to its end; a timeout or an abort kills it (its whole tree dies with it). */
+  private async follow(id: string, stream: Hijacked, exitCode: Promise<number>, run: ExecSpec): Promise<ExecOutcome> {
+    const stopStdin = run.stdin === undefined ? () => {} : feedStdin(stream, run.stdin);
+    let timedOut = false;
+    let stopping: Promise<void> | undefined;
+    const stop = () => {
+      stopping ??= this.engine
+        .request("POST", `/containers/${id}/kill`)
+        .catch(() => {}) // 404/409: it has ended already.
+        .then(() => Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]));
+    };
+    const timer = run.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), run.timeoutMs) : undefined;
+    const onAbort = () => stop();
+    if (run.signal?.aborted) stop();
+    run.signal?.addEventListener("abort", onAbort, { once: true });
+    try {
+      await stream.ended;
+      if (stopping) await stopping;
+      if (timedOut) return { exitCode: 124, timedOut: true };
+      if (run.signal?.aborted) return { exitCode: run.signal.reason === "SIGTERM" ? 143 : 130, timedOut: false };
+      return { exitCode: await exitCode, timedOut: false };
+    } finally {
+      if (timer) clearTimeout(timer);
+      run.signal?.removeEventListener("abort", onAbort);
+      stopStdin();
     }
   }
 
@@ -453,4 +519,47 @@ function stateOf(status: string): SandboxState {
     default:
       return "unknown";
   }
+}
+
+function interrupted(signal: AbortSignal): InterruptedError {
+  return new InterruptedError(signal.reason === "SIGTERM" ? "SIGTERM" : "SIGINT");
+}
+
+function newContainerName(): string {
+  return `sandboxes-${randomBytes(6).toString("hex")}`;
+}
+
+interface MainProcess {
+  Entrypoint: string[];
+  Cmd: string[];
+  Env: Record<string, string>;
+  WorkingDir?: string;
+  /** Attach-able stdin that closes when the attached client closes its side. */
+  stdin?: boolean;
+}
+
+/** The container of a sandbox: our labels, its resources and network, docker-init, AutoRemove. */
+function containerConfig(spec: CreateSpec, image: string, main: MainProcess) {
+  const labels: Record<string, string> = { [MANAGED]: "true" };
+  for (const [key, value] of Object.entries(spec.labels)) labels[`${USER_LABEL}${key}`] = value;
+  if (spec.name) labels[NAME] = spec.name;
+  return {
+    Image: image,
+    Entrypoint: main.Entrypoint,
+    Cmd: main.Cmd,
+    Env: Object.entries(main.Env).map(([k, v]) => `${k}=${v}`),
+    ...(main.WorkingDir ? { WorkingDir: main.WorkingDir } : {}),
+    Labels: labels,
+    Tty: false,
+    OpenStdin: Boolean(main.stdin),
+    StdinOnce: Boolean(main.stdin),
+    HostConfig: {
+      Init: true,
+      AutoRemove: true,
+      ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
+      ...(spec.memoryMb ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
+      ...(spec.network === false ? { NetworkMode: "none" } : {}),
+      ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
+    },
+  };
 }

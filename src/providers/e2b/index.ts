@@ -11,6 +11,7 @@ export const E2B_CAPABILITIES: Capabilities = {
   ttl: true,
   resources: false,
   mounts: false,
+  oneShot: false,
 };
 
 /** Where the API key comes from: the environment beats config.toml. */

@@ -12,6 +12,7 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   ttl: false,
   resources: false,
   mounts: true,
+  oneShot: false,
 };
 
 export const localDescriptor: ProviderDescriptor = {

@@ -13,6 +13,7 @@ export const MODAL_CAPABILITIES: Capabilities = {
   ttl: true,
   resources: true,
   mounts: false,
+  oneShot: false,
 };
 
 export const modalDescriptor: ProviderDescriptor = {
