@@ -6,6 +6,8 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { BINARY, BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, requireEngine, uniqueLabel } from "./_docker-helpers";
 
 const cli = new Cli();
@@ -141,6 +143,29 @@ describe("docker one-shot run: the command is the container's process", () => {
     }, TIMEOUT);
   }
 });
+
+test("an image without sh: docker-init's one clear line, exit 127, nothing left", async () => {
+  // An image of one text file, imported offline through the engine.
+  const dir = join(cli.home, "nosh");
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, "hello.txt"), "hi\n");
+  const tar = Bun.spawnSync(["tar", "-c", "-C", dir, "."]).stdout;
+  const image = `sandboxes-test/dockerfast-nosh:${uniqueLabel("e2e")}`;
+  const [repo, tag] = image.split(":");
+  const imported = await fetch(`http://docker/images/create?fromSrc=-&repo=${repo}&tag=${tag}`, { method: "POST", unix: "/var/run/docker.sock", headers: { "content-type": "application/x-tar" }, body: tar } as RequestInit);
+  expect(imported.status).toBe(200);
+  await imported.text();
+  try {
+    const mark = label("oneshot-nosh");
+    const result = await cli.run(["run", "-p", "docker", "--image", image, "-l", `e2e=${mark}`, "true"]);
+    expect(result.code).toBe(127);
+    expect(result.stdout).toBe("");
+    expect(result.stderr).toContain("exec sh failed: No such file or directory");
+    expect(await containersLeft("e2e", mark)).toEqual([]);
+  } finally {
+    await engine("DELETE", `/images/${image}?force=true`);
+  }
+}, TIMEOUT);
 
 describe("docker runs that keep the keepalive and exec path", () => {
   test("--ttl, --workdir and --keep take the exec path (the engine saw an exec)", async () => {
