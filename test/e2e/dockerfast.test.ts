@@ -59,7 +59,7 @@ async function oneShotEvents(mark: string, since: number): Promise<EngineEvent[]
 const nowSeconds = () => Math.floor(Date.now() / 1000) - 1;
 
 /** Spawns the binary with raw bytes on stdin and collects raw stdout/stderr bytes. */
-async function runBytes(args: string[], stdin: Uint8Array) {
+async function runBytes(args: string[], stdin: Uint8Array<ArrayBuffer>) {
   const child = Bun.spawn([BINARY, ...args], { env: cli.env(), stdin: new Blob([stdin]), stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
   return { stdout, stderr, code };

@@ -161,6 +161,7 @@ export class DockerProvider implements Provider {
       [stream] = await Promise.all([this.engine.hijack(attach), exit.ready]);
       const demux = new Demultiplexer(run.onStdout, run.onStderr);
       stream.onData((chunk) => demux.push(chunk));
+      if (signal?.aborted) throw interrupted(signal);
       await this.start(id, image);
       running = true;
       return { id, ...(await this.follow(id, stream, exit.code, run)) };
