@@ -104,6 +104,17 @@ describe("docker one-shot run: the command is the container's process", () => {
     await oneShotEvents(mark, since);
   }, TIMEOUT);
 
+  test("an endless stdin pipe does not outlive the command", async () => {
+    const mark = label("oneshot-endless");
+    const chunk = new TextEncoder().encode("y\n".repeat(4096));
+    const endless = new ReadableStream<Uint8Array>({ pull: (controller) => controller.enqueue(chunk) });
+    const child = Bun.spawn([BINARY, "run", "-p", "docker", "--image", BUSYBOX, "-l", `e2e=${mark}`, "head -c 6"], { env: cli.env(), stdin: endless, stdout: "pipe", stderr: "pipe" });
+    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    expect(stdout).toBe("y\ny\ny\n");
+    expect(code).toBe(0);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
+  }, TIMEOUT);
+
   test("--timeout kills the whole container: 124, output so far kept, nothing left", async () => {
     const mark = label("oneshot-timeout");
     const since = nowSeconds();
