@@ -12,7 +12,7 @@ import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
 import { EXIT, exitForStop } from "./core/exit-codes";
-import { writeStderr, writeStdout } from "./commands/_output";
+import { brokenPipe, writeStderr, writeStdout } from "./stdio";
 
 /**
  * --version and the top-level help, answered before anything else loads. They write with
@@ -52,7 +52,6 @@ async function main(argv: string[]): Promise<number> {
     const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
     if (dashDash === -1 || helpIndex < dashDash) {
       const { commandHelp } = await import("./help-text");
-      const { writeStdout } = await import("./commands/_output");
       writeStdout((await commandHelp(first))!);
       return EXIT.ok;
     }
@@ -66,7 +65,6 @@ async function main(argv: string[]): Promise<number> {
   const sigterm = onSignal("SIGTERM");
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
-  const { brokenPipe } = await import("./commands/_output");
   brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
   try {
     const args = parseCommandArgs(command, rest);

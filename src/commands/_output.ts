@@ -1,5 +1,5 @@
 import type { ConsolaInstance } from "consola";
-import { writeSync } from "node:fs";
+import { writeStdout } from "../stdio";
 
 // consola pulls in node:tty and node:util: loaded on the first ui() call, so commands that only
 // print data (providers, --json) do not pay for it at start-up.
@@ -32,43 +32,7 @@ export function ui(): ConsolaInstance {
   return instance;
 }
 
-/** Set by main.ts: called once when whoever reads our stdout has gone (`sandboxes run yes | head -1`). */
-export const brokenPipe: { onStdoutClosed?: () => void } = {};
-const closed = new Set<number>();
-
-/**
- * Blocking writes, so a slow reader slows the program down (backpressure through the pipes)
- * instead of us buffering without bound and losing the tail at exit.
- */
-function writeAll(fd: 1 | 2, chunk: Uint8Array | string): void {
-  if (closed.has(fd)) return;
-  let bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
-  while (bytes.length > 0) {
-    try {
-      bytes = bytes.subarray(writeSync(fd, bytes));
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === "EAGAIN") {
-        Bun.sleepSync(1);
-        continue;
-      }
-      if (code === "EPIPE") {
-        closed.add(fd);
-        if (fd === 1) brokenPipe.onStdoutClosed?.();
-        return;
-      }
-      throw error;
-    }
-  }
-}
-
-export function writeStdout(chunk: Uint8Array | string): void {
-  writeAll(1, chunk);
-}
-
-export function writeStderr(chunk: Uint8Array | string): void {
-  writeAll(2, chunk);
-}
+export { brokenPipe, writeStderr, writeStdout } from "../stdio";
 
 export function printJson(document: unknown): void {
   writeStdout(JSON.stringify(document, null, 2) + "\n");
