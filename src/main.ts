@@ -12,7 +12,8 @@ import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
 import { EXIT, exitForStop } from "./core/exit-codes";
-import { brokenPipe, writeStderr, writeStdout } from "./stdio";
+// Loaded after the quick answers (--version, --help), which must not pay for node:fs.
+let stdio: typeof import("./stdio");
 
 /**
  * --version and the top-level help, answered before anything else loads. They write with
@@ -52,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
     if (dashDash === -1 || helpIndex < dashDash) {
       const { commandHelp } = await import("./help-text");
-      writeStdout((await commandHelp(first))!);
+      stdio.writeStdout((await commandHelp(first))!);
       return EXIT.ok;
     }
   }
@@ -65,7 +66,7 @@ async function main(argv: string[]): Promise<number> {
   const sigterm = onSignal("SIGTERM");
   process.on("SIGINT", sigint);
   process.on("SIGTERM", sigterm);
-  brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
+  stdio.brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
   try {
     const args = parseCommandArgs(command, rest);
     const { loadSettings } = await import("./core/config");
@@ -78,8 +79,11 @@ async function main(argv: string[]): Promise<number> {
     }
     return reportError(error, json && !!command.args.json, !!command.runsPrograms);
   } finally {
-    const { closeProviders } = await import("./core/select");
-    await closeProviders();
+    // Only commands that can reach a provider load the provider table at all.
+    if ("provider" in command.args) {
+      const { closeProviders } = await import("./core/select");
+      await closeProviders();
+    }
     process.off("SIGINT", sigint);
     process.off("SIGTERM", sigterm);
   }
@@ -147,12 +151,12 @@ function reportError(error: unknown, json: boolean, runsPrograms: boolean): numb
   if (known instanceof InterruptedError && known.signal === "SIGPIPE") return code;
   const message = known ? known.message : `internal error: ${(error as Error)?.message ?? String(error)}`;
   if (json) {
-    writeStdout(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
+    stdio.writeStdout(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
   } else {
-    writeStderr(`sandboxes: ${message}${known?.hint ? `: ${known.hint}` : ""}\n`);
+    stdio.writeStderr(`sandboxes: ${message}${known?.hint ? `: ${known.hint}` : ""}\n`);
     if (!known || process.env.SANDBOXES_DEBUG || process.env.DEBUG) {
-      if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) writeStderr(`${error.stack}\n`);
-      else if (!known) writeStderr("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");
+      if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) stdio.writeStderr(`${error.stack}\n`);
+      else if (!known) stdio.writeStderr("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");
     }
   }
   return code;
@@ -167,6 +171,7 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
 const argv = process.argv.slice(2);
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
+stdio = await import("./stdio");
 const code = await main(argv);
 // Data goes out with blocking writes (commands/_output.ts); only consola's human lines may still
 // sit in Node's stderr stream.
