@@ -1,7 +1,7 @@
 import type { Settings } from "./config";
 import { InterruptedError, type StopReason } from "./errors";
 import { resolveSandbox } from "./resolve";
-import type { OutputSink } from "./run";
+import { execSpec, type OutputSink } from "./run";
 
 export interface ExecOptions {
   ref: string;
@@ -25,16 +25,7 @@ export interface ExecResult {
 export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
   const started = performance.now();
   const { provider, record } = await resolveSandbox(settings, options.ref, options.provider);
-  const outcome = await provider.exec(record.id, {
-    argv: ["sh", "-c", options.line],
-    env: options.env,
-    cwd: options.workdir,
-    timeoutMs: options.timeoutMs,
-    stdin: options.stdin,
-    onStdout: sink.stdout,
-    onStderr: sink.stderr,
-    signal: options.signal,
-  });
+  const outcome = await provider.exec(record.id, execSpec(["sh", "-c", options.line], options, sink, options.workdir));
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };
 }

@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
-import type { CreateSpec, ExecOutcome, Provider, SandboxRecord } from "../providers/types";
+import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { InterruptedError, SandboxesError, type StopReason } from "./errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
@@ -167,16 +167,7 @@ function canRunOnce(provider: Provider, options: RunOptions): options is Command
 }
 
 async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink, started: number): Promise<RunResult> {
-  const outcome = await provider.runOnce!(createSpec(options, sink), {
-    argv: commandArgv(options),
-    env: options.env,
-    cwd: options.workdir,
-    timeoutMs: options.timeoutMs,
-    stdin: options.stdin,
-    onStdout: sink.stdout,
-    onStderr: sink.stderr,
-    signal: options.signal,
-  });
+  const outcome = await provider.runOnce!(createSpec(options, sink), execSpec(commandArgv(options), options, sink, options.workdir));
   throwIfAborted(options.signal);
   return {
     sandboxId: outcome.id,
@@ -288,18 +279,19 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
 }
 
 async function execChecked(provider: Provider, id: string, argv: string[], options: RunOptions, sink: OutputSink, cwd?: string): Promise<ExecOutcome> {
-  const outcome = await provider.exec(id, {
-    argv,
-    env: options.env,
-    cwd,
-    timeoutMs: options.timeoutMs,
-    stdin: options.stdin,
-    onStdout: sink.stdout,
-    onStderr: sink.stderr,
-    signal: options.signal,
-  });
+  const outcome = await provider.exec(id, execSpec(argv, options, sink, cwd));
   throwIfAborted(options.signal);
   return outcome;
+}
+
+/** The program's own command: its env, bounds, stdin and live output. */
+export function execSpec(
+  argv: string[],
+  options: { env: Record<string, string>; timeoutMs?: number; stdin?: ExecSpec["stdin"]; signal: AbortSignal },
+  sink: OutputSink,
+  cwd?: string,
+): ExecSpec {
+  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
 }
 
 async function uploadProjectDir(provider: Provider, id: string, dir: string, codeDir: string): Promise<void> {

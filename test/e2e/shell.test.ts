@@ -58,11 +58,18 @@ for (const name of ptyProviderNames()) {
       terminal.type("echo SIZE-$(stty size | tr ' ' x) LOGIN-$(shopt -q login_shell 2>/dev/null && echo yes || echo sh)");
       await terminal.waitFor(/^SIZE-30x100 LOGIN-(yes|sh)$/m);
       terminal.resize(120, 40);
-      terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
       if (provider.resize) {
-        await terminal.waitFor(/^RESIZED-40x120$/m);
+        // The resize travels asynchronously (SIGWINCH, then the provider's resize call), so a
+        // command typed at once may still see the old size: ask again until the new one shows.
+        let resized = false;
+        for (let attempt = 0; attempt < 20 && !resized; attempt++) {
+          terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
+          resized = await terminal.waitFor(/^RESIZED-40x120$/m, 1000).then(() => true, () => false);
+        }
+        expect(resized).toBe(true);
         expect(terminal.screen()).not.toContain("cannot resize");
       } else {
+        terminal.type("echo RESIZED-$(stty size | tr ' ' x)");
         // Modal's SDK cannot resize: said once at attach, and the session goes on at its size.
         const screen = await terminal.waitFor(/^RESIZED-30x100$/m);
         expect(screen.match(new RegExp(`provider ${name} cannot resize the remote terminal: it stays 100x30`, "g"))?.length).toBe(1);
