@@ -1,5 +1,6 @@
 import type { OutputSink } from "../core/run";
 import { printJson, ui, writeStderr, writeStdout } from "./_output";
+import { isTerminal } from "../stdio";
 
 export interface CapturingSink extends OutputSink {
   captured?: { stdout: Uint8Array[]; stderr: Uint8Array[] };
@@ -12,7 +13,7 @@ export function execSink(json: boolean): CapturingSink {
       stdout: (c) => writeStdout(c),
       stderr: (c) => writeStderr(c),
       info: (m) => ui().info(m),
-      progress: process.stderr.isTTY ? (m) => ui().info(m) : undefined,
+      progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
     };
   }
   const captured = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };

@@ -1,12 +1,12 @@
 import type { ConsolaInstance } from "consola";
-import { writeStdout } from "../stdio";
+import { isTerminal, writeStdout } from "../stdio";
 
 // consola pulls in node:tty and node:util: loaded on the first ui() call, so commands that only
 // print data (providers, --json) do not pay for it at start-up.
 const createConsola: typeof import("consola").createConsola = (options) => (require("consola") as typeof import("consola")).createConsola(options);
 
 /** One colour policy: NO_COLOR, FORCE_COLOR, TERM=dumb and non-TTY stderr turn colour off. */
-export function useColor(env = process.env, isTTY = Boolean(process.stderr.isTTY)): boolean {
+export function useColor(env = process.env, isTTY = isTerminal(2)): boolean {
   if (env.NO_COLOR) return false;
   if (env.FORCE_COLOR && env.FORCE_COLOR !== "0") return true;
   if (env.TERM === "dumb") return false;
@@ -39,7 +39,7 @@ export function printJson(document: unknown): void {
 }
 
 /** Plain, tab-separated rows when not a TTY; aligned columns on a TTY. Never truncates. */
-export function renderTable(headers: string[], rows: string[][], tty = Boolean(process.stdout.isTTY)): string {
+export function renderTable(headers: string[], rows: string[][], tty = isTerminal(1)): string {
   if (!tty) return [headers, ...rows].map((r) => r.join("\t")).join("\n") + "\n";
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();

@@ -3,6 +3,7 @@ import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type 
 import { defineCommand } from "./_context";
 import { printJson, ui, writeStdout } from "./_output";
 import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
+import { isTerminal } from "../stdio";
 
 export default defineCommand({
   meta: {
@@ -28,7 +29,7 @@ export default defineCommand({
       const { sandboxes, warnings } = await listSandboxes(settings, { provider: args.provider as string | undefined, labels });
       for (const warning of warnings) ui().warn(`${warning.provider}: ${warning.message}`);
       if (sandboxes.length && !args.yes) {
-        if (!process.stdin.isTTY || !process.stderr.isTTY || args.json) {
+        if (!isTerminal(0) || !isTerminal(2) || args.json) {
           throw new UsageError("confirmation_required", `refusing to destroy ${sandboxes.length} sandbox(es) without confirmation: add --yes`);
         }
         const { confirm, isCancel } = await import("@clack/prompts");

@@ -4,6 +4,7 @@ import { shellQuote } from "../core/quote";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import { envArgs, jsonArg, parseEnv, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
+import { isTerminal } from "../stdio";
 
 
 export default defineCommand({
@@ -40,7 +41,7 @@ export default defineCommand({
         env: parseEnv(strings(args.env), settings.env),
         workdir: args.workdir as string | undefined,
         timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
-        stdin: process.stdin.isTTY ? undefined : (Bun.stdin.stream() as ReadableStream<Uint8Array>),
+        stdin: isTerminal(0) ? undefined : (Bun.stdin.stream() as ReadableStream<Uint8Array>),
         signal,
       },
       sink,

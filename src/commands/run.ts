@@ -10,6 +10,7 @@ import {
   envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
   splitPair, strings, timeoutArg, workdirArg,
 } from "./_shared";
+import { isTerminal } from "../stdio";
 
 export default defineCommand({
   meta: {
@@ -62,7 +63,7 @@ export default defineCommand({
       // `run -- prog arg…` (no COMMAND): the words after -- are the command itself, as with docker.
       source = { kind: "command", line: commandLine || args["--"].map(shellQuote).join(" ") };
       if (!commandLine) args["--"] = [];
-    } else if (!process.stdin.isTTY) {
+    } else if (!isTerminal(0)) {
       if (!lang) throw new UsageError("missing_language", "code on stdin needs --lang (e.g. `cat main.go | sandboxes run --lang go`)");
       const language = byName(lang) ?? languageFor("stdin", lang);
       const code = await Bun.stdin.bytes();
@@ -101,7 +102,7 @@ export default defineCommand({
       source,
       args: args["--"],
       // Forward our stdin to the program when it is a pipe or file (not a terminal, not the code).
-      stdin: source.kind !== "stdin" && !process.stdin.isTTY ? (Bun.stdin.stream() as ReadableStream<Uint8Array>) : undefined,
+      stdin: source.kind !== "stdin" && !isTerminal(0) ? (Bun.stdin.stream() as ReadableStream<Uint8Array>) : undefined,
       network: network === undefined ? undefined : network !== "none",
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
