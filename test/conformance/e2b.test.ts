@@ -33,8 +33,6 @@ describe("e2b fake bookkeeping", () => {
 // The same suite against the real service, only when a real key is present.
 const realKey = process.env.E2B_API_KEY;
 const isReal = !!realKey && !process.env.E2B_API_URL && !realKey.startsWith("e2b_fake");
-if (isReal) {
+describe.skipIf(!isReal)("e2b real service (a real E2B_API_KEY set)", () => {
   testProvider("e2b (real service)", () => e2bDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 120_000 });
-} else {
-  test.skip("e2b (real service): set a real E2B_API_KEY to run the conformance suite against E2B", () => {});
-}
+});

@@ -39,7 +39,7 @@ afterAll(async () => {
   await fake?.stop();
 });
 
-if (realCredentials) {
+describe.skipIf(!realCredentials)("modal real service (MODAL_TOKEN_ID and MODAL_TOKEN_SECRET set)", () => {
   testProvider(
     "modal (real service)",
     async () => {
@@ -51,6 +51,4 @@ if (realCredentials) {
     },
     { timeout: 180_000 },
   );
-} else {
-  test.skip("modal (real service): needs MODAL_TOKEN_ID and MODAL_TOKEN_SECRET", () => {});
-}
+});

@@ -2,6 +2,7 @@
  * Helpers for the docker e2e tests: spawn the compiled binary with a private HOME/XDG and
  * NO_COLOR, and ask the Engine API directly what exists (never through the code under test).
  */
+import { afterAll, beforeAll } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -112,4 +113,29 @@ export class Cli {
     const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
     return { code, stdout, stderr };
   }
+}
+
+/**
+ * The shared frame of a docker e2e file: the engine and the binary are checked first, and every
+ * label value handed out is swept afterwards, so a failing test never leaves a container behind.
+ */
+export function dockerE2eSuite(): { cli: Cli; label: (prefix: string) => string } {
+  const used: string[] = [];
+  beforeAll(async () => {
+    await requireEngine();
+    await ensureBinary();
+  }, 120_000);
+  afterAll(async () => {
+    for (const value of used) {
+      for (const container of await containersLabelled("e2e", value)) await engine("DELETE", `/containers/${container.Id}?force=true`);
+    }
+  });
+  return {
+    cli: new Cli(),
+    label: (prefix) => {
+      const value = uniqueLabel(prefix);
+      used.push(value);
+      return value;
+    },
+  };
 }

@@ -3,32 +3,14 @@
  * installs and starts it and builds the offline images). What exists afterwards is checked
  * through the Engine API directly, never through the binary under test.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeRegistry } from "../fakes/docker/registry";
-import { BINARY, BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, NODE, requireEngine, SOCKET, uniqueLabel } from "./_docker-helpers";
+import { BINARY, BUSYBOX, dockerE2eSuite, containersLabelled, containersLeft, engine, NODE, SOCKET, uniqueLabel } from "./_docker-helpers";
 
-const cli = new Cli();
+const { cli, label } = dockerE2eSuite();
 const TIMEOUT = 60_000;
-/** Every label value used here, so afterAll can remove whatever a failing test left behind. */
-const used: string[] = [];
-const label = (prefix: string) => {
-  const value = uniqueLabel(prefix);
-  used.push(value);
-  return value;
-};
-
-beforeAll(async () => {
-  await requireEngine();
-  await ensureBinary();
-}, 120_000);
-
-afterAll(async () => {
-  for (const value of used) {
-    for (const container of await containersLabelled("e2e", value)) await engine("DELETE", `/containers/${container.Id}?force=true`);
-  }
-});
 
 /** Waits until `text` shows up on the child's stdout (then keeps draining it). */
 async function waitForOutput(stream: ReadableStream<Uint8Array>, text: string): Promise<() => string> {

@@ -4,31 +4,14 @@
  * binary did is read back from the engine itself: its event log names every exec it created,
  * and its container list shows what is left.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, BUSYBOX, Cli, containersLabelled, containersLeft, engine, ensureBinary, requireEngine, uniqueLabel } from "./_docker-helpers";
+import { BINARY, BUSYBOX, dockerE2eSuite, containersLeft, engine, uniqueLabel } from "./_docker-helpers";
 
-const cli = new Cli();
+const { cli, label } = dockerE2eSuite();
 const TIMEOUT = 60_000;
-const used: string[] = [];
-const label = (prefix: string) => {
-  const value = uniqueLabel(prefix);
-  used.push(value);
-  return value;
-};
-
-beforeAll(async () => {
-  await requireEngine();
-  await ensureBinary();
-}, 120_000);
-
-afterAll(async () => {
-  for (const value of used) {
-    for (const container of await containersLabelled("e2e", value)) await engine("DELETE", `/containers/${container.Id}?force=true`);
-  }
-});
 
 interface EngineEvent {
   Action: string;
