@@ -9,6 +9,7 @@ import { formatArgs, packFile, renameArgs } from "./archive";
 import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
+import { shellQuote } from "./quote";
 
 export type CodeSource =
   | { kind: "command"; line: string }
@@ -57,7 +58,6 @@ export interface RunResult {
   reused: boolean;
 }
 
-const shellQuote = (value: string) => (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
 
 /** Picks the language of a file, or fails with the list of languages and the --lang hint. */
 export function languageFor(path: string, langFlag?: string): Language {

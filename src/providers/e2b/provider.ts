@@ -15,6 +15,7 @@ import {
   type SandboxState,
 } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
+import { shellQuote as quote } from "../../core/quote";
 
 type Sdk = typeof import("e2b");
 
@@ -32,7 +33,6 @@ const STDIN_CHUNK = 64 * 1024;
  */
 const GROUP_WRAPPER = `if command -v setsid >/dev/null 2>&1; then exec setsid /bin/sh -c '"$@"; exit $?' sandboxes "$@"; else "$@"; exit $?; fi`;
 
-const quote = (value: string) => (/^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`);
 
 /** The `bash -l -c` line the SDK runs: our wrapper with argv as its positional parameters. */
 export function commandLine(argv: string[]): string {

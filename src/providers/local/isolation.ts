@@ -1,6 +1,7 @@
 import { existsSync, lstatSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount } from "../types";
+import { shellQuote as quote } from "../../core/quote";
 
 /**
  * How a local sandbox is built. Two mechanisms with one layout:
@@ -150,7 +151,6 @@ function readLinkSafe(path: string): string {
   }
 }
 
-const quote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 
 /**
  * argv for the util-linux mechanism: `unshare` creates the namespaces, then a POSIX sh script

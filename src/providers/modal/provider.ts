@@ -23,6 +23,7 @@ import {
 import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
+import { shellQuote } from "../../core/quote";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 
@@ -77,7 +78,6 @@ function splitTags(tags: Record<string, string>): { labels: Record<string, strin
   return { labels, own };
 }
 
-const shellQuote = (value: string) => `'${value.replaceAll("'", `'\\''`)}'`;
 
 export class ModalProvider implements Provider {
   readonly name = PROVIDER;
