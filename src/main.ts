@@ -2,11 +2,11 @@
 /**
  * The only place that parses argv, maps errors to exit codes, and exits.
  *
- * Parsing is strict and our own (node:util parseArgs driven by each command's flag table):
- * citty's parser keeps only the last value of a repeated flag (-e A -e B) and silently accepts
- * unknown flags, and its runMain prints raw stacks; both break the CLI contract.
+ * Parsing is strict and our own (src/argv.ts, driven by each command's flag table): citty's
+ * parser keeps only the last value of a repeated flag (-e A -e B) and silently accepts unknown
+ * flags, and its runMain prints raw stacks; both break the CLI contract.
  */
-import { parseArgs } from "node:util";
+import { FlagError, parseFlags, type FlagSpec } from "./argv";
 import { COMMANDS, type CommandName } from "./commands/index";
 import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
@@ -95,20 +95,17 @@ export function parseCommandArgs(command: Command, rawArgs: string[]): ParsedArg
   const dashDash = rawArgs.indexOf("--");
   const before = dashDash === -1 ? rawArgs : rawArgs.slice(0, dashDash);
   const after = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
-  const options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }> = {};
+  const specs: Record<string, FlagSpec> = {};
   for (const [name, def] of Object.entries(command.args)) {
     if (def.type === "positional") continue;
-    options[name] = { type: def.type, ...(def.alias ? { short: def.alias } : {}), ...(def.multiple ? { multiple: true } : {}) };
+    specs[name] = { type: def.type, ...(def.alias ? { short: def.alias } : {}), ...(def.multiple ? { multiple: true } : {}) };
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: before, options, allowPositionals: true, strict: true });
+    parsed = parseFlags(before, specs);
   } catch (error) {
-    throw translateParseError(error as Error & { code?: string }, command);
-  }
-  for (const [name, value] of Object.entries(parsed.values)) {
-    const def = command.args[name]!;
-    if (def.type === "string" && !def.multiple && Array.isArray(value)) throw new UsageError("repeated_flag", `--${name} given more than once`);
+    if (error instanceof FlagError) throw flagUsageError(error, command);
+    throw error;
   }
   const positionals = parsed.positionals;
   const declared = Object.entries(command.args).filter(([, d]) => d.type === "positional");
@@ -120,26 +117,31 @@ export function parseCommandArgs(command: Command, rawArgs: string[]): ParsedArg
   return { ...parsed.values, _: positionals, "--": after } as ParsedArgs;
 }
 
-function translateParseError(error: Error & { code?: string }, command: Command): UsageError {
-  const known = Object.entries(command.args)
-    .filter(([, d]) => d.type !== "positional")
-    .flatMap(([name, d]) => [`--${name}`, ...(d.alias ? [`-${d.alias}`] : [])]);
-  const unknown = /Unknown option '([^']+)'/.exec(error.message)?.[1];
-  if (unknown) {
-    const suggestion = closest(unknown.startsWith("--") ? unknown : unknown, known);
-    return new UsageError("unknown_flag", `unknown flag ${unknown} for "${command.meta.name}"${suggestion ? `; did you mean ${suggestion}?` : ""} (see sandboxes ${command.meta.name} --help)`);
+function flagUsageError(error: FlagError, command: Command): UsageError {
+  const name = command.meta.name;
+  switch (error.reason) {
+    case "unknown": {
+      const long = Object.entries(command.args).filter(([, d]) => d.type !== "positional").map(([flag]) => `--${flag}`);
+      // One letter is too short to guess from, but "-json" (unknown from its first letter on)
+      // most likely meant "--json"; in a group like "-yz" the known -y shows it was a group.
+      const singleDashWord = error.value !== undefined && error.value.length > 2 && error.value[1] === error.flag[1];
+      const suggestion = error.flag.startsWith("--") ? closest(error.flag, long) : singleDashWord ? closest(`-${error.value}`, long) : undefined;
+      return new UsageError("unknown_flag", `unknown flag ${error.flag} for "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""} (see sandboxes ${name} --help)`);
+    }
+    case "missing_value":
+      return new UsageError("missing_value", `${error.flag} needs a value (see sandboxes ${name} --help)`);
+    case "value_looks_like_flag":
+      return new UsageError("missing_value", `${error.flag} needs a value, not the flag-like ${error.value}: to pass a value that starts with "-", write ${error.flag}=${error.value}`);
+    case "unexpected_value":
+      return new UsageError("unexpected_value", `${error.flag} is a switch and takes no value`);
+    case "repeated":
+      return new UsageError("repeated_flag", `${error.flag} given more than once (it takes one value)`);
   }
-  const missingValue = /Option '(?:-\w, )?(--[\w-]+)[^']*' argument missing/.exec(error.message)?.[1];
-  if (missingValue) return new UsageError("missing_value", `${missingValue} needs a value (see sandboxes ${command.meta.name} --help)`);
-  const booleanValue = /Option '(?:-\w, )?(--[\w-]+)' does not take an argument/.exec(error.message)?.[1];
-  if (booleanValue) return new UsageError("unexpected_value", `${booleanValue} is a switch and takes no value`);
-  return new UsageError("bad_arguments", error.message.split("\n")[0]!);
 }
 
 /** Waits for consola's lines on process.stderr, if anything created that stream at all. */
 async function flushHumanMessages(): Promise<void> {
-  const { humanOutputUsed } = await import("./commands/_output");
-  if (!humanOutputUsed()) return;
+  if (!stdio.humanOutput.used) return;
   process.stderr.on("error", () => {});
   await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
 }

@@ -1,7 +1,11 @@
-import { readlinkSync, writeSync } from "node:fs";
+// node:fs is loaded on the first write: ~1 ms that `--help` and friends need not pay.
+let nodeFs: typeof import("node:fs") | undefined;
+const fs = () => (nodeFs ??= require("node:fs") as typeof import("node:fs"));
 
 /** Set by main.ts: called once when whoever reads our stdout has gone (`sandboxes run yes | head -1`). */
 export const brokenPipe: { onStdoutClosed?: () => void } = {};
+/** Set once consola (commands/_ui.ts), which writes through Node's process.stderr stream, is in use. */
+export const humanOutput = { used: false };
 const closed = new Set<number>();
 
 /**
@@ -13,7 +17,7 @@ function writeAll(fd: 1 | 2, chunk: Uint8Array | string): void {
   let bytes = typeof chunk === "string" ? Buffer.from(chunk) : chunk;
   while (bytes.length > 0) {
     try {
-      bytes = bytes.subarray(writeSync(fd, bytes));
+      bytes = bytes.subarray(fs().writeSync(fd, bytes));
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === "EAGAIN") {
@@ -43,13 +47,13 @@ export function writeStderr(chunk: Uint8Array | string): void {
  * Node streams costs milliseconds at start-up (bench/startup.ts).
  */
 export function isTerminal(fd: 0 | 1 | 2): boolean {
-  // node:tty alone costs ~3 ms to load; on Linux the fd's target names the terminal for free.
-  if (process.platform === "linux") {
-    try {
-      return /^\/dev\/(pts\/\d+|tty\w*|console)$/.test(readlinkSync(`/proc/self/fd/${fd}`));
-    } catch {
-      /* no /proc: ask node:tty */
-    }
+  // node:tty costs ~2.5 ms to load (it brings in net and streams), yet its isatty(fd) is just
+  // the tty_wrap binding's isTTY(fd), in Node and in Bun alike; ask the binding directly.
+  try {
+    const binding = (process as unknown as { binding(name: string): { isTTY?: (fd: number) => boolean } }).binding("tty_wrap");
+    if (typeof binding.isTTY === "function") return binding.isTTY(fd);
+  } catch {
+    /* a runtime without the binding: ask node:tty */
   }
   return (require("node:tty") as typeof import("node:tty")).isatty(fd);
 }

@@ -1,5 +1,6 @@
 import type { OutputSink } from "../core/run";
-import { printJson, ui, writeStderr, writeStdout } from "./_output";
+import { printJson, writeStderr, writeStdout } from "./_output";
+import { ui } from "./_ui";
 import { isTerminal } from "../stdio";
 
 export interface CapturingSink extends OutputSink {

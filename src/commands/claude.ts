@@ -3,7 +3,8 @@ import { UsageError } from "../core/errors";
 import { processIO, withHangup } from "../pty/io";
 import { defineCommand } from "./_context";
 import { execSink } from "./_exec-output";
-import { formatAge, printJson, renderTable, ui, writeStdout } from "./_output";
+import { formatAge, printJson, renderTable, writeStdout } from "./_output";
+import { ui } from "./_ui";
 import { envArgs, jsonArg, parseEnv, providerArg, strings } from "./_shared";
 
 export default defineCommand({

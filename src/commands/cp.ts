@@ -1,7 +1,8 @@
 import { UsageError } from "../core/errors";
 import { copy } from "../core/copy";
 import { defineCommand } from "./_context";
-import { printJson, ui } from "./_output";
+import { printJson } from "./_output";
+import { ui } from "./_ui";
 import { jsonArg, providerArg } from "./_shared";
 
 export default defineCommand({

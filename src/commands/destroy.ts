@@ -1,7 +1,8 @@
 import { UsageError } from "../core/errors";
 import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type DestroyResult } from "../core/inventory";
 import { defineCommand } from "./_context";
-import { printJson, ui, writeStdout } from "./_output";
+import { printJson, writeStdout } from "./_output";
+import { ui } from "./_ui";
 import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
 import { isTerminal } from "../stdio";
 

@@ -1,6 +1,7 @@
 import { listSandboxes } from "../core/inventory";
 import { defineCommand } from "./_context";
-import { formatAge, formatLabels, printJson, renderTable, ui, writeStdout } from "./_output";
+import { formatAge, formatLabels, printJson, renderTable, writeStdout } from "./_output";
+import { ui } from "./_ui";
 import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
 
 export default defineCommand({

@@ -1,6 +1,7 @@
 import { testProviders } from "../core/selftest";
 import { defineCommand } from "./_context";
-import { printJson, renderTable, ui, writeStdout } from "./_output";
+import { printJson, renderTable, writeStdout } from "./_output";
+import { ui } from "./_ui";
 import { jsonArg, providerArg } from "./_shared";
 
 const ms = (value?: number) => (value === undefined ? "-" : `${value}ms`);

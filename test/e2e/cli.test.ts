@@ -147,6 +147,11 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
     ["empty code on stdin", ["run", "--lang", "go"], 125, "sandboxes: no code on stdin: pipe a program in, or pass a COMMAND or --file\n"],
     ["missing exec command", ["exec", "box"], 125, "sandboxes: missing COMMAND: sandboxes exec ID|NAME COMMAND\n"],
     ["flag without value", ["run", "true", "-t"], 125, "sandboxes: --timeout needs a value (see sandboxes run --help)\n"],
+    ["flag-like value", ["run", "-t", "-5", "true"], 125, 'sandboxes: --timeout needs a value, not the flag-like -5: to pass a value that starts with "-", write --timeout=-5\n'],
+    ["single-value flag twice", ["run", "-t", "5", "--timeout", "10", "true"], 125, "sandboxes: --timeout given more than once (it takes one value)\n"],
+    ["value for a switch", ["list", "--json=yes"], 2, "sandboxes: --json is a switch and takes no value\n"],
+    ["single dash before a long flag", ["list", "-json"], 2, 'sandboxes: unknown flag -j for "list"; did you mean --json? (see sandboxes list --help)\n'],
+    ["unknown short flag in a group", ["destroy", "-yz", "--all"], 2, "sandboxes: unknown flag -z for \"destroy\" (see sandboxes destroy --help)\n"],
   ];
   for (const [title, args, code, stderr] of cases) {
     test(title, async () => {

@@ -1,5 +1,4 @@
 import { existsSync } from "node:fs";
-import { join } from "node:path";
 
 /** Where the Docker Engine API answers; resolved without any I/O beyond existsSync. */
 export type Endpoint =
@@ -22,7 +21,7 @@ export function resolveEndpoint(env: Record<string, string | undefined>, config:
   const configured = env.DOCKER_HOST ? { value: env.DOCKER_HOST, source: "DOCKER_HOST" } : typeof config.host === "string" && config.host ? { value: config.host, source: "config.toml host" } : undefined;
   if (configured) return parseHost(configured.value, configured.source, env);
   const candidates = [DEFAULT_SOCKET];
-  if (env.XDG_RUNTIME_DIR) candidates.push(join(env.XDG_RUNTIME_DIR, "docker.sock"), join(env.XDG_RUNTIME_DIR, "podman", "podman.sock"));
+  if (env.XDG_RUNTIME_DIR) candidates.push(`${env.XDG_RUNTIME_DIR}/docker.sock`, `${env.XDG_RUNTIME_DIR}/podman/podman.sock`);
   const found = candidates.find((path) => existsSync(path));
   if (found) return { kind: "unix", socketPath: found, source: found === DEFAULT_SOCKET ? "default socket" : "user socket" };
   return { missing: `no Docker Engine socket at ${candidates.join(" or ")}: start dockerd (or Podman's socket) or set DOCKER_HOST` };
@@ -43,8 +42,8 @@ function parseHost(value: string, source: string, env: Record<string, string | u
 }
 
 function tlsFiles(env: Record<string, string | undefined>): TlsFiles {
-  const dir = env.DOCKER_CERT_PATH || join(env.HOME ?? "", ".docker");
-  return { ca: join(dir, "ca.pem"), cert: join(dir, "cert.pem"), key: join(dir, "key.pem") };
+  const dir = (env.DOCKER_CERT_PATH || `${env.HOME ?? ""}/.docker`).replace(/\/+$/, "");
+  return { ca: `${dir}/ca.pem`, cert: `${dir}/cert.pem`, key: `${dir}/key.pem` };
 }
 
 export function describeEndpoint(endpoint: Endpoint): string {

@@ -1,5 +1,5 @@
 import type { Capabilities, ProviderDescriptor } from "../types";
-import { bubblewrapPath } from "./isolation";
+import { bubblewrapPath } from "./bubblewrap";
 
 export const LOCAL_CAPABILITIES: Capabilities = {
   streaming: true,

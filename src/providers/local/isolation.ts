@@ -39,16 +39,6 @@ const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx
 /** Toolchains users install under their home directory; only these parts are shared, read-only. */
 const HOME_TOOLCHAINS = [".cargo/bin", ".rustup", ".pyenv", ".nvm", ".bun", "go/bin", ".deno", ".volta", ".local/bin", ".sdkman"];
 
-export function bubblewrapPath(env: Record<string, string | undefined>): string | undefined {
-  if (env.SANDBOXES_LOCAL_ISOLATION === "unshare") return undefined;
-  for (const dir of (env.PATH ?? "/usr/bin:/bin").split(":").concat(["/usr/bin", "/bin"])) {
-    if (!dir) continue;
-    const candidate = join(dir, "bwrap");
-    if (existsSync(candidate)) return candidate;
-  }
-  return undefined;
-}
-
 /** Directories of the caller that must be visible read-only so their toolchains work inside. */
 export function toolchainBinds(env: Record<string, string | undefined>, callerHome: string): Array<[string, string]> {
   const binds = new Map<string, string>();

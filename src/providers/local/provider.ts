@@ -5,7 +5,8 @@ import { ProviderError, SandboxesError } from "../../core/errors";
 import { homeDir } from "../../core/config";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
-import { bubblewrapPath, bwrapArgv, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { bubblewrapPath } from "./bubblewrap";
+import { bwrapArgv, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {

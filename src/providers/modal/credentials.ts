@@ -1,5 +1,4 @@
 import { readFileSync } from "node:fs";
-import { join } from "node:path";
 
 /** A Modal token pair and where it came from (for `providers`). */
 export interface ModalCredentials {
@@ -17,7 +16,7 @@ const text = (value: unknown): string | undefined => (typeof value === "string" 
 /** The path the Modal CLI and SDK read: $MODAL_CONFIG_PATH or ~/.modal.toml. */
 export function modalConfigPath(env: Env): string | undefined {
   if (env.MODAL_CONFIG_PATH) return env.MODAL_CONFIG_PATH;
-  return env.HOME ? join(env.HOME, ".modal.toml") : undefined;
+  return env.HOME ? `${env.HOME.replace(/\/+$/, "")}/.modal.toml` : undefined;
 }
 
 /**
