@@ -53,7 +53,7 @@ async function main(argv: string[]): Promise<number> {
     const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
     if (dashDash === -1 || helpIndex < dashDash) {
       const { commandHelp } = await import("./help-text");
-      stdio.writeStdout((await commandHelp(first))!);
+      await stdio.emitStdout((await commandHelp(first))!);
       return EXIT.ok;
     }
   }
@@ -70,7 +70,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const args = parseCommandArgs(command, rest);
     const { loadSettings } = await import("./core/config");
-    const code = await command.run({ args, settings: loadSettings(), signal: controller.signal });
+    const code = await command.run({ args, settings: await loadSettings(), signal: controller.signal });
     if (controller.signal.aborted) return exitForStop(controller.signal.reason);
     return code;
   } catch (error) {
@@ -152,6 +152,16 @@ function reportError(error: unknown, json: boolean, runsPrograms: boolean): numb
   // Like any program whose reader went away: no message, just 141.
   if (known instanceof InterruptedError && known.signal === "SIGPIPE") return code;
   const message = known ? known.message : `internal error: ${(error as Error)?.message ?? String(error)}`;
+  try {
+    writeReport(error, known, message, code, json && known?.code !== "stdout_failed");
+  } catch {
+    // stderr cannot be written either: the exit code is all that is left.
+  }
+  return code;
+}
+
+/** The error as one line on stderr, or as the JSON document (unless stdout itself failed). */
+function writeReport(error: unknown, known: SandboxesError | undefined, message: string, code: number, json: boolean): void {
   if (json) {
     stdio.writeStdout(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
   } else {
@@ -161,7 +171,6 @@ function reportError(error: unknown, json: boolean, runsPrograms: boolean): numb
       else if (!known) stdio.writeStderr("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");
     }
   }
-  return code;
 }
 
 function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {

@@ -1,3 +1,5 @@
+import { SandboxesError } from "./core/errors";
+
 // node:fs is loaded on the first write: ~1 ms that `--help` and friends need not pay.
 let nodeFs: typeof import("node:fs") | undefined;
 const fs = () => (nodeFs ??= require("node:fs") as typeof import("node:fs"));
@@ -29,11 +31,36 @@ function writeAll(fd: 1 | 2, chunk: Uint8Array | string): void {
         if (fd === 1) brokenPipe.onStdoutClosed?.();
         return;
       }
-      throw error;
+      throw writeFailed(fd, error);
     }
   }
 }
 
+/**
+ * A whole document (a table, a JSON document, help text) through Bun's own writer, resolving
+ * once every byte is out. Commands that print only documents (providers, list, help) then never
+ * load node:fs, which costs ~1 ms of start-up (bench/startup.ts). A reader that went away counts
+ * as it does for writeStdout.
+ */
+export async function emitStdout(text: string): Promise<void> {
+  if (closed.has(1)) return;
+  try {
+    await Bun.write(Bun.stdout, text);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPIPE") throw writeFailed(1, error);
+    closed.add(1);
+    brokenPipe.onStdoutClosed?.();
+  }
+}
+
+/** A full disk or a closed descriptor is the user's environment, not a bug in sandboxes. */
+function writeFailed(fd: 1 | 2, error: unknown): SandboxesError {
+  const code = (error as NodeJS.ErrnoException).code;
+  const what = fd === 1 ? "standard output" : "standard error";
+  return new SandboxesError(fd === 1 ? "stdout_failed" : "stderr_failed", `cannot write to ${what}: ${code ?? (error as Error).message}`, "user", `check where ${what} goes (a full disk, a closed descriptor)`);
+}
+
+/** Streamed output (a running program's): blocking writes, see writeAll. */
 export function writeStdout(chunk: Uint8Array | string): void {
   writeAll(1, chunk);
 }

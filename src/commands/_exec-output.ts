@@ -36,8 +36,8 @@ function textFields(name: "stdout" | "stderr", chunks: Uint8Array[]): Record<str
   return fields;
 }
 
-export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): void {
-  printJson({
+export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): Promise<void> {
+  return printJson({
     sandbox_id: result.sandboxId,
     provider: result.provider,
     exit_code: result.exitCode,

@@ -1,9 +1,9 @@
-import { isTerminal, writeStdout } from "../stdio";
+import { emitStdout, isTerminal } from "../stdio";
 
-export { brokenPipe, writeStderr, writeStdout } from "../stdio";
+export { brokenPipe, emitStdout, writeStderr, writeStdout } from "../stdio";
 
-export function printJson(document: unknown): void {
-  writeStdout(JSON.stringify(document, null, 2) + "\n");
+export function printJson(document: unknown): Promise<void> {
+  return emitStdout(JSON.stringify(document, null, 2) + "\n");
 }
 
 /** Plain, tab-separated rows when not a TTY; aligned columns on a TTY. Never truncates. */

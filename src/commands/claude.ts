@@ -3,7 +3,7 @@ import { UsageError } from "../core/errors";
 import { processIO, withHangup } from "../pty/io";
 import { defineCommand } from "./_context";
 import { execSink } from "./_exec-output";
-import { formatAge, printJson, renderTable, writeStdout } from "./_output";
+import { formatAge, printJson, renderTable, emitStdout } from "./_output";
 import { ui } from "./_ui";
 import { envArgs, jsonArg, parseEnv, providerArg, strings } from "./_shared";
 
@@ -35,7 +35,7 @@ export default defineCommand({
       if (args._.length || args["--"].length) throw new UsageError("conflicting_arguments", "--list takes no DIR and no claude arguments");
       const { sandboxes, warnings } = await listClaudeSandboxes(settings, args.provider as string | undefined);
       if (args.json) {
-        printJson({
+        await printJson({
           sandboxes: sandboxes.map((s) => ({ id: s.id, provider: s.provider, name: s.name ?? null, state: s.state, workdir: s.workdir ?? null, created_at: s.createdAt ?? null })),
           warnings,
         });
@@ -47,7 +47,7 @@ export default defineCommand({
         return 0;
       }
       const rows = sandboxes.map((s) => [s.name ?? "-", s.id, s.provider, s.state, s.workdir ?? "-", formatAge(s.createdAt)]);
-      writeStdout(renderTable(["NAME", "ID", "PROVIDER", "STATE", "WORKDIR", "AGE"], rows));
+      await emitStdout(renderTable(["NAME", "ID", "PROVIDER", "STATE", "WORKDIR", "AGE"], rows));
       return 0;
     }
     if (args.json) throw new UsageError("conflicting_arguments", "--json applies to --list only");

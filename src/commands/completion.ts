@@ -1,6 +1,6 @@
 import { UsageError } from "../core/errors";
 import { defineCommand } from "./_context";
-import { writeStdout } from "./_output";
+import { emitStdout } from "./_output";
 
 export default defineCommand({
   meta: {
@@ -21,7 +21,7 @@ export default defineCommand({
       throw new UsageError("unknown_shell", `unknown shell "${args._.join(" ")}": use one of ${SHELLS.join(", ")}`);
     }
     const { renderCompletion } = await import("../completion/render");
-    writeStdout(renderCompletion(shell as (typeof SHELLS)[number], await completionSpec()));
+    await emitStdout(renderCompletion(shell as (typeof SHELLS)[number], await completionSpec()));
     return 0;
   },
 });

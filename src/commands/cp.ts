@@ -23,7 +23,7 @@ export default defineCommand({
     if (!source || !destination) throw new UsageError("missing_argument", "cp needs SRC and DST: sandboxes cp SRC DST");
     if (extra !== undefined) throw new UsageError("too_many_arguments", "cp takes exactly SRC and DST");
     const result = await copy(settings, source, destination, args.provider as string | undefined);
-    if (args.json) printJson({ direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to });
+    if (args.json) await printJson({ direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to });
     else ui().success(`copied ${result.from} -> ${result.direction === "upload" ? `${result.sandboxId}:` : ""}${result.to}`);
     return 0;
   },

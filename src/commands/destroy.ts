@@ -1,7 +1,7 @@
 import { UsageError } from "../core/errors";
 import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type DestroyResult } from "../core/inventory";
 import { defineCommand } from "./_context";
-import { printJson, writeStdout } from "./_output";
+import { printJson, emitStdout } from "./_output";
 import { ui } from "./_ui";
 import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
 import { isTerminal } from "../stdio";
@@ -45,9 +45,9 @@ export default defineCommand({
       result = await destroySandboxes(settings, refs, args.provider as string | undefined);
     }
     if (args.json) {
-      printJson({ destroyed: result.destroyed, failed: result.failed });
+      await printJson({ destroyed: result.destroyed, failed: result.failed });
     } else {
-      for (const item of result.destroyed) writeStdout(`${item.id}\n`);
+      await emitStdout(result.destroyed.map((item) => `${item.id}\n`).join(""));
       for (const failure of result.failed) ui().error(`${failure.ref}: ${failure.message}`);
       if (all && result.destroyed.length === 0 && result.failed.length === 0) ui().info("no matching sandboxes");
     }

@@ -47,7 +47,7 @@ export default defineCommand({
       sink,
     );
     reportTimeout(result, timeout, json);
-    if (json) renderRunJson(sink, result);
+    if (json) await renderRunJson(sink, result);
     return result.exitCode;
   },
 });

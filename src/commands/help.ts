@@ -1,7 +1,7 @@
 import { renderExitCodeTable } from "../core/exit-codes";
 import { UsageError } from "../core/errors";
 import { defineCommand } from "./_context";
-import { writeStdout } from "./_output";
+import { emitStdout } from "./_output";
 
 export const TOPICS: Record<string, () => string> = {
   "exit-codes": () => `Exit codes\n\n${renderExitCodeTable()}\n`,
@@ -14,17 +14,17 @@ export default defineCommand({
     const topic = args._[0];
     if (!topic) {
       const { topLevelHelp } = await import("../help-text");
-      writeStdout(topLevelHelp());
+      await emitStdout(topLevelHelp());
       return 0;
     }
     if (TOPICS[topic]) {
-      writeStdout(TOPICS[topic]!());
+      await emitStdout(TOPICS[topic]!());
       return 0;
     }
     const { commandHelp } = await import("../help-text");
     const text = await commandHelp(topic);
     if (!text) throw new UsageError("unknown_topic", `no help topic "${topic}": try a command name or exit-codes`);
-    writeStdout(text);
+    await emitStdout(text);
     return 0;
   },
 });

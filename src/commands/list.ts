@@ -1,6 +1,6 @@
 import { listSandboxes } from "../core/inventory";
 import { defineCommand } from "./_context";
-import { formatAge, formatLabels, printJson, renderTable, writeStdout } from "./_output";
+import { formatAge, formatLabels, printJson, renderTable, emitStdout } from "./_output";
 import { ui } from "./_ui";
 import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
 
@@ -10,7 +10,7 @@ export default defineCommand({
   async run({ args, settings }) {
     const result = await listSandboxes(settings, { provider: args.provider as string | undefined, labels: parseLabels(strings(args.label)) });
     if (args.json) {
-      printJson({
+      await printJson({
         sandboxes: result.sandboxes.map((s) => ({ id: s.id, provider: s.provider, name: s.name ?? null, state: s.state, labels: s.labels, created_at: s.createdAt ?? null, image: s.image ?? null })),
         warnings: result.warnings,
       });
@@ -22,7 +22,7 @@ export default defineCommand({
       return 0;
     }
     const rows = result.sandboxes.map((s) => [s.id, s.provider, s.name ?? "-", s.state, formatLabels(s.labels), formatAge(s.createdAt)]);
-    writeStdout(renderTable(["ID", "PROVIDER", "NAME", "STATE", "LABELS", "AGE"], rows));
+    await emitStdout(renderTable(["ID", "PROVIDER", "NAME", "STATE", "LABELS", "AGE"], rows));
     return 0;
   },
 });

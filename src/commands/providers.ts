@@ -1,7 +1,7 @@
 import { providerReport } from "../core/report";
 import type { Capabilities } from "../providers/types";
 import { defineCommand } from "./_context";
-import { printJson, renderTable, writeStdout } from "./_output";
+import { printJson, renderTable, emitStdout } from "./_output";
 import { jsonArg } from "./_shared";
 
 const capabilityList = (c: Capabilities) => Object.entries(c).filter(([, on]) => on).map(([name]) => name).join(",");
@@ -10,9 +10,9 @@ export default defineCommand({
   meta: { name: "providers", description: "Show every provider: configured or not, from where, capabilities, and the default", usage: "sandboxes providers [--json]" },
   args: { ...jsonArg },
   async run({ args, settings }) {
-    const report = providerReport(settings);
+    const report = await providerReport(settings);
     if (args.json) {
-      printJson(report);
+      await printJson(report);
       return 0;
     }
     const rows = report.providers.map((p) => [
@@ -22,8 +22,8 @@ export default defineCommand({
       capabilityList(p.capabilities),
       p.details ?? p.description,
     ]);
-    writeStdout(renderTable(["PROVIDER", "CONFIGURED", "SOURCE / TO CONFIGURE", "CAPABILITIES", "DETAILS"], rows));
-    writeStdout(`\ndefault: ${report.default.name} (${report.default.reason})\n`);
+    const table = renderTable(["PROVIDER", "CONFIGURED", "SOURCE / TO CONFIGURE", "CAPABILITIES", "DETAILS"], rows);
+    await emitStdout(`${table}\ndefault: ${report.default.name} (${report.default.reason})\n`);
     return 0;
   },
 });

@@ -111,7 +111,7 @@ export default defineCommand({
     };
     const result: RunResult = await runCode(settings, options, sink);
     reportTimeout(result, timeout, json);
-    if (json) renderRunJson(sink, result);
+    if (json) await renderRunJson(sink, result);
     return result.exitCode;
   },
 });

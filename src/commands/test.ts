@@ -1,6 +1,6 @@
 import { testProviders } from "../core/selftest";
 import { defineCommand } from "./_context";
-import { printJson, renderTable, writeStdout } from "./_output";
+import { printJson, renderTable, emitStdout } from "./_output";
 import { ui } from "./_ui";
 import { jsonArg, providerArg } from "./_shared";
 
@@ -11,9 +11,9 @@ export default defineCommand({
   args: { ...providerArg, ...jsonArg },
   async run({ args, settings }) {
     const checks = await testProviders(settings, args.provider as string | undefined);
-    if (args.json) printJson({ results: checks });
+    if (args.json) await printJson({ results: checks });
     else {
-      writeStdout(renderTable(["PROVIDER", "RESULT", "CREATE", "EXEC", "DESTROY", "ERROR"], checks.map((c) => [c.provider, c.ok ? "ok" : "FAILED", ms(c.createMs), ms(c.execMs), ms(c.destroyMs), c.error ?? ""])));
+      await emitStdout(renderTable(["PROVIDER", "RESULT", "CREATE", "EXEC", "DESTROY", "ERROR"], checks.map((c) => [c.provider, c.ok ? "ok" : "FAILED", ms(c.createMs), ms(c.execMs), ms(c.destroyMs), c.error ?? ""])));
       if (checks.length === 0) ui().warn("no provider is configured");
     }
     return checks.every((c) => c.ok) ? 0 : 1;

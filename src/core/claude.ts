@@ -71,7 +71,7 @@ export interface ClaudeOptions {
 type ProjectMode = { kind: "none" } | { kind: "mount"; hostDir: string; sandboxPath: string } | { kind: "upload"; hostDir: string; name: string };
 
 export async function runClaude(settings: Settings, options: ClaudeOptions, io: InteractiveIO): Promise<number> {
-  const providerName = chooseProvider(settings, options.provider).name;
+  const providerName = (await chooseProvider(settings, options.provider)).name;
   const project = projectMode(options.dir, providerName);
   const name = options.name ?? (options.keep ? `claude-${randomBytes(4).toString("hex")}` : undefined);
   const labels: Record<string, string> = { [CLAUDE_LABEL]: "1" };

@@ -1,4 +1,3 @@
-import { existsSync, readFileSync } from "node:fs";
 import { SandboxesError } from "./errors";
 
 // Paths are joined by hand: node:path and node:os cost ~0.5 ms to load, and these run on every
@@ -31,12 +30,22 @@ export function stateDir(env: Record<string, string | undefined>): string {
   return `${env.XDG_STATE_HOME || `${homeDir(env)}/.local/state`}/sandboxes`;
 }
 
-export function loadSettings(env: Record<string, string | undefined> = process.env): Settings {
+/** Reads config.toml with Bun's file API: node:fs would cost ~1 ms on every command. */
+export async function loadSettings(env: Record<string, string | undefined> = process.env): Promise<Settings> {
   const configPath = env.SANDBOXES_CONFIG || `${configDir(env)}/config.toml`;
   let file: ConfigFile = {};
-  if (existsSync(configPath)) {
+  let text: string | undefined;
+  try {
+    text = await Bun.file(configPath).text();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "ENOENT" && code !== "ENOTDIR") {
+      throw new SandboxesError("bad_config", `cannot read ${configPath}: ${code ?? (error as Error).message}`, "user", "make it a readable file or move it away");
+    }
+  }
+  if (text !== undefined) {
     try {
-      file = Bun.TOML.parse(readFileSync(configPath, "utf8")) as ConfigFile;
+      file = Bun.TOML.parse(text) as ConfigFile;
     } catch (error) {
       throw new SandboxesError(
         "bad_config",

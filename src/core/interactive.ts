@@ -75,7 +75,7 @@ export async function withSandbox<T>(
     sink.info(`attaching to sandbox ${existing.record.name ? `${existing.record.name} (${existing.record.id})` : existing.record.id} on ${existing.provider.name}`);
     return body({ ...existing, created: false }, () => {});
   }
-  const provider = await loadProvider(settings, chooseProvider(settings, target.provider).name);
+  const provider = await loadProvider(settings, (await chooseProvider(settings, target.provider)).name);
   throwIfAborted(signal);
   if (target.mounts?.length && !provider.capabilities.mounts) {
     throw new SandboxesError("unsupported", `provider ${provider.name} cannot mount local directories`, "user");
@@ -111,7 +111,7 @@ async function findExisting(settings: Settings, target: SandboxTarget): Promise<
     return resolveSandbox(settings, target.ref, target.provider);
   }
   if (!target.name) return undefined;
-  const provider = await loadProvider(settings, chooseProvider(settings, target.provider).name);
+  const provider = await loadProvider(settings, (await chooseProvider(settings, target.provider)).name);
   const matches = (await provider.list({})).filter((r) => r.name === target.name && r.state !== "error");
   if (matches.length > 1) {
     throw new SandboxesError("ambiguous_sandbox", `more than one sandbox on ${provider.name} is named "${target.name}": ${matches.map((m) => m.id).join(", ")}`, "user", "attach by id instead");

@@ -14,7 +14,7 @@ export interface ListResult {
 
 /** Lists across every configured provider (or one); a failing provider becomes a warning. */
 export async function listSandboxes(settings: Settings, options: { provider?: string; labels: Record<string, string> }): Promise<ListResult> {
-  const descriptors = options.provider ? [findDescriptor(options.provider)] : configuredProviders(settings);
+  const descriptors = options.provider ? [findDescriptor(options.provider)] : await configuredProviders(settings);
   const warnings: ListResult["warnings"] = [];
   const results = await Promise.all(
     descriptors.map(async (descriptor) => {

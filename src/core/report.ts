@@ -15,12 +15,12 @@ export interface ProviderReport {
 }
 
 /** Everything `providers` shows; no network, no SDK import, never creates a sandbox. */
-export function providerReport(settings: Settings): { providers: ProviderReport[]; default: { name: string; reason: string } } {
-  const choice = chooseProvider(settings);
+export async function providerReport(settings: Settings): Promise<{ providers: ProviderReport[]; default: { name: string; reason: string } }> {
+  const [choice, detections] = await Promise.all([chooseProvider(settings), Promise.all(PROVIDERS.map((descriptor) => detect(settings, descriptor)))]);
   return {
     default: choice,
-    providers: PROVIDERS.map((descriptor) => {
-      const detection = detect(settings, descriptor);
+    providers: PROVIDERS.map((descriptor, index) => {
+      const detection = detections[index]!;
       return {
         name: descriptor.name,
         description: descriptor.description,

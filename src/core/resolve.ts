@@ -24,7 +24,7 @@ export async function resolveSandbox(settings: Settings, ref: string, providerNa
     if (record) return { provider, record };
     registry.remove(entry.provider, entry.id);
   }
-  const candidates = providerName ? [findDescriptor(providerName)] : configuredProviders(settings);
+  const candidates = providerName ? [findDescriptor(providerName)] : await configuredProviders(settings);
   const found: ResolvedSandbox[] = [];
   const failures: string[] = [];
   await Promise.all(

@@ -86,7 +86,7 @@ export function checkFile(path: string): void {
 
 export async function runCode(settings: Settings, options: RunOptions, sink: OutputSink): Promise<RunResult> {
   const started = performance.now();
-  const choice = chooseProvider(settings, options.provider);
+  const choice = await chooseProvider(settings, options.provider);
   const provider = await loadProvider(settings, choice.name);
   const registry = new Registry(settings.stateDir);
   const needsFiles = options.source.kind !== "command" || options.uploads.length > 0 || options.downloads.length > 0;

@@ -13,12 +13,12 @@ export function providerContext(settings: Settings, name: string): ProviderConte
   return { env: settings.env, config: providerConfig(settings, name), stateDir: settings.stateDir };
 }
 
-export function detect(settings: Settings, descriptor: ProviderDescriptor): Detection {
+export function detect(settings: Settings, descriptor: ProviderDescriptor): Promise<Detection> {
   return descriptor.detect(providerContext(settings, descriptor.name));
 }
 
 /** -p > SANDBOXES_PROVIDER > config default_provider > first cloud provider with credentials > local. */
-export function chooseProvider(settings: Settings, flag?: string): ProviderChoice {
+export async function chooseProvider(settings: Settings, flag?: string): Promise<ProviderChoice> {
   if (flag) return { name: findDescriptor(flag).name, reason: "--provider flag" };
   const fromEnv = settings.env.SANDBOXES_PROVIDER;
   if (fromEnv) return { name: findDescriptor(fromEnv).name, reason: "SANDBOXES_PROVIDER" };
@@ -27,7 +27,7 @@ export function chooseProvider(settings: Settings, flag?: string): ProviderChoic
   for (const name of AUTO_DETECT_ORDER) {
     const descriptor = PROVIDERS.find((p) => p.name === name);
     if (!descriptor) continue;
-    const detection = detect(settings, descriptor);
+    const detection = await detect(settings, descriptor);
     if (detection.configured) return { name, reason: `first provider with credentials (${detection.source ?? "configured"})` };
   }
   return { name: "local", reason: "no cloud credentials found; local needs none" };
@@ -38,7 +38,7 @@ const loaded = new Map<string, Promise<Provider>>();
 /** Loads a provider after checking its credentials, so a missing key is one clear line. */
 export async function loadProvider(settings: Settings, name: string): Promise<Provider> {
   const descriptor = findDescriptor(name);
-  const detection = detect(settings, descriptor);
+  const detection = await detect(settings, descriptor);
   if (!detection.configured) {
     throw new SandboxesError("not_configured", `provider ${name} is not configured: ${detection.missing ?? "no credentials"}`, "user");
   }
@@ -51,8 +51,9 @@ export async function loadProvider(settings: Settings, name: string): Promise<Pr
 }
 
 /** Providers that can be used right now (credentials present), in declaration order. */
-export function configuredProviders(settings: Settings): ProviderDescriptor[] {
-  return PROVIDERS.filter((descriptor) => detect(settings, descriptor).configured);
+export async function configuredProviders(settings: Settings): Promise<ProviderDescriptor[]> {
+  const detections = await Promise.all(PROVIDERS.map((descriptor) => detect(settings, descriptor)));
+  return PROVIDERS.filter((_, index) => detections[index]!.configured);
 }
 
 /** Closes every provider we loaded so open sockets/channels do not keep the process alive. */

@@ -16,7 +16,7 @@ const EXPECTED = "sandboxes-self-test";
 
 /** create -> run -> check output -> destroy, for each provider; always destroys what it made. */
 export async function testProviders(settings: Settings, only?: string): Promise<ProviderCheck[]> {
-  const names = only ? [findDescriptor(only).name] : configuredProviders(settings).map((d) => d.name);
+  const names = only ? [findDescriptor(only).name] : (await configuredProviders(settings)).map((d) => d.name);
   const checks: ProviderCheck[] = [];
   for (const name of names) checks.push(await testOne(settings, name));
   return checks;

@@ -162,8 +162,11 @@ export interface ProviderDescriptor {
   description: string;
   /** Static copy of the capabilities so `providers` needs no import. */
   capabilities: Capabilities;
-  /** Cheap, synchronous, no network, no SDK import. */
-  detect(ctx: ProviderContext): Detection;
+  /**
+   * Cheap: local files and the environment only, no network, no SDK import. Asynchronous so it
+   * can use Bun's file API: node:fs alone costs ~1 ms of `sandboxes providers` (bench/startup.ts).
+   */
+  detect(ctx: ProviderContext): Promise<Detection>;
   /** Lazily imports the implementation (and through it the SDK). */
   load(ctx: ProviderContext): Promise<Provider>;
 }

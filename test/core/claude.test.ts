@@ -21,7 +21,7 @@ cloud.onCreate = (dir) => {
 const registered = PROVIDERS as ProviderDescriptor[];
 registered.push(cloud.descriptor());
 const root = mkdtempSync(join(tmpdir(), "sandboxes-claude-core-"));
-const settings = loadSettings({ HOME: root, XDG_STATE_HOME: join(root, "state"), PATH: process.env.PATH, CLAUDE_CODE_OAUTH_TOKEN: "oauth-secret-value" });
+const settings = await loadSettings({ HOME: root, XDG_STATE_HOME: join(root, "state"), PATH: process.env.PATH, CLAUDE_CODE_OAUTH_TOKEN: "oauth-secret-value" });
 
 afterAll(() => {
   registered.splice(registered.findIndex((d) => d.name === "fakecloud"), 1);

@@ -18,7 +18,7 @@ const noPty = new FakeProvider("fakenopty", { ...LOCAL_CAPABILITIES, pty: false,
 const registered = PROVIDERS as ProviderDescriptor[];
 registered.push(fake.descriptor(), noPty.descriptor());
 const stateRoot = mkdtempSync(join(tmpdir(), "sandboxes-interactive-"));
-const settings = loadSettings({ HOME: stateRoot, XDG_STATE_HOME: join(stateRoot, "state"), XDG_CONFIG_HOME: join(stateRoot, "config"), PATH: process.env.PATH });
+const settings = await loadSettings({ HOME: stateRoot, XDG_STATE_HOME: join(stateRoot, "state"), XDG_CONFIG_HOME: join(stateRoot, "config"), PATH: process.env.PATH });
 
 afterAll(() => {
   registered.splice(registered.indexOf(fake.descriptor()), 2);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/commands/index";
 import { providerNames } from "../../src/providers/index";
-import { cli, freshEnv } from "../helpers";
+import { BINARY, cli, freshEnv } from "../helpers";
 
 /** Every command has an e2e entry: a new command without one fails the type check. */
 const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
@@ -129,6 +129,38 @@ describe("help and version", () => {
       expect(r.code).toBe(0);
       expect(r.stdout).toContain("Usage: sandboxes");
     }
+  });
+});
+
+describe("documents on stdout (tables, JSON, help) where stdout is unusual", () => {
+  const shell = async (script: string) => {
+    const { env } = freshEnv();
+    const child = Bun.spawn(["bash", "-c", script, "sh", BINARY], { env, stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    return { stdout, stderr };
+  };
+
+  test("a reader that is gone: exit 141 and no message, like any Unix program", async () => {
+    const r = await shell(`"$1" providers | true; echo "status \${PIPESTATUS[0]}"`);
+    expect(r.stdout).toBe("status 141\n");
+    expect(r.stderr).toBe("");
+  });
+
+  test("a full disk is one line on stderr and exit 1, also with --json", async () => {
+    const line = "sandboxes: cannot write to standard output: ENOSPC: check where standard output goes (a full disk, a closed descriptor)\n";
+    for (const args of ["providers", "providers --json", "help exit-codes"]) {
+      const r = await shell(`"$1" ${args} >/dev/full; echo "status $?"`);
+      expect(r.stdout).toBe("status 1\n");
+      expect(r.stderr).toBe(line);
+    }
+  });
+
+  test("a large JSON document reaches a slow reader whole", async () => {
+    const r = await shell(`"$1" run --json 'head -c 3000000 /dev/zero | tr "\\0" a' | (sleep 1; cat); echo "status \${PIPESTATUS[0]}" >&2`);
+    const document = JSON.parse(r.stdout);
+    expect(document.stdout).toBe("a".repeat(3_000_000));
+    expect(document.exit_code).toBe(0);
+    expect(r.stderr).toBe("status 0\n");
   });
 });
 

@@ -41,6 +41,19 @@ describe("start-up imports", () => {
     if (args[0] === "providers") expect(modules).toContain("src/commands/providers.ts");
   });
 
+  test.each(["--version", "--help", "providers", "providers --json", "help exit-codes"])(
+    "`sandboxes %s` loads no module that imports a node: built-in (each costs 0.3-2.5 ms to compile)",
+    async (line) => {
+      const { code, modules } = await loadedModules(join(ROOT, "src/main.ts"), line.split(" "));
+      expect(code).toBe(0);
+      const ours = modules.filter((m) => m.startsWith("src/"));
+      expect(ours.length).toBeGreaterThan(1);
+      // Only top-level imports count: a require() inside a function runs when that path is taken.
+      const importing = ours.filter((m) => /^import[^;]*?from\s+"node:/m.test(readFileSync(join(ROOT, m), "utf8")));
+      expect(importing).toEqual([]);
+    },
+  );
+
   test("--version loads no command module", async () => {
     const { modules } = await loadedModules(join(ROOT, "src/main.ts"), ["--version"]);
     expect(modules.filter((m) => m.startsWith("src/commands/") && !m.endsWith("/index.ts"))).toEqual([]);

@@ -4,7 +4,7 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { dockerDescriptor } from "../../src/providers/docker";
-import { resolveEndpoint } from "../../src/providers/docker/endpoint";
+import { describeEndpoint, resolveEndpoint } from "../../src/providers/docker/endpoint";
 import { Demultiplexer } from "../../src/providers/docker/multiplex";
 import { PullProgress, pullQuery } from "../../src/providers/docker/pull";
 
@@ -84,10 +84,20 @@ describe("resolveEndpoint and detect", () => {
     expect(resolveEndpoint({ DOCKER_HOST: "ssh://me@box" }, {})).toEqual({ missing: "DOCKER_HOST=ssh://me@box is not unix:///path or tcp://host:port" });
   });
 
-  test("config host, then the user's runtime sockets; a missing socket says what to do", () => {
+  test("config host, then the user's runtime sockets; a missing socket says what to do", async () => {
     expect(resolveEndpoint({}, { host: `unix://${socket}` })).toMatchObject({ socketPath: socket, source: "config.toml host" });
     expect(resolveEndpoint({ DOCKER_HOST: "unix:///nowhere/docker.sock" }, {})).toEqual({ missing: "DOCKER_HOST=unix:///nowhere/docker.sock, but /nowhere/docker.sock does not exist: start the engine or fix DOCKER_HOST" });
-    const detection = dockerDescriptor.detect({ env: { DOCKER_HOST: `unix://${socket}` }, config: {}, stateDir: dir });
+    const detection = await dockerDescriptor.detect({ env: { DOCKER_HOST: `unix://${socket}` }, config: {}, stateDir: dir });
     expect(detection).toEqual({ configured: true, source: "DOCKER_HOST", details: `engine at unix://${socket}` });
+    // detect() checks the same paths without node:fs, and must agree with resolveEndpoint.
+    expect(await dockerDescriptor.detect({ env: { DOCKER_HOST: "unix:///nowhere/docker.sock" }, config: {}, stateDir: dir })).toEqual({
+      configured: false,
+      missing: "DOCKER_HOST=unix:///nowhere/docker.sock, but /nowhere/docker.sock does not exist: start the engine or fix DOCKER_HOST",
+    });
+    const userSockets = { XDG_RUNTIME_DIR: dir };
+    const resolved = resolveEndpoint(userSockets, {});
+    expect(await dockerDescriptor.detect({ env: userSockets, config: {}, stateDir: dir })).toEqual(
+      "missing" in resolved ? { configured: false, missing: resolved.missing } : { configured: true, source: resolved.source, details: `engine at ${describeEndpoint(resolved)}` },
+    );
   });
 });

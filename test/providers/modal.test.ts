@@ -38,16 +38,16 @@ describe("modal credentials (no network, no SDK)", () => {
   const home = mkdtempSync(join(tmpdir(), "sandboxes-modal-home-"));
   writeFileSync(join(home, ".modal.toml"), '[old]\ntoken_id = "ak-old"\ntoken_secret = "as-old"\n\n[work]\ntoken_id = "ak-work"\ntoken_secret = "as-work"\nactive = true\n');
 
-  test("environment beats config.toml beats ~/.modal.toml", () => {
+  test("environment beats config.toml beats ~/.modal.toml", async () => {
     const config = { token_id: "ak-conf", token_secret: "as-conf" };
-    expect(findModalCredentials({ HOME: home, MODAL_TOKEN_ID: "ak-env", MODAL_TOKEN_SECRET: "as-env" }, config)?.tokenId).toBe("ak-env");
-    expect(findModalCredentials({ HOME: home }, config)?.source).toBe("config.toml [providers.modal]");
-    expect(findModalCredentials({ HOME: home }, {})).toMatchObject({ tokenId: "ak-work", tokenSecret: "as-work", source: join(home, ".modal.toml") });
+    expect((await findModalCredentials({ HOME: home, MODAL_TOKEN_ID: "ak-env", MODAL_TOKEN_SECRET: "as-env" }, config))?.tokenId).toBe("ak-env");
+    expect((await findModalCredentials({ HOME: home }, config))?.source).toBe("config.toml [providers.modal]");
+    expect(await findModalCredentials({ HOME: home }, {})).toMatchObject({ tokenId: "ak-work", tokenSecret: "as-work", source: join(home, ".modal.toml") });
   });
 
-  test("MODAL_PROFILE picks a profile; half a pair is no credential", () => {
-    expect(findModalCredentials({ HOME: home, MODAL_PROFILE: "old" }, {})?.tokenId).toBe("ak-old");
-    expect(findModalCredentials({ HOME: "/nonexistent", MODAL_TOKEN_ID: "ak-only" }, { token_secret: "x" })).toBeUndefined();
+  test("MODAL_PROFILE picks a profile; half a pair is no credential", async () => {
+    expect((await findModalCredentials({ HOME: home, MODAL_PROFILE: "old" }, {}))?.tokenId).toBe("ak-old");
+    expect(await findModalCredentials({ HOME: "/nonexistent", MODAL_TOKEN_ID: "ak-only" }, { token_secret: "x" })).toBeUndefined();
   });
 
   test("the descriptor, detect() and load() import no SDK (a fresh process shows what got loaded)", async () => {
@@ -55,7 +55,7 @@ describe("modal credentials (no network, no SDK)", () => {
     const script = [
       `const { modalDescriptor } = await import(${JSON.stringify(descriptor)});`,
       `const ctx = { env: { MODAL_TOKEN_ID: "a", MODAL_TOKEN_SECRET: "b" }, config: {}, stateDir: "/tmp" };`,
-      `if (!modalDescriptor.detect(ctx).configured) throw new Error("not configured");`,
+      `if (!(await modalDescriptor.detect(ctx)).configured) throw new Error("not configured");`,
       `await modalDescriptor.load(ctx);`,
       `const sdk = ["node_modules/modal/", "node_modules/nice-grpc/", "node_modules/@grpc/"];`,
       `console.log(JSON.stringify(Object.keys(require.cache).filter((k) => sdk.some((part) => k.includes(part)))));`,
@@ -67,10 +67,10 @@ describe("modal credentials (no network, no SDK)", () => {
     expect(JSON.parse(out)).toEqual([]);
   });
 
-  test("detect() names both variables when nothing is set, and never throws on a bad file", () => {
+  test("detect() names both variables when nothing is set, and never throws on a bad file", async () => {
     const broken = mkdtempSync(join(tmpdir(), "sandboxes-modal-broken-"));
     writeFileSync(join(broken, ".modal.toml"), "this is [ not toml");
-    const detection = modalDescriptor.detect({ env: { HOME: broken }, config: {}, stateDir });
+    const detection = await modalDescriptor.detect({ env: { HOME: broken }, config: {}, stateDir });
     expect(detection.configured).toBe(false);
     expect(detection.missing).toContain("MODAL_TOKEN_ID");
     expect(detection.missing).toContain("MODAL_TOKEN_SECRET");

@@ -35,13 +35,13 @@ const text = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString("utf8");
 describe("daytona descriptor", () => {
   const ctx = (env: Record<string, string>, config: Record<string, unknown> = {}) => ({ env, config, stateDir: "/nonexistent" });
 
-  test("says which variable to set when there is no key", () => {
-    expect(daytonaDescriptor.detect(ctx({}))).toEqual({ configured: false, missing: "set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)" });
+  test("says which variable to set when there is no key", async () => {
+    expect(await daytonaDescriptor.detect(ctx({}))).toEqual({ configured: false, missing: "set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)" });
   });
 
-  test("the environment beats config.toml; URL and target are reported", () => {
-    expect(daytonaDescriptor.detect(ctx({ DAYTONA_API_KEY: "k" }, { api_key: "file" }))).toEqual({ configured: true, source: "DAYTONA_API_KEY" });
-    expect(daytonaDescriptor.detect(ctx({}, { api_key: "file", api_url: "http://x/api", target: "eu" }))).toEqual({
+  test("the environment beats config.toml; URL and target are reported", async () => {
+    expect(await daytonaDescriptor.detect(ctx({ DAYTONA_API_KEY: "k" }, { api_key: "file" }))).toEqual({ configured: true, source: "DAYTONA_API_KEY" });
+    expect(await daytonaDescriptor.detect(ctx({}, { api_key: "file", api_url: "http://x/api", target: "eu" }))).toEqual({
       configured: true,
       source: "config.toml",
       details: "api http://x/api, target eu",

@@ -42,7 +42,7 @@ export const daytonaDescriptor: ProviderDescriptor = {
   name: "daytona",
   description: "Daytona cloud sandboxes (official @daytonaio/sdk)",
   capabilities: DAYTONA_CAPABILITIES,
-  detect(ctx) {
+  async detect(ctx) {
     const settings = daytonaSettings(ctx);
     if (!settings.apiKey) return { configured: false, missing: "set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)" };
     const where = settings.apiUrl === DEFAULT_DAYTONA_API_URL ? undefined : `api ${settings.apiUrl}`;

@@ -1,6 +1,4 @@
-import { existsSync } from "node:fs";
-
-/** Where the Docker Engine API answers; resolved without any I/O beyond existsSync. */
+/** Where the Docker Engine API answers; resolved without any I/O beyond checking socket paths. */
 export type Endpoint =
   | { kind: "unix"; socketPath: string; source: string }
   | { kind: "tcp"; host: string; port: number; tls: TlsFiles | undefined; source: string };
@@ -17,20 +15,45 @@ export const DEFAULT_SOCKET = "/var/run/docker.sock";
  * DOCKER_HOST > `host` in [providers.docker] > the system socket > the rootless Docker socket >
  * Podman's Docker-compatible socket. Returns the reason none was found instead of throwing.
  */
-export function resolveEndpoint(env: Record<string, string | undefined>, config: Record<string, unknown>): Endpoint | { missing: string } {
-  const configured = env.DOCKER_HOST ? { value: env.DOCKER_HOST, source: "DOCKER_HOST" } : typeof config.host === "string" && config.host ? { value: config.host, source: "config.toml host" } : undefined;
-  if (configured) return parseHost(configured.value, configured.source, env);
-  const candidates = [DEFAULT_SOCKET];
-  if (env.XDG_RUNTIME_DIR) candidates.push(`${env.XDG_RUNTIME_DIR}/docker.sock`, `${env.XDG_RUNTIME_DIR}/podman/podman.sock`);
-  const found = candidates.find((path) => existsSync(path));
+export function resolveEndpoint(
+  env: Record<string, string | undefined>,
+  config: Record<string, unknown>,
+  exists: (path: string) => boolean = (path) => (require("node:fs") as typeof import("node:fs")).existsSync(path),
+): Endpoint | { missing: string } {
+  const configured = configuredHost(env, config);
+  if (configured) return parseHost(configured.value, configured.source, env, exists);
+  const candidates = socketCandidates(env);
+  const found = candidates.find((path) => exists(path));
   if (found) return { kind: "unix", socketPath: found, source: found === DEFAULT_SOCKET ? "default socket" : "user socket" };
   return { missing: `no Docker Engine socket at ${candidates.join(" or ")}: start dockerd (or Podman's socket) or set DOCKER_HOST` };
 }
 
-function parseHost(value: string, source: string, env: Record<string, string | undefined>): Endpoint | { missing: string } {
+/**
+ * resolveEndpoint with the socket paths checked through Bun's file API, all at once: for
+ * `providers`, which must not pay ~1 ms for loading node:fs (bench/startup.ts).
+ */
+export async function probeEndpoint(env: Record<string, string | undefined>, config: Record<string, unknown>): Promise<Endpoint | { missing: string }> {
+  const configured = configuredHost(env, config);
+  const paths = configured ? (configured.value.startsWith("unix://") ? [configured.value.slice("unix://".length)] : []) : socketCandidates(env);
+  const present = await Promise.all(paths.map((path) => Bun.file(path).stat().then(() => true, () => false)));
+  return resolveEndpoint(env, config, (path) => present[paths.indexOf(path)] === true);
+}
+
+function configuredHost(env: Record<string, string | undefined>, config: Record<string, unknown>): { value: string; source: string } | undefined {
+  if (env.DOCKER_HOST) return { value: env.DOCKER_HOST, source: "DOCKER_HOST" };
+  return typeof config.host === "string" && config.host ? { value: config.host, source: "config.toml host" } : undefined;
+}
+
+function socketCandidates(env: Record<string, string | undefined>): string[] {
+  const candidates = [DEFAULT_SOCKET];
+  if (env.XDG_RUNTIME_DIR) candidates.push(`${env.XDG_RUNTIME_DIR}/docker.sock`, `${env.XDG_RUNTIME_DIR}/podman/podman.sock`);
+  return candidates;
+}
+
+function parseHost(value: string, source: string, env: Record<string, string | undefined>, exists: (path: string) => boolean): Endpoint | { missing: string } {
   if (value.startsWith("unix://")) {
     const socketPath = value.slice("unix://".length);
-    if (!existsSync(socketPath)) return { missing: `${source}=${value}, but ${socketPath} does not exist: start the engine or fix ${source}` };
+    if (!exists(socketPath)) return { missing: `${source}=${value}, but ${socketPath} does not exist: start the engine or fix ${source}` };
     return { kind: "unix", socketPath, source };
   }
   const match = /^(?:tcp|http|https):\/\/\[?([^\]/]+?)\]?(?::(\d+))?\/?$/.exec(value);

@@ -1,5 +1,5 @@
 import type { Capabilities, ProviderDescriptor } from "../types";
-import { describeEndpoint, resolveEndpoint } from "./endpoint";
+import { describeEndpoint, probeEndpoint } from "./endpoint";
 
 export const DOCKER_CAPABILITIES: Capabilities = {
   streaming: true,
@@ -22,8 +22,8 @@ export const dockerDescriptor: ProviderDescriptor = {
   name: "docker",
   description: "Containers on a Docker Engine (or Podman's Docker-compatible socket) through its HTTP API",
   capabilities: DOCKER_CAPABILITIES,
-  detect(ctx) {
-    const endpoint = resolveEndpoint(ctx.env, ctx.config);
+  async detect(ctx) {
+    const endpoint = await probeEndpoint(ctx.env, ctx.config);
     if ("missing" in endpoint) return { configured: false, missing: endpoint.missing };
     return { configured: true, source: endpoint.source, details: `engine at ${describeEndpoint(endpoint)}` };
   },

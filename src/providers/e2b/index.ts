@@ -27,7 +27,7 @@ export const e2bDescriptor: ProviderDescriptor = {
   name: "e2b",
   description: "E2B cloud sandboxes (Firecracker microVMs) through the official e2b SDK",
   capabilities: E2B_CAPABILITIES,
-  detect(ctx) {
+  async detect(ctx) {
     const credential = e2bApiKey(ctx);
     if (!credential) return { configured: false, missing: "set E2B_API_KEY (or api_key under [providers.e2b] in config.toml)" };
     const template = typeof ctx.config.template === "string" ? ctx.config.template : "base";

@@ -19,7 +19,7 @@ export const localDescriptor: ProviderDescriptor = {
   name: "local",
   description: "Linux namespaces on this machine (bubblewrap or util-linux); no account, no daemon",
   capabilities: LOCAL_CAPABILITIES,
-  detect(ctx) {
+  async detect(ctx) {
     if (process.platform !== "linux") {
       return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
     }

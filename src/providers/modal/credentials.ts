@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 
 /** A Modal token pair and where it came from (for `providers`). */
 export interface ModalCredentials {
@@ -21,14 +20,14 @@ export function modalConfigPath(env: Env): string | undefined {
 
 /**
  * The profile the Modal CLI would use: $MODAL_PROFILE, else the one marked `active`, else the
- * only one. Read synchronously: a small local file, no network.
+ * only one. A small local file, no network.
  */
-function modalProfile(env: Env): { profile: Record<string, unknown>; path: string } | undefined {
+async function modalProfile(env: Env): Promise<{ profile: Record<string, unknown>; path: string } | undefined> {
   const path = modalConfigPath(env);
   if (!path) return undefined;
   let parsed: Record<string, unknown>;
   try {
-    parsed = Bun.TOML.parse(readFileSync(path, "utf8")) as Record<string, unknown>;
+    parsed = Bun.TOML.parse(await Bun.file(path).text()) as Record<string, unknown>;
   } catch {
     return undefined;
   }
@@ -40,13 +39,13 @@ function modalProfile(env: Env): { profile: Record<string, unknown>; path: strin
 }
 
 /** Environment beats config.toml beats ~/.modal.toml; a pair is only taken whole. */
-export function findModalCredentials(env: Env, config: Record<string, unknown>): ModalCredentials | undefined {
+export async function findModalCredentials(env: Env, config: Record<string, unknown>): Promise<ModalCredentials | undefined> {
   if (env.MODAL_TOKEN_ID && env.MODAL_TOKEN_SECRET) {
     return { tokenId: env.MODAL_TOKEN_ID, tokenSecret: env.MODAL_TOKEN_SECRET, source: "MODAL_TOKEN_ID + MODAL_TOKEN_SECRET" };
   }
   const fromConfig = { id: text(config.token_id), secret: text(config.token_secret) };
   if (fromConfig.id && fromConfig.secret) return { tokenId: fromConfig.id, tokenSecret: fromConfig.secret, source: "config.toml [providers.modal]" };
-  const file = modalProfile(env);
+  const file = await modalProfile(env);
   const id = text(file?.profile.token_id);
   const secret = text(file?.profile.token_secret);
   if (file && id && secret) return { tokenId: id, tokenSecret: secret, source: file.path, serverUrl: text(file.profile.server_url) };

@@ -20,8 +20,8 @@ export const modalDescriptor: ProviderDescriptor = {
   name: "modal",
   description: "Modal sandboxes (gVisor containers from any registry image), through the official modal SDK",
   capabilities: MODAL_CAPABILITIES,
-  detect(ctx) {
-    const credentials = findModalCredentials(ctx.env, ctx.config);
+  async detect(ctx) {
+    const credentials = await findModalCredentials(ctx.env, ctx.config);
     if (!credentials) return { configured: false, missing: MISSING_CREDENTIALS };
     const server = ctx.env.MODAL_SERVER_URL || credentials.serverUrl;
     return { configured: true, source: credentials.source, ...(server ? { details: `server ${server}` } : {}) };

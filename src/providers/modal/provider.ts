@@ -100,7 +100,7 @@ export class ModalProvider implements Provider {
   }
 
   private async connect(): Promise<ModalClient> {
-    const credentials = findModalCredentials(this.ctx.env, this.ctx.config);
+    const credentials = await findModalCredentials(this.ctx.env, this.ctx.config);
     if (!credentials) throw new SandboxesError("not_configured", `provider modal is not configured: ${MISSING_CREDENTIALS}`, "user");
     const { ModalClient } = await import("modal");
     await trackChannels();

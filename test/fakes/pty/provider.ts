@@ -95,7 +95,7 @@ export class FakeProvider implements Provider {
       name: this.name,
       description: "fake provider for the interactive core tests",
       capabilities: this.capabilities,
-      detect: () => ({ configured: true, source: "test" }),
+      detect: async () => ({ configured: true, source: "test" }),
       load: async () => this,
     };
   }
