@@ -65,6 +65,29 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
       expect(r.stdout).toContain("PATH");
     });
 
+    test("values given with -e are not in any host process's argv (ps shows argv to every user)", async () => {
+      const secret = `s3cr3t-${Math.random().toString(36).slice(2)}`;
+      const { env } = freshEnv({ ...extra, API_TOKEN: secret });
+      const child = Bun.spawn([BINARY, "run", "-e", "API_TOKEN", "-e", "LD_LIBRARY_PATH=/nonexistent-lib", "echo \"$API_TOKEN $LD_LIBRARY_PATH\"; sleep 2"], { env, stdout: "pipe", stderr: "pipe" });
+      const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      // The program is running now: look at every process on the host.
+      const leaks: string[] = [];
+      for (const pid of new Bun.Glob("[0-9]*").scanSync({ cwd: "/proc", onlyFiles: false })) {
+        let cmdline = "";
+        try {
+          cmdline = (await Bun.file(`/proc/${pid}/cmdline`).text()).replaceAll("\0", " ");
+        } catch {
+          continue; // gone already
+        }
+        if (cmdline.includes(secret)) leaks.push(`${pid}: ${cmdline.slice(0, 120)}`);
+      }
+      reader.releaseLock();
+      expect(await child.exited).toBe(0);
+      expect(first).toBe(`${secret} /nonexistent-lib\n`);
+      expect(leaks).toEqual([]);
+    });
+
     test("system directories are read-only", async () => {
       const { env } = freshEnv(extra);
       const r = await cli(["run", "touch /usr/sandboxes-write-test 2>/dev/null && echo WROTE; touch /etc/x 2>/dev/null && echo WROTE; echo checked"], { env });

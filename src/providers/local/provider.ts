@@ -195,28 +195,44 @@ export class LocalProvider implements Provider {
     return { ...result, ...meta.env, ...extra };
   }
 
-  /** argv of the whole sandboxed invocation; env(1) gives the clean environment and cwd. */
-  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, pty: boolean): string[] {
+  /**
+   * The whole sandboxed invocation: argv, and the environment to start it with. The sandbox's
+   * variables travel in that environment, not in argv, because any user on the host can read
+   * argv (`ps`) while only the same user and root can read a process's environment: `-e
+   * API_KEY=...` must not show up in `ps`. The wrappers pass the environment through; env(1)
+   * at the end sets the sandbox's PATH, the directory, and drops what the wrappers added.
+   */
+  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, pty: boolean): { argv: string[]; env: Record<string, string> } {
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
     const environment = this.environment(meta, env, layout);
-    const program = ["/usr/bin/env", "-i", ...(cwd ? [`--chdir=${cwd}`] : [`--chdir=${layout.callerHome}`]), ...Object.entries(environment).map(([k, v]) => `${k}=${v}`), ...argv];
+    const { inEnviron, inArgv } = splitEnvironment(environment);
+    // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
+    const addedByWrappers = ["PWD", "OLDPWD", "SHLVL", "_"].filter((name) => !(name in environment));
+    const program = [
+      "/usr/bin/env",
+      ...addedByWrappers.flatMap((name) => ["-u", name]),
+      `--chdir=${cwd ?? layout.callerHome}`,
+      ...Object.entries(inArgv).map(([k, v]) => `${k}=${v}`),
+      ...argv,
+    ];
+    const spawnEnv = { ...inEnviron, PATH: WRAPPER_PATH };
     const bwrap = bubblewrapPath(this.ctx.env);
-    if (bwrap) return bwrapArgv(bwrap, layout, program, { pty });
-    return unshareArgv(layout, program, process.getuid?.() === 0);
+    if (bwrap) return { argv: bwrapArgv(bwrap, layout, program, { pty }), env: spawnEnv };
+    return { argv: unshareArgv(layout, program, process.getuid?.() === 0), env: spawnEnv };
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
-    const argv = this.invocation(meta, spec.argv, spec.env, spec.cwd, false);
+    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, false);
     let child: ReturnType<typeof Bun.spawn>;
     try {
-      child = Bun.spawn(argv, {
+      child = Bun.spawn(invocation.argv, {
         stdin: spec.stdin ?? "ignore",
         stdout: "pipe",
         stderr: "pipe",
-        env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+        env: invocation.env,
       });
     } catch (error) {
       throw new ProviderError("local", `cannot start the sandbox: ${(error as Error).message}`, undefined, undefined, "install bubblewrap (apt-get install bubblewrap) or util-linux");
@@ -266,10 +282,10 @@ export class LocalProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
-    const argv = this.invocation(meta, spec.argv, spec.env, spec.cwd, true);
+    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, true);
     const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const child = Bun.spawn(argv, {
-      env: { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" },
+    const child = Bun.spawn(invocation.argv, {
+      env: invocation.env,
       terminal: {
         cols: spec.cols,
         rows: spec.rows,
@@ -300,4 +316,25 @@ function signalNumber(name: string | number): number | undefined {
   if (typeof name === "number") return name;
   const numbers = (require("node:os") as typeof import("node:os")).constants.signals as Record<string, number>;
   return numbers[name];
+}
+
+/** PATH for the wrappers themselves (bwrap, unshare, mount, chroot, setpriv) on the host side. */
+const WRAPPER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
+
+/** Variables that change how the wrappers themselves behave; see splitEnvironment. */
+const ACTS_ON_WRAPPERS = new Set(["PATH", "GCONV_PATH", "SHELLOPTS", "BASHOPTS", "BASH_ENV", "ENV", "CDPATH", "IFS", "POSIXLY_CORRECT"]);
+
+/**
+ * Which variables can ride in the wrappers' environment. Some would act on bwrap, unshare, sh
+ * and setpriv on the host, outside the sandbox: the dynamic loader's (LD_PRELOAD, ...), glibc's
+ * and the shell's (ACTS_ON_WRAPPERS), and PATH is the wrappers' own. env(1) sets those inside.
+ */
+export function splitEnvironment(environment: Record<string, string>): { inEnviron: Record<string, string>; inArgv: Record<string, string> } {
+  const inEnviron: Record<string, string> = {};
+  const inArgv: Record<string, string> = {};
+  for (const [name, value] of Object.entries(environment)) {
+    const actsOnWrappers = ACTS_ON_WRAPPERS.has(name) || name.startsWith("LD_") || name.startsWith("MALLOC_") || name.startsWith("GLIBC_");
+    (actsOnWrappers ? inArgv : inEnviron)[name] = value;
+  }
+  return { inEnviron, inArgv };
 }
