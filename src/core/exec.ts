@@ -2,6 +2,7 @@ import type { Settings } from "./config";
 import { InterruptedError, type StopReason } from "./errors";
 import { resolveSandbox } from "./resolve";
 import { execSpec, type OutputSink } from "./run";
+import { prepareWorkdir } from "./workdir";
 
 export interface ExecOptions {
   ref: string;
@@ -25,6 +26,8 @@ export interface ExecResult {
 export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
   const started = performance.now();
   const { provider, record } = await resolveSandbox(settings, options.ref, options.provider);
+  if (options.workdir !== undefined) await prepareWorkdir(provider, record.id, options.workdir, "require", options.signal);
+  if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   const outcome = await provider.exec(record.id, execSpec(["sh", "-c", options.line], options, sink, options.workdir));
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };

@@ -5,6 +5,7 @@ import { Registry } from "./registry";
 import { resolveSandbox } from "./resolve";
 import type { OutputSink } from "./run";
 import { chooseProvider, loadProvider } from "./select";
+import { prepareWorkdir } from "./workdir";
 
 /**
  * Orchestration shared by `shell` and `claude`: find or create the sandbox, run one program in
@@ -165,7 +166,11 @@ export interface ShellOptions {
 
 /** `sandboxes shell`: a login shell in the target sandbox; its exit code becomes ours. */
 export async function openShell(settings: Settings, options: ShellOptions, io: InteractiveIO): Promise<number> {
-  return withSandbox(settings, options.target, io.sink, options.signal, async ({ provider, record }, started) => {
+  return withSandbox(settings, options.target, io.sink, options.signal, async ({ provider, record, created }, started) => {
+    if (options.workdir !== undefined) {
+      await prepareWorkdir(provider, record.id, options.workdir, created ? "create" : "require", options.signal);
+      throwIfAborted(options.signal);
+    }
     return runProgram(provider, record.id, { argv: LOGIN_SHELL, env: options.env, cwd: options.workdir }, io, options.signal, started);
   });
 }

@@ -10,6 +10,7 @@ import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "./quote";
+import { prepareWorkdir } from "./workdir";
 
 export type CodeSource =
   | { kind: "command"; line: string }
@@ -161,7 +162,7 @@ function canRunOnce(provider: Provider, options: RunOptions): options is Command
     !options.reuse &&
     options.name === undefined &&
     options.ttlSeconds === undefined &&
-    // A container's working directory is created when missing, where an exec in it would fail.
+    // One path for -w on every provider (core/workdir.ts): the engine would create it as root.
     options.workdir === undefined
   );
 }
@@ -230,6 +231,11 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
   for (const upload of options.uploads) {
     throwIfAborted(options.signal);
     await uploadPath(provider, id, upload.local, upload.remote);
+  }
+  if (options.workdir !== undefined) {
+    // After the uploads, which may have made it: a run's own sandbox gets -w created.
+    await prepareWorkdir(provider, id, options.workdir, "create", options.signal);
+    throwIfAborted(options.signal);
   }
   const source = options.source;
   if (source.kind === "command") return execChecked(provider, id, commandArgv({ ...options, source }), options, sink, options.workdir);
