@@ -228,6 +228,37 @@ describe("modal e2e: process lifetime", () => {
   });
 });
 
+describe("modal e2e: Ctrl-C during exec in a kept sandbox", () => {
+  test("stops the command and everything it started, not only our wait for it", async () => {
+    const kept = await cli(["run", "-p", "modal", "--keep", "--json", "true"], env);
+    const id = idOf(kept.stdout);
+    // The fake runs commands as processes of this machine: the very process can be watched.
+    const marker = `7${String(process.pid).padStart(7, "0").slice(-7)}`;
+    const alive = () => Bun.spawnSync(["pgrep", "-f", `sleep ${marker}`]).exitCode === 0;
+    const child = Bun.spawn([BINARY, "exec", id, `echo started; sleep ${marker} & sleep ${marker}; echo not-reached`], {
+      env: { PATH: process.env.PATH ?? "/usr/bin:/bin", NO_COLOR: "1", ...env },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
+    for (let i = 0; i < 100 && !alive(); i++) await Bun.sleep(50);
+    expect(alive()).toBe(true);
+    child.kill("SIGINT");
+    const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+    const code = await child.exited;
+    clearTimeout(guard);
+    reader.releaseLock();
+    expect(code).toBe(130);
+    for (let i = 0; i < 100 && alive(); i++) await Bun.sleep(50);
+    expect(alive()).toBe(false);
+    // The sandbox itself is the user's and stays, usable.
+    const after = await cli(["exec", id, "echo still here"], env);
+    expect(after.stdout).toBe("still here\n");
+    await cli(["destroy", id], env);
+  });
+});
+
 describe("modal e2e: faults", () => {
   test("transient UNAVAILABLE on create is retried and makes exactly one sandbox", async () => {
     const sandboxesBefore = fake.sandboxes.size;

@@ -347,7 +347,10 @@ export class ModalProvider implements Provider {
     // Modal takes whole seconds and kills the command itself when they run out.
     const serverTimeoutMs = spec.timeoutMs ? Math.max(1000, Math.ceil(spec.timeoutMs / 1000) * 1000) : undefined;
     const started = Date.now();
-    const command = await this.start(id, spec.argv, {
+    // No RPC signals a running command, so an abortable one records its pid for stopTree().
+    const pidFile = spec.signal ? `/tmp/.sandboxes-exec-${randomUUID()}` : undefined;
+    const argv = pidFile ? ["sh", "-c", RECORD_PID, pidFile, ...spec.argv] : spec.argv;
+    const command = await this.start(id, argv, {
       env: spec.env,
       ...(spec.cwd ? { workdir: spec.cwd } : {}),
       ...(serverTimeoutMs ? { timeoutMs: serverTimeoutMs } : {}),
@@ -374,10 +377,10 @@ export class ModalProvider implements Provider {
       const first = await Promise.race([work.then((r) => ({ done: r[3] })), expired.then(() => ({ expired: true })), aborted.then(() => ({ aborted: true }))]);
       if ("done" in first) return { exitCode: first.done, timedOut: false };
       if ("aborted" in first) {
-        // No RPC signals a running command: stop reading and let the caller clean up.
         command.stdout.cancel().catch(() => {});
         command.stderr.cancel().catch(() => {});
         work.catch(() => {});
+        if (pidFile) await this.stopTree(id, pidFile);
         return { exitCode: 130, timedOut: false };
       }
       // Timed out: Modal kills the command when its whole-second timeout ends; wait for that.
@@ -390,6 +393,16 @@ export class ModalProvider implements Provider {
     } finally {
       if (timer) clearTimeout(timer);
     }
+  }
+
+  /**
+   * Ctrl-C for a command on Modal, which has no call to signal one: a second command sends
+   * SIGTERM to the recorded process and all its descendants (then SIGKILL to what is left a
+   * moment later), found through /proc. Best effort, bounded: the caller is already on its way out.
+   */
+  private async stopTree(id: string, pidFile: string): Promise<void> {
+    const stop = this.exec(id, { argv: ["sh", "-c", STOP_TREE, "sh", pidFile], env: {}, onStdout() {}, onStderr() {} }).catch(() => {});
+    await Promise.race([stop, Bun.sleep(5000)]);
   }
 
   private async feedStdin(command: ContainerProcess, stdin: ExecSpec["stdin"]): Promise<void> {
@@ -483,3 +496,31 @@ export class ModalProvider implements Provider {
     releaseChannels();
   }
 }
+
+/**
+ * Runs "$@" as a child of a shell whose pid is written to the file $0, and passes its exit code
+ * on; the file goes when the command ends. Not `exec`: the shell stays the root of the tree.
+ */
+const RECORD_PID = 'echo $$ > "$0" 2>/dev/null; "$@"; status=$?; rm -f "$0"; exit $status';
+
+/**
+ * Signals the tree under the pid in $1: children from /proc/PID/task/TID/children where the
+ * kernel has them, else from the ppid field of /proc/PID/stat. Stopped first, so nothing forks
+ * away between listing and killing.
+ */
+const STOP_TREE = [
+  'root=$(cat "$1" 2>/dev/null) || exit 0',
+  "children() {",
+  '  if [ -e "/proc/$1/task/$1/children" ]; then cat /proc/"$1"/task/*/children 2>/dev/null',
+  "  else for s in /proc/[0-9]*/stat; do",
+  '    line=$(cat "$s" 2>/dev/null) || continue; rest=${line##*) }; set -- "$1" $rest',
+  '    [ "$3" = "$1" ] && { p=${s#/proc/}; echo "${p%/stat}"; }',
+  "  done; fi",
+  "}",
+  'tree() { kill -STOP "$1" 2>/dev/null; echo "$1"; for c in $(children "$1"); do tree "$c"; done; }',
+  'pids=$(tree "$root")',
+  "kill -TERM $pids 2>/dev/null; kill -CONT $pids 2>/dev/null",
+  "sleep 1; kill -KILL $pids 2>/dev/null",
+  'rm -f "$1"; exit 0',
+].join("\n");
+
