@@ -11,6 +11,7 @@ export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = process.env.SANDBOXES_BIN ?? join(ROOT, "dist", "sandboxes");
 export const SOCKET = "/var/run/docker.sock";
 export const BUSYBOX = "sandboxes-test/busybox";
+export const USER_IMAGE = "sandboxes-test/user";
 export const NODE = "sandboxes-test/node";
 
 function newestSource(dir: string): number {

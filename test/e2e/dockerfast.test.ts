@@ -8,7 +8,7 @@ import { describe, expect, test } from "bun:test";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, BUSYBOX, dockerE2eSuite, containersLeft, engine, uniqueLabel } from "./_docker-helpers";
+import { BINARY, BUSYBOX, dockerE2eSuite, containersLeft, engine, uniqueLabel, USER_IMAGE } from "./_docker-helpers";
 
 const { cli, label } = dockerE2eSuite();
 const TIMEOUT = 60_000;
@@ -179,9 +179,12 @@ describe("docker runs that keep the keepalive and exec path", () => {
     }
   }, TIMEOUT);
 
-  test("a --workdir that does not exist still fails as an exec does (the one-shot would create it)", async () => {
-    const result = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--workdir", "/no/such/dir", "pwd"]);
-    expect(result.code).toBe(126);
-    expect(result.stdout + result.stderr).toContain('chdir to cwd ("/no/such/dir")');
+  test("a --workdir that does not exist is created by the image's user, as on every provider (core/workdir.ts)", async () => {
+    const mark = label("workdir");
+    const result = await cli.run(["run", "-p", "docker", "--image", USER_IMAGE, "-l", `e2e=${mark}`, "--workdir", "/tmp/no/such/dir", "pwd; stat -c %U ."]);
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("/tmp/no/such/dir\nsandbox\n");
+    expect(result.code).toBe(0);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
   }, TIMEOUT);
 });
