@@ -33,7 +33,13 @@ export async function chooseProvider(settings: Settings, flag?: string): Promise
   return { name: "local", reason: "no cloud credentials found; local needs none" };
 }
 
-const loaded = new Map<string, Promise<Provider>>();
+/**
+ * Loaded providers, per environment and name: the CLI has one environment, but a program using
+ * the library may pass several (other credentials, another state directory), and a provider
+ * built for one must not serve another.
+ */
+let loadedByEnvironment = new WeakMap<Settings["env"], Map<string, Promise<Provider>>>();
+const everyLoaded = new Set<Promise<Provider>>();
 
 /** Loads a provider after checking its credentials, so a missing key is one clear line. */
 export async function loadProvider(settings: Settings, name: string): Promise<Provider> {
@@ -42,10 +48,15 @@ export async function loadProvider(settings: Settings, name: string): Promise<Pr
   if (!detection.configured) {
     throw new SandboxesError("not_configured", `provider ${name} is not configured: ${detection.missing ?? "no credentials"}`, "user");
   }
-  let provider = loaded.get(name);
+  let loaded = loadedByEnvironment.get(settings.env);
+  if (!loaded) loadedByEnvironment.set(settings.env, (loaded = new Map()));
+  // Config and state directory are part of the key too: the same environment, another config.toml.
+  const key = `${name}\0${settings.stateDir}\0${JSON.stringify(providerConfig(settings, name))}`;
+  let provider = loaded.get(key);
   if (!provider) {
     provider = descriptor.load(providerContext(settings, name));
-    loaded.set(name, provider);
+    loaded.set(key, provider);
+    everyLoaded.add(provider);
   }
   return provider;
 }
@@ -58,7 +69,9 @@ export async function configuredProviders(settings: Settings): Promise<ProviderD
 
 /** Closes every provider we loaded so open sockets/channels do not keep the process alive. */
 export async function closeProviders(): Promise<void> {
-  const providers = await Promise.allSettled([...loaded.values()]);
-  loaded.clear();
+  const providers = await Promise.allSettled([...everyLoaded]);
+  everyLoaded.clear();
+  // WeakMap entries cannot be listed: forget them by starting over.
+  loadedByEnvironment = new WeakMap();
   await Promise.allSettled(providers.map((p) => (p.status === "fulfilled" ? p.value.close?.() : undefined)));
 }
