@@ -45,8 +45,11 @@ const EXEC_WRAPPER = [
   'echo $$ > "$f"; "$@"; c=$?; rm -f "$f"; exit $c',
 ].join("\n");
 
-/** Kills the process group whose id EXEC_WRAPPER wrote to $1 (or the one process, without setsid). */
-const KILL_SCRIPT = 'p=$(cat "$1" 2>/dev/null); if [ -n "$p" ]; then kill -9 -- "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; fi; rm -f "$1"; true';
+/**
+ * Kills the process group whose id EXEC_WRAPPER wrote to $1 (or the one process, without
+ * setsid). `kill -9 -PGID`, not `kill -9 -- -PGID`: dash's builtin kill refuses the `--`.
+ */
+const KILL_SCRIPT = 'p=$(cat "$1" 2>/dev/null); if [ -n "$p" ]; then kill -9 "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; fi; rm -f "$1"; true';
 
 /**
  * In TTY mode Sprites sends no exit frame (the SDKs read 0 from a normal close, else 1), so the
@@ -137,8 +140,21 @@ export class SpritesProvider implements Provider {
     throw new HttpError(response.status, message.split("\n")[0]!, code, requestId);
   }
 
-  private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(this.name, what, call, isTransient, DEFAULT_RETRY, signal);
+  /** withRetry, except that our own errors (an unknown sprite…) come out as they are, not wrapped. */
+  private async retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    let own: SandboxesError | undefined;
+    try {
+      return await withRetry(this.name, what, async (attempt) => {
+        try {
+          return await call(attempt);
+        } catch (error) {
+          if (error instanceof SandboxesError) own = error;
+          throw error;
+        }
+      }, isTransient, DEFAULT_RETRY, signal);
+    } catch (error) {
+      throw own ?? error;
+    }
   }
 
   /** The sprite, or null when there is none by that name. */
@@ -313,8 +329,9 @@ export class SpritesProvider implements Provider {
     await Promise.race([feeding, Bun.sleep(1000)]);
     if (stopping) await Promise.race([stopping, Bun.sleep(5000)]);
     if (timedOut) return { exitCode: 124, timedOut: true };
+    // Stopped by Ctrl-C: whatever exit the kill caused, the command was interrupted.
+    if (spec.signal?.aborted) return { exitCode: 130, timedOut: false };
     if (exitCode === undefined) {
-      if (spec.signal?.aborted) return { exitCode: 130, timedOut: false };
       throw new ProviderError(this.name, `the connection to sprite ${id} ended before ${spec.argv[0] ?? "the command"} finished`, undefined, undefined, "the command may still be running in the sprite");
     }
     return { exitCode, timedOut: false };
