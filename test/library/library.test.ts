@@ -8,6 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { run, runMany, Sandbox, SandboxesError } from "../../src/index";
+import { PROVIDERS } from "../../src/providers/index";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -189,6 +190,6 @@ describe("the package", () => {
     );
     const child = Bun.spawnSync([process.execPath, join(project, "main.ts")], { cwd: project, env });
     expect(child.stderr.toString()).toBe("");
-    expect(JSON.parse(child.stdout.toString())).toEqual({ stdout: "42\n", code: 0, sandbox: "function", providers: ["local", "docker", "daytona", "e2b", "modal"], sdks: [] });
+    expect(JSON.parse(child.stdout.toString())).toEqual({ stdout: "42\n", code: 0, sandbox: "function", providers: PROVIDERS.map((p) => p.name), sdks: [] });
   });
 });
