@@ -1,19 +1,22 @@
 /**
  * The shared conformance suite through the COMPILED binary: every Provider call below is a
- * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona and Modal
- * fakes (the real SDKs inside the binary, speaking the real wire protocols to 127.0.0.1).
+ * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona, Modal and
+ * Hopx fakes (the real SDKs, or for Hopx our own client, inside the binary, speaking the real wire
+ * protocols to 127.0.0.1).
  * Docker needs a running engine and the offline test images (scripts/ci/docker.sh).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { FakeDaytona } from "../fakes/daytona/server";
 import { type FakeE2B, startFakeE2B } from "../fakes/e2b/server";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
+import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
 import { requireEngine } from "../e2e/_docker-helpers";
 import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
 import { testProvider } from "./suite";
 
 let e2b: FakeE2B;
 let modal: FakeModal;
+let hopx: FakeHopx;
 const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
 
 beforeAll(async () => {
@@ -22,10 +25,11 @@ beforeAll(async () => {
   e2b = await startFakeE2B({ pageSize: 2 });
   daytona.start();
   modal = await startFakeModal();
+  hopx = await startFakeHopx({ pageSize: 2 });
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop()]);
+  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), hopx?.close()]);
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
@@ -111,6 +115,8 @@ testProvider("modal (fake) via the compiled binary", async () =>
   new CliProvider({ provider: "modal", env: { MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-cli", MODAL_TOKEN_SECRET: "as-cli" } }),
 );
 
+testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
+
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
   test("no sandbox was left behind on any fake, and the binary really used them", () => {
@@ -120,5 +126,7 @@ describe("the fakes after the suites", () => {
     expect(daytona.requests.filter((r) => r === "POST /api/sandbox").length).toBeGreaterThanOrEqual(2);
     expect(modal.running().map((s) => s.id)).toEqual([]);
     expect(modal.sandboxes.size).toBeGreaterThanOrEqual(2);
+    expect([...hopx.sandboxes.keys()]).toEqual([]);
+    expect(hopx.creates.length).toBeGreaterThanOrEqual(2);
   });
 });

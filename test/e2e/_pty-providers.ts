@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
 import { FakeDaytona } from "../fakes/daytona/server";
 import { startFakeModal, type FakeModal } from "../fakes/modal/server";
+import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 import { BUSYBOX, containersLabelled, requireEngine, uniqueLabel } from "./_docker-helpers";
 import type { TestHome } from "./_pty-helpers";
 
@@ -26,7 +27,7 @@ export interface PtyProvider {
   stop(): Promise<void>;
 }
 
-const NAMES = ["local", "docker", "e2b", "daytona", "modal"] as const;
+const NAMES = ["local", "docker", "e2b", "daytona", "modal", "hopx"] as const;
 export type PtyProviderName = (typeof NAMES)[number];
 
 /**
@@ -92,6 +93,10 @@ export async function startPtyProvider(name: PtyProviderName, home: TestHome): P
         vi: VIM,
         stop: () => fake.stop(),
       };
+    }
+    case "hopx": {
+      const fake: FakeHopx = await startFakeHopx();
+      return { args: [], env: fake.env(), live: async () => [...fake.sandboxes.keys()], resize: true, vi: VIM, stop: () => fake.close() };
     }
   }
 }
