@@ -16,7 +16,7 @@ import { ProviderError } from "../../core/errors";
 
 export const EXEC_WRAPPER = String.raw`o=$1; limit=$2; feed=$3; shift 3
 g=; command -v setsid >/dev/null 2>&1 && g=setsid
-killtree() { kill -9 -- "-$1" 2>/dev/null || kill -9 "$1" 2>/dev/null; }
+killtree() { kill -9 "-$1" 2>/dev/null || kill -9 "$1" 2>/dev/null; }
 in=/dev/null; f=
 if [ "$feed" = 1 ]; then
   rm -f "$o.fifo"; mkfifo "$o.fifo" || exit 126
@@ -38,7 +38,7 @@ p=$!
 echo "$p" >"$o.pid"
 w=
 if [ "$limit" != 0 ]; then
-  $g sh -c 'sleep "$1"; : >"$2.timeout"; kill -9 -- "-$3" 2>/dev/null || kill -9 "$3"' watchdog "$limit" "$o" "$p" </dev/null >/dev/null 2>&1 &
+  $g sh -c 'sleep "$1"; : >"$2.timeout"; kill -9 "-$3" 2>/dev/null || kill -9 "$3"' watchdog "$limit" "$o" "$p" </dev/null >/dev/null 2>&1 &
   w=$!
 fi
 wait "$p" 2>/dev/null; code=$?
@@ -53,7 +53,7 @@ exit "$code"`.replaceAll("\\$", "$");
 /** Kills the group of the command behind PREFIX (waiting up to 2 s for it to start), and ends its stdin. */
 export const KILL_SCRIPT = `o=$1; i=0
 while [ ! -s "$o.pid" ] && [ $i -lt 20 ]; do sleep 0.1; i=$((i+1)); done
-p=$(cat "$o.pid" 2>/dev/null) && { kill -9 -- "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
+p=$(cat "$o.pid" 2>/dev/null) && { kill -9 "-$p" 2>/dev/null || kill -9 "$p" 2>/dev/null; }
 : >"$o.eof"; true`;
 
 export interface CommandAnswer {

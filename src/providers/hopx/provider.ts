@@ -62,12 +62,18 @@ export class HopxProvider implements Provider {
     // create is repeated only when the service cannot have acted on it: a refused connection, a
     // 429 or a 503. The caller's Ctrl-C does not cut the request short: a sandbox made meanwhile
     // comes back here, and core removes it.
-    let answer: CreateAnswer;
-    try {
-      answer = await withRetry(this.name, what, () => api.control<CreateAnswer>("POST", "/v1/sandboxes", { body }), createIsRepeatable);
-    } catch (error) {
-      throw createFailure(this.name, what, template, error);
-    }
+    const answer = await withRetry(
+      this.name,
+      what,
+      async () => {
+        try {
+          return await api.control<CreateAnswer>("POST", "/v1/sandboxes", { body });
+        } catch (error) {
+          throw createIsRepeatable(error) ? error : createFailure(this.name, what, template, error);
+        }
+      },
+      createIsRepeatable,
+    );
     const id = String(answer.sandbox_id ?? answer.id ?? "");
     if (!id) throw new ProviderError(this.name, `${what}: the answer named no sandbox id`);
     const createdAt = typeof answer.created_at === "string" ? answer.created_at : new Date().toISOString();
@@ -374,7 +380,7 @@ function createIsRepeatable(error: unknown): boolean {
   return neverDelivered(error);
 }
 
-/** A create that failed -> one line (withRetry already made one of an exhausted budget): an unknown template says so; an ambiguous failure says to look. */
+/** A create that failed for good -> one line: an unknown template says so; an ambiguous failure says to look. */
 function createFailure(provider: string, what: string, template: string, error: unknown): unknown {
   if (error instanceof HopxHttpError && (error.status === 400 || error.status === 404) && /template/i.test(error.message)) {
     return new ProviderError(provider, `cannot create a sandbox from template "${template}": ${error.message}`, error.status, error.requestId, "pass --image with the name or id of one of your Hopx templates (or set template under [providers.hopx])", "bad_template");
