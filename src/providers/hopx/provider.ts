@@ -185,31 +185,23 @@ export class HopxProvider implements Provider {
     return answer.auth_token;
   }
 
-  /**
-   * One agent request. A 401 means the token expired: it is refreshed once and the request made
-   * again. `retryable` says which failures may be repeated (never a command that may have run).
-   */
-  private async agentCall<T>(
-    id: string,
-    method: string,
-    path: string,
-    options: Parameters<HopxApi["agent"]>[3],
-    what: string,
-    retryable: (error: unknown) => boolean = isTransient,
-  ): Promise<T> {
+  /** One agent request; a 401 means the token expired: it is refreshed once and the request made again. */
+  private async agentRequest<T>(id: string, method: string, path: string, options: Parameters<HopxApi["agent"]>[3]): Promise<T> {
     const api = this.api();
-    const call = async () => {
-      const access = await this.agentAccess(id);
-      try {
-        return await api.agent<T>(access, method, path, options);
-      } catch (error) {
-        if (!(error instanceof HopxHttpError) || error.status !== 401) throw error;
-        const fresh = { host: access.host, token: await this.refreshToken(id) };
-        this.access.set(id, Promise.resolve(fresh));
-        return api.agent<T>(fresh, method, path, options);
-      }
-    };
-    return this.retry(what, call, retryable, options?.signal);
+    const access = await this.agentAccess(id);
+    try {
+      return await api.agent<T>(access, method, path, options);
+    } catch (error) {
+      if (!(error instanceof HopxHttpError) || error.status !== 401) throw error;
+      const fresh = { host: access.host, token: await this.refreshToken(id) };
+      this.access.set(id, Promise.resolve(fresh));
+      return api.agent<T>(fresh, method, path, options);
+    }
+  }
+
+  /** An agent request that may be repeated when `retryable` says so (never a command that may have run). */
+  private agentCall<T>(id: string, method: string, path: string, options: Parameters<HopxApi["agent"]>[3], what: string, retryable: (error: unknown) => boolean = isTransient): Promise<T> {
+    return this.retry(what, () => this.agentRequest<T>(id, method, path, options), retryable, options?.signal);
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
@@ -243,8 +235,7 @@ export class HopxProvider implements Provider {
     try {
       let answer: CommandAnswer;
       try {
-        // Sent once: a command that may have started is never started again.
-        answer = await this.agentCall<CommandAnswer>(id, "POST", "/commands/run", { body, signal: request.signal, timeoutMs: agentTimeout * 1000 + ANSWER_GRACE_MS }, `running ${label}`, neverDelivered);
+        answer = await this.runCommand(id, body, request.signal, agentTimeout * 1000 + ANSWER_GRACE_MS);
       } catch (error) {
         if (interrupted) return { exitCode: 130, timedOut: false };
         if (spec.timeoutMs && error instanceof HopxNetworkError && error.code === "ETIMEDOUT") {
@@ -253,7 +244,9 @@ export class HopxProvider implements Provider {
           return { exitCode: 124, timedOut: true };
         }
         if (error instanceof SandboxesError) throw error;
-        throw new ProviderError(this.name, `cannot run ${label} in sandbox ${id}: ${(error as Error).message}`, (error as { status?: number }).status, undefined, "the command may still be running in the sandbox");
+        if (error instanceof HopxHttpError && !isTransientStatus(error.status)) throw explain(this.name, `cannot run ${label} in sandbox ${id}`, error);
+        const { status, requestId } = error as { status?: number; requestId?: string };
+        throw new ProviderError(this.name, `cannot run ${label} in sandbox ${id}: ${(error as Error).message}`, status, requestId, "the command may still be running in the sandbox");
       }
       if (interrupted) return { exitCode: 130, timedOut: false };
       const result = parseAnswer(answer, this.name, label);
@@ -269,10 +262,22 @@ export class HopxProvider implements Provider {
     }
   }
 
+  /** POST /commands/run, sent again only when it cannot have arrived: a command that may have started never starts twice. */
+  private async runCommand(id: string, body: Record<string, unknown>, signal: AbortSignal | undefined, timeoutMs: number): Promise<CommandAnswer> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.agentRequest<CommandAnswer>(id, "POST", "/commands/run", { body, signal, timeoutMs });
+      } catch (error) {
+        if (!neverDelivered(error) || attempt >= DEFAULT_RETRY.attempts || signal?.aborted) throw error;
+        await Bun.sleep(DEFAULT_RETRY.baseDelayMs * attempt);
+      }
+    }
+  }
+
   /** Kills the command's process group in the sandbox and ends its stdin (a second request). */
   private async killCommand(id: string, prefix: string): Promise<void> {
     const body = { command: "/bin/sh", args: ["-c", KILL_SCRIPT, "sandboxes", prefix], timeout: 30 };
-    await this.agentCall(id, "POST", "/commands/run", { body, timeoutMs: 30_000 }, "stopping the command", neverDelivered).catch(() => {});
+    await this.runCommand(id, body, undefined, 30_000).catch(() => {});
   }
 
   /**
