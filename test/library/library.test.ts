@@ -183,12 +183,12 @@ describe("the package", () => {
       [
         'import { run, Sandbox, providerNames } from "sandboxes";',
         'const result = await run("echo $((6 * 7))");',
-        "const sdks = Object.keys(require.cache).filter((k) => /node_modules\\/(e2b|@daytonaio|modal)\\//.test(k));",
+        "const sdks = Object.keys(require.cache).filter((k) => /node_modules\\/(e2b|@daytonaio|modal|@hopx-ai)\\//.test(k));",
         "console.log(JSON.stringify({ stdout: result.stdout, code: result.exitCode, sandbox: typeof Sandbox.create, providers: providerNames(), sdks }));",
       ].join("\n"),
     );
     const child = Bun.spawnSync([process.execPath, join(project, "main.ts")], { cwd: project, env });
     expect(child.stderr.toString()).toBe("");
-    expect(JSON.parse(child.stdout.toString())).toEqual({ stdout: "42\n", code: 0, sandbox: "function", providers: ["local", "docker", "daytona", "e2b", "modal"], sdks: [] });
+    expect(JSON.parse(child.stdout.toString())).toEqual({ stdout: "42\n", code: 0, sandbox: "function", providers: ["local", "docker", "daytona", "e2b", "modal", "hopx"], sdks: [] });
   });
 });
