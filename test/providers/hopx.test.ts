@@ -83,6 +83,10 @@ describe("hopx exec through the agent", () => {
     expect((await run(["echo", "done"], { stdin: silent })).stdout.toString()).toBe("done\n");
   });
 
+  test("a working directory the agent cannot enter is its own sentence, named for hopx", async () => {
+    await expect(run(["pwd"], { cwd: "/no/such/dir" })).rejects.toThrow("hopx: pwd did not finish in the sandbox: chdir /no/such/dir: no such file or directory");
+  });
+
   test("an expired token is refreshed once and the call goes through", async () => {
     fake.fault({ match: "POST /commands/run", kind: "status", status: 401 });
     const before = fake.requests.filter((r) => r.endsWith("/token/refresh")).length;

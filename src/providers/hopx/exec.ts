@@ -80,7 +80,9 @@ export function parseAnswer(answer: CommandAnswer, provider: string, what: strin
   const header = /^sandboxes-exec (\d+) ([01])\n/.exec(text);
   if (!header) {
     const detail = (answer.error || answer.message || answer.stderr || "").trim().split("\n").pop() || `exit code ${answer.exit_code ?? "unknown"}`;
-    throw new ProviderError(provider, `${what} did not finish in the sandbox: ${detail}`, undefined, undefined, "the sandbox image needs /bin/sh, base64 and mkfifo (coreutils)");
+    // An error from the agent (a missing workdir, its own timeout) speaks for itself; otherwise the wrapper could not run.
+    const hint = answer.error || answer.message ? undefined : "the sandbox image needs /bin/sh, base64 and mkfifo (coreutils)";
+    throw new ProviderError(provider, `${what} did not finish in the sandbox: ${detail}`, undefined, undefined, hint);
   }
   const body = text.slice(header[0].length);
   const split = body.indexOf("--\n");
