@@ -1,8 +1,8 @@
 /**
  * The shared conformance suite through the COMPILED binary: every Provider call below is a
- * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona, Modal and
- * Sprites fakes (the real SDKs, or for Sprites our own client, inside the binary, speaking the
- * real wire protocols to 127.0.0.1).
+ * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona, Modal,
+ * Sprites and Hopx fakes (the real SDKs, or for Sprites and Hopx our own clients, inside the
+ * binary, speaking the real wire protocols to 127.0.0.1).
  * Docker needs a running engine and the offline test images (scripts/ci/docker.sh).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -10,6 +10,7 @@ import { FakeDaytona } from "../fakes/daytona/server";
 import { type FakeE2B, startFakeE2B } from "../fakes/e2b/server";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
 import { type FakeSprites, startFakeSprites } from "../fakes/sprites/server";
+import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
 import { requireEngine } from "../e2e/_docker-helpers";
 import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
 import { testProvider } from "./suite";
@@ -17,6 +18,7 @@ import { testProvider } from "./suite";
 let e2b: FakeE2B;
 let modal: FakeModal;
 let sprites: FakeSprites;
+let hopx: FakeHopx;
 const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
 
 beforeAll(async () => {
@@ -26,10 +28,11 @@ beforeAll(async () => {
   daytona.start();
   modal = await startFakeModal();
   sprites = await startFakeSprites({ pageSize: 2 });
+  hopx = await startFakeHopx({ pageSize: 2 });
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close()]);
+  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close()]);
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
@@ -116,6 +119,7 @@ testProvider("modal (fake) via the compiled binary", async () =>
 );
 
 testProvider("sprites (fake) via the compiled binary", async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
+testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
 
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
@@ -128,5 +132,7 @@ describe("the fakes after the suites", () => {
     expect(modal.sandboxes.size).toBeGreaterThanOrEqual(2);
     expect([...sprites.sprites.keys()]).toEqual([]);
     expect(sprites.creates.length).toBeGreaterThanOrEqual(2);
+    expect([...hopx.sandboxes.keys()]).toEqual([]);
+    expect(hopx.creates.length).toBeGreaterThanOrEqual(2);
   });
 });

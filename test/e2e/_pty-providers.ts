@@ -10,6 +10,7 @@ import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
 import { FakeDaytona } from "../fakes/daytona/server";
 import { startFakeModal, type FakeModal } from "../fakes/modal/server";
 import { startFakeSprites, type FakeSprites } from "../fakes/sprites/server";
+import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 import { BUSYBOX, containersLabelled, requireEngine, uniqueLabel } from "./_docker-helpers";
 import type { TestHome } from "./_pty-helpers";
 
@@ -27,7 +28,7 @@ export interface PtyProvider {
   stop(): Promise<void>;
 }
 
-const NAMES = ["local", "docker", "e2b", "daytona", "modal", "sprites"] as const;
+const NAMES = ["local", "docker", "e2b", "daytona", "modal", "sprites", "hopx"] as const;
 export type PtyProviderName = (typeof NAMES)[number];
 
 /**
@@ -97,6 +98,10 @@ export async function startPtyProvider(name: PtyProviderName, home: TestHome): P
     case "sprites": {
       const fake: FakeSprites = await startFakeSprites();
       return { args: [], env: fake.env(), live: async () => [...fake.sprites.keys()], resize: true, vi: VIM, stop: () => fake.close() };
+    }
+    case "hopx": {
+      const fake: FakeHopx = await startFakeHopx();
+      return { args: [], env: fake.env(), live: async () => [...fake.sandboxes.keys()], resize: true, vi: VIM, stop: () => fake.close() };
     }
   }
 }

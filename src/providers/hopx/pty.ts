@@ -1,0 +1,95 @@
+import { shellQuote as quote } from "../../core/quote";
+import type { PtySession, PtySpec } from "../types";
+import type { AgentAccess } from "./api";
+
+/**
+ * A terminal running `spec.argv` over the agent's WS /terminal (JSON text messages: input and
+ * resize from us; output and exit from the agent). The agent starts its own shell; we set the
+ * size, type ` printf MARKER; cd DIR && exec env K=V… ARGV` into it and hide everything up to the
+ * marker, which only printf's output contains (the echoed line shows it as \036 text).
+ */
+const MARKER = "\x1e\x1esandboxes\x1e\x1e";
+
+export function commandLine(spec: PtySpec): string {
+  const env = Object.entries(spec.env).map(([key, value]) => quote(`${key}=${value}`));
+  const program = ["exec", ...(env.length ? ["env", ...env] : []), ...spec.argv.map(quote)].join(" ");
+  const cd = spec.cwd ? `cd -- ${quote(spec.cwd)} && ` : "";
+  // The leading space keeps the line out of bash's history (HISTCONTROL=ignorespace).
+  return ` printf '\\036\\036sandboxes\\036\\036'; ${cd}${program}\n`;
+}
+
+export async function openTerminal(access: AgentAccess, spec: PtySpec): Promise<PtySession> {
+  const url = new URL("/terminal", access.host);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const socket = new WebSocket(url.toString(), { headers: { Authorization: `Bearer ${access.token}` } } as unknown as string[]);
+  await new Promise<void>((resolve, reject) => {
+    socket.addEventListener("open", () => resolve(), { once: true });
+    socket.addEventListener("error", () => reject(new Error("the terminal connection failed")), { once: true });
+    socket.addEventListener("close", (event) => reject(new Error(`the terminal connection was closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`)), { once: true });
+  });
+
+  const listeners: Array<(chunk: Uint8Array) => void> = [];
+  const pending: Uint8Array[] = [];
+  const encoder = new TextEncoder();
+  let buffered = "";
+  let started = false;
+  const deliver = (chunk: Uint8Array) => {
+    if (listeners.length === 0) pending.push(chunk);
+    for (const listener of listeners) listener(chunk);
+  };
+  const onOutput = (data: string) => {
+    if (started) return deliver(encoder.encode(data));
+    buffered += data;
+    const at = buffered.indexOf(MARKER);
+    if (at === -1) return;
+    started = true;
+    const rest = buffered.slice(at + MARKER.length);
+    buffered = "";
+    if (rest) deliver(encoder.encode(rest));
+  };
+
+  const exited = new Promise<number>((resolve) => {
+    let code = 255;
+    socket.addEventListener("message", (event) => {
+      let message: { type?: string; data?: unknown; code?: unknown };
+      try {
+        message = JSON.parse(typeof event.data === "string" ? event.data : new TextDecoder().decode(event.data as ArrayBuffer));
+      } catch {
+        return;
+      }
+      if (message.type === "output" && typeof message.data === "string") onOutput(message.data);
+      else if (message.type === "exit") {
+        code = typeof message.code === "number" ? message.code & 255 : 255;
+        socket.close();
+      }
+    });
+    socket.addEventListener("close", () => {
+      // Nothing matched the marker: show what arrived rather than swallow it.
+      if (!started && buffered) deliver(encoder.encode(buffered));
+      resolve(code);
+    });
+  });
+
+  const send = (message: unknown) => {
+    if (socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+  };
+  const decoder = new TextDecoder();
+  send({ type: "resize", cols: spec.cols, rows: spec.rows });
+  send({ type: "input", data: commandLine(spec) });
+  return {
+    write: (data) => {
+      const text = typeof data === "string" ? data : decoder.decode(data, { stream: true });
+      if (text) send({ type: "input", data: text });
+    },
+    resize: (cols, rows) => send({ type: "resize", cols, rows }),
+    onData: (listener) => {
+      listeners.push(listener);
+      for (const chunk of pending.splice(0)) listener(chunk);
+    },
+    exited,
+    kill: async () => {
+      socket.close();
+      await Promise.race([exited, Bun.sleep(2000)]);
+    },
+  };
+}

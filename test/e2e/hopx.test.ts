@@ -1,0 +1,266 @@
+/**
+ * The compiled binary against the fake Hopx (our own client inside the binary, the real wire
+ * protocol): every invocation is its own process, so exec by id works only if the provider finds
+ * the sandbox on the "server", and labels only where this machine's state directory has them.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
+import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
+
+let fake: FakeHopx;
+let env: Record<string, string>;
+
+beforeAll(async () => {
+  buildBinary();
+  // Two sandboxes per page: list must follow next_cursor to see them all.
+  fake = await startFakeHopx({ pageSize: 2, templates: ["code-interpreter", "custom-template"] });
+  env = { ...machine().env, ...fake.env() };
+}, 60_000);
+
+afterAll(async () => {
+  await fake?.close();
+  removeMachines();
+});
+
+beforeEach(() => fake.clearFaults());
+
+const keptId = (stderr: string) => /kept sandbox (\S+)/.exec(stderr)?.[1];
+const listed = (stdout: string) => (JSON.parse(stdout) as { sandboxes: Array<{ id: string; name: string | null; labels: Record<string, string> }> }).sandboxes;
+
+/** Waits until the fake's agent has been asked to run a command containing `marker`. */
+async function commandStarted(marker: string): Promise<void> {
+  const seen = () => fake.commands.some((c) => JSON.stringify(c.args).includes(marker));
+  for (let i = 0; i < 400 && !seen(); i++) await Bun.sleep(25);
+  expect(seen()).toBe(true);
+}
+
+describe("hopx through the compiled binary", () => {
+  test("run passes stdout, stderr and the exit code through exactly, then destroys the sandbox", async () => {
+    const before = fake.creates.length;
+    const result = await sandboxes(["run", "-p", "hopx", "echo out; printf 'no newline' >&2; exit 3"], env);
+    expect(result).toEqual({ code: 3, stdout: "out\n", stderr: "no newline" });
+    expect(fake.creates.length).toBe(before + 1);
+    expect(fake.creates.at(-1)).toMatchObject({ template_name: "code-interpreter", timeout_seconds: 3600 });
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
+  test("--timeout kills the command tree: exit 124 with what it printed; a program's own 124 is not a timeout", async () => {
+    const slow = await sandboxes(["run", "-p", "hopx", "--timeout", "1", "--json", "echo started; sleep 30 & sleep 30; echo never"], env);
+    expect(slow.code).toBe(124);
+    expect(JSON.parse(slow.stdout)).toMatchObject({ exit_code: 124, timed_out: true });
+    const own = await sandboxes(["run", "-p", "hopx", "--json", "exit 124"], env);
+    expect(own.code).toBe(124);
+    expect(JSON.parse(own.stdout)).toMatchObject({ exit_code: 124, timed_out: false });
+    const plain = await sandboxes(["run", "-p", "hopx", "--timeout", "1", "echo started; sleep 30"], env);
+    expect(plain.code).toBe(124);
+    expect(plain.stdout).toBe("started\n");
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
+  test("stdin reaches the command; a stdin that stays open and silent does not keep run waiting", async () => {
+    const piped = await sandboxes(["run", "-p", "hopx", "tr a-z A-Z"], env, { stdin: "piped text\n" });
+    expect(piped).toEqual({ code: 0, stdout: "PIPED TEXT\n", stderr: "" });
+    // Like `sleep 1000 | sandboxes run …`: no byte and no EOF ever arrive.
+    const silent = new ReadableStream<Uint8Array>({ start() {} });
+    const child = Bun.spawn([BINARY, "run", "-p", "hopx", "echo done"], { env, stdin: silent, stdout: "pipe", stderr: "pipe" });
+    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    expect({ code, stdout }).toEqual({ code: 0, stdout: "done\n" });
+    expect(fake.sandboxes.size).toBe(0);
+  }, 20_000);
+
+  test("kept sandbox: exec by id from another machine, list by label over pages, reuse, cp both ways, destroy", async () => {
+    const created = await sandboxes(["run", "-p", "hopx", "--keep", "--name", "web", "-l", "team=alpha", "--ttl", "600", "-e", "GREETING=hello", "echo $GREETING > /tmp/greeting"], env);
+    expect(created.code).toBe(0);
+    const id = keptId(created.stderr)!;
+    expect(id).toBeDefined();
+    expect(fake.creates.at(-1)).toMatchObject({ timeout_seconds: 600, env_vars: { GREETING: "hello" } });
+
+    // Another machine: no state directory of its own, only the id and the service know the sandbox.
+    const other = machine();
+    const otherEnv = { ...other.env, ...fake.env() };
+    expect(await sandboxes(["exec", "-p", "hopx", id, "cat /tmp/greeting; echo $GREETING; exit 4"], otherEnv)).toEqual({ code: 4, stdout: "hello\nhello\n", stderr: "" });
+
+    const noise: string[] = [];
+    for (let i = 0; i < 3; i++) noise.push(keptId((await sandboxes(["run", "-p", "hopx", "--keep", "-l", `team=beta${i}`, "true"], env)).stderr)!);
+    // Labels live on the machine that created the sandbox: there, a filter finds it over pages.
+    const mine = await sandboxes(["list", "-p", "hopx", "-l", "team=alpha", "--json"], env);
+    expect(mine.code).toBe(0);
+    expect(listed(mine.stdout)).toEqual([expect.objectContaining({ id, name: "web", labels: { team: "alpha" } })]);
+    // Elsewhere the sandbox is listed without labels or name, and a label filter does not match it.
+    const everything = listed((await sandboxes(["list", "-p", "hopx", "--json"], otherEnv)).stdout);
+    expect(everything.map((s) => s.id).sort()).toEqual([id, ...noise].sort());
+    expect(everything.find((s) => s.id === id)).toMatchObject({ name: null, labels: {} });
+    expect(listed((await sandboxes(["list", "-p", "hopx", "-l", "team=alpha", "--json"], otherEnv)).stdout)).toEqual([]);
+
+    const createsBefore = fake.creates.length;
+    const reused = await sandboxes(["run", "-p", "hopx", "--reuse", "-l", "team=alpha", "cat /tmp/greeting"], env);
+    expect(reused.stdout).toBe("hello\n");
+    expect(reused.stderr).toContain(`reusing sandbox ${id}`);
+    expect(fake.creates.length).toBe(createsBefore);
+
+    const bytes = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) % 256);
+    writeFileSync(join(other.home, "blob.bin"), bytes);
+    expect((await sandboxes(["cp", "-p", "hopx", join(other.home, "blob.bin"), `${id}:/tmp/blob.bin`], otherEnv)).code).toBe(0);
+    expect((await sandboxes(["exec", "-p", "hopx", id, "wc -c < /tmp/blob.bin"], otherEnv)).stdout.trim()).toBe("200000");
+    expect((await sandboxes(["cp", "-p", "hopx", `${id}:/tmp/blob.bin`, join(other.home, "back.bin")], otherEnv)).code).toBe(0);
+    expect(new Uint8Array(readFileSync(join(other.home, "back.bin")))).toEqual(bytes);
+
+    // Binary stdout is passed through byte for byte.
+    const raw = Bun.spawn([BINARY, "exec", "-p", "hopx", id, "head -c 4096 /tmp/blob.bin"], { env: otherEnv, stdout: "pipe", stderr: "pipe" });
+    expect(new Uint8Array(await new Response(raw.stdout).arrayBuffer())).toEqual(bytes.subarray(0, 4096));
+    expect(await raw.exited).toBe(0);
+
+    expect((await sandboxes(["destroy", "-p", "hopx", id, ...noise], otherEnv)).code).toBe(0);
+    expect(fake.sandboxes.size).toBe(0);
+    const gone = await sandboxes(["exec", "-p", "hopx", id, "true"], otherEnv);
+    expect(gone.code).toBe(125);
+    expect(gone.stderr).toContain(id);
+    // The creating machine forgets the labels of a sandbox that is gone.
+    expect(listed((await sandboxes(["list", "-p", "hopx", "-l", "team=alpha", "--json"], env)).stdout)).toEqual([]);
+  }, 60_000);
+
+  test("an unknown template is one clear line naming hopx, exit 125", async () => {
+    const result = await sandboxes(["run", "-p", "hopx", "--image", "no-such-template", "true"], env);
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe("");
+    const [first, ...rest] = result.stderr.trimEnd().split("\n");
+    expect(first).toStartWith("sandboxes: hopx: cannot create a sandbox from template \"no-such-template\"");
+    expect(rest.every((line) => line.startsWith("  hint:"))).toBe(true);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+});
+
+describe("hopx: Ctrl-C and SIGTERM", () => {
+  for (const [signal, expected] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
+    test(`${signal} mid-run: exit ${expected} and the sandbox is gone`, async () => {
+      const marker = `sleep 30${expected}`;
+      const child = Bun.spawn([BINARY, "run", "-p", "hopx", `echo started; ${marker}`], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      await commandStarted(marker);
+      await Bun.sleep(200);
+      child.kill(signal);
+      const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+      const code = await child.exited;
+      clearTimeout(guard);
+      expect(code).toBe(expected);
+      expect(fake.sandboxes.size).toBe(0);
+    });
+  }
+
+  test("Ctrl-C of an exec in a kept sandbox kills the command there", async () => {
+    const id = keptId((await sandboxes(["run", "-p", "hopx", "--keep", "true"], env)).stderr)!;
+    const child = Bun.spawn([BINARY, "exec", "-p", "hopx", id, "sleep 3017; echo survived"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    await commandStarted("sleep 3017");
+    await Bun.sleep(200);
+    child.kill("SIGINT");
+    expect(await child.exited).toBe(130);
+    const after = await sandboxes(["exec", "-p", "hopx", id, "ps -eo args"], env);
+    const lines = after.stdout.split("\n");
+    expect(lines).toContain("ps -eo args");
+    expect(lines.filter((line) => line.startsWith("sleep 3017"))).toEqual([]);
+    expect((await sandboxes(["destroy", "-p", "hopx", id], env)).code).toBe(0);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+});
+
+describe("hopx faults", () => {
+  test("503s on create are retried (the service did nothing) and the run makes one sandbox", async () => {
+    const before = fake.creates.length;
+    fake.fault({ match: "POST /v1/sandboxes", kind: "status", status: 503, times: 2 });
+    expect(await sandboxes(["run", "-p", "hopx", "echo fine"], env)).toEqual({ code: 0, stdout: "fine\n", stderr: "" });
+    expect(fake.creates.length).toBe(before + 1);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
+  test("a create whose answer is lost is not repeated: one line saying to look, never two sandboxes", async () => {
+    const before = fake.creates.length;
+    fake.fault({ match: "POST /v1/sandboxes", kind: "drop-after", times: 1000 });
+    const result = await sandboxes(["run", "-p", "hopx", "echo once"], env);
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe("");
+    const lines = result.stderr.trimEnd().split("\n");
+    expect(lines[0]).toStartWith("sandboxes: hopx: creating a sandbox");
+    expect(lines.filter((l) => !l.startsWith("  hint:"))).toHaveLength(1);
+    expect(result.stderr).toContain("sandboxes list -p hopx");
+    expect(fake.creates.length).toBe(before + 1);
+    // The one the service made anyway is what `list` shows and `destroy --all` removes.
+    fake.clearFaults();
+    const all = await sandboxes(["destroy", "-p", "hopx", "--all", "--yes"], env);
+    expect(all.code).toBe(0);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
+  test("500 and 429 on list, a dropped token refresh and a 503 on delete are retried", async () => {
+    const id = keptId((await sandboxes(["run", "-p", "hopx", "--keep", "-l", "fault=yes", "true"], env)).stderr)!;
+    fake.fault({ match: "GET /v1/sandboxes", kind: "status", status: 500, times: 1 });
+    fake.fault({ match: "GET /v1/sandboxes", kind: "status", status: 429, times: 1 });
+    const found = await sandboxes(["list", "-p", "hopx", "-l", "fault=yes", "--json"], env);
+    expect(listed(found.stdout).map((s) => s.id)).toEqual([id]);
+    fake.fault({ match: `POST /v1/sandboxes/${id}/token/refresh`, kind: "drop", times: 1 });
+    expect(await sandboxes(["exec", "-p", "hopx", id, "echo still here"], env)).toEqual({ code: 0, stdout: "still here\n", stderr: "" });
+    fake.fault({ match: `DELETE /v1/sandboxes/${id}`, kind: "status", status: 503, times: 1 });
+    expect((await sandboxes(["destroy", "-p", "hopx", id], env)).code).toBe(0);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
+  test("after the retry budget: one clear line naming hopx and the status, exit 125, nothing leaked", async () => {
+    const before = fake.requests.filter((r) => r === "POST /v1/sandboxes").length;
+    fake.fault({ match: "POST /v1/sandboxes", kind: "status", status: 503, times: 1000 });
+    const result = await sandboxes(["run", "-p", "hopx", "echo never"], env);
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe("");
+    const lines = result.stderr.trimEnd().split("\n");
+    expect(lines[0]).toStartWith("sandboxes: hopx: creating a sandbox");
+    expect(lines[0]).toContain("503");
+    expect(lines.filter((l) => !l.startsWith("  hint:"))).toHaveLength(1);
+    expect(fake.requests.filter((r) => r === "POST /v1/sandboxes").length - before).toBe(4);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+});
+
+describe("hopx credentials", () => {
+  test("without HOPX_API_KEY, -p hopx is one line naming the variable, exit 125", async () => {
+    const bare = machine();
+    const result = await sandboxes(["run", "-p", "hopx", "true"], { ...bare.env, HOPX_API_URL: fake.url });
+    expect(result.code).toBe(125);
+    expect(result.stdout).toBe("");
+    expect(result.stderr.trimEnd().split("\n")[0]).toBe("sandboxes: provider hopx is not configured: set HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)");
+  });
+
+  test("a wrong key is one line saying what to check, exit 125", async () => {
+    const result = await sandboxes(["run", "-p", "hopx", "true"], { ...env, HOPX_API_KEY: "hopx_wrong" });
+    expect(result.code).toBe(125);
+    expect(result.stderr.split("\n")[0]).toStartWith("sandboxes: hopx: creating a sandbox from template \"code-interpreter\": the API key was rejected");
+    expect(result.stderr).toContain("check HOPX_API_KEY");
+  });
+
+  test("api_key, api_url and template in config.toml; providers shows hopx configured and never calls the service", async () => {
+    const configured = machine();
+    const configDir = join(configured.env.XDG_CONFIG_HOME!, "sandboxes");
+    mkdirSync(configDir, { recursive: true });
+    writeFileSync(join(configDir, "config.toml"), `[providers.hopx]\napi_key = "${fake.apiKey}"\napi_url = "${fake.url}"\ntemplate = "custom-template"\n`);
+    const requestsBefore = fake.requests.length;
+    const report = await sandboxes(["providers", "--json"], configured.env);
+    expect(report.code).toBe(0);
+    const hopx = (JSON.parse(report.stdout) as { providers: Array<{ name: string }> }).providers.find((p) => p.name === "hopx");
+    expect(hopx).toMatchObject({ configured: true, source: "config.toml" });
+    expect(fake.requests.length).toBe(requestsBefore);
+
+    expect(await sandboxes(["run", "-p", "hopx", "echo from config"], configured.env)).toEqual({ code: 0, stdout: "from config\n", stderr: "" });
+    expect(fake.creates.at(-1)?.template_name).toBe("custom-template");
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
+  test("providers without a key says what to set", async () => {
+    const report = await sandboxes(["providers", "--json"], machine().env);
+    const hopx = (JSON.parse(report.stdout) as { providers: Array<{ name: string }> }).providers.find((p) => p.name === "hopx");
+    expect(hopx).toMatchObject({ configured: false, missing: "set HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)" });
+  });
+});
+
+describe("hopx: the end", () => {
+  test("the fake holds no sandbox", () => {
+    expect([...fake.sandboxes.keys()]).toEqual([]);
+  });
+});
