@@ -16,6 +16,7 @@ import {
 } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
 import { shellQuote as quote } from "../../core/quote";
+import { feedInChunks } from "../stdin";
 
 type Sdk = typeof import("e2b");
 
@@ -321,24 +322,7 @@ export class E2BProvider implements Provider {
    * `finished` stops the feeding once the command is over, even if our stdin never ends.
    */
   private async feedStdin(sandbox: Sandbox, pid: number, stdin: NonNullable<ExecSpec["stdin"]>, finished: AbortSignal): Promise<void> {
-    const send = async (bytes: Uint8Array) => {
-      for (let offset = 0; offset < bytes.length && !finished.aborted; offset += STDIN_CHUNK) {
-        await sandbox.commands.sendStdin(pid, bytes.subarray(offset, offset + STDIN_CHUNK));
-      }
-    };
-    if (stdin instanceof Uint8Array) {
-      await send(stdin);
-    } else {
-      const reader = stdin.getReader();
-      const cancel = () => void reader.cancel().catch(() => {});
-      finished.addEventListener("abort", cancel, { once: true });
-      try {
-        for (let next = await reader.read(); !next.done && !finished.aborted; next = await reader.read()) await send(next.value);
-      } finally {
-        finished.removeEventListener("abort", cancel);
-        reader.releaseLock();
-      }
-    }
+    await feedInChunks(stdin, STDIN_CHUNK, finished, (chunk) => sandbox.commands.sendStdin(pid, chunk));
     if (!finished.aborted) await sandbox.commands.closeStdin(pid);
   }
 

@@ -7,6 +7,8 @@ import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./ex
 import { HOPX_CAPABILITIES, type HopxSettings } from "./index";
 import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
+import { feedInChunks } from "../stdin";
+import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 
 /** The agent's own bound on a command with no --timeout: a day. */
 const UNBOUNDED_AGENT_TIMEOUT_S = 86_400;
@@ -289,41 +291,21 @@ export class HopxProvider implements Provider {
     let index = 0;
     const write = (path: string, bytes: Uint8Array) =>
       this.agentCall(id, "POST", "/files/write", { body: { path, content: Buffer.from(bytes).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" }, signal: finished }, "sending stdin");
-    const send = async (bytes: Uint8Array) => {
-      for (let offset = 0; offset < bytes.length && !finished.aborted; offset += STDIN_CHUNK) {
-        const chunk = bytes.subarray(offset, offset + STDIN_CHUNK);
-        await write(`${prefix}.in.${index++}.${chunk.length}`, chunk);
-      }
-    };
-    if (stdin instanceof Uint8Array) {
-      await send(stdin);
-    } else {
-      const reader = stdin.getReader();
-      const cancel = () => void reader.cancel().catch(() => {});
-      finished.addEventListener("abort", cancel, { once: true });
-      try {
-        for (let next = await reader.read(); !next.done && !finished.aborted; next = await reader.read()) await send(next.value);
-      } finally {
-        finished.removeEventListener("abort", cancel);
-        reader.releaseLock();
-      }
-    }
+    await feedInChunks(stdin, STDIN_CHUNK, finished, (chunk) => write(`${prefix}.in.${index++}.${chunk.length}`, chunk));
     if (!finished.aborted) await write(`${prefix}.eof`, new Uint8Array());
   }
 
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = `/tmp/.sandboxes-in-${randomBytes(6).toString("hex")}.tar`;
+    const staged = stagedTarPath("in");
     const content = Buffer.from(tar).toString("base64");
     await this.agentCall(id, "POST", "/files/write", { body: { path: staged, content, encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, `uploading files to ${dir}`);
-    const script = 'mkdir -p "$1" && tar -x --no-same-owner -f "$2" -C "$1"; code=$?; rm -f "$2"; exit $code';
-    await this.runChecked(id, ["sh", "-c", script, "sh", dir, staged], `cannot write files into ${dir}`);
+    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = `/tmp/.sandboxes-out-${randomBytes(6).toString("hex")}.tar`;
-    const script = 'cd "$(dirname "$1")" && tar -c -f "$2" "$(basename "$1")"';
+    const staged = stagedTarPath("out");
     try {
-      await this.runChecked(id, ["sh", "-c", script, "sh", path, staged], `cannot read ${path}`);
+      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
       return await this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path: staged }, raw: true, timeoutMs: 300_000 }, `downloading ${path}`);
     } finally {
       await this.runChecked(id, ["rm", "-f", staged], "cleaning up").catch(() => {});

@@ -24,6 +24,8 @@ import {
 } from "../types";
 import { SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
+import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { feedInChunks } from "../stdin";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
@@ -339,25 +341,12 @@ export class SpritesProvider implements Provider {
 
   /** Stdin as [0][bytes] frames in order, then [4] for EOF; at once when there is none. */
   private async feedStdin(socket: ExecSocket, stdin: ExecSpec["stdin"], finished: AbortSignal): Promise<void> {
-    const send = async (bytes: Uint8Array) => {
-      for (let offset = 0; offset < bytes.length && !finished.aborted; offset += STDIN_CHUNK) {
+    if (stdin) {
+      await feedInChunks(stdin, STDIN_CHUNK, finished, async (chunk) => {
         // Let the socket drain rather than queueing all of a large stdin in memory.
         while (socket.buffered > 4 * STDIN_CHUNK && socket.open && !finished.aborted) await Bun.sleep(5);
-        socket.sendStream(Stream.Stdin, bytes.subarray(offset, offset + STDIN_CHUNK));
-      }
-    };
-    if (stdin instanceof Uint8Array) {
-      await send(stdin);
-    } else if (stdin) {
-      const reader = stdin.getReader();
-      const cancel = () => void reader.cancel().catch(() => {});
-      finished.addEventListener("abort", cancel, { once: true });
-      try {
-        for (let next = await reader.read(); !next.done && !finished.aborted; next = await reader.read()) await send(next.value);
-      } finally {
-        finished.removeEventListener("abort", cancel);
-        reader.releaseLock();
-      }
+        if (!finished.aborted) socket.sendStream(Stream.Stdin, chunk);
+      });
     }
     if (!finished.aborted) socket.sendStream(Stream.StdinEof);
   }
@@ -396,19 +385,17 @@ export class SpritesProvider implements Provider {
    * an exec's stdin or stdout would save a round trip, but a dropped exec cannot be retried.
    */
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = `/tmp/.sandboxes-in-${randomBytes(6).toString("hex")}.tar`;
+    const staged = stagedTarPath("in");
     await this.retry(`uploading files to ${dir}`, () =>
       this.fsCall(id, () => this.request("PUT", `/v1/sprites/${encodeURIComponent(id)}/fs/write`, { query: { path: staged, workingDir: "/", mkdirParents: "true" }, body: tar })),
     );
-    const script = 'mkdir -p "$1" && tar -x --no-same-owner -f "$2" -C "$1"; code=$?; rm -f "$2"; exit $code';
-    await this.runChecked(id, ["sh", "-c", script, "sh", dir, staged], `cannot write files into ${dir}`);
+    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = `/tmp/.sandboxes-out-${randomBytes(6).toString("hex")}.tar`;
-    const script = 'cd "$(dirname "$1")" && tar -c -f "$2" "$(basename "$1")"';
+    const staged = stagedTarPath("out");
     try {
-      await this.runChecked(id, ["sh", "-c", script, "sh", path, staged], `cannot read ${path}`);
+      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
       return await this.retry(`downloading ${path}`, () =>
         this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `/v1/sprites/${encodeURIComponent(id)}/fs/read`, { query: { path: staged, workingDir: "/" } })).arrayBuffer())),
       );
