@@ -143,8 +143,8 @@ describe("the hand-written fake answers as the real bridge router does", () => {
   }, 30_000);
 
   test("destroy: 204, also for an id never used; the container is gone", async () => {
-    expect(real.live()).toEqual([ids.get(real)]);
-    expect(contract.live()).toEqual([ids.get(contract)]);
+    expect(real.live()).toEqual([ids.get(real)!]);
+    expect(contract.live()).toEqual([ids.get(contract)!]);
     expect(await both("DELETE", (_f, id) => `/v1/sandbox/${id}`)).toEqual({ status: 204, type: null, body: "" });
     expect(real.live()).toEqual([]);
     expect(contract.live()).toEqual([]);
