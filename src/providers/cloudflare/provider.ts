@@ -182,7 +182,13 @@ export class CloudflareProvider implements Provider {
       const body = await this.startExec(id, argv, request.signal, label);
       exitCode = await this.pump(body, spec, id, label);
     } catch (error) {
-      if (!(timedOut || spec.signal?.aborted)) throw error;
+      if (timedOut || spec.signal?.aborted) {
+        // Stopped by us: the outcome below says why.
+      } else if (error instanceof SandboxesError) {
+        throw error;
+      } else {
+        throw new ProviderError(this.name, `the connection to sandbox ${id} failed while running ${label}: ${(error as Error).message}`, undefined, undefined, "the command may still be running in the sandbox");
+      }
     } finally {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", stop);
@@ -370,5 +376,6 @@ function explain(what: string, error: unknown): Error {
       error.status === 403 ? "the bridge accepts files under /workspace only" : error.status === 404 ? "check that CLOUDFLARE_SANDBOX_URL is the Worker serving the sandbox bridge (its routes are under /v1)" : undefined;
     return new ProviderError("cloudflare", `${what} failed: ${error.message}`, error.status, error.requestId, hint, error.code ?? "provider_error");
   }
-  return error as Error;
+  if (error instanceof SandboxesError || (error as Error)?.name === "AbortError") return error as Error;
+  return new ProviderError("cloudflare", `${what} failed: ${(error as Error)?.message ?? String(error)}`);
 }

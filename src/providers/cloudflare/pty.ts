@@ -56,7 +56,11 @@ export async function openTerminal(url: string, headers: Record<string, string>,
     },
     exited,
     kill: async () => {
-      if (code === undefined) await kill();
+      if (code === undefined) {
+        await kill();
+        // The program's exit message follows the kill: give it a moment to arrive.
+        await Promise.race([exited, Bun.sleep(2000)]);
+      }
       socket.close();
       await Promise.race([exited, Bun.sleep(5000)]);
     },
