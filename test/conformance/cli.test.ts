@@ -1,8 +1,8 @@
 /**
  * The shared conformance suite through the COMPILED binary: every Provider call below is a
  * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona, Modal,
- * Sprites and Hopx fakes (the real SDKs, or for Sprites and Hopx our own clients, inside the
- * binary, speaking the real wire protocols to 127.0.0.1).
+ * Sprites, Hopx and Cloudflare fakes (the real SDKs, or for Sprites, Hopx and Cloudflare our own
+ * clients, inside the binary, speaking the real wire protocols to 127.0.0.1).
  * Docker needs a running engine and the offline test images (scripts/ci/docker.sh).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -11,6 +11,7 @@ import { type FakeE2B, startFakeE2B } from "../fakes/e2b/server";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
 import { type FakeSprites, startFakeSprites } from "../fakes/sprites/server";
 import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
+import { type FakeCloudflare, startFakeCloudflare } from "../fakes/cloudflare/server";
 import { requireEngine } from "../e2e/_docker-helpers";
 import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
 import { testProvider } from "./suite";
@@ -19,6 +20,7 @@ let e2b: FakeE2B;
 let modal: FakeModal;
 let sprites: FakeSprites;
 let hopx: FakeHopx;
+let cloudflare: FakeCloudflare;
 const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
 
 beforeAll(async () => {
@@ -29,10 +31,11 @@ beforeAll(async () => {
   modal = await startFakeModal();
   sprites = await startFakeSprites({ pageSize: 2 });
   hopx = await startFakeHopx({ pageSize: 2 });
+  cloudflare = await startFakeCloudflare();
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close()]);
+  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close(), cloudflare?.close()]);
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
@@ -120,6 +123,7 @@ testProvider("modal (fake) via the compiled binary", async () =>
 
 testProvider("sprites (fake) via the compiled binary", async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
 testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
+testProvider("cloudflare (fake Worker) via the compiled binary", async () => new CliProvider({ provider: "cloudflare", env: cloudflare.env() }));
 
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
@@ -134,5 +138,7 @@ describe("the fakes after the suites", () => {
     expect(sprites.creates.length).toBeGreaterThanOrEqual(2);
     expect([...hopx.sandboxes.keys()]).toEqual([]);
     expect(hopx.creates.length).toBeGreaterThanOrEqual(2);
+    expect(cloudflare.live()).toEqual([]);
+    expect(cloudflare.issued.length).toBeGreaterThanOrEqual(2);
   });
 });

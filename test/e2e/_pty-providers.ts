@@ -11,6 +11,7 @@ import { FakeDaytona } from "../fakes/daytona/server";
 import { startFakeModal, type FakeModal } from "../fakes/modal/server";
 import { startFakeSprites, type FakeSprites } from "../fakes/sprites/server";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
+import { startFakeCloudflare, type FakeCloudflare } from "../fakes/cloudflare/server";
 import { BUSYBOX, containersLabelled, requireEngine, uniqueLabel } from "./_docker-helpers";
 import type { TestHome } from "./_pty-helpers";
 
@@ -28,7 +29,7 @@ export interface PtyProvider {
   stop(): Promise<void>;
 }
 
-const NAMES = ["local", "docker", "e2b", "daytona", "modal", "sprites", "hopx"] as const;
+const NAMES = ["local", "docker", "e2b", "daytona", "modal", "sprites", "hopx", "cloudflare"] as const;
 export type PtyProviderName = (typeof NAMES)[number];
 
 /**
@@ -102,6 +103,11 @@ export async function startPtyProvider(name: PtyProviderName, home: TestHome): P
     case "hopx": {
       const fake: FakeHopx = await startFakeHopx();
       return { args: [], env: fake.env(), live: async () => [...fake.sandboxes.keys()], resize: true, vi: VIM, stop: () => fake.close() };
+    }
+    case "cloudflare": {
+      // The hand-written Worker here; the real bridge router runs the conformance and e2e tests.
+      const fake: FakeCloudflare = await startFakeCloudflare();
+      return { args: [], env: fake.env(), live: async () => fake.live(), resize: true, vi: VIM, stop: () => fake.close() };
     }
   }
 }

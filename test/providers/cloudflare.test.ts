@@ -1,0 +1,109 @@
+/**
+ * The cloudflare provider's own pieces, in-process against the hand-written fake Worker: env
+ * through env(1), stdin as a stream, what is and is not sent again, and the terminal's kill.
+ */
+import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { cloudflareDescriptor } from "../../src/providers/cloudflare";
+import { withEnv } from "../../src/providers/cloudflare/provider";
+import type { Provider } from "../../src/providers/types";
+import { startFakeCloudflare, type FakeCloudflare } from "../fakes/cloudflare/server";
+
+const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-provider-cloudflare-"));
+let fake: FakeCloudflare;
+let provider: Provider;
+let id = "";
+
+beforeAll(async () => {
+  fake = await startFakeCloudflare();
+  provider = await cloudflareDescriptor.load({ env: fake.env(), config: {}, stateDir });
+  id = (await provider.create({ labels: {}, env: { ODD: `a=b 'c' "d"\nline two $HOME` } })).id;
+});
+
+afterAll(async () => {
+  await provider.destroy(id).catch(() => {});
+  await fake.close();
+  rmSync(stateDir, { recursive: true, force: true });
+});
+
+beforeEach(() => fake.clearFaults());
+
+async function exec(argv: string[], extra: Partial<Parameters<Provider["exec"]>[1]> = {}) {
+  let out = "";
+  let err = "";
+  const outcome = await provider.exec(id, { argv, env: {}, onStdout: (c) => (out += Buffer.from(c)), onStderr: (c) => (err += Buffer.from(c)), ...extra });
+  return { ...outcome, out, err };
+}
+
+describe("cloudflare provider", () => {
+  test("env reaches the command through env(1) unchanged, also before a program named with '='", async () => {
+    expect(withEnv({}, ["a=b"])).toEqual(["a=b"]);
+    expect(withEnv({ K: "v" }, ["ls"])).toEqual(["env", "K=v", "ls"]);
+    expect(withEnv({ K: "v" }, ["./x=y"])).toEqual(["env", "K=v", "sh", "-c", 'exec "$@"', "sh", "./x=y"]);
+    expect((await exec(["sh", "-c", 'printf "%s|%s" "$ODD" "$X"'], { env: { X: "y  z" } })).out).toBe(`a=b 'c' "d"\nline two $HOME|y  z`);
+    const odd = await exec(["sh", "-c", "mkdir -p /tmp/bin && printf '#!/bin/sh\\necho \"ran $X\"\\n' > '/tmp/bin/x=y' && chmod +x '/tmp/bin/x=y'"]);
+    expect(odd.exitCode).toBe(0);
+    expect((await exec(["/tmp/bin/x=y"], { env: { X: "it" } })).out).toBe("ran it\n");
+  });
+
+  test("stdin as a stream is read to its end and redirected; the file is gone afterwards", async () => {
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(new TextEncoder().encode("one\n"));
+        controller.enqueue(new TextEncoder().encode("two\n"));
+        controller.close();
+      },
+    });
+    expect((await exec(["sort", "-r"], { stdin: stream })).out).toBe("two\none\n");
+    expect((await exec(["ls", "-A", "/workspace"])).out).toBe("");
+  });
+
+  test("an exec refused with a 503 runs once after the retry; one dropped after it started is not sent again", async () => {
+    fake.fault({ match: `POST /v1/sandbox/${id}/exec`, kind: "status", status: 503, times: 1 });
+    expect((await exec(["sh", "-c", "echo x >> /tmp/once; wc -l < /tmp/once"])).out.trim()).toBe("1");
+    fake.fault({ match: `POST /v1/sandbox/${id}/exec`, kind: "drop-after", times: 1 });
+    await expect(exec(["sh", "-c", "echo x >> /tmp/twice"])).rejects.toThrow(/cloudflare/);
+    await Bun.sleep(200);
+    expect((await exec(["sh", "-c", "wc -l < /tmp/twice"])).out.trim()).toBe("1");
+  });
+
+  test("an unknown sandbox is one line naming it; --image is refused before any request", async () => {
+    await expect(provider.exec("aaaaaaaaaaaaaaaaaaaaaaaaaa", { argv: ["true"], env: {}, onStdout: () => {}, onStderr: () => {} })).rejects.toThrow(
+      "no cloudflare sandbox aaaaaaaaaaaaaaaaaaaaaaaaaa was created from this machine",
+    );
+    const before = fake.requests.length;
+    await expect(provider.create({ image: "ubuntu", labels: {}, env: {} })).rejects.toThrow("cannot choose an image");
+    expect(fake.requests.length).toBe(before);
+  });
+
+  test("the registry file is private and keyed by Worker URL", async () => {
+    const file = join(stateDir, "cloudflare", "sandboxes.json");
+    const entries = JSON.parse(readFileSync(file, "utf8")) as Record<string, { url: string }>;
+    expect(entries[id]?.url).toBe(fake.url);
+    expect((await Bun.file(file).stat()).mode & 0o777).toBe(0o600);
+    const elsewhere = await cloudflareDescriptor.load({ env: { CLOUDFLARE_SANDBOX_URL: "http://127.0.0.1:9" }, config: {}, stateDir });
+    expect(await elsewhere.list({})).toEqual([]);
+    expect(await elsewhere.get(id)).toBeNull();
+  });
+
+  test("killing a terminal kills its program in the container, though the bridge keeps terminals alive", async () => {
+    const session = await provider.openPty!(id, { argv: ["sh", "-c", "echo ready; exec sleep 3019"], env: {}, cols: 80, rows: 24 });
+    let output = "";
+    session.onData((chunk) => (output += Buffer.from(chunk)));
+    for (let i = 0; i < 100 && !output.includes("ready"); i++) await Bun.sleep(20);
+    const running = () => [...fake.containers.live.values()].flatMap((c) => fake.containers.processesOf(c)).map((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+      } catch {
+        return "";
+      }
+    });
+    expect(running().some((line) => line.includes("3019"))).toBe(true);
+    await session.kill();
+    await Bun.sleep(100);
+    expect(running().filter((line) => line.includes("3019"))).toEqual([]);
+    expect(await session.exited).toBe(137);
+  });
+});
