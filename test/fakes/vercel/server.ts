@@ -57,7 +57,7 @@
  *
  * Each sandbox is a temp directory whose work/ and tmp/ are mounted over /home/vercel-sandbox and
  * /tmp in a mount namespace of its own, held by one process; every command enters that namespace
- * and runs for real. (The real default directory is /vercel/sandbox; a fake cannot make /vercel
+ * and runs for real (and in a network namespace with nothing in it under deny-all). (The real default directory is /vercel/sandbox; a fake cannot make /vercel
  * on this machine, so its session `cwd` says /home/vercel-sandbox.) A session that reaches its
  * timeout stops: its commands are killed, the files stay (persistent), and resume starts a new one.
  */
@@ -272,7 +272,9 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     mkdirSync(join(dir, "tmp"));
     chmodSync(join(dir, "tmp"), 0o1777);
     mkdirSync(join(dir, "work"));
-    const holder = Bun.spawn(["unshare", "--mount", "/bin/sh", "-c", HOLDER_SCRIPT, "fake-vercel", dir], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+        // deny-all is real here: the sandbox gets a network namespace of its own with nothing in it.
+    const isolated = body.networkPolicy?.mode === "deny-all";
+    const holder = Bun.spawn(["unshare", "--mount", ...(isolated ? ["--net"] : []), "/bin/sh", "-c", HOLDER_SCRIPT, "fake-vercel", dir], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const reader = (holder.stdout as ReadableStream<Uint8Array>).getReader();
     const first = await reader.read();
     reader.releaseLock();
@@ -303,7 +305,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
   /** A process inside the sandbox's namespace. */
   function spawnIn(sandbox: FakeVercelSandbox, cwd: string, argv: string[], env: Record<string, string>, stdin: "ignore" | "pipe" = "ignore"): Subprocess<typeof stdin, "pipe", "pipe"> {
     const base = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME, USER: "vercel-sandbox", LOGNAME: "vercel-sandbox", ...sandbox.env, ...env };
-    return Bun.spawn(["nsenter", "--target", String(sandbox.holder.pid), "--mount", "/bin/sh", "-c", ENTER_SCRIPT, "fake-vercel", cwd, ...argv], { env: base, stdin, stdout: "pipe", stderr: "pipe" });
+    return Bun.spawn(["nsenter", "--target", String(sandbox.holder.pid), "--mount", "--net", "/bin/sh", "-c", ENTER_SCRIPT, "fake-vercel", cwd, ...argv], { env: base, stdin, stdout: "pipe", stderr: "pipe" });
   }
 
   function startCommand(sandbox: FakeVercelSandbox, body: Record<string, any>): FakeCommand {
