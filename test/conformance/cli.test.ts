@@ -1,8 +1,8 @@
 /**
  * The shared conformance suite through the COMPILED binary: every Provider call below is a
  * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona, Modal,
- * Sprites and Hopx fakes (the real SDKs, or for Sprites and Hopx our own clients, inside the
- * binary, speaking the real wire protocols to 127.0.0.1).
+ * Sprites, Hopx and Vercel fakes (the real SDKs, or for Sprites, Hopx and Vercel our own clients,
+ * inside the binary, speaking the real wire protocols to 127.0.0.1).
  * Docker needs a running engine and the offline test images (scripts/ci/docker.sh).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
@@ -11,6 +11,7 @@ import { type FakeE2B, startFakeE2B } from "../fakes/e2b/server";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
 import { type FakeSprites, startFakeSprites } from "../fakes/sprites/server";
 import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
+import { type FakeVercel, startFakeVercel } from "../fakes/vercel/server";
 import { requireEngine } from "../e2e/_docker-helpers";
 import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
 import { testProvider } from "./suite";
@@ -19,6 +20,7 @@ let e2b: FakeE2B;
 let modal: FakeModal;
 let sprites: FakeSprites;
 let hopx: FakeHopx;
+let vercel: FakeVercel;
 const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
 
 beforeAll(async () => {
@@ -29,10 +31,11 @@ beforeAll(async () => {
   modal = await startFakeModal();
   sprites = await startFakeSprites({ pageSize: 2 });
   hopx = await startFakeHopx({ pageSize: 2 });
+  vercel = await startFakeVercel({ pageSize: 2 });
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close()]);
+  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close(), vercel?.close()]);
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
@@ -120,6 +123,7 @@ testProvider("modal (fake) via the compiled binary", async () =>
 
 testProvider("sprites (fake) via the compiled binary", async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
 testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
+testProvider("vercel (fake) via the compiled binary", async () => new CliProvider({ provider: "vercel", env: vercel.env() }));
 
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
@@ -134,5 +138,7 @@ describe("the fakes after the suites", () => {
     expect(sprites.creates.length).toBeGreaterThanOrEqual(2);
     expect([...hopx.sandboxes.keys()]).toEqual([]);
     expect(hopx.creates.length).toBeGreaterThanOrEqual(2);
+    expect([...vercel.sandboxes.keys()]).toEqual([]);
+    expect(vercel.creates.length).toBeGreaterThanOrEqual(2);
   });
 });
