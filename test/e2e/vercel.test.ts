@@ -136,6 +136,21 @@ describe("vercel through the compiled binary", () => {
     expect(gone.stderr).toContain("web");
   }, 60_000);
 
+  test("-w: run creates the directory; exec into a missing one is one line and exit 125", async () => {
+    const ran = await run(["run", "-p", "vercel", "-w", "/tmp/wd-run/a b", "--", "pwd"]);
+    expect(plain(ran)).toEqual({ code: 0, stdout: "/tmp/wd-run/a b\n", stderr: "" });
+    const kept = await run(["run", "-p", "vercel", "-n", "wd-vercel", "--keep", "--", "mkdir", "-p", "/tmp/there"]);
+    expect(kept.code).toBe(0);
+    const missing = await run(["exec", "-p", "vercel", "wd-vercel", "-w", "/tmp/not-there", "--", "echo should-not-run"]);
+    expect(missing.stdout).toBe("");
+    expect(missing.stderr).toMatch(/^sandboxes: working directory \/tmp\/not-there does not exist in sandbox wd-vercel: /);
+    expect(missing.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(missing.code).toBe(125);
+    expect(plain(await run(["exec", "-p", "vercel", "wd-vercel", "-w", "/tmp/there", "--", "pwd"]))).toEqual({ code: 0, stdout: "/tmp/there\n", stderr: "" });
+    expect((await run(["destroy", "-p", "vercel", "wd-vercel"])).code).toBe(0);
+    expect(fake.sandboxes.size).toBe(0);
+  });
+
   test("--timeout kills the command and exits 124; stdin is forwarded", async () => {
     const slow = await run(["run", "-p", "vercel", "--timeout", "1", "echo started; sleep 30"]);
     expect(slow.code).toBe(124);
