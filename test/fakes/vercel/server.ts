@@ -168,6 +168,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
   const commands: Array<Record<string, any>> = [];
   let faults: Array<Fault & { left: number }> = [];
   const root = mkdtempSync(join(tmpdir(), "fake-vercel-"));
+  const asRoot = process.getuid?.() === 0;
 
   function processesOf(sandbox: FakeVercelSandbox): number[] {
     const pids: number[] = [];
@@ -274,7 +275,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     mkdirSync(join(dir, "work"));
         // deny-all is real here: the sandbox gets a network namespace of its own with nothing in it.
     const isolated = body.networkPolicy?.mode === "deny-all";
-    const holder = Bun.spawn(["unshare", "--mount", ...(isolated ? ["--net"] : []), "/bin/sh", "-c", HOLDER_SCRIPT, "fake-vercel", dir], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const holder = Bun.spawn(["unshare", "--mount", ...(isolated ? ["--net"] : []), ...(asRoot ? [] : ["--map-root-user"]), "/bin/sh", "-c", HOLDER_SCRIPT, "fake-vercel", dir], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
     const reader = (holder.stdout as ReadableStream<Uint8Array>).getReader();
     const first = await reader.read();
     reader.releaseLock();
@@ -305,7 +306,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
   /** A process inside the sandbox's namespace. */
   function spawnIn(sandbox: FakeVercelSandbox, cwd: string, argv: string[], env: Record<string, string>, stdin: "ignore" | "pipe" = "ignore"): Subprocess<typeof stdin, "pipe", "pipe"> {
     const base = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME, USER: "vercel-sandbox", LOGNAME: "vercel-sandbox", ...sandbox.env, ...env };
-    return Bun.spawn(["nsenter", "--target", String(sandbox.holder.pid), "--mount", "--net", "/bin/sh", "-c", ENTER_SCRIPT, "fake-vercel", cwd, ...argv], { env: base, stdin, stdout: "pipe", stderr: "pipe" });
+    return Bun.spawn(["nsenter", "--target", String(sandbox.holder.pid), "--mount", "--net", ...(asRoot ? [] : ["--user", "--preserve-credentials"]), "/bin/sh", "-c", ENTER_SCRIPT, "fake-vercel", cwd, ...argv], { env: base, stdin, stdout: "pipe", stderr: "pipe" });
   }
 
   function startCommand(sandbox: FakeVercelSandbox, body: Record<string, any>): FakeCommand {
