@@ -44,9 +44,11 @@ describe("vercel: what maps to what", () => {
     expect(fake.requests.filter((r) => r.startsWith("POST /v")).at(-1)).toBe("POST /v3/sandboxes");
     expect(fake.creates.at(-1)).toEqual({ projectId: fake.projectId, name: "mapped", ports: [], timeout: 90_000, resources: { vcpus: 4 }, image: "my-repo:v1", networkPolicy: { mode: "deny-all" }, env: { A: "1" }, tags: { team: "alpha" } });
     expect(made).toMatchObject({ id: "mapped", name: "mapped", state: "running", labels: { team: "alpha" } });
-    // --memory that matches 2048 MB per vCPU is accepted.
+    // --memory that matches 2048 MB per vCPU is accepted; alone, it picks the vCPUs.
     await provider.create({ labels: {}, env: {}, cpus: 2, memoryMb: 4096 });
     expect(fake.creates.at(-1)?.resources).toEqual({ vcpus: 2 });
+    await provider.create({ labels: {}, env: {}, memoryMb: 8192 });
+    expect(fake.creates.at(-1)?.resources).toEqual({ vcpus: 4 });
   });
 
   test("what Vercel cannot do is refused with one line, before any request", async () => {

@@ -172,11 +172,13 @@ export class VercelProvider implements Provider {
     if (labels.length > MAX_TAGS) {
       throw new SandboxesError("too_many_labels", `provider vercel keeps at most ${MAX_TAGS} tags per sandbox, and ${labels.length} labels were given`, "user", `use at most ${MAX_TAGS} -l labels`);
     }
-    if (spec.memoryMb !== undefined && spec.memoryMb !== (spec.cpus ?? 1) * MB_PER_VCPU) {
+    // --memory alone picks the vCPUs that come with it; with --cpus it has to be what they come with.
+    const vcpus = spec.cpus ?? (spec.memoryMb !== undefined ? spec.memoryMb / MB_PER_VCPU : undefined);
+    if (spec.memoryMb !== undefined && (vcpus === undefined || !Number.isInteger(vcpus) || spec.memoryMb !== vcpus * MB_PER_VCPU)) {
       throw new SandboxesError("unsupported", `provider vercel does not set memory on its own: every vCPU comes with ${MB_PER_VCPU} MB`, "user", `drop --memory, or use --cpus N for N x ${MB_PER_VCPU} MB`);
     }
-    if (spec.cpus !== undefined && (!Number.isInteger(spec.cpus) || spec.cpus < 1)) {
-      throw new SandboxesError("unsupported", `provider vercel allocates whole vCPUs: --cpus ${spec.cpus} is not one`, "user", "use --cpus 1, 2, 4 or 8");
+    if (vcpus !== undefined && (!Number.isInteger(vcpus) || vcpus < 1)) {
+      throw new SandboxesError("unsupported", `provider vercel allocates whole vCPUs: --cpus ${vcpus} is not one`, "user", "use --cpus 1, 2, 4 or 8");
     }
     const name = spec.name ?? `sandboxes-${randomBytes(5).toString("hex")}`;
     const ttlSeconds = spec.ttlSeconds ?? configSeconds(this.ctx.config.ttl);
@@ -186,7 +188,7 @@ export class VercelProvider implements Provider {
       name,
       ports: [],
       ...(ttlSeconds !== undefined ? { timeout: Math.round(ttlSeconds * 1000) } : {}),
-      ...(spec.cpus !== undefined ? { resources: { vcpus: spec.cpus } } : {}),
+      ...(vcpus !== undefined ? { resources: { vcpus } } : {}),
       ...(runtime ? { runtime } : spec.image !== undefined ? { image: spec.image } : {}),
       ...(spec.network === false ? { networkPolicy: { mode: "deny-all" } } : {}),
       env: spec.env,
