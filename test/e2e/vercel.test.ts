@@ -176,7 +176,6 @@ describe("vercel through the compiled binary", () => {
       expect(exitCode).toBe(code);
       expect(fake.creates.length).toBe(before + 1);
       expect(fake.sandboxes.size).toBe(0);
-      expect(fake.running()).toBe(0);
     });
   }
 });

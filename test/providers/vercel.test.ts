@@ -26,6 +26,13 @@ beforeEach(async () => {
   for (const name of [...fake.sandboxes.keys()]) await provider.destroy(name);
 });
 
+/** Processes still in the fake's sandboxes once killed ones had a moment to finish dying (at most 5 s). */
+async function lingering(): Promise<number> {
+  const deadline = Date.now() + 5000;
+  while (fake.running() > 0 && Date.now() < deadline) await Bun.sleep(50);
+  return fake.running();
+}
+
 async function run(id: string, argv: string[], extra: Partial<ExecSpec> = {}) {
   const out: Uint8Array[] = [];
   const err: Uint8Array[] = [];
@@ -88,11 +95,12 @@ describe("vercel: commands", () => {
     const made = await provider.create({ labels: {}, env: {} });
     const timed = await run(made.id, ["sh", "-c", "sleep 30 & sleep 30; echo never"], { timeoutMs: 500 });
     expect(timed).toMatchObject({ exitCode: 124, timedOut: true, stdout: "" });
-    expect(fake.running()).toBe(0);
+    // Without the group kill, the `sleep 30`s would live on for 30 s.
+    expect(await lingering()).toBe(0);
     const controller = new AbortController();
     const stopped = run(made.id, ["sh", "-c", "echo started; sleep 30 & sleep 30"], { signal: controller.signal, onStdout: () => controller.abort() });
     expect(await stopped).toMatchObject({ exitCode: 130, timedOut: false });
-    expect(fake.running()).toBe(0);
+    expect(await lingering()).toBe(0);
     expect(fake.requests.filter((r) => r.endsWith("/kill"))).toHaveLength(2);
   });
 

@@ -33,12 +33,13 @@ const CREATE_TIMEOUT_MS = 180_000;
  * holding the output open. `wait` gives 128+N when argv dies of signal N.
  */
 const EXEC_WRAPPER = [
+  // Set before argv starts, so a kill that comes at once still reaches it ($! is empty until then).
+  "trap 'kill -9 -$! 2>/dev/null || kill -9 $! 2>/dev/null; exit 143' TERM INT HUP",
   'i=$1; shift',
   'if [ -n "$i" ]; then exec 3<"$i"; rm -f "$i"; else exec 3</dev/null; fi',
   'if command -v setsid >/dev/null 2>&1; then setsid "$@" <&3 3<&- & else "$@" <&3 3<&- & fi',
   'p=$!',
   'exec 3<&-',
-  "trap 'kill -9 -$p 2>/dev/null || kill -9 $p 2>/dev/null; exit 143' TERM INT HUP",
   // Dash reports a job killed by a signal ("Killed") on the shell's stderr, which is argv's too.
   'wait $p 2>/dev/null',
 ].join("\n");
