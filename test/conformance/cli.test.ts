@@ -1,7 +1,7 @@
 /**
  * The shared conformance suite through the COMPILED binary: every Provider call below is a
  * `sandboxes …` process (see cli-provider.ts), for local, docker and the E2B, Daytona, Modal,
- * Sprites, Hopx and Cloudflare fakes (the real SDKs, or for Sprites, Hopx and Cloudflare our own
+ * Sprites, Hopx, Cloudflare and Vercel fakes (the real SDKs, or for the last four our own
  * clients, inside the binary, speaking the real wire protocols to 127.0.0.1).
  * Docker needs a running engine and the offline test images (scripts/ci/docker.sh).
  */
@@ -12,6 +12,7 @@ import { type FakeModal, startFakeModal } from "../fakes/modal/server";
 import { type FakeSprites, startFakeSprites } from "../fakes/sprites/server";
 import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
 import { type FakeCloudflare, startFakeCloudflare } from "../fakes/cloudflare/server";
+import { type FakeVercel, startFakeVercel } from "../fakes/vercel/server";
 import { requireEngine } from "../e2e/_docker-helpers";
 import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
 import { testProvider } from "./suite";
@@ -21,6 +22,7 @@ let modal: FakeModal;
 let sprites: FakeSprites;
 let hopx: FakeHopx;
 let cloudflare: FakeCloudflare;
+let vercel: FakeVercel;
 const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
 
 beforeAll(async () => {
@@ -32,10 +34,11 @@ beforeAll(async () => {
   sprites = await startFakeSprites({ pageSize: 2 });
   hopx = await startFakeHopx({ pageSize: 2 });
   cloudflare = await startFakeCloudflare();
+  vercel = await startFakeVercel({ pageSize: 2 });
 }, 120_000);
 
 afterAll(async () => {
-  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close(), cloudflare?.close()]);
+  await Promise.all([e2b?.close(), daytona.stop(), modal?.stop(), sprites?.close(), hopx?.close(), cloudflare?.close(), vercel?.close()]);
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
@@ -124,6 +127,7 @@ testProvider("modal (fake) via the compiled binary", async () =>
 testProvider("sprites (fake) via the compiled binary", async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
 testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
 testProvider("cloudflare (fake Worker) via the compiled binary", async () => new CliProvider({ provider: "cloudflare", env: cloudflare.env() }));
+testProvider("vercel (fake) via the compiled binary", async () => new CliProvider({ provider: "vercel", env: vercel.env() }));
 
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
@@ -140,5 +144,7 @@ describe("the fakes after the suites", () => {
     expect(hopx.creates.length).toBeGreaterThanOrEqual(2);
     expect(cloudflare.live()).toEqual([]);
     expect(cloudflare.issued.length).toBeGreaterThanOrEqual(2);
+    expect([...vercel.sandboxes.keys()]).toEqual([]);
+    expect(vercel.creates.length).toBeGreaterThanOrEqual(2);
   });
 });
