@@ -184,7 +184,7 @@ describe("the package", () => {
       [
         'import { run, Sandbox, providerNames } from "sandboxes";',
         'const result = await run("echo $((6 * 7))");',
-        "const sdks = Object.keys(require.cache).filter((k) => /node_modules\\/(e2b|@daytonaio|modal|@hopx-ai|@fly)\\//.test(k));",
+        "const sdks = Object.keys(require.cache).filter((k) => /node_modules\\/(e2b|@daytonaio|modal|@hopx-ai|@fly|@vercel|@cloudflare)\\//.test(k));",
         "console.log(JSON.stringify({ stdout: result.stdout, code: result.exitCode, sandbox: typeof Sandbox.create, providers: providerNames(), sdks }));",
       ].join("\n"),
     );

@@ -375,7 +375,12 @@ export class ModalProvider implements Provider {
     ]);
     try {
       const first = await Promise.race([work.then((r) => ({ done: r[3] })), expired.then(() => ({ expired: true })), aborted.then(() => ({ aborted: true }))]);
-      if ("done" in first) return { exitCode: first.done, timedOut: false };
+      if ("done" in first) {
+        // Modal's own kill at the (rounded-up) deadline can win the race with our timer: a command
+        // that died of a signal once its time was up timed out.
+        if (spec.timeoutMs && first.done > 128 && Date.now() - started >= spec.timeoutMs) return { exitCode: 124, timedOut: true };
+        return { exitCode: first.done, timedOut: false };
+      }
       if ("aborted" in first) {
         command.stdout.cancel().catch(() => {});
         command.stderr.cancel().catch(() => {});
