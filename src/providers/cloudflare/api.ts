@@ -4,7 +4,7 @@
  * official JS client; the OpenAPI document the bridge serves (GET /v1/openapi.json) is the contract.
  */
 import { ProviderError, SandboxesError } from "../../core/errors";
-import { isTransientStatus } from "../retry";
+import { isNetworkFailure, isTransientStatus } from "../retry";
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -117,13 +117,7 @@ export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenera
 export function isTransient(error: unknown): boolean {
   if (error instanceof SandboxesError) return false;
   if (error instanceof BridgeHttpError) return isTransientStatus(error.status);
-  const name = (error as Error)?.name;
-  if (name === "TimeoutError") return true;
-  if (name === "AbortError") return false;
-  const code = (error as { code?: string })?.code;
-  if (code && ["ws_open_failed", "ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ConnectionRefused", "ConnectionClosed", "UND_ERR_SOCKET"].includes(code)) return true;
-  const message = (error as Error)?.message ?? "";
-  return error instanceof TypeError || /socket connection was closed|fetch failed|network|ECONNRESET|connection (?:reset|refused|closed)/i.test(message);
+  return isNetworkFailure(error);
 }
 
 /** The request cannot have reached the Worker: sending it again cannot run anything twice. */

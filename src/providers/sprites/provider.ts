@@ -9,7 +9,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../core/errors";
-import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import {
   type CreateSpec,
   type ExecOutcome,
@@ -142,21 +142,8 @@ export class SpritesProvider implements Provider {
     throw new HttpError(response.status, message.split("\n")[0]!, code, requestId);
   }
 
-  /** withRetry, except that our own errors (an unknown sprite…) come out as they are, not wrapped. */
-  private async retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    let own: SandboxesError | undefined;
-    try {
-      return await withRetry(this.name, what, async (attempt) => {
-        try {
-          return await call(attempt);
-        } catch (error) {
-          if (error instanceof SandboxesError) own = error;
-          throw error;
-        }
-      }, isTransient, DEFAULT_RETRY, signal);
-    } catch (error) {
-      throw own ?? error;
-    }
+  private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withRetry(this.name, what, call, isTransient, DEFAULT_RETRY, signal);
   }
 
   /** The sprite, or null when there is none by that name. */
@@ -501,11 +488,5 @@ function isoDate(value: string | undefined): string | undefined {
 export function isTransient(error: unknown): boolean {
   if (error instanceof SandboxesError) return false;
   if (error instanceof HttpError) return isTransientStatus(error.status);
-  const name = (error as Error)?.name;
-  if (name === "TimeoutError") return true;
-  if (name === "AbortError") return false;
-  const code = (error as { code?: string })?.code;
-  if (code && ["ws_open_failed", "ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ConnectionRefused", "ConnectionClosed", "UND_ERR_SOCKET"].includes(code)) return true;
-  const message = (error as Error)?.message ?? "";
-  return error instanceof TypeError || /socket connection was closed|fetch failed|network|ECONNRESET|connection (?:reset|refused|closed)/i.test(message);
+  return isNetworkFailure(error);
 }

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../core/errors";
-import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
@@ -134,21 +134,8 @@ export class VercelProvider implements Provider {
     throw new HttpError(response.status, message, code);
   }
 
-  /** withRetry, except that our own errors (an unknown sandbox…) come out as they are, not wrapped. */
-  private async retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal, transient = isTransient): Promise<T> {
-    let own: SandboxesError | undefined;
-    try {
-      return await withRetry(this.name, what, async (attempt) => {
-        try {
-          return await call(attempt);
-        } catch (error) {
-          if (error instanceof SandboxesError) own = error;
-          throw error;
-        }
-      }, transient, DEFAULT_RETRY, signal);
-    } catch (error) {
-      throw own ?? error;
-    }
+  private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal, transient = isTransient): Promise<T> {
+    return withRetry(this.name, what, call, transient, DEFAULT_RETRY, signal);
   }
 
   private sandboxPath(name: string): string {
@@ -521,11 +508,5 @@ function isRefused(error: unknown): boolean {
 export function isTransient(error: unknown): boolean {
   if (error instanceof SandboxesError) return false;
   if (error instanceof HttpError) return isTransientStatus(error.status);
-  const name = (error as Error)?.name;
-  if (name === "TimeoutError") return true;
-  if (name === "AbortError") return false;
-  const code = (error as { code?: string })?.code;
-  if (code && ["ECONNRESET", "ECONNREFUSED", "EPIPE", "ETIMEDOUT", "ConnectionRefused", "ConnectionClosed", "UND_ERR_SOCKET"].includes(code)) return true;
-  const message = (error as Error)?.message ?? "";
-  return error instanceof TypeError || /socket connection was closed|fetch failed|network|ECONNRESET|connection (?:reset|refused|closed)/i.test(message);
+  return isNetworkFailure(error);
 }
