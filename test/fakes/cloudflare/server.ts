@@ -19,10 +19,11 @@
 import type { Server, ServerWebSocket } from "bun";
 import { type FakeContainer, Containers, type TerminalHandle } from "./container";
 import { FakeDurableObjects, loadBridge, type UpgradeData } from "./bridge";
+import { type Fault, faultAfter, faultBefore, Faults } from "../faults";
 
 export type FakeMode = "contract" | "bridge";
 
-export type Fault = { match: string; times?: number } & ({ kind: "status"; status: number } | { kind: "drop" } | { kind: "drop-after" } | { kind: "slow"; delayMs: number });
+export type { Fault } from "../faults";
 
 export interface FakeCloudflareOptions {
   mode?: FakeMode;
@@ -61,7 +62,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
   const issued: string[] = [];
   const requests: string[] = [];
   const execs: FakeCloudflare["execs"] = [];
-  let faults: Array<Fault & { left: number }> = [];
+  const faults = new Faults();
   const starting = new Map<string, Promise<FakeContainer>>();
 
   /** The contract fake's container for a sandbox id, started on first use like the real one. */
@@ -191,14 +192,9 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
       const url = new URL(req.url);
       const line = `${req.method} ${url.pathname}`;
       requests.push(line);
-      const fault = faults.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
-      if (fault) fault.left--;
-      if (fault?.kind === "status") {
-        await req.arrayBuffer().catch(() => {});
-        return error(`injected ${fault.status}`, "injected", fault.status);
-      }
-      if (fault?.kind === "drop") return dropped();
-      if (fault?.kind === "slow") await Bun.sleep(fault.delayMs);
+      const fault = faults.take(line);
+      const refused = await faultBefore(fault, req, (status) => error(`injected ${status}`, "injected", status));
+      if (refused) return refused;
       let response: Response | undefined;
       if (workerFetch) {
         const upgraded = { done: false };
@@ -212,7 +208,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
         response = await contract(req, url, server);
         if (response === undefined) return undefined as unknown as Response;
       }
-      return fault?.kind === "drop-after" ? dropped() : response;
+      return faultAfter(fault, response);
     },
     websocket: {
       open(ws) {
@@ -253,10 +249,10 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     execs,
     containers,
     fault(fault) {
-      faults.push({ ...fault, left: fault.times ?? 1 });
+      faults.add(fault);
     },
     clearFaults() {
-      faults = [];
+      faults.clear();
     },
     env: () => ({ CLOUDFLARE_SANDBOX_URL: url, ...(apiKey ? { CLOUDFLARE_SANDBOX_API_KEY: apiKey } : {}) }),
     async close() {
@@ -311,10 +307,6 @@ function base32(bytes: Uint8Array): string {
   return out;
 }
 
-/** A response whose body fails at once: the client sees the connection reset. */
-function dropped(): Response {
-  return new Response(new ReadableStream({ start: (c) => c.error(undefined) }), { headers: { "content-type": "application/json" } });
-}
 
 if (import.meta.main) {
   const fake = await startFakeCloudflare({ mode: (process.env.FAKE_CLOUDFLARE_MODE as FakeMode) || "contract" });

@@ -14,6 +14,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, posix } from "node:path";
 import type { Subprocess } from "bun";
+import { type Fault, faultAfter, faultBefore, Faults } from "../faults";
 
 export interface FakeProcess {
   pid: number;
@@ -44,12 +45,7 @@ export interface FakeSandbox {
  * an HTTP status with E2B's error body, a dropped connection (before or after the request did its
  * work), or a slow answer.
  */
-export type Fault = { match: string; times?: number } & (
-  | { kind: "status"; status: number }
-  | { kind: "drop" }
-  | { kind: "drop-after" }
-  | { kind: "slow"; delayMs: number }
-);
+export type { Fault } from "../faults";
 
 export interface FakeE2BOptions {
   /** Sandboxes per page of GET /v2/sandboxes unless the client asks for a limit. */
@@ -128,7 +124,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   const sandboxes = new Map<string, FakeSandbox>();
   const requests: string[] = [];
   const creates: Array<Record<string, unknown>> = [];
-  let faults: Array<Fault & { left: number }> = [];
+  const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-e2b-"));
   const asRoot = process.getuid?.() === 0;
 
@@ -384,14 +380,9 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       const url = new URL(req.url);
       const line = `${req.method} ${url.pathname}`;
       requests.push(line);
-      const fault = faults.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
-      if (fault) fault.left--;
-      if (fault?.kind === "status") {
-        await req.arrayBuffer().catch(() => {});
-        return apiError(fault.status, `injected ${fault.status}`);
-      }
-      if (fault?.kind === "drop") return dropped();
-      if (fault?.kind === "slow") await Bun.sleep(fault.delayMs);
+      const fault = faults.take(line);
+      const refused = await faultBefore(fault, req, (status) => apiError(status, `injected ${status}`));
+      if (refused) return refused;
       const sandboxId = req.headers.get("e2b-sandbox-id");
       let response: Response;
       if (sandboxId) {
@@ -402,7 +393,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       } else {
         response = await control(req, url);
       }
-      return fault?.kind === "drop-after" ? dropped() : response;
+      return faultAfter(fault, response);
     },
   });
 
@@ -413,10 +404,10 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     requests,
     creates,
     fault(fault) {
-      faults.push({ ...fault, left: fault.times ?? 1 });
+      faults.add(fault);
     },
     clearFaults() {
-      faults = [];
+      faults.clear();
     },
     env: () => ({ E2B_API_KEY: "e2b_fake_key", E2B_API_URL: url, E2B_SANDBOX_URL: url }),
     async close() {
@@ -427,11 +418,6 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   };
 }
 
-/** A response whose body fails at once: the client sees the connection reset (ECONNRESET). */
-function dropped(): Response {
-  // An undefined reason makes Bun drop the socket without logging an error.
-  return new Response(new ReadableStream({ start: (c) => c.error(undefined) }), { headers: { "content-type": "application/json" } });
-}
 
 if (import.meta.main) {
   const fake = await startFakeE2B({ pageSize: Number(process.env.FAKE_E2B_PAGE_SIZE || 100) });

@@ -20,6 +20,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import type { Server, ServerWebSocket, Subprocess } from "bun";
+import { type Fault, faultAfter, faultBefore, Faults } from "../faults";
 
 export interface FakeHopxSandbox {
   id: string;
@@ -43,7 +44,7 @@ export interface FakeHopxSandbox {
  * with "*"), `times` times: an HTTP status, a dropped connection before or after the request did
  * its work, or a slow answer.
  */
-export type Fault = { match: string; times?: number } & ({ kind: "status"; status: number } | { kind: "drop" } | { kind: "drop-after" } | { kind: "slow"; delayMs: number });
+export type { Fault } from "../faults";
 
 export interface FakeHopxOptions {
   apiKey?: string;
@@ -117,7 +118,7 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
   const requests: string[] = [];
   const creates: Array<Record<string, unknown>> = [];
   const commands: Array<Record<string, unknown>> = [];
-  let faults: Array<Fault & { left: number }> = [];
+  const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-hopx-"));
   let url = "";
 
@@ -340,14 +341,9 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
       const parsed = new URL(req.url);
       const line = `${req.method} ${parsed.pathname}`;
       requests.push(line);
-      const fault = faults.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
-      if (fault) fault.left--;
-      if (fault?.kind === "status") {
-        await req.arrayBuffer().catch(() => {});
-        return apiError(fault.status, `injected ${fault.status}`);
-      }
-      if (fault?.kind === "drop") return dropped();
-      if (fault?.kind === "slow") await Bun.sleep(fault.delayMs);
+      const fault = faults.take(line);
+      const refused = await faultBefore(fault, req, (status) => apiError(status, `injected ${status}`));
+      if (refused) return refused;
       const bearer = /^Bearer (.+)$/.exec(req.headers.get("authorization") ?? "")?.[1];
       let response: Response | undefined;
       if (bearer !== undefined) {
@@ -356,7 +352,7 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
       } else {
         response = await control(req, parsed.pathname, parsed.searchParams);
       }
-      return fault?.kind === "drop-after" ? dropped() : response;
+      return faultAfter(fault, response);
     },
     websocket: {
       open(ws: ServerWebSocket<SocketData>) {
@@ -411,10 +407,10 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
     creates,
     commands,
     fault(fault) {
-      faults.push({ ...fault, left: fault.times ?? 1 });
+      faults.add(fault);
     },
     clearFaults() {
-      faults = [];
+      faults.clear();
     },
     env: () => ({ HOPX_API_KEY: apiKey, HOPX_API_URL: url }),
     async close() {
@@ -425,10 +421,6 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
   };
 }
 
-/** A response whose body fails at once: the client sees the connection reset. */
-function dropped(): Response {
-  return new Response(new ReadableStream({ start: (c) => c.error(undefined) }), { headers: { "content-type": "application/json" } });
-}
 
 if (import.meta.main) {
   const fake = await startFakeHopx({ pageSize: Number(process.env.FAKE_HOPX_PAGE_SIZE || 100) });

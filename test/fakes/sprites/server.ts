@@ -20,6 +20,7 @@ import { readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join, posix } from "node:path";
 import type { ServerWebSocket, Subprocess } from "bun";
+import { type Fault, faultAfter, faultBefore, Faults } from "../faults";
 
 export interface FakeSprite {
   id: string;
@@ -41,12 +42,7 @@ export interface FakeSprite {
  * ends with "*"), `times` times: an HTTP status with Sprites' error body, a dropped connection
  * (before or after the request did its work), or a slow answer.
  */
-export type Fault = { match: string; times?: number } & (
-  | { kind: "status"; status: number }
-  | { kind: "drop" }
-  | { kind: "drop-after" }
-  | { kind: "slow"; delayMs: number }
-);
+export type { Fault } from "../faults";
 
 export interface FakeSpritesOptions {
   /** Sprites per page of GET /v1/sprites at most, whatever max_results asks. */
@@ -101,7 +97,7 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
   const requests: string[] = [];
   const creates: Array<Record<string, any>> = [];
   const execs: URLSearchParams[] = [];
-  let faults: Array<Fault & { left: number }> = [];
+  const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-sprites-"));
   const asRoot = process.getuid?.() === 0;
 
@@ -343,20 +339,15 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
       const url = new URL(req.url);
       const line = `${req.method} ${url.pathname}`;
       requests.push(line);
-      const fault = faults.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
-      if (fault) fault.left--;
+      const fault = faults.take(line);
       const auth = req.headers.get("authorization") ?? "";
       const token = /^Bearer (.+)$/.exec(auth)?.[1];
       if (!token || (options.token !== undefined && token !== options.token)) return apiError(401, "unauthorized: invalid or missing token");
-      if (fault?.kind === "status") {
-        await req.arrayBuffer().catch(() => {});
-        return apiError(fault.status, `injected ${fault.status}`);
-      }
-      if (fault?.kind === "drop") return dropped();
-      if (fault?.kind === "slow") await Bun.sleep(fault.delayMs);
+      const refused = await faultBefore(fault, req, (status) => apiError(status, `injected ${status}`));
+      if (refused) return refused;
       const response = await api(req, url, server);
       if (response === undefined) return undefined as unknown as Response;
-      return fault?.kind === "drop-after" ? dropped() : response;
+      return faultAfter(fault, response);
     },
     websocket: {
       open: startExec,
@@ -380,10 +371,10 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
     creates,
     execs,
     fault(fault) {
-      faults.push({ ...fault, left: fault.times ?? 1 });
+      faults.add(fault);
     },
     clearFaults() {
-      faults = [];
+      faults.clear();
     },
     env: () => ({ SPRITES_TOKEN: options.token ?? "fake-sprites-token", SPRITES_API_URL: url }),
     async close() {
@@ -394,11 +385,6 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
   };
 }
 
-/** A response whose body fails at once: the client sees the connection reset (ECONNRESET). */
-function dropped(): Response {
-  // An undefined reason makes Bun drop the socket without logging an error.
-  return new Response(new ReadableStream({ start: (c) => c.error(undefined) }), { headers: { "content-type": "application/json" } });
-}
 
 if (import.meta.main) {
   const fake = await startFakeSprites({ pageSize: Number(process.env.FAKE_SPRITES_PAGE_SIZE || 50) });

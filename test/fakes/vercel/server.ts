@@ -65,6 +65,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, chmodSync } 
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Subprocess } from "bun";
+import { type Fault, faultAfter, faultBefore, Faults } from "../faults";
 
 export interface FakeCommand {
   id: string;
@@ -107,7 +108,7 @@ export interface FakeVercelSandbox {
   session: FakeSession;
 }
 
-export type Fault = { match: string; times?: number } & ({ kind: "status"; status: number } | { kind: "drop" } | { kind: "drop-after" });
+export type { Fault } from "../faults";
 
 export interface FakeVercelOptions {
   pageSize?: number;
@@ -166,7 +167,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
   const queries: URLSearchParams[] = [];
   const creates: Array<Record<string, any>> = [];
   const commands: Array<Record<string, any>> = [];
-  let faults: Array<Fault & { left: number }> = [];
+  const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-vercel-"));
   const asRoot = process.getuid?.() === 0;
 
@@ -477,17 +478,13 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
       const line = `${req.method} ${url.pathname}`;
       requests.push(line);
       queries.push(url.searchParams);
-      const fault = faults.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
-      if (fault) fault.left--;
+      const fault = faults.take(line);
       if (req.headers.get("authorization") !== `Bearer ${token}`) return apiError(403, "forbidden", "Not authorized");
       if (url.searchParams.get("teamId") !== teamId) return apiError(403, "forbidden", "You don't have access to this team");
-      if (fault?.kind === "status") {
-        await req.arrayBuffer().catch(() => {});
-        return apiError(fault.status, "injected", `injected ${fault.status}`);
-      }
-      if (fault?.kind === "drop") return dropped();
+      const refused = await faultBefore(fault, req, (status) => apiError(status, "injected", `injected ${status}`));
+      if (refused) return refused;
       const response = await api(req, url);
-      return fault?.kind === "drop-after" ? dropped() : response;
+      return faultAfter(fault, response);
     },
   });
 
@@ -503,10 +500,10 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     creates,
     commands,
     fault(fault) {
-      faults.push({ ...fault, left: fault.times ?? 1 });
+      faults.add(fault);
     },
     clearFaults() {
-      faults = [];
+      faults.clear();
     },
     running: () => [...sandboxes.values()].reduce((n, s) => n + processesOf(s).length, 0),
     env: () => ({ VERCEL_TOKEN: token, VERCEL_TEAM_ID: teamId, VERCEL_PROJECT_ID: projectId, VERCEL_API_URL: url }),
@@ -518,10 +515,6 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
   };
 }
 
-/** A response whose body fails at once: the client sees the connection reset (ECONNRESET). */
-function dropped(): Response {
-  return new Response(new ReadableStream({ start: (c) => c.error(undefined) }), { headers: { "content-type": "application/json" } });
-}
 
 if (import.meta.main) {
   const fake = await startFakeVercel({ pageSize: Number(process.env.FAKE_VERCEL_PAGE_SIZE || 50) });
