@@ -82,19 +82,26 @@ export type StreamEvent =
   | { type: "stdout" | "stderr"; data: Uint8Array; text: string }
   | { type: "exit"; exitCode: number; timedOut: boolean };
 
+/**
+ * Set by run() and runMany(), whose sandbox is their own: there `cwd` is created when missing,
+ * as `sandboxes run -w` does (core/workdir.ts). Not part of the public options.
+ */
+const CREATE_CWD = Symbol("createCwd");
+type InternalExecOptions = ExecOptions & { [CREATE_CWD]?: true };
+
 /** A command line runs through `sh -c`; an array is argv as is. */
 type Command = string | string[];
 const argvOf = (command: Command): string[] => (typeof command === "string" ? ["sh", "-c", command] : command);
 
 /** Creates a sandbox, runs one command, destroys the sandbox (also when the command fails). */
 export async function run(command: Command, options: SandboxOptions & ExecOptions = {}): Promise<RunResult> {
-  if (!options.fallback?.length && typeof command === "string" && options.cwd === undefined && options.name === undefined) {
+  if (!options.fallback?.length && typeof command === "string") {
     // The CLI's own path: on providers that can (docker), create, run and remove in one go.
     return runThroughCore(command, options);
   }
   const box = await Sandbox.create(options);
   try {
-    return { ...(await box.exec(command, options)), sandboxId: box.id, provider: box.provider };
+    return { ...(await box.exec(command, { ...options, [CREATE_CWD]: true })), sandboxId: box.id, provider: box.provider };
   } finally {
     await box.destroy();
   }
@@ -104,7 +111,7 @@ export async function run(command: Command, options: SandboxOptions & ExecOption
 export async function runMany(commands: Command[], options: SandboxOptions & ExecOptions & { stopOnError?: boolean } = {}): Promise<RunResult[]> {
   const box = await Sandbox.create(options);
   try {
-    return (await box.execMany(commands, options)).map((result) => ({ ...result, sandboxId: box.id, provider: box.provider }));
+    return (await box.execMany(commands, { ...options, [CREATE_CWD]: true })).map((result) => ({ ...result, sandboxId: box.id, provider: box.provider }));
   } finally {
     await box.destroy();
   }
@@ -200,7 +207,7 @@ export class Sandbox {
     return new Sandbox(settings, provider, record);
   }
 
-  async exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+  async exec(command: Command, options: InternalExecOptions = {}): Promise<ExecResult> {
     const started = performance.now();
     const out: Uint8Array[] = [];
     const err: Uint8Array[] = [];
@@ -208,13 +215,13 @@ export class Sandbox {
       stdout: (chunk) => (out.push(chunk), options.onStdout?.(chunk)),
       stderr: (chunk) => (err.push(chunk), options.onStderr?.(chunk)),
     });
-    if (options.cwd !== undefined) await prepareWorkdir(this.backend, this.id, options.cwd, "require", options.signal);
+    if (options.cwd !== undefined) await prepareWorkdir(this.backend, this.id, options.cwd, options[CREATE_CWD] ? "create" : "require", options.signal);
     const outcome = await this.backend.exec(this.id, spec);
     throwIfAborted(options.signal);
     return result(outcome.exitCode, outcome.timedOut, Buffer.concat(out), Buffer.concat(err), started);
   }
 
-  async execMany(commands: Command[], options: ExecOptions & { stopOnError?: boolean } = {}): Promise<ExecResult[]> {
+  async execMany(commands: Command[], options: InternalExecOptions & { stopOnError?: boolean } = {}): Promise<ExecResult[]> {
     const results: ExecResult[] = [];
     for (const command of commands) {
       const outcome = await this.exec(command, options);
@@ -311,6 +318,8 @@ async function runThroughCore(command: string, options: SandboxOptions & ExecOpt
       image: options.image,
       env: { ...options.env },
       labels: { ...options.labels },
+      name: options.name,
+      workdir: options.cwd,
       reuse: false,
       keep: false,
       timeoutMs: options.timeoutMs,

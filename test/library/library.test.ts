@@ -59,6 +59,10 @@ describe("run and runMany", () => {
     const piped = await run("tr a-z A-Z", { environment: env, stdin: "shout\n" });
     expect(piped.stdout).toBe("SHOUT\n");
     const bytes = await run("printf '\\377\\000A'", { environment: env });
+    // A run's sandbox is its own: cwd is created, for a command line and for argv alike.
+    expect((await run("pwd", { environment: env, cwd: "/tmp/made/here" })).stdout).toBe("/tmp/made/here\n");
+    expect((await run(["pwd"], { environment: env, cwd: "/tmp/made/too" })).stdout).toBe("/tmp/made/too\n");
+    expect((await runMany(["pwd"], { environment: env, cwd: "/tmp/made/many" }))[0]!.stdout).toBe("/tmp/made/many\n");
     expect([...bytes.stdoutBytes]).toEqual([255, 0, 65]);
     expect(localSandboxes()).toEqual([]);
   });
