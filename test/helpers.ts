@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -49,4 +49,45 @@ export async function cli(args: string[], options: { env: Record<string, string>
 /** Starts the binary and hands back the process, for signal tests. */
 export function spawnCli(args: string[], env: Record<string, string>) {
   return Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+}
+
+/** The id in "kept sandbox <id>", the line `run --keep` writes to stderr. */
+export const keptId = (stderr: string): string | undefined => /kept sandbox (\S+)/.exec(stderr)?.[1];
+
+/** A result without its raw bytes, for one toEqual on code, stdout and stderr. */
+export const plain = ({ code, stdout, stderr }: CliResult) => ({ code, stdout, stderr });
+
+/**
+ * Temporary "machines" (each its own HOME and XDG dirs, so its own registry of kept sandboxes),
+ * all removed by removeAll() in the suite's afterAll.
+ */
+export function machines(): { machine(extra?: Record<string, string>): CliEnv; removeAll(): void } {
+  const homes: string[] = [];
+  return {
+    machine(extra = {}) {
+      const made = freshEnv(extra);
+      homes.push(made.home);
+      return made;
+    },
+    removeAll() {
+      for (const home of homes.splice(0)) rmSync(home, { recursive: true, force: true });
+    },
+  };
+}
+
+/**
+ * Starts `sandboxes run … '<prints a line>; sleep'`, waits for that first line (the command is
+ * running in its sandbox by then), calls `whileRunning`, sends `signal` and waits for the exit.
+ */
+export async function interruptRun(args: string[], env: Record<string, string>, signal: "SIGINT" | "SIGTERM", whileRunning: () => void | Promise<void> = () => {}): Promise<{ firstLine: string; exitCode: number }> {
+  const child = Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+  const firstLine = new TextDecoder().decode((await reader.read()).value);
+  await whileRunning();
+  child.kill(signal);
+  const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
+  const exitCode = await child.exited;
+  clearTimeout(guard);
+  reader.releaseLock();
+  return { firstLine, exitCode };
 }

@@ -8,36 +8,29 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeCloudflare, type FakeCloudflare } from "../fakes/cloudflare/server";
-import { BINARY, cli, freshEnv } from "../helpers";
+import { BINARY, cli, interruptRun, keptId, machines, plain } from "../helpers";
 import { buildBinary } from "./_e2b-helpers";
 
 let fake: FakeCloudflare;
 let env: Record<string, string>;
-const homes: string[] = [];
-
-/** One "machine": its own HOME and XDG dirs (so its own registry), pointed at the fake unless told otherwise. */
-function machine(extra: Record<string, string> = {}): { home: string; env: Record<string, string> } {
-  const made = freshEnv(extra);
-  homes.push(made.home);
-  return made;
-}
+/** The first machine's HOME, for local files to copy. */
+let home = "";
+const { machine, removeAll } = machines();
 
 beforeAll(async () => {
   buildBinary();
   fake = await startFakeCloudflare({ mode: "bridge" });
-  env = machine(fake.env()).env;
+  ({ env, home } = machine(fake.env()));
 }, 60_000);
 
 afterAll(async () => {
   await fake?.close();
-  for (const home of homes) rmSync(home, { recursive: true, force: true });
+  removeAll();
 });
 
 beforeEach(() => fake.clearFaults());
 
 const run = (args: string[], withEnv = env, stdin?: string) => cli(args, { env: withEnv, stdin });
-const keptId = (stderr: string) => /kept sandbox (\S+)/.exec(stderr)?.[1];
-const plain = ({ code, stdout, stderr }: { code: number; stdout: string; stderr: string }) => ({ code, stdout, stderr });
 const creates = () => fake.requests.filter((r) => r === "POST /v1/sandbox").length;
 
 /** Command lines of the processes running in the fake's containers right now. */
@@ -120,7 +113,6 @@ describe("cloudflare through the compiled binary", () => {
     expect(creates()).toBe(before);
 
     // cp both ways, outside /workspace (the file routes only take /workspace: archives are staged there).
-    const home = homes.at(0)!;
     const bytes = new Uint8Array(200_000).map((_, i) => (i * 31 + 7) % 256);
     writeFileSync(join(home, "blob.bin"), bytes);
     expect((await run(["cp", "-p", "cloudflare", join(home, "blob.bin"), `${id}:/tmp/blob.bin`])).code).toBe(0);
@@ -158,16 +150,10 @@ describe("cloudflare through the compiled binary", () => {
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     test(`${signal} during run destroys the sandbox and exits ${code}`, async () => {
       const before = creates();
-      const child = Bun.spawn([BINARY, "run", "-p", "cloudflare", "echo started; sleep 30"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-      const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
-      const first = await reader.read();
-      expect(new TextDecoder().decode(first.value)).toBe("started\n");
-      expect(fake.live()).toHaveLength(1);
-      child.kill(signal);
-      const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      const exitCode = await child.exited;
-      clearTimeout(guard);
-      reader.releaseLock();
+      const { firstLine, exitCode } = await interruptRun(["run", "-p", "cloudflare", "echo started; sleep 30"], env, signal, () => {
+        expect(fake.live()).toHaveLength(1);
+      });
+      expect(firstLine).toBe("started\n");
       expect(exitCode).toBe(code);
       expect(creates()).toBe(before + 1);
       expect(fake.live()).toEqual([]);

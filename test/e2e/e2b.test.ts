@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
 import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
+import { keptId } from "../helpers";
 
 let fake: FakeE2B;
 let env: Record<string, string>;
@@ -28,7 +29,6 @@ afterAll(async () => {
 
 beforeEach(() => fake.clearFaults());
 
-const keptId = (stderr: string) => /kept sandbox (\S+)/.exec(stderr)?.[1];
 
 describe("e2b through the compiled binary", () => {
   test("run streams output, passes the exit code through and destroys the sandbox", async () => {

@@ -8,6 +8,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
+import { keptId } from "../helpers";
 
 let fake: FakeHopx;
 let env: Record<string, string>;
@@ -26,7 +27,6 @@ afterAll(async () => {
 
 beforeEach(() => fake.clearFaults());
 
-const keptId = (stderr: string) => /kept sandbox (\S+)/.exec(stderr)?.[1];
 const listed = (stdout: string) => (JSON.parse(stdout) as { sandboxes: Array<{ id: string; name: string | null; labels: Record<string, string> }> }).sandboxes;
 
 /** Waits until the fake's agent has been asked to run a command containing `marker`. */

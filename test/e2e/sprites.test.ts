@@ -4,22 +4,15 @@
  * only work if the provider keeps them on the "server".
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeSprites, type FakeSprites } from "../fakes/sprites/server";
-import { BINARY, cli, freshEnv } from "../helpers";
+import { cli, interruptRun, keptId, machines, plain } from "../helpers";
 import { buildBinary } from "./_e2b-helpers";
 
 let fake: FakeSprites;
 let env: Record<string, string>;
-const homes: string[] = [];
-
-/** One "machine": its own HOME and XDG dirs, pointed at the fake unless told otherwise. */
-function machine(extra: Record<string, string> = {}): { home: string; env: Record<string, string> } {
-  const made = freshEnv(extra);
-  homes.push(made.home);
-  return made;
-}
+const { machine, removeAll } = machines();
 
 beforeAll(async () => {
   buildBinary();
@@ -30,14 +23,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await fake?.close();
-  for (const home of homes) rmSync(home, { recursive: true, force: true });
+  removeAll();
 });
 
 beforeEach(() => fake.clearFaults());
 
 const run = (args: string[], withEnv = env, stdin?: string) => cli(args, { env: withEnv, stdin });
-const keptId = (stderr: string) => /kept sandbox (\S+)/.exec(stderr)?.[1];
-const plain = ({ code, stdout, stderr }: { code: number; stdout: string; stderr: string }) => ({ code, stdout, stderr });
 
 describe("sprites through the compiled binary", () => {
   test("run streams output, passes the exit code through and destroys the sprite", async () => {
@@ -145,16 +136,10 @@ describe("sprites through the compiled binary", () => {
   for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
     test(`${signal} during run destroys the sprite and exits ${code}`, async () => {
       const before = fake.creates.length;
-      const child = Bun.spawn([BINARY, "run", "-p", "sprites", "echo started; sleep 30"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-      const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
-      const first = await reader.read();
-      expect(new TextDecoder().decode(first.value)).toBe("started\n");
-      expect(fake.sprites.size).toBe(1);
-      child.kill(signal);
-      const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      const exitCode = await child.exited;
-      clearTimeout(guard);
-      reader.releaseLock();
+      const { firstLine, exitCode } = await interruptRun(["run", "-p", "sprites", "echo started; sleep 30"], env, signal, () => {
+        expect(fake.sprites.size).toBe(1);
+      });
+      expect(firstLine).toBe("started\n");
       expect(exitCode).toBe(code);
       expect(fake.creates.length).toBe(before + 1);
       expect(fake.sprites.size).toBe(0);
