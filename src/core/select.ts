@@ -13,9 +13,19 @@ export function providerContext(settings: Settings, name: string): ProviderConte
   return { env: settings.env, config: providerConfig(settings, name), stateDir: settings.stateDir };
 }
 
+/**
+ * A provider's detection, asked once per Settings: choosing the default, the `providers` table and
+ * loading the provider all need it, and some detections read files (~/.modal.toml, sockets).
+ */
 export function detect(settings: Settings, descriptor: ProviderDescriptor): Promise<Detection> {
-  return descriptor.detect(providerContext(settings, descriptor.name));
+  let known = detections.get(settings);
+  if (!known) detections.set(settings, (known = new Map()));
+  let detection = known.get(descriptor.name);
+  if (!detection) known.set(descriptor.name, (detection = descriptor.detect(providerContext(settings, descriptor.name))));
+  return detection;
 }
+
+const detections = new WeakMap<Settings, Map<string, Promise<Detection>>>();
 
 /** -p > SANDBOXES_PROVIDER > config default_provider > first cloud provider with credentials > local. */
 export async function chooseProvider(settings: Settings, flag?: string): Promise<ProviderChoice> {
