@@ -18,7 +18,7 @@ import { type OutputSink, runCode } from "./core/run";
 import { chooseProvider, closeProviders, configuredProviders, loadProvider } from "./core/select";
 import { downloadPath, uploadPath } from "./core/transfer";
 import { prepareWorkdir } from "./core/workdir";
-import type { ExecSpec, Provider, SandboxRecord } from "./providers/types";
+import type { ExecSpec, NetworkPolicy, Provider, SandboxRecord } from "./providers/types";
 
 export { SandboxesError, ProviderError, UsageError, InterruptedError } from "./core/errors";
 export type { Capabilities, SandboxRecord, SandboxState } from "./providers/types";
@@ -39,8 +39,8 @@ export interface SandboxOptions {
   ttlSeconds?: number;
   cpus?: number;
   memoryMb?: number;
-  /** false: no network at all. */
-  network?: boolean;
+  /** Network policy; default: the provider's default network. */
+  network?: NetworkPolicy;
   /** Where credentials and config.toml are looked up; default `process.env`. */
   environment?: Record<string, string | undefined>;
   signal?: AbortSignal;

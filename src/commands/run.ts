@@ -103,7 +103,7 @@ export default defineCommand({
       args: args["--"],
       // Forward our stdin to the program when it is a pipe or file (not a terminal, not the code).
       stdin: source.kind !== "stdin" && !isTerminal(0) ? (Bun.stdin.stream() as ReadableStream<Uint8Array>) : undefined,
-      network: network === undefined ? undefined : network !== "none",
+      network: network === undefined ? undefined : { mode: network as "none" | "default", allow: [] },
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
       ttlSeconds: ttl,

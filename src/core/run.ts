@@ -2,7 +2,7 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
+import type { CreateSpec, ExecOutcome, NetworkPolicy, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { InterruptedError, SandboxesError, type StopReason } from "./errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
@@ -42,7 +42,7 @@ export interface RunOptions {
   source: CodeSource;
   args: string[];
   stdin?: ReadableStream<Uint8Array> | Uint8Array;
-  network?: boolean;
+  network?: NetworkPolicy;
   cpus?: number;
   memoryMb?: number;
   ttlSeconds?: number;
@@ -204,7 +204,7 @@ function commandArgv(options: CommandRun): string[] {
 
 /** Says plainly what a provider cannot do: refuses what would weaken isolation, warns about the rest. */
 function checkCapabilities(provider: Provider, options: RunOptions, sink: OutputSink): void {
-  if (options.network === false && !provider.capabilities.networkIsolation) {
+  if (options.network?.mode === "none" && !provider.capabilities.networkIsolation) {
     throw new SandboxesError("unsupported", `provider ${provider.name} cannot cut a sandbox off the network (--network none)`, "user", "use -p local or -p docker");
   }
   if ((options.cpus !== undefined || options.memoryMb !== undefined) && !provider.capabilities.resources) {

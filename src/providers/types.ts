@@ -20,7 +20,7 @@ export interface Capabilities {
   labels: boolean;
   /** ExecSpec.stdin is forwarded to the command. */
   stdin: boolean;
-  /** CreateSpec.network === false cuts the sandbox off the network. */
+  /** CreateSpec.network with mode "none" cuts the sandbox off the network. */
   networkIsolation: boolean;
   /** CreateSpec.ttlSeconds: the provider stops the sandbox by itself after that long. */
   ttl: boolean;
@@ -46,6 +46,22 @@ export interface SandboxRecord {
   image?: string;
 }
 
+/**
+ * --network: "default" is each provider's default (on local: the public internet through an
+ * egress proxy, the host and private networks closed); "none" cuts the sandbox off; "host" shares
+ * the host's network (local only, an explicit opt-in).
+ */
+export type NetworkMode = "default" | "none" | "host";
+
+export interface NetworkPolicy {
+  mode: NetworkMode;
+  /**
+   * --allow-net entries as the user gave them (a hostname, `*.example.com`, an IP or a CIDR, each
+   * with an optional `:PORT`). When non-empty, only these destinations are reachable.
+   */
+  allow: string[];
+}
+
 export interface Mount {
   hostPath: string;
   sandboxPath: string;
@@ -61,8 +77,10 @@ export interface CreateSpec {
   ttlSeconds?: number;
   cpus?: number;
   memoryMb?: number;
-  /** false: no network at all. undefined/true: the provider's default. */
-  network?: boolean;
+  /** Network policy; undefined means { mode: "default", allow: [] }. */
+  network?: NetworkPolicy;
+  /** Most processes (and threads) the sandbox may have at once (--pids). */
+  pids?: number;
   mounts?: Mount[];
   /**
    * Slow preparation (an image pull) reports progress here, a line at a time and at most a few

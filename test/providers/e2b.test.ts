@@ -162,13 +162,13 @@ describe("e2b provider against the fake", () => {
     }
   });
 
-  test("network: false asks E2B for a sandbox without internet access", async () => {
+  test("--network none asks E2B for a sandbox without internet access", async () => {
     const interfaces = async (id: string) => {
       const out: Uint8Array[] = [];
       await provider.exec(id, { argv: ["sh", "-c", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
       return Buffer.concat(out).toString().trim().split("\n");
     };
-    const offline = await provider.create({ labels: {}, env: {}, network: false });
+    const offline = await provider.create({ labels: {}, env: {}, network: { mode: "none", allow: [] } });
     const online = await provider.create({ labels: {}, env: {} });
     try {
       expect(fake.creates.at(-2)?.allow_internet_access).toBe(false);

@@ -103,7 +103,7 @@ describe("hopx exec through the agent", () => {
 
 describe("hopx sandboxes", () => {
   test("create maps image, ttl, network and env; a numeric image is a template id", async () => {
-    const made = await provider.create({ image: "42", labels: { k: "v" }, env: { A: "1" }, ttlSeconds: 120, network: false, name: "box" });
+    const made = await provider.create({ image: "42", labels: { k: "v" }, env: { A: "1" }, ttlSeconds: 120, network: { mode: "none", allow: [] }, name: "box" });
     try {
       expect(fake.creates.at(-1)).toEqual({ template_id: "42", timeout_seconds: 120, internet_access: false, env_vars: { A: "1" } });
       expect(await provider.get(made.id)).toMatchObject({ id: made.id, name: "box", labels: { k: "v" }, state: "running", image: "42" });

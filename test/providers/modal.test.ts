@@ -127,7 +127,7 @@ describe("modal provider against the fake", () => {
 
   test("name, image and ttl travel with the sandbox; our own tags stay out of labels", async () => {
     const p = await provider({ image: "alpine:3.20" });
-    const made = await p.create({ name: "box-one", labels: { team: "x" }, env: {}, ttlSeconds: 90, cpus: 2, memoryMb: 1024, network: false });
+    const made = await p.create({ name: "box-one", labels: { team: "x" }, env: {}, ttlSeconds: 90, cpus: 2, memoryMb: 1024, network: { mode: "none", allow: [] } });
     const request = fake.calls.filter((c) => c.method === "SandboxCreateV2").at(-1)!.request as {
       definition: { timeoutSecs: number; resources: { milliCpu: number; memoryMb: number }; networkAccess: { networkAccessType: number } };
     };

@@ -47,7 +47,7 @@ describe("vercel: what maps to what", () => {
     expect(fake.creates.at(-1)).toMatchObject({ runtime: "node22" });
     expect(runtime.image).toBe("node22");
 
-    const made = await provider.create({ name: "mapped", image: "my-repo:v1", labels: { team: "alpha" }, env: { A: "1" }, cpus: 4, ttlSeconds: 90, network: false });
+    const made = await provider.create({ name: "mapped", image: "my-repo:v1", labels: { team: "alpha" }, env: { A: "1" }, cpus: 4, ttlSeconds: 90, network: { mode: "none", allow: [] } });
     expect(fake.requests.filter((r) => r.startsWith("POST /v")).at(-1)).toBe("POST /v3/sandboxes");
     expect(fake.creates.at(-1)).toEqual({ projectId: fake.projectId, name: "mapped", ports: [], timeout: 90_000, resources: { vcpus: 4 }, image: "my-repo:v1", networkPolicy: { mode: "deny-all" }, env: { A: "1" }, tags: { team: "alpha" } });
     expect(made).toMatchObject({ id: "mapped", name: "mapped", state: "running", labels: { team: "alpha" } });

@@ -132,7 +132,7 @@ export class DaytonaProvider implements Provider {
       ...(spec.name ? { name: spec.name } : {}),
       labels: { ...spec.labels, [CREATE_TOKEN_LABEL]: token },
       envVars: spec.env,
-      ...(spec.network === false ? { networkBlockAll: true } : {}),
+      ...(spec.network?.mode === "none" ? { networkBlockAll: true } : {}),
       // The lifetime: stopped after that long idle, deleted as soon as it stops, and destroyed
       // after that long in any case.
       ...(minutes ? { autoStopInterval: minutes, autoDeleteInterval: 0, ttlMinutes: minutes } : {}),

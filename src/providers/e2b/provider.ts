@@ -147,7 +147,7 @@ export class E2BProvider implements Provider {
               metadata,
               envs: spec.env,
               timeoutMs: Math.round(ttlSeconds * 1000),
-              ...(spec.network === false ? { allowInternetAccess: false } : {}),
+              ...(spec.network?.mode === "none" ? { allowInternetAccess: false } : {}),
             });
           } catch (error) {
             const status = (error as { statusCode?: number }).statusCode;

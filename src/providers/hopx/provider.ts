@@ -57,7 +57,7 @@ export class HopxProvider implements Provider {
     const template = spec.image ?? this.settings.template;
     const body: Record<string, unknown> = /^\d+$/.test(template) ? { template_id: template } : { template_name: template };
     body.timeout_seconds = Math.max(1, Math.round(spec.ttlSeconds ?? this.settings.ttlSeconds));
-    if (spec.network === false) body.internet_access = false;
+    if (spec.network?.mode === "none") body.internet_access = false;
     if (Object.keys(spec.env).length) body.env_vars = spec.env;
     const what = `creating a sandbox from template "${template}"`;
     // Hopx takes no idempotency key, and a create cannot be found again by anything we send. So a

@@ -73,7 +73,7 @@ export class LocalProvider implements Provider {
       labels: spec.labels,
       createdAt: new Date().toISOString(),
       env: spec.env,
-      network: spec.network !== false,
+      network: spec.network?.mode !== "none",
       mounts: spec.mounts ?? [],
     };
     this.writeIdentityFiles(dir, uid);

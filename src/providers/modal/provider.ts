@@ -228,7 +228,7 @@ export class ModalProvider implements Provider {
           timeoutMs: ttlSeconds * 1000,
           ...(spec.cpus ? { cpu: spec.cpus } : {}),
           ...(spec.memoryMb ? { memoryMiB: spec.memoryMb } : {}),
-          ...(spec.network === false ? { blockNetwork: true } : {}),
+          ...(spec.network?.mode === "none" ? { blockNetwork: true } : {}),
         });
       },
       signal,

@@ -178,7 +178,7 @@ export class VercelProvider implements Provider {
       ...(ttlSeconds !== undefined ? { timeout: Math.round(ttlSeconds * 1000) } : {}),
       ...(vcpus !== undefined ? { resources: { vcpus } } : {}),
       ...(runtime ? { runtime } : spec.image !== undefined ? { image: spec.image } : {}),
-      ...(spec.network === false ? { networkPolicy: { mode: "deny-all" } } : {}),
+      ...(spec.network?.mode === "none" ? { networkPolicy: { mode: "deny-all" } } : {}),
       env: spec.env,
       tags: spec.labels,
     };
