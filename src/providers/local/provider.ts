@@ -7,6 +7,7 @@ import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, PtyS
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { bwrapArgv, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { applyLimits, enterArgv, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {
@@ -17,6 +18,7 @@ interface LocalMeta {
   env: Record<string, string>;
   network: boolean;
   mounts: CreateSpec["mounts"];
+  limits?: LimitPlan;
 }
 
 const ID_PATTERN = /^local-[0-9a-f]{12}$/;
@@ -56,6 +58,7 @@ export class LocalProvider implements Provider {
   async create(spec: CreateSpec): Promise<SandboxRecord> {
     this.ensureLinux();
     const id = `local-${randomBytes(6).toString("hex")}`;
+    const limits = await planLimits(id, spec, this.ctx.env);
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
     mkdirSync(join(dir, "tmp"), { recursive: true });
@@ -75,8 +78,13 @@ export class LocalProvider implements Provider {
       env: spec.env,
       network: spec.network?.mode !== "none",
       mounts: spec.mounts ?? [],
+      limits,
     };
     this.writeIdentityFiles(dir, uid);
+    await applyLimits(limits).catch((error) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    });
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
     return this.record(meta);
   }
@@ -117,6 +125,7 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
+    await removeLimits(this.readMeta(id)?.limits);
     rmSync(this.dir(id), { recursive: true, force: true });
   }
 
@@ -209,23 +218,24 @@ export class LocalProvider implements Provider {
     const { inEnviron, inArgv } = splitEnvironment(environment);
     // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
     const addedByWrappers = ["PWD", "OLDPWD", "SHLVL", "_"].filter((name) => !(name in environment));
-    const program = [
+    const program = rlimitArgv(meta.limits, [
       "/usr/bin/env",
       ...addedByWrappers.flatMap((name) => ["-u", name]),
       `--chdir=${cwd ?? layout.callerHome}`,
       ...Object.entries(inArgv).map(([k, v]) => `${k}=${v}`),
       ...argv,
-    ];
+    ]);
     const spawnEnv = { ...inEnviron, PATH: WRAPPER_PATH };
     const bwrap = bubblewrapPath(this.ctx.env);
-    if (bwrap) return { argv: bwrapArgv(bwrap, layout, program, { pty }), env: spawnEnv };
-    return { argv: unshareArgv(layout, program, process.getuid?.() === 0), env: spawnEnv };
+    const sandboxed = bwrap ? bwrapArgv(bwrap, layout, program, { pty }) : unshareArgv(layout, program, process.getuid?.() === 0);
+    return { argv: enterArgv(meta.limits, sandboxed), env: spawnEnv };
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, false);
+    const killsBefore = memoryKills(meta.limits);
     let child: ReturnType<typeof Bun.spawn>;
     try {
       child = Bun.spawn(invocation.argv, {
@@ -252,7 +262,8 @@ export class LocalProvider implements Provider {
       ]);
       if (timedOut) return { exitCode: 124, timedOut: true };
       const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;
-      return { exitCode: signalCode !== undefined ? 128 + signalCode : code, timedOut: false };
+      const limitHit = memoryKills(meta.limits) > killsBefore ? ("memory" as const) : undefined;
+      return { exitCode: signalCode !== undefined ? 128 + signalCode : code, timedOut: false, ...(limitHit ? { limitHit } : {}) };
     } finally {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", kill);
