@@ -103,6 +103,7 @@ const MEMORY_LINE = "the program was killed: it exceeded the memory limit (--mem
 const RUNNERS = [
   { who: "root", make: (extra: Record<string, string>) => asCaller(extra), enabled: isRoot, cgroups: v1Host, bomb: true },
   { who: "an ordinary user", make: (extra: Record<string, string>) => (isRoot ? asNobody(extra, false) : asCaller(extra)), enabled: true, cgroups: false, bomb: true },
+  { who: "root without cgroups (SANDBOXES_LOCAL_CGROUPS=off)", make: (extra: Record<string, string>) => asCaller({ ...extra, SANDBOXES_LOCAL_CGROUPS: "off" }), enabled: isRoot, cgroups: false, bomb: false },
   { who: "an ordinary user with delegated cgroups", make: (extra: Record<string, string>) => asNobody(extra, true), enabled: isRoot && v1Host, cgroups: true, bomb: false },
 ];
 
@@ -166,9 +167,12 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         const cpu = cgroupDirs(id).find((dir) => existsSync(join(dir, "cpu.cfs_quota_us")))!;
         expect(readFileSync(join(cpu, "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
         expect(readFileSync(join(cpu, "cpu.cfs_period_us"), "utf8").trim()).toBe("100000");
+        // A reboot empties /sys/fs/cgroup: the next command of a kept sandbox makes its cgroups again.
+        for (const dir of cgroupDirs(id)) rmdirSync(dir);
         const exec = runner.spawn(["exec", id, "-t", "20", "echo ready; sleep 30"]);
         const reader = (exec.stdout as ReadableStream<Uint8Array>).getReader();
         expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+        expect(readFileSync(join(cpu, "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
         expect(readFileSync(join(cpu, "cgroup.procs"), "utf8").trim()).not.toBe("");
         exec.kill("SIGTERM");
         await exec.exited;

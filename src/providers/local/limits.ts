@@ -88,10 +88,15 @@ export async function planLimits(id: string, request: LimitRequest, env: Record<
   return planFor(id, request, await cgroupSites(env));
 }
 
-/** Makes the plan's cgroups; on failure removes what it made and throws. */
-export async function applyLimits(plan: LimitPlan): Promise<void> {
+/**
+ * Makes the plan's cgroups that do not exist (all of them for a new sandbox; after a reboot, those
+ * of a kept one); on failure removes them all and throws.
+ */
+export async function applyLimits(plan: LimitPlan | undefined): Promise<void> {
+  if (!plan || plan.cgroups.every((cgroup) => existsSync(cgroup.dir))) return;
   try {
     for (const cgroup of plan.cgroups) {
+      if (existsSync(cgroup.dir)) continue;
       mkdirSync(cgroup.dir);
       for (const { file, value, optional } of cgroup.settings) {
         const path = `${cgroup.dir}/${file}`;

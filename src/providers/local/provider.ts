@@ -234,6 +234,7 @@ export class LocalProvider implements Provider {
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
+    await applyLimits(meta.limits);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, false);
     const killsBefore = memoryKills(meta.limits);
     let child: ReturnType<typeof Bun.spawn>;
@@ -293,6 +294,7 @@ export class LocalProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
+    await applyLimits(meta.limits);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, true);
     const listeners: Array<(chunk: Uint8Array) => void> = [];
     const child = Bun.spawn(invocation.argv, {
