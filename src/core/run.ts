@@ -58,6 +58,8 @@ export interface RunResult {
   durationMs: number;
   kept: boolean;
   reused: boolean;
+  /** The program was killed for exceeding this limit of its sandbox. */
+  limitHit?: ExecOutcome["limitHit"];
 }
 
 
@@ -136,6 +138,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       durationMs: Math.round(performance.now() - started),
       kept,
       reused,
+      limitHit: outcome.limitHit,
     };
   } finally {
     // On errors, Ctrl-C and SIGTERM alike: what this run created goes, unless --keep.
@@ -180,6 +183,7 @@ async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink
     durationMs: Math.round(performance.now() - started),
     kept: false,
     reused: false,
+    limitHit: outcome.limitHit,
   };
 }
 
