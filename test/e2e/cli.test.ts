@@ -50,6 +50,8 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     const missing = await cli(["destroy", "nope"], { env });
     expect(missing.code).toBe(1);
     expect((await cli(["destroy"], { env })).code).toBe(2);
+    // Kept sandboxes hold host resources (a local one, its cgroup): none outlives the test.
+    expect((await cli(["destroy", "--all", "--yes"], { env })).code).toBe(0);
   },
   cp: async () => {
     const { env, home } = freshEnv();

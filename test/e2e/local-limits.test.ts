@@ -69,8 +69,11 @@ function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
   return {
     spawn: (args) => Bun.spawn(delegate ? ["/bin/sh", "-c", `${enter}; exec "$@"`, "sh", ...drop, ...args] : [...drop, ...args], { env, cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
     cleanup: () => {
-      for (const cgroup of delegated) rmdirSync(cgroup);
-      rmSync(dir, { recursive: true, force: true });
+      try {
+        for (const cgroup of delegated) rmdirSync(cgroup);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
     },
   };
 }
