@@ -51,7 +51,7 @@ describe("the CLI provider claims only what the CLI can express", () => {
   });
 });
 
-testProvider("local via the compiled binary", async () => new CliProvider({ provider: "local" }));
+testProvider("local via the compiled binary", cliCapabilities("local"), async () => new CliProvider({ provider: "local" }));
 
 /** What the suite does not ask but a CLI-backed provider must get right: quoting, errors, Ctrl-C, cp. */
 describe("local via the compiled binary: argv, errors, Ctrl-C and cp details", () => {
@@ -112,22 +112,22 @@ describe("docker via the compiled binary (engine check)", () => {
   // Deliberately no skip: an unreachable engine fails loudly, saying what to run.
   test("a Docker Engine answers and the test images exist", requireEngine, 30_000);
 });
-testProvider("docker via the compiled binary", async () => new CliProvider({ provider: "docker" }), { image: "sandboxes-test/busybox" });
+testProvider("docker via the compiled binary", cliCapabilities("docker"), async () => new CliProvider({ provider: "docker" }), { image: "sandboxes-test/busybox" });
 
-testProvider("e2b (fake) via the compiled binary", async () => new CliProvider({ provider: "e2b", env: e2b.env() }));
+testProvider("e2b (fake) via the compiled binary", cliCapabilities("e2b"), async () => new CliProvider({ provider: "e2b", env: e2b.env() }));
 
-testProvider("daytona (fake) via the compiled binary", async () =>
+testProvider("daytona (fake) via the compiled binary", cliCapabilities("daytona"), async () =>
   new CliProvider({ provider: "daytona", env: { DAYTONA_API_KEY: "cli-conformance-key", DAYTONA_API_URL: daytona.apiUrl } }),
 );
 
-testProvider("modal (fake) via the compiled binary", async () =>
+testProvider("modal (fake) via the compiled binary", cliCapabilities("modal"), async () =>
   new CliProvider({ provider: "modal", env: { MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-cli", MODAL_TOKEN_SECRET: "as-cli" } }),
 );
 
-testProvider("sprites (fake) via the compiled binary", async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
-testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
-testProvider("cloudflare (fake Worker) via the compiled binary", async () => new CliProvider({ provider: "cloudflare", env: cloudflare.env() }));
-testProvider("vercel (fake) via the compiled binary", async () => new CliProvider({ provider: "vercel", env: vercel.env() }));
+testProvider("sprites (fake) via the compiled binary", cliCapabilities("sprites"), async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
+testProvider("hopx (fake) via the compiled binary", cliCapabilities("hopx"), async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
+testProvider("cloudflare (fake Worker) via the compiled binary", cliCapabilities("cloudflare"), async () => new CliProvider({ provider: "cloudflare", env: cloudflare.env() }));
+testProvider("vercel (fake) via the compiled binary", cliCapabilities("vercel"), async () => new CliProvider({ provider: "vercel", env: vercel.env() }));
 
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.

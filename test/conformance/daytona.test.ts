@@ -16,12 +16,12 @@ afterAll(async () => {
 });
 
 // The real SDK, pointed at the fake through its own apiUrl setting.
-testProvider("daytona (real SDK against the local fake)", () =>
+testProvider("daytona (real SDK against the local fake)", daytonaDescriptor.capabilities, () =>
   daytonaDescriptor.load({ env: { DAYTONA_API_KEY: "conformance-key", DAYTONA_API_URL: fake.apiUrl }, config: {}, stateDir }),
 );
 
 // The same suite against the real service: skipped when, and only when, no real key is present.
 const realKey = process.env.DAYTONA_API_KEY;
 describe.skipIf(!realKey || realKey === "dummy")("daytona real service (DAYTONA_API_KEY set)", () => {
-  testProvider("daytona (real service)", () => daytonaDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
+  testProvider("daytona (real service)", daytonaDescriptor.capabilities, () => daytonaDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
 });
