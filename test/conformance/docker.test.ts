@@ -7,17 +7,8 @@ import type { Provider } from "../../src/providers/types";
 import { makeCertificates, type Proxy, tcpProxy, tlsProxy } from "../fakes/docker/proxies";
 import { startFakeRegistry } from "../fakes/docker/registry";
 import { requireEngine } from "../e2e/_docker-helpers";
-import { type Backend, testProvider } from "./suite";
-
-/** What the engine itself gave a container. */
-export const dockerBackend: Backend = {
-  async resources(id) {
-    const inspect = (await (await fetch(`http://docker/containers/${id}/json`, { unix: "/var/run/docker.sock" } as RequestInit)).json()) as {
-      HostConfig: { NanoCpus: number; Memory: number };
-    };
-    return { cpus: inspect.HostConfig.NanoCpus / 1e9, memoryMb: inspect.HostConfig.Memory / 2 ** 20 };
-  },
-};
+import { dockerBackend } from "./backends";
+import { testProvider } from "./suite";
 
 // Needs a running engine and the offline test images: run scripts/ci/docker.sh first.
 // Deliberately no skip: an unreachable engine fails every case loudly, saying what to run.

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modalDescriptor } from "../../src/providers/modal";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
+import { modalBackend } from "./backends";
 import { testProvider } from "./suite";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-modal-"));
@@ -24,7 +25,7 @@ const fakeProvider = async () => {
   return modalDescriptor.load({ env, config: {}, stateDir });
 };
 
-testProvider("modal (fake server, real SDK)", modalDescriptor.capabilities, fakeProvider);
+testProvider("modal (fake server, real SDK)", modalDescriptor.capabilities, fakeProvider, { backend: modalBackend(() => fake) });
 
 describe("modal fake bookkeeping", () => {
   test("the suite leaves no sandbox running", async () => {

@@ -242,8 +242,8 @@ export function testProvider(name: string, caps: Capabilities, factory: () => Pr
     test.skipIf(!caps.resources)("resources: the backend gives the sandbox the CPUs and memory asked for", async () => {
       await ensure();
       if (!options.backend) throw new Error("a provider with resources needs options.backend to show what its backend received");
-      const sized = await createExtra({ image: options.resourcesImage ?? options.image, cpus: 1, memoryMb: 1024 });
-      expect(await options.backend.resources(sized.id)).toEqual({ cpus: 1, memoryMb: 1024 });
+      const sized = await createExtra({ image: options.resourcesImage ?? options.image, cpus: 1, memoryMb: 2048 });
+      expect(await options.backend.resources(sized.id)).toEqual({ cpus: 1, memoryMb: 2048 });
       await provider.destroy(sized.id);
     }, timeout);
 

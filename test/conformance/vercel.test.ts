@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { vercelDescriptor } from "../../src/providers/vercel";
 import { startFakeVercel, type FakeVercel } from "../fakes/vercel/server";
+import { vercelBackend } from "./backends";
 import { testProvider } from "./suite";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-vercel-"));
@@ -19,7 +20,9 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-testProvider("vercel (fake Vercel Sandbox API on 127.0.0.1, our own client)", vercelDescriptor.capabilities, () => vercelDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
+testProvider("vercel (fake Vercel Sandbox API on 127.0.0.1, our own client)", vercelDescriptor.capabilities, () => vercelDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }), {
+  backend: vercelBackend(() => fake),
+});
 
 describe("vercel fake bookkeeping", () => {
   test("the suite left no sandbox behind", async () => {
