@@ -25,7 +25,8 @@
  *               with `terminal`), with `exec ARGV…` typed into the login shell; resize resizes
  *               that terminal, and the exit code is the binary's
  *
- * What the CLI cannot express is not claimed: mounts (run has no mount flag). The CLI's own
+ * What the CLI cannot express is not claimed: mounts (run has no mount flag) and oneShot (`run`
+ * itself decides when to use runOnce; no flag asks for it). The CLI's own
  * lines (the timeout warning, "sandboxes: …" errors) share stderr with the program: they are
  * passed on like the rest.
  */
@@ -85,7 +86,7 @@ interface ListedSandbox {
 
 /** What the CLI can express of the wrapped provider's declared capabilities. */
 export function cliCapabilities(provider: string): Capabilities {
-  return { ...findDescriptor(provider).capabilities, mounts: false };
+  return { ...findDescriptor(provider).capabilities, mounts: false, oneShot: false };
 }
 
 /** Why the suite cannot ask the CLI provider's get() about an id on its own. */

@@ -43,8 +43,8 @@ afterAll(async () => {
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
-  test("capabilities are the wrapped provider's, minus mounts", async () => {
-    expect(cliCapabilities("docker")).toMatchObject({ streaming: true, files: true, stdin: true, labels: true, pty: true, resize: true, mounts: false });
+  test("capabilities are the wrapped provider's, minus mounts and oneShot", async () => {
+    expect(cliCapabilities("docker")).toMatchObject({ streaming: true, files: true, stdin: true, labels: true, pty: true, resize: true, mounts: false, oneShot: false });
     const provider = new CliProvider({ provider: "e2b" });
     expect(provider.name).toBe("e2b");
     expect(provider.capabilities).toEqual(cliCapabilities("e2b"));

@@ -106,7 +106,7 @@ export function testProvider(name: string, caps: Capabilities, factory: () => Pr
     afterAll(async () => {
       for (const id of created) await provider?.destroy(id).catch(() => {});
       await provider?.close?.();
-    });
+    }, timeout);
 
     test("create returns a running sandbox that get() finds; the provider declares the capabilities the suite was told", async () => {
       const { provider, sandbox } = await ensure();
