@@ -1,6 +1,6 @@
 /** The Daytona provider in-process (real SDK, local fake): what the shared suite does not cover. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { daytonaDescriptor } from "../../src/providers/daytona";
 import { imageSource } from "../../src/providers/daytona/provider";
@@ -91,10 +91,15 @@ describe("daytona provider against the fake", () => {
     await fresh.destroy(created.id);
   });
 
-  test("an aborted exec returns promptly and its process tree is killed", async () => {
+  test("an aborted exec returns 130 and its process tree is killed", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const controller = new AbortController();
-    setTimeout(() => controller.abort("SIGINT"), 500);
+    const pidsFile = join(fake.sandboxes.get(created.id)!.dir, "pids");
+    // Abort once the command has started its tree (it writes the pids first).
+    void (async () => {
+      while (!existsSync(pidsFile) || !readFileSync(pidsFile, "utf8").includes("\n")) await Bun.sleep(10);
+      controller.abort("SIGINT");
+    })();
     const outcome = await provider.exec(created.id, {
       argv: ["sh", "-c", "sleep 30 & echo $$ $! > pids; sleep 30; echo never"],
       env: {},
@@ -107,7 +112,7 @@ describe("daytona provider against the fake", () => {
     expect(fake.sandboxes.get(created.id)!.sessions.size).toBe(0);
     const pids = readFileSync(join(fake.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
     expect(pids).toHaveLength(2);
-    await Bun.sleep(100);
+    for (let i = 0; i < 200 && pids.some(running); i++) await Bun.sleep(10);
     for (const pid of pids) expect(running(pid)).toBe(false);
     await provider.destroy(created.id);
   });
