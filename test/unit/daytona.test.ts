@@ -205,15 +205,16 @@ describe("daytona provider against the fake", () => {
 
   test("pty: the typed command line stays hidden, resize reaches the terminal, input flows", async () => {
     const created = await provider.create({ labels: {}, env: {} });
-    const session = await provider.openPty!(created.id, { argv: ["sh", "-c", "stty size; read line; echo got:$line; stty size; exit 3"], env: { PTY_VAR: "x" }, cols: 100, rows: 30 });
+    const session = await provider.openPty!(created.id, { argv: ["sh", "-c", 'stty size; read line; echo got:$line; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 3; done'], env: { PTY_VAR: "x" }, cols: 100, rows: 30 });
     let output = "";
     session.onData((c) => (output += new TextDecoder().decode(c)));
     for (let i = 0; i < 100 && !output.includes("30 100"); i++) await Bun.sleep(20);
-    session.resize(120, 40);
-    await Bun.sleep(200);
     session.write("hello\r");
+    for (let i = 0; i < 200 && !output.includes("got:hello"); i++) await Bun.sleep(10);
+    session.resize(120, 40);
+    // The new size arrives asynchronously: ask again until the terminal reports it.
+    for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write("\r"), await Bun.sleep(25);
     expect(await session.exited).toBe(3);
-    await Bun.sleep(50);
     expect(output).toContain("30 100");
     expect(output).toContain("got:hello");
     expect(output).toContain("40 120");
