@@ -335,6 +335,32 @@ describe.each(CLOUDS)("mcp on the $provider fake", ({ provider, start }) => {
   });
 });
 
+describe("the MCP SDK is loaded by `sandboxes mcp` only", () => {
+  const ROOT = join(import.meta.dir, "../..");
+  /** Modules loaded by `bun src/main.ts ...args` (see _release-trace.ts). */
+  async function loaded(args: string[], stdin?: string): Promise<string[]> {
+    const { env, home } = homes.machine();
+    const out = join(home, "trace.json");
+    const child = Bun.spawn([process.execPath, "--preload", join(ROOT, "test/e2e/_release-trace.ts"), join(ROOT, "src/main.ts"), ...args], {
+      env: { ...env, SANDBOXES_TRACE_OUT: out },
+      stdin: stdin === undefined ? "ignore" : new Blob([stdin]),
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    await child.exited;
+    return JSON.parse(readFileSync(out, "utf8")) as string[];
+  }
+  const sdk = (modules: string[]) => modules.filter((m) => m.includes("node_modules/@modelcontextprotocol/") || m.includes("node_modules/zod/"));
+
+  test("serving loads it (control)", async () => {
+    expect(sdk(await loaded(["mcp", "-p", "local"], ""))).not.toEqual([]);
+  });
+
+  test.each(["mcp --help", "mcp config cursor", "list --json", "run true", "completion bash"])("`sandboxes %s` does not", async (line) => {
+    expect(sdk(await loaded(line.split(" ")))).toEqual([]);
+  });
+});
+
 describe("mcp config", () => {
   test("prints the snippet for each client, with the session flags in it", async () => {
     const { env } = homes.machine();
