@@ -6,8 +6,9 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BUSYBOX, NODE, containersLeft, ensureBinary, requireEngine, uniqueLabel } from "./_docker-helpers";
-import { alive, listed, McpSession, waitFor } from "./_mcp-helpers";
+import { BUSYBOX, NODE, SOCKET, containersLeft, engine, ensureBinary, requireEngine, uniqueLabel } from "./_docker-helpers";
+import { startFakeRegistry } from "../fakes/docker/registry";
+import { alive, listed, McpSession, waitFor, type ToolResult } from "./_mcp-helpers";
 import { BINARY, cli, machines } from "../helpers";
 import { startFakeE2B } from "../fakes/e2b/server";
 import { FakeDaytona } from "../fakes/daytona/server";
@@ -234,6 +235,25 @@ describe("mcp on Docker (containers with --network none)", () => {
   });
   afterAll(async () => {
     await session?.close();
+  });
+
+  test("create_sandbox reports an image pull as progress notifications when the client asks for them", async () => {
+    const registry = await startFakeRegistry(SOCKET, BUSYBOX);
+    const image = `${registry.host}/sbx/mcp:v1`;
+    const progress: Array<{ progress: number; message?: string }> = [];
+    try {
+      const result = (await session.client.callTool({ name: "create_sandbox", arguments: { image } }, undefined, { onprogress: (p) => void progress.push(p), timeout: 120_000 })) as ToolResult;
+      expect(result.isError ?? false).toBe(false);
+      expect(progress.at(0)?.message).toBe(`pulling ${image}…`);
+      expect(progress.at(-1)?.message).toBe(`pulled ${image}`);
+      expect(progress.map((p) => p.progress)).toEqual(progress.map((_, index) => index + 1));
+      const id = (result.structuredContent as { sandbox_id: string }).sandbox_id;
+      expect(await session.ok("run", { sandbox_id: id, command: "cat /etc/fake-registry" })).toMatchObject({ exit_code: 0, stdout: expect.stringMatching(/^served at /) });
+      await session.ok("destroy_sandbox", { sandbox_id: id });
+    } finally {
+      registry.stop();
+      await engine("DELETE", `/images/${image}?force=true`);
+    }
   });
 
   test("every tool, then nothing left once the session ends", async () => {
