@@ -8,6 +8,8 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join } from "node:path";
 import { BUSYBOX, NODE, SOCKET, containersLeft, engine, ensureBinary, requireEngine, uniqueLabel } from "./_docker-helpers";
 import { startFakeRegistry } from "../fakes/docker/registry";
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { alive, listed, McpSession, waitFor, type ToolResult } from "./_mcp-helpers";
 import { BINARY, cli, machines } from "../helpers";
 import { startFakeE2B } from "../fakes/e2b/server";
@@ -208,6 +210,37 @@ describe("mcp session end: what the session created goes, kept sandboxes stay an
     expect(localLeft(env)).toEqual([kept]);
     await session.close().catch(() => {});
     await cli(["destroy", kept], { env });
+  });
+
+  test("the server's parent dies while its stdin stays open: the orphaned server notices and cleans up", async () => {
+    const { env, home } = homes.machine();
+    const label = uniqueLabel("mcp-orphan");
+    const writerPid = join(home, "writer.pid");
+    // sh stands between the client and the server, and a writer of our own (cat, then a sleep)
+    // feeds the server's stdin, so that it stays open after sh is gone. fd 3: sh gives a
+    // background pipeline /dev/null as stdin before its redirections.
+    const script = `exec 3<&0; sh -c 'echo $$ > "$1"; cat; exec sleep 600' writer "$1" <&3 3<&- | "$0" mcp --provider local -l suite=${label} & wait`;
+    const transport = new StdioClientTransport({ command: "sh", args: ["-c", script, BINARY, writerPid], env, stderr: "pipe" });
+    let stderr = "";
+    transport.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+    const client = new Client({ name: "orphan", version: "0" });
+    await client.connect(transport);
+    try {
+      const created = (await client.callTool({ name: "create_sandbox", arguments: {} })) as ToolResult;
+      const id = (created.structuredContent as { sandbox_id: string }).sandbox_id;
+      expect((await listed(env, "local", { suite: label })).map((s) => s.id)).toEqual([id]);
+      const shell = transport.pid!;
+      const server = Number(Bun.spawnSync(["pgrep", "-P", String(shell), "-f", "mcp --provider local"]).stdout.toString().trim());
+      expect(server).toBeGreaterThan(0);
+      process.kill(shell, "SIGKILL");
+      await waitFor(() => !alive(server), "the orphaned server to exit");
+      expect(stderr).toContain("session ending (client gone)");
+      expect(await listed(env, "local", { suite: label })).toEqual([]);
+      expect(localLeft(env)).toEqual([]);
+    } finally {
+      await client.close().catch(() => {});
+      if (existsSync(writerPid)) process.kill(Number(readFileSync(writerPid, "utf8")), "SIGKILL");
+    }
   });
 
   test("the client is killed (SIGKILL) and never says goodbye", async () => {
