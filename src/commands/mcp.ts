@@ -55,6 +55,7 @@ export default defineCommand({
     // The SDK is loaded here only: no other command pays for it (bench/startup.ts).
     const { serve } = await import("../mcp/server");
     const log = (line: string) => writeStderr(`sandboxes mcp: ${line}\n`);
+    if (isTerminal(0)) log("this speaks MCP on stdin/stdout for an agent; register it with a client instead: see `sandboxes mcp config`");
     const { kept } = await serve(settings, defaults, signal, log);
     if (kept.length) log(`kept sandboxes: ${kept.map((k) => `${k.id} (${k.provider})`).join(", ")}; remove them with \`sandboxes destroy ID\``);
     return 0;

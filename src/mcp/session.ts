@@ -2,6 +2,9 @@ import { randomBytes } from "node:crypto";
 import type { Settings } from "../core/config";
 import { destroySandbox, findSandbox, type Located, type SessionDefaults } from "./core";
 
+/** How long the end of a session waits for stopped calls to clean up after themselves. */
+const CALL_STOP_LIMIT_MS = 30_000;
+
 /**
  * One MCP session: the sandboxes it created, the calls in flight, and the clean-up when it ends.
  * A call's own sandboxes (run without sandbox_id) are core's to remove; this keeps the ones that
@@ -63,7 +66,11 @@ export class Session {
   async end(warn: (message: string) => void): Promise<Located[]> {
     this.ending = true;
     for (const call of this.calls) call.stop.abort("SIGTERM");
-    await Promise.all([...this.calls].map((call) => call.done));
+    // Each call removes what it created once stopped; a provider that hangs does not hold the exit forever.
+    const settled = Promise.all([...this.calls].map((call) => call.done));
+    let bound: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([settled, new Promise((resolve) => (bound = setTimeout(resolve, CALL_STOP_LIMIT_MS)))]);
+    clearTimeout(bound);
     const kept: Located[] = [];
     await Promise.all(
       [...this.created.values()].map(async (sandbox) => {
