@@ -29,7 +29,7 @@ export const envArgs = {
 } satisfies FlagsDef;
 
 export const labelArg = {
-  label: { type: "string", alias: "l", multiple: true, description: "Label key=value (repeatable)", valueHint: "key=value" },
+  label: { type: "string", alias: "l", multiple: true, description: "Label key=value", valueHint: "key=value" },
 } satisfies FlagsDef;
 
 export const timeoutArg = {
