@@ -149,7 +149,7 @@ function commandPage(name: string, command: Command, sources: DocSources): strin
     ...(command.meta.examples?.length ? ["## Examples", "", "```sh", ...command.meta.examples, "```", ""] : []),
     "## Exit codes",
     "",
-    ...table(["Code", "Meaning"], exitCodesFor(name, Boolean(command.runsPrograms)).map(([exit, meaning]) => [code(exit), meaning])),
+    ...table(["Code", "Meaning"], exitCodesFor(name, Boolean(command.runsPrograms), sources).map(([exit, meaning]) => [code(exit), meaning])),
     "",
     "## See also",
     "",
@@ -163,7 +163,7 @@ function commandPage(name: string, command: Command, sources: DocSources): strin
  * The rows of the exit-code table that concern one command. A row says whom it concerns before
  * its first ": " ("run, exec: …", "other commands: …"); a row without such a prefix concerns all.
  */
-function exitCodesFor(name: string, runsPrograms: boolean): Array<[string, string]> {
+function exitCodesFor(name: string, runsPrograms: boolean, sources: DocSources): Array<[string, string]> {
   const rows: Array<[string, string]> = [];
   for (const [exit, meaning] of EXIT_CODE_TABLE) {
     const colon = meaning.indexOf(": ");
@@ -171,7 +171,7 @@ function exitCodesFor(name: string, runsPrograms: boolean): Array<[string, strin
     const names = prefix.split(", ");
     if (prefix === "other commands") {
       if (!runsPrograms) rows.push([exit, meaning.slice(colon + 2)]);
-    } else if (prefix && names.every((n) => n in COMMANDS)) {
+    } else if (prefix && names.every((n) => Object.hasOwn(sources.commands, n))) {
       if (names.includes(name)) rows.push([exit, meaning.slice(colon + 2)]);
     } else {
       rows.push([exit, meaning]);

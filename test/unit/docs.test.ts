@@ -86,6 +86,12 @@ describe("the generator", () => {
     expect([...out.values()].filter((content) => content.includes("__selfcheck"))).toEqual([]);
   });
 
+  test("lists the hand-written pages at the top of docs/ in the index, by their title", async () => {
+    const out = await renderDocs({ ...sources, guides: [["agents.md", "Sandboxes for AI agents"]] });
+    expect(out.get("README.md")).toContain("## Guides\n\n- [Sandboxes for AI agents](agents.md)\n");
+    expect(out.has("agents.md")).toBe(false);
+  });
+
   test("reports edited, missing and orphaned pages as stale", async () => {
     const dir = join(scratch, "stale");
     for (const [path, content] of files) {
