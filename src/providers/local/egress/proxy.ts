@@ -214,7 +214,8 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     else if (type === 0x04) {
       const parts: string[] = [];
       for (let i = 4; i < 20; i += 2) parts.push(request.readUInt16BE(i).toString(16));
-      host = parts.join(":");
+      // The URL parser writes the address in its short form (2001:db8::1), as people write it.
+      host = new URL(`http://[${parts.join(":")}]/`).hostname.slice(1, -1);
     } else host = request.subarray(5, 5 + request[4]!).toString("latin1");
     const port = request.readUInt16BE(request.length - 2);
     const outcome = await reach(host, port);
