@@ -43,7 +43,7 @@ afterAll(async () => {
 async function exchange(chunks: Array<Uint8Array | string>, options: { end?: boolean } = {}): Promise<Buffer> {
   const socket: Socket = connect({ path: proxy.socketPath });
   const received: Buffer[] = [];
-  socket.on("data", (chunk) => received.push(chunk));
+  socket.on("data", (chunk: Buffer) => received.push(chunk));
   const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
   for (const chunk of chunks) socket.write(chunk);
   if (options.end) socket.end();
