@@ -94,7 +94,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     return answers.map((answer) => answer.address);
   }
 
-  /** Resolve, decide, connect: the one path every protocol takes. */
+  /** Reports a destination the first time it is blocked. */
   function blocked(event: BlockedEvent): Outcome {
     const key = hostPort(event.host, event.port);
     if (!reported.has(key)) {
@@ -104,6 +104,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     return { ok: false, kind: "blocked", event };
   }
 
+  /** Resolve, decide, connect: the one path every protocol takes. */
   async function reach(host: string, port: number): Promise<Outcome> {
     let allowed: string | undefined;
     if (isHostAlias(host)) {
@@ -137,6 +138,8 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
         upstream.setTimeout(0);
         upstream.removeAllListeners("error");
         upstream.removeAllListeners("timeout");
+        // Until splice() takes over: an unhandled "error" event would end the whole proxy.
+        upstream.on("error", () => upstream.destroy());
         done({ ok: true, socket: upstream });
       });
     });
