@@ -171,6 +171,22 @@ describe("mcp on the local provider", () => {
   });
 });
 
+describe("mcp --pids", () => {
+  test("every sandbox of the session holds the limit: 10 background sleeps start, 40 do not", async () => {
+    const { env } = homes.machine();
+    const session = await McpSession.start(["-p", "local", "--pids", "20", "-l", `suite=${uniqueLabel("mcp-pids")}`], env);
+    try {
+      const forks = (count: number) => `i=0; while [ $i -lt ${count} ]; do sleep 5 & i=$((i+1)); done; echo "$i started"`;
+      expect(await session.ok("run", { command: forks(10) })).toMatchObject({ exit_code: 0, stdout: "10 started\n" });
+      const many = await session.ok<{ exit_code: number; stderr: string }>("run", { command: forks(40) });
+      expect(many.stderr).toContain("Cannot fork");
+      expect(many.exit_code).toBe(2);
+    } finally {
+      await session.close();
+    }
+  });
+});
+
 describe("mcp session end: what the session created goes, kept sandboxes stay and are named", () => {
   async function sessionWithSandboxes(env: Record<string, string>, label: string) {
     const session = await McpSession.start(["-p", "local", "-l", `suite=${label}`], env);
@@ -417,9 +433,9 @@ describe("the MCP SDK is loaded by `sandboxes mcp` only", () => {
 describe("mcp config", () => {
   test("prints the snippet for each client, with the session flags in it", async () => {
     const { env } = homes.machine();
-    const claude = await cli(["mcp", "config", "claude", "-p", "docker", "--network", "none"], { env });
+    const claude = await cli(["mcp", "config", "claude", "-p", "docker", "--network", "none", "--pids", "100"], { env });
     expect(claude).toMatchObject({ code: 0, stderr: "" });
-    expect(claude.stdout).toBe(`claude mcp add --scope user sandboxes -- ${BINARY} mcp --provider docker --network none\n`);
+    expect(claude.stdout).toBe(`claude mcp add --scope user sandboxes -- ${BINARY} mcp --provider docker --network none --pids 100\n`);
     const cursor = await cli(["mcp", "config", "cursor"], { env });
     expect(JSON.parse(cursor.stdout)).toEqual({ mcpServers: { sandboxes: { command: BINARY, args: ["mcp"] } } });
     const vscode = await cli(["mcp", "config", "vscode", "-l", "team=a"], { env });
