@@ -7,7 +7,7 @@
  * flags, and its runMain prints raw stacks; both break the CLI contract.
  */
 import { FlagError, parseFlags, type FlagSpec } from "./argv";
-import { COMMANDS, type CommandName } from "./commands/index";
+import { COMMANDS, isCommandName } from "./commands/index";
 import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
@@ -39,12 +39,11 @@ async function main(argv: string[]): Promise<number> {
   if (first.startsWith("-")) {
     return reportError(new UsageError("unknown_flag", `unknown flag ${first} before the command: see sandboxes --help`), false, false);
   }
-  const load = COMMANDS[first as CommandName];
-  if (!load) {
+  if (!isCommandName(first)) {
     const suggestion = closest(first, Object.keys(COMMANDS));
     return reportError(new UsageError("unknown_command", `unknown command "${first}"${suggestion ? `; did you mean "${suggestion}"?` : ""} (see sandboxes --help)`), false, false);
   }
-  const command = (await load()).default;
+  const command = (await COMMANDS[first]()).default;
   const rest = argv.slice(1);
   const dashIndex = rest.indexOf("--");
   const json = (dashIndex === -1 ? rest : rest.slice(0, dashIndex)).includes("--json");

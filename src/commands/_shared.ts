@@ -1,4 +1,5 @@
 import { SandboxesError, UsageError } from "../core/errors";
+import { dict, own } from "../core/keys";
 
 /**
  * Arg fragments reused by commands, in citty's ArgsDef shape. `multiple: true` marks a
@@ -48,7 +49,7 @@ export function strings(value: unknown): string[] {
 }
 
 export function parseEnv(values: string[], callerEnv: Record<string, string | undefined>, envFile?: string): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env = dict<string>();
   if (envFile) {
     // Required here, not imported: every command loads this file, and node:fs costs ~1 ms.
     const { existsSync, readFileSync } = require("node:fs") as typeof import("node:fs");
@@ -68,7 +69,7 @@ export function parseEnv(values: string[], callerEnv: Record<string, string | un
     const eq = item.indexOf("=");
     if (eq === -1) {
       const key = checkKey(item, "-e");
-      const value = callerEnv[key];
+      const value = own(callerEnv, key);
       // Like docker: -e KEY with KEY unset passes nothing.
       if (value !== undefined) env[key] = value;
       continue;
@@ -85,7 +86,7 @@ function checkKey(key: string, where: string): string {
 }
 
 export function parseLabels(values: string[]): Record<string, string> {
-  const labels: Record<string, string> = {};
+  const labels = dict<string>();
   for (const item of values) {
     const eq = item.indexOf("=");
     if (eq <= 0) throw new UsageError("bad_label", `label "${item}" must be key=value`);

@@ -108,6 +108,13 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     expect(r.code).toBe(0);
     for (const code of ["124", "125", "130", "143", "128+N"]) expect(r.stdout).toContain(code);
   },
+  completion: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["completion", "bash"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("-F _sandboxes sandboxes");
+    expect((await cli(["completion", "tcsh"], { env })).code).toBe(2);
+  },
 };
 
 describe("every command, through the compiled binary", () => {

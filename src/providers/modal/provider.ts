@@ -24,6 +24,7 @@ import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
 import { shellQuote } from "../../core/quote";
+import { dict, hasLabels } from "../../core/keys";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 
@@ -72,8 +73,8 @@ const isNotFound = (error: unknown) => {
 };
 
 function splitTags(tags: Record<string, string>): { labels: Record<string, string>; own: Record<string, string> } {
-  const labels: Record<string, string> = {};
-  const own: Record<string, string> = {};
+  const labels = dict<string>();
+  const own = dict<string>();
   for (const [key, value] of Object.entries(tags)) (key.startsWith(LABEL_PREFIX) ? own : labels)[key] = value;
   return { labels, own };
 }
@@ -298,7 +299,7 @@ export class ModalProvider implements Provider {
           ? Object.fromEntries(info.tags.map((t) => [t.tagName, t.tagValue]))
           : await this.call(`read tags of sandbox ${info.id}`, async () => (await this.handle(info.id)).getTags());
         // The filter is the server's; checked again so a server ignoring it cannot widen it.
-        if (Object.entries(tags).every(([k, v]) => own[k] === v)) records.push(this.record(info.id, own, info.createdAt));
+        if (hasLabels(own, tags)) records.push(this.record(info.id, own, info.createdAt));
       }
       before = page.sandboxes[page.sandboxes.length - 1]!.createdAt;
     }
