@@ -1,4 +1,5 @@
 import { SandboxesError, UsageError } from "../core/errors";
+import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
 import { dict, own } from "../core/keys";
 
 /**
@@ -36,6 +37,19 @@ export const labelArg = {
 export const timeoutArg = {
   timeout: { type: "string", alias: "t", description: "Kill the command (and its whole process tree) after SECONDS; exit 124", valueHint: "seconds" },
 } satisfies FlagsDef;
+
+export const maxOutputArg = {
+  "max-output": { type: "string", description: "With --json, keep at most SIZE bytes of each stream (default 16m, up to 1g); the rest is counted, not kept", valueHint: "size" },
+} satisfies FlagsDef;
+
+/** The --max-output cap in bytes, or undefined for the default; only --json captures output. */
+export function parseMaxOutput(value: unknown, json: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  if (!json) throw new UsageError("bad_value", "--max-output caps the output kept for --json; streamed output is never cut: add --json or drop --max-output");
+  const bytes = parseSize(String(value));
+  if (bytes === undefined || bytes > MAX_OUTPUT_LIMIT) throw new UsageError("bad_value", `--max-output must be a size from 0 to 1g (bytes, or with k, m or g), got "${value}"`);
+  return bytes;
+}
 
 export const workdirArg = {
   workdir: { type: "string", alias: "w", description: "Working directory inside the sandbox", valueHint: "path" },

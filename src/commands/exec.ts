@@ -3,7 +3,7 @@ import { execInSandbox } from "../core/exec";
 import { shellQuote } from "../core/quote";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
-import { envArgs, jsonArg, parseEnv, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
+import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
 import { isTerminal } from "../stdio";
 
 
@@ -23,6 +23,7 @@ export default defineCommand({
     ...workdirArg,
     ...timeoutArg,
     ...jsonArg,
+    ...maxOutputArg,
   },
   async run({ args, settings, signal }) {
     const [ref, ...rest] = args._;
@@ -30,7 +31,7 @@ export default defineCommand({
     if (!ref) throw new UsageError("missing_argument", "missing sandbox: sandboxes exec ID|NAME COMMAND");
     if (!line.trim()) throw new UsageError("missing_command", "missing COMMAND: sandboxes exec ID|NAME COMMAND");
     const json = Boolean(args.json);
-    const sink = execSink(json);
+    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
     const timeout = parseSeconds(args.timeout);
     const result = await execInSandbox(
       settings,

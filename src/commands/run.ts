@@ -8,7 +8,7 @@ import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
   envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
-  splitPair, strings, timeoutArg, workdirArg,
+  splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
 } from "./_shared";
 import { isTerminal } from "../stdio";
 
@@ -47,6 +47,7 @@ export default defineCommand({
     memory: { type: "string", description: "Memory for the sandbox, e.g. 512m, 2g", valueHint: "size" },
     ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
     ...jsonArg,
+    ...maxOutputArg,
   },
   async run({ args, settings, signal }) {
     const json = Boolean(args.json);
@@ -85,7 +86,7 @@ export default defineCommand({
     });
     const timeout = parseSeconds(args.timeout);
     const ttl = parseSeconds(args.ttl, "--ttl");
-    const sink = execSink(json);
+    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
     const options = {
       provider: args.provider as string | undefined,
       image: args.image as string | undefined,
