@@ -38,8 +38,8 @@ export class ProviderError extends SandboxesError {
   }
 }
 
-/** Why a run was stopped from outside: Ctrl-C, SIGTERM, or the reader of our stdout went away. */
-export type StopReason = "SIGINT" | "SIGTERM" | "SIGPIPE";
+/** Why a run was stopped from outside: Ctrl-C, SIGTERM, a closed terminal, or the reader of our stdout went away. */
+export type StopReason = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGPIPE";
 
 /** The user pressed Ctrl-C, we received SIGTERM, or stdout's reader closed; cleanup already ran. */
 export class InterruptedError extends SandboxesError {

@@ -4,20 +4,15 @@
  * a program that never stops writing.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, cli, machines } from "../helpers";
+import { BINARY, cli, localSandboxesLeft, machines } from "../helpers";
 
 const { machine, removeAll } = machines();
 afterAll(removeAll);
 
 const MiB = 1024 * 1024;
 
-/** The local provider's sandbox directories left in this machine's state. */
-export function localSandboxesLeft(env: Record<string, string>): string[] {
-  const root = join(env.XDG_STATE_HOME!, "sandboxes", "local");
-  return existsSync(root) ? readdirSync(root) : [];
-}
 
 /** Runs the binary with stdout to /dev/null, polling the peak resident set (VmHWM) of its process. */
 async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number }> {
@@ -111,4 +106,57 @@ describe("bounded capture with --json", () => {
       expect(JSON.parse(r.stdout).error.code).toBe("bad_value");
     }
   });
+});
+
+/** Processes whose command line contains `marker` (the sandboxed program's own argument), or starts with `prefix`. */
+function processesWith(marker: string, prefix = ""): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+      if (cmdline.startsWith(prefix) && cmdline.includes(marker)) found.push(Number(pid));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return found;
+}
+
+/** Waits for a condition, polling; fails after `limit` ms rather than hanging the suite. */
+async function until(condition: () => boolean, what: string, limit = 30_000): Promise<void> {
+  const deadline = Date.now() + limit;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+describe("signals during a flood of output clean up", () => {
+  const ITERATIONS = Number(process.env.SIGNAL_ITERATIONS ?? 10);
+  const EXPECTED = { SIGTERM: 143, SIGINT: 130, SIGHUP: 129 } as const;
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    test(`${signal} to the whole process group (as timeout and terminals send it) while yes floods: exit ${EXPECTED[signal]}, no sandbox, no process left`, async () => {
+      for (let i = 0; i < ITERATIONS; i++) {
+        const json = i % 2 === 1;
+        const { env } = machine();
+        const marker = `flood-${signal}-${i}-${Math.random().toString(36).slice(2)}`;
+        // Its own process group, so the signal can reach all of it, as `timeout 2 sandboxes run yes` does.
+        // The flood goes to /dev/null, as in `timeout 2 sandboxes run yes > /dev/null`.
+        const child = Bun.spawn([BINARY, "run", ...(json ? ["--json", "--max-output", "1m"] : []), `yes ${marker}`], { env, stdin: "ignore", stdout: json ? "pipe" : "ignore", stderr: "pipe", detached: true });
+        const stdout = json ? new Response(child.stdout as ReadableStream<Uint8Array>).text() : Promise.resolve("");
+        const stderr = new Response(child.stderr).text();
+        // `yes` itself, not just bwrap setting up: the flood is under way.
+        await until(() => processesWith(marker, "yes\0").length > 0, `yes ${marker} to run`);
+        process.kill(-child.pid, signal);
+        process.kill(child.pid, signal);
+        const code = await child.exited;
+        const [out, err] = await Promise.all([stdout, stderr]);
+        expect({ iteration: i, json, code, left: localSandboxesLeft(env), processes: processesWith(marker) }).toEqual({ iteration: i, json, code: EXPECTED[signal], left: [], processes: [] });
+        // The error document, or the run's own when the program died of the signal first.
+        if (json) expect(JSON.parse(out).error?.exit_code ?? JSON.parse(out).exit_code).toBe(EXPECTED[signal]);
+        // bwrap shares our process group, so the program may die of the signal before we see it.
+        else expect(["", `sandboxes: interrupted by ${signal}\n`]).toContain(err);
+      }
+    }, 180_000);
+  }
 });
