@@ -18,6 +18,7 @@ import { resolveSandbox } from "./core/resolve";
 import { type OutputSink, runCode } from "./core/run";
 import { chooseProvider, closeProviders, configuredProviders, loadProvider } from "./core/select";
 import { downloadPath, uploadPath } from "./core/transfer";
+import { checkTimeoutMs } from "./core/timeout";
 import { prepareWorkdir } from "./core/workdir";
 import type { ExecSpec, NetworkPolicy, Provider, SandboxRecord } from "./providers/types";
 
@@ -52,7 +53,7 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Must exist in the sandbox (as with `sandboxes exec -w`). */
   cwd?: string;
-  /** The whole process tree is killed after this long: exitCode 124, timedOut true. */
+  /** The whole process tree is killed after this long (at most 24 days): exitCode 124, timedOut true. */
   timeoutMs?: number;
   stdin?: string | Uint8Array | ReadableStream<Uint8Array>;
   signal?: AbortSignal;
@@ -306,7 +307,7 @@ export class Sandbox {
 
   private spec(command: Command, options: ExecOptions, sink: Pick<OutputSink, "stdout" | "stderr">): ExecSpec {
     const stdin = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin;
-    return { argv: argvOf(command), env: { ...options.env }, timeoutMs: options.timeoutMs, stdin, cwd: options.cwd, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
+    return { argv: argvOf(command), env: { ...options.env }, timeoutMs: checkTimeoutMs(options.timeoutMs), stdin, cwd: options.cwd, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
   }
 }
 

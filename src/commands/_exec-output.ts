@@ -99,6 +99,6 @@ export async function renderRunJson(sink: CapturingSink, result: { sandboxId: st
 }
 
 /** The one line a person sees when --timeout fired (the JSON document says timed_out instead). */
-export function reportTimeout(result: { timedOut: boolean }, timeoutSeconds: number | undefined, json: boolean): void {
-  if (result.timedOut && !json) ui().warn(`command timed out after ${timeoutSeconds}s; its process tree was killed (exit 124)`);
+export function reportTimeout(result: { timedOut: boolean }, timeoutMs: number | undefined, json: boolean): void {
+  if (result.timedOut && !json) ui().warn(`command timed out after ${(timeoutMs ?? 0) / 1000}s; its process tree was killed (exit 124)`);
 }

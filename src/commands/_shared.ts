@@ -1,6 +1,7 @@
 import { SandboxesError, UsageError } from "../core/errors";
 import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
 import { dict, own } from "../core/keys";
+import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";
 
 /**
  * Arg fragments reused by commands, in citty's ArgsDef shape. `multiple: true` marks a
@@ -31,11 +32,11 @@ export const envArgs = {
 } satisfies FlagsDef;
 
 export const labelArg = {
-  label: { type: "string", alias: "l", multiple: true, description: "Label key=value (repeatable)", valueHint: "key=value" },
+  label: { type: "string", alias: "l", multiple: true, description: "Label key=value", valueHint: "key=value" },
 } satisfies FlagsDef;
 
 export const timeoutArg = {
-  timeout: { type: "string", alias: "t", description: "Kill the command (and its whole process tree) after SECONDS; exit 124", valueHint: "seconds" },
+  timeout: { type: "string", alias: "t", description: "Kill the command (and its whole process tree) after SECONDS (up to 24 days: 2073600, or 24d); exit 124", valueHint: "seconds" },
 } satisfies FlagsDef;
 
 export const maxOutputArg = {
@@ -114,12 +115,21 @@ export function parseLabels(values: string[]): Record<string, string> {
 export function parseSeconds(value: unknown, flag = "--timeout"): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value).trim();
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
-  if (!match) throw new UsageError("bad_timeout", `${flag} must be a number of seconds (e.g. 30, 1.5, 2m), got "${text}"`);
-  const unit = { ms: 0.001, s: 1, m: 60, h: 3600 }[match[2] as "ms" | "s" | "m" | "h"] ?? 1;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text);
+  if (!match) throw new UsageError("bad_timeout", `${flag} must be a number of seconds (e.g. 30, 1.5, 2m, 3d), got "${text}"`);
+  const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "ms" | "s" | "m" | "h" | "d"] ?? 1;
   const seconds = Number(match[1]) * unit;
   if (seconds <= 0) throw new UsageError("bad_timeout", `${flag} must be greater than 0`);
   return seconds;
+}
+
+/** --timeout in milliseconds: more than 0 and at most 24 days (core/timeout.ts). */
+export function parseTimeoutMs(value: unknown): number | undefined {
+  const seconds = parseSeconds(value);
+  if (seconds !== undefined && seconds * 1000 > MAX_TIMEOUT_MS) {
+    throw new UsageError("bad_timeout", `--timeout must be at most 24 days (${MAX_TIMEOUT_MS / 1000} seconds, or 24d), got "${String(value).trim()}"`);
+  }
+  return seconds === undefined ? undefined : checkTimeoutMs(seconds * 1000, "--timeout");
 }
 
 export function parsePositiveNumber(value: unknown, flag: string): number | undefined {

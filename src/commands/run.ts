@@ -7,7 +7,7 @@ import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
-  envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
+  envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
   splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
 } from "./_shared";
 import { isTerminal } from "../stdio";
@@ -84,7 +84,7 @@ export default defineCommand({
       const { first, second } = splitPair(spec, "--download", (remote) => basename(remote));
       return { remote: first, local: second };
     });
-    const timeout = parseSeconds(args.timeout);
+    const timeoutMs = parseTimeoutMs(args.timeout);
     const ttl = parseSeconds(args.ttl, "--ttl");
     const sink = execSink(json, parseMaxOutput(args["max-output"], json));
     const options = {
@@ -95,7 +95,7 @@ export default defineCommand({
       name: args.name as string | undefined,
       reuse: Boolean(args.reuse),
       keep: Boolean(args.keep),
-      timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+      timeoutMs,
       workdir: args.workdir as string | undefined,
       deps: Boolean(args.deps),
       uploads,
@@ -111,7 +111,7 @@ export default defineCommand({
       signal,
     };
     const result: RunResult = await runCode(settings, options, sink);
-    reportTimeout(result, timeout, json);
+    reportTimeout(result, timeoutMs, json);
     if (json) await renderRunJson(sink, result);
     return result.exitCode;
   },

@@ -12,9 +12,17 @@ export class SandboxesError extends Error {
     readonly kind: ErrorKind = "user",
     readonly hint?: string,
   ) {
-    super(message);
+    super(withoutRuntimeAdvice(message));
     this.name = "SandboxesError";
   }
+}
+
+/**
+ * Bun's fetch adds advice meant for whoever wrote the fetch call ("For more information, pass
+ * `verbose: true` in the second argument to fetch()"); a user of sandboxes can do nothing with it.
+ */
+export function withoutRuntimeAdvice(message: string): string {
+  return message.replace(/\s*For more information, pass `verbose: true` in the second argument to fetch\(\)\.?/g, "");
 }
 
 /** Bad flags or arguments: exit 2 for plain commands, 125 for run/exec. */

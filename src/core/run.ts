@@ -10,6 +10,7 @@ import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "./quote";
+import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
 export type CodeSource =
@@ -87,6 +88,7 @@ export function checkFile(path: string): void {
 
 export async function runCode(settings: Settings, options: RunOptions, sink: OutputSink): Promise<RunResult> {
   const started = performance.now();
+  checkTimeoutMs(options.timeoutMs);
   const choice = await chooseProvider(settings, options.provider);
   const provider = await loadProvider(settings, choice.name);
   const registry = new Registry(settings.stateDir);

@@ -52,7 +52,10 @@ function grpcPath(error: unknown): string {
 
 function hintFor(status: string | undefined): string {
   if (status === "UNAUTHENTICATED" || status === "PERMISSION_DENIED") return `check your Modal token: ${MISSING_CREDENTIALS}`;
-  if (status && TRANSIENT.has(status)) return "Modal did not answer in time; check https://status.modal.com and retry";
+  if (status === "UNAVAILABLE") return "Modal is unavailable right now (HTTP 503); check https://status.modal.com and retry";
+  if (status === "RESOURCE_EXHAUSTED") return "Modal is rate-limiting this account or out of capacity (HTTP 429); wait a little and retry";
+  if (status === "DEADLINE_EXCEEDED") return "Modal did not answer in time; check https://status.modal.com and retry";
+  if (status && TRANSIENT.has(status)) return "Modal failed on its side; retry, and check https://status.modal.com if it persists";
   return "rerun with SANDBOXES_DEBUG=1 for details";
 }
 
@@ -347,7 +350,6 @@ export class ModalProvider implements Provider {
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     // Modal takes whole seconds and kills the command itself when they run out.
     const serverTimeoutMs = spec.timeoutMs ? Math.max(1000, Math.ceil(spec.timeoutMs / 1000) * 1000) : undefined;
-    const started = Date.now();
     // No RPC signals a running command, so an abortable one records its pid for stopTree().
     const pidFile = spec.signal ? `/tmp/.sandboxes-exec-${randomUUID()}` : undefined;
     const argv = pidFile ? ["sh", "-c", RECORD_PID, pidFile, ...spec.argv] : spec.argv;
@@ -356,6 +358,8 @@ export class ModalProvider implements Provider {
       ...(spec.cwd ? { workdir: spec.cwd } : {}),
       ...(serverTimeoutMs ? { timeoutMs: serverTimeoutMs } : {}),
     });
+    // --timeout bounds the command's own run, as on every provider: a slow start does not count.
+    const started = Date.now();
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<void>((resolve) => {
