@@ -81,7 +81,7 @@ describe("resolveEndpoint and detect", () => {
       port: 2376,
       tls: { ca: "/certs/ca.pem", cert: "/certs/cert.pem", key: "/certs/key.pem" },
     });
-    expect(resolveEndpoint({ DOCKER_HOST: "ssh://me@box" }, {})).toEqual({ missing: "DOCKER_HOST=ssh://me@box is not unix:///path or tcp://host:port" });
+    expect(resolveEndpoint({ DOCKER_HOST: "ssh://me@box" }, {})).toEqual({ missing: "DOCKER_HOST=ssh://me@box is not unix:///path, npipe:////./pipe/NAME or tcp://host:port" });
   });
 
   test("config host, then the user's runtime sockets; a missing socket says what to do", async () => {
