@@ -59,7 +59,7 @@ export async function chooseProvider(settings: Settings, flag?: string): Promise
   }
   throw new SandboxesError(
     "no_provider",
-    `no provider can run here: the local provider is Linux-only, no Docker engine answers and no cloud provider has credentials`,
+    "no provider can run here: the local provider is Linux-only, no Docker engine answers and no cloud provider has credentials",
     "user",
     "install and start Docker Desktop, OrbStack or Colima (or set DOCKER_HOST), or configure a cloud provider (see `sandboxes providers`)",
   );

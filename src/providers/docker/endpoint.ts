@@ -88,7 +88,7 @@ export async function probeEndpoint(env: Record<string, string | undefined>, con
 }
 
 /** Whether a Docker-compatible engine answers GET /_ping on this socket (or Windows named pipe). */
-export async function pingSocket(path: string): Promise<boolean> {
+async function pingSocket(path: string): Promise<boolean> {
   try {
     const response = await fetch("http://docker/_ping", { unix: path, signal: AbortSignal.timeout(PING_TIMEOUT_MS) });
     await response.arrayBuffer();
