@@ -13,6 +13,7 @@
 import { DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_LIMIT, StreamCapture } from "./core/capture";
 import { loadSettings, type Settings } from "./core/config";
 import { InterruptedError, SandboxesError, UsageError } from "./core/errors";
+import { checkNetworkSupport } from "./core/network";
 import { Registry } from "./core/registry";
 import { resolveSandbox } from "./core/resolve";
 import { type OutputSink, runCode } from "./core/run";
@@ -167,6 +168,7 @@ export class Sandbox {
       throwIfAborted(options.signal);
       try {
         const provider = await loadProvider(settings, name);
+        checkNetworkSupport(provider.name, provider.capabilities, options.network);
         const record = await provider.create(
           {
             name: options.name,

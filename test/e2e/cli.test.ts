@@ -48,7 +48,9 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     const left = JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes;
     expect(left.map((s: { labels: Record<string, string> }) => s.labels.batch)).toEqual(["2"]);
     const missing = await cli(["destroy", "nope"], { env });
-    expect(missing.code).toBe(1);
+    expect(missing).toMatchObject({ code: 0, stdout: "" });
+    expect(missing.stderr.trim()).toBe("WARN  nope: no such sandbox (already destroyed?), nothing to destroy");
+    expect(JSON.parse((await cli(["destroy", "nope", "--json"], { env })).stdout)).toEqual({ destroyed: [], failed: [], missing: ["nope"] });
     expect((await cli(["destroy"], { env })).code).toBe(2);
   },
   cp: async () => {
@@ -101,6 +103,12 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^PROVIDER\tRESULT/);
     expect(r.stdout).toMatch(/\nlocal\tok\t/);
+  },
+  mcp: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["mcp", "config", "json"], { env });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).mcpServers.sandboxes.args).toEqual(["mcp"]);
   },
   help: async () => {
     const { env } = freshEnv();

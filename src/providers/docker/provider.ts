@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
 import { LABEL_PREFIX, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
-import { resolveEndpoint } from "./endpoint";
+import { resolveEndpoint, type Endpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
 import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
 import { Demultiplexer } from "./multiplex";
@@ -70,7 +70,10 @@ export class DockerProvider implements Provider {
   private readonly ours = new Set<string>();
   private readonly users = new Map<string, string>();
 
-  constructor(private readonly ctx: ProviderContext) {
+  constructor(
+    private readonly ctx: ProviderContext,
+    private readonly endpoint?: Endpoint,
+  ) {
     // A configured lifetime must bound every container, even if this process dies mid-run; a
     // one-shot container lives as long as its command, so runs take the keepalive path then.
     this.capabilities = this.defaultTtl() === undefined ? DOCKER_CAPABILITIES : { ...DOCKER_CAPABILITIES, oneShot: false };
@@ -78,7 +81,7 @@ export class DockerProvider implements Provider {
 
   private get engine(): Engine {
     if (!this.engineClient) {
-      const endpoint = resolveEndpoint(this.ctx.env, this.ctx.config);
+      const endpoint = this.endpoint ?? resolveEndpoint(this.ctx.env, this.ctx.config);
       if ("missing" in endpoint) throw new SandboxesError("not_configured", `provider docker is not configured: ${endpoint.missing}`, "user");
       this.engineClient = new Engine(endpoint);
     }
@@ -560,7 +563,7 @@ function containerConfig(spec: CreateSpec, image: string, main: MainProcess) {
       AutoRemove: true,
       ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
       ...(spec.memoryMb ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
-      ...(spec.network?.mode === "none" ? { NetworkMode: "none" } : {}),
+      ...(spec.network?.mode === "none" || spec.network?.mode === "host" ? { NetworkMode: spec.network.mode } : {}),
       ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
     },
   };

@@ -1,3 +1,4 @@
+import { hostPlatform } from "../platform";
 import type { Capabilities, ProviderDescriptor } from "../types";
 import { bubblewrapPath } from "./bubblewrap";
 
@@ -9,6 +10,11 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   labels: true,
   stdin: true,
   networkIsolation: true,
+  networkHost: true,
+  // Enforced by the egress proxy once the local runtime routes the sandbox through it.
+  networkAllowHosts: false,
+  networkAllowCidrs: false,
+  networkAllowPorts: false,
   ttl: false,
   resources: false,
   mounts: true,
@@ -20,7 +26,7 @@ export const localDescriptor: ProviderDescriptor = {
   description: "Linux namespaces on this machine (bubblewrap or util-linux); no account, no daemon",
   capabilities: LOCAL_CAPABILITIES,
   async detect(ctx) {
-    if (process.platform !== "linux") {
+    if (hostPlatform(ctx.env) !== "linux") {
       return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
     }
     const bwrap = bubblewrapPath(ctx.env);
