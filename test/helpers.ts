@@ -1,4 +1,4 @@
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -90,4 +90,10 @@ export async function interruptRun(args: string[], env: Record<string, string>, 
   clearTimeout(guard);
   reader.releaseLock();
   return { firstLine, exitCode };
+}
+
+/** The local provider's sandbox directories left in this machine's state (XDG_STATE_HOME). */
+export function localSandboxesLeft(env: Record<string, string>): string[] {
+  const root = join(env.XDG_STATE_HOME!, "sandboxes", "local");
+  return existsSync(root) ? readdirSync(root) : [];
 }

@@ -8,8 +8,8 @@ import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
-  envArgs, jsonArg, labelArg, networkArgs, parseCount, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
-  splitPair, strings, timeoutArg, workdirArg,
+  envArgs, jsonArg, labelArg, networkArgs, parseCount, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
+  splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
 } from "./_shared";
 import { isTerminal } from "../stdio";
 
@@ -49,6 +49,7 @@ export default defineCommand({
     pids: { type: "string", description: "Most processes and threads in the sandbox (local default: 2048)", valueHint: "n" },
     ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
     ...jsonArg,
+    ...maxOutputArg,
   },
   async run({ args, settings, signal }) {
     const json = Boolean(args.json);
@@ -84,9 +85,9 @@ export default defineCommand({
       const { first, second } = splitPair(spec, "--download", (remote) => basename(remote));
       return { remote: first, local: second };
     });
-    const timeout = parseSeconds(args.timeout);
+    const timeoutMs = parseTimeoutMs(args.timeout);
     const ttl = parseSeconds(args.ttl, "--ttl");
-    const sink = execSink(json);
+    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
     const options = {
       provider: args.provider as string | undefined,
       image: args.image as string | undefined,
@@ -95,7 +96,7 @@ export default defineCommand({
       name: args.name as string | undefined,
       reuse: Boolean(args.reuse),
       keep: Boolean(args.keep),
-      timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+      timeoutMs,
       workdir: args.workdir as string | undefined,
       deps: Boolean(args.deps),
       uploads,
@@ -112,7 +113,7 @@ export default defineCommand({
       signal,
     };
     const result: RunResult = await runCode(settings, options, sink);
-    reportTimeout(result, timeout, json);
+    reportTimeout(result, timeoutMs, json);
     if (json) await renderRunJson(sink, result);
     return result.exitCode;
   },

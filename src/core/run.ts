@@ -11,6 +11,7 @@ import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "./quote";
+import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
 export type CodeSource =
@@ -91,8 +92,10 @@ export function checkFile(path: string): void {
 
 export async function runCode(settings: Settings, options: RunOptions, sink: OutputSink): Promise<RunResult> {
   const started = performance.now();
+  checkTimeoutMs(options.timeoutMs);
   const choice = await chooseProvider(settings, options.provider);
   const provider = await loadProvider(settings, choice.name);
+  if (choice.image && !options.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);
   const registry = new Registry(settings.stateDir);
   const needsFiles = options.source.kind !== "command" || options.uploads.length > 0 || options.downloads.length > 0;
   if (needsFiles) requireFiles(provider);

@@ -2,12 +2,13 @@ import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
 import { LABEL_PREFIX, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
-import { resolveEndpoint } from "./endpoint";
+import { resolveEndpoint, type Endpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
 import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
 import { Demultiplexer } from "./multiplex";
 import { watchExit } from "./oneshot";
 import { pullImage } from "./pull";
+import { dict, own } from "../../core/keys";
 
 const MANAGED = `${LABEL_PREFIX}managed`;
 const NAME = `${LABEL_PREFIX}name`;
@@ -69,7 +70,10 @@ export class DockerProvider implements Provider {
   private readonly ours = new Set<string>();
   private readonly users = new Map<string, string>();
 
-  constructor(private readonly ctx: ProviderContext) {
+  constructor(
+    private readonly ctx: ProviderContext,
+    private readonly endpoint?: Endpoint,
+  ) {
     // A configured lifetime must bound every container, even if this process dies mid-run; a
     // one-shot container lives as long as its command, so runs take the keepalive path then.
     this.capabilities = this.defaultTtl() === undefined ? DOCKER_CAPABILITIES : { ...DOCKER_CAPABILITIES, oneShot: false };
@@ -77,7 +81,7 @@ export class DockerProvider implements Provider {
 
   private get engine(): Engine {
     if (!this.engineClient) {
-      const endpoint = resolveEndpoint(this.ctx.env, this.ctx.config);
+      const endpoint = this.endpoint ?? resolveEndpoint(this.ctx.env, this.ctx.config);
       if ("missing" in endpoint) throw new SandboxesError("not_configured", `provider docker is not configured: ${endpoint.missing}`, "user");
       this.engineClient = new Engine(endpoint);
     }
@@ -501,9 +505,9 @@ function goneOrConflict(error: unknown): "gone" | "conflict" {
 }
 
 function toRecord(id: string, image: string, createdAt: string, status: string, labels: Record<string, string>): SandboxRecord {
-  const user: Record<string, string> = {};
+  const user = dict<string>();
   for (const [key, value] of Object.entries(labels)) if (key.startsWith(USER_LABEL)) user[key.slice(USER_LABEL.length)] = value;
-  return { id, provider: "docker", name: labels[NAME], state: stateOf(status), labels: user, createdAt, image };
+  return { id, provider: "docker", name: own(labels, NAME), state: stateOf(status), labels: user, createdAt, image };
 }
 
 function stateOf(status: string): SandboxState {
@@ -541,7 +545,7 @@ interface MainProcess {
 
 /** The container of a sandbox: our labels, its resources and network, docker-init, AutoRemove. */
 function containerConfig(spec: CreateSpec, image: string, main: MainProcess) {
-  const labels: Record<string, string> = { [MANAGED]: "true" };
+  const labels = dict<string>([[MANAGED, "true"]]);
   for (const [key, value] of Object.entries(spec.labels)) labels[`${USER_LABEL}${key}`] = value;
   if (spec.name) labels[NAME] = spec.name;
   return {
