@@ -189,7 +189,7 @@ describe("Sandbox", () => {
     expect(refused).toEqual(["unsupported", "provider e2b cannot limit the number of processes (--pids)"]);
     await box.destroy();
     expect(localSandboxes()).toEqual([]);
-  });
+  }, 30_000);
 
   test("fallback: an unusable provider is passed over; when none works the error names each", async () => {
     const { env, localSandboxes } = environment();
