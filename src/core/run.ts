@@ -297,7 +297,7 @@ export function execSpec(
   sink: OutputSink,
   cwd?: string,
 ): ExecSpec {
-  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
+  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, onNotice: sink.info, signal: options.signal };
 }
 
 async function uploadProjectDir(provider: Provider, id: string, dir: string, codeDir: string): Promise<void> {

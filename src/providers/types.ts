@@ -100,6 +100,11 @@ export interface ExecSpec {
   stdin?: ReadableStream<Uint8Array> | Uint8Array;
   onStdout(chunk: Uint8Array): void;
   onStderr(chunk: Uint8Array): void;
+  /**
+   * One line for the person running the command, e.g. a destination the sandbox's network
+   * policy blocked; core prints it on stderr. Providers never print.
+   */
+  onNotice?(message: string): void;
   /** Aborted on Ctrl-C/SIGTERM: stop the command and return promptly. */
   signal?: AbortSignal;
 }

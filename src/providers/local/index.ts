@@ -12,7 +12,7 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   ttl: false,
   resources: false,
   mounts: true,
-  oneShot: false,
+  oneShot: true,
 };
 
 export const localDescriptor: ProviderDescriptor = {
