@@ -14,11 +14,12 @@ export function execSink(json: boolean): CapturingSink {
       stdout: (c) => writeStdout(c),
       stderr: (c) => writeStderr(c),
       info: (m) => ui().info(m),
+      notice: (m) => writeStderr(`sandboxes: ${m}\n`),
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
     };
   }
   const captured = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
-  return { captured, stdout: (c) => void captured.stdout.push(c), stderr: (c) => void captured.stderr.push(c), info: () => {} };
+  return { captured, stdout: (c) => void captured.stdout.push(c), stderr: (c) => void captured.stderr.push(c), info: () => {}, notice: (m) => writeStderr(`sandboxes: ${m}\n`) };
 }
 
 /**
