@@ -7,7 +7,7 @@ import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
-  envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
+  envArgs, jsonArg, labelArg, parseCount, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
   splitPair, strings, timeoutArg, workdirArg,
 } from "./_shared";
 import { isTerminal } from "../stdio";
@@ -45,6 +45,7 @@ export default defineCommand({
     network: { type: "string", description: "Network for the sandbox: none cuts it off", valueHint: "none|default" },
     cpus: { type: "string", description: "CPUs for the sandbox (providers with resources)", valueHint: "n" },
     memory: { type: "string", description: "Memory for the sandbox, e.g. 512m, 2g", valueHint: "size" },
+    pids: { type: "string", description: "Most processes and threads in the sandbox (local default: 2048)", valueHint: "n" },
     ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
     ...jsonArg,
   },
@@ -106,6 +107,7 @@ export default defineCommand({
       network: network === undefined ? undefined : { mode: network as "none" | "default", allow: [] },
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
+      pids: parseCount(args.pids, "--pids"),
       ttlSeconds: ttl,
       signal,
     };

@@ -1,7 +1,7 @@
 import type { Settings } from "./config";
 import { InterruptedError, type StopReason } from "./errors";
 import { resolveSandbox } from "./resolve";
-import { execSpec, type OutputSink } from "./run";
+import { execSpec, type OutputSink, reportLimitHit } from "./run";
 import { prepareWorkdir } from "./workdir";
 
 export interface ExecOptions {
@@ -30,5 +30,6 @@ export async function execInSandbox(settings: Settings, options: ExecOptions, si
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   const outcome = await provider.exec(record.id, execSpec(["sh", "-c", options.line], options, sink, options.workdir));
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
+  reportLimitHit(outcome, sink);
   return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };
 }

@@ -47,6 +47,7 @@ export interface RunOptions {
   network?: NetworkPolicy;
   cpus?: number;
   memoryMb?: number;
+  pids?: number;
   ttlSeconds?: number;
   signal: AbortSignal;
 }
@@ -172,6 +173,7 @@ function canRunOnce(provider: Provider, options: RunOptions): options is Command
 async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink, started: number): Promise<RunResult> {
   const outcome = await provider.runOnce!(createSpec(options, sink), execSpec(commandArgv(options), options, sink, options.workdir));
   throwIfAborted(options.signal);
+  reportLimitHit(outcome, sink, options.memoryMb);
   return {
     sandboxId: outcome.id,
     provider: provider.name,
@@ -192,6 +194,7 @@ function createSpec(options: RunOptions, sink: OutputSink): CreateSpec {
     network: options.network,
     cpus: options.cpus,
     memoryMb: options.memoryMb,
+    pids: options.pids,
     ttlSeconds: options.ttlSeconds,
     onProgress: sink.progress,
   };
@@ -209,11 +212,19 @@ function checkCapabilities(provider: Provider, options: RunOptions, sink: Output
   if (options.network?.mode === "none" && !provider.capabilities.networkIsolation) {
     throw new SandboxesError("unsupported", `provider ${provider.name} cannot cut a sandbox off the network (--network none)`, "user", "use -p local or -p docker");
   }
+  checkPids(provider, options.pids);
   if ((options.cpus !== undefined || options.memoryMb !== undefined) && !provider.capabilities.resources) {
     sink.info(`provider ${provider.name} does not support --cpus/--memory; ignored`);
   }
   if (options.ttlSeconds !== undefined && !provider.capabilities.ttl) {
     sink.info(`provider ${provider.name} has no sandbox lifetime (--ttl); ignored`);
+  }
+}
+
+/** --pids is a security limit: refused, never ignored, where a provider cannot enforce it. */
+export function checkPids(provider: Provider, pids: number | undefined): void {
+  if (pids !== undefined && !provider.capabilities.pids) {
+    throw new SandboxesError("unsupported", `provider ${provider.name} cannot limit the number of processes (--pids)`, "user", "use -p local or -p docker, or run without --pids");
   }
 }
 
@@ -289,7 +300,15 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
 async function execChecked(provider: Provider, id: string, argv: string[], options: RunOptions, sink: OutputSink, cwd?: string): Promise<ExecOutcome> {
   const outcome = await provider.exec(id, execSpec(argv, options, sink, cwd));
   throwIfAborted(options.signal);
+  reportLimitHit(outcome, sink, options.memoryMb);
   return outcome;
+}
+
+/** The one line that says why the program died when a limit of its sandbox killed it. */
+export function reportLimitHit(outcome: ExecOutcome, sink: OutputSink, memoryMb?: number): void {
+  if (outcome.limitHit !== "memory") return;
+  const flag = memoryMb === undefined ? "" : ` (--memory ${memoryMb % 1024 === 0 ? `${memoryMb / 1024}g` : `${memoryMb}m`})`;
+  sink.info(`the program was killed: it exceeded the memory limit${flag}`);
 }
 
 /** The program's own command: its env, bounds, stdin and live output. */

@@ -26,6 +26,8 @@ export interface Capabilities {
   ttl: boolean;
   /** CreateSpec.cpus / memoryMb are honoured. */
   resources: boolean;
+  /** CreateSpec.pids is enforced (local, docker); core refuses --pids elsewhere. */
+  pids?: boolean;
   /** CreateSpec.mounts: host directories mounted into the sandbox (local, docker). */
   mounts: boolean;
   /** runOnce: one command in a sandbox of its own, created, run and removed in one go. */
@@ -113,6 +115,8 @@ export interface ExecOutcome {
   /** 0-255, or 128+N when killed by signal N. */
   exitCode: number;
   timedOut: boolean;
+  /** The program was killed for exceeding a limit of the sandbox (local: counted by its cgroup). */
+  limitHit?: "memory";
 }
 
 export interface PtySpec {

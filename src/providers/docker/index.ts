@@ -11,6 +11,7 @@ export const DOCKER_CAPABILITIES: Capabilities = {
   networkIsolation: true,
   ttl: true,
   resources: true,
+  pids: true,
   mounts: true,
   oneShot: true,
 };

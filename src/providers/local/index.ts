@@ -1,5 +1,6 @@
 import type { Capabilities, ProviderDescriptor } from "../types";
 import { bubblewrapPath } from "./bubblewrap";
+import { cgroupSites, describeLimits } from "./limits-host";
 
 export const LOCAL_CAPABILITIES: Capabilities = {
   streaming: true,
@@ -10,7 +11,8 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   stdin: true,
   networkIsolation: true,
   ttl: false,
-  resources: false,
+  resources: true,
+  pids: true,
   mounts: true,
   oneShot: true,
 };
@@ -24,11 +26,8 @@ export const localDescriptor: ProviderDescriptor = {
       return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
     }
     const bwrap = bubblewrapPath(ctx.env);
-    return {
-      configured: true,
-      source: "built in",
-      details: bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)",
-    };
+    const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
+    return { configured: true, source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env))}` };
   },
   async load(ctx) {
     const { LocalProvider } = await import("./provider");

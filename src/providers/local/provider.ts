@@ -9,6 +9,7 @@ import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readState, startDetached, startTime, stopState, waitUntil, writeState } from "./holder";
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/proxy";
+import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {
@@ -20,6 +21,7 @@ interface LocalMeta {
   /** A boolean in sandboxes made before network policies (true: the host's network). */
   network: NetworkPolicy | boolean;
   mounts: CreateSpec["mounts"];
+  limits?: LimitPlan;
 }
 
 function policyOf(meta: LocalMeta): NetworkPolicy {
@@ -79,20 +81,21 @@ export class LocalProvider implements Provider {
   }
 
   async create(spec: CreateSpec): Promise<SandboxRecord> {
-    const meta = this.createFiles(spec);
+    const meta = await this.createFiles(spec);
     try {
       await this.ensureHolder(meta);
     } catch (error) {
-      rmSync(this.dir(meta.id), { recursive: true, force: true });
+      await this.destroy(meta.id);
       throw error;
     }
     return this.record(meta);
   }
 
   /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
-  private createFiles(spec: CreateSpec): LocalMeta {
+  private async createFiles(spec: CreateSpec): Promise<LocalMeta> {
     this.ensureLinux();
     const id = `local-${randomBytes(6).toString("hex")}`;
+    const limits = await planLimits(id, spec, this.ctx.env);
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
     mkdirSync(join(dir, "tmp"), { recursive: true });
@@ -112,10 +115,15 @@ export class LocalProvider implements Provider {
       env: spec.env,
       network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
+      limits,
     };
     this.writeIdentityFiles(dir, uid);
     writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
     mkdirSync(this.egressDir(id), { recursive: true, mode: 0o755 });
+    await applyLimits(limits).catch((error) => {
+      rmSync(dir, { recursive: true, force: true });
+      throw error;
+    });
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
     return meta;
   }
@@ -166,10 +174,12 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
+    const meta = this.readMeta(id);
     const state = readState(join(this.dir(id), "holder.json"));
     await stopState(state);
     // The rest of the pid namespace dies with its first process; wait for it to be gone.
     if (state) await waitUntil(() => !isAlive(state.target), 5000);
+    await removeLimits(meta?.limits);
     rmSync(this.egressDir(id), { recursive: true, force: true });
     rmSync(this.dir(id), { recursive: true, force: true });
   }
@@ -197,7 +207,7 @@ export class LocalProvider implements Provider {
     this.prepareMountPoints(layout);
     const inner: Inner = { kind: "holder" };
     const bwrap = bubblewrapPath(this.ctx.env);
-    const argv = bwrap ? bwrapArgv(bwrap, layout, inner, { pty: false }) : unshareArgv(layout, inner, process.getuid?.() === 0);
+    const argv = enterCgroups(meta.limits, bwrap ? bwrapArgv(bwrap, layout, inner, { pty: false }) : unshareArgv(layout, inner, process.getuid?.() === 0));
     let holder: HolderState["holder"];
     try {
       holder = await startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox");
@@ -310,29 +320,33 @@ export class LocalProvider implements Provider {
     const { inEnviron, inArgv } = splitEnvironment(environment);
     // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
     const addedByWrappers = ["PWD", "OLDPWD", "SHLVL", "_"].filter((name) => !(name in environment));
-    const program = [
+    const program = rlimitArgv(meta.limits, [
       "/usr/bin/env",
       ...addedByWrappers.flatMap((name) => ["-u", name]),
       `--chdir=${cwd ?? layout.callerHome}`,
       ...Object.entries(inArgv).map(([k, v]) => `${k}=${v}`),
       ...argv,
-    ];
+    ]);
     const spawnEnv = { ...inEnviron, PATH: WRAPPER_PATH };
-    if (how.enter) return { argv: enterArgv(how.enter, layout, program, how.pty), env: spawnEnv };
+    // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
+    if (how.enter) return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
     const inner: Inner = { kind: "program", argv: program };
     const bwrap = bubblewrapPath(this.ctx.env);
-    if (bwrap) return { argv: bwrapArgv(bwrap, layout, inner, { pty: how.pty }), env: spawnEnv };
-    return { argv: unshareArgv(layout, inner, process.getuid?.() === 0), env: spawnEnv };
+    if (bwrap) return { argv: enterCgroups(meta.limits, bwrapArgv(bwrap, layout, inner, { pty: how.pty })), env: spawnEnv };
+    return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner, process.getuid?.() === 0)), env: spawnEnv };
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
+    await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
     const blocked = this.reportBlocked(meta, spec.onNotice);
+    const killsBefore = memoryKills(meta.limits);
     try {
-      return await spawnStreaming(invocation, spec, (child) => killExecTree(child.pid));
+      const outcome = await spawnStreaming(invocation, spec, (child) => killExecTree(child.pid));
+      return memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { ...outcome, limitHit: "memory" } : outcome;
     } finally {
       blocked();
     }
@@ -344,7 +358,7 @@ export class LocalProvider implements Provider {
    * program started dies with it (pid namespace, --die-with-parent / --kill-child).
    */
   async runOnce(create: CreateSpec, spec: ExecSpec): Promise<ExecOutcome & { id: string }> {
-    const meta = this.createFiles(create);
+    const meta = await this.createFiles(create);
     const policy = policyOf(meta);
     let proxy: { close(): Promise<void> } | undefined;
     try {
@@ -363,10 +377,13 @@ export class LocalProvider implements Provider {
         });
       }
       const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false });
+      const killsBefore = memoryKills(meta.limits);
       const outcome = await spawnStreaming(invocation, spec, (child) => child.kill("SIGKILL"));
-      return { ...outcome, id: meta.id };
+      const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
+      return { ...outcome, ...limitHit, id: meta.id };
     } finally {
       await proxy?.close();
+      await removeLimits(meta.limits);
       rmSync(this.egressDir(meta.id), { recursive: true, force: true });
       rmSync(this.dir(meta.id), { recursive: true, force: true });
     }
@@ -435,6 +452,7 @@ export class LocalProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
+    await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
     const listeners: Array<(chunk: Uint8Array) => void> = [];
