@@ -11,7 +11,7 @@
  * A process is identified by its pid and its start time (field 22 of /proc/PID/stat), so a pid
  * reused after a reboot or a crash never passes for the holder.
  */
-import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { ProviderError } from "../../core/errors";
 
 export interface ProcessId {
@@ -159,34 +159,60 @@ function sessionOf(pid: number): number | undefined {
   }
 }
 
+/** The pipes and sockets a process has open as stdin, stdout and stderr ("pipe:[123]"). */
+function stdioPipes(pid: number): Set<string> {
+  const pipes = new Set<string>();
+  for (const fd of [0, 1, 2]) {
+    try {
+      const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
+      if (link.startsWith("pipe:") || link.startsWith("socket:")) pipes.add(link);
+    } catch {
+      /* closed, or the process is gone */
+    }
+  }
+  return pipes;
+}
+
+/** Whether a process holds any of `pipes` open, on any descriptor. */
+function holdsAny(pid: number, pipes: Set<string>): boolean {
+  try {
+    for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+      try {
+        if (pipes.has(readlinkSync(`/proc/${pid}/fd/${fd}`))) return true;
+      } catch {
+        /* closed meanwhile */
+      }
+    }
+  } catch {
+    /* gone, or not ours to look at */
+  }
+  return false;
+}
+
 /**
- * Kills the process tree of one `exec` inside a kept sandbox, not the sandbox: the command runs
- * as the leader of a session of its own (setsid), so everything it started is in that session or
- * below it. Each round kills the session's members and every descendant of its leader (a child
- * that left the session is still below it), then looks again, until nothing is left: a process
- * forking while being killed cannot outrun this. What a command started with setsid *and* then
- * orphaned (a double-forked daemon) belongs to the sandbox, as with `docker exec`, and goes with
- * `destroy`.
+ * Kills the process tree of one `exec` inside a kept sandbox, not the sandbox. The command runs
+ * as the leader of a session of its own (setsid), so what it started is in that session or below
+ * it; a process that left the session and was orphaned (`(setsid cmd &)`) is found by the pipes
+ * it inherited from this exec (our stdout and stderr), which it would otherwise keep open and
+ * hang us on. Each round kills all of those, then looks again, until nothing is left: a process
+ * forking while being killed cannot outrun this. A daemon that detached *and* closed its stdio
+ * belongs to the sandbox, as after `docker exec`, and goes with `destroy`.
  */
 export async function killExecTree(nsenterPid: number): Promise<void> {
-  const sessions = new Set<number>();
+  const sessions = new Set<number>([nsenterPid]);
+  const pipes = stdioPipes(nsenterPid);
   for (let round = 0; round < 100; round++) {
     for (const leader of childrenOf(nsenterPid)) sessions.add(leader);
     const victims = new Set<number>();
-    if (sessions.size > 0) {
-      for (const entry of readdirSync("/proc")) {
-        const pid = Number(entry);
-        if (!Number.isInteger(pid) || pid <= 0) continue;
-        const session = sessionOf(pid);
-        if (session !== undefined && sessions.has(session)) victims.add(pid);
-      }
-      for (const pid of [...victims]) for (const below of descendants(pid)) victims.add(below);
+    for (const entry of readdirSync("/proc")) {
+      const pid = Number(entry);
+      if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) continue;
+      const session = sessionOf(pid);
+      if (session === undefined) continue;
+      if (sessions.has(session) || (pipes.size > 0 && holdsAny(pid, pipes))) victims.add(pid);
     }
-    if (victims.size === 0) {
-      // Not started yet, or all gone: nsenter itself goes (it has not forked, or its child is gone).
-      kill(nsenterPid, "SIGKILL");
-      return;
-    }
+    for (const pid of [...victims]) for (const below of descendants(pid)) victims.add(below);
+    if (victims.size === 0) return;
     for (const pid of victims) kill(pid, "SIGKILL");
     await Bun.sleep(round < 10 ? 1 : 10);
   }
