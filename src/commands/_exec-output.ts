@@ -12,6 +12,7 @@ export function execSink(json: boolean): CapturingSink {
   if (!json) {
     return {
       stdout: (c) => writeStdout(c),
+      stdoutFd: 1,
       stderr: (c) => writeStderr(c),
       info: (m) => ui().info(m),
       notice: (m) => writeStderr(`sandboxes: ${m}\n`),

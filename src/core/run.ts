@@ -22,6 +22,8 @@ export interface OutputSink {
   stderr(chunk: Uint8Array): void;
   /** A human message (kept sandbox id, reuse notice); goes to stderr. */
   info(message: string): void;
+  /** Set when stdout() only copies to this descriptor (see ExecSpec.stdoutFd). */
+  stdoutFd?: number;
   /** A line the sandbox asked us to show (a blocked destination): `sandboxes: …` on stderr. */
   notice?(message: string): void;
   /** Progress of slow steps (image pulls); set only when a person is watching a terminal. */
@@ -318,7 +320,7 @@ export function execSpec(
   sink: OutputSink,
   cwd?: string,
 ): ExecSpec {
-  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, onNotice: sink.notice ?? sink.info, signal: options.signal };
+  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, stdoutFd: sink.stdoutFd, onNotice: sink.notice ?? sink.info, signal: options.signal };
 }
 
 async function uploadProjectDir(provider: Provider, id: string, dir: string, codeDir: string): Promise<void> {

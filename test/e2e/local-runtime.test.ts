@@ -107,3 +107,24 @@ for (const { user, mechanism } of MATRIX) {
     }, 60_000);
   });
 }
+
+describe("an argument list beyond the kernel's limit (issue 13, case 5)", () => {
+  test("says the argument list is too long and suggests --file, stdin or --upload, exit 125", async () => {
+    const { cli, freshEnv } = await import("../helpers");
+    const { env } = freshEnv();
+    // Each argument is small, so the CLI itself starts; joined into one command line they pass
+    // the kernel's 128 KiB limit for a single argument.
+    const words = Array.from({ length: 2000 }, (_, i) => `word-${i}-${"x".repeat(90)}`);
+    const r = await cli(["run", "--", "echo", ...words], { env });
+    expect(r.code).toBe(125);
+    expect(r.stdout).toBe("");
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith("sandboxes: the argument list is too long");
+    expect(lines[0]).toContain("--file");
+    expect(lines[0]).toContain("stdin");
+    expect(lines[0]).toContain("--upload");
+    expect(lines[0]).not.toContain("bubblewrap");
+    expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
+  }, 60_000);
+});

@@ -345,7 +345,9 @@ export class LocalProvider implements Provider {
     const blocked = this.reportBlocked(meta, spec.onNotice);
     const killsBefore = memoryKills(meta.limits);
     try {
-      const outcome = await spawnStreaming(invocation, spec, (child) => killExecTree(child.pid));
+      // Not spec.stdoutFd: killExecTree finds escaped processes by the output pipes they hold,
+      // and a pipe of our own stdout is also held by whoever reads it.
+      const outcome = await spawnStreaming(invocation, { ...spec, stdoutFd: undefined }, (child) => killExecTree(child.pid));
       return memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { ...outcome, limitHit: "memory" } : outcome;
     } finally {
       blocked();
@@ -506,7 +508,7 @@ async function spawnStreaming(invocation: { argv: string[]; env: Record<string, 
   try {
     child = Bun.spawn(invocation.argv, {
       stdin: spec.stdin ?? "ignore",
-      stdout: "pipe",
+      stdout: spec.stdoutFd ?? "pipe",
       stderr: "pipe",
       env: invocation.env,
     });
@@ -517,13 +519,13 @@ async function spawnStreaming(invocation: { argv: string[]; env: Record<string, 
   const stop = () => void kill(child);
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
   spec.signal?.addEventListener("abort", stop, { once: true });
-  const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void) => {
-    for await (const chunk of stream) sink(chunk);
+  const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => void) => {
+    if (stream instanceof ReadableStream) for await (const chunk of stream) sink(chunk);
   };
   try {
     const [code] = await Promise.all([
       child.exited,
-      pump(child.stdout as ReadableStream<Uint8Array>, spec.onStdout),
+      pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout),
       pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr),
     ]);
     if (timedOut) return { exitCode: 124, timedOut: true };
