@@ -40,6 +40,11 @@ export const workdirArg = {
   workdir: { type: "string", alias: "w", description: "Working directory inside the sandbox", valueHint: "path" },
 } satisfies FlagsDef;
 
+export const networkArgs = {
+  network: { type: "string", description: "Network policy: default (the provider's; on local the public internet only, through a proxy), none, or host (local, docker)", valueHint: "default|none|host" },
+  "allow-net": { type: "string", multiple: true, description: "Reach only these destinations: a host, *.domain, an IP or a CIDR, with an optional :PORT", valueHint: "host[:port]" },
+} satisfies FlagsDef;
+
 export type ParsedArgs = Record<string, unknown> & { _: string[]; "--": string[] };
 
 export function strings(value: unknown): string[] {

@@ -148,7 +148,7 @@ export class CliProvider implements Provider {
     if (spec.ttlSeconds !== undefined) args.push("--ttl", String(spec.ttlSeconds));
     if (spec.cpus !== undefined) args.push("--cpus", String(spec.cpus));
     if (spec.memoryMb !== undefined) args.push("--memory", `${spec.memoryMb}m`);
-    if (spec.network !== undefined) args.push("--network", spec.network ? "default" : "none");
+    if (spec.network !== undefined) args.push("--network", spec.network.mode, ...spec.network.allow.flatMap((entry) => ["--allow-net", entry]));
     if (spec.mounts?.length) throw new Error("the CLI has no flag for mounts");
     args.push(...labelFlags(spec.labels), ...envFlags(spec.env), "true");
     const result = await this.cli(args, signal);

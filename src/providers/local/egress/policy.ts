@@ -67,7 +67,7 @@ function stripZone(address: string): string {
 export type AllowEntry =
   | { kind: "host"; host: string; port?: number; text: string }
   | { kind: "wildcard"; suffix: string; port?: number; text: string }
-  | { kind: "net"; list: BlockList; port?: number; text: string };
+  | { kind: "net"; list: BlockList; cidr: string; port?: number; text: string };
 
 /** Thrown for an --allow-net entry that is none of the accepted forms; the message is one line. */
 export class AllowEntryError extends Error {}
@@ -81,7 +81,8 @@ function parsePort(text: string, entry: string): number {
   return Number(text);
 }
 
-function parseNet(text: string, entry: string): BlockList {
+/** An address or CIDR: its matcher, and the CIDR written out (an address gets /32 or /128). */
+function parseNet(text: string, entry: string): { list: BlockList; cidr: string } {
   const slash = text.indexOf("/");
   const address = slash === -1 ? text : text.slice(0, slash);
   const version = isIP(address);
@@ -89,7 +90,7 @@ function parseNet(text: string, entry: string): BlockList {
   const list = new BlockList();
   if (slash === -1) {
     list.addAddress(address, family(address));
-    return list;
+    return { list, cidr: `${address}/${version === 4 ? 32 : 128}` };
   }
   const prefixText = text.slice(slash + 1);
   const max = version === 4 ? 32 : 128;
@@ -97,7 +98,7 @@ function parseNet(text: string, entry: string): BlockList {
     throw new AllowEntryError(`--allow-net ${entry}: the prefix length after "/" must be 0 to ${max}`);
   }
   list.addSubnet(address, Number(prefixText), family(address));
-  return list;
+  return { list, cidr: `${address}/${Number(prefixText)}` };
 }
 
 function isHostname(name: string): boolean {
@@ -124,12 +125,12 @@ export function parseAllowEntry(entry: string): AllowEntry {
       port = parsePort(rest.slice(1), entry);
     }
     if (isIP(destination.split("/")[0]!) !== 6) throw new AllowEntryError(`--allow-net ${entry}: "${destination}" is not an IPv6 address`);
-    return { kind: "net", list: parseNet(destination, entry), ...(port === undefined ? {} : { port }), text: entry };
+    return { kind: "net", ...parseNet(destination, entry), ...(port === undefined ? {} : { port }), text: entry };
   }
   const colons = text.split(":").length - 1;
   if (colons >= 2) {
     // A bare IPv6 address or CIDR; a port needs the bracketed form.
-    return { kind: "net", list: parseNet(text, entry), text: entry };
+    return { kind: "net", ...parseNet(text, entry), text: entry };
   }
   if (colons === 1) {
     const colon = text.lastIndexOf(":");
@@ -137,7 +138,7 @@ export function parseAllowEntry(entry: string): AllowEntry {
     port = parsePort(text.slice(colon + 1), entry);
   }
   const withPort = port === undefined ? {} : { port };
-  if (/^[\d./]+$/.test(destination)) return { kind: "net", list: parseNet(destination, entry), ...withPort, text: entry };
+  if (/^[\d./]+$/.test(destination)) return { kind: "net", ...parseNet(destination, entry), ...withPort, text: entry };
   const name = destination.endsWith(".") ? destination.slice(0, -1) : destination;
   if (name.startsWith("*.")) {
     const suffix = name.slice(2);

@@ -214,7 +214,8 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     else if (type === 0x04) {
       const parts: string[] = [];
       for (let i = 4; i < 20; i += 2) parts.push(request.readUInt16BE(i).toString(16));
-      host = parts.join(":");
+      // The URL parser writes the address in its short form (2001:db8::1), as people write it.
+      host = new URL(`http://[${parts.join(":")}]/`).hostname.slice(1, -1);
     } else host = request.subarray(5, 5 + request[4]!).toString("latin1");
     const port = request.readUInt16BE(request.length - 2);
     const outcome = await reach(host, port);
@@ -243,10 +244,6 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     };
     const onData = (chunk: Buffer) => {
       buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-      if (buffered.length > MAX_HEAD) {
-        stop();
-        return refuse(client, "431 Request Header Fields Too Large", "sandboxes egress proxy: request head too large\n");
-      }
       if (buffered[0] === 0x05) {
         if (!socksGreeted) {
           if (buffered.length < 2 || buffered.length < 2 + buffered[1]!) return;
@@ -265,7 +262,11 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
           }
         }
         const length = socksRequestLength(buffered);
-        if (length === undefined) return;
+        if (length === undefined) {
+          // A SOCKS5 request is at most 262 bytes: anything longer is not one.
+          if (buffered.length > 262) client.destroy();
+          return;
+        }
         stop();
         if (length === -1) {
           client.end(Buffer.from([0x05, 0x08, 0x00, 0x01, 0, 0, 0, 0, 0, 0]));
@@ -281,6 +282,10 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
         return;
       }
       const end = buffered.indexOf("\r\n\r\n");
+      if (end === -1 ? buffered.length > MAX_HEAD : end > MAX_HEAD) {
+        stop();
+        return refuse(client, "431 Request Header Fields Too Large", "sandboxes egress proxy: request head too large\n");
+      }
       if (end === -1) return;
       stop();
       void handleHttp(client, buffered.subarray(0, end + 4), buffered.subarray(end + 4));
