@@ -38,7 +38,7 @@ function textFields(name: "stdout" | "stderr", chunks: Uint8Array[]): Record<str
   return fields;
 }
 
-export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): Promise<void> {
+export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean; limitHit?: string }): Promise<void> {
   return printJson({
     sandbox_id: result.sandboxId,
     provider: result.provider,
@@ -47,6 +47,7 @@ export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; 
     ...textFields("stderr", sink.captured?.stderr ?? []),
     duration_ms: result.durationMs,
     timed_out: result.timedOut,
+    ...(result.limitHit ? { limit_hit: result.limitHit } : {}),
     ...(result.kept !== undefined ? { kept: result.kept } : {}),
     ...(result.reused !== undefined ? { reused: result.reused } : {}),
   });

@@ -1,3 +1,4 @@
+import type { ExecOutcome } from "../providers/types";
 import type { Settings } from "./config";
 import { InterruptedError, type StopReason } from "./errors";
 import { resolveSandbox } from "./resolve";
@@ -21,6 +22,7 @@ export interface ExecResult {
   exitCode: number;
   timedOut: boolean;
   durationMs: number;
+  limitHit?: ExecOutcome["limitHit"];
 }
 
 export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
@@ -31,5 +33,5 @@ export async function execInSandbox(settings: Settings, options: ExecOptions, si
   const outcome = await provider.exec(record.id, execSpec(["sh", "-c", options.line], options, sink, options.workdir));
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   reportLimitHit(outcome, sink);
-  return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };
+  return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started), limitHit: outcome.limitHit };
 }

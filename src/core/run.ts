@@ -63,6 +63,8 @@ export interface RunResult {
   durationMs: number;
   kept: boolean;
   reused: boolean;
+  /** The program was killed for exceeding this limit of its sandbox. */
+  limitHit?: ExecOutcome["limitHit"];
 }
 
 
@@ -141,6 +143,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       durationMs: Math.round(performance.now() - started),
       kept,
       reused,
+      limitHit: outcome.limitHit,
     };
   } finally {
     // On errors, Ctrl-C and SIGTERM alike: what this run created goes, unless --keep.
@@ -185,6 +188,7 @@ async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink
     durationMs: Math.round(performance.now() - started),
     kept: false,
     reused: false,
+    limitHit: outcome.limitHit,
   };
 }
 

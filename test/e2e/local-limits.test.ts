@@ -160,7 +160,7 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
       }, 60_000);
 
       test.if(cgroups)("--cpus 0.5 sets the CFS quota of the sandbox's cgroup, which holds its processes; destroy removes it", async () => {
-        const kept = await run(runner, ["run", "--keep", "--cpus", "0.5", "true"]);
+        const kept = await run(runner, ["run", "--keep", "--cpus", "0.5", "--memory", "64m", "true"]);
         const id = keptId(kept.stderr)!;
         expect(kept.code).toBe(0);
         ids.push(id);
@@ -177,6 +177,10 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         exec.kill("SIGTERM");
         await exec.exited;
         reader.releaseLock();
+        // exec in a kept sandbox names a memory kill too.
+        const killed = await run(runner, ["exec", id, ALLOCATE_256M]);
+        expect(killed.stderr).toContain("the program was killed: it exceeded the memory limit\n");
+        expect(killed.code).toBe(137);
         expect((await run(runner, ["destroy", id])).code).toBe(0);
         expect(cgroupDirs(id)).toEqual([]);
       }, 60_000);
@@ -214,10 +218,15 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         expect(await waitFor(() => left() === "", 10_000)).toBe(true);
       }, 60_000);
 
-      test("no cgroup is left behind by one-shot runs, OOM kills, timeouts or destroyed sandboxes", async () => {
+      test("no cgroup is left behind by one-shot runs, OOM kills (limit_hit in --json), timeouts or destroyed sandboxes", async () => {
         const oom = await run(runner, ["run", "--json", "--memory", "64m", "--pids", "50", ALLOCATE_256M]);
         const timeout = await run(runner, ["run", "--json", "-t", "1", "--memory", "64m", "sleep 30 & sleep 30"]);
         ids.push(JSON.parse(oom.stdout).sandbox_id, JSON.parse(timeout.stdout).sandbox_id);
+        const oomDoc = JSON.parse(oom.stdout);
+        if (cgroups) expect(oomDoc).toMatchObject({ exit_code: 137, limit_hit: "memory" });
+        // RLIMIT_AS: the allocation fails inside the program (dash may even crash on it); the kernel killed nothing.
+        else expect([oomDoc.exit_code === 0, oomDoc.limit_hit]).toEqual([false, undefined]);
+        expect(JSON.parse(timeout.stdout)).toMatchObject({ exit_code: 124, timed_out: true });
         expect(ids.every((id) => /^local-[0-9a-f]{12}$/.test(id))).toBe(true);
         expect(ids.flatMap(cgroupDirs)).toEqual([]);
       }, 60_000);

@@ -1,7 +1,10 @@
 /** The local provider's limits: where cgroups can be made, and how each limit is planned. */
 import { describe, expect, test } from "bun:test";
 import { parseCount } from "../../src/commands/_shared";
-import { DEFAULT_PIDS, enterArgv, planFor, rlimitArgv } from "../../src/providers/local/limits";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { DEFAULT_PIDS, enterArgv, memoryKills, planFor, rlimitArgv } from "../../src/providers/local/limits";
 import { type CgroupSites, describeLimits, findCgroupSites, type HostFacts, parseMountinfo } from "../../src/providers/local/limits-host";
 
 /** This machine's layout: cgroup v1 controllers, and a cgroup v2 hierarchy with none of them. */
@@ -174,6 +177,21 @@ describe("planning a sandbox's limits", () => {
       "it's",
     ]);
     expect(rlimitArgv(plan, ["true"])).toEqual(["true"]);
+  });
+
+  test("OOM kills are read from memory.oom_control (v1) and memory.events (v2); none without a memory cgroup", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sandboxes-limits-unit-"));
+    try {
+      writeFileSync(join(dir, "memory.oom_control"), "oom_kill_disable 0\nunder_oom 0\noom_kill 3\n");
+      writeFileSync(join(dir, "memory.events"), "low 0\nhigh 0\nmax 12\noom 2\noom_kill 2\noom_group_kill 0\n");
+      expect(memoryKills({ cgroups: [], rlimits: {}, oomEvents: join(dir, "memory.oom_control") })).toBe(3);
+      expect(memoryKills({ cgroups: [], rlimits: {}, oomEvents: join(dir, "memory.events") })).toBe(2);
+      expect(memoryKills({ cgroups: [], rlimits: {}, oomEvents: join(dir, "gone") })).toBe(0);
+      expect(memoryKills(planFor("local-abc", { pids: 5 }, V1))).toBe(0);
+      expect(memoryKills(undefined)).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("providers names the mechanism of each limit", () => {
