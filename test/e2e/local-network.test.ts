@@ -104,6 +104,20 @@ for (const { user, mechanism } of MATRIX) {
       expect(blockedLines(r.stderr)).toEqual([blockedLine("host.sandboxes.internal:8089", "the host")]);
     }, 60_000);
 
+    test("--allow-net opens a listed LAN host and the host's own service, and closes what is not listed", async () => {
+      const m = machine();
+      const allow = ["--allow-net", "10.0.0.5:5432", "--allow-net", "host.sandboxes.internal:8089"];
+      const script = "curl -sS -m 20 http://10.0.0.5:5432/; curl -sS -m 20 http://host.sandboxes.internal:8089/; curl -s -m 20 -o /dev/null http://203.0.113.7/; echo done";
+      const once = await run(m, ["run", ...allow, script]);
+      expect(once.stdout).toBe("lan-ok\nhost-service\ndone\n");
+      expect(blockedLines(once.stderr)).toEqual([blockedLine("203.0.113.7:80", "not in the --allow-net list")]);
+      const kept = await run(m, ["run", "--keep", "-n", "allowed", ...allow, "true"]);
+      expect(kept.code).toBe(0);
+      const exec = await run(m, ["exec", "allowed", script]);
+      expect(exec.stdout).toBe("lan-ok\nhost-service\ndone\n");
+      expect(blockedLines(exec.stderr)).toEqual([blockedLine("203.0.113.7:80", "not in the --allow-net list")]);
+    }, 90_000);
+
     test("the sandbox's own loopback works", async () => {
       const m = machine();
       const serve = httpServer("127.0.0.1:8090", "own-loopback").map((arg) => `'${arg.replaceAll("'", "'\\''")}'`).join(" ");
