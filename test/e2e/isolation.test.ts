@@ -1,10 +1,12 @@
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, copyFileSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, cli, freshEnv } from "../helpers";
 
 const isRoot = process.getuid?.() === 0;
+// A kept sandbox starts a holder and an egress proxy: more than bun's 5 s on a busy machine.
+setDefaultTimeout(30_000);
 
 /** A HOME with secrets and a toolchain installed under it, the way rustup/pyenv users have it. */
 function homeWithSecrets(extra: Record<string, string> = {}) {
