@@ -8,7 +8,8 @@ import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readState, startDetached, startTime, stopState, waitUntil, writeState } from "./holder";
-import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/proxy";
+import { formatBlocked, HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment, startEgressProxy } from "./egress/proxy";
+import { AllowEntryError } from "./egress/policy";
 import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
@@ -365,15 +366,13 @@ export class LocalProvider implements Provider {
     let proxy: { close(): Promise<void> } | undefined;
     try {
       if (policy.mode === "default") {
-        const { startEgressProxy, formatBlocked } = await import("./egress/proxy");
         const egressDir = this.egressDir(meta.id);
         mkdirSync(egressDir, { recursive: true, mode: 0o755 });
         proxy = await startEgressProxy({
           socketPath: join(egressDir, EGRESS_SOCKET),
           allow: policy.allow,
           onBlocked: (event) => spec.onNotice?.(formatBlocked(event)),
-        }).catch(async (error) => {
-          const { AllowEntryError } = await import("./egress/policy");
+        }).catch((error) => {
           if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
           throw error;
         });
@@ -414,15 +413,13 @@ export class LocalProvider implements Provider {
       offset = size;
       const lines = (partial + buffer.toString("utf8")).split("\n");
       partial = lines.pop() ?? "";
-      void import("./egress/proxy").then(({ formatBlocked }) => {
-        for (const line of lines) {
-          try {
-            if (line.trim()) onNotice(formatBlocked(JSON.parse(line)));
-          } catch {
-            /* a torn line: skip it */
-          }
+      for (const line of lines) {
+        try {
+          if (line.trim()) onNotice(formatBlocked(JSON.parse(line)));
+        } catch {
+          /* not a whole JSON line: skip it */
         }
-      });
+      }
     };
     const timer = setInterval(poll, 200);
     return () => {
