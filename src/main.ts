@@ -2,9 +2,9 @@
 /**
  * The only place that parses argv, maps errors to exit codes, and exits.
  *
- * Parsing is strict and our own (src/argv.ts, driven by each command's flag table): citty's
- * parser keeps only the last value of a repeated flag (-e A -e B) and silently accepts unknown
- * flags, and its runMain prints raw stacks; both break the CLI contract.
+ * Parsing is strict and our own (src/argv.ts, driven by each command's flag table): a repeated
+ * flag keeps every value (-e A -e B), an unknown flag is refused, and no error reaches the user as
+ * a raw stack. CONTRIBUTING.md says why no argument-parsing library does this here.
  */
 import { FlagError, parseFlags, type FlagSpec } from "./argv";
 import { COMMANDS, type CommandName } from "./commands/index";

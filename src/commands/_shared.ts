@@ -1,9 +1,9 @@
 import { SandboxesError, UsageError } from "../core/errors";
 
 /**
- * Arg fragments reused by commands, in citty's ArgsDef shape. `multiple: true` marks a
- * repeatable flag; main.ts parses strictly with these definitions (citty's own parser keeps
- * only the last value of a repeated flag and ignores unknown flags).
+ * Arg fragments reused by commands. `multiple: true` marks a repeatable flag; main.ts parses
+ * strictly with these definitions (src/argv.ts: every value of a repeated flag, unknown flags
+ * refused).
  */
 export interface FlagDef {
   type: "string" | "boolean" | "positional";
