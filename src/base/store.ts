@@ -43,6 +43,31 @@ export function openStore(stateDir: string): Store {
   return store;
 }
 
+/** What an older version kept in a JSON file, and how its content becomes records of a kind. */
+export interface LegacyFile {
+  kind: string;
+  file: string;
+  records: (parsed: unknown) => Array<[string, unknown]>;
+}
+
+/**
+ * The store, opened on first use, so constructing what uses it does no I/O; the legacy file is
+ * imported then.
+ */
+export function storeOnFirstUse(stateDir: string, legacy: LegacyFile): () => Store {
+  let store: Store | undefined;
+  return () => {
+    if (!store) {
+      store = openStore(stateDir);
+      store.migrate(legacy.kind, legacy.file, legacy.records);
+    }
+    return store;
+  };
+}
+
+/** The records of a JSON object keyed by id (what the Hopx and Cloudflare files were). */
+export const byId = (parsed: unknown): Array<[string, unknown]> => (parsed && typeof parsed === "object" && !Array.isArray(parsed) ? Object.entries(parsed) : []);
+
 function connect(stateDir: string, path: string): Database {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.

@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { openStore, type Store } from "../base/store";
+import { type Store, storeOnFirstUse } from "../base/store";
 
 /**
  * The sandboxes this machine created and kept, so `exec`, `cp` and `destroy` find the provider
@@ -18,25 +18,26 @@ const KIND = "registry";
 const keyOf = (provider: string, id: string) => `${provider}/${id}`;
 
 export class Registry {
-  private readonly store: Store;
+  private readonly store: () => Store;
 
   constructor(stateDir: string) {
-    this.store = openStore(stateDir);
-    this.store.migrate(KIND, join(stateDir, "registry.json"), (parsed) =>
-      (Array.isArray(parsed) ? (parsed as RegistryEntry[]) : []).map((entry) => [keyOf(entry.provider, entry.id), entry]),
-    );
+    this.store = storeOnFirstUse(stateDir, {
+      kind: KIND,
+      file: join(stateDir, "registry.json"),
+      records: (parsed) => (Array.isArray(parsed) ? (parsed as RegistryEntry[]) : []).map((entry) => [keyOf(entry.provider, entry.id), entry]),
+    });
   }
 
   entries(): RegistryEntry[] {
-    return this.store.list<RegistryEntry>(KIND).map(([, entry]) => entry);
+    return this.store().list<RegistryEntry>(KIND).map(([, entry]) => entry);
   }
 
   add(entry: RegistryEntry): void {
-    this.store.put(KIND, keyOf(entry.provider, entry.id), entry);
+    this.store().put(KIND, keyOf(entry.provider, entry.id), entry);
   }
 
   remove(provider: string, id: string): void {
-    this.store.delete(KIND, [keyOf(provider, id)]);
+    this.store().delete(KIND, [keyOf(provider, id)]);
   }
 
   /** Entries whose id or name is `ref` (optionally for one provider). */

@@ -45,6 +45,14 @@ describe("the state store", () => {
     db.close();
   });
 
+  test("constructing the registry, Hopx's labels or Cloudflare's records touches no file", () => {
+    const dir = stateDir();
+    new Registry(dir);
+    new LocalLabels(dir);
+    new CloudflareRegistry(dir);
+    expect(existsSync(dir)).toBe(false);
+  });
+
   test("a transaction that throws leaves nothing behind", () => {
     const store = openStore(stateDir());
     expect(() =>

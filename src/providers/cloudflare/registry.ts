@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { openStore, type Store } from "../../base/store";
+import { byId, type Store, storeOnFirstUse } from "../../base/store";
 
 /**
  * The bridge API stores nothing about a sandbox and cannot list them: `POST /v1/sandbox` only
@@ -23,30 +23,27 @@ export interface CloudflareEntry {
 const KIND = "cloudflare";
 
 export class CloudflareRegistry {
-  private readonly store: Store;
+  private readonly store: () => Store;
 
   constructor(stateDir: string) {
-    this.store = openStore(stateDir);
-    this.store.migrate(KIND, join(stateDir, "cloudflare", "sandboxes.json"), (parsed) =>
-      parsed && typeof parsed === "object" ? Object.entries(parsed as Record<string, CloudflareEntry>) : [],
-    );
+    this.store = storeOnFirstUse(stateDir, { kind: KIND, file: join(stateDir, "cloudflare", "sandboxes.json"), records: byId });
   }
 
   /** The sandboxes of one Worker, by id. */
   of(url: string): Array<[string, CloudflareEntry]> {
-    return this.store.list<CloudflareEntry>(KIND).filter(([, entry]) => entry.url === url);
+    return this.store().list<CloudflareEntry>(KIND).filter(([, entry]) => entry.url === url);
   }
 
   get(url: string, id: string): CloudflareEntry | undefined {
-    const entry = this.store.get<CloudflareEntry>(KIND, id);
+    const entry = this.store().get<CloudflareEntry>(KIND, id);
     return entry?.url === url ? entry : undefined;
   }
 
   set(id: string, entry: CloudflareEntry): void {
-    this.store.put(KIND, id, entry);
+    this.store().put(KIND, id, entry);
   }
 
   forget(id: string): void {
-    this.store.delete(KIND, [id]);
+    this.store().delete(KIND, [id]);
   }
 }

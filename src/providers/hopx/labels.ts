@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { openStore, type Store } from "../../base/store";
+import { byId, type Store, storeOnFirstUse } from "../../base/store";
 
 /**
  * The Hopx API stores no labels, metadata or name with a sandbox. This machine keeps them in the
@@ -17,32 +17,30 @@ export interface LocalFacts {
 const KIND = "hopx";
 
 export class LocalLabels {
-  private readonly store: Store;
+  private readonly store: () => Store;
 
   constructor(stateDir: string) {
-    this.store = openStore(stateDir);
-    this.store.migrate(KIND, join(stateDir, "hopx", "sandboxes.json"), (parsed) =>
-      parsed && typeof parsed === "object" ? Object.entries(parsed as Record<string, LocalFacts>) : [],
-    );
+    this.store = storeOnFirstUse(stateDir, { kind: KIND, file: join(stateDir, "hopx", "sandboxes.json"), records: byId });
   }
 
   all(): Record<string, LocalFacts> {
-    return Object.fromEntries(this.store.list<LocalFacts>(KIND));
+    return Object.fromEntries(this.store().list<LocalFacts>(KIND));
   }
 
   get(id: string): LocalFacts | undefined {
-    return this.store.get<LocalFacts>(KIND, id);
+    return this.store().get<LocalFacts>(KIND, id);
   }
 
   set(id: string, facts: LocalFacts): void {
-    this.store.put(KIND, id, facts);
+    this.store().put(KIND, id, facts);
   }
 
   /** Forgets ids; with `keep`, forgets every id not in it (the sandboxes the service still has). */
   forget(ids: string[], keep?: Set<string>): void {
-    this.store.transaction(() => {
-      const gone = keep ? this.store.list(KIND).map(([id]) => id).filter((id) => ids.includes(id) || !keep.has(id)) : ids;
-      this.store.delete(KIND, gone);
+    const store = this.store();
+    store.transaction(() => {
+      const gone = keep ? store.list(KIND).map(([id]) => id).filter((id) => ids.includes(id) || !keep.has(id)) : ids;
+      store.delete(KIND, gone);
     });
   }
 }
