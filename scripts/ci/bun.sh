@@ -13,4 +13,4 @@ if [ -n "${SETUP_CHECK:-}" ]; then
   exit 0
 fi
 echo "setup: installing bun@$version (npm install -g)"
-npm install -g --silent --no-audit --no-fund "bun@$version" >/dev/null
+quietly npm install -g --silent --no-audit --no-fund "bun@$version"

@@ -21,9 +21,24 @@ need_commands() {
   fi
   echo "setup: installing$missing (apt-get)"
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
+  quietly apt-get update -qq
   # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  quietly apt-get install -y -qq --no-install-recommends $missing
+}
+
+# quietly COMMAND…: runs it with its chatter (debconf, needrestart, npm notices) held back, and
+# shows that output only when the command fails.
+quietly() {
+  out=$(mktemp)
+  if "$@" >"$out" 2>&1; then
+    rm -f "$out"
+  else
+    status=$?
+    cat "$out" >&2
+    rm -f "$out"
+    echo "setup: failed ($status): $*" >&2
+    exit "$status"
+  fi
 }
 
 # system_path: PATH without node_modules/.bin directories (what a sandbox, and a user's shell, see).

@@ -70,6 +70,7 @@ function machine(without: string[], options: { sudo?: boolean; owner?: number } 
     "apt-get",
     `echo "apt-get $*" >> '${log}'
 [ "$1" = install ] || exit 0
+if [ -n "\${FAKE_APT_FAILS:-}" ]; then echo "E: Unable to locate package $FAKE_APT_FAILS" >&2; exit 100; fi
 for package; do
   case $package in
     -* | install) ;;
@@ -141,6 +142,18 @@ describe("npm test's preparation (scripts/test-setup.sh)", () => {
     expect(second).toEqual({ code: 0, stdout: "", stderr: "" });
     expect(m.calls()).toHaveLength(7);
   }, 180_000);
+
+  test.skipIf(!isRoot)("as root, when apt-get fails: its own output, one line naming the command, and a non-zero exit", async () => {
+    const m = machine(["tmux"]);
+    const engine = serveEngine(m.socket, new Set(IMAGES.map((image) => `${image}:latest`)));
+    stops.push(() => engine.stop(true));
+    const result = await run(["sh", "scripts/test-setup.sh"], { ...m.env, FAKE_APT_FAILS: "tmux" });
+    expect(result).toEqual({
+      code: 100,
+      stdout: "setup: installing tmux (apt-get)\n",
+      stderr: "E: Unable to locate package tmux\nsetup: failed (100): apt-get install -y -qq --no-install-recommends tmux\n",
+    });
+  }, 60_000);
 
   test.skipIf(!isRoot)("as a user without sudo: lists what is missing and the one command that installs it, exits 1, installs nothing", async () => {
     const m = machine(["bwrap", "tmux", "go", "dockerd", "bun"]);
