@@ -45,9 +45,11 @@ export default defineCommand({
       result = await destroySandboxes(settings, refs, args.provider as string | undefined);
     }
     if (args.json) {
-      await printJson({ destroyed: result.destroyed, failed: result.failed });
+      await printJson({ destroyed: result.destroyed, failed: result.failed, missing: result.missing.map((m) => m.ref) });
     } else {
       await emitStdout(result.destroyed.map((item) => `${item.id}\n`).join(""));
+      // Like `docker rm -f`: a sandbox that is already gone is not a failure, only a note.
+      for (const gone of result.missing) ui().warn(`${gone.ref}: no such sandbox (already destroyed?), nothing to destroy`);
       for (const failure of result.failed) ui().error(`${failure.ref}: ${failure.message}`);
       if (all && result.destroyed.length === 0 && result.failed.length === 0) ui().info("no matching sandboxes");
     }

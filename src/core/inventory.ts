@@ -34,10 +34,12 @@ export async function listSandboxes(settings: Settings, options: { provider?: st
 export interface DestroyResult {
   destroyed: Array<{ id: string; provider: string }>;
   failed: Array<{ ref: string; message: string }>;
+  /** Refs no provider knows: already destroyed (or never there), so nothing was left to do. */
+  missing: Array<{ ref: string; message: string }>;
 }
 
 export async function destroySandboxes(settings: Settings, refs: string[], provider?: string): Promise<DestroyResult> {
-  const result: DestroyResult = { destroyed: [], failed: [] };
+  const result: DestroyResult = { destroyed: [], failed: [], missing: [] };
   const registry = new Registry(settings.stateDir);
   for (const ref of refs) {
     try {
@@ -46,7 +48,8 @@ export async function destroySandboxes(settings: Settings, refs: string[], provi
       registry.remove(resolved.provider.name, resolved.record.id);
       result.destroyed.push({ id: resolved.record.id, provider: resolved.provider.name });
     } catch (error) {
-      result.failed.push({ ref, message: (error as Error).message });
+      const gone = (error as SandboxesError).code === "unknown_sandbox";
+      (gone ? result.missing : result.failed).push({ ref, message: (error as Error).message });
     }
   }
   return result;
@@ -54,7 +57,7 @@ export async function destroySandboxes(settings: Settings, refs: string[], provi
 
 /** Destroys already-listed sandboxes (destroy --all). */
 export async function destroyRecords(settings: Settings, records: SandboxRecord[]): Promise<DestroyResult> {
-  const result: DestroyResult = { destroyed: [], failed: [] };
+  const result: DestroyResult = { destroyed: [], failed: [], missing: [] };
   const registry = new Registry(settings.stateDir);
   await Promise.all(
     records.map(async (record) => {

@@ -48,7 +48,8 @@ export async function resolveSandbox(settings: Settings, ref: string, providerNa
   }
   const checked = candidates.map((c) => c.name).join(", ");
   throw new SandboxesError(
-    "unknown_sandbox",
+    // Only when every provider answered is the sandbox known to be absent (destroy takes that as done).
+    failures.length ? "unchecked_sandbox" : "unknown_sandbox",
     `no sandbox "${ref}" on ${checked}${failures.length ? ` (could not check ${failures.join("; ")})` : ""}: see \`sandboxes list\``,
     "user",
   );

@@ -3,28 +3,39 @@
  * shared conformance suite (suite.ts) can prove the CLI end to end, not only the providers
  * in-process. Each call is its own process with one private HOME / XDG dirs, NO_COLOR=1 and the
  * wrapped provider's environment (credentials, fake server URLs) — nothing else is inherited.
+ * It only translates: every fact it returns is something the binary printed or its exit code.
  *
- *   create      sandboxes run -p P --keep --json [-i IMAGE] [-n NAME] -l k=v… -e K=V… true
+ *   create      sandboxes run -p P --keep --json [-i IMAGE] [-n NAME] [--ttl S] [--cpus N]
+ *               [--memory Mm] [--network MODE] -l k=v… -e K=V… true
  *               (run's -e goes into CreateSpec.env — the CLI has no other way to give a sandbox
  *               env at create time — so the sandbox env is exactly what `run -e` sets)
- *   get / list  sandboxes list -p P --json [-l k=v…]   (get: the record with that id, or null)
- *   exec        sandboxes exec ID -p P [-e K=V…] [-w DIR] [-t MSms] -- ARGV…
+ *   get / list  sandboxes list -p P --json [-l k=v…]   (get: the listed record with that id, or
+ *               null; the CLI has no look-up by id alone, so the suite skips "get() of an unknown
+ *               id" for it: see NO_LOOKUP_BY_ID)
+ *   exec        sandboxes exec ID -p P [-e K=V…] [-w DIR] -- ARGV…
  *               stdout/stderr streamed live from the child's pipes, stdin piped, the exit code
- *               is the process's; timedOut = exit 124 and a timeout was given; exit 125 whose
- *               last stderr line is the CLI's own "sandboxes: …" rejects (after streaming it)
- *   destroy     sandboxes destroy -p P --json ID   (a failure is accepted when the id is gone)
+ *               is the process's; exit 125 whose last stderr line is the CLI's own
+ *               "sandboxes: …" rejects (after streaming it). With a timeout:
+ *               sandboxes exec … -t MSms --json, and exit code, timed_out and the output come
+ *               from its one JSON document (so such an exec does not stream)
+ *   destroy     sandboxes destroy -p P --json ID   (exit 0, the id under destroyed or missing)
  *   putArchive  host tar extracts into a temp dir; `sandboxes cp ENTRY ID:DIR/` per top entry
  *   getArchive  `sandboxes cp ID:PATH TMP/`, then the host tar packs the one entry it wrote
+ *   openPty     sandboxes shell ID -p P [-e K=V…] [-w DIR] in a terminal of its own (Bun.spawn
+ *               with `terminal`), with `exec ARGV…` typed into the login shell; resize resizes
+ *               that terminal, and the exit code is the binary's
  *
- * What the CLI cannot express is not claimed: pty/resize (the `shell` command is covered by the
- * tmux tests) and mounts (run has no mount flag). The CLI's own lines (the timeout warning,
- * "sandboxes: …" errors) share stderr with the program: they are passed on like the rest.
+ * What the CLI cannot express is not claimed: mounts (run has no mount flag) and oneShot (`run`
+ * itself decides when to use runOnce; no flag asks for it). The CLI's own
+ * lines (the timeout warning, "sandboxes: …" errors) share stderr with the program: they are
+ * passed on like the rest.
  */
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { findDescriptor } from "../../src/providers/index";
-import type { Capabilities, CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../../src/providers/types";
+import { shellQuote } from "../../src/core/quote";
+import type { Capabilities, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../../src/providers/types";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = process.env.SANDBOXES_BIN ?? join(ROOT, "dist", "sandboxes");
@@ -75,8 +86,12 @@ interface ListedSandbox {
 
 /** What the CLI can express of the wrapped provider's declared capabilities. */
 export function cliCapabilities(provider: string): Capabilities {
-  return { ...findDescriptor(provider).capabilities, pty: false, resize: false, mounts: false };
+  return { ...findDescriptor(provider).capabilities, mounts: false, oneShot: false };
 }
+
+/** Why the suite cannot ask the CLI provider's get() about an id on its own. */
+export const NO_LOOKUP_BY_ID =
+  "the CLI has no look-up by id alone: list filters by labels, and exec/destroy/cp resolve an id but act on the sandbox";
 
 const labelFlags = (labels: Record<string, string> = {}) => Object.entries(labels).flatMap(([k, v]) => ["-l", `${k}=${v}`]);
 const envFlags = (env: Record<string, string>) => Object.entries(env).flatMap(([k, v]) => ["-e", `${k}=${v}`]);
@@ -148,7 +163,8 @@ export class CliProvider implements Provider {
     if (spec.ttlSeconds !== undefined) args.push("--ttl", String(spec.ttlSeconds));
     if (spec.cpus !== undefined) args.push("--cpus", String(spec.cpus));
     if (spec.memoryMb !== undefined) args.push("--memory", `${spec.memoryMb}m`);
-    if (spec.network !== undefined) args.push("--network", spec.network ? "default" : "none");
+    if (spec.network !== undefined) args.push("--network", spec.network.mode, ...spec.network.allow.flatMap((entry) => ["--allow-net", entry]));
+    if (spec.pids !== undefined) args.push("--pids", String(spec.pids));
     if (spec.mounts?.length) throw new Error("the CLI has no flag for mounts");
     args.push(...labelFlags(spec.labels), ...envFlags(spec.env), "true");
     const result = await this.cli(args, signal);
@@ -180,7 +196,7 @@ export class CliProvider implements Provider {
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     const args = ["exec", id, "-p", this.name, ...envFlags(spec.env)];
     if (spec.cwd) args.push("-w", spec.cwd);
-    if (spec.timeoutMs !== undefined) args.push("-t", `${spec.timeoutMs}ms`);
+    if (spec.timeoutMs !== undefined) args.push("-t", `${spec.timeoutMs}ms`, "--json");
     args.push("--", ...spec.argv);
     // stdin "ignore" is /dev/null: not a terminal, so the CLI forwards it and the command sees EOF.
     const child = Bun.spawn([BINARY, ...args], {
@@ -192,6 +208,18 @@ export class CliProvider implements Provider {
     const abort = () => child.kill("SIGINT");
     if (spec.signal?.aborted) abort();
     spec.signal?.addEventListener("abort", abort, { once: true });
+    if (spec.timeoutMs !== undefined) {
+      try {
+        const [stdout, stderr] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+        const document = this.parse<{ exit_code: number; timed_out: boolean; stdout: string; stderr: string }>(args, { code: exitCodeOf(child), stdout, stderr });
+        if (document.stdout) spec.onStdout(Buffer.from(document.stdout));
+        if (document.stderr) spec.onStderr(Buffer.from(document.stderr));
+        if (stderr) spec.onStderr(Buffer.from(stderr));
+        return { exitCode: document.exit_code, timedOut: document.timed_out };
+      } finally {
+        spec.signal?.removeEventListener("abort", abort);
+      }
+    }
     // The last stderr bytes, to tell "sandboxes itself failed" (125 + its own line) from a program's 125.
     let tail = "";
     const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void, keepTail = false) => {
@@ -208,17 +236,15 @@ export class CliProvider implements Provider {
     const exitCode = exitCodeOf(child);
     const own = /(?:^|\n)sandboxes: ([^\n]*)\n?$/.exec(tail)?.[1];
     if (exitCode === 125 && own) throw new Error(`sandboxes exec ${id}: ${own}`);
-    return { exitCode, timedOut: exitCode === 124 && spec.timeoutMs !== undefined };
+    return { exitCode, timedOut: false };
   }
 
   async destroy(id: string): Promise<void> {
     const args = ["destroy", "-p", this.name, "--json", id];
     const result = await this.cli(args);
-    const document = this.parse<{ destroyed: Array<{ id: string }>; failed: Array<{ ref: string; message: string }> }>(args, result);
-    if (document.failed.length === 0) return;
-    // `destroy` of an id that is already gone fails ("no sandbox …"); the interface wants that to resolve.
-    if ((await this.get(id)) === null) return;
-    throw new Error(`sandboxes destroy ${id} (exit ${result.code}): ${document.failed.map((f) => f.message).join("; ")}`);
+    const document = this.parse<{ destroyed: Array<{ id: string }>; failed: Array<{ ref: string; message: string }>; missing: string[] }>(args, result);
+    const done = document.destroyed.some((d) => d.id === id) || document.missing.includes(id);
+    if (result.code !== 0 || !done) throw new Error(`sandboxes destroy ${id} (exit ${result.code}): ${result.stdout.trim()} ${result.stderr.trim()}`);
   }
 
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
@@ -255,6 +281,43 @@ export class CliProvider implements Provider {
     } finally {
       rmSync(staging, { recursive: true, force: true });
     }
+  }
+
+  async openPty(id: string, spec: PtySpec): Promise<PtySession> {
+    const args = ["shell", id, "-p", this.name, ...envFlags(spec.env)];
+    if (spec.cwd) args.push("-w", spec.cwd);
+    const listeners: Array<(chunk: Uint8Array) => void> = [];
+    const early: Uint8Array[] = [];
+    const child = Bun.spawn([BINARY, ...args], {
+      env: { ...this.env, TERM: "xterm-256color" },
+      terminal: {
+        cols: spec.cols,
+        rows: spec.rows,
+        data: (_terminal, chunk) => {
+          const copy = new Uint8Array(chunk);
+          if (listeners.length) for (const listener of listeners) listener(copy);
+          else early.push(copy);
+        },
+      },
+    });
+    const terminal = child.terminal!;
+    // Typed into the login shell `shell` opens; the terminal keeps it until the shell reads.
+    terminal.write(`exec ${spec.argv.map(shellQuote).join(" ")}\n`);
+    const exited = child.exited.then(() => exitCodeOf(child));
+    void exited.finally(() => terminal.close());
+    return {
+      write: (data) => terminal.write(data),
+      resize: (cols, rows) => terminal.resize(cols, rows),
+      onData: (listener) => {
+        listeners.push(listener);
+        for (const chunk of early.splice(0)) listener(chunk);
+      },
+      exited,
+      kill: async () => {
+        child.kill("SIGHUP");
+        await exited;
+      },
+    };
   }
 
   async close(): Promise<void> {

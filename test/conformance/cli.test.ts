@@ -14,7 +14,8 @@ import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
 import { type FakeCloudflare, startFakeCloudflare } from "../fakes/cloudflare/server";
 import { type FakeVercel, startFakeVercel } from "../fakes/vercel/server";
 import { requireEngine } from "../e2e/_docker-helpers";
-import { CliProvider, cliCapabilities, ensureBinary } from "./cli-provider";
+import { CliProvider, cliCapabilities, ensureBinary, NO_LOOKUP_BY_ID } from "./cli-provider";
+import { DAYTONA_RESOURCES_IMAGE, daytonaBackend, dockerBackend, modalBackend, spritesBackend, vercelBackend } from "./backends";
 import { testProvider } from "./suite";
 
 let e2b: FakeE2B;
@@ -23,7 +24,7 @@ let sprites: FakeSprites;
 let hopx: FakeHopx;
 let cloudflare: FakeCloudflare;
 let vercel: FakeVercel;
-const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2 });
+const daytona = new FakeDaytona({ apiKey: "cli-conformance-key", pageSize: 2, minuteMs: 1000 });
 
 beforeAll(async () => {
   await ensureBinary();
@@ -42,8 +43,8 @@ afterAll(async () => {
 });
 
 describe("the CLI provider claims only what the CLI can express", () => {
-  test("capabilities are the wrapped provider's, minus pty, resize and mounts", async () => {
-    expect(cliCapabilities("docker")).toMatchObject({ streaming: true, files: true, stdin: true, labels: true, pty: false, resize: false, mounts: false });
+  test("capabilities are the wrapped provider's, minus mounts and oneShot", async () => {
+    expect(cliCapabilities("docker")).toMatchObject({ streaming: true, files: true, stdin: true, labels: true, pty: true, resize: true, mounts: false, oneShot: false });
     const provider = new CliProvider({ provider: "e2b" });
     expect(provider.name).toBe("e2b");
     expect(provider.capabilities).toEqual(cliCapabilities("e2b"));
@@ -51,7 +52,7 @@ describe("the CLI provider claims only what the CLI can express", () => {
   });
 });
 
-testProvider("local via the compiled binary", async () => new CliProvider({ provider: "local" }));
+testProvider("local via the compiled binary", cliCapabilities("local"), async () => new CliProvider({ provider: "local" }), { noLookupById: NO_LOOKUP_BY_ID });
 
 /** What the suite does not ask but a CLI-backed provider must get right: quoting, errors, Ctrl-C, cp. */
 describe("local via the compiled binary: argv, errors, Ctrl-C and cp details", () => {
@@ -112,22 +113,30 @@ describe("docker via the compiled binary (engine check)", () => {
   // Deliberately no skip: an unreachable engine fails loudly, saying what to run.
   test("a Docker Engine answers and the test images exist", requireEngine, 30_000);
 });
-testProvider("docker via the compiled binary", async () => new CliProvider({ provider: "docker" }), { image: "sandboxes-test/busybox" });
+testProvider("docker via the compiled binary", cliCapabilities("docker"), async () => new CliProvider({ provider: "docker" }), { image: "sandboxes-test/busybox", backend: dockerBackend, noLookupById: NO_LOOKUP_BY_ID });
 
-testProvider("e2b (fake) via the compiled binary", async () => new CliProvider({ provider: "e2b", env: e2b.env() }));
+testProvider("e2b (fake) via the compiled binary", cliCapabilities("e2b"), async () => new CliProvider({ provider: "e2b", env: e2b.env() }), { noLookupById: NO_LOOKUP_BY_ID });
 
-testProvider("daytona (fake) via the compiled binary", async () =>
+testProvider("daytona (fake) via the compiled binary", cliCapabilities("daytona"), async () =>
   new CliProvider({ provider: "daytona", env: { DAYTONA_API_KEY: "cli-conformance-key", DAYTONA_API_URL: daytona.apiUrl } }),
+  { noLookupById: NO_LOOKUP_BY_ID, backend: daytonaBackend(() => daytona), resourcesImage: DAYTONA_RESOURCES_IMAGE },
 );
 
-testProvider("modal (fake) via the compiled binary", async () =>
+testProvider("modal (fake) via the compiled binary", cliCapabilities("modal"), async () =>
   new CliProvider({ provider: "modal", env: { MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-cli", MODAL_TOKEN_SECRET: "as-cli" } }),
+  { noLookupById: NO_LOOKUP_BY_ID, backend: modalBackend(() => modal) },
 );
 
-testProvider("sprites (fake) via the compiled binary", async () => new CliProvider({ provider: "sprites", env: sprites.env() }));
-testProvider("hopx (fake) via the compiled binary", async () => new CliProvider({ provider: "hopx", env: hopx.env() }));
-testProvider("cloudflare (fake Worker) via the compiled binary", async () => new CliProvider({ provider: "cloudflare", env: cloudflare.env() }));
-testProvider("vercel (fake) via the compiled binary", async () => new CliProvider({ provider: "vercel", env: vercel.env() }));
+testProvider("sprites (fake) via the compiled binary", cliCapabilities("sprites"), async () => new CliProvider({ provider: "sprites", env: sprites.env() }), {
+  noLookupById: NO_LOOKUP_BY_ID,
+  backend: spritesBackend(() => sprites),
+});
+testProvider("hopx (fake) via the compiled binary", cliCapabilities("hopx"), async () => new CliProvider({ provider: "hopx", env: hopx.env() }), { noLookupById: NO_LOOKUP_BY_ID });
+testProvider("cloudflare (fake Worker) via the compiled binary", cliCapabilities("cloudflare"), async () => new CliProvider({ provider: "cloudflare", env: cloudflare.env() }), { noLookupById: NO_LOOKUP_BY_ID });
+testProvider("vercel (fake) via the compiled binary", cliCapabilities("vercel"), async () => new CliProvider({ provider: "vercel", env: vercel.env() }), {
+  noLookupById: NO_LOOKUP_BY_ID,
+  backend: vercelBackend(() => vercel),
+});
 
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.

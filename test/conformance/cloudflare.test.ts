@@ -21,7 +21,7 @@ for (const mode of ["contract", "bridge"] as const) {
     rmSync(stateDir, { recursive: true, force: true });
   });
 
-  testProvider(`cloudflare (${mode === "bridge" ? "the real bridge router in Bun" : "hand-written fake Worker"} on 127.0.0.1, our own client)`, () =>
+  testProvider(`cloudflare (${mode === "bridge" ? "the real bridge router in Bun" : "hand-written fake Worker"} on 127.0.0.1, our own client)`, cloudflareDescriptor.capabilities, () =>
     cloudflareDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }),
   );
 
@@ -40,5 +40,5 @@ const realUrl = process.env.CLOUDFLARE_SANDBOX_URL;
 const isReal = !!realUrl && !/^https?:\/\/(127\.0\.0\.1|localhost)[:/]/.test(realUrl);
 describe.skipIf(!isReal)("cloudflare real Worker (CLOUDFLARE_SANDBOX_URL set)", () => {
   const realState = mkdtempSync(join(tmpdir(), "sandboxes-conf-cloudflare-real-"));
-  testProvider("cloudflare (real Worker)", () => cloudflareDescriptor.load({ env: process.env, config: {}, stateDir: realState }), { timeout: 180_000 });
+  testProvider("cloudflare (real Worker)", cloudflareDescriptor.capabilities, () => cloudflareDescriptor.load({ env: process.env, config: {}, stateDir: realState }), { timeout: 180_000 });
 });

@@ -7,30 +7,29 @@ import type { Provider } from "../../src/providers/types";
 import { makeCertificates, type Proxy, tcpProxy, tlsProxy } from "../fakes/docker/proxies";
 import { startFakeRegistry } from "../fakes/docker/registry";
 import { requireEngine } from "../e2e/_docker-helpers";
+import { dockerBackend } from "./backends";
 import { testProvider } from "./suite";
 
 // Needs a running engine and the offline test images: run scripts/ci/docker.sh first.
 // Deliberately no skip: an unreachable engine fails every case loudly, saying what to run.
 beforeAll(requireEngine, 30_000);
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-docker-"));
-testProvider("docker", () => dockerDescriptor.load({ env: process.env, config: {}, stateDir }), { image: "sandboxes-test/busybox" });
+testProvider("docker", dockerDescriptor.capabilities, () => dockerDescriptor.load({ env: process.env, config: {}, stateDir }), { image: "sandboxes-test/busybox", backend: dockerBackend });
 
 const SOCKET = "/var/run/docker.sock";
 const proxies: Proxy[] = [];
 afterAll(() => proxies.forEach((p) => p.close()));
 
-testProvider(
-  "docker over DOCKER_HOST=tcp://127.0.0.1",
+testProvider("docker over DOCKER_HOST=tcp://127.0.0.1", dockerDescriptor.capabilities,
   async () => {
     const proxy = await tcpProxy(SOCKET);
     proxies.push(proxy);
     return dockerDescriptor.load({ env: { ...process.env, DOCKER_HOST: `tcp://127.0.0.1:${proxy.port}` }, config: {}, stateDir });
   },
-  { image: "sandboxes-test/busybox" },
+  { image: "sandboxes-test/busybox", backend: dockerBackend },
 );
 
-testProvider(
-  "docker over DOCKER_HOST=tcp:// with DOCKER_TLS_VERIFY (mutual TLS)",
+testProvider("docker over DOCKER_HOST=tcp:// with DOCKER_TLS_VERIFY (mutual TLS)", dockerDescriptor.capabilities,
   async () => {
     const certs = makeCertificates();
     const proxy = await tlsProxy(SOCKET, certs);
@@ -41,7 +40,7 @@ testProvider(
       stateDir,
     });
   },
-  { image: "sandboxes-test/busybox" },
+  { image: "sandboxes-test/busybox", backend: dockerBackend },
 );
 
 /** Behaviours specific to the docker provider, through the same public interface. */
@@ -159,13 +158,15 @@ describe("docker provider specifics", () => {
     const suite = `abort-${Date.now().toString(36)}`;
     const controller = new AbortController();
     const pending = provider.create({ image: "sandboxes-test/busybox", labels: { suite }, env: {} }, controller.signal);
-    await Bun.sleep(30);
+    const filters = encodeURIComponent(JSON.stringify({ label: [`sandboxes.label.suite=${suite}`] }));
+    const containers = async () => (await (await fetch(`http://docker/containers/json?all=true&filters=${filters}`, { unix: "/var/run/docker.sock" } as RequestInit)).json()) as unknown[];
+    // Interrupt once the engine holds the container, i.e. while create is starting it.
+    while ((await containers()).length === 0) await Bun.sleep(2);
     controller.abort("SIGINT");
     await expect(pending).rejects.toThrow("interrupted by SIGINT");
-    const filters = encodeURIComponent(JSON.stringify({ label: [`sandboxes.label.suite=${suite}`] }));
     let left: unknown[] = [];
     for (let i = 0; i < 100; i++) {
-      left = (await (await fetch(`http://docker/containers/json?all=true&filters=${filters}`, { unix: "/var/run/docker.sock" } as RequestInit)).json()) as unknown[];
+      left = await containers();
       if (left.length === 0) break;
       await Bun.sleep(100);
     }
@@ -200,8 +201,12 @@ describe("docker provider specifics", () => {
     session.write("echo READY$((1+1))\n");
     while (!output.includes("READY2")) await Bun.sleep(20);
     session.resize(120, 40);
-    await Bun.sleep(200);
-    session.write("stty size; exit 3\n");
+    // The new size arrives asynchronously: ask until the terminal reports it.
+    for (let asked = 0; !output.includes("40 120"); asked++) {
+      if (asked % 20 === 0) session.write("stty size\n");
+      await Bun.sleep(25);
+    }
+    session.write("exit 3\n");
     expect(await session.exited).toBe(3);
     expect(output).toContain("40 120");
   }, 30_000);

@@ -19,7 +19,7 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-testProvider("e2b (fake E2B on 127.0.0.1, real SDK)", () => e2bDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
+testProvider("e2b (fake E2B on 127.0.0.1, real SDK)", e2bDescriptor.capabilities, () => e2bDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
 
 describe("e2b fake bookkeeping", () => {
   test("the suite left no sandbox behind", async () => {
@@ -34,5 +34,5 @@ describe("e2b fake bookkeeping", () => {
 const realKey = process.env.E2B_API_KEY;
 const isReal = !!realKey && !process.env.E2B_API_URL && !realKey.startsWith("e2b_fake");
 describe.skipIf(!isReal)("e2b real service (a real E2B_API_KEY set)", () => {
-  testProvider("e2b (real service)", () => e2bDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 120_000 });
+  testProvider("e2b (real service)", e2bDescriptor.capabilities, () => e2bDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 120_000 });
 });

@@ -19,7 +19,7 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-testProvider("hopx (fake Hopx on 127.0.0.1, our own client)", () => hopxDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
+testProvider("hopx (fake Hopx on 127.0.0.1, our own client)", hopxDescriptor.capabilities, () => hopxDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
 
 describe("hopx fake bookkeeping", () => {
   test("the suite left no sandbox behind", async () => {
@@ -35,5 +35,5 @@ const realKey = process.env.HOPX_API_KEY;
 const isReal = !!realKey && !process.env.HOPX_API_URL && !realKey.startsWith("hopx_fake");
 describe.skipIf(!isReal)("hopx real service (a real HOPX_API_KEY set)", () => {
   const realState = mkdtempSync(join(tmpdir(), "sandboxes-conf-hopx-real-"));
-  testProvider("hopx (real service)", () => hopxDescriptor.load({ env: process.env, config: {}, stateDir: realState }), { timeout: 120_000 });
+  testProvider("hopx (real service)", hopxDescriptor.capabilities, () => hopxDescriptor.load({ env: process.env, config: {}, stateDir: realState }), { timeout: 120_000 });
 });

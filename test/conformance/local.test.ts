@@ -5,7 +5,7 @@ import { localDescriptor } from "../../src/providers/local";
 import { testProvider } from "./suite";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-local-"));
-testProvider("local (bubblewrap when installed)", () => localDescriptor.load({ env: process.env, config: {}, stateDir }));
-testProvider("local (util-linux unshare)", () =>
+testProvider("local (bubblewrap when installed)", localDescriptor.capabilities, () => localDescriptor.load({ env: process.env, config: {}, stateDir }));
+testProvider("local (util-linux unshare)", localDescriptor.capabilities, () =>
   localDescriptor.load({ env: { ...process.env, SANDBOXES_LOCAL_ISOLATION: "unshare" }, config: {}, stateDir }),
 );

@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { modalDescriptor } from "../../src/providers/modal";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
+import { modalBackend } from "./backends";
 import { testProvider } from "./suite";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-modal-"));
@@ -24,7 +25,7 @@ const fakeProvider = async () => {
   return modalDescriptor.load({ env, config: {}, stateDir });
 };
 
-testProvider("modal (fake server, real SDK)", fakeProvider);
+testProvider("modal (fake server, real SDK)", modalDescriptor.capabilities, fakeProvider, { backend: modalBackend(() => fake) });
 
 describe("modal fake bookkeeping", () => {
   test("the suite leaves no sandbox running", async () => {
@@ -40,8 +41,7 @@ afterAll(async () => {
 });
 
 describe.skipIf(!realCredentials)("modal real service (MODAL_TOKEN_ID and MODAL_TOKEN_SECRET set)", () => {
-  testProvider(
-    "modal (real service)",
+  testProvider("modal (real service)", modalDescriptor.capabilities,
     async () => {
       // The fake suite pointed the SDK at 127.0.0.1 through the process environment: undo that.
       delete process.env.MODAL_SERVER_URL;

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { spritesDescriptor } from "../../src/providers/sprites";
 import { startFakeSprites, type FakeSprites } from "../fakes/sprites/server";
+import { spritesBackend } from "./backends";
 import { testProvider } from "./suite";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-sprites-"));
@@ -19,7 +20,9 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-testProvider("sprites (fake Sprites API on 127.0.0.1, our own client)", () => spritesDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
+testProvider("sprites (fake Sprites API on 127.0.0.1, our own client)", spritesDescriptor.capabilities, () => spritesDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }), {
+  backend: spritesBackend(() => fake),
+});
 
 describe("sprites fake bookkeeping", () => {
   test("the suite left no sprite behind", async () => {
@@ -34,5 +37,5 @@ describe("sprites fake bookkeeping", () => {
 const realToken = process.env.SPRITES_TOKEN;
 const isReal = !!realToken && !process.env.SPRITES_API_URL && !realToken.startsWith("fake-");
 describe.skipIf(!isReal)("sprites real service (a real SPRITES_TOKEN set)", () => {
-  testProvider("sprites (real service)", () => spritesDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
+  testProvider("sprites (real service)", spritesDescriptor.capabilities, () => spritesDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
 });

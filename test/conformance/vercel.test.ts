@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { vercelDescriptor } from "../../src/providers/vercel";
 import { startFakeVercel, type FakeVercel } from "../fakes/vercel/server";
+import { vercelBackend } from "./backends";
 import { testProvider } from "./suite";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-conf-vercel-"));
@@ -19,7 +20,9 @@ afterAll(async () => {
   rmSync(stateDir, { recursive: true, force: true });
 });
 
-testProvider("vercel (fake Vercel Sandbox API on 127.0.0.1, our own client)", () => vercelDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }));
+testProvider("vercel (fake Vercel Sandbox API on 127.0.0.1, our own client)", vercelDescriptor.capabilities, () => vercelDescriptor.load({ env: { ...fake.env() }, config: {}, stateDir }), {
+  backend: vercelBackend(() => fake),
+});
 
 describe("vercel fake bookkeeping", () => {
   test("the suite left no sandbox behind", async () => {
@@ -33,5 +36,5 @@ describe("vercel fake bookkeeping", () => {
 // The same suite against the real service, only when real credentials are present.
 const real = process.env.VERCEL_TOKEN && process.env.VERCEL_TEAM_ID && process.env.VERCEL_PROJECT_ID && !process.env.VERCEL_API_URL && !process.env.VERCEL_TOKEN.startsWith("fake-");
 describe.skipIf(!real)("vercel real service (VERCEL_TOKEN, VERCEL_TEAM_ID and VERCEL_PROJECT_ID set)", () => {
-  testProvider("vercel (real service)", () => vercelDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
+  testProvider("vercel (real service)", vercelDescriptor.capabilities, () => vercelDescriptor.load({ env: process.env, config: {}, stateDir }), { timeout: 180_000 });
 });

@@ -48,7 +48,9 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     const left = JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes;
     expect(left.map((s: { labels: Record<string, string> }) => s.labels.batch)).toEqual(["2"]);
     const missing = await cli(["destroy", "nope"], { env });
-    expect(missing.code).toBe(1);
+    expect(missing).toMatchObject({ code: 0, stdout: "" });
+    expect(missing.stderr.trim()).toBe("WARN  nope: no such sandbox (already destroyed?), nothing to destroy");
+    expect(JSON.parse((await cli(["destroy", "nope", "--json"], { env })).stdout)).toEqual({ destroyed: [], failed: [], missing: ["nope"] });
     expect((await cli(["destroy"], { env })).code).toBe(2);
   },
   cp: async () => {

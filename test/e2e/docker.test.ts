@@ -92,13 +92,29 @@ describe("docker e2e: run", () => {
     }
   }, TIMEOUT);
 
-  test("stdin reaches the command and --timeout kills it with 124", async () => {
+  test("stdin reaches the command and --timeout kills it with 124: its processes and its container are gone", async () => {
     const piped = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "tr a-z A-Z"], { stdin: "shout\n" });
     expect(piped.stdout).toBe("SHOUT\n");
     expect(piped.code).toBe(0);
-    const slow = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--timeout", "1", "echo begun; sleep 30; echo never"]);
+    const mark = label("timeout");
+    const slow = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "-l", `e2e=${mark}`, "--timeout", "1", "echo begun; sleep 30; echo never"]);
     expect(slow.stdout).toBe("begun\n");
     expect(slow.code).toBe(124);
+    expect(await containersLeft("e2e", mark)).toEqual([]);
+    // In a kept sandbox the container stays: the timed-out command tree must not.
+    const kept = label("timeout-kept");
+    const made = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--keep", "-l", `e2e=${kept}`, "--json", "true"]);
+    const id = JSON.parse(made.stdout).sandbox_id as string;
+    try {
+      const tree = await cli.run(["exec", id, "-p", "docker", "-t", "1", "sleep 3031 & sleep 3031; echo never"]);
+      expect(tree.code).toBe(124);
+      const ps = await cli.run(["exec", id, "-p", "docker", "ps -o args"]);
+      expect(ps.stdout).toContain("ps -o args");
+      expect(ps.stdout).not.toContain("sleep 3031");
+    } finally {
+      await cli.run(["destroy", id, "-p", "docker"]);
+    }
+    expect(await containersLeft("e2e", kept)).toEqual([]);
   }, TIMEOUT);
 
   test("--network none, --cpus and --memory reach the container", async () => {
@@ -223,7 +239,7 @@ describe("docker e2e: a kept sandbox through list, exec, reuse, cp and destroy",
     expect(missing.stderr).toContain("/data/absent.txt");
   }, TIMEOUT);
 
-  test("destroy by name removes the container; a second destroy says it is unknown", async () => {
+  test("destroy by name removes the container; a second destroy exits 0 noting it is gone", async () => {
     const destroyed = await cli.run(["destroy", name, "-p", "docker"]);
     expect(destroyed.code).toBe(0);
     expect(destroyed.stdout).toContain(id);
@@ -232,8 +248,8 @@ describe("docker e2e: a kept sandbox through list, exec, reuse, cp and destroy",
     expect(await containersLeft("e2e", mark)).toEqual([]);
     expect((await engine("GET", `/containers/${id}/json`)).status).toBe(404);
     const again = await cli.run(["destroy", name, "-p", "docker"]);
-    expect(again.code).not.toBe(0);
-    expect(again.stderr).toContain(`no sandbox "${name}"`);
+    expect(again).toMatchObject({ code: 0, stdout: "" });
+    expect(again.stderr).toContain(`${name}: no such sandbox (already destroyed?), nothing to destroy`);
   }, TIMEOUT);
 });
 

@@ -218,7 +218,7 @@ describe("e2b credentials and health", () => {
     const configured = machine();
     const configDir = join(configured.env.XDG_CONFIG_HOME!, "sandboxes");
     Bun.spawnSync(["mkdir", "-p", configDir]);
-    writeFileSync(join(configDir, "config.toml"), `[providers.e2b]\napi_key = "e2b_from_config"\ntemplate = "custom-template"\n`);
+    writeFileSync(join(configDir, "config.toml"), `[providers.e2b]\napi_key = "${fake.env().E2B_API_KEY}"\ntemplate = "custom-template"\n`);
     const requestsBefore = fake.requests.length;
     const report = await sandboxes(["providers", "--json"], { ...configured.env, E2B_API_URL: fake.url, E2B_SANDBOX_URL: fake.url });
     expect(report.code).toBe(0);

@@ -4,7 +4,7 @@
  * the sandbox on the "server", and labels only where this machine's state directory has them.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
@@ -27,6 +27,20 @@ afterAll(async () => {
 
 beforeEach(() => fake.clearFaults());
 
+/** Pids of this machine's processes running `sleep SECONDS`. */
+function sleepsOnHost(seconds: string): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((pid) => {
+      try {
+        return readFileSync(`/proc/${pid}/cmdline`, "utf8") === `sleep\0${seconds}\0`;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
+}
+
 const listed = (stdout: string) => (JSON.parse(stdout) as { sandboxes: Array<{ id: string; name: string | null; labels: Record<string, string> }> }).sandboxes;
 
 /** Waits until the fake's agent has been asked to run a command containing `marker`. */
@@ -47,9 +61,16 @@ describe("hopx through the compiled binary", () => {
   });
 
   test("--timeout kills the command tree: exit 124 with what it printed; a program's own 124 is not a timeout", async () => {
-    const slow = await sandboxes(["run", "-p", "hopx", "--timeout", "1", "--json", "echo started; sleep 30 & sleep 30; echo never"], env);
+    // In a kept sandbox, so that only the timeout (not the sandbox's end) can stop the tree.
+    const kept = await sandboxes(["run", "-p", "hopx", "--keep", "--json", "true"], env);
+    const id = JSON.parse(kept.stdout).sandbox_id as string;
+    const slow = await sandboxes(["exec", id, "-p", "hopx", "--timeout", "1", "--json", "echo started; sleep 3041 & sleep 3041; echo never"], env);
     expect(slow.code).toBe(124);
-    expect(JSON.parse(slow.stdout)).toMatchObject({ exit_code: 124, timed_out: true });
+    expect(JSON.parse(slow.stdout)).toMatchObject({ exit_code: 124, timed_out: true, stdout: "started\n" });
+    // The fake's sandbox processes are this machine's: neither sleep may outlive the timeout.
+    for (let i = 0; i < 200 && sleepsOnHost("3041").length; i++) await Bun.sleep(25);
+    expect(sleepsOnHost("3041")).toEqual([]);
+    expect((await sandboxes(["destroy", id, "-p", "hopx"], env)).code).toBe(0);
     const own = await sandboxes(["run", "-p", "hopx", "--json", "exit 124"], env);
     expect(own.code).toBe(124);
     expect(JSON.parse(own.stdout)).toMatchObject({ exit_code: 124, timed_out: false });
@@ -57,7 +78,7 @@ describe("hopx through the compiled binary", () => {
     expect(plain.code).toBe(124);
     expect(plain.stdout).toBe("started\n");
     expect(fake.sandboxes.size).toBe(0);
-  });
+  }, 30_000);
 
   test("stdin reaches the command; a stdin that stays open and silent does not keep run waiting", async () => {
     const piped = await sandboxes(["run", "-p", "hopx", "tr a-z A-Z"], env, { stdin: "piped text\n" });

@@ -219,7 +219,7 @@ describe("sprites credentials", () => {
     const configured = machine();
     const configDir = join(configured.env.XDG_CONFIG_HOME!, "sandboxes");
     mkdirSync(configDir, { recursive: true });
-    writeFileSync(join(configDir, "config.toml"), `[providers.sprites]\ntoken = "from-config"\napi_url = "${fake.url}"\n`);
+    writeFileSync(join(configDir, "config.toml"), `[providers.sprites]\ntoken = "${fake.env().SPRITES_TOKEN}"\napi_url = "${fake.url}"\n`);
     const requestsBefore = fake.requests.length;
     const report = await run(["providers", "--json"], configured.env);
     expect(report.code).toBe(0);

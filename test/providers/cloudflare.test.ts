@@ -66,7 +66,8 @@ describe("cloudflare provider", () => {
     expect((await exec(["sh", "-c", "echo x >> /tmp/once; wc -l < /tmp/once"])).out.trim()).toBe("1");
     fake.fault({ match: `POST /v1/sandbox/${id}/exec`, kind: "drop-after", times: 1 });
     await expect(exec(["sh", "-c", "echo x >> /tmp/twice"])).rejects.toThrow(/cloudflare/);
-    await Bun.sleep(200);
+    // The dropped command ran on: wait until its line is there, then count.
+    for (let i = 0; i < 200 && (await exec(["sh", "-c", "cat /tmp/twice 2>/dev/null"])).out === ""; i++) await Bun.sleep(10);
     expect((await exec(["sh", "-c", "wc -l < /tmp/twice"])).out.trim()).toBe("1");
   });
 

@@ -52,13 +52,13 @@ describe("e2b provider against the fake", () => {
   test("a PTY runs the asked argv, and resize reaches the terminal", async () => {
     const sandbox = await provider.create({ labels: {}, env: {} });
     try {
-      const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", "stty size; read line; stty size; exit 3"], env: {}, cols: 80, rows: 24 });
+      const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", 'stty size; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 3; done'], env: {}, cols: 80, rows: 24 });
       let output = "";
       session.onData((chunk) => (output += new TextDecoder().decode(chunk)));
       for (let i = 0; i < 100 && !output.includes("24 80"); i++) await Bun.sleep(20);
       session.resize(120, 40);
-      await Bun.sleep(100);
-      session.write("\n");
+      // The new size arrives asynchronously: ask again until the terminal reports it.
+      for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write("\n"), await Bun.sleep(25);
       expect(await session.exited).toBe(3);
       expect(output).toContain("24 80");
       expect(output).toContain("40 120");

@@ -111,15 +111,15 @@ describe("the fake, driven by the official @fly/sprites client", () => {
   });
 
   test("PTY: the terminal has the asked size, resize reaches it, the exit comes from the close", async () => {
-    const command = client.sprite("sdk-one").spawn("sh", ["-c", "stty size; read line; stty size; exit 3"], { tty: true, rows: 27, cols: 91 });
+    const command = client.sprite("sdk-one").spawn("sh", ["-c", 'stty size; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 3; done'], { tty: true, rows: 27, cols: 91 });
     let out = "";
     command.stdout.on("data", (chunk: Buffer) => (out += chunk.toString()));
     await new Promise<void>((resolve) => command.once("spawn", resolve));
     for (let i = 0; i < 100 && !out.includes("27 91"); i++) await Bun.sleep(20);
     expect(out).toContain("27 91");
     command.resize(120, 40);
-    await Bun.sleep(100);
-    command.stdin.write("go\n");
+    // The new size arrives asynchronously: ask again until the terminal reports it.
+    for (let i = 0; i < 200 && !out.includes("size:40 120"); i++) command.stdin.write("go\n"), await Bun.sleep(25);
     // No exit frame in TTY mode: the SDK reads a normal close as 0 and any other as 1.
     expect(await command.wait()).toBe(1);
     expect(out).toContain("40 120");
@@ -235,13 +235,13 @@ describe("sprites provider against the fake", () => {
   test("a PTY: resize reaches the terminal and the exact exit code comes back", async () => {
     const sandbox = await provider.create({ labels: {}, env: {} });
     try {
-      const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", "stty size; read line; stty size; exit 42"], env: {}, cols: 80, rows: 24 });
+      const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", 'stty size; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 42; done'], env: {}, cols: 80, rows: 24 });
       let output = "";
       session.onData((chunk) => (output += new TextDecoder().decode(chunk)));
       for (let i = 0; i < 100 && !output.includes("24 80"); i++) await Bun.sleep(20);
       session.resize(120, 40);
-      await Bun.sleep(100);
-      session.write(bytesOf("go\n"));
+      // The new size arrives asynchronously: ask again until the terminal reports it.
+      for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write(bytesOf("go\n")), await Bun.sleep(25);
       expect(await session.exited).toBe(42);
       expect(output).toContain("40 120");
       // The exit file was read and removed.

@@ -1,6 +1,6 @@
 /** The Daytona provider in-process (real SDK, local fake): what the shared suite does not cover. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { daytonaDescriptor } from "../../src/providers/daytona";
 import { imageSource } from "../../src/providers/daytona/provider";
@@ -91,10 +91,15 @@ describe("daytona provider against the fake", () => {
     await fresh.destroy(created.id);
   });
 
-  test("an aborted exec returns promptly and its process tree is killed", async () => {
+  test("an aborted exec returns 130 and its process tree is killed", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const controller = new AbortController();
-    setTimeout(() => controller.abort("SIGINT"), 500);
+    const pidsFile = join(fake.sandboxes.get(created.id)!.dir, "pids");
+    // Abort once the command has started its tree (it writes the pids first).
+    void (async () => {
+      while (!existsSync(pidsFile) || !readFileSync(pidsFile, "utf8").includes("\n")) await Bun.sleep(10);
+      controller.abort("SIGINT");
+    })();
     const outcome = await provider.exec(created.id, {
       argv: ["sh", "-c", "sleep 30 & echo $$ $! > pids; sleep 30; echo never"],
       env: {},
@@ -107,7 +112,7 @@ describe("daytona provider against the fake", () => {
     expect(fake.sandboxes.get(created.id)!.sessions.size).toBe(0);
     const pids = readFileSync(join(fake.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
     expect(pids).toHaveLength(2);
-    await Bun.sleep(100);
+    for (let i = 0; i < 200 && pids.some(running); i++) await Bun.sleep(10);
     for (const pid of pids) expect(running(pid)).toBe(false);
     await provider.destroy(created.id);
   });
@@ -200,15 +205,16 @@ describe("daytona provider against the fake", () => {
 
   test("pty: the typed command line stays hidden, resize reaches the terminal, input flows", async () => {
     const created = await provider.create({ labels: {}, env: {} });
-    const session = await provider.openPty!(created.id, { argv: ["sh", "-c", "stty size; read line; echo got:$line; stty size; exit 3"], env: { PTY_VAR: "x" }, cols: 100, rows: 30 });
+    const session = await provider.openPty!(created.id, { argv: ["sh", "-c", 'stty size; read line; echo got:$line; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 3; done'], env: { PTY_VAR: "x" }, cols: 100, rows: 30 });
     let output = "";
     session.onData((c) => (output += new TextDecoder().decode(c)));
     for (let i = 0; i < 100 && !output.includes("30 100"); i++) await Bun.sleep(20);
-    session.resize(120, 40);
-    await Bun.sleep(200);
     session.write("hello\r");
+    for (let i = 0; i < 200 && !output.includes("got:hello"); i++) await Bun.sleep(10);
+    session.resize(120, 40);
+    // The new size arrives asynchronously: ask again until the terminal reports it.
+    for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write("\r"), await Bun.sleep(25);
     expect(await session.exited).toBe(3);
-    await Bun.sleep(50);
     expect(output).toContain("30 100");
     expect(output).toContain("got:hello");
     expect(output).toContain("40 120");

@@ -10,6 +10,7 @@
  *
  * Run standalone: `bun test/fakes/daytona/server.ts` prints the API URL and serves until killed.
  */
+import { offline } from "../netns";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -44,6 +45,8 @@ export interface FakeOptions {
   logsOutliveCommand?: boolean;
   /** Older daemons kill only the session's shell on delete: the commands it started live on. */
   sessionDeleteSparesCommands?: boolean;
+  /** How long one of Daytona's minutes (ttlMinutes) lasts here: tests shrink it to check the TTL. */
+  minuteMs?: number;
   port?: number;
 }
 
@@ -255,6 +258,9 @@ export class FakeDaytona {
       ptys: new Map(),
     };
     this.sandboxes.set(id, sandbox);
+    // Like Daytona: after ttlMinutes the sandbox is gone, whatever it is doing.
+    const ttlMinutes = Number(settings.ttlMinutes ?? 0);
+    if (ttlMinutes > 0) setTimeout(() => this.sandboxes.get(id) === sandbox && this.destroy(sandbox), ttlMinutes * (this.options.minuteMs ?? 60_000)).unref?.();
     if (sandbox.state !== "started") {
       setTimeout(() => {
         if (sandbox.state === "creating") sandbox.state = this.options.failBuild ? "build_failed" : "started";
@@ -435,7 +441,7 @@ export class FakeDaytona {
 
   /** POST /process/execute: the daemon merges stderr into the one `result` string. */
   private async executeMerged(sandbox: FakeSandbox, body: { command: string; cwd?: string; envs?: Record<string, string>; timeout?: number }): Promise<Response> {
-    const child = Bun.spawn(["sh", "-c", `${body.command} 2>&1`], { cwd: body.cwd ?? sandbox.dir, env: this.environment(sandbox, body.envs), stdout: "pipe", stdin: "ignore" });
+    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "sh", "-c", `${body.command} 2>&1`], { cwd: body.cwd ?? sandbox.dir, env: this.environment(sandbox, body.envs), stdout: "pipe", stdin: "ignore" });
     const [result, exitCode] = await Promise.all([new Response(child.stdout).text(), child.exited]);
     return json({ exitCode, result });
   }
@@ -445,7 +451,7 @@ export class FakeDaytona {
     const command: CommandRecord = { id, command: line, log: [], followers: new Set(), done: Promise.resolve() };
     session.commands.set(id, command);
     // setsid: its own process group, so deleting the session kills the whole tree.
-    const child = Bun.spawn(["setsid", "sh", "-c", line], { cwd: sandbox.dir, env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "setsid", "sh", "-c", line], { cwd: sandbox.dir, env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     command.process = child;
     const pump = async (stream: ReadableStream<Uint8Array>, mark: Uint8Array) => {
       for await (const chunk of stream) {
@@ -496,7 +502,7 @@ export class FakeDaytona {
     }
     const { sandbox, pty, envs } = data;
     pty.socket = ws;
-    const child = Bun.spawn(["sh", "-i"], {
+    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "sh", "-i"], {
       cwd: pty.cwd,
       env: this.environment(sandbox, { TERM: "xterm-256color", PS1: "$ ", ...envs }),
       terminal: {

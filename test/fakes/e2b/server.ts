@@ -52,6 +52,8 @@ export interface FakeE2BOptions {
   pageSize?: number;
   /** Templates that exist; any name when absent. */
   templates?: string[];
+  /** The only API key accepted (X-API-Key); another one gets E2B's 401. */
+  apiKey?: string;
 }
 
 export interface FakeE2B {
@@ -126,6 +128,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   const creates: Array<Record<string, unknown>> = [];
   const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-e2b-"));
+  const apiKey = options.apiKey ?? "e2b_fake_key";
   const asRoot = process.getuid?.() === 0;
 
   function kill(sandbox: FakeSandbox): void {
@@ -180,7 +183,9 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   }
 
   async function control(req: Request, url: URL): Promise<Response> {
-    if (!req.headers.get("x-api-key")) return apiError(401, "Invalid API key, it must start with 'e2b_'");
+    const key = req.headers.get("x-api-key");
+    if (!key?.startsWith("e2b_")) return apiError(401, "Invalid API key, it must start with 'e2b_'");
+    if (key !== apiKey) return apiError(401, "Invalid API key");
     const path = url.pathname;
     if (req.method === "POST" && path === "/v2/sandboxes") {
       const body = (await req.json()) as Record<string, any>;
@@ -409,7 +414,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     clearFaults() {
       faults.clear();
     },
-    env: () => ({ E2B_API_KEY: "e2b_fake_key", E2B_API_URL: url, E2B_SANDBOX_URL: url }),
+    env: () => ({ E2B_API_KEY: apiKey, E2B_API_URL: url, E2B_SANDBOX_URL: url }),
     async close() {
       for (const sandbox of [...sandboxes.values()]) kill(sandbox);
       server.stop(true);

@@ -22,6 +22,7 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, ServerError, Status, type CallContext } from "nice-grpc";
 import { type Definition, modalDefinitions } from "./definitions";
+import { offline } from "../netns";
 
 export { Status };
 
@@ -67,6 +68,9 @@ export interface FakeSandbox {
   env: Record<string, string>;
   workdir?: string;
   timeoutSecs: number;
+  /** The definition's resources (milli-CPUs, MiB), and whether its network access is BLOCKED. */
+  resources?: { milliCpu?: number; memoryMb?: number };
+  blockNetwork: boolean;
   terminated: boolean;
   execs: Set<Exec>;
 }
@@ -211,6 +215,7 @@ export async function startFakeModal(): Promise<FakeModal> {
       const line = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
       argv = ["script", "-q", "-e", "-c", `stty rows ${request.ptyInfo.winszRows} cols ${request.ptyInfo.winszCols}; exec ${line}`, "/dev/null"];
     }
+    argv = [...offline(sandbox.blockNetwork), ...argv];
     const child = spawn(argv[0]!, argv.slice(1), {
       cwd: request.workdir || sandbox.workdir || sandbox.dir,
       env,
@@ -305,11 +310,15 @@ export async function startFakeModal(): Promise<FakeModal> {
         env,
         workdir: definition.workdir,
         timeoutSecs: definition.timeoutSecs,
+        resources: definition.resources,
+        blockNetwork: Boolean(definition.blockNetwork) || definition.networkAccess?.networkAccessType === 2,
         terminated: false,
         execs: new Set(),
       };
       clock = sandbox.createdAt;
       sandboxes.set(id, sandbox);
+      // Like Modal: the sandbox ends when its timeout runs out.
+      if (definition.timeoutSecs > 0) setTimeout(() => terminate(sandbox), definition.timeoutSecs * 1000).unref?.();
       byTask.set(sandbox.taskId, sandbox);
       return { sandboxId: id, taskId: sandbox.taskId, commandRouterAccess: { url: `https://127.0.0.1:${port}`, jwt: fakeJwt(id) } };
     },

@@ -47,7 +47,7 @@ export type { Fault } from "../faults";
 export interface FakeSpritesOptions {
   /** Sprites per page of GET /v1/sprites at most, whatever max_results asks. */
   pageSize?: number;
-  /** The only token accepted; any non-empty token when absent. */
+  /** The only token accepted (default: the one env() gives); another one gets a 401. */
   token?: string;
 }
 
@@ -342,7 +342,7 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
       const fault = faults.take(line);
       const auth = req.headers.get("authorization") ?? "";
       const token = /^Bearer (.+)$/.exec(auth)?.[1];
-      if (!token || (options.token !== undefined && token !== options.token)) return apiError(401, "unauthorized: invalid or missing token");
+      if (!token || token !== (options.token ?? "fake-sprites-token")) return apiError(401, "unauthorized: invalid or missing token");
       const refused = await faultBefore(fault, req, (status) => apiError(status, `injected ${status}`));
       if (refused) return refused;
       const response = await api(req, url, server);
