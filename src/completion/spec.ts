@@ -43,6 +43,7 @@ const FLAG_VALUES: Record<string, () => string[]> = {
 const POSITIONAL_VALUES: Record<string, () => Promise<string[]>> = {
   help: async () => [...Object.keys(COMMANDS), ...Object.keys((await import("../commands/help")).TOPICS)],
   completion: async () => [...SHELLS],
+  mcp: async () => ["config", ...(await import("../mcp/clients")).CLIENTS],
 };
 
 const HELP_FLAG: CompletionFlag = { long: "help", short: "h", description: "Show help", takesValue: false, repeatable: false };

@@ -104,6 +104,12 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     expect(r.stdout).toMatch(/^PROVIDER\tRESULT/);
     expect(r.stdout).toMatch(/\nlocal\tok\t/);
   },
+  mcp: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["mcp", "config", "json"], { env });
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).mcpServers.sandboxes.args).toEqual(["mcp"]);
+  },
   help: async () => {
     const { env } = freshEnv();
     const r = await cli(["help", "exit-codes"], { env });
