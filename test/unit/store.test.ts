@@ -39,7 +39,7 @@ describe("the state store", () => {
     const dir = stateDir();
     openStore(dir).put("a", "1", {});
     expect(statSync(dir).mode & 0o777).toBe(0o700);
-    expect(statSync(join(dir, "state.db")).mode & 0o777).toBe(0o600);
+    for (const file of ["state.db", "state.db-wal", "state.db-shm"]) expect({ file, mode: statSync(join(dir, file)).mode & 0o777 }).toEqual({ file, mode: 0o600 });
     const db = new Database(join(dir, "state.db"), { readonly: true });
     expect(db.query<{ journal_mode: string }, []>("PRAGMA journal_mode").get()?.journal_mode).toBe("wal");
     db.close();
