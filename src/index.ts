@@ -12,6 +12,7 @@
  */
 import { loadSettings, type Settings } from "./core/config";
 import { InterruptedError, SandboxesError, UsageError } from "./core/errors";
+import { checkNetworkSupport } from "./core/network";
 import { Registry } from "./core/registry";
 import { resolveSandbox } from "./core/resolve";
 import { type OutputSink, runCode } from "./core/run";
@@ -153,6 +154,7 @@ export class Sandbox {
       throwIfAborted(options.signal);
       try {
         const provider = await loadProvider(settings, name);
+        checkNetworkSupport(provider.name, provider.capabilities, options.network);
         const record = await provider.create(
           {
             name: options.name,

@@ -180,6 +180,11 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
 }
 
 const argv = process.argv.slice(2);
+// Internal processes the local provider spawns; not commands, so not in help or completion.
+if (argv[0] === "__egress-proxy" || argv[0] === "__egress-bridge") {
+  const { runHiddenEntry } = await import("./providers/local/egress/entry");
+  process.exit(await runHiddenEntry(argv[0], argv.slice(1)));
+}
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
 stdio = await import("./stdio");

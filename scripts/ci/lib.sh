@@ -8,7 +8,8 @@
 need_commands() {
   missing=""
   for pair in "$@"; do
-    command -v "${pair%%:*}" >/dev/null 2>&1 || missing="$missing ${pair#*:}"
+    command -v "${pair%%:*}" >/dev/null 2>&1 && continue
+    case " $missing " in *" ${pair#*:} "*) ;; *) missing="$missing ${pair#*:}" ;; esac
   done
   [ -n "$missing" ] || return 0
   if [ -n "${SETUP_CHECK:-}" ]; then

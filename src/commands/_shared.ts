@@ -29,7 +29,7 @@ export const envArgs = {
 } satisfies FlagsDef;
 
 export const labelArg = {
-  label: { type: "string", alias: "l", multiple: true, description: "Label key=value (repeatable)", valueHint: "key=value" },
+  label: { type: "string", alias: "l", multiple: true, description: "Label key=value", valueHint: "key=value" },
 } satisfies FlagsDef;
 
 export const timeoutArg = {
@@ -38,6 +38,11 @@ export const timeoutArg = {
 
 export const workdirArg = {
   workdir: { type: "string", alias: "w", description: "Working directory inside the sandbox", valueHint: "path" },
+} satisfies FlagsDef;
+
+export const networkArgs = {
+  network: { type: "string", description: "Network policy: default (the provider's; on local the public internet only, through a proxy), none, or host (local, docker)", valueHint: "default|none|host" },
+  "allow-net": { type: "string", multiple: true, description: "Reach only these destinations: a host, *.domain, an IP or a CIDR, with an optional :PORT", valueHint: "host[:port]" },
 } satisfies FlagsDef;
 
 export type ParsedArgs = Record<string, unknown> & { _: string[]; "--": string[] };

@@ -2,12 +2,13 @@ import { existsSync } from "node:fs";
 import { basename } from "node:path";
 import { UsageError } from "../core/errors";
 import { shellQuote } from "../core/quote";
+import { networkPolicy } from "../core/network";
 import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
 import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
-  envArgs, jsonArg, labelArg, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
+  envArgs, jsonArg, labelArg, networkArgs, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
   splitPair, strings, timeoutArg, workdirArg,
 } from "./_shared";
 import { isTerminal } from "../stdio";
@@ -42,7 +43,7 @@ export default defineCommand({
     deps: { type: "boolean", description: "Install dependencies from the manifest beside the file (go.mod, package.json, requirements.txt, Cargo.toml)" },
     upload: { type: "string", multiple: true, description: "Copy LOCAL (file or directory) to REMOTE before running", valueHint: "LOCAL[:REMOTE]" },
     download: { type: "string", multiple: true, description: "Copy REMOTE to LOCAL after the run", valueHint: "REMOTE[:LOCAL]" },
-    network: { type: "string", description: "Network for the sandbox: none cuts it off", valueHint: "none|default" },
+    ...networkArgs,
     cpus: { type: "string", description: "CPUs for the sandbox (providers with resources)", valueHint: "n" },
     memory: { type: "string", description: "Memory for the sandbox, e.g. 512m, 2g", valueHint: "size" },
     ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
@@ -72,8 +73,7 @@ export default defineCommand({
     } else {
       throw new UsageError("missing_command", "nothing to run: pass a COMMAND, --file PATH, or pipe code with --lang");
     }
-    const network = args.network as string | undefined;
-    if (network !== undefined && network !== "none" && network !== "default") throw new UsageError("bad_value", `--network must be none or default, got "${network}"`);
+    const network = networkPolicy(args.network as string | undefined, strings(args["allow-net"]));
     const uploads = strings(args.upload).map((spec) => {
       const { first, second } = splitPair(spec, "--upload", (local) => `/tmp/${basename(local)}`);
       if (!existsSync(first)) throw new UsageError("file_not_found", `--upload: ${first}: no such file or directory`);
@@ -103,7 +103,7 @@ export default defineCommand({
       args: args["--"],
       // Forward our stdin to the program when it is a pipe or file (not a terminal, not the code).
       stdin: source.kind !== "stdin" && !isTerminal(0) ? (Bun.stdin.stream() as ReadableStream<Uint8Array>) : undefined,
-      network: network === undefined ? undefined : { mode: network as "none" | "default", allow: [] },
+      network,
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
       ttlSeconds: ttl,

@@ -6,6 +6,7 @@ import type { CreateSpec, ExecOutcome, NetworkPolicy, ExecSpec, Provider, Sandbo
 import type { Settings } from "./config";
 import { InterruptedError, SandboxesError, type StopReason } from "./errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
+import { checkNetworkSupport, HOST_NETWORK_WARNING } from "./network";
 import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
@@ -204,9 +205,8 @@ function commandArgv(options: CommandRun): string[] {
 
 /** Says plainly what a provider cannot do: refuses what would weaken isolation, warns about the rest. */
 function checkCapabilities(provider: Provider, options: RunOptions, sink: OutputSink): void {
-  if (options.network?.mode === "none" && !provider.capabilities.networkIsolation) {
-    throw new SandboxesError("unsupported", `provider ${provider.name} cannot cut a sandbox off the network (--network none)`, "user", "use -p local or -p docker");
-  }
+  checkNetworkSupport(provider.name, provider.capabilities, options.network);
+  if (options.network?.mode === "host") sink.info(HOST_NETWORK_WARNING);
   if ((options.cpus !== undefined || options.memoryMb !== undefined) && !provider.capabilities.resources) {
     sink.info(`provider ${provider.name} does not support --cpus/--memory; ignored`);
   }

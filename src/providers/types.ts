@@ -22,6 +22,14 @@ export interface Capabilities {
   stdin: boolean;
   /** CreateSpec.network with mode "none" cuts the sandbox off the network. */
   networkIsolation: boolean;
+  /** CreateSpec.network with mode "host": the sandbox shares this machine's network. Absent: false. */
+  networkHost?: boolean;
+  /** Allow-list entries naming hosts (`example.com`, `*.example.com`) are enforced. Absent: false. */
+  networkAllowHosts?: boolean;
+  /** Allow-list entries naming IP addresses and CIDRs are enforced. Absent: false. */
+  networkAllowCidrs?: boolean;
+  /** Allow-list entries may carry a `:PORT` (only that port opens). Absent: false. */
+  networkAllowPorts?: boolean;
   /** CreateSpec.ttlSeconds: the provider stops the sandbox by itself after that long. */
   ttl: boolean;
   /** CreateSpec.cpus / memoryMb are honoured. */

@@ -77,7 +77,7 @@ describe("bash completes", () => {
   test("flag values from the provider registry and from value hints", async () => {
     expect(await bashComplete("run", "-p", "")).toEqual(providerNames());
     expect(await bashComplete("run", "--provider", "=", "")).toEqual(providerNames());
-    expect(await bashComplete("run", "--network", "")).toEqual(["none", "default"]);
+    expect(await bashComplete("run", "--network", "")).toEqual(["default", "none", "host"]);
   });
   test("positional values for help and completion; nothing after --", async () => {
     expect(await bashComplete("help", "exit")).toEqual(["exit-codes"]);
@@ -107,7 +107,7 @@ describe("zsh completes", () => {
   });
   test("values", async () => {
     expect(await zshComplete("sandboxes run -p ")).toEqual(providerNames().sort());
-    expect(await zshComplete("sandboxes run --network ")).toEqual(["default", "none"]);
+    expect(await zshComplete("sandboxes run --network ")).toEqual(["default", "host", "none"]);
     expect(await zshComplete("sandboxes completion ")).toEqual(["bash", "fish", "zsh"]);
   });
 });

@@ -173,6 +173,17 @@ describe("Sandbox", () => {
     expect((await errorCode(Sandbox.create({ environment: env, provider: "lcoal", fallback: ["local"] })))?.[0]).toBe("unknown_provider");
     expect(localSandboxes()).toEqual([]);
   });
+
+  test("a network policy is validated as the CLI validates it, and checked against the provider before anything is made", async () => {
+    const { env, localSandboxes } = environment();
+    expect(await errorCode(run("true", { environment: env, provider: "local", network: { mode: "default", allow: ["exa mple.com"] } }))).toEqual([
+      "bad_allow_net",
+      "--allow-net exa mple.com: expected a hostname, *.domain, an IP address or a CIDR, with an optional :PORT",
+    ]);
+    expect((await errorCode(Sandbox.create({ environment: env, provider: "local", network: { mode: "none", allow: ["example.com"] } })))?.[0]).toBe("conflicting_arguments");
+    expect((await errorCode(Sandbox.create({ environment: env, provider: "local", network: { mode: "bridge" as never, allow: [] } })))?.[0]).toBe("bad_value");
+    expect(localSandboxes()).toEqual([]);
+  });
 });
 
 describe("the package", () => {

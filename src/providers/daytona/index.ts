@@ -8,6 +8,8 @@ export const DAYTONA_CAPABILITIES: Capabilities = {
   labels: true,
   stdin: true,
   networkIsolation: true,
+  // networkAllowList takes CIDRs only.
+  networkAllowCidrs: true,
   ttl: true,
   resources: true,
   mounts: false,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Daytona, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type DaytonaError, type Sandbox } from "@daytonaio/sdk";
 import { ProviderError, SandboxesError } from "../../core/errors";
 import { withRetry } from "../retry";
+import { allowListParts } from "../network";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { isRefused, isTransient, translate } from "./errors";
 import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
@@ -122,6 +123,7 @@ export class DaytonaProvider implements Provider {
   }
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
+    const allow = allowListParts(spec.network);
     const token = randomBytes(8).toString("hex");
     const source = imageSource(spec.image);
     if (!source.image && (spec.cpus || spec.memoryMb)) {
@@ -133,6 +135,7 @@ export class DaytonaProvider implements Provider {
       labels: { ...spec.labels, [CREATE_TOKEN_LABEL]: token },
       envVars: spec.env,
       ...(spec.network?.mode === "none" ? { networkBlockAll: true } : {}),
+      ...(allow ? { networkAllowList: allow.cidrs.join(",") } : {}),
       // The lifetime: stopped after that long idle, deleted as soon as it stops, and destroyed
       // after that long in any case.
       ...(minutes ? { autoStopInterval: minutes, autoDeleteInterval: 0, ttlMinutes: minutes } : {}),

@@ -9,6 +9,8 @@ export const DOCKER_CAPABILITIES: Capabilities = {
   labels: true,
   stdin: true,
   networkIsolation: true,
+  // --network host is the engine's NetworkMode host; allow lists have no Docker equivalent.
+  networkHost: true,
   ttl: true,
   resources: true,
   mounts: true,

@@ -8,6 +8,9 @@ export const E2B_CAPABILITIES: Capabilities = {
   labels: true,
   stdin: true,
   networkIsolation: true,
+  // network.allowOut takes CIDRs, IPs and (*.)domains; no ports.
+  networkAllowHosts: true,
+  networkAllowCidrs: true,
   ttl: true,
   resources: false,
   mounts: false,

@@ -2,6 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../core/errors";
 import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
+import { allowListParts } from "../network";
 import {
   type CreateSpec,
   type ExecOutcome,
@@ -125,6 +126,7 @@ export class E2BProvider implements Provider {
   }
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
+    const allow = allowListParts(spec.network);
     const { Sandbox } = await this.sdk();
     const options = this.options();
     // The token makes a retried create idempotent: a create whose answer was lost is found, not repeated.
@@ -148,6 +150,8 @@ export class E2BProvider implements Provider {
               envs: spec.env,
               timeoutMs: Math.round(ttlSeconds * 1000),
               ...(spec.network?.mode === "none" ? { allowInternetAccess: false } : {}),
+              // Allowed entries win over denied ones: everything else is denied.
+              ...(allow ? { network: { allowOut: [...allow.hosts, ...allow.cidrs], denyOut: ["0.0.0.0/0"] } } : {}),
             });
           } catch (error) {
             const status = (error as { statusCode?: number }).statusCode;

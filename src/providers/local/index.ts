@@ -9,6 +9,11 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   labels: true,
   stdin: true,
   networkIsolation: true,
+  networkHost: true,
+  // Enforced by the egress proxy once the local runtime routes the sandbox through it.
+  networkAllowHosts: false,
+  networkAllowCidrs: false,
+  networkAllowPorts: false,
   ttl: false,
   resources: false,
   mounts: true,

@@ -10,6 +10,9 @@ export const MODAL_CAPABILITIES: Capabilities = {
   labels: true,
   stdin: true,
   networkIsolation: true,
+  // outboundCidrAllowlist and outboundDomainAllowlist; no ports.
+  networkAllowHosts: true,
+  networkAllowCidrs: true,
   ttl: true,
   resources: true,
   mounts: false,

@@ -9,6 +9,7 @@ import { randomUUID } from "node:crypto";
 import type { App, ModalClient, Sandbox } from "modal";
 import { ProviderError, SandboxesError } from "../../core/errors";
 import { withRetry } from "../retry";
+import { allowListParts } from "../network";
 import {
   type CreateSpec,
   type ExecOutcome,
@@ -197,6 +198,7 @@ export class ModalProvider implements Provider {
   }
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
+    const allow = allowListParts(spec.network);
     const client = await this.sdk();
     const app = await this.requireApp();
     const imageName = spec.image ?? this.setting("image") ?? DEFAULT_IMAGE;
@@ -229,6 +231,7 @@ export class ModalProvider implements Provider {
           ...(spec.cpus ? { cpu: spec.cpus } : {}),
           ...(spec.memoryMb ? { memoryMiB: spec.memoryMb } : {}),
           ...(spec.network?.mode === "none" ? { blockNetwork: true } : {}),
+          ...(allow ? { outboundCidrAllowlist: allow.cidrs, outboundDomainAllowlist: allow.hosts } : {}),
         });
       },
       signal,

@@ -8,7 +8,8 @@ export const SPRITES_CAPABILITIES: Capabilities = {
   // Sprites keeps labels as a string array; we store "key=value" and filter list() on our side.
   labels: true,
   stdin: true,
-  // Sprites has network policies, but --network none is not mapped onto them (yet).
+  // Sprites' network policy filters DNS answers, which a program bypasses by connecting to an
+  // address: too weak for --network none or --allow-net, so both are refused.
   networkIsolation: false,
   // A sprite is a persistent VM that sleeps when idle: it has no lifetime to set.
   ttl: false,

@@ -14,6 +14,9 @@ export const VERCEL_CAPABILITIES: Capabilities = {
   stdin: true,
   // --network none becomes the network policy { mode: "deny-all" }.
   networkIsolation: true,
+  // networkPolicy { allow: domains, subnets.allow: CIDRs }; no ports.
+  networkAllowHosts: true,
+  networkAllowCidrs: true,
   // --ttl is the sandbox timeout: Vercel stops the session by itself after that long.
   ttl: true,
   // --cpus is `resources.vcpus`; memory is fixed by Vercel at 2048 MB per vCPU.

@@ -12,6 +12,7 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../core/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
+import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
@@ -155,6 +156,7 @@ export class VercelProvider implements Provider {
   }
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
+    const allow = allowListParts(spec.network);
     const { projectId } = this.credentials();
     const labels = Object.entries(spec.labels);
     if (labels.length > MAX_TAGS) {
@@ -179,6 +181,8 @@ export class VercelProvider implements Provider {
       ...(vcpus !== undefined ? { resources: { vcpus } } : {}),
       ...(runtime ? { runtime } : spec.image !== undefined ? { image: spec.image } : {}),
       ...(spec.network?.mode === "none" ? { networkPolicy: { mode: "deny-all" } } : {}),
+      // Only the listed domains and subnets are reachable.
+      ...(allow ? { networkPolicy: { allow: allow.hosts, subnets: { allow: allow.cidrs } } } : {}),
       env: spec.env,
       tags: spec.labels,
     };

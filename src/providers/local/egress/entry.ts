@@ -1,0 +1,75 @@
+/**
+ * The hidden entry points the local provider spawns (src/main.ts dispatches them before the
+ * command registry loads):
+ *
+ *   sandboxes __egress-proxy SOCKET [--allow ENTRY]... [--blocked-log FILE]
+ *   sandboxes __egress-bridge PORT SOCKET
+ *
+ * Each prints one line on stdout once it listens ("listening SOCKET", "listening PORT"), then
+ * serves until SIGTERM, SIGINT or SIGHUP, and exits 0 after closing. A bad argument prints one
+ * line on stderr and exits 2. The proxy appends one JSON line (a BlockedEvent) per blocked
+ * destination to the --blocked-log file.
+ */
+import { appendFileSync } from "node:fs";
+
+function fail(message: string): number {
+  process.stderr.write(`sandboxes: ${message}\n`);
+  return 2;
+}
+
+async function serveUntilSignal(close: () => Promise<void>): Promise<number> {
+  await new Promise<void>((resolve) => {
+    for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.once(signal, () => resolve());
+  });
+  await close();
+  return 0;
+}
+
+async function proxy(args: string[]): Promise<number> {
+  const socketPath = args[0];
+  if (!socketPath || socketPath.startsWith("--")) return fail("usage: sandboxes __egress-proxy SOCKET [--allow ENTRY]... [--blocked-log FILE]");
+  const allow: string[] = [];
+  let blockedLog: string | undefined;
+  for (let i = 1; i < args.length; i += 2) {
+    const value = args[i + 1];
+    if (value === undefined) return fail(`${args[i]} needs a value`);
+    if (args[i] === "--allow") allow.push(value);
+    else if (args[i] === "--blocked-log") blockedLog = value;
+    else return fail(`unknown argument ${args[i]} for __egress-proxy`);
+  }
+  const { startEgressProxy } = await import("./proxy");
+  const { AllowEntryError } = await import("./policy");
+  let server;
+  try {
+    server = await startEgressProxy({
+      socketPath,
+      allow,
+      onBlocked: (event) => {
+        if (blockedLog) appendFileSync(blockedLog, `${JSON.stringify(event)}\n`);
+      },
+    });
+  } catch (error) {
+    if (error instanceof AllowEntryError) return fail(error.message);
+    return fail(`cannot listen on ${socketPath}: ${(error as Error).message}`);
+  }
+  process.stdout.write(`listening ${server.socketPath}\n`);
+  return await serveUntilSignal(server.close);
+}
+
+async function bridge(args: string[]): Promise<number> {
+  const [portText, socketPath] = args;
+  if (args.length !== 2 || !/^\d{1,5}$/.test(portText!) || Number(portText) > 65535) return fail("usage: sandboxes __egress-bridge PORT SOCKET");
+  const { startBridge } = await import("./bridge");
+  let server;
+  try {
+    server = await startBridge({ port: Number(portText), socketPath: socketPath! });
+  } catch (error) {
+    return fail(`cannot listen on 127.0.0.1:${portText}: ${(error as Error).message}`);
+  }
+  process.stdout.write(`listening ${server.port}\n`);
+  return await serveUntilSignal(server.close);
+}
+
+export async function runHiddenEntry(name: string, args: string[]): Promise<number> {
+  return name === "__egress-proxy" ? await proxy(args) : await bridge(args);
+}
