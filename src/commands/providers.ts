@@ -23,7 +23,7 @@ export default defineCommand({
       p.details ?? p.description,
     ]);
     const table = renderTable(["PROVIDER", "CONFIGURED", "SOURCE / TO CONFIGURE", "CAPABILITIES", "DETAILS"], rows);
-    await emitStdout(`${table}\ndefault: ${report.default.name} (${report.default.reason})\n`);
+    await emitStdout(`${table}\ndefault: ${report.default.name ?? "none"} (${report.default.reason})\n`);
     return 0;
   },
 });

@@ -1,6 +1,7 @@
 import { PROVIDERS } from "../providers/index";
 import type { Capabilities } from "../providers/types";
 import type { Settings } from "./config";
+import { isSandboxesError } from "./errors";
 import { chooseProvider, detect } from "./select";
 
 export interface ProviderReport {
@@ -15,8 +16,8 @@ export interface ProviderReport {
 }
 
 /** Everything `providers` shows; no network, no SDK import, never creates a sandbox. */
-export async function providerReport(settings: Settings): Promise<{ providers: ProviderReport[]; default: { name: string; reason: string } }> {
-  const [choice, detections] = await Promise.all([chooseProvider(settings), Promise.all(PROVIDERS.map((descriptor) => detect(settings, descriptor)))]);
+export async function providerReport(settings: Settings): Promise<{ providers: ProviderReport[]; default: { name: string | null; reason: string } }> {
+  const [choice, detections] = await Promise.all([defaultChoice(settings), Promise.all(PROVIDERS.map((descriptor) => detect(settings, descriptor)))]);
   return {
     default: choice,
     providers: PROVIDERS.map((descriptor, index) => {
@@ -33,4 +34,15 @@ export async function providerReport(settings: Settings): Promise<{ providers: P
       };
     }),
   };
+}
+
+/** The default provider, or none (off Linux with no engine and no credentials) with the reason and the fix. */
+async function defaultChoice(settings: Settings): Promise<{ name: string | null; reason: string }> {
+  try {
+    const { name, reason } = await chooseProvider(settings);
+    return { name, reason };
+  } catch (error) {
+    if (!isSandboxesError(error) || error.code !== "no_provider") throw error;
+    return { name: null, reason: `${error.message}: ${error.hint}` };
+  }
 }

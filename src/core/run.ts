@@ -90,6 +90,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
   const started = performance.now();
   const choice = await chooseProvider(settings, options.provider);
   const provider = await loadProvider(settings, choice.name);
+  if (choice.image && !options.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);
   const registry = new Registry(settings.stateDir);
   const needsFiles = options.source.kind !== "command" || options.uploads.length > 0 || options.downloads.length > 0;
   if (needsFiles) requireFiles(provider);

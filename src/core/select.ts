@@ -1,4 +1,6 @@
 import { AUTO_DETECT_ORDER, findDescriptor, PROVIDERS } from "../providers/index";
+import { DEFAULT_IMAGE } from "../providers/docker/index";
+import { hostPlatform } from "../providers/platform";
 import type { Detection, Provider, ProviderContext, ProviderDescriptor } from "../providers/types";
 import { providerConfig, type Settings } from "./config";
 import { SandboxesError } from "./errors";
@@ -7,6 +9,11 @@ export interface ProviderChoice {
   name: string;
   /** Why this provider: shown by `providers` and in --verbose output. */
   reason: string;
+  /**
+   * Set when the provider was picked for the user off Linux (nobody asked for docker): the image
+   * a run without --image gets, which the run names once on stderr.
+   */
+  image?: string;
 }
 
 export function providerContext(settings: Settings, name: string): ProviderContext {
@@ -27,7 +34,11 @@ export function detect(settings: Settings, descriptor: ProviderDescriptor): Prom
 
 const detections = new WeakMap<Settings, Map<string, Promise<Detection>>>();
 
-/** -p > SANDBOXES_PROVIDER > config default_provider > first cloud provider with credentials > local. */
+/**
+ * -p > SANDBOXES_PROVIDER > config default_provider > first cloud provider with credentials >
+ * local; off Linux, where local cannot run, a Docker engine that answers takes its place, and
+ * with none the choice fails with what to install.
+ */
 export async function chooseProvider(settings: Settings, flag?: string): Promise<ProviderChoice> {
   if (flag) return { name: findDescriptor(flag).name, reason: "--provider flag" };
   const fromEnv = settings.env.SANDBOXES_PROVIDER;
@@ -40,7 +51,18 @@ export async function chooseProvider(settings: Settings, flag?: string): Promise
     const detection = await detect(settings, descriptor);
     if (detection.configured) return { name, reason: `first provider with credentials (${detection.source ?? "configured"})` };
   }
-  return { name: "local", reason: "no cloud credentials found; local needs none" };
+  if (hostPlatform(settings.env) === "linux") return { name: "local", reason: "no cloud credentials found; local needs none" };
+  const docker = await detect(settings, findDescriptor("docker"));
+  if (docker.configured) {
+    const configured = providerConfig(settings, "docker").image;
+    return { name: "docker", reason: `the local provider is Linux-only; ${docker.details}`, image: typeof configured === "string" && configured ? configured : DEFAULT_IMAGE };
+  }
+  throw new SandboxesError(
+    "no_provider",
+    "no provider can run here: the local provider is Linux-only, no Docker engine answers and no cloud provider has credentials",
+    "user",
+    "install and start Docker Desktop, OrbStack or Colima (or set DOCKER_HOST), or configure a cloud provider (see `sandboxes providers`)",
+  );
 }
 
 /**

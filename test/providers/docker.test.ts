@@ -81,7 +81,7 @@ describe("resolveEndpoint and detect", () => {
       port: 2376,
       tls: { ca: "/certs/ca.pem", cert: "/certs/cert.pem", key: "/certs/key.pem" },
     });
-    expect(resolveEndpoint({ DOCKER_HOST: "ssh://me@box" }, {})).toEqual({ missing: "DOCKER_HOST=ssh://me@box is not unix:///path or tcp://host:port" });
+    expect(resolveEndpoint({ DOCKER_HOST: "ssh://me@box" }, {})).toEqual({ missing: "DOCKER_HOST=ssh://me@box is not unix:///path, npipe:////./pipe/NAME or tcp://host:port" });
   });
 
   test("config host, then the user's runtime sockets; a missing socket says what to do", async () => {
@@ -99,5 +99,33 @@ describe("resolveEndpoint and detect", () => {
     expect(await dockerDescriptor.detect({ env: userSockets, config: {}, stateDir: dir })).toEqual(
       "missing" in resolved ? { configured: false, missing: resolved.missing } : { configured: true, source: resolved.source, details: `engine at ${describeEndpoint(resolved)}` },
     );
+  });
+
+  test("the engines' sockets: on Linux the system socket first, as before; elsewhere each engine's own first, named", () => {
+    const home = "/home/me";
+    const everywhere = () => true;
+    const on = (platform: string) => ({ HOME: home, SANDBOXES_TEST_PLATFORM: platform });
+    const only = (path: string) => (candidate: string) => candidate === path;
+    expect(resolveEndpoint(on("linux"), {}, everywhere)).toEqual({ kind: "unix", socketPath: "/var/run/docker.sock", source: "default socket" });
+    expect(resolveEndpoint(on("darwin"), {}, everywhere)).toEqual({ kind: "unix", socketPath: `${home}/.docker/run/docker.sock`, source: "Docker Desktop socket", engine: "Docker Desktop" });
+    expect(resolveEndpoint(on("darwin"), {}, only("/var/run/docker.sock"))).toEqual({ kind: "unix", socketPath: "/var/run/docker.sock", source: "default socket" });
+    expect(resolveEndpoint(on("linux"), {}, only(`${home}/.colima/default/docker.sock`))).toMatchObject({ engine: "Colima" });
+    expect(resolveEndpoint(on("win32"), {}, everywhere)).toMatchObject({ socketPath: "\\\\.\\pipe\\docker_engine", engine: "Docker Desktop" });
+    expect(resolveEndpoint(on("darwin"), {}, () => false)).toEqual({
+      missing: "no Docker engine answers (looked for Docker Desktop, OrbStack, Colima, Podman or Rancher Desktop and at the docker context): start one of them or set DOCKER_HOST",
+    });
+  });
+
+  test("a docker context on a socket is looked at first; one on ssh leaves the usual places", () => {
+    const digest = (name: string) => new Bun.CryptoHasher("sha256").update(name).digest("hex");
+    const files = (host: string): Record<string, string> => ({
+      "/home/me/.docker/config.json": JSON.stringify({ currentContext: "colima" }),
+      [`/home/me/.docker/contexts/meta/${digest("colima")}/meta.json`]: JSON.stringify({ Endpoints: { docker: { Host: host } } }),
+    });
+    const env = { HOME: "/home/me" };
+    const socket = "/home/me/.colima/default/docker.sock";
+    expect(resolveEndpoint(env, {}, () => true, (path) => files(`unix://${socket}`)[path])).toEqual({ kind: "unix", socketPath: socket, source: "docker context colima", engine: "Colima" });
+    expect(resolveEndpoint(env, {}, () => true, (path) => files("ssh://me@box")[path])).toMatchObject({ socketPath: "/var/run/docker.sock" });
+    expect(resolveEndpoint(env, {}, () => true, (path) => files("tcp://127.0.0.1:2375")[path])).toMatchObject({ kind: "tcp", host: "127.0.0.1", source: "docker context colima" });
   });
 });

@@ -1,5 +1,6 @@
 import type { Capabilities, ProviderDescriptor } from "../types";
-import { describeEndpoint, probeEndpoint } from "./endpoint";
+import { hostPlatform } from "../platform";
+import { describeEndpoint, describeEngine, probeEndpoint } from "./endpoint";
 
 export const DOCKER_CAPABILITIES: Capabilities = {
   streaming: true,
@@ -27,10 +28,12 @@ export const dockerDescriptor: ProviderDescriptor = {
   async detect(ctx) {
     const endpoint = await probeEndpoint(ctx.env, ctx.config);
     if ("missing" in endpoint) return { configured: false, missing: endpoint.missing };
-    return { configured: true, source: endpoint.source, details: `engine at ${describeEndpoint(endpoint)}` };
+    // Off Linux the engine was pinged, and the details say which one answered: the default provider's reason.
+    return { configured: true, source: endpoint.source, details: hostPlatform(ctx.env) === "linux" ? `engine at ${describeEndpoint(endpoint)}` : describeEngine(endpoint, ctx.env) };
   },
   async load(ctx) {
-    const { DockerProvider } = await import("./provider");
-    return new DockerProvider(ctx);
+    const [{ DockerProvider }, endpoint] = await Promise.all([import("./provider"), probeEndpoint(ctx.env, ctx.config)]);
+    // The engine detect() found (off Linux: the one that answered), not merely the first socket file.
+    return new DockerProvider(ctx, "missing" in endpoint ? undefined : endpoint);
   },
 };

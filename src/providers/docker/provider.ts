@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
 import { LABEL_PREFIX, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
-import { resolveEndpoint } from "./endpoint";
+import { resolveEndpoint, type Endpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
 import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
 import { Demultiplexer } from "./multiplex";
@@ -69,7 +69,10 @@ export class DockerProvider implements Provider {
   private readonly ours = new Set<string>();
   private readonly users = new Map<string, string>();
 
-  constructor(private readonly ctx: ProviderContext) {
+  constructor(
+    private readonly ctx: ProviderContext,
+    private readonly endpoint?: Endpoint,
+  ) {
     // A configured lifetime must bound every container, even if this process dies mid-run; a
     // one-shot container lives as long as its command, so runs take the keepalive path then.
     this.capabilities = this.defaultTtl() === undefined ? DOCKER_CAPABILITIES : { ...DOCKER_CAPABILITIES, oneShot: false };
@@ -77,7 +80,7 @@ export class DockerProvider implements Provider {
 
   private get engine(): Engine {
     if (!this.engineClient) {
-      const endpoint = resolveEndpoint(this.ctx.env, this.ctx.config);
+      const endpoint = this.endpoint ?? resolveEndpoint(this.ctx.env, this.ctx.config);
       if ("missing" in endpoint) throw new SandboxesError("not_configured", `provider docker is not configured: ${endpoint.missing}`, "user");
       this.engineClient = new Engine(endpoint);
     }

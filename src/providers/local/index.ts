@@ -1,3 +1,4 @@
+import { hostPlatform } from "../platform";
 import type { Capabilities, ProviderDescriptor } from "../types";
 import { bubblewrapPath } from "./bubblewrap";
 
@@ -25,7 +26,7 @@ export const localDescriptor: ProviderDescriptor = {
   description: "Linux namespaces on this machine (bubblewrap or util-linux); no account, no daemon",
   capabilities: LOCAL_CAPABILITIES,
   async detect(ctx) {
-    if (process.platform !== "linux") {
+    if (hostPlatform(ctx.env) !== "linux") {
       return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
     }
     const bwrap = bubblewrapPath(ctx.env);
