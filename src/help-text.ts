@@ -1,5 +1,5 @@
 import pkg from "../package.json" with { type: "json" };
-import { COMMANDS, SUMMARIES } from "./commands/index";
+import { COMMANDS, isCommandName, SUMMARIES } from "./commands/index";
 import type { FlagDef } from "./commands/_shared";
 
 export const VERSION: string = pkg.version;
@@ -30,9 +30,8 @@ function flagLine(name: string, def: FlagDef): string {
 }
 
 export async function commandHelp(name: string): Promise<string | undefined> {
-  const load = COMMANDS[name];
-  if (!load) return undefined;
-  const command = (await load()).default;
+  if (!isCommandName(name)) return undefined;
+  const command = (await COMMANDS[name]()).default;
   const flags = Object.entries(command.args).filter(([, def]) => def.type !== "positional");
   const lines = flags.map(([flag, def]) => [flagLine(flag, def), def.description + (def.multiple ? " (repeatable)" : "")] as const);
   const width = Math.max(0, ...lines.map(([left]) => left.length));

@@ -10,6 +10,7 @@
  * Nothing here prints, prompts or exits: failures are thrown as SandboxesError (with a stable
  * `code`), and every sandbox a call creates for itself is destroyed before that call returns.
  */
+import { DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_LIMIT, StreamCapture } from "./core/capture";
 import { loadSettings, type Settings } from "./core/config";
 import { InterruptedError, SandboxesError, UsageError } from "./core/errors";
 import { checkNetworkSupport } from "./core/network";
@@ -18,6 +19,7 @@ import { resolveSandbox } from "./core/resolve";
 import { type OutputSink, runCode } from "./core/run";
 import { chooseProvider, closeProviders, configuredProviders, loadProvider } from "./core/select";
 import { downloadPath, uploadPath } from "./core/transfer";
+import { checkTimeoutMs } from "./core/timeout";
 import { prepareWorkdir } from "./core/workdir";
 import type { ExecSpec, NetworkPolicy, Provider, SandboxRecord } from "./providers/types";
 
@@ -52,11 +54,16 @@ export interface ExecOptions {
   env?: Record<string, string>;
   /** Must exist in the sandbox (as with `sandboxes exec -w`). */
   cwd?: string;
-  /** The whole process tree is killed after this long: exitCode 124, timedOut true. */
+  /** The whole process tree is killed after this long (at most 24 days): exitCode 124, timedOut true. */
   timeoutMs?: number;
   stdin?: string | Uint8Array | ReadableStream<Uint8Array>;
   signal?: AbortSignal;
-  /** Live output, chunk by chunk, as well as in the result. */
+  /**
+   * At most this many bytes of each stream are kept in the result (default 16 MiB, at most
+   * 1 GiB); the program keeps running and the rest is only counted (`truncated`).
+   */
+  maxOutputBytes?: number;
+  /** Live output, chunk by chunk, as well as in the result (never cut). */
   onStdout?(chunk: Uint8Array): void;
   onStderr?(chunk: Uint8Array): void;
 }
@@ -71,6 +78,13 @@ export interface ExecResult {
   stderr: string;
   stdoutBytes: Uint8Array;
   stderrBytes: Uint8Array;
+  /** Every byte the program wrote, including what maxOutputBytes left out. */
+  stdoutTotalBytes: number;
+  stderrTotalBytes: number;
+  /** A stream wrote more than maxOutputBytes; the kept bytes are its first ones. */
+  stdoutTruncated: boolean;
+  stderrTruncated: boolean;
+  truncated: boolean;
   durationMs: number;
 }
 
@@ -211,16 +225,12 @@ export class Sandbox {
 
   async exec(command: Command, options: InternalExecOptions = {}): Promise<ExecResult> {
     const started = performance.now();
-    const out: Uint8Array[] = [];
-    const err: Uint8Array[] = [];
-    const spec = this.spec(command, options, {
-      stdout: (chunk) => (out.push(chunk), options.onStdout?.(chunk)),
-      stderr: (chunk) => (err.push(chunk), options.onStderr?.(chunk)),
-    });
+    const { out, err, sink } = capture(options);
+    const spec = this.spec(command, options, sink);
     if (options.cwd !== undefined) await prepareWorkdir(this.backend, this.id, options.cwd, options[CREATE_CWD] ? "create" : "require", options.signal);
     const outcome = await this.backend.exec(this.id, spec);
     throwIfAborted(options.signal);
-    return result(outcome.exitCode, outcome.timedOut, Buffer.concat(out), Buffer.concat(err), started);
+    return result(outcome.exitCode, outcome.timedOut, out, err, started);
   }
 
   async execMany(commands: Command[], options: InternalExecOptions & { stopOnError?: boolean } = {}): Promise<ExecResult[]> {
@@ -250,7 +260,8 @@ export class Sandbox {
     const decoder = { stdout: new TextDecoder(), stderr: new TextDecoder() };
     const chunk = (type: "stdout" | "stderr") => (data: Uint8Array) => push({ type, data, text: decoder[type].decode(data, { stream: true }) });
     let settled = false;
-    const done = this.exec(command, { ...options, signal, onStdout: chunk("stdout"), onStderr: chunk("stderr") })
+    // Events carry the output; nothing is kept for a result nobody reads.
+    const done = this.exec(command, { ...options, maxOutputBytes: 0, signal, onStdout: chunk("stdout"), onStderr: chunk("stderr") })
       .then(
         (outcome) => push({ type: "exit", exitCode: outcome.exitCode, timedOut: outcome.timedOut }),
         (error: unknown) => ({ error }),
@@ -298,20 +309,14 @@ export class Sandbox {
 
   private spec(command: Command, options: ExecOptions, sink: Pick<OutputSink, "stdout" | "stderr">): ExecSpec {
     const stdin = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin;
-    return { argv: argvOf(command), env: { ...options.env }, timeoutMs: options.timeoutMs, stdin, cwd: options.cwd, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
+    return { argv: argvOf(command), env: { ...options.env }, timeoutMs: checkTimeoutMs(options.timeoutMs), stdin, cwd: options.cwd, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
   }
 }
 
 async function runThroughCore(command: string, options: SandboxOptions & ExecOptions): Promise<RunResult> {
   const started = performance.now();
   const settings = await loadSettings(options.environment ?? process.env);
-  const out: Uint8Array[] = [];
-  const err: Uint8Array[] = [];
-  const sink: OutputSink = {
-    stdout: (chunk) => (out.push(chunk), options.onStdout?.(chunk)),
-    stderr: (chunk) => (err.push(chunk), options.onStderr?.(chunk)),
-    info: () => {},
-  };
+  const { out, err, sink } = capture(options);
   const stdin = typeof options.stdin === "string" ? new TextEncoder().encode(options.stdin) : options.stdin;
   const outcome = await runCode(
     settings,
@@ -339,19 +344,42 @@ async function runThroughCore(command: string, options: SandboxOptions & ExecOpt
     },
     sink,
   );
-  return { ...result(outcome.exitCode, outcome.timedOut, Buffer.concat(out), Buffer.concat(err), started), sandboxId: outcome.sandboxId, provider: outcome.provider };
+  return { ...result(outcome.exitCode, outcome.timedOut, out, err, started), sandboxId: outcome.sandboxId, provider: outcome.provider };
 }
 
-function result(exitCode: number, timedOut: boolean, stdoutBytes: Uint8Array, stderrBytes: Uint8Array, started: number): ExecResult {
+/** Bounded capture of both streams (core/capture.ts), passing every chunk on to the live callbacks. */
+function capture(options: ExecOptions): { out: StreamCapture; err: StreamCapture; sink: OutputSink } {
+  const limit = options.maxOutputBytes ?? DEFAULT_MAX_OUTPUT_BYTES;
+  if (!Number.isInteger(limit) || limit < 0 || limit > MAX_OUTPUT_LIMIT) {
+    throw new UsageError("bad_value", `maxOutputBytes must be a whole number of bytes from 0 to ${MAX_OUTPUT_LIMIT}, got ${limit}`);
+  }
+  const out = new StreamCapture(limit);
+  const err = new StreamCapture(limit);
+  const sink: OutputSink = {
+    stdout: (chunk) => (out.push(chunk), options.onStdout?.(chunk)),
+    stderr: (chunk) => (err.push(chunk), options.onStderr?.(chunk)),
+    info: () => {},
+  };
+  return { out, err, sink };
+}
+
+function result(exitCode: number, timedOut: boolean, out: StreamCapture, err: StreamCapture, started: number): ExecResult {
+  const stdout = out.result();
+  const stderr = err.result();
   const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
   return {
     exitCode,
     timedOut,
     success: exitCode === 0 && !timedOut,
-    stdout: text(stdoutBytes),
-    stderr: text(stderrBytes),
-    stdoutBytes,
-    stderrBytes,
+    stdout: text(out.bytes()),
+    stderr: text(err.bytes()),
+    stdoutBytes: out.bytes(),
+    stderrBytes: err.bytes(),
+    stdoutTotalBytes: stdout.totalBytes,
+    stderrTotalBytes: stderr.totalBytes,
+    stdoutTruncated: stdout.truncated,
+    stderrTruncated: stderr.truncated,
+    truncated: stdout.truncated || stderr.truncated,
     durationMs: Math.round(performance.now() - started),
   };
 }

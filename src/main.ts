@@ -7,7 +7,7 @@
  * a raw stack. CONTRIBUTING.md says why no argument-parsing library does this here.
  */
 import { FlagError, parseFlags, type FlagSpec } from "./argv";
-import { COMMANDS, type CommandName } from "./commands/index";
+import { COMMANDS, isCommandName } from "./commands/index";
 import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
@@ -39,12 +39,11 @@ async function main(argv: string[]): Promise<number> {
   if (first.startsWith("-")) {
     return reportError(new UsageError("unknown_flag", `unknown flag ${first} before the command: see sandboxes --help`), false, false);
   }
-  const load = COMMANDS[first as CommandName];
-  if (!load) {
+  if (!isCommandName(first)) {
     const suggestion = closest(first, Object.keys(COMMANDS));
     return reportError(new UsageError("unknown_command", `unknown command "${first}"${suggestion ? `; did you mean "${suggestion}"?` : ""} (see sandboxes --help)`), false, false);
   }
-  const command = (await load()).default;
+  const command = (await COMMANDS[first]()).default;
   const rest = argv.slice(1);
   const dashIndex = rest.indexOf("--");
   const json = (dashIndex === -1 ? rest : rest.slice(0, dashIndex)).includes("--json");
@@ -58,20 +57,34 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const controller = new AbortController();
-  const onSignal = (signal: "SIGINT" | "SIGTERM") => () => {
-    if (controller.signal.aborted) process.exit(signal === "SIGINT" ? EXIT.sigint : EXIT.sigterm);
-    controller.abort(signal);
+  let stoppedAt = 0;
+  const onSignal = (signal: "SIGINT" | "SIGTERM" | "SIGHUP") => () => {
+    if (!controller.signal.aborted) {
+      stoppedAt = performance.now();
+      controller.abort(signal);
+      return;
+    }
+    // A repeat does not cut the clean-up short: `timeout` and terminals signal our whole process
+    // group as well as us, so one kill often arrives twice. Only Ctrl-C pressed again, a second
+    // later, leaves at once (and may leave the sandbox behind).
+    if (signal === "SIGINT" && performance.now() - stoppedAt >= 1000) {
+      stdio.writeStderr("sandboxes: interrupted again: exiting without cleaning up\n");
+      process.exit(EXIT.sigint);
+    }
   };
-  const sigint = onSignal("SIGINT");
-  const sigterm = onSignal("SIGTERM");
-  process.on("SIGINT", sigint);
-  process.on("SIGTERM", sigterm);
+  const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => [signal, onSignal(signal)] as const);
+  for (const [signal, handler] of handlers) process.on(signal, handler);
   stdio.brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
   try {
     const args = parseCommandArgs(command, rest);
     const { loadSettings } = await import("./core/config");
     const code = await command.run({ args, settings: await loadSettings(), signal: controller.signal });
-    if (controller.signal.aborted) return exitForStop(controller.signal.reason);
+    if (controller.signal.aborted) {
+      // The signal came as the command ended (the program, in our process group, may have died of
+      // it first): clean-up ran all the same; say so, unless a --json document already went out.
+      if (!json) reportError(new InterruptedError(controller.signal.reason), false, !!command.runsPrograms);
+      return exitForStop(controller.signal.reason);
+    }
     return code;
   } catch (error) {
     if (controller.signal.aborted && !(error instanceof UsageError)) {
@@ -84,8 +97,7 @@ async function main(argv: string[]): Promise<number> {
       const { closeProviders } = await import("./core/select");
       await closeProviders();
     }
-    process.off("SIGINT", sigint);
-    process.off("SIGTERM", sigterm);
+    for (const [signal, handler] of handlers) process.off(signal, handler);
   }
 }
 

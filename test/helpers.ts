@@ -1,5 +1,5 @@
 import { beforeAll } from "bun:test";
-import { mkdtempSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
@@ -133,4 +133,10 @@ export function requireMachine(needs: MachineNeeds): void {
 export async function assertMachine(needs: MachineNeeds): Promise<void> {
   const gap = await machineGap(needs);
   if (gap) throw gap;
+}
+
+/** The local provider's sandbox directories left in this machine's state (XDG_STATE_HOME). */
+export function localSandboxesLeft(env: Record<string, string>): string[] {
+  const root = join(env.XDG_STATE_HOME!, "sandboxes", "local");
+  return existsSync(root) ? readdirSync(root) : [];
 }

@@ -1,14 +1,15 @@
+import { isUtf8Chunks, StreamCapture, type Captured } from "../core/capture";
 import type { OutputSink } from "../core/run";
-import { printJson, writeStderr, writeStdout } from "./_output";
+import { writeStderr, writeStdout } from "./_output";
 import { ui } from "./_ui";
 import { isTerminal } from "../stdio";
 
 export interface CapturingSink extends OutputSink {
-  captured?: { stdout: Uint8Array[]; stderr: Uint8Array[] };
+  captured?: { stdout: StreamCapture; stderr: StreamCapture };
 }
 
-/** Live pass-through of the program's bytes, or capture for --json. */
-export function execSink(json: boolean): CapturingSink {
+/** Live pass-through of the program's bytes, or capture for --json, at most `maxOutputBytes` per stream. */
+export function execSink(json: boolean, maxOutputBytes?: number): CapturingSink {
   if (!json) {
     return {
       stdout: (c) => writeStdout(c),
@@ -17,40 +18,87 @@ export function execSink(json: boolean): CapturingSink {
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
     };
   }
-  const captured = { stdout: [] as Uint8Array[], stderr: [] as Uint8Array[] };
-  return { captured, stdout: (c) => void captured.stdout.push(c), stderr: (c) => void captured.stderr.push(c), info: () => {} };
+  const captured = { stdout: new StreamCapture(maxOutputBytes), stderr: new StreamCapture(maxOutputBytes) };
+  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {} };
 }
+
+/**
+ * The document is written in pieces, each field's text encoded a slice at a time: one
+ * JSON.stringify of the whole document would hold the bytes, their text, the escaped text and
+ * the base64 at once (a 50 MB output peaked at 1.3 GB that way). Here memory stays near the
+ * captured bytes themselves. The layout is JSON.stringify(document, null, 2)'s.
+ */
+const SLICE = 3 * 256 * 1024; // a multiple of 3, so base64 slices join without padding inside
+
+/** The chunks cut into pieces of at most SLICE bytes. */
+function* slices(chunks: readonly Uint8Array[]): Generator<Uint8Array> {
+  for (const chunk of chunks) for (let at = 0; at < chunk.length; at += SLICE) yield chunk.subarray(at, at + SLICE);
+}
+
+function writeText(chunks: readonly Uint8Array[]): void {
+  const decoder = new TextDecoder();
+  writeStdout('"');
+  for (const slice of slices(chunks)) writeStdout(JSON.stringify(decoder.decode(slice, { stream: true })).slice(1, -1));
+  writeStdout(JSON.stringify(decoder.decode()).slice(1, -1));
+  writeStdout('"');
+}
+
+function writeBase64(chunks: readonly Uint8Array[]): void {
+  writeStdout('"');
+  // Bytes left over from a slice whose length was not a multiple of 3, completed by the next.
+  let rest = new Uint8Array(0);
+  for (const slice of slices(chunks)) {
+    const joined = rest.length ? Buffer.concat([rest, slice]) : slice;
+    const whole = joined.length - (joined.length % 3);
+    writeStdout(Buffer.from(joined.buffer, joined.byteOffset, whole).toString("base64"));
+    rest = joined.slice(whole);
+  }
+  writeStdout(Buffer.from(rest).toString("base64"));
+  writeStdout('"');
+}
+
+type Field = readonly [string, unknown] | readonly [string, (chunks: readonly Uint8Array[]) => void, readonly Uint8Array[]];
 
 /**
  * stdout/stderr as UTF-8 text; when the bytes are not valid UTF-8 the text has U+FFFD in their
  * place and `stdout_base64`/`stderr_base64` carry the exact bytes.
  */
-function textFields(name: "stdout" | "stderr", chunks: Uint8Array[]): Record<string, string> {
-  const bytes = Buffer.concat(chunks);
-  const fields: Record<string, string> = { [name]: bytes.toString("utf8") };
-  try {
-    new TextDecoder("utf-8", { fatal: true }).decode(bytes);
-  } catch {
-    fields[`${name}_base64`] = bytes.toString("base64");
-  }
+function textFields(name: "stdout" | "stderr", captured: Captured): Field[] {
+  const fields: Field[] = [[name, writeText, captured.chunks]];
+  if (!isUtf8Chunks(captured.chunks)) fields.push([`${name}_base64`, writeBase64, captured.chunks]);
   return fields;
 }
 
-export function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): Promise<void> {
-  return printJson({
-    sandbox_id: result.sandboxId,
-    provider: result.provider,
-    exit_code: result.exitCode,
-    ...textFields("stdout", sink.captured?.stdout ?? []),
-    ...textFields("stderr", sink.captured?.stderr ?? []),
-    duration_ms: result.durationMs,
-    timed_out: result.timedOut,
-    ...(result.kept !== undefined ? { kept: result.kept } : {}),
-    ...(result.reused !== undefined ? { reused: result.reused } : {}),
+export async function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): Promise<void> {
+  const stdout = sink.captured!.stdout.result();
+  const stderr = sink.captured!.stderr.result();
+  const fields: Field[] = [
+    ["sandbox_id", result.sandboxId],
+    ["provider", result.provider],
+    ["exit_code", result.exitCode],
+    ...textFields("stdout", stdout),
+    ...textFields("stderr", stderr),
+    ["duration_ms", result.durationMs],
+    ["timed_out", result.timedOut],
+    ["truncated", stdout.truncated || stderr.truncated],
+    ["stdout_bytes", stdout.totalBytes],
+    ["stderr_bytes", stderr.totalBytes],
+    ["stdout_truncated", stdout.truncated],
+    ["stderr_truncated", stderr.truncated],
+    ...(result.kept !== undefined ? [["kept", result.kept] as const] : []),
+    ...(result.reused !== undefined ? [["reused", result.reused] as const] : []),
+  ];
+  writeStdout("{\n");
+  fields.forEach((field, index) => {
+    writeStdout(`  ${JSON.stringify(field[0])}: `);
+    if (field.length === 3) field[1](field[2]);
+    else writeStdout(JSON.stringify(field[1]));
+    writeStdout(index < fields.length - 1 ? ",\n" : "\n");
   });
+  writeStdout("}\n");
 }
 
 /** The one line a person sees when --timeout fired (the JSON document says timed_out instead). */
-export function reportTimeout(result: { timedOut: boolean }, timeoutSeconds: number | undefined, json: boolean): void {
-  if (result.timedOut && !json) ui().warn(`command timed out after ${timeoutSeconds}s; its process tree was killed (exit 124)`);
+export function reportTimeout(result: { timedOut: boolean }, timeoutMs: number | undefined, json: boolean): void {
+  if (result.timedOut && !json) ui().warn(`command timed out after ${(timeoutMs ?? 0) / 1000}s; its process tree was killed (exit 124)`);
 }

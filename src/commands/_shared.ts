@@ -1,4 +1,7 @@
 import { SandboxesError, UsageError } from "../core/errors";
+import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
+import { dict, own } from "../core/keys";
+import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";
 
 /**
  * Arg fragments reused by commands. `multiple: true` marks a repeatable flag; main.ts parses
@@ -33,8 +36,21 @@ export const labelArg = {
 } satisfies FlagsDef;
 
 export const timeoutArg = {
-  timeout: { type: "string", alias: "t", description: "Kill the command (and its whole process tree) after SECONDS; exit 124", valueHint: "seconds" },
+  timeout: { type: "string", alias: "t", description: "Kill the command (and its whole process tree) after SECONDS (up to 24 days: 2073600, or 24d); exit 124", valueHint: "seconds" },
 } satisfies FlagsDef;
+
+export const maxOutputArg = {
+  "max-output": { type: "string", description: "With --json, keep at most SIZE bytes of each stream (default 16m, up to 1g); the rest is counted, not kept", valueHint: "size" },
+} satisfies FlagsDef;
+
+/** The --max-output cap in bytes, or undefined for the default; only --json captures output. */
+export function parseMaxOutput(value: unknown, json: boolean): number | undefined {
+  if (value === undefined) return undefined;
+  if (!json) throw new UsageError("bad_value", "--max-output caps the output kept for --json; streamed output is never cut: add --json or drop --max-output");
+  const bytes = parseSize(String(value));
+  if (bytes === undefined || bytes > MAX_OUTPUT_LIMIT) throw new UsageError("bad_value", `--max-output must be a size from 0 to 1g (bytes, or with k, m or g), got "${value}"`);
+  return bytes;
+}
 
 export const workdirArg = {
   workdir: { type: "string", alias: "w", description: "Working directory inside the sandbox", valueHint: "path" },
@@ -53,7 +69,7 @@ export function strings(value: unknown): string[] {
 }
 
 export function parseEnv(values: string[], callerEnv: Record<string, string | undefined>, envFile?: string): Record<string, string> {
-  const env: Record<string, string> = {};
+  const env = dict<string>();
   if (envFile) {
     // Required here, not imported: every command loads this file, and node:fs costs ~1 ms.
     const { existsSync, readFileSync } = require("node:fs") as typeof import("node:fs");
@@ -73,7 +89,7 @@ export function parseEnv(values: string[], callerEnv: Record<string, string | un
     const eq = item.indexOf("=");
     if (eq === -1) {
       const key = checkKey(item, "-e");
-      const value = callerEnv[key];
+      const value = own(callerEnv, key);
       // Like docker: -e KEY with KEY unset passes nothing.
       if (value !== undefined) env[key] = value;
       continue;
@@ -90,7 +106,7 @@ function checkKey(key: string, where: string): string {
 }
 
 export function parseLabels(values: string[]): Record<string, string> {
-  const labels: Record<string, string> = {};
+  const labels = dict<string>();
   for (const item of values) {
     const eq = item.indexOf("=");
     if (eq <= 0) throw new UsageError("bad_label", `label "${item}" must be key=value`);
@@ -104,12 +120,21 @@ export function parseLabels(values: string[]): Record<string, string> {
 export function parseSeconds(value: unknown, flag = "--timeout"): number | undefined {
   if (value === undefined) return undefined;
   const text = String(value).trim();
-  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text);
-  if (!match) throw new UsageError("bad_timeout", `${flag} must be a number of seconds (e.g. 30, 1.5, 2m), got "${text}"`);
-  const unit = { ms: 0.001, s: 1, m: 60, h: 3600 }[match[2] as "ms" | "s" | "m" | "h"] ?? 1;
+  const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text);
+  if (!match) throw new UsageError("bad_timeout", `${flag} must be a number of seconds (e.g. 30, 1.5, 2m, 3d), got "${text}"`);
+  const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "ms" | "s" | "m" | "h" | "d"] ?? 1;
   const seconds = Number(match[1]) * unit;
   if (seconds <= 0) throw new UsageError("bad_timeout", `${flag} must be greater than 0`);
   return seconds;
+}
+
+/** --timeout in milliseconds: more than 0 and at most 24 days (core/timeout.ts). */
+export function parseTimeoutMs(value: unknown): number | undefined {
+  const seconds = parseSeconds(value);
+  if (seconds !== undefined && seconds * 1000 > MAX_TIMEOUT_MS) {
+    throw new UsageError("bad_timeout", `--timeout must be at most 24 days (${MAX_TIMEOUT_MS / 1000} seconds, or 24d), got "${String(value).trim()}"`);
+  }
+  return seconds === undefined ? undefined : checkTimeoutMs(seconds * 1000, "--timeout");
 }
 
 export function parsePositiveNumber(value: unknown, flag: string): number | undefined {

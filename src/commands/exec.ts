@@ -3,7 +3,7 @@ import { execInSandbox } from "../core/exec";
 import { shellQuote } from "../core/quote";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
-import { envArgs, jsonArg, parseEnv, parseSeconds, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
+import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseTimeoutMs, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
 import { isTerminal } from "../stdio";
 
 
@@ -23,6 +23,7 @@ export default defineCommand({
     ...workdirArg,
     ...timeoutArg,
     ...jsonArg,
+    ...maxOutputArg,
   },
   async run({ args, settings, signal }) {
     const [ref, ...rest] = args._;
@@ -30,8 +31,8 @@ export default defineCommand({
     if (!ref) throw new UsageError("missing_argument", "missing sandbox: sandboxes exec ID|NAME COMMAND");
     if (!line.trim()) throw new UsageError("missing_command", "missing COMMAND: sandboxes exec ID|NAME COMMAND");
     const json = Boolean(args.json);
-    const sink = execSink(json);
-    const timeout = parseSeconds(args.timeout);
+    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
+    const timeoutMs = parseTimeoutMs(args.timeout);
     const result = await execInSandbox(
       settings,
       {
@@ -40,13 +41,13 @@ export default defineCommand({
         line,
         env: parseEnv(strings(args.env), settings.env),
         workdir: args.workdir as string | undefined,
-        timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+        timeoutMs,
         stdin: isTerminal(0) ? undefined : (Bun.stdin.stream() as ReadableStream<Uint8Array>),
         signal,
       },
       sink,
     );
-    reportTimeout(result, timeout, json);
+    reportTimeout(result, timeoutMs, json);
     if (json) await renderRunJson(sink, result);
     return result.exitCode;
   },

@@ -3,9 +3,7 @@ import { UsageError } from "../core/errors";
 import { defineCommand } from "./_context";
 import { emitStdout } from "./_output";
 
-export const TOPICS: Record<string, () => string> = {
-  "exit-codes": () => `Exit codes\n\n${renderExitCodeTable()}\n`,
-};
+export const TOPICS: ReadonlyMap<string, () => string> = new Map([["exit-codes", () => `Exit codes\n\n${renderExitCodeTable()}\n`]]);
 
 export default defineCommand({
   meta: { name: "help", description: "Show help for a command, or a topic (exit-codes)", usage: "sandboxes help [COMMAND|exit-codes]" },
@@ -17,8 +15,9 @@ export default defineCommand({
       await emitStdout(topLevelHelp());
       return 0;
     }
-    if (TOPICS[topic]) {
-      await emitStdout(TOPICS[topic]!());
+    const render = TOPICS.get(topic);
+    if (render) {
+      await emitStdout(render());
       return 0;
     }
     const { commandHelp } = await import("../help-text");

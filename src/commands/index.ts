@@ -1,7 +1,10 @@
 import type { Command } from "./_context";
 
-/** One lazy registry: static specifiers so the bundler sees every command. */
-export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
+/**
+ * One lazy registry: static specifiers so the bundler sees every command. Without a prototype,
+ * so `sandboxes constructor` is an unknown command like any other word (see isCommandName).
+ */
+export const COMMANDS = Object.assign(Object.create(null) as {}, {
   run: () => import("./run"),
   exec: () => import("./exec"),
   shell: () => import("./shell"),
@@ -14,10 +17,10 @@ export const COMMANDS: Record<string, () => Promise<{ default: Command }>> = {
   test: () => import("./test"),
   help: () => import("./help"),
   completion: () => import("./completion"),
-};
+} satisfies Record<string, () => Promise<{ default: Command }>>);
 
 /** One-line descriptions for the top-level help, without importing every command. */
-export const SUMMARIES: Record<string, string> = {
+export const SUMMARIES: Readonly<Record<CommandName, string>> = {
   run: "Run a command, a file or stdin code in a new (or reused) sandbox",
   exec: "Run a command in an existing sandbox",
   shell: "Open an interactive shell in a sandbox",
@@ -33,3 +36,8 @@ export const SUMMARIES: Record<string, string> = {
 };
 
 export type CommandName = keyof typeof COMMANDS;
+
+/** Whether a word the user typed names a command (an own key: never `toString` or `__proto__`). */
+export function isCommandName(name: string): name is CommandName {
+  return Object.hasOwn(COMMANDS, name);
+}

@@ -8,8 +8,8 @@ import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
-  envArgs, jsonArg, labelArg, networkArgs, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg,
-  splitPair, strings, timeoutArg, workdirArg,
+  envArgs, jsonArg, labelArg, networkArgs, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
+  splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
 } from "./_shared";
 import { isTerminal } from "../stdio";
 
@@ -48,6 +48,7 @@ export default defineCommand({
     memory: { type: "string", description: "Memory for the sandbox, e.g. 512m, 2g", valueHint: "size" },
     ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
     ...jsonArg,
+    ...maxOutputArg,
   },
   async run({ args, settings, signal }) {
     const json = Boolean(args.json);
@@ -83,9 +84,9 @@ export default defineCommand({
       const { first, second } = splitPair(spec, "--download", (remote) => basename(remote));
       return { remote: first, local: second };
     });
-    const timeout = parseSeconds(args.timeout);
+    const timeoutMs = parseTimeoutMs(args.timeout);
     const ttl = parseSeconds(args.ttl, "--ttl");
-    const sink = execSink(json);
+    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
     const options = {
       provider: args.provider as string | undefined,
       image: args.image as string | undefined,
@@ -94,7 +95,7 @@ export default defineCommand({
       name: args.name as string | undefined,
       reuse: Boolean(args.reuse),
       keep: Boolean(args.keep),
-      timeoutMs: timeout === undefined ? undefined : Math.round(timeout * 1000),
+      timeoutMs,
       workdir: args.workdir as string | undefined,
       deps: Boolean(args.deps),
       uploads,
@@ -110,7 +111,7 @@ export default defineCommand({
       signal,
     };
     const result: RunResult = await runCode(settings, options, sink);
-    reportTimeout(result, timeout, json);
+    reportTimeout(result, timeoutMs, json);
     if (json) await renderRunJson(sink, result);
     return result.exitCode;
   },

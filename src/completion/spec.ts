@@ -1,4 +1,4 @@
-import { COMMANDS, SUMMARIES } from "../commands/index";
+import { COMMANDS, SUMMARIES, type CommandName } from "../commands/index";
 import type { FlagDef } from "../commands/_shared";
 import { languageNames } from "../lang/languages";
 import { providerNames } from "../providers/index";
@@ -41,7 +41,7 @@ const FLAG_VALUES: Record<string, () => string[]> = {
 
 /** Where a command's positional values come from. */
 const POSITIONAL_VALUES: Record<string, () => Promise<string[]>> = {
-  help: async () => [...Object.keys(COMMANDS), ...Object.keys((await import("../commands/help")).TOPICS)],
+  help: async () => [...Object.keys(COMMANDS), ...(await import("../commands/help")).TOPICS.keys()],
   completion: async () => [...SHELLS],
   mcp: async () => ["config", ...(await import("../mcp/clients")).CLIENTS],
 };
@@ -62,8 +62,8 @@ function flag(name: string, def: FlagDef): CompletionFlag {
 
 export async function completionSpec(): Promise<CompletionSpec> {
   const commands = await Promise.all(
-    Object.entries(COMMANDS).map(async ([name, load]): Promise<CompletionCommand> => {
-      const { args } = (await load()).default;
+    (Object.keys(COMMANDS) as CommandName[]).map(async (name): Promise<CompletionCommand> => {
+      const { args } = (await COMMANDS[name]()).default;
       const entries = Object.entries(args);
       return {
         name,

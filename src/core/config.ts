@@ -1,4 +1,5 @@
 import { SandboxesError } from "./errors";
+import { dict, own } from "./keys";
 
 // Paths are joined by hand: node:path and node:os cost ~0.5 ms to load, and these run on every
 // command, including `providers` (bench/startup.ts).
@@ -59,5 +60,7 @@ export async function loadSettings(env: Record<string, string | undefined> = pro
 }
 
 export function providerConfig(settings: Settings, provider: string): Record<string, unknown> {
-  return settings.file.providers?.[provider] ?? {};
+  // Table names are the user's: [providers.constructor] is a table like any other, never Object's.
+  const table = own(own(settings.file, "providers") as Record<string, unknown> | undefined, provider);
+  return dict(table !== null && typeof table === "object" ? Object.entries(table) : []);
 }

@@ -12,9 +12,17 @@ export class SandboxesError extends Error {
     readonly kind: ErrorKind = "user",
     readonly hint?: string,
   ) {
-    super(message);
+    super(withoutRuntimeAdvice(message));
     this.name = "SandboxesError";
   }
+}
+
+/**
+ * Bun's fetch adds advice meant for whoever wrote the fetch call ("For more information, pass
+ * `verbose: true` in the second argument to fetch()"); a user of sandboxes can do nothing with it.
+ */
+export function withoutRuntimeAdvice(message: string): string {
+  return message.replace(/\s*For more information, pass `verbose: true` in the second argument to fetch\(\)\.?/g, "");
 }
 
 /** Bad flags or arguments: exit 2 for plain commands, 125 for run/exec. */
@@ -38,8 +46,8 @@ export class ProviderError extends SandboxesError {
   }
 }
 
-/** Why a run was stopped from outside: Ctrl-C, SIGTERM, or the reader of our stdout went away. */
-export type StopReason = "SIGINT" | "SIGTERM" | "SIGPIPE";
+/** Why a run was stopped from outside: Ctrl-C, SIGTERM, a closed terminal, or the reader of our stdout went away. */
+export type StopReason = "SIGINT" | "SIGTERM" | "SIGHUP" | "SIGPIPE";
 
 /** The user pressed Ctrl-C, we received SIGTERM, or stdout's reader closed; cleanup already ran. */
 export class InterruptedError extends SandboxesError {

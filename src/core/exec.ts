@@ -2,6 +2,7 @@ import type { Settings } from "./config";
 import { InterruptedError, type StopReason } from "./errors";
 import { resolveSandbox } from "./resolve";
 import { execSpec, type OutputSink } from "./run";
+import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
 export interface ExecOptions {
@@ -25,6 +26,7 @@ export interface ExecResult {
 
 export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
   const started = performance.now();
+  checkTimeoutMs(options.timeoutMs);
   const { provider, record } = await resolveSandbox(settings, options.ref, options.provider);
   if (options.workdir !== undefined) await prepareWorkdir(provider, record.id, options.workdir, "require", options.signal);
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");

@@ -6,13 +6,14 @@ export const EXIT = {
   timeout: 124,
   sandboxesFailure: 125,
   sigpipe: 141,
+  sighup: 129,
   sigint: 130,
   sigterm: 143,
 } as const;
 
 /** 128+N for the way a run was stopped from outside. */
 export function exitForStop(reason: unknown): number {
-  return reason === "SIGTERM" ? EXIT.sigterm : reason === "SIGPIPE" ? EXIT.sigpipe : EXIT.sigint;
+  return reason === "SIGTERM" ? EXIT.sigterm : reason === "SIGHUP" ? EXIT.sighup : reason === "SIGPIPE" ? EXIT.sigpipe : EXIT.sigint;
 }
 
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
@@ -20,7 +21,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ["128+N", "run, exec: the sandboxed program was killed by signal N (e.g. 137 for SIGKILL)"],
   ["124", "run, exec: the command hit --timeout and its whole process tree was killed"],
   ["125", "run, exec, shell, claude: sandboxes itself failed (bad flags, missing file, no credentials, provider unreachable)"],
-  ["129", "shell, claude: the terminal closed (SIGHUP); sandboxes created by the session were destroyed first"],
+  ["129", "hung up (SIGHUP, e.g. the terminal closed); sandboxes created by this run or session were destroyed first"],
   ["130", "interrupted by Ctrl-C (SIGINT); sandboxes created by this run were destroyed first"],
   ["143", "terminated by SIGTERM; sandboxes created by this run were destroyed first"],
   ["141", "run, exec: whoever read our stdout went away (SIGPIPE, e.g. `| head -1`); the program was stopped and what this run created destroyed"],

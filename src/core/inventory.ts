@@ -39,6 +39,8 @@ export interface DestroyResult {
 }
 
 export async function destroySandboxes(settings: Settings, refs: string[], provider?: string): Promise<DestroyResult> {
+  // A provider name that does not exist is a usage error for the whole command, as for `list -p`.
+  if (provider) findDescriptor(provider);
   const result: DestroyResult = { destroyed: [], failed: [], missing: [] };
   const registry = new Registry(settings.stateDir);
   for (const ref of refs) {

@@ -11,6 +11,7 @@ import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "./quote";
+import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
 export type CodeSource =
@@ -88,6 +89,7 @@ export function checkFile(path: string): void {
 
 export async function runCode(settings: Settings, options: RunOptions, sink: OutputSink): Promise<RunResult> {
   const started = performance.now();
+  checkTimeoutMs(options.timeoutMs);
   const choice = await chooseProvider(settings, options.provider);
   const provider = await loadProvider(settings, choice.name);
   if (choice.image && !options.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);

@@ -10,6 +10,7 @@ import { byExtension, byName, languageNames, type Language } from "../lang/langu
 import { LABEL_PREFIX } from "../providers/types";
 import { createSandbox, listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Program } from "./core";
 import type { Session } from "./session";
+import { MAX_TIMEOUT_MS } from "../core/timeout";
 
 /** Per stream, for run: more would flood the model's context; the rest is counted, not kept. */
 export const OUTPUT_CAP = 1024 * 1024;
@@ -31,7 +32,7 @@ const runInput = z
     args: z.array(z.string()).optional().describe("Arguments for the program (after the command line, or for the code)"),
     stdin: z.string().optional().describe("Text for the program's standard input"),
     env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "variable names are letters, digits and _, not starting with a digit"), z.string()).optional().describe("Environment variables for the program"),
-    timeout_seconds: z.number().positive().optional().describe("Kill the program (and its whole process tree) after this many seconds; the result then has timed_out true and exit_code 124. Without it the program runs until it ends."),
+    timeout_seconds: z.number().positive().max(MAX_TIMEOUT_MS / 1000).optional().describe("Kill the program (and its whole process tree) after this many seconds (at most 24 days); the result then has timed_out true and exit_code 124. Without it the program runs until it ends."),
   })
   .strict();
 

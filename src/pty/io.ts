@@ -19,8 +19,8 @@ export function processIO(sink: OutputSink): InteractiveIO {
 }
 
 /**
- * An abort signal that also fires on SIGHUP (the terminal window was closed), which main.ts does
- * not handle: without it the default action would kill us before the sandbox is cleaned up.
+ * An abort signal that also fires on SIGHUP (the terminal window was closed). main.ts aborts its
+ * own signal on SIGHUP too; this one keeps the session's reason "SIGHUP" whichever comes first.
  */
 export function withHangup(parent: AbortSignal): { signal: AbortSignal; dispose(): void } {
   const controller = new AbortController();

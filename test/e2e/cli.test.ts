@@ -116,6 +116,13 @@ const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
     expect(r.code).toBe(0);
     for (const code of ["124", "125", "130", "143", "128+N"]) expect(r.stdout).toContain(code);
   },
+  completion: async () => {
+    const { env } = freshEnv();
+    const r = await cli(["completion", "bash"], { env });
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain("-F _sandboxes sandboxes");
+    expect((await cli(["completion", "tcsh"], { env })).code).toBe(2);
+  },
 };
 
 describe("every command, through the compiled binary", () => {
@@ -178,7 +185,7 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
     ["file not found", ["run", "-f", "/nonexistent/main.py"], 125, "sandboxes: file not found: /nonexistent/main.py: check the path given to --file\n"],
     ["unknown language", ["run", "--lang", "cobol", "-f", "/etc/hostname"], 125, 'sandboxes: unknown language "cobol"; known: python, javascript, typescript, go, rust, bash, ruby, java, c, cpp, php, perl, lua, r\n'],
     ["empty -e key", ["run", "-e", "=v", "true"], 125, "sandboxes: -e: empty variable name: write -e KEY=VALUE\n"],
-    ["non-numeric timeout", ["run", "-t", "soon", "true"], 125, 'sandboxes: --timeout must be a number of seconds (e.g. 30, 1.5, 2m), got "soon"\n'],
+    ["non-numeric timeout", ["run", "-t", "soon", "true"], 125, 'sandboxes: --timeout must be a number of seconds (e.g. 30, 1.5, 2m, 3d), got "soon"\n'],
     ["unknown flag", ["run", "--kep", "true"], 125, 'sandboxes: unknown flag --kep for "run"; did you mean --keep? (see sandboxes run --help)\n'],
     ["unknown flag, plain command", ["list", "--jsn"], 2, 'sandboxes: unknown flag --jsn for "list"; did you mean --json? (see sandboxes list --help)\n'],
     ["unknown command", ["rn"], 2, 'sandboxes: unknown command "rn"; did you mean "run"? (see sandboxes --help)\n'],

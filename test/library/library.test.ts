@@ -72,6 +72,21 @@ describe("run and runMany", () => {
     expect(localSandboxes()).toEqual([]);
   });
 
+  test("maxOutputBytes bounds what run() and exec() keep; the live callbacks still see every byte", async () => {
+    const { env, localSandboxes } = environment();
+    let live = 0;
+    const result = await run("head -c 100000 /dev/zero; echo err >&2; exit 3", { environment: env, maxOutputBytes: 10, onStdout: (c) => void (live += c.length) });
+    expect(result).toMatchObject({ exitCode: 3, stdout: "\0".repeat(10), stderr: "err\n", stdoutTotalBytes: 100_000, stderrTotalBytes: 4, stdoutTruncated: true, stderrTruncated: false, truncated: true });
+    expect(result.stdoutBytes.length).toBe(10);
+    expect(live).toBe(100_000);
+    await using box = await Sandbox.create({ environment: env });
+    expect(await box.exec("echo hello", { maxOutputBytes: 2 })).toMatchObject({ stdout: "he", stdoutTotalBytes: 6, truncated: true });
+    expect(await box.exec("echo hello")).toMatchObject({ stdout: "hello\n", truncated: false });
+    await expect(box.exec("true", { maxOutputBytes: -1 })).rejects.toMatchObject({ code: "bad_value" });
+    await box.destroy();
+    expect(localSandboxes()).toEqual([]);
+  });
+
   test("runMany runs in one sandbox and stops at the first failure unless told not to", async () => {
     const { env, localSandboxes } = environment();
     const stopped = await runMany(["echo 1 > /tmp/f", "cat /tmp/f; exit 4", "echo never"], { environment: env });

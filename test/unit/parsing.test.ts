@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseEnv, parseLabels, parseMemory, parseSeconds, splitPair } from "../../src/commands/_shared";
+import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, splitPair } from "../../src/commands/_shared";
 import { closest } from "../../src/core/errors";
 import { parseRemote } from "../../src/core/transfer";
 import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";
@@ -11,8 +11,15 @@ describe("flag values", () => {
     expect(parseSeconds("2m")).toBe(120);
     expect(parseSeconds("250ms")).toBe(0.25);
     expect(parseSeconds(undefined)).toBeUndefined();
-    expect(() => parseSeconds("soon")).toThrow('--timeout must be a number of seconds (e.g. 30, 1.5, 2m), got "soon"');
+    expect(() => parseSeconds("soon")).toThrow('--timeout must be a number of seconds (e.g. 30, 1.5, 2m, 3d), got "soon"');
     expect(() => parseSeconds("0")).toThrow("--timeout must be greater than 0");
+    expect(parseSeconds("3d")).toBe(3 * 86400);
+  });
+
+  test("--timeout in ms: up to 24 days, a fraction of a millisecond still counts", () => {
+    expect(parseTimeoutMs("24d")).toBe(24 * 86400 * 1000);
+    expect(parseTimeoutMs("0.0001")).toBe(1);
+    expect(() => parseTimeoutMs("2147484")).toThrow('--timeout must be at most 24 days (2073600 seconds, or 24d), got "2147484"');
   });
 
   test("env: KEY=VALUE keeps later '=', KEY passes through, bad names are refused", () => {

@@ -20,6 +20,7 @@ import { BridgeApi, BridgeHttpError, isTransient, neverDelivered, readEvents } f
 import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from "./index";
 import { openTerminal } from "./pty";
 import { type CloudflareEntry, CloudflareRegistry } from "./registry";
+import { hasLabels } from "../../core/keys";
 
 /** The bridge refuses file bodies above 32 MiB. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -135,10 +136,9 @@ export class CloudflareProvider implements Provider {
   }
 
   async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
-    const wanted = Object.entries(filter.labels ?? {});
     return this.registry
       .of(this.api().baseUrl)
-      .filter(([, entry]) => wanted.every(([key, value]) => entry.labels[key] === value))
+      .filter(([, entry]) => hasLabels(entry.labels, filter.labels))
       .map(([id, entry]) => this.record(id, entry));
   }
 

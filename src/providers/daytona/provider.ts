@@ -9,6 +9,7 @@ import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
 import { openPty } from "./pty";
 import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
+import { dict, hasLabels } from "../../core/keys";
 
 registerDaytonaRuntimeModules();
 
@@ -49,7 +50,7 @@ function mapState(state: string | undefined): SandboxState {
 }
 
 function userLabels(labels: Record<string, string> | undefined): Record<string, string> {
-  return Object.fromEntries(Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(LABEL_PREFIX) && key !== SDK_LANGUAGE_LABEL));
+  return dict(Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(LABEL_PREFIX) && key !== SDK_LANGUAGE_LABEL));
 }
 
 function isGone(sandbox: Sandbox): boolean {
@@ -225,7 +226,8 @@ export class DaytonaProvider implements Provider {
       for await (const sandbox of this.client.list(query)) if (!isGone(sandbox)) all.push(sandbox);
       return all;
     });
-    return sandboxes.map((s) => this.record(s)).sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
+    // The filter is the server's; checked again so a server ignoring it cannot widen it.
+    return sandboxes.map((s) => this.record(s)).filter((record) => hasLabels(record.labels, filter.labels)).sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
   }
 
   async destroy(id: string): Promise<void> {

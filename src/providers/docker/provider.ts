@@ -8,6 +8,7 @@ import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
 import { Demultiplexer } from "./multiplex";
 import { watchExit } from "./oneshot";
 import { pullImage } from "./pull";
+import { dict, own } from "../../core/keys";
 
 const MANAGED = `${LABEL_PREFIX}managed`;
 const NAME = `${LABEL_PREFIX}name`;
@@ -504,9 +505,9 @@ function goneOrConflict(error: unknown): "gone" | "conflict" {
 }
 
 function toRecord(id: string, image: string, createdAt: string, status: string, labels: Record<string, string>): SandboxRecord {
-  const user: Record<string, string> = {};
+  const user = dict<string>();
   for (const [key, value] of Object.entries(labels)) if (key.startsWith(USER_LABEL)) user[key.slice(USER_LABEL.length)] = value;
-  return { id, provider: "docker", name: labels[NAME], state: stateOf(status), labels: user, createdAt, image };
+  return { id, provider: "docker", name: own(labels, NAME), state: stateOf(status), labels: user, createdAt, image };
 }
 
 function stateOf(status: string): SandboxState {
@@ -544,7 +545,7 @@ interface MainProcess {
 
 /** The container of a sandbox: our labels, its resources and network, docker-init, AutoRemove. */
 function containerConfig(spec: CreateSpec, image: string, main: MainProcess) {
-  const labels: Record<string, string> = { [MANAGED]: "true" };
+  const labels = dict<string>([[MANAGED, "true"]]);
   for (const [key, value] of Object.entries(spec.labels)) labels[`${USER_LABEL}${key}`] = value;
   if (spec.name) labels[NAME] = spec.name;
   return {

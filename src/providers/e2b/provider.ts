@@ -18,6 +18,7 @@ import {
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
 import { shellQuote as quote } from "../../core/quote";
 import { feedInChunks } from "../stdin";
+import { dict, hasLabels, own } from "../../core/keys";
 
 type Sdk = typeof import("e2b");
 
@@ -207,15 +208,15 @@ export class E2BProvider implements Provider {
       const page = await this.retry("listing sandboxes", () => paginator.nextItems());
       for (const info of page) records.push(this.record(info));
     }
-    return records.filter((record) => !wanted || Object.entries(wanted).every(([key, value]) => record.labels[key] === value));
+    return records.filter((record) => hasLabels(record.labels, wanted));
   }
 
   private record(info: Pick<SandboxInfo, "sandboxId" | "templateId" | "metadata" | "startedAt" | "state"> & { name?: string }): SandboxRecord {
-    const labels: Record<string, string> = {};
+    const labels = dict<string>();
     for (const [key, value] of Object.entries(info.metadata ?? {})) if (!key.startsWith(LABEL_PREFIX)) labels[key] = value;
     const state: SandboxState = info.state === "running" ? "running" : info.state === "paused" ? "stopped" : "unknown";
     const startedAt = info.startedAt instanceof Date && !Number.isNaN(info.startedAt.getTime()) ? info.startedAt.toISOString() : undefined;
-    return { id: info.sandboxId, provider: this.name, name: info.metadata?.[NAME_KEY], state, labels, createdAt: startedAt, image: info.name ?? info.templateId };
+    return { id: info.sandboxId, provider: this.name, name: own(info.metadata, NAME_KEY), state, labels, createdAt: startedAt, image: info.name ?? info.templateId };
   }
 
   async destroy(id: string): Promise<void> {

@@ -9,6 +9,7 @@ import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { hasLabels } from "../../core/keys";
 
 /** The agent's own bound on a command with no --timeout: a day. */
 const UNBOUNDED_AGENT_TIMEOUT_S = 86_400;
@@ -126,8 +127,7 @@ export class HopxProvider implements Provider {
     const present = new Set(infos.map(idOf));
     const stale = Object.entries(this.labels.all()).filter(([id, facts]) => !present.has(id) && Date.now() - Date.parse(facts.createdAt) > 60_000);
     if (stale.length) this.labels.forget(stale.map(([id]) => id));
-    const wanted = Object.entries(filter.labels ?? {});
-    return infos.map((info) => this.record(info)).filter((record) => wanted.every(([key, value]) => record.labels[key] === value));
+    return infos.map((info) => this.record(info)).filter((record) => hasLabels(record.labels, filter.labels));
   }
 
   private record(info: SandboxInfo): SandboxRecord {

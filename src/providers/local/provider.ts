@@ -7,6 +7,7 @@ import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, PtyS
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { bwrapArgv, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { dict, hasLabels } from "../../core/keys";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {
@@ -109,7 +110,7 @@ export class LocalProvider implements Provider {
     for (const entry of readdirSync(this.root)) {
       const meta = this.readMeta(entry);
       if (!meta) continue;
-      if (filter.labels && !Object.entries(filter.labels).every(([k, v]) => meta.labels[k] === v)) continue;
+      if (!hasLabels(meta.labels, filter.labels)) continue;
       records.push(this.record(meta));
     }
     return records.sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
@@ -330,8 +331,8 @@ const ACTS_ON_WRAPPERS = new Set(["PATH", "GCONV_PATH", "SHELLOPTS", "BASHOPTS",
  * and the shell's (ACTS_ON_WRAPPERS), and PATH is the wrappers' own. env(1) sets those inside.
  */
 export function splitEnvironment(environment: Record<string, string>): { inEnviron: Record<string, string>; inArgv: Record<string, string> } {
-  const inEnviron: Record<string, string> = {};
-  const inArgv: Record<string, string> = {};
+  const inEnviron = dict<string>();
+  const inArgv = dict<string>();
   for (const [name, value] of Object.entries(environment)) {
     const actsOnWrappers = ACTS_ON_WRAPPERS.has(name) || name.startsWith("LD_") || name.startsWith("MALLOC_") || name.startsWith("GLIBC_");
     (actsOnWrappers ? inArgv : inEnviron)[name] = value;

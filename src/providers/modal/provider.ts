@@ -25,6 +25,7 @@ import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
 import { shellQuote } from "../../core/quote";
+import { dict, hasLabels } from "../../core/keys";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 
@@ -52,7 +53,10 @@ function grpcPath(error: unknown): string {
 
 function hintFor(status: string | undefined): string {
   if (status === "UNAUTHENTICATED" || status === "PERMISSION_DENIED") return `check your Modal token: ${MISSING_CREDENTIALS}`;
-  if (status && TRANSIENT.has(status)) return "Modal did not answer in time; check https://status.modal.com and retry";
+  if (status === "UNAVAILABLE") return "Modal is unavailable right now (HTTP 503); check https://status.modal.com and retry";
+  if (status === "RESOURCE_EXHAUSTED") return "Modal is rate-limiting this account or out of capacity (HTTP 429); wait a little and retry";
+  if (status === "DEADLINE_EXCEEDED") return "Modal did not answer in time; check https://status.modal.com and retry";
+  if (status && TRANSIENT.has(status)) return "Modal failed on its side; retry, and check https://status.modal.com if it persists";
   return "rerun with SANDBOXES_DEBUG=1 for details";
 }
 
@@ -73,8 +77,8 @@ const isNotFound = (error: unknown) => {
 };
 
 function splitTags(tags: Record<string, string>): { labels: Record<string, string>; own: Record<string, string> } {
-  const labels: Record<string, string> = {};
-  const own: Record<string, string> = {};
+  const labels = dict<string>();
+  const own = dict<string>();
   for (const [key, value] of Object.entries(tags)) (key.startsWith(LABEL_PREFIX) ? own : labels)[key] = value;
   return { labels, own };
 }
@@ -301,7 +305,7 @@ export class ModalProvider implements Provider {
           ? Object.fromEntries(info.tags.map((t) => [t.tagName, t.tagValue]))
           : await this.call(`read tags of sandbox ${info.id}`, async () => (await this.handle(info.id)).getTags());
         // The filter is the server's; checked again so a server ignoring it cannot widen it.
-        if (Object.entries(tags).every(([k, v]) => own[k] === v)) records.push(this.record(info.id, own, info.createdAt));
+        if (hasLabels(own, tags)) records.push(this.record(info.id, own, info.createdAt));
       }
       before = page.sandboxes[page.sandboxes.length - 1]!.createdAt;
     }
@@ -349,7 +353,6 @@ export class ModalProvider implements Provider {
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     // Modal takes whole seconds and kills the command itself when they run out.
     const serverTimeoutMs = spec.timeoutMs ? Math.max(1000, Math.ceil(spec.timeoutMs / 1000) * 1000) : undefined;
-    const started = Date.now();
     // No RPC signals a running command, so an abortable one records its pid for stopTree().
     const pidFile = spec.signal ? `/tmp/.sandboxes-exec-${randomUUID()}` : undefined;
     const argv = pidFile ? ["sh", "-c", RECORD_PID, pidFile, ...spec.argv] : spec.argv;
@@ -358,6 +361,8 @@ export class ModalProvider implements Provider {
       ...(spec.cwd ? { workdir: spec.cwd } : {}),
       ...(serverTimeoutMs ? { timeoutMs: serverTimeoutMs } : {}),
     });
+    // --timeout bounds the command's own run, as on every provider: a slow start does not count.
+    const started = Date.now();
     let timedOut = false;
     let timer: ReturnType<typeof setTimeout> | undefined;
     const expired = new Promise<void>((resolve) => {

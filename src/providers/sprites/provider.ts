@@ -26,6 +26,7 @@ import { SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { feedInChunks } from "../stdin";
+import { dict, hasLabels, own } from "../../core/keys";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
@@ -178,7 +179,7 @@ export class SpritesProvider implements Provider {
     if (spec.cpus !== undefined) config.cpus = spec.cpus;
     if (spec.memoryMb !== undefined) config.ram_mb = spec.memoryMb;
     const body = { name, environment: spec.env, labels, ...(Object.keys(config).length ? { config } : {}) };
-    const ours = (sprite: SpriteJson | null) => sprite && parseLabels(sprite.labels)[TOKEN_KEY] === createToken;
+    const ours = (sprite: SpriteJson | null) => sprite && own(parseLabels(sprite.labels), TOKEN_KEY) === createToken;
     try {
       const sprite = await this.retry(
         `creating sprite ${name}`,
@@ -215,7 +216,6 @@ export class SpritesProvider implements Provider {
   }
 
   async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
-    const wanted = Object.entries(filter.labels ?? {});
     const records: SandboxRecord[] = [];
     let continuation: string | undefined;
     do {
@@ -227,14 +227,14 @@ export class SpritesProvider implements Provider {
       for (const sprite of page.sprites ?? []) records.push(this.record(sprite));
       continuation = page.has_more && page.next_continuation_token ? page.next_continuation_token : undefined;
     } while (continuation);
-    return records.filter((record) => wanted.every(([key, value]) => record.labels[key] === value));
+    return records.filter((record) => hasLabels(record.labels, filter.labels));
   }
 
   private record(sprite: SpriteJson): SandboxRecord {
     const all = parseLabels(sprite.labels);
-    const labels: Record<string, string> = {};
+    const labels = dict<string>();
     for (const [key, value] of Object.entries(all)) if (!key.startsWith(LABEL_PREFIX)) labels[key] = value;
-    return { id: sprite.name, provider: this.name, name: all[NAME_KEY], state: stateOf(sprite.status), labels, createdAt: isoDate(sprite.created_at) };
+    return { id: sprite.name, provider: this.name, name: own(all, NAME_KEY), state: stateOf(sprite.status), labels, createdAt: isoDate(sprite.created_at) };
   }
 
   async destroy(id: string): Promise<void> {
@@ -451,7 +451,7 @@ function unknownSprite(id: string): SandboxesError {
 
 /** ["k=v", …] -> {k: v}; a label without "=" is a key with an empty value. */
 export function parseLabels(labels: string[] | null | undefined): Record<string, string> {
-  const parsed: Record<string, string> = {};
+  const parsed = dict<string>();
   for (const label of labels ?? []) {
     const at = label.indexOf("=");
     if (at < 0) parsed[label] = "";

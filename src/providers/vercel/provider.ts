@@ -16,6 +16,7 @@ import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { hasLabels } from "../../core/keys";
 
 /** Vercel keeps at most this many tags on a sandbox. */
 const MAX_TAGS = 5;
@@ -241,7 +242,7 @@ export class VercelProvider implements Provider {
       for (const sandbox of page.sandboxes ?? []) records.push(this.record(sandbox));
       cursor = page.pagination?.next ?? undefined;
     } while (cursor);
-    return records.filter((record) => wanted.every(([key, value]) => record.labels[key] === value));
+    return records.filter((record) => hasLabels(record.labels, filter.labels));
   }
 
   private record(sandbox: SandboxJson): SandboxRecord {

@@ -273,7 +273,7 @@ export class FakeDaytona {
     const filter = url.searchParams.get("labels");
     const labels: Record<string, string> = filter ? JSON.parse(filter) : {};
     const all = [...this.sandboxes.values()]
-      .filter((s) => Object.entries(labels).every(([k, v]) => s.labels[k] === v))
+      .filter((s) => Object.entries(labels).every(([k, v]) => Object.hasOwn(s.labels, k) && s.labels[k] === v))
       .sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
     const pageSize = Number(url.searchParams.get("limit")) || this.options.pageSize || 100;
     const start = Number(url.searchParams.get("cursor") ?? 0) || 0;

@@ -214,11 +214,12 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       return json(connectAnswer(sandbox), 201);
     }
     if (req.method === "GET" && path === "/v2/sandboxes") {
-      const wanted: Record<string, string> = {};
+      // A Map and own-property checks: `__proto__` is a key like any other (as on the real service).
+      const wanted = new Map<string, string>();
       // The SDK encodes metadata twice: a URLSearchParams string of encodeURIComponent'd pairs.
-      for (const [key, value] of new URLSearchParams(url.searchParams.get("metadata") ?? "")) wanted[decodeURIComponent(key)] = decodeURIComponent(value);
+      for (const [key, value] of new URLSearchParams(url.searchParams.get("metadata") ?? "")) wanted.set(decodeURIComponent(key), decodeURIComponent(value));
       const all = [...sandboxes.values()]
-        .filter((s) => Object.entries(wanted).every(([k, v]) => s.metadata[k] === v))
+        .filter((s) => [...wanted].every(([k, v]) => Object.hasOwn(s.metadata, k) && s.metadata[k] === v))
         .sort((a, b) => a.startedAt.getTime() - b.startedAt.getTime() || a.id.localeCompare(b.id));
       const limit = Number(url.searchParams.get("limit") || options.pageSize || 100);
       const offset = Number(url.searchParams.get("nextToken") || 0);

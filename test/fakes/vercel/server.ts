@@ -431,7 +431,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
       const tagFilters = url.searchParams.getAll("tags").map((t) => [t.slice(0, t.indexOf(":")), t.slice(t.indexOf(":") + 1)] as const);
       if (tagFilters.length > 1) return apiError(400, "bad_request", "filter by one tag at most");
       const all = [...sandboxes.values()]
-        .filter((s) => tagFilters.every(([k, v]) => s.tags[k] === v))
+        .filter((s) => tagFilters.every(([k, v]) => Object.hasOwn(s.tags, k) && s.tags[k] === v))
         .sort((a, b) => a.createdAt - b.createdAt || a.name.localeCompare(b.name));
       const limit = Math.min(Number(url.searchParams.get("limit") || 50), options.pageSize ?? 50);
       const offset = Number(url.searchParams.get("cursor") || 0);

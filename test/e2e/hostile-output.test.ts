@@ -1,0 +1,162 @@
+/**
+ * Hostile output through the compiled binary: captured output (--json) is bounded by
+ * --max-output and says what it cut; memory stays within a bound derived from the cap, also for
+ * a program that never stops writing.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { BINARY, cli, localSandboxesLeft, machines } from "../helpers";
+
+const { machine, removeAll } = machines();
+afterAll(removeAll);
+
+const MiB = 1024 * 1024;
+
+
+/** Runs the binary with stdout to /dev/null, polling the peak resident set (VmHWM) of its process. */
+async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number }> {
+  const child = Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  let peak = 0;
+  let running = true;
+  const poll = (async () => {
+    while (running) {
+      const status = await Bun.file(`/proc/${child.pid}/status`).text().catch(() => "");
+      const kib = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
+      peak = Math.max(peak, kib * 1024);
+      await Bun.sleep(20);
+    }
+  })();
+  const code = await child.exited;
+  running = false;
+  await poll;
+  // ru_maxrss of the exited process: the same peak, including the last moments the poll missed.
+  peak = Math.max(peak, child.resourceUsage()?.maxRSS ?? 0);
+  return { code, peakBytes: peak };
+}
+
+describe("bounded capture with --json", () => {
+  test("run --json --max-output 4m yes stays within a bound derived from the cap, and reports the cut", async () => {
+    const { env } = machine();
+    const idle = await peakMemory(["run", "--json", "true"], env);
+    const cap = 4 * MiB;
+    // -t only ends the flood; what is asserted is memory, not time.
+    const flood = await peakMemory(["run", "--json", "--max-output", "4m", "-t", "4", "yes"], env);
+    expect(flood.code).toBe(124);
+    // Two streams at the cap, their text and the pipes' churn: far below the GBs of an unbounded capture.
+    expect(flood.peakBytes).toBeLessThan(idle.peakBytes + 8 * cap + 192 * MiB);
+    // The default cap (16 MiB per stream) bounds it just the same.
+    const byDefault = await peakMemory(["run", "--json", "-t", "4", "yes"], env);
+    expect(byDefault.code).toBe(124);
+    expect(byDefault.peakBytes).toBeLessThan(idle.peakBytes + 8 * 16 * MiB + 192 * MiB);
+    const doc = JSON.parse((await cli(["run", "--json", "--max-output", "1k", "-t", "2", "yes"], { env })).stdout);
+    expect(doc).toMatchObject({ exit_code: 124, timed_out: true, truncated: true, stdout_truncated: true, stderr_truncated: false, stderr_bytes: 0 });
+    expect(doc.stdout).toBe("y\n".repeat(512));
+    expect(doc.stdout_bytes).toBeGreaterThan(1024);
+    expect(localSandboxesLeft(env)).toEqual([]);
+  }, 60_000);
+
+  test("at the cap the program is not blocked: it runs to its own end and exit code", async () => {
+    const { env } = machine();
+    const r = await cli(["run", "--json", "--max-output", "10", "head -c 3000000 /dev/zero; echo done >&2; exit 7"], { env });
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ exit_code: 7, stdout_bytes: 3_000_000, stdout_truncated: true, stderr: "done\n", stderr_bytes: 5, stderr_truncated: false, truncated: true });
+    expect(doc.stdout).toBe("\0".repeat(10));
+  });
+
+  test("below the cap nothing is cut, and every byte round-trips through stdout_base64", async () => {
+    const { env, home } = machine();
+    const bytes = new Uint8Array(300_000).map((_, i) => (i * 7919 + (i >> 8)) % 256);
+    await Bun.write(join(home, "blob.bin"), bytes);
+    const r = await cli(["run", "--json", "--upload", `${join(home, "blob.bin")}:/tmp/blob.bin`, "cat /tmp/blob.bin"], { env });
+    const doc = JSON.parse(r.stdout);
+    expect(doc).toMatchObject({ exit_code: 0, truncated: false, stdout_truncated: false, stdout_bytes: 300_000 });
+    expect(new Uint8Array(Buffer.from(doc.stdout_base64, "base64"))).toEqual(bytes);
+    expect(doc.stdout).toBe(new TextDecoder().decode(bytes));
+  });
+
+  test("the cut never splits a UTF-8 character, so no base64 is needed for a cut text", async () => {
+    const { env } = machine();
+    const doc = JSON.parse((await cli(["run", "--json", "--max-output", "5", "printf 'aéé'"], { env })).stdout);
+    expect(doc).toMatchObject({ stdout: "aéé", stdout_bytes: 5, truncated: false });
+    const cut = JSON.parse((await cli(["run", "--json", "--max-output", "4", "printf 'aéé'"], { env })).stdout);
+    expect(cut).toMatchObject({ stdout: "aé", stdout_bytes: 5, truncated: true });
+    expect(cut.stdout_base64).toBeUndefined();
+  });
+
+  test("exec --json honours --max-output too", async () => {
+    const { env } = machine();
+    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "true"], { env })).stderr)![1]!;
+    try {
+      const doc = JSON.parse((await cli(["exec", id, "--json", "--max-output", "3", "echo hello; echo oops >&2"], { env })).stdout);
+      expect(doc).toMatchObject({ stdout: "hel", stderr: "oop", stdout_bytes: 6, stderr_bytes: 5, truncated: true, stdout_truncated: true, stderr_truncated: true });
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  });
+
+  test("--max-output without --json, or a bad size, is one line and exit 125, before any sandbox", async () => {
+    const { env } = machine();
+    const streamed = await cli(["run", "--max-output", "1m", "echo hi"], { env });
+    expect({ code: streamed.code, stdout: streamed.stdout }).toEqual({ code: 125, stdout: "" });
+    expect(streamed.stderr).toBe("sandboxes: --max-output caps the output kept for --json; streamed output is never cut: add --json or drop --max-output\n");
+    for (const bad of ["-1", "2g", "lots", "1.5m"]) {
+      const r = await cli(["run", "--json", `--max-output=${bad}`, "true"], { env });
+      expect(r.code).toBe(125);
+      expect(JSON.parse(r.stdout).error.code).toBe("bad_value");
+    }
+  });
+});
+
+/** Processes whose command line contains `marker` (the sandboxed program's own argument), or starts with `prefix`. */
+function processesWith(marker: string, prefix = ""): number[] {
+  const found: number[] = [];
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, "latin1");
+      if (cmdline.startsWith(prefix) && cmdline.includes(marker)) found.push(Number(pid));
+    } catch {
+      /* gone meanwhile */
+    }
+  }
+  return found;
+}
+
+/** Waits for a condition, polling; fails after `limit` ms rather than hanging the suite. */
+async function until(condition: () => boolean, what: string, limit = 30_000): Promise<void> {
+  const deadline = Date.now() + limit;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`gave up waiting for ${what}`);
+    await Bun.sleep(50);
+  }
+}
+
+describe("signals during a flood of output clean up", () => {
+  const ITERATIONS = Number(process.env.SIGNAL_ITERATIONS ?? 10);
+  const EXPECTED = { SIGTERM: 143, SIGINT: 130, SIGHUP: 129 } as const;
+  for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) {
+    test(`${signal} to the whole process group (as timeout and terminals send it) while yes floods: exit ${EXPECTED[signal]}, no sandbox, no process left`, async () => {
+      for (let i = 0; i < ITERATIONS; i++) {
+        const json = i % 2 === 1;
+        const { env } = machine();
+        const marker = `flood-${signal}-${i}-${Math.random().toString(36).slice(2)}`;
+        // Its own process group, so the signal can reach all of it, as `timeout 2 sandboxes run yes` does.
+        // The flood goes to /dev/null, as in `timeout 2 sandboxes run yes > /dev/null`.
+        const child = Bun.spawn([BINARY, "run", ...(json ? ["--json", "--max-output", "1m"] : []), `yes ${marker}`], { env, stdin: "ignore", stdout: json ? "pipe" : "ignore", stderr: "pipe", detached: true });
+        const stdout = json ? new Response(child.stdout as ReadableStream<Uint8Array>).text() : Promise.resolve("");
+        const stderr = new Response(child.stderr).text();
+        // `yes` itself, not just bwrap setting up: the flood is under way.
+        await until(() => processesWith(marker, "yes\0").length > 0, `yes ${marker} to run`);
+        process.kill(-child.pid, signal);
+        process.kill(child.pid, signal);
+        const code = await child.exited;
+        const [out, err] = await Promise.all([stdout, stderr]);
+        expect({ iteration: i, json, code, left: localSandboxesLeft(env), processes: processesWith(marker) }).toEqual({ iteration: i, json, code: EXPECTED[signal], left: [], processes: [] });
+        // The error document, or the run's own when the program died of the signal first.
+        if (json) expect(JSON.parse(out).error?.exit_code ?? JSON.parse(out).exit_code).toBe(EXPECTED[signal]);
+        // bwrap shares our process group, so the program may die of the signal before we see it.
+        else expect(["", `sandboxes: interrupted by ${signal}\n`]).toContain(err);
+      }
+    }, 180_000);
+  }
+});
