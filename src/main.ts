@@ -10,7 +10,7 @@ import { FlagError, parseFlags, type FlagSpec } from "./argv";
 import { COMMANDS, isCommandName } from "./commands/index";
 import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
-import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
+import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./base/errors";
 import { EXIT, exitForStop } from "./core/exit-codes";
 // Loaded after the quick answers (--version, --help), which must not pay for node:fs.
 let stdio: typeof import("./stdio");

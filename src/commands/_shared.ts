@@ -1,4 +1,4 @@
-import { SandboxesError, UsageError } from "../core/errors";
+import { SandboxesError, UsageError } from "../base/errors";
 import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
 import { dict, own } from "../core/keys";
 import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";

@@ -1,5 +1,5 @@
 import type { Settings } from "./config";
-import { InterruptedError, type StopReason } from "./errors";
+import { InterruptedError, type StopReason } from "../base/errors";
 import { resolveSandbox } from "./resolve";
 import { execSpec, type OutputSink } from "./run";
 import { checkTimeoutMs } from "./timeout";
