@@ -16,7 +16,7 @@ import { InterruptedError, SandboxesError, UsageError } from "./base/errors";
 import { checkNetworkSupport } from "./core/network";
 import { Registry } from "./core/registry";
 import { resolveSandbox } from "./core/resolve";
-import { type OutputSink, runCode } from "./core/run";
+import { checkPids, type OutputSink, runCode } from "./core/run";
 import { chooseProvider, closeProviders, configuredProviders, loadProvider } from "./core/select";
 import { downloadPath, uploadPath } from "./core/transfer";
 import { checkTimeoutMs } from "./core/timeout";
@@ -42,6 +42,8 @@ export interface SandboxOptions {
   ttlSeconds?: number;
   cpus?: number;
   memoryMb?: number;
+  /** Most processes and threads in the sandbox; refused by providers that cannot enforce it (local default: 2048). */
+  pids?: number;
   /** Network policy; default: the provider's default network. */
   network?: NetworkPolicy;
   /** Where credentials and config.toml are looked up; default `process.env`. */
@@ -168,6 +170,7 @@ export class Sandbox {
       throwIfAborted(options.signal);
       try {
         const provider = await loadProvider(settings, name);
+        checkPids(provider, options.pids);
         checkNetworkSupport(provider.name, provider.capabilities, options.network);
         const record = await provider.create(
           {
@@ -178,6 +181,7 @@ export class Sandbox {
             ttlSeconds: options.ttlSeconds,
             cpus: options.cpus,
             memoryMb: options.memoryMb,
+            pids: options.pids,
             network: options.network,
           },
           options.signal,
@@ -339,6 +343,7 @@ async function runThroughCore(command: string, options: SandboxOptions & ExecOpt
       network: options.network,
       cpus: options.cpus,
       memoryMb: options.memoryMb,
+      pids: options.pids,
       ttlSeconds: options.ttlSeconds,
       signal: options.signal ?? new AbortController().signal,
     },

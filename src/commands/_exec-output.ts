@@ -13,13 +13,15 @@ export function execSink(json: boolean, maxOutputBytes?: number): CapturingSink 
   if (!json) {
     return {
       stdout: (c) => writeStdout(c),
+      stdoutFd: 1,
       stderr: (c) => writeStderr(c),
       info: (m) => ui().info(m),
+      notice: (m) => writeStderr(`sandboxes: ${m}\n`),
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
     };
   }
   const captured = { stdout: new StreamCapture(maxOutputBytes), stderr: new StreamCapture(maxOutputBytes) };
-  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {} };
+  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {}, notice: (m) => writeStderr(`sandboxes: ${m}\n`) };
 }
 
 /**
@@ -69,7 +71,7 @@ function textFields(name: "stdout" | "stderr", captured: Captured): Field[] {
   return fields;
 }
 
-export async function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean }): Promise<void> {
+export async function renderRunJson(sink: CapturingSink, result: { sandboxId: string; provider: string; exitCode: number; timedOut: boolean; durationMs: number; kept?: boolean; reused?: boolean; limitHit?: string }): Promise<void> {
   const stdout = sink.captured!.stdout.result();
   const stderr = sink.captured!.stderr.result();
   const fields: Field[] = [
@@ -80,6 +82,7 @@ export async function renderRunJson(sink: CapturingSink, result: { sandboxId: st
     ...textFields("stderr", stderr),
     ["duration_ms", result.durationMs],
     ["timed_out", result.timedOut],
+    ...(result.limitHit ? [["limit_hit", result.limitHit] as const] : []),
     ["truncated", stdout.truncated || stderr.truncated],
     ["stdout_bytes", stdout.totalBytes],
     ["stderr_bytes", stderr.totalBytes],

@@ -144,6 +144,13 @@ export function parsePositiveNumber(value: unknown, flag: string): number | unde
   return number;
 }
 
+export function parseCount(value: unknown, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const number = Number(value);
+  if (!Number.isSafeInteger(number) || number <= 0) throw new UsageError("bad_value", `${flag} must be a whole number above 0, got "${value}"`);
+  return number;
+}
+
 export function parseMemory(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   const match = /^(\d+)([kmg]?)b?$/i.exec(String(value).trim());

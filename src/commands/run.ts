@@ -8,7 +8,7 @@ import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import {
-  envArgs, jsonArg, labelArg, networkArgs, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
+  envArgs, jsonArg, labelArg, networkArgs, parseCount, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
   splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
 } from "./_shared";
 import { isTerminal } from "../stdio";
@@ -46,6 +46,7 @@ export default defineCommand({
     ...networkArgs,
     cpus: { type: "string", description: "CPUs for the sandbox (providers with resources)", valueHint: "n" },
     memory: { type: "string", description: "Memory for the sandbox, e.g. 512m, 2g", valueHint: "size" },
+    pids: { type: "string", description: "Most processes and threads in the sandbox (local default: 2048)", valueHint: "n" },
     ttl: { type: "string", description: "Lifetime of a kept sandbox, in seconds (providers with ttl)", valueHint: "seconds" },
     ...jsonArg,
     ...maxOutputArg,
@@ -107,6 +108,7 @@ export default defineCommand({
       network,
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
+      pids: parseCount(args.pids, "--pids"),
       ttlSeconds: ttl,
       signal,
     };

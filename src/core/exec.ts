@@ -1,7 +1,8 @@
+import type { ExecOutcome } from "../providers/types";
 import type { Settings } from "./config";
 import { InterruptedError, type StopReason } from "../base/errors";
 import { resolveSandbox } from "./resolve";
-import { execSpec, type OutputSink } from "./run";
+import { execSpec, type OutputSink, reportLimitHit } from "./run";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
@@ -22,6 +23,7 @@ export interface ExecResult {
   exitCode: number;
   timedOut: boolean;
   durationMs: number;
+  limitHit?: ExecOutcome["limitHit"];
 }
 
 export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
@@ -32,5 +34,6 @@ export async function execInSandbox(settings: Settings, options: ExecOptions, si
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
   const outcome = await provider.exec(record.id, execSpec(["sh", "-c", options.line], options, sink, options.workdir));
   if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
-  return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started) };
+  reportLimitHit(outcome, sink);
+  return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started), limitHit: outcome.limitHit };
 }

@@ -18,7 +18,7 @@ export function exitForStop(reason: unknown): number {
 
 export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ["0-255", "run, exec, shell, claude: the sandboxed program's own exit code"],
-  ["128+N", "run, exec: the sandboxed program was killed by signal N (e.g. 137 for SIGKILL)"],
+  ["128+N", "run, exec: the sandboxed program was killed by signal N (e.g. 137 for SIGKILL, also past the local sandbox's --memory)"],
   ["124", "run, exec: the command hit --timeout and its whole process tree was killed"],
   ["125", "run, exec, shell, claude: sandboxes itself failed (bad flags, missing file, no credentials, provider unreachable)"],
   ["129", "hung up (SIGHUP, e.g. the terminal closed); sandboxes created by this run or session were destroyed first"],

@@ -24,6 +24,10 @@ export interface OutputSink {
   stderr(chunk: Uint8Array): void;
   /** A human message (kept sandbox id, reuse notice); goes to stderr. */
   info(message: string): void;
+  /** Set when stdout() only copies to this descriptor (see ExecSpec.stdoutFd). */
+  stdoutFd?: number;
+  /** A line the sandbox asked us to show (a blocked destination): `sandboxes: …` on stderr. */
+  notice?(message: string): void;
   /** Progress of slow steps (image pulls); set only when a person is watching a terminal. */
   progress?(message: string): void;
 }
@@ -47,6 +51,7 @@ export interface RunOptions {
   network?: NetworkPolicy;
   cpus?: number;
   memoryMb?: number;
+  pids?: number;
   ttlSeconds?: number;
   signal: AbortSignal;
 }
@@ -59,6 +64,8 @@ export interface RunResult {
   durationMs: number;
   kept: boolean;
   reused: boolean;
+  /** The program was killed for exceeding this limit of its sandbox. */
+  limitHit?: ExecOutcome["limitHit"];
 }
 
 
@@ -139,6 +146,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
       durationMs: Math.round(performance.now() - started),
       kept,
       reused,
+      limitHit: outcome.limitHit,
     };
   } finally {
     // On errors, Ctrl-C and SIGTERM alike: what this run created goes, unless --keep.
@@ -174,6 +182,7 @@ function canRunOnce(provider: Provider, options: RunOptions): options is Command
 async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink, started: number): Promise<RunResult> {
   const outcome = await provider.runOnce!(createSpec(options, sink), execSpec(commandArgv(options), options, sink, options.workdir));
   throwIfAborted(options.signal);
+  reportLimitHit(outcome, sink, options.memoryMb);
   return {
     sandboxId: outcome.id,
     provider: provider.name,
@@ -182,6 +191,7 @@ async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink
     durationMs: Math.round(performance.now() - started),
     kept: false,
     reused: false,
+    limitHit: outcome.limitHit,
   };
 }
 
@@ -194,6 +204,7 @@ function createSpec(options: RunOptions, sink: OutputSink): CreateSpec {
     network: options.network,
     cpus: options.cpus,
     memoryMb: options.memoryMb,
+    pids: options.pids,
     ttlSeconds: options.ttlSeconds,
     onProgress: sink.progress,
   };
@@ -210,11 +221,19 @@ function commandArgv(options: CommandRun): string[] {
 function checkCapabilities(provider: Provider, options: RunOptions, sink: OutputSink): void {
   checkNetworkSupport(provider.name, provider.capabilities, options.network);
   if (options.network?.mode === "host") sink.info(HOST_NETWORK_WARNING);
+  checkPids(provider, options.pids);
   if ((options.cpus !== undefined || options.memoryMb !== undefined) && !provider.capabilities.resources) {
     sink.info(`provider ${provider.name} does not support --cpus/--memory; ignored`);
   }
   if (options.ttlSeconds !== undefined && !provider.capabilities.ttl) {
     sink.info(`provider ${provider.name} has no sandbox lifetime (--ttl); ignored`);
+  }
+}
+
+/** --pids is a security limit: refused, never ignored, where a provider cannot enforce it. */
+export function checkPids(provider: Provider, pids: number | undefined): void {
+  if (pids !== undefined && !provider.capabilities.pids) {
+    throw new SandboxesError("unsupported", `provider ${provider.name} cannot limit the number of processes (--pids)`, "user", "use -p local or -p docker, or run without --pids");
   }
 }
 
@@ -290,7 +309,15 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
 async function execChecked(provider: Provider, id: string, argv: string[], options: RunOptions, sink: OutputSink, cwd?: string): Promise<ExecOutcome> {
   const outcome = await provider.exec(id, execSpec(argv, options, sink, cwd));
   throwIfAborted(options.signal);
+  reportLimitHit(outcome, sink, options.memoryMb);
   return outcome;
+}
+
+/** The one line that says why the program died when a limit of its sandbox killed it. */
+export function reportLimitHit(outcome: ExecOutcome, sink: OutputSink, memoryMb?: number): void {
+  if (outcome.limitHit !== "memory") return;
+  const flag = memoryMb === undefined ? "" : ` (--memory ${memoryMb % 1024 === 0 ? `${memoryMb / 1024}g` : `${memoryMb}m`})`;
+  sink.info(`the program was killed: it exceeded the memory limit${flag}`);
 }
 
 /** The program's own command: its env, bounds, stdin and live output. */
@@ -300,7 +327,7 @@ export function execSpec(
   sink: OutputSink,
   cwd?: string,
 ): ExecSpec {
-  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
+  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, stdoutFd: sink.stdoutFd, onNotice: sink.notice ?? sink.info, signal: options.signal };
 }
 
 async function uploadProjectDir(provider: Provider, id: string, dir: string, codeDir: string): Promise<void> {

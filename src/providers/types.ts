@@ -34,6 +34,8 @@ export interface Capabilities {
   ttl: boolean;
   /** CreateSpec.cpus / memoryMb are honoured. */
   resources: boolean;
+  /** CreateSpec.pids is enforced (local, docker); core refuses --pids elsewhere. */
+  pids?: boolean;
   /** CreateSpec.mounts: host directories mounted into the sandbox (local, docker). */
   mounts: boolean;
   /** runOnce: one command in a sandbox of its own, created, run and removed in one go. */
@@ -108,6 +110,17 @@ export interface ExecSpec {
   stdin?: ReadableStream<Uint8Array> | Uint8Array;
   onStdout(chunk: Uint8Array): void;
   onStderr(chunk: Uint8Array): void;
+  /**
+   * Set when onStdout only copies to this descriptor (our own stdout, live, no --json): a
+   * provider may let the program write to it directly instead, which keeps every byte exact, live
+   * and under the reader's backpressure without passing through this process.
+   */
+  stdoutFd?: number;
+  /**
+   * One line for the person running the command, e.g. a destination the sandbox's network
+   * policy blocked; core prints it on stderr. Providers never print.
+   */
+  onNotice?(message: string): void;
   /** Aborted on Ctrl-C/SIGTERM: stop the command and return promptly. */
   signal?: AbortSignal;
 }
@@ -116,6 +129,8 @@ export interface ExecOutcome {
   /** 0-255, or 128+N when killed by signal N. */
   exitCode: number;
   timedOut: boolean;
+  /** The program was killed for exceeding a limit of the sandbox (local: counted by its cgroup). */
+  limitHit?: "memory";
 }
 
 export interface PtySpec {

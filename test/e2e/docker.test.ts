@@ -117,14 +117,14 @@ describe("docker e2e: run", () => {
     expect(await containersLeft("e2e", kept)).toEqual([]);
   }, TIMEOUT);
 
-  test("--network none, --cpus and --memory reach the container", async () => {
+  test("--network none, --cpus, --memory and --pids reach the container", async () => {
     const mark = label("resources");
-    const result = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--keep", "-l", `e2e=${mark}`, "--network", "none", "--cpus", "0.5", "--memory", "64m", "ls /sys/class/net"]);
+    const result = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--keep", "-l", `e2e=${mark}`, "--network", "none", "--cpus", "0.5", "--memory", "64m", "--pids", "50", "ls /sys/class/net"]);
     expect(result.stdout).toBe("lo\n");
     expect(result.code).toBe(0);
     const [container] = await containersLabelled("e2e", mark);
-    const inspect = await engine<{ HostConfig: { NanoCpus: number; Memory: number; NetworkMode: string } }>("GET", `/containers/${container!.Id}/json`);
-    expect(inspect.data.HostConfig).toMatchObject({ NanoCpus: 500_000_000, Memory: 64 * 1024 * 1024, NetworkMode: "none" });
+    const inspect = await engine<{ HostConfig: { NanoCpus: number; Memory: number; PidsLimit: number; NetworkMode: string } }>("GET", `/containers/${container!.Id}/json`);
+    expect(inspect.data.HostConfig).toMatchObject({ NanoCpus: 500_000_000, Memory: 64 * 1024 * 1024, PidsLimit: 50, NetworkMode: "none" });
   }, TIMEOUT);
 
   test("--ttl: a kept sandbox stops and disappears by itself", async () => {

@@ -41,6 +41,13 @@ describe("e2b through the compiled binary", () => {
     expect(fake.sandboxes.size).toBe(0);
   });
 
+  test("--pids (e2b cannot limit processes) is one clear line and exit 125; nothing is created", async () => {
+    const before = fake.creates.length;
+    const result = await sandboxes(["run", "-p", "e2b", "--pids", "100", "true"], env);
+    expect(result).toEqual({ code: 125, stdout: "", stderr: "sandboxes: provider e2b cannot limit the number of processes (--pids): use -p local or -p docker, or run without --pids\n" });
+    expect(fake.creates.length).toBe(before);
+  });
+
   test("with E2B_API_KEY set, e2b is picked without -p and --image picks the template", async () => {
     const result = await sandboxes(["run", "--image", "custom-template", "echo $HOME"], env);
     expect(result).toEqual({ code: 0, stdout: "/home/user\n", stderr: "" });

@@ -59,6 +59,17 @@ describe("sprites through the compiled binary", () => {
     expect(fake.requests.slice(before).filter((r) => r.startsWith("POST"))).toEqual([]);
   });
 
+  test("--pids (sprites cannot limit processes) is one clear line and exit 125; nothing is created", async () => {
+    const before = fake.requests.length;
+    const result = await run(["run", "-p", "sprites", "--pids", "100", "true"]);
+    expect(plain(result)).toEqual({
+      code: 125,
+      stdout: "",
+      stderr: "sandboxes: provider sprites cannot limit the number of processes (--pids): use -p local or -p docker, or run without --pids\n",
+    });
+    expect(fake.requests.slice(before).filter((r) => r.startsWith("POST"))).toEqual([]);
+  });
+
   test("kept sprite: exec by id from another machine, list by label over pages, reuse, cp, destroy", async () => {
     const created = await run(["run", "-p", "sprites", "--keep", "--name", "web", "-l", "team=alpha", "echo $GREETING > /tmp/greeting", "-e", "GREETING=hello"]);
     expect(created.code).toBe(0);

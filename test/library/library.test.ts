@@ -175,6 +175,20 @@ describe("Sandbox", () => {
     expect(localSandboxes()).toEqual([]);
   });
 
+  test("pids: a local sandbox holds it; a provider that cannot enforce it refuses before creating anything", async () => {
+    const { env, localSandboxes } = environment({ E2B_API_KEY: "e2b_unused", E2B_API_URL: "http://127.0.0.1:9" });
+    const forks = "i=0; while [ $i -lt 40 ]; do sleep 5 & i=$((i+1)); done; echo started";
+    const limited = await run(forks, { environment: env, provider: "local", pids: 20 });
+    expect(limited.stderr).toContain("Cannot fork");
+    expect(limited.exitCode).toBe(2);
+    await using box = await Sandbox.create({ environment: env, provider: "local", pids: 20 });
+    expect((await box.exec(["sh", "-c", forks])).exitCode).toBe(2);
+    const refused = await errorCode(Sandbox.create({ environment: env, provider: "e2b", pids: 20 }));
+    expect(refused).toEqual(["unsupported", "provider e2b cannot limit the number of processes (--pids)"]);
+    await box.destroy();
+    expect(localSandboxes()).toEqual([]);
+  });
+
   test("fallback: an unusable provider is passed over; when none works the error names each", async () => {
     const { env, localSandboxes } = environment();
     const box = await Sandbox.create({ environment: env, provider: "docker", fallback: ["local"] });

@@ -14,6 +14,7 @@ export const DOCKER_CAPABILITIES: Capabilities = {
   networkHost: true,
   ttl: true,
   resources: true,
+  pids: true,
   mounts: true,
   oneShot: true,
 };

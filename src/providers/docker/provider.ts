@@ -563,6 +563,7 @@ function containerConfig(spec: CreateSpec, image: string, main: MainProcess) {
       AutoRemove: true,
       ...(spec.cpus ? { NanoCpus: Math.round(spec.cpus * 1e9) } : {}),
       ...(spec.memoryMb ? { Memory: Math.round(spec.memoryMb * 1024 * 1024) } : {}),
+      ...(spec.pids ? { PidsLimit: spec.pids } : {}),
       ...(spec.network?.mode === "none" || spec.network?.mode === "host" ? { NetworkMode: spec.network.mode } : {}),
       ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
     },

@@ -1,6 +1,7 @@
 import { hostPlatform } from "../platform";
 import type { Capabilities, ProviderDescriptor } from "../types";
 import { bubblewrapPath } from "./bubblewrap";
+import { cgroupSites, describeLimits } from "./limits-host";
 
 export const LOCAL_CAPABILITIES: Capabilities = {
   streaming: true,
@@ -11,14 +12,15 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   stdin: true,
   networkIsolation: true,
   networkHost: true,
-  // Enforced by the egress proxy once the local runtime routes the sandbox through it.
-  networkAllowHosts: false,
-  networkAllowCidrs: false,
-  networkAllowPorts: false,
+  // Enforced by the egress proxy every default-policy sandbox goes through.
+  networkAllowHosts: true,
+  networkAllowCidrs: true,
+  networkAllowPorts: true,
   ttl: false,
-  resources: false,
+  resources: true,
+  pids: true,
   mounts: true,
-  oneShot: false,
+  oneShot: true,
 };
 
 export const localDescriptor: ProviderDescriptor = {
@@ -30,11 +32,8 @@ export const localDescriptor: ProviderDescriptor = {
       return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
     }
     const bwrap = bubblewrapPath(ctx.env);
-    return {
-      configured: true,
-      source: "built in",
-      details: bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)",
-    };
+    const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
+    return { configured: true, source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env))}` };
   },
   async load(ctx) {
     const { LocalProvider } = await import("./provider");

@@ -1,0 +1,177 @@
+import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
+import { ProviderError, SandboxesError } from "../../base/errors";
+import { shellQuote } from "../../base/quote";
+import { type CgroupSites, cgroupSites } from "./limits-host";
+
+/**
+ * --memory, --cpus and --pids of a local sandbox. Each is enforced by the sandbox's own cgroup
+ * where this process can make one (limits-host.ts), else by an rlimit: RLIMIT_NPROC for --pids
+ * (exact: as root every sandbox has its own uid, as an ordinary user every command its own user
+ * namespace, and the kernel counts processes per uid per user namespace) and RLIMIT_AS for
+ * --memory (per process: an allocation past it fails instead of being killed). --cpus has no
+ * rlimit: without a cgroup it is refused, as is anything else that would be silently ignored.
+ *
+ * The plan is plain data kept with the sandbox, so every command of the sandbox, and its removal,
+ * use the cgroups made when it was created.
+ */
+
+/** Processes (threads count too) a sandbox may have when --pids is not given; Podman's default. */
+export const DEFAULT_PIDS = 2048;
+
+export interface LimitRequest {
+  cpus?: number;
+  memoryMb?: number;
+  pids?: number;
+}
+
+export interface LimitPlan {
+  /** The sandbox's cgroups, one per hierarchy, and the settings written into each. */
+  cgroups: Array<{ dir: string; version: 1 | 2; settings: Array<{ file: string; value: string; optional?: boolean }> }>;
+  /** Set on the program inside the sandbox by prlimit(1), where no cgroup holds the limit. */
+  rlimits: { nproc?: number; asBytes?: number };
+  /** The file that counts the sandbox's out-of-memory kills (line `oom_kill N`). */
+  oomEvents?: string;
+}
+
+const CPU_PERIOD_US = 100_000;
+
+/** How `request` is enforced with these cgroup sites; throws when a limit cannot be. */
+export function planFor(id: string, request: LimitRequest, sites: CgroupSites): LimitPlan {
+  const plan: LimitPlan = { cgroups: [], rlimits: {} };
+  const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
+    const dir = `${site.parent === "/" ? "" : site.parent}/sandboxes-${id}`;
+    let cgroup = plan.cgroups.find((c) => c.dir === dir);
+    if (!cgroup) plan.cgroups.push((cgroup = { dir, version: site.version, settings: [] }));
+    return cgroup;
+  };
+
+  const pids = request.pids ?? DEFAULT_PIDS;
+  if (sites.pids) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
+  else plan.rlimits.nproc = pids;
+
+  if (request.memoryMb !== undefined) {
+    const bytes = String(request.memoryMb * 1024 * 1024);
+    if (sites.memory) {
+      const cgroup = cgroupFor(sites.memory);
+      // Swap too, or a program past the limit would page out instead of being stopped.
+      if (sites.memory.version === 2) {
+        cgroup.settings.push({ file: "memory.max", value: bytes }, { file: "memory.swap.max", value: "0", optional: true });
+        plan.oomEvents = `${cgroup.dir}/memory.events`;
+      } else {
+        cgroup.settings.push({ file: "memory.limit_in_bytes", value: bytes }, { file: "memory.memsw.limit_in_bytes", value: bytes, optional: true });
+        plan.oomEvents = `${cgroup.dir}/memory.oom_control`;
+      }
+    } else {
+      plan.rlimits.asBytes = Number(bytes);
+    }
+  }
+
+  if (request.cpus !== undefined) {
+    if (!sites.cpu) {
+      throw new SandboxesError(
+        "limit_unenforceable",
+        "--cpus cannot be enforced here: the local provider needs a writable cgroup with the cpu controller (cgroup v1 as root, or a delegated cgroup v2 subtree)",
+        "user",
+        "run without --cpus, as root, or use -p docker",
+      );
+    }
+    const quota = String(Math.max(1000, Math.round(request.cpus * CPU_PERIOD_US)));
+    const cgroup = cgroupFor(sites.cpu);
+    if (sites.cpu.version === 2) cgroup.settings.push({ file: "cpu.max", value: `${quota} ${CPU_PERIOD_US}` });
+    else cgroup.settings.push({ file: "cpu.cfs_period_us", value: String(CPU_PERIOD_US) }, { file: "cpu.cfs_quota_us", value: quota });
+  }
+  return plan;
+}
+
+/** The plan for a new sandbox on this host. */
+export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>): Promise<LimitPlan> {
+  return planFor(id, request, await cgroupSites(env));
+}
+
+/**
+ * Makes the plan's cgroups that do not exist (all of them for a new sandbox; after a reboot, those
+ * of a kept one); on failure removes them all and throws.
+ */
+export async function applyLimits(plan: LimitPlan | undefined): Promise<void> {
+  if (!plan || plan.cgroups.every((cgroup) => existsSync(cgroup.dir))) return;
+  try {
+    for (const cgroup of plan.cgroups) {
+      if (existsSync(cgroup.dir)) continue;
+      mkdirSync(cgroup.dir);
+      for (const { file, value, optional } of cgroup.settings) {
+        const path = `${cgroup.dir}/${file}`;
+        if (optional && !existsSync(path)) continue;
+        writeFileSync(path, value);
+      }
+    }
+  } catch (error) {
+    await removeLimits(plan).catch(() => {});
+    throw new ProviderError("local", `cannot set up the sandbox's limits: ${(error as Error).message}`, undefined, undefined, "run without --memory/--cpus/--pids, or see `sandboxes providers` for the mechanism in use");
+  }
+}
+
+/**
+ * argv that first moves itself into the sandbox's cgroups and then becomes `argv`, so that
+ * nothing the sandbox starts ever runs outside its limits.
+ */
+export function enterArgv(plan: LimitPlan | undefined, argv: string[]): string[] {
+  if (!plan?.cgroups.length) return argv;
+  const moves = plan.cgroups.map((c) => `echo $$ > ${shellQuote(`${c.dir}/cgroup.procs`)}`);
+  return ["/bin/sh", "-c", `${moves.join(" && ")} && exec "$@"`, "sandboxes-limits", ...argv];
+}
+
+/** argv that sets the plan's rlimits (soft and hard) and then becomes `argv`; inside the sandbox. */
+export function rlimitArgv(plan: LimitPlan | undefined, argv: string[]): string[] {
+  const { nproc, asBytes } = plan?.rlimits ?? {};
+  const options = [...(nproc !== undefined ? [`--nproc=${nproc}:${nproc}`] : []), ...(asBytes !== undefined ? [`--as=${asBytes}:${asBytes}`] : [])];
+  return options.length ? ["prlimit", ...options, "--", ...argv] : argv;
+}
+
+/** How many times the kernel has killed a process of the sandbox for exceeding --memory. */
+export function memoryKills(plan: LimitPlan | undefined): number {
+  if (!plan?.oomEvents) return 0;
+  try {
+    return Number(/^oom_kill (\d+)$/m.exec(readFileSync(plan.oomEvents, "utf8"))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** Kills whatever is left in the sandbox's cgroups and removes them. */
+export async function removeLimits(plan: LimitPlan | undefined): Promise<void> {
+  for (const cgroup of plan?.cgroups ?? []) {
+    const deadline = Date.now() + 5000;
+    for (;;) {
+      try {
+        rmdirSync(cgroup.dir);
+        break;
+      } catch (error) {
+        const code = (error as NodeJS.ErrnoException).code;
+        if (code === "ENOENT") break;
+        if (code !== "EBUSY" || Date.now() > deadline) throw new ProviderError("local", `cannot remove the sandbox's cgroup ${cgroup.dir}: ${(error as Error).message}`);
+      }
+      killAll(cgroup.dir, cgroup.version);
+      await Bun.sleep(10);
+    }
+  }
+}
+
+function killAll(dir: string, version: 1 | 2): void {
+  if (version === 2 && existsSync(`${dir}/cgroup.kill`)) {
+    writeFileSync(`${dir}/cgroup.kill`, "1");
+    return;
+  }
+  let pids: string[];
+  try {
+    pids = readFileSync(`${dir}/cgroup.procs`, "utf8").split("\n").filter(Boolean);
+  } catch {
+    return;
+  }
+  for (const pid of pids) {
+    try {
+      process.kill(Number(pid), "SIGKILL");
+    } catch {
+      /* already gone */
+    }
+  }
+}

@@ -1,0 +1,245 @@
+/**
+ * --memory, --cpus and --pids on the local provider, through the compiled binary: as root (the
+ * sandbox's own cgroups on this host), as an ordinary user (rlimits, and --cpus refused), and as
+ * an ordinary user to whom root delegated cgroups; each with bubblewrap and with util-linux.
+ */
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BINARY, type CliResult, freshEnv, keptId } from "../helpers";
+
+const isRoot = process.getuid?.() === 0;
+const NOBODY = 65534;
+/** The v1 hierarchies of this process, by controller (a hybrid or v1 host, as this one is). */
+const OWN_V1 = Object.fromEntries(
+  readFileSync("/proc/self/cgroup", "utf8")
+    .split("\n")
+    .map((line) => line.split(":"))
+    .filter(([, controllers]) => controllers && ["memory", "pids", "cpu"].includes(controllers))
+    .map(([, controller, path]) => [controller!, join("/sys/fs/cgroup", controller!, path!)]),
+) as Record<"memory" | "pids" | "cpu", string>;
+const v1Host = Object.keys(OWN_V1).length === 3 && Object.values(OWN_V1).every((dir) => existsSync(join(dir, "cgroup.procs")));
+
+/** How the binary is started: as the caller, or as an ordinary user (optionally inside cgroups delegated to them). */
+interface Runner {
+  spawn(args: string[]): ReturnType<typeof Bun.spawn>;
+  cleanup(): void;
+  /** Where its local sandboxes' files are. */
+  stateDir: string;
+}
+
+async function finish(child: ReturnType<typeof Bun.spawn>): Promise<CliResult> {
+  const [stdoutBytes, stderr, code] = await Promise.all([
+    new Response(child.stdout as ReadableStream<Uint8Array>).bytes(),
+    new Response(child.stderr as ReadableStream<Uint8Array>).text(),
+    child.exited,
+  ]);
+  return { code, stdout: new TextDecoder().decode(stdoutBytes), stderr, stdoutBytes };
+}
+
+const run = (runner: Runner, args: string[]) => finish(runner.spawn(args));
+
+function asCaller(extra: Record<string, string>): Runner {
+  const { env, home } = freshEnv(extra);
+  return {
+    spawn: (args) => Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+    cleanup: () => rmSync(home, { recursive: true, force: true }),
+    stateDir: join(env.XDG_STATE_HOME!, "sandboxes", "local"),
+  };
+}
+
+/** As root: the same binary run by `nobody`, with no cgroup of its own or with ours delegated to it. */
+function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
+  const dir = mkdtempSync(join(tmpdir(), "sandboxes-limits-user-"));
+  chmodSync(dir, 0o755);
+  const binary = join(dir, "sandboxes");
+  copyFileSync(BINARY, binary);
+  chmodSync(binary, 0o755);
+  const home = join(dir, "home");
+  mkdirSync(home);
+  chownSync(home, NOBODY, NOBODY);
+  const env = { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", LANG: "C.UTF-8", DOCKER_HOST: "unix:///nonexistent/docker.sock", ...extra };
+  // Delegation on cgroup v1: root makes a cgroup per hierarchy, gives it to the user and starts them in it.
+  const delegated = delegate ? Object.values(OWN_V1).map((parent) => join(parent, `delegated-${dir.slice(-6)}`)) : [];
+  for (const cgroup of delegated) {
+    mkdirSync(cgroup);
+    for (const path of [cgroup, join(cgroup, "cgroup.procs"), join(cgroup, "tasks")]) chownSync(path, NOBODY, NOBODY);
+  }
+  const enter = delegated.map((cgroup) => `echo $$ > ${join(cgroup, "cgroup.procs")}`).join("; ");
+  const drop = ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", binary];
+  return {
+    spawn: (args) => Bun.spawn(delegate ? ["/bin/sh", "-c", `${enter}; exec "$@"`, "sh", ...drop, ...args] : [...drop, ...args], { env, cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+    stateDir: join(home, ".local/state/sandboxes/local"),
+    cleanup: () => {
+      for (const cgroup of delegated) rmdirSync(cgroup);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** The host directories of a sandbox's cgroups (found from the host, not through the code under test). */
+function cgroupDirs(id: string): string[] {
+  const found = Bun.spawnSync(["find", "/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", `sandboxes-${id}`], { stderr: "ignore" });
+  return found.stdout.toString().split("\n").filter(Boolean);
+}
+
+async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(50);
+  }
+  return true;
+}
+
+/** Starts up to `count` background sleeps and prints how many started; a failed fork ends sh (exit 2). */
+const startSleeps = (count: number, seconds: number) => `i=0; while [ $i -lt ${count} ]; do sleep ${seconds} & i=$((i+1)); done; echo "$i started"`;
+/** A bounded 256 MiB allocation: a command substitution dash keeps in memory. */
+const ALLOCATE_256M = 'x=$(head -c 268435456 /dev/zero | tr "\\0" a); echo "${#x} bytes"';
+const MEMORY_LINE = "the program was killed: it exceeded the memory limit (--memory 64m)";
+
+/**
+ * Who runs the binary. `cgroups`: the limits are held by cgroups (so OOM kills are seen), not by
+ * rlimits. `bomb`: the default limit and the fork bomb (slow on a busy machine: thousands of
+ * processes), left to root's and the plain user's runs; the delegated run shares root's mechanism.
+ */
+const RUNNERS = [
+  { who: "root", make: (extra: Record<string, string>) => asCaller(extra), enabled: isRoot, cgroups: v1Host, bomb: true },
+  { who: "an ordinary user", make: (extra: Record<string, string>) => (isRoot ? asNobody(extra, false) : asCaller(extra)), enabled: true, cgroups: false, bomb: true },
+  { who: "root without cgroups (SANDBOXES_LOCAL_CGROUPS=off)", make: (extra: Record<string, string>) => asCaller({ ...extra, SANDBOXES_LOCAL_CGROUPS: "off" }), enabled: isRoot, cgroups: false, bomb: false },
+  { who: "an ordinary user with delegated cgroups", make: (extra: Record<string, string>) => asNobody(extra, true), enabled: isRoot && v1Host, cgroups: true, bomb: false },
+];
+
+for (const mode of ["bubblewrap", "unshare"] as const) {
+  for (const { who, make, enabled, cgroups, bomb } of RUNNERS) {
+    describe.skipIf(!enabled)(`local limits (${mode}, ${who})`, () => {
+      const extra: Record<string, string> = mode === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
+      let runner: Runner;
+      const ids: string[] = [];
+      let defaultHolds = false;
+      beforeAll(() => {
+        runner = make(extra);
+      });
+      afterAll(() => runner.cleanup());
+
+      test("providers names the mechanism that enforces the limits", async () => {
+        const doc = JSON.parse((await run(runner, ["providers", "--json"])).stdout);
+        const local = doc.providers.find((p: { name: string }) => p.name === "local");
+        expect(local.capabilities).toMatchObject({ resources: true, pids: true });
+        if (cgroups) expect(local.details).toContain("limits: cgroup v1 (memory, pids, cpus)");
+        else expect(local.details).toContain("limits: RLIMIT_NPROC (pids), RLIMIT_AS (memory, per process); --cpus unavailable");
+      });
+
+      test("--pids 20: 10 background sleeps start, 40 do not", async () => {
+        const few = await run(runner, ["run", "--pids", "20", startSleeps(10, 1)]);
+        expect(few.stdout).toBe("10 started\n");
+        expect(few.code).toBe(0);
+        const many = await run(runner, ["run", "--json", "--pids", "20", startSleeps(40, 30)]);
+        const doc = JSON.parse(many.stdout);
+        ids.push(doc.sandbox_id);
+        expect(doc.stderr).toContain("Cannot fork");
+        expect(doc.stdout).toBe("");
+        expect(doc.exit_code).toBe(2);
+      }, 60_000);
+
+      test.if(cgroups)("--memory 64m: a 256 MiB allocation is killed (137) and sandboxes says why; 16 MiB is fine", async () => {
+        const ok = await run(runner, ["run", "--memory", "64m", ALLOCATE_256M.replace("268435456", "16777216")]);
+        expect(ok.stdout).toBe("16777216 bytes\n");
+        const killed = await run(runner, ["run", "--memory", "64m", ALLOCATE_256M]);
+        expect(killed.stdout).toBe("");
+        expect(killed.stderr).toContain(MEMORY_LINE);
+        expect(killed.stderr.split("\n").filter((line) => line.includes("memory limit"))).toHaveLength(1);
+        expect(killed.code).toBe(137);
+      }, 60_000);
+
+      test.if(!cgroups)("--memory 64m without a cgroup: RLIMIT_AS makes a 256 MiB allocation fail; 16 MiB is fine", async () => {
+        const ok = await run(runner, ["run", "--memory", "64m", ALLOCATE_256M.replace("268435456", "16777216")]);
+        expect(ok.stdout).toBe("16777216 bytes\n");
+        const failed = await run(runner, ["run", "--memory", "64m", ALLOCATE_256M]);
+        expect(failed.stdout).toBe("");
+        expect(failed.code).not.toBe(0);
+        // Not killed by the kernel, so no claim that it was.
+        expect(failed.stderr).not.toContain("exceeded the memory limit");
+      }, 60_000);
+
+      test.if(cgroups)("--cpus 0.5 sets the CFS quota of the sandbox's cgroup, which holds its processes; destroy removes it", async () => {
+        const kept = await run(runner, ["run", "--keep", "--cpus", "0.5", "--memory", "64m", "true"]);
+        const id = keptId(kept.stderr)!;
+        expect(kept.code).toBe(0);
+        ids.push(id);
+        const cpu = cgroupDirs(id).find((dir) => existsSync(join(dir, "cpu.cfs_quota_us")))!;
+        expect(readFileSync(join(cpu, "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
+        expect(readFileSync(join(cpu, "cpu.cfs_period_us"), "utf8").trim()).toBe("100000");
+        // A reboot ends the sandbox's processes (its holder) and empties /sys/fs/cgroup: the next
+        // command of a kept sandbox starts it again and makes its cgroups again.
+        const state = JSON.parse(readFileSync(join(runner.stateDir, id, "holder.json"), "utf8"));
+        for (const process_ of [state.target, state.holder, state.proxy]) if (process_) process.kill(process_.pid, "SIGKILL");
+        for (const dir of cgroupDirs(id)) {
+          for (let i = 0; i < 400 && readFileSync(join(dir, "cgroup.procs"), "utf8").trim() !== ""; i++) await Bun.sleep(25);
+          rmdirSync(dir);
+        }
+        const exec = runner.spawn(["exec", id, "-t", "20", "echo ready; sleep 30"]);
+        const reader = (exec.stdout as ReadableStream<Uint8Array>).getReader();
+        expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");
+        expect(readFileSync(join(cpu, "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
+        expect(readFileSync(join(cpu, "cgroup.procs"), "utf8").trim()).not.toBe("");
+        exec.kill("SIGTERM");
+        await exec.exited;
+        reader.releaseLock();
+        // exec in a kept sandbox names a memory kill too.
+        const killed = await run(runner, ["exec", id, ALLOCATE_256M]);
+        expect(killed.stderr).toContain("the program was killed: it exceeded the memory limit\n");
+        expect(killed.code).toBe(137);
+        expect((await run(runner, ["destroy", id])).code).toBe(0);
+        expect(cgroupDirs(id)).toEqual([]);
+      }, 60_000);
+
+      test.if(!cgroups)("--cpus without a cgroup: refused with exit 125 and one line naming what is missing; nothing is left", async () => {
+        const refused = await run(runner, ["run", "--cpus", "0.5", "true"]);
+        expect(refused.stderr.trim().split("\n")).toHaveLength(1);
+        expect(refused.stderr).toContain("--cpus cannot be enforced here: the local provider needs a writable cgroup with the cpu controller");
+        expect(refused.code).toBe(125);
+        expect((await run(runner, ["list", "--json"])).stdout).not.toContain("local-");
+      });
+
+      test.if(bomb)("the default limit (2048 processes) holds: 2100 background sleeps do not start", async () => {
+        const result = await run(runner, ["run", "--json", "-t", "60", startSleeps(2100, 60)]);
+        const doc = JSON.parse(result.stdout);
+        ids.push(doc.sandbox_id);
+        expect(doc.stderr).toContain("Cannot fork");
+        expect(doc.exit_code).toBe(2);
+        defaultHolds = true;
+      }, 90_000);
+
+      test.if(bomb)("a fork bomb under -t 10 ends with 124 and leaves no process behind", async () => {
+        // Only once the bounded test above has shown that the default limit holds.
+        expect(defaultHolds).toBe(true);
+        const mark = `bomb-${Math.random().toString(36).slice(2, 10)}`;
+        // The bomb, and a foreground that outlives it, as in a shell that typed it.
+        const bombing = runner.spawn(["run", "-t", "10", `bash -c ':(){ :|:& };:; sleep 60' ${mark}`]);
+        const left = () => Bun.spawnSync(["pgrep", "-f", mark]).stdout.toString().trim();
+        expect(await waitFor(() => left() !== "", 10_000)).toBe(true);
+        // The host still starts processes while the bomb runs.
+        expect(Bun.spawnSync(["true"]).exitCode).toBe(0);
+        const result = await finish(bombing);
+        expect(result.code).toBe(124);
+        expect(result.stderr).toContain("timed out after 10s");
+        expect(await waitFor(() => left() === "", 10_000)).toBe(true);
+      }, 60_000);
+
+      test("no cgroup is left behind by one-shot runs, OOM kills (limit_hit in --json), timeouts or destroyed sandboxes", async () => {
+        const oom = await run(runner, ["run", "--json", "--memory", "64m", "--pids", "50", ALLOCATE_256M]);
+        const timeout = await run(runner, ["run", "--json", "-t", "1", "--memory", "64m", "sleep 30 & sleep 30"]);
+        ids.push(JSON.parse(oom.stdout).sandbox_id, JSON.parse(timeout.stdout).sandbox_id);
+        const oomDoc = JSON.parse(oom.stdout);
+        if (cgroups) expect(oomDoc).toMatchObject({ exit_code: 137, limit_hit: "memory" });
+        // RLIMIT_AS: the allocation fails inside the program (dash may even crash on it); the kernel killed nothing.
+        else expect([oomDoc.exit_code === 0, oomDoc.limit_hit]).toEqual([false, undefined]);
+        expect(JSON.parse(timeout.stdout)).toMatchObject({ exit_code: 124, timed_out: true });
+        expect(ids.every((id) => /^local-[0-9a-f]{12}$/.test(id))).toBe(true);
+        expect(ids.flatMap(cgroupDirs)).toEqual([]);
+      }, 60_000);
+    });
+  }
+}
