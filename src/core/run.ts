@@ -4,13 +4,13 @@ import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, NetworkPolicy, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, SandboxesError, type StopReason } from "./errors";
+import { InterruptedError, SandboxesError, type StopReason } from "../base/errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
 import { checkNetworkSupport, HOST_NETWORK_WARNING } from "./network";
 import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
-import { shellQuote } from "./quote";
+import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 

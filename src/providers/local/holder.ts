@@ -12,7 +12,7 @@
  * reused after a reboot or a crash never passes for the holder.
  */
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
-import { ProviderError } from "../../core/errors";
+import { ProviderError } from "../../base/errors";
 
 export interface ProcessId {
   pid: number;

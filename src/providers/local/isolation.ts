@@ -1,7 +1,7 @@
 import { existsSync, lstatSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
-import { shellQuote as quote } from "../../core/quote";
+import { shellQuote as quote } from "../../base/quote";
 
 /**
  * How a local sandbox is built. Two mechanisms with one layout:

@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { homeDir } from "../../core/config";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
