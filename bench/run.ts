@@ -1,7 +1,8 @@
 /**
- * Every benchmark, one after the other: start-up against a compiled Bun hello-world, peak
- * memory of 1 GiB of output (--json and streamed) next to the cap, and `run -p docker` against
- * `docker run --rm` (skipped, saying why, when no engine answers).
+ * Every benchmark, one after the other: start-up against a compiled Bun hello-world, the local
+ * provider against a compiled hello-world plus a bare bwrap (and its stdout against bare bwrap's),
+ * peak memory of 1 GiB of output (--json and streamed) next to the cap, and `run -p docker`
+ * against `docker run --rm` (skipped, saying why, when no engine answers).
  * Each prints its own ratios against a baseline measured in the same run. No assertions.
  *
  *   npm run bench
@@ -28,6 +29,7 @@ async function engineAnswers(): Promise<boolean> {
 let failed = 0;
 failed += (await bench("startup.ts")) === 0 ? 0 : 1;
 failed += (await bench("output.ts")) === 0 ? 0 : 1;
+failed += (await bench("local.ts")) === 0 ? 0 : 1;
 if (await engineAnswers()) failed += (await bench("docker.ts")) === 0 ? 0 : 1;
 else console.log("\n== docker.ts not run: no Docker Engine at /var/run/docker.sock (scripts/ci/docker.sh starts one)");
 process.exit(failed ? 1 : 0);

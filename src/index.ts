@@ -12,7 +12,7 @@
  */
 import { DEFAULT_MAX_OUTPUT_BYTES, MAX_OUTPUT_LIMIT, StreamCapture } from "./core/capture";
 import { loadSettings, type Settings } from "./core/config";
-import { InterruptedError, SandboxesError, UsageError } from "./core/errors";
+import { InterruptedError, SandboxesError, UsageError } from "./base/errors";
 import { checkNetworkSupport } from "./core/network";
 import { Registry } from "./core/registry";
 import { resolveSandbox } from "./core/resolve";
@@ -23,7 +23,7 @@ import { checkTimeoutMs } from "./core/timeout";
 import { prepareWorkdir } from "./core/workdir";
 import type { ExecSpec, NetworkPolicy, Provider, SandboxRecord } from "./providers/types";
 
-export { SandboxesError, ProviderError, UsageError, InterruptedError } from "./core/errors";
+export { SandboxesError, ProviderError, UsageError, InterruptedError } from "./base/errors";
 export type { Capabilities, SandboxRecord, SandboxState } from "./providers/types";
 export { providerNames } from "./providers/index";
 
@@ -170,8 +170,8 @@ export class Sandbox {
       throwIfAborted(options.signal);
       try {
         const provider = await loadProvider(settings, name);
-        checkNetworkSupport(provider.name, provider.capabilities, options.network);
         checkPids(provider, options.pids);
+        checkNetworkSupport(provider.name, provider.capabilities, options.network);
         const record = await provider.create(
           {
             name: options.name,

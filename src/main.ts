@@ -2,15 +2,15 @@
 /**
  * The only place that parses argv, maps errors to exit codes, and exits.
  *
- * Parsing is strict and our own (src/argv.ts, driven by each command's flag table): citty's
- * parser keeps only the last value of a repeated flag (-e A -e B) and silently accepts unknown
- * flags, and its runMain prints raw stacks; both break the CLI contract.
+ * Parsing is strict and our own (src/argv.ts, driven by each command's flag table): a repeated
+ * flag keeps every value (-e A -e B), an unknown flag is refused, and no error reaches the user as
+ * a raw stack. CONTRIBUTING.md says why no argument-parsing library does this here.
  */
 import { FlagError, parseFlags, type FlagSpec } from "./argv";
 import { COMMANDS, isCommandName } from "./commands/index";
 import type { Command } from "./commands/_context";
 import type { ParsedArgs } from "./commands/_shared";
-import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./core/errors";
+import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./base/errors";
 import { EXIT, exitForStop } from "./core/exit-codes";
 // Loaded after the quick answers (--version, --help), which must not pay for node:fs.
 let stdio: typeof import("./stdio");

@@ -1,3 +1,4 @@
+import { beforeAll } from "bun:test";
 import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
@@ -90,6 +91,48 @@ export async function interruptRun(args: string[], env: Record<string, string>, 
   clearTimeout(guard);
   reader.releaseLock();
   return { firstLine, exitCode };
+}
+
+/** What a test file needs on this machine beyond Bun: commands on the system PATH, a Docker Engine. */
+export interface MachineNeeds {
+  commands?: string[];
+  /** dockerd answering on DOCKER_HOST's socket (default /var/run/docker.sock), with these images. */
+  docker?: { images: string[] };
+}
+
+const SETUP = "sudo sh scripts/ci/setup.sh (npm test runs it for you)";
+
+/** The socket of the engine the docker tests use: DOCKER_HOST when it names a unix socket. */
+export const dockerSocket = (): string => /^unix:\/\/(.+)$/.exec(process.env.DOCKER_HOST ?? "")?.[1] ?? "/var/run/docker.sock";
+
+/** One line saying what is missing and how to install it, or undefined when nothing is. */
+export async function machineGap(needs: MachineNeeds): Promise<string | undefined> {
+  // node_modules/.bin is not what a sandbox (or a user's shell) sees: `bun` must be on the system PATH.
+  const PATH = (process.env.PATH ?? "").split(":").filter((dir) => !dir.includes("node_modules")).join(":");
+  const absent = (needs.commands ?? []).filter((command) => !Bun.which(command, { PATH }));
+  if (absent.length > 0) return `${absent.join(", ")} ${absent.length === 1 ? "is" : "are"} not installed: run ${SETUP}`;
+  if (!needs.docker) return undefined;
+  const socket = dockerSocket();
+  const ask = (path: string) => fetch(`http://docker${path}`, { unix: socket, signal: AbortSignal.timeout(5_000) } as RequestInit).catch(() => undefined);
+  if ((await (await ask("/_ping"))?.text()) !== "OK") return `dockerd is not running (nothing answers on ${socket}): start it with sudo sh scripts/ci/docker.sh (npm test runs it for you)`;
+  const images: string[] = [];
+  for (const image of needs.docker.images) if (!(await ask(`/images/${image}/json`))?.ok) images.push(image);
+  if (images.length > 0) return `test image${images.length === 1 ? "" : "s"} ${images.join(", ")} missing: build with sudo sh scripts/ci/docker.sh (npm test runs it for you)`;
+  return undefined;
+}
+
+/**
+ * Fails the file, with that one line and no stack trace, when something it needs is missing.
+ * Deliberately not a skip: CI must not pass by skipping. Call it before the file's other hooks.
+ */
+export function requireMachine(needs: MachineNeeds): void {
+  beforeAll(() => assertMachine(needs), 30_000);
+}
+
+/** Throws the one line of machineGap (a string, thrown after an await, so Bun prints no code frame). */
+export async function assertMachine(needs: MachineNeeds): Promise<void> {
+  const gap = await machineGap(needs);
+  if (gap) throw gap;
 }
 
 /** The local provider's sandbox directories left in this machine's state (XDG_STATE_HOME). */

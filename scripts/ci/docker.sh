@@ -6,9 +6,12 @@
 #   sandboxes-test/user     the same, but commands run as the unprivileged user "sandbox" (1000)
 #   sandboxes-test/node     the busybox image plus the host's node binary and the libraries it links
 # Idempotent (an image that exists is kept; REBUILD=1 replaces them); runs as root.
+# SETUP_CHECK=1: only say what is missing. SANDBOXES_SETUP_DOCKER_SOCKET: another socket (tests).
 set -eu
+# shellcheck source=scripts/ci/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-SOCKET=/var/run/docker.sock
+SOCKET=${SANDBOXES_SETUP_DOCKER_SOCKET:-/var/run/docker.sock}
 LOG=${DOCKERD_LOG:-/var/log/dockerd.log}
 
 ping_engine() {
@@ -17,19 +20,15 @@ ping_engine() {
 
 # docker.io: the engine; busybox-static: the test images; curl: talking to the engine here;
 # openssl: the tests make certificates for a mutual-TLS DOCKER_HOST.
-missing=""
-for tool in dockerd:docker.io busybox:busybox-static curl:curl openssl:openssl; do
-  command -v "${tool%%:*}" >/dev/null 2>&1 || missing="$missing ${tool#*:}"
-done
-if [ -n "$missing" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # shellcheck disable=SC2086
-  apt-get install -y -qq $missing >/dev/null
-fi
+need_commands dockerd:docker.io busybox:busybox-static curl:curl openssl:openssl
 
 if ! ping_engine; then
-  nohup dockerd >"$LOG" 2>&1 &
+  if [ -n "${SETUP_CHECK:-}" ]; then
+    echo "dockerd answering on $SOCKET (not running, or not open to this user)"
+    exit 0
+  fi
+  echo "setup: starting dockerd (log in $LOG)"
+  nohup dockerd -H "unix://$SOCKET" >"$LOG" 2>&1 &
   i=0
   until ping_engine; do
     i=$((i + 1))
@@ -61,15 +60,18 @@ import_image() {
   name=$1 root=$2 changes=$3
   tar -C "$root" -c . | api -X POST -H 'Content-Type: application/x-tar' --data-binary @- \
     "http://localhost/images/create?fromSrc=-&repo=$name&tag=latest&changes=ENV%20PATH%3D%2Fusr%2Flocal%2Fbin%3A%2Fusr%2Fbin%3A%2Fbin$changes" >/dev/null
-  echo "built $name:latest"
 }
 
 build() {
   name=$1
   if [ "${REBUILD:-0}" != 1 ] && have_image "$name:latest"; then
-    echo "$name:latest already present"
     return
   fi
+  if [ -n "${SETUP_CHECK:-}" ]; then
+    echo "test image $name (built from host binaries)"
+    return
+  fi
+  echo "setup: building the test image $name from host binaries"
   work=$(mktemp -d)
   trap 'rm -rf "$work"' EXIT
   busybox_root "$work"

@@ -3,23 +3,9 @@
 # namespace of its own (util-linux unshare/nsenter, iproute2's ip) with stand-in hosts served by
 # python3's http.server, and drives curl, python, git and a TLS certificate from openssl through
 # the proxy. go, cargo and pip are used when present (their tests skip otherwise).
-# Idempotent; runs as root on a fresh Debian machine.
+# Idempotent; runs as root on a fresh Debian machine (SETUP_CHECK=1: only say what is missing).
 set -eu
-
-missing=""
-command -v unshare >/dev/null 2>&1 || missing="$missing util-linux"
-command -v nsenter >/dev/null 2>&1 || missing="$missing util-linux"
-command -v ip >/dev/null 2>&1 || missing="$missing iproute2"
-command -v python3 >/dev/null 2>&1 || missing="$missing python3"
-command -v curl >/dev/null 2>&1 || missing="$missing curl"
-command -v openssl >/dev/null 2>&1 || missing="$missing openssl"
-command -v git >/dev/null 2>&1 || missing="$missing git"
-
-if [ -n "$missing" ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  # shellcheck disable=SC2086
-  apt-get install -y -qq --no-install-recommends $missing
-fi
-
-ip -V
+# shellcheck source=scripts/ci/lib.sh
+. "$(dirname "$0")/lib.sh"
+need_commands unshare:util-linux nsenter:util-linux ip:iproute2 python3:python3 curl:curl \
+  openssl:openssl git:git

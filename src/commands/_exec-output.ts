@@ -13,13 +13,15 @@ export function execSink(json: boolean, maxOutputBytes?: number): CapturingSink 
   if (!json) {
     return {
       stdout: (c) => writeStdout(c),
+      stdoutFd: 1,
       stderr: (c) => writeStderr(c),
       info: (m) => ui().info(m),
+      notice: (m) => writeStderr(`sandboxes: ${m}\n`),
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
     };
   }
   const captured = { stdout: new StreamCapture(maxOutputBytes), stderr: new StreamCapture(maxOutputBytes) };
-  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {} };
+  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {}, notice: (m) => writeStderr(`sandboxes: ${m}\n`) };
 }
 
 /**

@@ -1,12 +1,12 @@
-import { SandboxesError, UsageError } from "../core/errors";
+import { SandboxesError, UsageError } from "../base/errors";
 import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
 import { dict, own } from "../core/keys";
 import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";
 
 /**
- * Arg fragments reused by commands, in citty's ArgsDef shape. `multiple: true` marks a
- * repeatable flag; main.ts parses strictly with these definitions (citty's own parser keeps
- * only the last value of a repeated flag and ignores unknown flags).
+ * Arg fragments reused by commands. `multiple: true` marks a repeatable flag; main.ts parses
+ * strictly with these definitions (src/argv.ts: every value of a repeated flag, unknown flags
+ * refused).
  */
 export interface FlagDef {
   type: "string" | "boolean" | "positional";

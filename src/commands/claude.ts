@@ -1,5 +1,5 @@
 import { listClaudeSandboxes, runClaude } from "../core/claude";
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { processIO, withHangup } from "../pty/io";
 import { defineCommand } from "./_context";
 import { execSink } from "./_exec-output";

@@ -1,4 +1,4 @@
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { defineCommand } from "./_context";
 import { emitStdout } from "./_output";
 

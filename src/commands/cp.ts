@@ -1,4 +1,4 @@
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { copy } from "../core/copy";
 import { defineCommand } from "./_context";
 import { printJson } from "./_output";

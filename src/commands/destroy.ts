@@ -1,4 +1,4 @@
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type DestroyResult } from "../core/inventory";
 import { defineCommand } from "./_context";
 import { printJson, emitStdout } from "./_output";

@@ -1,6 +1,6 @@
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { execInSandbox } from "../core/exec";
-import { shellQuote } from "../core/quote";
+import { shellQuote } from "../base/quote";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
 import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseTimeoutMs, providerArg, strings, timeoutArg, workdirArg } from "./_shared";

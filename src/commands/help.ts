@@ -1,5 +1,5 @@
 import { renderExitCodeTable } from "../core/exit-codes";
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { defineCommand } from "./_context";
 import { emitStdout } from "./_output";
 

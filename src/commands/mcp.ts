@@ -1,4 +1,4 @@
-import { UsageError } from "../core/errors";
+import { UsageError } from "../base/errors";
 import { isTerminal } from "../stdio";
 import { defineCommand } from "./_context";
 import { emitStdout, writeStderr } from "./_output";

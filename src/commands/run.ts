@@ -1,7 +1,7 @@
 import { existsSync } from "node:fs";
 import { basename } from "node:path";
-import { UsageError } from "../core/errors";
-import { shellQuote } from "../core/quote";
+import { UsageError } from "../base/errors";
+import { shellQuote } from "../base/quote";
 import { networkPolicy } from "../core/network";
 import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
 import { byName } from "../lang/languages";

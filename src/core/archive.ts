@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 
 /**
  * Local side of file transfers. Packing uses the host's tar(1) because Bun.Archive cannot carry

@@ -1,4 +1,7 @@
-import { isUtf8 } from "node:buffer";
+/** node:buffer's isUtf8, loaded on first use: a top-level node: import costs every command start-up time. */
+function isUtf8(bytes: Uint8Array): boolean {
+  return (require("node:buffer") as typeof import("node:buffer")).isUtf8(bytes);
+}
 
 /**
  * Bounded capture of a program's output, for every path that keeps it rather than streaming it

@@ -4,7 +4,7 @@ import { basename, posix, resolve } from "node:path";
 import { findDescriptor } from "../providers/index";
 import type { Mount, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 import { type InteractiveIO, runProgram, throwIfAborted, withSandbox } from "./interactive";
 import { listSandboxes, type ListResult } from "./inventory";
 import { packProjectDir } from "./project-upload";

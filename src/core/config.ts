@@ -1,4 +1,4 @@
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 import { dict, own } from "./keys";
 
 // Paths are joined by hand: node:path and node:os cost ~0.5 ms to load, and these run on every

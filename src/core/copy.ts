@@ -1,5 +1,5 @@
 import type { Settings } from "./config";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 import { resolveSandbox } from "./resolve";
 import { downloadPath, parseRemote, uploadPath } from "./transfer";
 

@@ -1,6 +1,6 @@
 import type { ExecOutcome } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, type StopReason } from "./errors";
+import { InterruptedError, type StopReason } from "../base/errors";
 import { resolveSandbox } from "./resolve";
 import { execSpec, type OutputSink, reportLimitHit } from "./run";
 import { checkTimeoutMs } from "./timeout";

@@ -1,6 +1,6 @@
 import type { Mount, Provider, PtySession, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, SandboxesError } from "./errors";
+import { InterruptedError, SandboxesError } from "../base/errors";
 import { Registry } from "./registry";
 import { resolveSandbox } from "./resolve";
 import type { OutputSink } from "./run";

@@ -1,7 +1,7 @@
 import { findDescriptor } from "../providers/index";
 import type { SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 import { Registry } from "./registry";
 import { resolveSandbox } from "./resolve";
 import { configuredProviders, loadProvider } from "./select";

@@ -5,7 +5,7 @@
  */
 import type { AllowEntry } from "../providers/local/egress/policy";
 import type { Capabilities, NetworkMode, NetworkPolicy } from "../providers/types";
-import { SandboxesError, UsageError } from "./errors";
+import { SandboxesError, UsageError } from "../base/errors";
 
 const MODES: readonly NetworkMode[] = ["default", "none", "host"];
 

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { basename, dirname, join, relative } from "node:path";
 import ignore, { type Ignore } from "ignore";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 
 /**
  * The files of a project directory that git would track: every .gitignore on the way down is

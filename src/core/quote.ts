@@ -1,4 +1,2 @@
-/** One word for sh: left bare when it is plainly safe, otherwise single-quoted. */
-export function shellQuote(value: string): string {
-  return /^[A-Za-z0-9_\/.,:=@%+-]+$/.test(value) ? value : `'${value.replaceAll("'", `'\\''`)}'`;
-}
+// Moved to the ground floor (src/base/quote.ts); this path stays for code written before the move.
+export * from "../base/quote";

@@ -1,9 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { type Store, storeOnFirstUse } from "../base/store";
 
 /**
  * The sandboxes this machine created and kept, so `exec`, `cp` and `destroy` find the provider
  * of an id or name without -p. A hint, not the truth: providers are asked when it is silent.
+ * Kept in the state store (src/base/store.ts); registry.json, from older versions, is imported once.
  */
 export interface RegistryEntry {
   id: string;
@@ -13,37 +14,30 @@ export interface RegistryEntry {
   createdAt: string;
 }
 
-export class Registry {
-  private readonly file: string;
+const KIND = "registry";
+const keyOf = (provider: string, id: string) => `${provider}/${id}`;
 
-  constructor(private readonly stateDir: string) {
-    this.file = join(stateDir, "registry.json");
+export class Registry {
+  private readonly store: () => Store;
+
+  constructor(stateDir: string) {
+    this.store = storeOnFirstUse(stateDir, {
+      kind: KIND,
+      file: join(stateDir, "registry.json"),
+      records: (parsed) => (Array.isArray(parsed) ? (parsed as RegistryEntry[]) : []).map((entry) => [keyOf(entry.provider, entry.id), entry]),
+    });
   }
 
   entries(): RegistryEntry[] {
-    if (!existsSync(this.file)) return [];
-    try {
-      return JSON.parse(readFileSync(this.file, "utf8")) as RegistryEntry[];
-    } catch {
-      return [];
-    }
-  }
-
-  private save(entries: RegistryEntry[]): void {
-    mkdirSync(this.stateDir, { recursive: true, mode: 0o700 });
-    const temporary = `${this.file}.${process.pid}.tmp`;
-    writeFileSync(temporary, JSON.stringify(entries, null, 2), { mode: 0o600 });
-    renameSync(temporary, this.file);
+    return this.store().list<RegistryEntry>(KIND).map(([, entry]) => entry);
   }
 
   add(entry: RegistryEntry): void {
-    this.save([...this.entries().filter((e) => !(e.id === entry.id && e.provider === entry.provider)), entry]);
+    this.store().put(KIND, keyOf(entry.provider, entry.id), entry);
   }
 
   remove(provider: string, id: string): void {
-    const entries = this.entries();
-    const kept = entries.filter((e) => !(e.id === id && e.provider === provider));
-    if (kept.length !== entries.length) this.save(kept);
+    this.store().delete(KIND, [keyOf(provider, id)]);
   }
 
   /** Entries whose id or name is `ref` (optionally for one provider). */

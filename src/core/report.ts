@@ -1,7 +1,7 @@
 import { PROVIDERS } from "../providers/index";
 import type { Capabilities } from "../providers/types";
 import type { Settings } from "./config";
-import { isSandboxesError } from "./errors";
+import { isSandboxesError } from "../base/errors";
 import { chooseProvider, detect } from "./select";
 
 export interface ProviderReport {

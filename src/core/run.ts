@@ -4,13 +4,13 @@ import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, NetworkPolicy, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, SandboxesError, type StopReason } from "./errors";
+import { InterruptedError, SandboxesError, type StopReason } from "../base/errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
 import { checkNetworkSupport, HOST_NETWORK_WARNING } from "./network";
 import { Registry } from "./registry";
 import { chooseProvider, loadProvider } from "./select";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
-import { shellQuote } from "./quote";
+import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
@@ -24,6 +24,10 @@ export interface OutputSink {
   stderr(chunk: Uint8Array): void;
   /** A human message (kept sandbox id, reuse notice); goes to stderr. */
   info(message: string): void;
+  /** Set when stdout() only copies to this descriptor (see ExecSpec.stdoutFd). */
+  stdoutFd?: number;
+  /** A line the sandbox asked us to show (a blocked destination): `sandboxes: …` on stderr. */
+  notice?(message: string): void;
   /** Progress of slow steps (image pulls); set only when a person is watching a terminal. */
   progress?(message: string): void;
 }
@@ -323,7 +327,7 @@ export function execSpec(
   sink: OutputSink,
   cwd?: string,
 ): ExecSpec {
-  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, signal: options.signal };
+  return { argv, env: options.env, cwd, timeoutMs: options.timeoutMs, stdin: options.stdin, onStdout: sink.stdout, onStderr: sink.stderr, stdoutFd: sink.stdoutFd, onNotice: sink.notice ?? sink.info, signal: options.signal };
 }
 
 async function uploadProjectDir(provider: Provider, id: string, dir: string, codeDir: string): Promise<void> {

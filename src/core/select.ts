@@ -3,7 +3,7 @@ import { DEFAULT_IMAGE } from "../providers/docker/index";
 import { hostPlatform } from "../providers/platform";
 import type { Detection, Provider, ProviderContext, ProviderDescriptor } from "../providers/types";
 import { providerConfig, type Settings } from "./config";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 
 export interface ProviderChoice {
   name: string;

@@ -1,4 +1,4 @@
-import { UsageError } from "./errors";
+import { UsageError } from "../base/errors";
 
 /**
  * The longest --timeout / timeoutMs: 24 days. Every provider arms one timer with it, and a

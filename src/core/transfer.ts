@@ -2,7 +2,7 @@ import { existsSync, statSync } from "node:fs";
 import { basename, posix } from "node:path";
 import type { Provider } from "../providers/types";
 import { packPath, unpackTo } from "./archive";
-import { SandboxesError } from "./errors";
+import { SandboxesError } from "../base/errors";
 
 export function requireFiles(provider: Provider): void {
   if (!provider.capabilities.files || !provider.putArchive || !provider.getArchive) {

@@ -1,6 +1,6 @@
 import type { Provider } from "../providers/types";
-import { SandboxesError } from "./errors";
-import { shellQuote } from "./quote";
+import { SandboxesError } from "../base/errors";
+import { shellQuote } from "../base/quote";
 
 /**
  * `-w DIR` means the same on every provider. Left to them, a missing directory is exit 126 on

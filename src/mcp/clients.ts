@@ -5,8 +5,8 @@
 import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { homeDir } from "../core/config";
-import { SandboxesError } from "../core/errors";
-import { shellQuote } from "../core/quote";
+import { SandboxesError } from "../base/errors";
+import { shellQuote } from "../base/quote";
 
 export const CLIENTS = ["claude", "cursor", "vscode", "json"] as const;
 export type Client = (typeof CLIENTS)[number];

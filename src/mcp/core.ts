@@ -5,9 +5,9 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import type { Settings } from "../core/config";
-import { SandboxesError } from "../core/errors";
+import { SandboxesError } from "../base/errors";
 import { listSandboxes } from "../core/inventory";
-import { shellQuote } from "../core/quote";
+import { shellQuote } from "../base/quote";
 import { Registry } from "../core/registry";
 import { resolveSandbox } from "../core/resolve";
 import { checkPids, runCode, type OutputSink } from "../core/run";

@@ -5,7 +5,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import * as z from "zod";
 import { extname } from "node:path";
-import { isSandboxesError, SandboxesError } from "../core/errors";
+import { isSandboxesError, SandboxesError } from "../base/errors";
 import { byExtension, byName, languageNames, type Language } from "../lang/languages";
 import { LABEL_PREFIX } from "../providers/types";
 import { createSandbox, listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Program } from "./core";

@@ -1,4 +1,4 @@
-import { closest, UsageError } from "../core/errors";
+import { closest, UsageError } from "../base/errors";
 import type { ProviderDescriptor } from "./types";
 import { localDescriptor } from "./local";
 import { e2bDescriptor } from "./e2b";

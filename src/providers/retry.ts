@@ -1,4 +1,4 @@
-import { ProviderError, SandboxesError } from "../core/errors";
+import { ProviderError, SandboxesError } from "../base/errors";
 
 export interface RetryPolicy {
   attempts: number;

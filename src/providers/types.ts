@@ -110,6 +110,17 @@ export interface ExecSpec {
   stdin?: ReadableStream<Uint8Array> | Uint8Array;
   onStdout(chunk: Uint8Array): void;
   onStderr(chunk: Uint8Array): void;
+  /**
+   * Set when onStdout only copies to this descriptor (our own stdout, live, no --json): a
+   * provider may let the program write to it directly instead, which keeps every byte exact, live
+   * and under the reader's backpressure without passing through this process.
+   */
+  stdoutFd?: number;
+  /**
+   * One line for the person running the command, e.g. a destination the sandbox's network
+   * policy blocked; core prints it on stderr. Providers never print.
+   */
+  onNotice?(message: string): void;
   /** Aborted on Ctrl-C/SIGTERM: stop the command and return promptly. */
   signal?: AbortSignal;
 }

@@ -49,3 +49,22 @@ export const vercelBackend = (fake: () => FakeVercel): Backend => ({
     return { cpus: vcpus, memoryMb: vcpus * 2048 };
   },
 });
+
+/**
+ * The local provider's backend is the kernel: the sandbox's own cgroups, read back from their
+ * files (cpu.max or cpu.cfs_quota_us over cpu.cfs_period_us; memory.max or memory.limit_in_bytes).
+ */
+export const localBackend = (env: Record<string, string | undefined>): Backend => ({
+  async resources(id) {
+    const { planLimits } = await import("../../src/providers/local/limits");
+    const plan = await planLimits(id, { cpus: 1, memoryMb: 1 }, env);
+    const read = async (file: string) => {
+      const cgroup = plan.cgroups.find((c) => c.settings.some((s) => s.file === file));
+      return cgroup ? (await Bun.file(`${cgroup.dir}/${file}`).text()).trim() : undefined;
+    };
+    const v2cpu = await read("cpu.max");
+    const cpus = v2cpu ? Number(v2cpu.split(" ")[0]) / Number(v2cpu.split(" ")[1]) : Number(await read("cpu.cfs_quota_us")) / Number(await read("cpu.cfs_period_us"));
+    const memory = (await read("memory.max")) ?? (await read("memory.limit_in_bytes"));
+    return { cpus, memoryMb: Number(memory) / 2 ** 20 };
+  },
+});

@@ -34,7 +34,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } fro
 import { constants, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { findDescriptor } from "../../src/providers/index";
-import { shellQuote } from "../../src/core/quote";
+import { shellQuote } from "../../src/base/quote";
 import type { Capabilities, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../../src/providers/types";
 
 export const ROOT = resolve(import.meta.dir, "../..");

@@ -15,7 +15,7 @@ import { type FakeCloudflare, startFakeCloudflare } from "../fakes/cloudflare/se
 import { type FakeVercel, startFakeVercel } from "../fakes/vercel/server";
 import { requireEngine } from "../e2e/_docker-helpers";
 import { CliProvider, cliCapabilities, ensureBinary, NO_LOOKUP_BY_ID } from "./cli-provider";
-import { DAYTONA_RESOURCES_IMAGE, daytonaBackend, dockerBackend, modalBackend, spritesBackend, vercelBackend } from "./backends";
+import { DAYTONA_RESOURCES_IMAGE, daytonaBackend, dockerBackend, localBackend, modalBackend, spritesBackend, vercelBackend } from "./backends";
 import { testProvider } from "./suite";
 
 let e2b: FakeE2B;
@@ -52,7 +52,7 @@ describe("the CLI provider claims only what the CLI can express", () => {
   });
 });
 
-testProvider("local via the compiled binary", cliCapabilities("local"), async () => new CliProvider({ provider: "local" }), { noLookupById: NO_LOOKUP_BY_ID });
+testProvider("local via the compiled binary", cliCapabilities("local"), async () => new CliProvider({ provider: "local" }), { noLookupById: NO_LOOKUP_BY_ID, backend: localBackend(process.env) });
 
 /** What the suite does not ask but a CLI-backed provider must get right: quoting, errors, Ctrl-C, cp. */
 describe("local via the compiled binary: argv, errors, Ctrl-C and cp details", () => {

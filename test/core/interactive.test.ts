@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { loadSettings } from "../../src/core/config";
-import { InterruptedError, SandboxesError } from "../../src/core/errors";
+import { InterruptedError, SandboxesError } from "../../src/base/errors";
 import { type InteractiveIO, openShell, runProgram } from "../../src/core/interactive";
 import { Registry } from "../../src/core/registry";
 import { PROVIDERS } from "../../src/providers/index";

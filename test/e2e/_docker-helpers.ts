@@ -6,6 +6,7 @@ import { afterAll, beforeAll } from "bun:test";
 import { existsSync, mkdtempSync, readdirSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { assertMachine } from "../helpers";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = process.env.SANDBOXES_BIN ?? join(ROOT, "dist", "sandboxes");
@@ -31,19 +32,9 @@ export async function ensureBinary(): Promise<void> {
   if ((await build.exited) !== 0) throw new Error(`bun run build failed:\n${await new Response(build.stderr).text()}`);
 }
 
-/** Fails loudly (no skip) when no engine answers: CI runs scripts/ci/docker.sh before the tests. */
+/** Fails loudly (no skip), in one line, when no engine answers: npm test runs scripts/ci/docker.sh first. */
 export async function requireEngine(): Promise<void> {
-  let ok = false;
-  try {
-    ok = (await (await fetch("http://docker/_ping", { unix: SOCKET } as RequestInit)).text()) === "OK";
-  } catch {
-    ok = false;
-  }
-  if (!ok) throw new Error(`no Docker Engine answers on ${SOCKET}: run scripts/ci/docker.sh (installs docker.io, starts dockerd, builds the test images)`);
-  for (const image of [BUSYBOX, NODE]) {
-    const response = await fetch(`http://docker/images/${image}/json`, { unix: SOCKET } as RequestInit);
-    if (!response.ok) throw new Error(`test image ${image} is missing: run scripts/ci/docker.sh`);
-  }
+  await assertMachine({ docker: { images: [BUSYBOX, USER_IMAGE, NODE] } });
 }
 
 export async function engine<T = unknown>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {

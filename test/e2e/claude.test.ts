@@ -2,10 +2,12 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { ensureBinary, makeHome, run, sandboxIds, Terminal, type TestHome } from "./_pty-helpers";
+import { requireMachine } from "../helpers";
 
 let home: TestHome;
 let terminal: Terminal | undefined;
 
+requireMachine({ commands: ["tmux", "npm"] });
 beforeAll(() => {
   ensureBinary();
   home = makeHome("sandboxes-claude-");

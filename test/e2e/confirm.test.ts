@@ -1,7 +1,9 @@
 import { expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, cli, freshEnv } from "../helpers";
+import { BINARY, cli, freshEnv, requireMachine } from "../helpers";
+
+requireMachine({ commands: ["tmux"] });
 
 /** Runs the binary inside a real terminal (tmux) and answers its prompt. */
 async function inTerminal(args: string[], env: Record<string, string>, home: string, keys: string[]): Promise<{ screen: string; code: number }> {

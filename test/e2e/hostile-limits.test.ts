@@ -8,7 +8,7 @@ import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
 import { type FakeModal, startFakeModal } from "../fakes/modal/server";
 import { cli, machines } from "../helpers";
 import { run } from "../../src/index";
-import { withoutRuntimeAdvice } from "../../src/core/errors";
+import { withoutRuntimeAdvice } from "../../src/base/errors";
 
 const { machine, removeAll } = machines();
 let e2b: FakeE2B;

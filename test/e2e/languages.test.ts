@@ -1,7 +1,10 @@
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { cli, freshEnv } from "../helpers";
+import { cli, freshEnv, requireMachine } from "../helpers";
+
+// The runtimes these programs need, on the system PATH (a local sandbox sees /usr, not node_modules).
+requireMachine({ commands: ["python3", "node", "bun", "go", "rustc", "ruby", "java", "gcc", "g++", "php", "perl", "lua5.4"] });
 
 /** One program per language: prints its arguments and a line on stderr, exits 3. */
 const PROGRAMS: Record<string, [file: string, source: string]> = {

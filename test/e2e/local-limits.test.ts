@@ -25,6 +25,8 @@ const v1Host = Object.keys(OWN_V1).length === 3 && Object.values(OWN_V1).every((
 interface Runner {
   spawn(args: string[]): ReturnType<typeof Bun.spawn>;
   cleanup(): void;
+  /** Where its local sandboxes' files are. */
+  stateDir: string;
 }
 
 async function finish(child: ReturnType<typeof Bun.spawn>): Promise<CliResult> {
@@ -44,6 +46,7 @@ function asCaller(extra: Record<string, string>): Runner {
   return {
     spawn: (args) => Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
     cleanup: () => rmSync(home, { recursive: true, force: true }),
+    stateDir: join(env.XDG_STATE_HOME!, "sandboxes", "local"),
   };
 }
 
@@ -68,6 +71,7 @@ function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
   const drop = ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", binary];
   return {
     spawn: (args) => Bun.spawn(delegate ? ["/bin/sh", "-c", `${enter}; exec "$@"`, "sh", ...drop, ...args] : [...drop, ...args], { env, cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
+    stateDir: join(home, ".local/state/sandboxes/local"),
     cleanup: () => {
       try {
         for (const cgroup of delegated) rmdirSync(cgroup);
@@ -171,8 +175,14 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         const cpu = cgroupDirs(id).find((dir) => existsSync(join(dir, "cpu.cfs_quota_us")))!;
         expect(readFileSync(join(cpu, "cpu.cfs_quota_us"), "utf8").trim()).toBe("50000");
         expect(readFileSync(join(cpu, "cpu.cfs_period_us"), "utf8").trim()).toBe("100000");
-        // A reboot empties /sys/fs/cgroup: the next command of a kept sandbox makes its cgroups again.
-        for (const dir of cgroupDirs(id)) rmdirSync(dir);
+        // A reboot ends the sandbox's processes (its holder) and empties /sys/fs/cgroup: the next
+        // command of a kept sandbox starts it again and makes its cgroups again.
+        const state = JSON.parse(readFileSync(join(runner.stateDir, id, "holder.json"), "utf8"));
+        for (const process_ of [state.target, state.holder, state.proxy]) if (process_) process.kill(process_.pid, "SIGKILL");
+        for (const dir of cgroupDirs(id)) {
+          for (let i = 0; i < 400 && readFileSync(join(dir, "cgroup.procs"), "utf8").trim() !== ""; i++) await Bun.sleep(25);
+          rmdirSync(dir);
+        }
         const exec = runner.spawn(["exec", id, "-t", "20", "echo ready; sleep 30"]);
         const reader = (exec.stdout as ReadableStream<Uint8Array>).getReader();
         expect(new TextDecoder().decode((await reader.read()).value)).toBe("ready\n");

@@ -54,6 +54,14 @@ describe("start-up imports", () => {
     },
   );
 
+  test.each(["--version", "--help", "providers", "providers --json", "help exit-codes"])("`sandboxes %s` does not open the state store (bun:sqlite)", async (line) => {
+    const { code, modules } = await loadedModules(join(ROOT, "src/main.ts"), line.split(" "));
+    expect(code).toBe(0);
+    const ours = modules.filter((m) => m.startsWith("src/"));
+    expect(ours.length).toBeGreaterThan(1);
+    expect(ours.filter((m) => /^import[^;]*?from\s+"bun:sqlite"/m.test(readFileSync(join(ROOT, m), "utf8")))).toEqual([]);
+  });
+
   test("--version loads no command module", async () => {
     const { modules } = await loadedModules(join(ROOT, "src/main.ts"), ["--version"]);
     expect(modules.filter((m) => m.startsWith("src/commands/") && !m.endsWith("/index.ts"))).toEqual([]);

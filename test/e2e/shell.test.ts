@@ -1,10 +1,12 @@
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
 import { ensureBinary, makeHome, run, sandboxIds, Terminal, type TestHome } from "./_pty-helpers";
 import { type PtyProvider, ptyProviderNames, startPtyProvider } from "./_pty-providers";
+import { requireMachine } from "../helpers";
 
 let home: TestHome;
 let terminal: Terminal | undefined;
 
+requireMachine({ commands: ["tmux", "pgrep"] });
 beforeAll(() => {
   ensureBinary();
   home = makeHome();

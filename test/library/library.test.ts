@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { run, runMany, Sandbox, SandboxesError } from "../../src/index";
 import { PROVIDERS } from "../../src/providers/index";
+import { Registry } from "../../src/core/registry";
 
 const roots: string[] = [];
 afterAll(() => {
@@ -31,10 +32,7 @@ function environment(extra: Record<string, string> = {}) {
     const dir = join(env.XDG_STATE_HOME, "sandboxes", "local");
     return existsSync(dir) ? readdirSync(dir) : [];
   };
-  const registry = () => {
-    const file = join(env.XDG_STATE_HOME, "sandboxes", "registry.json");
-    return existsSync(file) ? (JSON.parse(readFileSync(file, "utf8")) as Array<{ id: string }>).map((e) => e.id) : [];
-  };
+  const registry = () => new Registry(join(env.XDG_STATE_HOME, "sandboxes")).entries().map((e) => e.id);
   return { env, root, localSandboxes, registry };
 }
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { openStore } from "../../src/base/store";
 import { cloudflareDescriptor } from "../../src/providers/cloudflare";
 import { withEnv } from "../../src/providers/cloudflare/provider";
 import type { Provider } from "../../src/providers/types";
@@ -79,11 +80,9 @@ describe("cloudflare provider", () => {
     expect(fake.requests.length).toBe(before);
   });
 
-  test("the registry file is private and keyed by Worker URL", async () => {
-    const file = join(stateDir, "cloudflare", "sandboxes.json");
-    const entries = JSON.parse(readFileSync(file, "utf8")) as Record<string, { url: string }>;
-    expect(entries[id]?.url).toBe(fake.url);
-    expect((await Bun.file(file).stat()).mode & 0o777).toBe(0o600);
+  test("the records are private and keyed by Worker URL", async () => {
+    expect(openStore(stateDir).get<{ url: string }>("cloudflare", id)?.url).toBe(fake.url);
+    expect((await Bun.file(join(stateDir, "state.db")).stat()).mode & 0o777).toBe(0o600);
     const elsewhere = await cloudflareDescriptor.load({ env: { CLOUDFLARE_SANDBOX_URL: "http://127.0.0.1:9" }, config: {}, stateDir });
     expect(await elsewhere.list({})).toEqual([]);
     expect(await elsewhere.get(id)).toBeNull();

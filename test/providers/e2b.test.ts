@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ProviderError, SandboxesError } from "../../src/core/errors";
+import { ProviderError, SandboxesError } from "../../src/base/errors";
 import { e2bDescriptor } from "../../src/providers/e2b";
 import { commandLine, exitCodeOf, isTransient } from "../../src/providers/e2b/provider";
 import type { Provider } from "../../src/providers/types";

@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { APIError, ExecError, FilesystemError, SpritesClient } from "@fly/sprites";
-import { ProviderError, SandboxesError } from "../../src/core/errors";
+import { ProviderError, SandboxesError } from "../../src/base/errors";
 import { spritesDescriptor } from "../../src/providers/sprites";
 import { isTransient, parseLabels } from "../../src/providers/sprites/provider";
 import type { Provider } from "../../src/providers/types";

@@ -3,7 +3,7 @@
  * Worker under /v1): fetch for the JSON and file routes, server-sent events for exec. There is no
  * official JS client; the OpenAPI document the bridge serves (GET /v1/openapi.json) is the contract.
  */
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { isNetworkFailure, isTransientStatus } from "../retry";
 
 const REQUEST_TIMEOUT_MS = 60_000;

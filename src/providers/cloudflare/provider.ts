@@ -12,8 +12,8 @@
  *   - the file routes accept /workspace only: archives are staged there and (un)packed by tar.
  */
 import { randomBytes } from "node:crypto";
-import { ProviderError, SandboxesError } from "../../core/errors";
-import { shellQuote } from "../../core/quote";
+import { ProviderError, SandboxesError } from "../../base/errors";
+import { shellQuote } from "../../base/quote";
 import { DEFAULT_RETRY, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
 import { BridgeApi, BridgeHttpError, isTransient, neverDelivered, readEvents } from "./api";

@@ -1,5 +1,5 @@
 import { DaytonaConnectionError, DaytonaError } from "@daytonaio/sdk";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { isTransientStatus } from "../retry";
 
 const NAME = "daytona";

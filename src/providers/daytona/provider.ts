@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Daytona, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type DaytonaError, type Sandbox } from "@daytonaio/sdk";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { withRetry } from "../retry";
 import { allowListParts } from "../network";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";

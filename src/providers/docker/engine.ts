@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import * as net from "node:net";
 import * as tls from "node:tls";
-import { ProviderError } from "../../core/errors";
+import { ProviderError } from "../../base/errors";
 import { describeEndpoint, type Endpoint } from "./endpoint";
 
 const PROVIDER = "docker";

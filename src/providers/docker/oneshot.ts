@@ -1,4 +1,4 @@
-import { ProviderError } from "../../core/errors";
+import { ProviderError } from "../../base/errors";
 import type { Engine } from "./engine";
 
 export interface ExitWatch {

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { InterruptedError, ProviderError, SandboxesError } from "../../core/errors";
+import { InterruptedError, ProviderError, SandboxesError } from "../../base/errors";
 import { LABEL_PREFIX, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { resolveEndpoint, type Endpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";

@@ -1,4 +1,4 @@
-import { ProviderError } from "../../core/errors";
+import { ProviderError } from "../../base/errors";
 import { type Engine, EngineError } from "./engine";
 
 const PULL_HINT = "check the image name (and `docker login` then `docker pull` for a private registry)";

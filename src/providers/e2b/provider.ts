@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
 import {
@@ -16,7 +16,7 @@ import {
   type SandboxState,
 } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
-import { shellQuote as quote } from "../../core/quote";
+import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { dict, hasLabels, own } from "../../core/keys";
 

@@ -6,7 +6,7 @@
  * Failures become HopxHttpError (an answer with a status) or HopxNetworkError (no answer); the
  * provider decides which are worth a retry.
  */
-import { ProviderError } from "../../core/errors";
+import { ProviderError } from "../../base/errors";
 import { isTransientStatus } from "../retry";
 
 export class HopxHttpError extends Error {

@@ -12,7 +12,7 @@
  * Its own stdout is "sandboxes-exec CODE TIMEDOUT", the base64 of stdout, "--", the base64 of
  * stderr. Anything on its own stderr is a shell error of the wrapper and is passed on as such.
  */
-import { ProviderError } from "../../core/errors";
+import { ProviderError } from "../../base/errors";
 
 export const EXEC_WRAPPER = String.raw`o=$1; limit=$2; feed=$3; shift 3
 g=; command -v setsid >/dev/null 2>&1 && g=setsid

@@ -1,11 +1,12 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { byId, type Store, storeOnFirstUse } from "../../base/store";
 
 /**
- * The Hopx API stores no labels, metadata or name with a sandbox. This machine keeps them in
- * $XDG_STATE_HOME/sandboxes/hopx/sandboxes.json, keyed by sandbox id, so list() can filter by
- * label and find a name. The limits: a sandbox created on another machine (or with another state
- * directory) has no labels and no name here, and a label filter never matches it.
+ * The Hopx API stores no labels, metadata or name with a sandbox. This machine keeps them in the
+ * state store (src/base/store.ts), keyed by sandbox id, so list() can filter by label and find a
+ * name. The limits: a sandbox created on another machine (or with another state directory) has
+ * no labels and no name here, and a label filter never matches it. hopx/sandboxes.json, from
+ * older versions, is imported once.
  */
 export interface LocalFacts {
   name?: string;
@@ -13,50 +14,33 @@ export interface LocalFacts {
   createdAt: string;
 }
 
+const KIND = "hopx";
+
 export class LocalLabels {
-  private readonly dir: string;
-  private readonly file: string;
+  private readonly store: () => Store;
 
   constructor(stateDir: string) {
-    this.dir = join(stateDir, "hopx");
-    this.file = join(this.dir, "sandboxes.json");
+    this.store = storeOnFirstUse(stateDir, { kind: KIND, file: join(stateDir, "hopx", "sandboxes.json"), records: byId });
   }
 
   all(): Record<string, LocalFacts> {
-    if (!existsSync(this.file)) return {};
-    try {
-      const parsed = JSON.parse(readFileSync(this.file, "utf8")) as unknown;
-      return parsed && typeof parsed === "object" ? (parsed as Record<string, LocalFacts>) : {};
-    } catch {
-      return {};
-    }
+    return Object.fromEntries(this.store().list<LocalFacts>(KIND));
   }
 
   get(id: string): LocalFacts | undefined {
-    return this.all()[id];
+    return this.store().get<LocalFacts>(KIND, id);
   }
 
   set(id: string, facts: LocalFacts): void {
-    this.save({ ...this.all(), [id]: facts });
+    this.store().put(KIND, id, facts);
   }
 
   /** Forgets ids; with `keep`, forgets every id not in it (the sandboxes the service still has). */
   forget(ids: string[], keep?: Set<string>): void {
-    const all = this.all();
-    let changed = false;
-    for (const id of Object.keys(all)) {
-      if (ids.includes(id) || (keep && !keep.has(id))) {
-        delete all[id];
-        changed = true;
-      }
-    }
-    if (changed) this.save(all);
-  }
-
-  private save(all: Record<string, LocalFacts>): void {
-    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
-    const temporary = `${this.file}.${process.pid}.${Math.random().toString(36).slice(2)}.tmp`;
-    writeFileSync(temporary, JSON.stringify(all, null, 2), { mode: 0o600 });
-    renameSync(temporary, this.file);
+    const store = this.store();
+    store.transaction(() => {
+      const gone = keep ? store.list(KIND).map(([id]) => id).filter((id) => ids.includes(id) || !keep.has(id)) : ids;
+      store.delete(KIND, gone);
+    });
   }
 }

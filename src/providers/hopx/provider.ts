@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord, SandboxState } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxHttpError, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";

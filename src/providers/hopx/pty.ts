@@ -1,4 +1,4 @@
-import { shellQuote as quote } from "../../core/quote";
+import { shellQuote as quote } from "../../base/quote";
 import type { PtySession, PtySpec } from "../types";
 import type { AgentAccess } from "./api";
 

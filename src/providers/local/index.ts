@@ -12,15 +12,15 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   stdin: true,
   networkIsolation: true,
   networkHost: true,
-  // Enforced by the egress proxy once the local runtime routes the sandbox through it.
-  networkAllowHosts: false,
-  networkAllowCidrs: false,
-  networkAllowPorts: false,
+  // Enforced by the egress proxy every default-policy sandbox goes through.
+  networkAllowHosts: true,
+  networkAllowCidrs: true,
+  networkAllowPorts: true,
   ttl: false,
   resources: true,
   pids: true,
   mounts: true,
-  oneShot: false,
+  oneShot: true,
 };
 
 export const localDescriptor: ProviderDescriptor = {

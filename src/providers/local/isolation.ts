@@ -1,15 +1,20 @@
 import { existsSync, lstatSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
-import type { Mount } from "../types";
-import { shellQuote as quote } from "../../core/quote";
+import type { Mount, NetworkMode } from "../types";
+import { shellQuote as quote } from "../../base/quote";
 
 /**
  * How a local sandbox is built. Two mechanisms with one layout:
  *  - bubblewrap, when installed;
  *  - util-linux `unshare` + a small mount script, which every distribution ships.
- * Both give new mount, pid, ipc and uts namespaces (and net with --network none); as an
- * ordinary user also a user namespace; as root the program is dropped to an unprivileged uid
+ * Both give new mount, pid, ipc, uts and network namespaces (the network one unless --network
+ * host); as an ordinary user also a user namespace, in which the program is uid 0 without
+ * capabilities (as in rootless Podman); as root the program is dropped to an unprivileged uid
  * (setpriv), because a user namespace created by root still maps to host root.
+ *
+ * Either wrapper starts one of two things inside: a one-shot program (run without --keep), or the
+ * holder of a kept sandbox, a shell that keeps the namespaces alive and reaps orphans while
+ * `exec`, `shell` and `cp` enter them with nsenter (holder.ts).
  */
 export type IsolationMode = "bwrap" | "unshare";
 
@@ -28,10 +33,28 @@ export interface SandboxLayout {
   /** Read-only binds of toolchains and PATH directories: [hostPath, sandboxPath]. */
   readOnlyBinds: Array<[string, string]>;
   mounts: Mount[];
-  network: boolean;
+  network: NetworkMode;
+  /** The sandbox's /etc/hosts (localhost, its hostname and host.sandboxes.internal). */
+  hostsFile: string;
+  /** Host directory holding the egress proxy's socket, seen inside as EGRESS_DIR. */
+  egressDir: string;
+  /** How the sandboxes binary is seen inside (for the egress bridge): binds and argv. */
+  helper: { binds: Array<[string, string]>; argv: string[] };
   /** Set when we run as root: the unprivileged uid/gid the program runs as. */
   dropToUid?: number;
 }
+
+/** What the wrapper starts inside: the program itself, or the holder of a kept sandbox. */
+export type Inner = { kind: "program"; argv: string[] } | { kind: "holder" };
+
+/** The egress bridge listens here on the sandbox's own loopback (proxyEnvironment(BRIDGE_PORT)). */
+export const BRIDGE_PORT = 3128;
+/** Inside the sandbox: our own files (the helper binary, the proxy's socket directory). */
+export const RUN_DIR = "/run/sandboxes";
+export const EGRESS_DIR = `${RUN_DIR}/net`;
+export const EGRESS_SOCKET = "egress.sock";
+/** The line the holder prints once the sandbox is up (and its bridge listens). */
+export const HOLDER_READY = "sandboxes-holder-ready";
 
 /** System directories shared read-only; a missing one is skipped (e.g. /lib64 on arm64). */
 const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/etc", "/opt", "/nix", "/snap"];
@@ -98,12 +121,70 @@ const DROP_PRIVILEGES = (uid: number) => [
   "--",
 ];
 
-/** argv that runs `program` (already including env(1) and cwd handling) inside the sandbox. */
-export function bwrapArgv(bwrap: string, layout: SandboxLayout, program: string[], options: { pty: boolean }): string[] {
-  const argv = [bwrap, "--die-with-parent", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
+/**
+ * In a user namespace of its own the program is uid 0 there: it keeps no capability, so it
+ * cannot remount the read-only binds (the caller's toolchains) writable.
+ */
+const DROP_CAPABILITIES = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
+
+/**
+ * The prefix that turns a process inside the sandbox into the sandbox's unprivileged user.
+ * `capabilities` says whether the process still has any: bubblewrap drops them itself for an
+ * ordinary user; unshare's mapped root and nsenter's entered user namespace keep them.
+ */
+export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): string[] {
+  if (layout.dropToUid !== undefined) return DROP_PRIVILEGES(layout.dropToUid);
+  return capabilities ? DROP_CAPABILITIES : [];
+}
+
+/**
+ * The shell run inside for `inner` (undefined: run the program directly, nothing to prepare).
+ * With the default network policy it first starts the egress bridge on the sandbox's own
+ * loopback and waits until it listens (through a fifo: no polling), so the program's first
+ * connection already finds it. The holder then says it is ready and reaps orphans forever:
+ * dash's `wait` reaps any child, not only its own jobs.
+ */
+function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
+  const lines: string[] = [];
+  if (layout.network === "default") {
+    const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
+    lines.push(
+      "mkfifo /run/.egress-ready",
+      `${bridge.map(quote).join(" ")} </dev/null >/run/.egress-ready 2>/dev/null &`,
+      "read -r _ </run/.egress-ready; rm -f /run/.egress-ready",
+    );
+  }
+  if (inner.kind === "program") {
+    const program = [...dropPrivileges(layout, capabilities), ...inner.argv];
+    if (lines.length === 0) return program;
+    return ["/bin/sh", "-c", [...lines, 'exec "$@"'].join("\n"), "sandbox", ...program];
+  }
+  lines.push(`echo ${HOLDER_READY}`, "exec >/dev/null 2>&1 </dev/null", "while :; do sleep 2147483647 & wait; done");
+  return ["/bin/sh", "-c", lines.join("\n")];
+}
+
+/** The host's files and directories a sandbox sees besides the system and its home. */
+function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; kind: "ro-file" | "ro-dir" | "rw-dir" }> {
+  const binds: Array<{ host: string; inside: string; kind: "ro-file" | "ro-dir" | "rw-dir" }> = [];
+  if (layout.network === "host") return binds;
+  binds.push({ host: layout.hostsFile, inside: "/etc/hosts", kind: "ro-file" });
+  if (layout.network === "default") {
+    binds.push({ host: layout.egressDir, inside: EGRESS_DIR, kind: "rw-dir" });
+    for (const [host, inside] of layout.helper.binds) binds.push({ host, inside, kind: lstatSync(host).isDirectory() ? "ro-dir" : "ro-file" });
+  }
+  return binds;
+}
+
+/** argv that runs `inner` inside the sandbox (a program already including env(1) and cwd handling). */
+export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean }): string[] {
+  const argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
+  // Not for the holder: bwrap itself would die with its parent, the CLI.
+  if (inner.kind === "program") argv.push("--die-with-parent");
   if (!options.pty) argv.push("--new-session");
-  if (!layout.network) argv.push("--unshare-net");
-  if (layout.dropToUid === undefined) argv.push("--unshare-user");
+  if (layout.network !== "host") argv.push("--unshare-net");
+  // uid 0 in its own user namespace: one mapping, no nested namespace (which bwrap makes for
+  // --dev when the uid differs, and which nsenter could not enter).
+  if (layout.dropToUid === undefined) argv.push("--unshare-user", "--uid", "0", "--gid", "0");
   for (const dir of systemDirs()) {
     if (isSymlink(dir)) argv.push("--symlink", readLinkSafe(dir), dir);
     else argv.push("--ro-bind", dir, dir);
@@ -120,10 +201,13 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, program: string[
     for (const parent of ancestors(mount.sandboxPath)) argv.push("--perms", "0755", "--dir", parent);
     argv.push(mount.readonly ? "--ro-bind" : "--bind", mount.hostPath, mount.sandboxPath);
   }
+  for (const bind of ownBinds(layout)) {
+    for (const parent of ancestors(bind.inside)) if (parent !== "/etc") argv.push("--perms", "0755", "--dir", parent);
+    argv.push(bind.kind === "rw-dir" ? "--bind" : "--ro-bind", bind.host, bind.inside);
+  }
   argv.push("--chdir", "/");
   argv.push("--");
-  if (layout.dropToUid !== undefined) argv.push(...DROP_PRIVILEGES(layout.dropToUid));
-  argv.push(...program);
+  argv.push(...innerArgv(layout, inner, false));
   return argv;
 }
 
@@ -146,7 +230,7 @@ function readLinkSafe(path: string): string {
  * argv for the util-linux mechanism: `unshare` creates the namespaces, then a POSIX sh script
  * assembles the new root under layout.rootDir with bind mounts, chroots and runs the program.
  */
-export function unshareArgv(layout: SandboxLayout, program: string[], isRoot: boolean): string[] {
+export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean): string[] {
   const R = layout.rootDir;
   const lines: string[] = ["set -e", `R=${quote(R)}`, 'mount -t tmpfs -o mode=755 sandbox "$R"'];
   const roBind = (host: string, inside: string, kind: "dir" | "file" = "dir") => {
@@ -177,15 +261,26 @@ export function unshareArgv(layout: SandboxLayout, program: string[], isRoot: bo
   rwBind(layout.homeDir, layout.callerHome);
   for (const [host, inside] of layout.readOnlyBinds) roBind(host, inside);
   for (const mount of layout.mounts) (mount.readonly ? roBind : rwBind)(mount.hostPath, mount.sandboxPath);
+  for (const bind of ownBinds(layout)) {
+    if (bind.kind === "rw-dir") rwBind(bind.host, bind.inside);
+    else roBind(bind.host, bind.inside, bind.kind === "ro-file" ? "file" : "dir");
+  }
   lines.push('hostname sandbox 2>/dev/null || true');
+  // A new network namespace starts with lo down (bubblewrap brings it up by itself).
+  if (layout.network !== "host") lines.push("ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null || true");
   lines.push('cd "$R"');
-  const inner = [...(layout.dropToUid !== undefined ? DROP_PRIVILEGES(layout.dropToUid) : []), ...program];
-  // Not exec: this shell stays pid 1 of the namespace and keeps unshare's --kill-child death
-  // signal (setpriv's uid change clears it), so killing unshare kills the whole process tree.
-  lines.push(`chroot "$R" ${inner.map(quote).join(" ")}`, 'exit $?');
+  const argv_ = innerArgv(layout, inner, !isRoot).map(quote).join(" ");
+  if (inner.kind === "holder") {
+    // The holder itself is pid 1 (a root shell, so the death signal stays), and nsenter's target.
+    lines.push(`exec chroot "$R" ${argv_}`);
+  } else {
+    // Not exec: this shell stays pid 1 of the namespace and keeps unshare's --kill-child death
+    // signal (setpriv's uid change clears it), so killing unshare kills the whole process tree.
+    lines.push(`chroot "$R" ${argv_}`, 'exit $?');
+  }
   const argv = ["unshare", "--mount", "--pid", "--fork", "--ipc", "--uts", "--kill-child", "--propagation", "private"];
   if (!isRoot) argv.push("--user", "--map-root-user");
-  if (!layout.network) argv.push("--net");
+  if (layout.network !== "host") argv.push("--net");
   argv.push("sh", "-c", lines.join("\n"));
   return argv;
 }

@@ -1,6 +1,6 @@
 import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from "node:fs";
-import { ProviderError, SandboxesError } from "../../core/errors";
-import { shellQuote } from "../../core/quote";
+import { ProviderError, SandboxesError } from "../../base/errors";
+import { shellQuote } from "../../base/quote";
 import { type CgroupSites, cgroupSites } from "./limits-host";
 
 /**

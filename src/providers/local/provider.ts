@@ -1,13 +1,16 @@
-import { chmodSync, chownSync, existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
-import { join } from "node:path";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { join, resolve } from "node:path";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { homeDir } from "../../core/config";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
+import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { bwrapArgv, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
-import { applyLimits, enterArgv, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
+import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readState, startDetached, startTime, stopState, waitUntil, writeState } from "./holder";
+import { formatBlocked, HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment, startEgressProxy } from "./egress/proxy";
+import { AllowEntryError } from "./egress/policy";
+import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 import { dict, hasLabels } from "../../core/keys";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
@@ -17,9 +20,30 @@ interface LocalMeta {
   labels: Record<string, string>;
   createdAt: string;
   env: Record<string, string>;
-  network: boolean;
+  /** A boolean in sandboxes made before network policies (true: the host's network). */
+  network: NetworkPolicy | boolean;
   mounts: CreateSpec["mounts"];
   limits?: LimitPlan;
+}
+
+function policyOf(meta: LocalMeta): NetworkPolicy {
+  if (typeof meta.network === "boolean") return { mode: meta.network ? "host" : "none", allow: [] };
+  return meta.network ?? { mode: "default", allow: [] };
+}
+
+/**
+ * The sandboxes binary as a helper process (the egress proxy on the host, the bridge inside):
+ * the compiled binary itself, or, from source (bun test), bun with src/main.ts.
+ */
+function helperCommand(): { host: string[]; inside: string[]; binds: Array<[string, string]> } {
+  if (import.meta.url.includes("$bunfs") || import.meta.url.includes("~BUN")) {
+    const inside = `${RUN_DIR}/sandboxes`;
+    return { host: [process.execPath], inside: [inside], binds: [[process.execPath, inside]] };
+  }
+  const projectRoot = resolve(import.meta.dir, "../../..");
+  const main = join(projectRoot, "src/main.ts");
+  const bun = `${RUN_DIR}/bun`;
+  return { host: [process.execPath, main], inside: [bun, main], binds: [[process.execPath, bun], [projectRoot, projectRoot]] };
 }
 
 const ID_PATTERN = /^local-[0-9a-f]{12}$/;
@@ -52,11 +76,25 @@ export class LocalProvider implements Provider {
     }
   }
 
+  /** running while its holder lives; stopped otherwise (after a reboot: files kept, exec starts it). */
   private record(meta: LocalMeta): SandboxRecord {
-    return { id: meta.id, provider: this.name, name: meta.name, state: "running", labels: meta.labels, createdAt: meta.createdAt };
+    const state = liveState(join(this.dir(meta.id), "holder.json")) ? "running" : "stopped";
+    return { id: meta.id, provider: this.name, name: meta.name, state, labels: meta.labels, createdAt: meta.createdAt };
   }
 
   async create(spec: CreateSpec): Promise<SandboxRecord> {
+    const meta = await this.createFiles(spec);
+    try {
+      await this.ensureHolder(meta);
+    } catch (error) {
+      await this.destroy(meta.id);
+      throw error;
+    }
+    return this.record(meta);
+  }
+
+  /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
+  private async createFiles(spec: CreateSpec): Promise<LocalMeta> {
     this.ensureLinux();
     const id = `local-${randomBytes(6).toString("hex")}`;
     const limits = await planLimits(id, spec, this.ctx.env);
@@ -77,17 +115,29 @@ export class LocalProvider implements Provider {
       labels: spec.labels,
       createdAt: new Date().toISOString(),
       env: spec.env,
-      network: spec.network?.mode !== "none",
+      network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
       limits,
     };
     this.writeIdentityFiles(dir, uid);
+    writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
+    mkdirSync(this.egressDir(id), { recursive: true, mode: 0o755 });
     await applyLimits(limits).catch((error) => {
       rmSync(dir, { recursive: true, force: true });
       throw error;
     });
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
-    return this.record(meta);
+    return meta;
+  }
+
+  /**
+   * Where the egress proxy's socket lives on the host: in the sandbox's directory, unless that
+   * path is too long for a unix socket (108 bytes), then in a directory of its own under /tmp.
+   */
+  private egressDir(id: string): string {
+    const inside = join(this.dir(id), "net");
+    if (join(inside, EGRESS_SOCKET).length < 100) return inside;
+    return join("/tmp", `sandboxes-${process.getuid?.() ?? 0}-${id}`);
   }
 
   /** As root we run the program as an unprivileged uid derived from the id (one per sandbox). */
@@ -126,8 +176,57 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
-    await removeLimits(this.readMeta(id)?.limits);
+    const meta = this.readMeta(id);
+    const state = readState(join(this.dir(id), "holder.json"));
+    await stopState(state);
+    // The rest of the pid namespace dies with its first process; wait for it to be gone.
+    if (state) await waitUntil(() => !isAlive(state.target), 5000);
+    await removeLimits(meta?.limits);
+    rmSync(this.egressDir(id), { recursive: true, force: true });
     rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
+  /**
+   * The sandbox's holder (and egress proxy), started if it is not running: at create, and over
+   * the files of a stopped sandbox (a reboot, a killed holder) at its next exec.
+   */
+  private async ensureHolder(meta: LocalMeta): Promise<HolderState> {
+    const dir = this.dir(meta.id);
+    const stateFile = join(dir, "holder.json");
+    const live = liveState(stateFile);
+    if (live) return live;
+    await stopState(readState(stateFile));
+    const policy = policyOf(meta);
+    const helper = helperCommand();
+    let proxy: HolderState["proxy"];
+    if (policy.mode === "default") {
+      const egressDir = this.egressDir(meta.id);
+      mkdirSync(egressDir, { recursive: true, mode: 0o755 });
+      const argv = [...helper.host, "__egress-proxy", join(egressDir, EGRESS_SOCKET), ...policy.allow.flatMap((entry) => ["--allow", entry]), "--blocked-log", join(dir, "blocked.log")];
+      proxy = await startDetached(argv, { PATH: WRAPPER_PATH }, "listening", join(dir, "proxy.log"), "egress proxy");
+    }
+    const layout = this.layout(meta);
+    this.prepareMountPoints(layout);
+    const inner: Inner = { kind: "holder" };
+    const bwrap = bubblewrapPath(this.ctx.env);
+    const argv = enterCgroups(meta.limits, bwrap ? bwrapArgv(bwrap, layout, inner, { pty: false }) : unshareArgv(layout, inner, process.getuid?.() === 0));
+    let holder: HolderState["holder"];
+    try {
+      holder = await startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox");
+    } catch (error) {
+      await stopState({ proxy });
+      throw error;
+    }
+    const first = childrenOf(holder.pid)[0];
+    const start = first === undefined ? undefined : startTime(first);
+    if (first === undefined || start === undefined) {
+      await stopState({ holder, proxy });
+      throw new ProviderError("local", "the sandbox's first process is missing");
+    }
+    const target = { pid: first, start };
+    const state: HolderState = { holder, target, proxy };
+    writeState(stateFile, state);
+    return state;
   }
 
   private requireMeta(id: string): LocalMeta {
@@ -148,7 +247,10 @@ export class LocalProvider implements Provider {
       callerHome,
       readOnlyBinds: toolchainBinds(this.ctx.env, callerHome),
       mounts: meta.mounts ?? [],
-      network: meta.network,
+      network: policyOf(meta).mode,
+      hostsFile: join(dir, "hosts"),
+      egressDir: this.egressDir(meta.id),
+      helper: { binds: helperCommand().binds, argv: helperCommand().inside },
       dropToUid: this.sandboxUid(meta.id),
     };
   }
@@ -202,7 +304,8 @@ export class LocalProvider implements Provider {
     if (!result.PYENV_ROOT && existsSync(join(home, ".pyenv"))) result.PYENV_ROOT = join(home, ".pyenv");
     if (!result.NVM_DIR && existsSync(join(home, ".nvm"))) result.NVM_DIR = join(home, ".nvm");
     if (!result.GOROOT && existsSync("/usr/local/go")) result.GOROOT = "/usr/local/go";
-    return { ...result, ...meta.env, ...extra };
+    const proxy = layout.network === "default" ? proxyEnvironment(BRIDGE_PORT) : {};
+    return { ...result, ...proxy, ...meta.env, ...extra };
   }
 
   /**
@@ -212,7 +315,7 @@ export class LocalProvider implements Provider {
    * API_KEY=...` must not show up in `ps`. The wrappers pass the environment through; env(1)
    * at the end sets the sandbox's PATH, the directory, and drops what the wrappers added.
    */
-  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, pty: boolean): { argv: string[]; env: Record<string, string> } {
+  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter?: HolderState }): { argv: string[]; env: Record<string, string> } {
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
     const environment = this.environment(meta, env, layout);
@@ -227,49 +330,103 @@ export class LocalProvider implements Provider {
       ...argv,
     ]);
     const spawnEnv = { ...inEnviron, PATH: WRAPPER_PATH };
+    // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
+    if (how.enter) return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
+    const inner: Inner = { kind: "program", argv: program };
     const bwrap = bubblewrapPath(this.ctx.env);
-    const sandboxed = bwrap ? bwrapArgv(bwrap, layout, program, { pty }) : unshareArgv(layout, program, process.getuid?.() === 0);
-    return { argv: enterArgv(meta.limits, sandboxed), env: spawnEnv };
+    if (bwrap) return { argv: enterCgroups(meta.limits, bwrapArgv(bwrap, layout, inner, { pty: how.pty })), env: spawnEnv };
+    return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner, process.getuid?.() === 0)), env: spawnEnv };
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
     await applyLimits(meta.limits);
-    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, false);
+    const state = await this.ensureHolder(meta);
+    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
+    const blocked = this.reportBlocked(meta, spec.onNotice);
     const killsBefore = memoryKills(meta.limits);
-    let child: ReturnType<typeof Bun.spawn>;
     try {
-      child = Bun.spawn(invocation.argv, {
-        stdin: spec.stdin ?? "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-        env: invocation.env,
-      });
-    } catch (error) {
-      throw new ProviderError("local", `cannot start the sandbox: ${(error as Error).message}`, undefined, undefined, "install bubblewrap (apt-get install bubblewrap) or util-linux");
-    }
-    let timedOut = false;
-    const kill = () => child.kill("SIGKILL");
-    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), kill()), spec.timeoutMs) : undefined;
-    spec.signal?.addEventListener("abort", kill, { once: true });
-    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void) => {
-      for await (const chunk of stream) sink(chunk);
-    };
-    try {
-      const [code] = await Promise.all([
-        child.exited,
-        pump(child.stdout as ReadableStream<Uint8Array>, spec.onStdout),
-        pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr),
-      ]);
-      if (timedOut) return { exitCode: 124, timedOut: true };
-      const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;
-      const limitHit = memoryKills(meta.limits) > killsBefore ? ("memory" as const) : undefined;
-      return { exitCode: signalCode !== undefined ? 128 + signalCode : code, timedOut: false, ...(limitHit ? { limitHit } : {}) };
+      // Not spec.stdoutFd: killExecTree finds escaped processes by the output pipes they hold,
+      // and a pipe of our own stdout is also held by whoever reads it.
+      const outcome = await spawnStreaming(invocation, { ...spec, stdoutFd: undefined }, (child) => killExecTree(child.pid));
+      return memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { ...outcome, limitHit: "memory" } : outcome;
     } finally {
-      if (timer) clearTimeout(timer);
-      spec.signal?.removeEventListener("abort", kill);
+      blocked();
     }
+  }
+
+  /**
+   * A plain command in a sandbox of its own that ends with it: the wrapper runs the program
+   * directly (no holder, no nsenter), the egress proxy runs in this process, and everything the
+   * program started dies with it (pid namespace, --die-with-parent / --kill-child).
+   */
+  async runOnce(create: CreateSpec, spec: ExecSpec): Promise<ExecOutcome & { id: string }> {
+    const meta = await this.createFiles(create);
+    const policy = policyOf(meta);
+    let proxy: { close(): Promise<void> } | undefined;
+    try {
+      if (policy.mode === "default") {
+        const egressDir = this.egressDir(meta.id);
+        mkdirSync(egressDir, { recursive: true, mode: 0o755 });
+        proxy = await startEgressProxy({
+          socketPath: join(egressDir, EGRESS_SOCKET),
+          allow: policy.allow,
+          onBlocked: (event) => spec.onNotice?.(formatBlocked(event)),
+        }).catch((error) => {
+          if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
+          throw error;
+        });
+      }
+      const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false });
+      const killsBefore = memoryKills(meta.limits);
+      const outcome = await spawnStreaming(invocation, spec, (child) => child.kill("SIGKILL"));
+      const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
+      return { ...outcome, ...limitHit, id: meta.id };
+    } finally {
+      await proxy?.close();
+      await removeLimits(meta.limits);
+      rmSync(this.egressDir(meta.id), { recursive: true, force: true });
+      rmSync(this.dir(meta.id), { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * Passes the lines of the kept sandbox's proxy about blocked destinations (its --blocked-log)
+   * that appear while a command runs to onNotice. Returns the function that stops watching.
+   */
+  private reportBlocked(meta: LocalMeta, onNotice: ExecSpec["onNotice"]): () => void {
+    if (!onNotice || policyOf(meta).mode !== "default") return () => {};
+    const file = join(this.dir(meta.id), "blocked.log");
+    let offset = existsSync(file) ? statSync(file).size : 0;
+    let partial = "";
+    const poll = () => {
+      if (!existsSync(file)) return;
+      const size = statSync(file).size;
+      if (size <= offset) return;
+      const fd = openSync(file, "r");
+      const buffer = Buffer.alloc(size - offset);
+      try {
+        readSync(fd, buffer, 0, buffer.length, offset);
+      } finally {
+        closeSync(fd);
+      }
+      offset = size;
+      const lines = (partial + buffer.toString("utf8")).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) {
+        try {
+          if (line.trim()) onNotice(formatBlocked(JSON.parse(line)));
+        } catch {
+          /* not a whole JSON line: skip it */
+        }
+      }
+    };
+    const timer = setInterval(poll, 200);
+    return () => {
+      clearInterval(timer);
+      poll();
+    };
   }
 
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
@@ -296,7 +453,8 @@ export class LocalProvider implements Provider {
     this.ensureLinux();
     const meta = this.requireMeta(id);
     await applyLimits(meta.limits);
-    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, true);
+    const state = await this.ensureHolder(meta);
+    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
     const listeners: Array<(chunk: Uint8Array) => void> = [];
     const child = Bun.spawn(invocation.argv, {
       env: invocation.env,
@@ -319,11 +477,77 @@ export class LocalProvider implements Provider {
       onData: (listener) => void listeners.push(listener),
       exited,
       kill: async () => {
-        child.kill("SIGKILL");
+        await killExecTree(child.pid);
         await child.exited;
       },
     };
   }
+}
+
+/**
+ * argv that runs `program` inside a kept sandbox: nsenter joins the holder's namespaces (its user
+ * namespace first, as an ordinary user) and its root; the program then drops to the sandbox's
+ * user and, unless it has a terminal, leads a session of its own, which is what killExecTree
+ * kills on a timeout or Ctrl-C.
+ */
+function enterArgv(state: HolderState, layout: SandboxLayout, program: string[], pty: boolean): string[] {
+  const argv = ["nsenter", "-t", String(state.target.pid)];
+  if (layout.dropToUid === undefined) argv.push("--user", "--preserve-credentials");
+  argv.push("--mount", "--pid", "--ipc", "--uts", "--root", "--wd");
+  if (layout.network !== "host") argv.push("--net");
+  argv.push("--", ...dropPrivileges(layout, true));
+  if (!pty) argv.push("setsid");
+  return [...argv, ...program];
+}
+
+/** Runs a wrapper with live stdout/stderr, the timeout and Ctrl-C; `kill` stops what it started. */
+async function spawnStreaming(invocation: { argv: string[]; env: Record<string, string> }, spec: ExecSpec, kill: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>): Promise<ExecOutcome> {
+  let child: ReturnType<typeof Bun.spawn>;
+  try {
+    child = Bun.spawn(invocation.argv, {
+      stdin: spec.stdin ?? "ignore",
+      stdout: spec.stdoutFd ?? "pipe",
+      stderr: "pipe",
+      env: invocation.env,
+    });
+  } catch (error) {
+    throw spawnFailed(error, invocation);
+  }
+  let timedOut = false;
+  const stop = () => void kill(child);
+  const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
+  spec.signal?.addEventListener("abort", stop, { once: true });
+  const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => void) => {
+    if (stream instanceof ReadableStream) for await (const chunk of stream) sink(chunk);
+  };
+  try {
+    const [code] = await Promise.all([
+      child.exited,
+      pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout),
+      pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr),
+    ]);
+    if (timedOut) return { exitCode: 124, timedOut: true };
+    const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;
+    return { exitCode: signalCode !== undefined ? 128 + signalCode : code, timedOut: false };
+  } finally {
+    if (timer) clearTimeout(timer);
+    spec.signal?.removeEventListener("abort", stop);
+  }
+}
+
+/** Why the wrapper could not start, in words a user can act on. */
+function spawnFailed(error: unknown, invocation: { argv: string[]; env: Record<string, string> }): SandboxesError {
+  const message = (error as Error).message ?? String(error);
+  if ((error as NodeJS.ErrnoException).code === "E2BIG" || /E2BIG|argument list too long/i.test(message)) {
+    const bytes = invocation.argv.reduce((sum, arg) => sum + Buffer.byteLength(arg) + 1, 0);
+    return new SandboxesError(
+      "argument_list_too_long",
+      `the argument list is too long for the kernel (${bytes} bytes of command line; one argument may be at most 128 KiB)`,
+      "user",
+      "put the code in a file and pass --file, pipe it on stdin with --lang, or copy data in with --upload",
+    );
+  }
+  return new ProviderError("local", `cannot start the sandbox: ${message}`, undefined, undefined, "install bubblewrap (apt-get install bubblewrap) or util-linux");
 }
 
 function signalNumber(name: string | number): number | undefined {

@@ -7,7 +7,7 @@
  */
 import { randomUUID } from "node:crypto";
 import type { App, ModalClient, Sandbox } from "modal";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { withRetry } from "../retry";
 import { allowListParts } from "../network";
 import {
@@ -24,7 +24,7 @@ import {
 import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
-import { shellQuote } from "../../core/quote";
+import { shellQuote } from "../../base/quote";
 import { dict, hasLabels } from "../../core/keys";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;

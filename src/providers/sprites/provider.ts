@@ -8,7 +8,7 @@
  * and list() filters them on this side (the API filters only by name prefix).
  */
 import { randomBytes, randomUUID } from "node:crypto";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import {
   type CreateSpec,

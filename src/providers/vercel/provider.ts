@@ -10,7 +10,7 @@
  * are Vercel tags; list() asks the server for one of them and checks the others here.
  */
 import { randomBytes } from "node:crypto";
-import { ProviderError, SandboxesError } from "../../core/errors";
+import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";

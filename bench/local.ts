@@ -1,0 +1,112 @@
+#!/usr/bin/env bun
+/**
+ * The local provider against its floors, measured in the same run (issue 10, part 4):
+ *  (a) `sandboxes run -p local true` (default network policy: proxy and bridge included) against
+ *      the sum of a compiled Bun hello-world and a bare `bwrap … true`; target <= 2x, stretch 1.5x;
+ *  (b) 1 GiB of stdout from a local run into a pipe (`cat > /dev/null`, `wc -c`) against the same
+ *      command under bare bwrap; target >= 0.9x.
+ * Needs dist/sandboxes (`npm run build`) and bubblewrap. No assertions.
+ *
+ *   bun run bench/local.ts [--runs 20] [--gib 1] [--json]
+ */
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { parseArgs } from "node:util";
+import { compileEntry } from "../scripts/build-binaries";
+
+const { values } = parseArgs({
+  args: Bun.argv.slice(2),
+  options: { runs: { type: "string", default: "20" }, gib: { type: "string", default: "1" }, json: { type: "boolean" } },
+  strict: true,
+});
+const runs = Math.max(5, Number(values.runs));
+const bytes = Math.round(Number(values.gib) * 1024 ** 3);
+const ROOT = resolve(import.meta.dir, "..");
+const binary = join(ROOT, "dist/sandboxes");
+const bwrap = Bun.which("bwrap");
+if (!existsSync(binary) || !bwrap) {
+  console.log(`local.ts not run: ${!bwrap ? "bubblewrap is not installed" : "dist/sandboxes is missing (npm run build)"}`);
+  process.exit(0);
+}
+
+const work = mkdtempSync(join(tmpdir(), "sandboxes-bench-local-"));
+try {
+  writeFileSync(join(work, "hello.ts"), 'console.log("hello");\n');
+  await compileEntry(join(work, "hello.ts"), join(work, "hello"));
+  const home = join(work, "home");
+  mkdirSync(home);
+  const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, XDG_CONFIG_HOME: join(home, ".config"), XDG_STATE_HOME: join(home, ".local/state"), NO_COLOR: "1", DOCKER_HOST: "unix:///nonexistent" };
+  // The bare floor: the same kinds of namespaces and a minimal root, nothing of ours.
+  const bare = [bwrap, "--die-with-parent", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--"];
+
+  const timed = (argv: string[]): number => {
+    const started = Bun.nanoseconds();
+    const proc = Bun.spawnSync(argv, { env, stdout: "ignore", stderr: "ignore" });
+    if (proc.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${proc.exitCode}`);
+    return (Bun.nanoseconds() - started) / 1e6;
+  };
+  const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+  const min = (xs: number[]) => Math.min(...xs);
+
+  // (a) start-up, round-robin so load drifts hit every case alike.
+  const cases: Array<[string, string[]]> = [
+    ["hello-world", [join(work, "hello")]],
+    ["bare bwrap true", [...bare, "true"]],
+    ["run -p local true", [binary, "run", "-p", "local", "true"]],
+  ];
+  for (const [, argv] of cases) for (let i = 0; i < 3; i++) timed(argv);
+  const samples = cases.map(() => [] as number[]);
+  for (let i = 0; i < runs; i++) cases.forEach(([, argv], index) => samples[index]!.push(timed(argv)));
+  const [hello, bareTrue, ours] = samples.map((s) => ({ median: median(s), min: min(s) }));
+  const floorMedian = hello!.median + bareTrue!.median;
+  const floorMin = hello!.min + bareTrue!.min;
+
+  // (b) throughput of 1 GiB of stdout into a pipe.
+  const producer = `head -c ${bytes} /dev/zero`;
+  const sinks: Array<[string, string]> = [["cat > /dev/null", "cat > /dev/null"], ["wc -c", "wc -c > /dev/null"]];
+  const quote = (argv: string[]) => argv.map((a) => `'${a.replaceAll("'", "'\\''")}'`).join(" ");
+  const throughput: Array<{ sink: string; bare_mib_s: number; ours_mib_s: number; ratio: number }> = [];
+  for (const [label, sink] of sinks) {
+    const bareRuns: number[] = [];
+    const ourRuns: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      bareRuns.push(timed(["sh", "-c", `${quote([...bare, "sh", "-c", producer])} | ${sink}`]));
+      ourRuns.push(timed(["sh", "-c", `${quote([binary, "run", "-p", "local", producer])} | ${sink}`]));
+    }
+    const mib = bytes / 1024 ** 2;
+    const bareRate = mib / (min(bareRuns) / 1000);
+    const ourRate = mib / (min(ourRuns) / 1000);
+    throughput.push({ sink: label, bare_mib_s: bareRate, ours_mib_s: ourRate, ratio: ourRate / bareRate });
+  }
+
+  const result = {
+    runs,
+    startup: {
+      hello_ms: hello,
+      bare_bwrap_ms: bareTrue,
+      run_true_ms: ours,
+      ratio_median: ours!.median / floorMedian,
+      ratio_min: ours!.min / floorMin,
+      target: 2,
+      stretch: 1.5,
+    },
+    stdout: { bytes, results: throughput, target: 0.9 },
+  };
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+  } else {
+    const ms = (x: { median: number; min: number }) => `${x.median.toFixed(1)} ms median, ${x.min.toFixed(1)} ms min`;
+    process.stdout.write(`local provider: ${runs} runs each, round-robin, after warm-up\n\n`);
+    process.stdout.write(`hello-world (floor)       ${ms(hello!)}\n`);
+    process.stdout.write(`bare bwrap true (floor)   ${ms(bareTrue!)}\n`);
+    process.stdout.write(`run -p local true         ${ms(ours!)}\n`);
+    process.stdout.write(`  vs the sum of the floors: ${result.startup.ratio_median.toFixed(2)}x median, ${result.startup.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n\n`);
+    process.stdout.write(`${(bytes / 1024 ** 3).toFixed(2)} GiB of stdout into a pipe (best of 3)\n`);
+    for (const t of throughput) {
+      process.stdout.write(`  ${t.sink.padEnd(16)} bare bwrap ${t.bare_mib_s.toFixed(0)} MiB/s, run -p local ${t.ours_mib_s.toFixed(0)} MiB/s: ${t.ratio.toFixed(2)}x (target 0.9x)\n`);
+    }
+  }
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}

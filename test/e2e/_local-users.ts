@@ -1,0 +1,113 @@
+/**
+ * The compiled binary run as root and as an ordinary user (uid 65534, through setpriv), with
+ * bubblewrap and with the util-linux fallback: the four ways the local provider runs.
+ */
+import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { BINARY, type CliResult, freshEnv } from "../helpers";
+
+export const isRoot = process.getuid?.() === 0;
+export type Mechanism = "bubblewrap" | "unshare";
+export type User = "root" | "ordinary";
+
+export const MATRIX: Array<{ user: User; mechanism: Mechanism }> = [
+  { user: "root", mechanism: "bubblewrap" },
+  { user: "root", mechanism: "unshare" },
+  { user: "ordinary", mechanism: "bubblewrap" },
+  { user: "ordinary", mechanism: "unshare" },
+];
+
+export interface Machine {
+  /** argv prefix that runs the binary as this user (append the CLI's arguments). */
+  command: string[];
+  env: Record<string, string>;
+  cwd: string;
+  stateDir: string;
+  run(args: string[], options?: { prefix?: string[] }): Promise<CliResult>;
+  spawn(args: string[]): ReturnType<typeof Bun.spawn>;
+  remove(): void;
+}
+
+/** A machine for `user` with `mechanism`; an ordinary user gets its own copy of the binary. */
+export function machineFor(user: User, mechanism: Mechanism): Machine {
+  const extra: Record<string, string> = mechanism === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
+  let command: string[];
+  let env: Record<string, string>;
+  let dir: string;
+  if (user === "root") {
+    const made = freshEnv(extra);
+    dir = made.home;
+    env = made.env;
+    command = [BINARY];
+  } else {
+    dir = mkdtempSync(join(tmpdir(), "sandboxes-user-"));
+    chmodSync(dir, 0o755);
+    const binary = join(dir, "sandboxes");
+    copyFileSync(BINARY, binary);
+    chmodSync(binary, 0o755);
+    const home = join(dir, "home");
+    mkdirSync(home);
+    chownSync(home, 65534, 65534);
+    env = { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", LANG: "C.UTF-8", DOCKER_HOST: "unix:///nonexistent/docker.sock", ...extra };
+    command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary];
+  }
+  const stateDir = join(env.XDG_STATE_HOME ?? join(env.HOME!, ".local/state"), "sandboxes", "local");
+  const spawn = (args: string[], prefix: string[] = []) =>
+    Bun.spawn([...prefix, ...command, ...args], { env, cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  return {
+    command,
+    env,
+    cwd: dir,
+    stateDir,
+    spawn: (args) => spawn(args),
+    async run(args, options = {}) {
+      const child = spawn(args, options.prefix);
+      const [stdoutBytes, stderr, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
+      return { code, stdout: new TextDecoder().decode(stdoutBytes), stderr, stdoutBytes };
+    },
+    remove() {
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Host pids of every process whose command line contains `marker`. */
+export function processesWith(marker: string): number[] {
+  const found: number[] = [];
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      if (/\) [ZX] /.test(stat)) continue;
+      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").includes(marker)) found.push(Number(entry));
+    } catch {
+      /* gone */
+    }
+  }
+  return found;
+}
+
+/** Polls `condition` until it holds or `timeoutMs` passes; returns whether it held. */
+export async function eventually(condition: () => boolean, timeoutMs = 10_000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(25);
+  }
+  return true;
+}
+
+/** The holder state file of the one sandbox of a machine. */
+export function holderState(machine: Machine, id: string): { holder: { pid: number }; target: { pid: number }; proxy?: { pid: number } } {
+  return JSON.parse(readFileSync(join(machine.stateDir, id, "holder.json"), "utf8"));
+}
+
+/** Whether a process runs (a zombie does not). */
+export function running(pid: number): boolean {
+  try {
+    return !/\) [ZX] /.test(readFileSync(`/proc/${pid}/stat`, "utf8"));
+  } catch {
+    return false;
+  }
+}

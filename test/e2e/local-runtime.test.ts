@@ -1,0 +1,130 @@
+/**
+ * Local sandboxes that live (issue 10, part 3): a kept sandbox keeps its processes across
+ * `run`/`exec` and the CLI's exit, `destroy` ends them all, `list` tells running from stopped, a
+ * stopped sandbox starts again over its files, a one-shot run leaves nothing behind, and a
+ * timeout or Ctrl-C ends one command's process tree, not the sandbox. Through the compiled
+ * binary, as root and as an ordinary user, with bubblewrap and with util-linux unshare.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { keptId } from "../helpers";
+import { eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
+
+/** A TCP server in perl (always there on Debian) that greets every connection once. */
+const server = (port: number, marker: string) =>
+  `perl -MIO::Socket::INET -e '$s = IO::Socket::INET->new(LocalAddr => "127.0.0.1:${port}", Listen => 5, ReuseAddr => 1) or die; while ($c = $s->accept) { print $c "hello from web\\n"; close $c }' ${marker}`;
+/** A client that retries until the server listens (it starts in the background). */
+const client = (port: number) =>
+  `for i in $(seq 1 100); do perl -MIO::Socket::INET -e '$c = IO::Socket::INET->new("127.0.0.1:${port}") or exit 1; print <$c>' && exit 0; sleep 0.1; done; exit 1`;
+
+const unique = () => Math.random().toString(36).slice(2, 10);
+/** A sleep whose command line is unique to one test, so /proc tells its processes apart. */
+const marked = () => `${100 + Math.floor(Math.random() * 800)}.${Math.floor(Math.random() * 1e6)}`;
+
+for (const { user, mechanism } of MATRIX) {
+  describe.skipIf(!isRoot)(`local sandboxes that live (${user}, ${mechanism})`, () => {
+    const machines: Machine[] = [];
+    const machine = () => {
+      const made = machineFor(user, mechanism);
+      machines.push(made);
+      return made;
+    };
+    afterAll(async () => {
+      for (const made of machines) {
+        const listed = await made.run(["list", "-p", "local", "--json"]);
+        for (const sandbox of JSON.parse(listed.stdout || "{\"sandboxes\":[]}").sandboxes ?? []) await made.run(["destroy", sandbox.id]);
+        made.remove();
+      }
+    }, 120_000);
+
+    test("a server started by run --keep answers a later exec, after the CLI exited; destroy ends it", async () => {
+      const m = machine();
+      const marker = `web-${unique()}`;
+      const first = await m.run(["run", "--keep", "-n", "web", `${server(8123, marker)} >/dev/null 2>&1 & echo started`]);
+      expect(first.stdout).toBe("started\n");
+      expect(first.code).toBe(0);
+      // The CLI has exited; the server still runs on the host, inside the sandbox.
+      expect(await eventually(() => processesWith(marker).length === 1)).toBe(true);
+      const second = await m.run(["exec", "web", client(8123)]);
+      expect(second.stdout).toBe("hello from web\n");
+      expect(second.code).toBe(0);
+      const state = holderState(m, keptId(first.stderr)!);
+      expect((await m.run(["destroy", "web"])).code).toBe(0);
+      expect(await eventually(() => processesWith(marker).length === 0)).toBe(true);
+      for (const pid of [state.holder.pid, state.target.pid, state.proxy?.pid]) if (pid) expect(await eventually(() => !running(pid))).toBe(true);
+    }, 90_000);
+
+    test("list says running while the holder lives and stopped once it is gone (a reboot); exec starts it again over its files", async () => {
+      const m = machine();
+      const first = await m.run(["run", "--keep", "-n", "box", "echo kept > ~/note"]);
+      const id = keptId(first.stderr)!;
+      expect(first.code).toBe(0);
+      const listed = async () => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);
+      expect(await listed()).toEqual([`${id} running`]);
+      const state = holderState(m, id);
+      for (const pid of [state.target.pid, state.holder.pid, state.proxy?.pid]) if (pid) process.kill(pid, "SIGKILL");
+      expect(await listed()).toEqual([`${id} stopped`]);
+      const again = await m.run(["exec", "box", "cat ~/note"]);
+      expect(again.stdout).toBe("kept\n");
+      expect(again.code).toBe(0);
+      expect(await listed()).toEqual([`${id} running`]);
+    }, 90_000);
+
+    test("a one-shot run leaves no process behind", async () => {
+      const m = machine();
+      const duration = marked();
+      const r = await m.run(["run", `sleep ${duration} & setsid sleep ${duration} & echo spawned`]);
+      expect(r.stdout).toBe("spawned\n");
+      expect(r.code).toBe(0);
+      expect(await eventually(() => processesWith(`sleep ${duration}`).length === 0)).toBe(true);
+      expect((await m.run(["list", "--json"])).stdout).toContain('"sandboxes": []');
+    }, 60_000);
+
+    test("a timeout kills the command's whole process tree, not the sandbox nor what it started before", async () => {
+      const m = machine();
+      const before = marked();
+      const during = marked();
+      expect((await m.run(["run", "--keep", "-n", "t", `sleep ${before} >/dev/null 2>&1 &`])).code).toBe(0);
+      const r = await m.run(["exec", "-t", "1", "t", `sleep ${during} & (setsid sleep ${during} &) ; sleep ${during}`]);
+      expect(r.code).toBe(124);
+      expect(await eventually(() => processesWith(`sleep ${during}`).length === 0)).toBe(true);
+      expect(processesWith(`sleep ${before}`).length).toBe(1);
+      expect((await m.run(["exec", "t", "echo still here"])).stdout).toBe("still here\n");
+    }, 60_000);
+
+    test("Ctrl-C kills the command's process tree, not the sandbox", async () => {
+      const m = machine();
+      const before = marked();
+      const during = marked();
+      expect((await m.run(["run", "--keep", "-n", "c", `sleep ${before} >/dev/null 2>&1 &`])).code).toBe(0);
+      const child = m.spawn(["exec", "c", `sleep ${during} & sleep ${during} & echo started; wait`]);
+      const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
+      reader.releaseLock();
+      child.kill("SIGINT");
+      expect(await child.exited).toBe(130);
+      expect(await eventually(() => processesWith(`sleep ${during}`).length === 0)).toBe(true);
+      expect(processesWith(`sleep ${before}`).length).toBe(1);
+    }, 60_000);
+  });
+}
+
+describe("an argument list beyond the kernel's limit (issue 13, case 5)", () => {
+  test("says the argument list is too long and suggests --file, stdin or --upload, exit 125", async () => {
+    const { cli, freshEnv } = await import("../helpers");
+    const { env } = freshEnv();
+    // Each argument is small, so the CLI itself starts; joined into one command line they pass
+    // the kernel's 128 KiB limit for a single argument.
+    const words = Array.from({ length: 2000 }, (_, i) => `word-${i}-${"x".repeat(90)}`);
+    const r = await cli(["run", "--", "echo", ...words], { env });
+    expect(r.code).toBe(125);
+    expect(r.stdout).toBe("");
+    const lines = r.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toStartWith("sandboxes: the argument list is too long");
+    expect(lines[0]).toContain("--file");
+    expect(lines[0]).toContain("stdin");
+    expect(lines[0]).toContain("--upload");
+    expect(lines[0]).not.toContain("bubblewrap");
+    expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
+  }, 60_000);
+});
