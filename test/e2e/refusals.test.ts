@@ -11,6 +11,7 @@ import { startFakeHopx } from "../fakes/hopx/server";
 import { startFakeSprites } from "../fakes/sprites/server";
 import { startFakeVercel } from "../fakes/vercel/server";
 import { ensureBinary } from "../conformance/cli-provider";
+import { matchesLine } from "../fakes/faults";
 import { cli, freshEnv } from "../helpers";
 
 interface Refusing {
@@ -91,5 +92,179 @@ for (const [provider, start] of Object.entries(starters)) {
       expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
       expect(result.stderr).toContain(String(fake.status));
     }, 30_000);
+  });
+}
+
+/**
+ * A service that rate-limits: a 429 with `Retry-After` on create or on exec. The binary waits it
+ * out (up to MAX_RETRY_AFTER_MS, 30 s) and goes on, making one sandbox and running the command
+ * once; a longer wait is one line and no sandbox.
+ */
+interface RateLimited {
+  env: Record<string, string>;
+  /** The request line of a create, and of the exec that starts a command (a Faults pattern). */
+  createLine: string;
+  execLine: string;
+  /** Answers the next `times` requests matching `line` with 429 and this Retry-After. */
+  limit(line: string, retryAfter: string, times: number): void;
+  arrivals(): ReadonlyArray<{ line: string; at: number }>;
+  held(): number;
+  created(): number;
+  /** How many commands that reached the fake's sandboxes contain `marker`. */
+  ran(marker: string): number;
+  close(): Promise<void>;
+}
+
+const limiters: Record<string, () => Promise<RateLimited>> = {
+  e2b: async () => {
+    const fake = await startFakeE2B();
+    return {
+      env: fake.env(),
+      createLine: "POST /v2/sandboxes",
+      execLine: "POST /process.Process/Start",
+      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
+      arrivals: () => fake.arrivals,
+      held: () => fake.sandboxes.size,
+      created: () => fake.creates.length,
+      ran: () => 0,
+      close: () => fake.close(),
+    };
+  },
+  sprites: async () => {
+    const fake = await startFakeSprites();
+    return {
+      env: fake.env(),
+      createLine: "POST /v1/sprites",
+      execLine: "GET /v1/sprites/*/exec",
+      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
+      arrivals: () => fake.arrivals,
+      held: () => fake.sprites.size,
+      created: () => fake.creates.length,
+      ran: (marker) => fake.execs.filter((query) => [...query.values()].some((value) => value.includes(marker))).length,
+      close: () => fake.close(),
+    };
+  },
+  hopx: async () => {
+    const fake = await startFakeHopx();
+    return {
+      env: fake.env(),
+      createLine: "POST /v1/sandboxes",
+      execLine: "POST /commands/run",
+      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
+      arrivals: () => fake.arrivals,
+      held: () => fake.sandboxes.size,
+      created: () => fake.creates.length,
+      ran: (marker) => fake.commands.filter((body) => JSON.stringify(body).includes(marker)).length,
+      close: () => fake.close(),
+    };
+  },
+  vercel: async () => {
+    const fake = await startFakeVercel();
+    return {
+      env: fake.env(),
+      createLine: "POST /v*/sandboxes",
+      execLine: "POST /v2/sandboxes/sessions/*/cmd",
+      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
+      arrivals: () => fake.arrivals,
+      held: () => fake.sandboxes.size,
+      created: () => fake.creates.length,
+      ran: (marker) => fake.commands.filter((body) => JSON.stringify(body).includes(marker)).length,
+      close: () => fake.close(),
+    };
+  },
+  cloudflare: async () => {
+    const fake = await startFakeCloudflare();
+    return {
+      env: fake.env(),
+      createLine: "POST /v1/sandbox",
+      execLine: "POST /v1/sandbox/*/exec",
+      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
+      arrivals: () => fake.arrivals,
+      held: () => fake.live().length,
+      created: () => fake.issued.length,
+      ran: (marker) => fake.execs.filter((exec) => exec.argv.join(" ").includes(marker)).length,
+      close: () => fake.close(),
+    };
+  },
+  daytona: async () => {
+    const fake = new FakeDaytona({ apiKey: "right-key" }).start();
+    return {
+      env: { DAYTONA_API_KEY: "right-key", DAYTONA_API_URL: fake.apiUrl },
+      createLine: "POST /api/sandbox",
+      execLine: "POST */process/session/*/exec",
+      limit: (match, retryAfter, times) => fake.inject({ match: { test: (line: string) => matchesLine(match, line) } as RegExp, status: 429, retryAfter, times }),
+      arrivals: () => fake.arrivals,
+      held: () => fake.live().length,
+      created: () => fake.created.length,
+      ran: (marker) => fake.commands.filter((line) => line.includes(marker)).length,
+      close: () => fake.stop(),
+    };
+  },
+};
+
+/** Exec through a WebSocket upgrade: Bun's WebSocket hides the refusal's status and headers, so the retry backs off instead. */
+const execHidesRetryAfter = new Set(["sprites"]);
+/** E2B's SDK reads Retry-After itself and, beyond its own deadline, throws a RateLimitError without it. */
+const createHidesRetryAfter = new Set(["e2b"]);
+/** E2B's exec is envd's streaming Process.Start, which neither the SDK nor we send twice. */
+const execNotRetried = new Set(["e2b"]);
+
+/** How many requests matched `line`, and the time between the first two (-1 with fewer). */
+function afterWait(arrivals: ReadonlyArray<{ line: string; at: number }>, line: string): { tries: number; waitedMs: number } {
+  const times = arrivals.filter((a) => matchesLine(line, a.line)).map((a) => a.at);
+  return { tries: times.length, waitedMs: times.length >= 2 ? times[1]! - times[0]! : -1 };
+}
+
+for (const [provider, start] of Object.entries(limiters)) {
+  describe(`${provider} (fake) rate-limits with 429 and Retry-After`, () => {
+    let fake: RateLimited;
+    beforeAll(async () => void (fake = await start()), 30_000);
+    afterAll(() => fake?.close());
+
+    test("a 429 on create is waited out: the run succeeds with one sandbox made and none left", async () => {
+      const before = fake.arrivals().length;
+      const madeBefore = fake.created();
+      fake.limit(fake.createLine, "1", 1);
+      const { env } = freshEnv(fake.env);
+      const result = await cli(["run", "-p", provider, "echo made-once"], { env });
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toBe("made-once\n");
+      expect(result.code).toBe(0);
+      expect(fake.created() - madeBefore).toBe(1);
+      expect(fake.held()).toBe(0);
+      // The second create came after the second the refusal asked for.
+      const { tries, waitedMs } = afterWait(fake.arrivals().slice(before), fake.createLine);
+      expect(tries).toBe(2);
+      expect(waitedMs).toBeGreaterThanOrEqual(1000);
+    }, 60_000);
+
+    test.skipIf(execNotRetried.has(provider))("a 429 on exec is waited out: the command runs exactly once", async () => {
+      const before = fake.arrivals().length;
+      fake.limit(fake.execLine, "1", 1);
+      const { env } = freshEnv(fake.env);
+      const result = await cli(["run", "-p", provider, "echo ran-once"], { env });
+      expect(result.stderr).toBe("");
+      expect(result.stdout).toBe("ran-once\n");
+      expect(result.code).toBe(0);
+      expect(fake.ran("ran-once")).toBe(1);
+      expect(fake.held()).toBe(0);
+      const { tries, waitedMs } = afterWait(fake.arrivals().slice(before), fake.execLine);
+      expect(tries).toBeGreaterThanOrEqual(2);
+      if (!execHidesRetryAfter.has(provider)) expect(waitedMs).toBeGreaterThanOrEqual(1000);
+    }, 60_000);
+
+    test("a Retry-After beyond 30 s on create: one line (naming the wait where the client sees it), exit 125, no sandbox", async () => {
+      fake.limit(fake.createLine, "3600", 8);
+      const { env } = freshEnv(fake.env);
+      const result = await cli(["run", "-p", provider, "echo never"], { env });
+      expect(result.code).toBe(125);
+      expect(result.stdout).toBe("");
+      const lines = result.stderr.trimEnd().split("\n");
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toStartWith(`sandboxes: ${provider}`);
+      expect(lines[0]).toContain("429");
+      if (!createHidesRetryAfter.has(provider)) expect(lines[0]).toContain("wait 3600 s");
+      expect(fake.held()).toBe(0);
+    }, 60_000);
   });
 }

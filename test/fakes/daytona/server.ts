@@ -22,6 +22,8 @@ export interface Fault {
   match: string | RegExp;
   /** Answer with this status instead of handling the request. */
   status?: number;
+  /** With `status`: the Retry-After header of that answer (e.g. "1" with a 429). */
+  retryAfter?: string;
   /** Handle the request (its effects happen) but then answer with `status` or drop: a lost reply. */
   afterHandling?: boolean;
   /** Close the connection without a valid answer. */
@@ -106,6 +108,12 @@ export class FakeDaytona {
   readonly sandboxes = new Map<string, FakeSandbox>();
   /** `${method} ${path}` of every request, for asserting what the client did. */
   readonly requests: string[] = [];
+  /** The same requests with the time each arrived (ms since the epoch). */
+  readonly arrivals: Array<{ line: string; at: number }> = [];
+  /** The id of every sandbox a create made, in order (destroyed ones too). */
+  readonly created: string[] = [];
+  /** Every command line a session ran, in order (they outlive their sandbox here). */
+  readonly commands: string[] = [];
   /** Files written through the upload API. */
   readonly uploads: Array<{ path: string; size: number }> = [];
   private faults: Array<Fault & { used: number }> = [];
@@ -176,11 +184,16 @@ export class FakeDaytona {
     const url = new URL(req.url);
     const path = url.pathname;
     this.requests.push(`${req.method} ${path}`);
+    this.arrivals.push({ line: `${req.method} ${path}`, at: Date.now() });
     const fault = this.takeFault(req.method, path);
     if (fault?.delayMs) await Bun.sleep(fault.delayMs);
     if (fault && !fault.afterHandling) {
       if (fault.drop) return dropConnection(req, server);
-      if (fault.status) return errorResponse(fault.status);
+      if (fault.status) {
+        const refused = errorResponse(fault.status);
+        if (fault.retryAfter !== undefined) refused.headers.set("retry-after", fault.retryAfter);
+        return refused;
+      }
     }
     if (this.options.apiKey && req.headers.get("authorization") !== `Bearer ${this.options.apiKey}`) {
       return errorResponse(401, "Invalid credentials");
@@ -240,6 +253,7 @@ export class FakeDaytona {
       return errorResponse(409, `Sandbox with name ${name} already exists`);
     }
     const id = randomUUID();
+    this.created.push(id);
     const dir = join(this.root, id);
     mkdirSync(dir, { recursive: true });
     const { labels, env, snapshot, buildInfo, ...settings } = body;
@@ -449,6 +463,7 @@ export class FakeDaytona {
   private startCommand(sandbox: FakeSandbox, session: Session, line: string): CommandRecord {
     const id = randomUUID();
     const command: CommandRecord = { id, command: line, log: [], followers: new Set(), done: Promise.resolve() };
+    this.commands.push(line);
     session.commands.set(id, command);
     // setsid: its own process group, so deleting the session kills the whole tree.
     const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "setsid", "sh", "-c", line], { cwd: sandbox.dir, env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });

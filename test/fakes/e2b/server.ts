@@ -66,6 +66,8 @@ export interface FakeE2B {
   creates: Array<Record<string, unknown>>;
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the SDK (and the sandboxes binary) at this fake. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -407,6 +409,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     url,
     sandboxes,
     requests,
+    arrivals: faults.seen,
     creates,
     fault(fault) {
       faults.add(fault);

@@ -63,6 +63,8 @@ export interface FakeSprites {
   execs: URLSearchParams[];
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the sandboxes binary at this fake. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -368,6 +370,7 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
     url,
     sprites,
     requests,
+    arrivals: faults.seen,
     creates,
     execs,
     fault(fault) {

@@ -134,6 +134,8 @@ export interface FakeVercel {
   commands: Array<Record<string, any>>;
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Processes running right now in any sandbox. */
   running(): number;
   env(): Record<string, string>;
@@ -497,6 +499,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     sandboxes,
     requests,
     queries,
+    arrivals: faults.seen,
     creates,
     commands,
     fault(fault) {
