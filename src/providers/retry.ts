@@ -26,12 +26,13 @@ export function parseRetryAfter(value: string | null | undefined, now = Date.now
 
 /**
  * The wait a refusal asked for: the `retryAfterMs` our own clients put on their HTTP errors, or a
- * Retry-After among the response headers an SDK error carries (Daytona's do).
+ * Retry-After among the response headers an SDK error carries (Daytona's `headers`, Connect's `metadata`).
  */
 export function retryAfterOf(error: unknown): number | undefined {
   const own = (error as { retryAfterMs?: unknown })?.retryAfterMs;
   if (typeof own === "number") return own;
-  const headers = (error as { headers?: unknown })?.headers;
+  // Connect (E2B's envd) keeps the response headers of a refused stream in `metadata`.
+  const headers = (error as { headers?: unknown })?.headers ?? (error as { metadata?: unknown })?.metadata;
   if (headers instanceof Headers) return parseRetryAfter(headers.get("retry-after"));
   const value = headers && typeof headers === "object" ? (headers as Record<string, unknown>)["retry-after"] : undefined;
   return typeof value === "string" || typeof value === "number" ? parseRetryAfter(String(value)) : undefined;

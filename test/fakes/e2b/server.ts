@@ -64,6 +64,8 @@ export interface FakeE2B {
   requests: string[];
   /** Bodies of every POST /v2/sandboxes that created a sandbox. */
   creates: Array<Record<string, unknown>>;
+  /** The argv of every process envd started, in order. */
+  started: string[][];
   fault(fault: Fault): void;
   clearFaults(): void;
   /** Every request line, in order, with the time it arrived (ms since the epoch). */
@@ -128,6 +130,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   const sandboxes = new Map<string, FakeSandbox>();
   const requests: string[] = [];
   const creates: Array<Record<string, unknown>> = [];
+  const started: string[][] = [];
   const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-e2b-"));
   const apiKey = options.apiKey ?? "e2b_fake_key";
@@ -301,6 +304,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       return new Response(error, { headers: { "content-type": "application/connect+json" } });
     }
     const argv = [String(config.cmd), ...((config.args ?? []) as string[])];
+    started.push(argv);
     const isolation = ["unshare", "--mount", ...(sandbox.allowInternetAccess ? [] : ["--net"]), ...(asRoot ? [] : ["--map-root-user"])];
     const full = [...isolation, "/bin/sh", "-c", MOUNT_SCRIPT, "fake-envd", sandbox.dir, cwd, ...argv];
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/home/user", USER: "user", LOGNAME: "user", ...sandbox.envVars, ...(config.envs ?? {}) };
@@ -411,6 +415,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     requests,
     arrivals: faults.seen,
     creates,
+    started,
     fault(fault) {
       faults.add(fault);
     },
