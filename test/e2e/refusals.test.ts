@@ -5,6 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { FakeDaytona } from "../fakes/daytona/server";
+import { startFakeModal, Status } from "../fakes/modal/server";
 import { startFakeCloudflare } from "../fakes/cloudflare/server";
 import { startFakeE2B } from "../fakes/e2b/server";
 import { startFakeHopx } from "../fakes/hopx/server";
@@ -17,8 +18,8 @@ import { cli, freshEnv } from "../helpers";
 interface Refusing {
   /** Variables that point the binary at the fake with a key it does not accept. */
   wrongKey: Record<string, string>;
-  /** The status the service answers a wrong key with, as our message names it. */
-  status: number;
+  /** The status the service answers a wrong key with, as our message names it (an HTTP status, or a gRPC one for Modal). */
+  status: number | string;
   /** How many sandboxes the fake holds. */
   held(): number;
   /** How many creates reached the fake past its authentication. */
@@ -54,6 +55,16 @@ const starters: Record<string, () => Promise<Refusing>> = {
       status: 401,
       held: () => fake.live().length,
       created: () => fake.live().length,
+      close: () => fake.stop(),
+    };
+  },
+  modal: async () => {
+    const fake = await startFakeModal();
+    return {
+      wrongKey: { ...fake.env(), MODAL_TOKEN_SECRET: "as-wrong" },
+      status: "UNAUTHENTICATED",
+      held: () => fake.running().length,
+      created: () => fake.calls.filter((call) => call.method === "SandboxCreateV2").length,
       close: () => fake.stop(),
     };
   },
@@ -102,10 +113,14 @@ for (const [provider, start] of Object.entries(starters)) {
  */
 interface RateLimited {
   env: Record<string, string>;
+  /** The refusal as our one line names it: 429, or gRPC's RESOURCE_EXHAUSTED for Modal. */
+  refusal: string;
+  /** Whether the client sees the wait the refusal asked for, on create and on exec. */
+  seesWait: { create: boolean; exec: boolean };
   /** The request line of a create, and of the exec that starts a command (a Faults pattern). */
   createLine: string;
   execLine: string;
-  /** Answers the next `times` requests matching `line` with 429 and this Retry-After. */
+  /** Answers the next `times` requests matching `line` with 429 and this Retry-After (Modal: RESOURCE_EXHAUSTED, gRPC has no Retry-After). */
   limit(line: string, retryAfter: string, times: number): void;
   arrivals(): ReadonlyArray<{ line: string; at: number }>;
   held(): number;
@@ -119,6 +134,8 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   e2b: async () => {
     const fake = await startFakeE2B();
     return {
+      refusal: "429",
+      seesWait: { create: true, exec: true },
       env: fake.env(),
       createLine: "POST /v2/sandboxes",
       execLine: "POST /process.Process/Start",
@@ -133,6 +150,8 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   sprites: async () => {
     const fake = await startFakeSprites();
     return {
+      refusal: "429",
+      seesWait: { create: true, exec: false },
       env: fake.env(),
       createLine: "POST /v1/sprites",
       execLine: "GET /v1/sprites/*/exec",
@@ -147,6 +166,8 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   hopx: async () => {
     const fake = await startFakeHopx();
     return {
+      refusal: "429",
+      seesWait: { create: true, exec: true },
       env: fake.env(),
       createLine: "POST /v1/sandboxes",
       execLine: "POST /commands/run",
@@ -161,6 +182,8 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   vercel: async () => {
     const fake = await startFakeVercel();
     return {
+      refusal: "429",
+      seesWait: { create: true, exec: true },
       env: fake.env(),
       createLine: "POST /v*/sandboxes",
       execLine: "POST /v2/sandboxes/sessions/*/cmd",
@@ -175,6 +198,8 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   cloudflare: async () => {
     const fake = await startFakeCloudflare();
     return {
+      refusal: "429",
+      seesWait: { create: true, exec: true },
       env: fake.env(),
       createLine: "POST /v1/sandbox",
       execLine: "POST /v1/sandbox/*/exec",
@@ -189,6 +214,8 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   daytona: async () => {
     const fake = new FakeDaytona({ apiKey: "right-key" }).start();
     return {
+      refusal: "429",
+      seesWait: { create: true, exec: true },
       env: { DAYTONA_API_KEY: "right-key", DAYTONA_API_URL: fake.apiUrl },
       createLine: "POST /api/sandbox",
       execLine: "POST */process/session/*/exec",
@@ -200,12 +227,31 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
       close: () => fake.stop(),
     };
   },
+  modal: async () => {
+    const fake = await startFakeModal();
+    return {
+      env: fake.env(),
+      refusal: "RESOURCE_EXHAUSTED",
+      seesWait: { create: false, exec: false },
+      createLine: "SandboxCreateV2",
+      execLine: "TaskExecStart",
+      limit: (method, _retryAfter, times) => void fake.faults.push({ method, code: Status.RESOURCE_EXHAUSTED, times }),
+      arrivals: () => fake.calls.map((call) => ({ line: call.method, at: call.at })),
+      held: () => fake.running().length,
+      created: () => fake.sandboxes.size,
+      ran: (marker) => fake.started.filter((argv) => argv.join(" ").includes(marker)).length,
+      close: () => fake.stop(),
+    };
+  },
 };
 
-/** Exec through a WebSocket upgrade: Bun's WebSocket hides the refusal's status and headers, so the retry backs off instead. */
-const execHidesRetryAfter = new Set(["sprites"]);
-/** E2B's SDK reads Retry-After itself and, beyond its own deadline, throws a RateLimitError without it. */
-const createHidesRetryAfter = new Set(["e2b"]);
+/**
+ * Where the client cannot see the wait, it backs off instead: Sprites' exec is a WebSocket upgrade
+ * (Bun's WebSocket hides a refused upgrade's status and headers), and gRPC has no Retry-After.
+ * E2B's SDK reads Retry-After on create itself, and beyond its own deadline throws a
+ * RateLimitError without it, so our line cannot name the wait.
+ */
+const createHidesRetryAfter = new Set(["e2b", "modal"]);
 
 /** How many requests matched `line`, and the time between the first two (-1 with fewer). */
 function afterWait(arrivals: ReadonlyArray<{ line: string; at: number }>, line: string): { tries: number; waitedMs: number } {
@@ -214,7 +260,7 @@ function afterWait(arrivals: ReadonlyArray<{ line: string; at: number }>, line: 
 }
 
 for (const [provider, start] of Object.entries(limiters)) {
-  describe(`${provider} (fake) rate-limits with 429 and Retry-After`, () => {
+  describe(`${provider} (fake) rate-limits (429 with Retry-After; gRPC RESOURCE_EXHAUSTED for Modal)`, () => {
     let fake: RateLimited;
     beforeAll(async () => void (fake = await start()), 30_000);
     afterAll(() => fake?.close());
@@ -233,7 +279,7 @@ for (const [provider, start] of Object.entries(limiters)) {
       // The second create came after the second the refusal asked for.
       const { tries, waitedMs } = afterWait(fake.arrivals().slice(before), fake.createLine);
       expect(tries).toBe(2);
-      expect(waitedMs).toBeGreaterThanOrEqual(1000);
+      if (fake.seesWait.create) expect(waitedMs).toBeGreaterThanOrEqual(1000);
     }, 60_000);
 
     test("a 429 on exec is waited out: the command runs exactly once", async () => {
@@ -248,10 +294,10 @@ for (const [provider, start] of Object.entries(limiters)) {
       expect(fake.held()).toBe(0);
       const { tries, waitedMs } = afterWait(fake.arrivals().slice(before), fake.execLine);
       expect(tries).toBeGreaterThanOrEqual(2);
-      if (!execHidesRetryAfter.has(provider)) expect(waitedMs).toBeGreaterThanOrEqual(1000);
+      if (fake.seesWait.exec) expect(waitedMs).toBeGreaterThanOrEqual(1000);
     }, 60_000);
 
-    test("a Retry-After beyond 30 s on create: one line (naming the wait where the client sees it), exit 125, no sandbox", async () => {
+    test("a Retry-After beyond 30 s (Modal: refusals past the retry budget) on create: one line, naming the wait where the client sees it, exit 125, no sandbox", async () => {
       fake.limit(fake.createLine, "3600", 8);
       const { env } = freshEnv(fake.env);
       const result = await cli(["run", "-p", provider, "echo never"], { env });
@@ -260,7 +306,7 @@ for (const [provider, start] of Object.entries(limiters)) {
       const lines = result.stderr.trimEnd().split("\n");
       expect(lines).toHaveLength(1);
       expect(lines[0]).toStartWith(`sandboxes: ${provider}`);
-      expect(lines[0]).toContain("429");
+      expect(lines[0]).toContain(fake.refusal);
       if (!createHidesRetryAfter.has(provider)) expect(lines[0]).toContain("wait 3600 s");
       expect(fake.held()).toBe(0);
     }, 60_000);

@@ -25,7 +25,7 @@ async function run(p: Provider, id: string, script: string) {
 }
 
 beforeAll(async () => {
-  fake = await startFakeModal();
+  fake = await startFakeModal({ tokenId: "ak-unit", tokenSecret: "as-unit" });
   process.env.MODAL_SERVER_URL = fake.url;
   process.env.MODAL_CONFIG_PATH = join(stateDir, "absent.toml");
 });

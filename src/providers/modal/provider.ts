@@ -338,8 +338,9 @@ export class ModalProvider implements Provider {
         }
       },
       undefined,
-      // Retried only when it failed on the control plane, before the command could start.
-      (mapped, cause) => isTransient(mapped) && grpcPath(cause).includes("/modal.client.ModalClient/"),
+      // Retried only when it cannot have started: it failed on the control plane, or the router
+      // refused it as over a limit (RESOURCE_EXHAUSTED, gRPC's 429).
+      (mapped, cause) => isTransient(mapped) && (grpcPath(cause).includes("/modal.client.ModalClient/") || grpcStatus(cause) === "RESOURCE_EXHAUSTED"),
     );
   }
 

@@ -79,13 +79,27 @@ export interface CallRecord {
   method: string;
   request: unknown;
   metadata: Record<string, string>;
+  /** When the call arrived (ms since the epoch). */
+  at: number;
+}
+
+export interface FakeModalOptions {
+  /** The one token the control plane accepts (`x-modal-token-id` / `x-modal-token-secret`); "ak-fake" / "as-fake" unless given. */
+  tokenId?: string;
+  tokenSecret?: string;
 }
 
 export interface FakeModal {
   url: string;
+  tokenId: string;
+  tokenSecret: string;
+  /** MODAL_SERVER_URL and the token this fake accepts. */
+  env(): Record<string, string>;
   port: number;
   sandboxes: Map<string, FakeSandbox>;
   calls: CallRecord[];
+  /** The argv of every command an exec started, in order. */
+  started: string[][];
   faults: Fault[];
   /** Like Modal, answer a retried SandboxCreateV2 (same x-idempotency-key) with the first reply. */
   honorIdempotencyKey: boolean;
@@ -146,7 +160,9 @@ function startProxy(target: number): Promise<{ server: TcpServer; port: number; 
   });
 }
 
-export async function startFakeModal(): Promise<FakeModal> {
+export async function startFakeModal(options: FakeModalOptions = {}): Promise<FakeModal> {
+  const tokenId = options.tokenId ?? "ak-fake";
+  const tokenSecret = options.tokenSecret ?? "as-fake";
   const { control, router } = await modalDefinitions();
   const sandboxes = new Map<string, FakeSandbox>();
   const byTask = new Map<string, FakeSandbox>();
@@ -155,6 +171,7 @@ export async function startFakeModal(): Promise<FakeModal> {
   const images = new Map<string, string>();
   const idempotent = new Map<string, unknown>();
   const calls: CallRecord[] = [];
+  const started: string[][] = [];
   const faults: Fault[] = [];
   let port = 0;
   let proxy: Awaited<ReturnType<typeof startProxy>>;
@@ -204,6 +221,7 @@ export async function startFakeModal(): Promise<FakeModal> {
   }
 
   function startExec(sandbox: FakeSandbox, request: any): Exec {
+    started.push([...request.commandArgs]);
     const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: sandbox.dir, LANG: "C.UTF-8", ...sandbox.env };
     for (const source of request.secretSources ?? []) Object.assign(env, source.env?.contents ?? {});
     Object.assign(env, request.env ?? {});
@@ -439,16 +457,27 @@ export async function startFakeModal(): Promise<FakeModal> {
 
   const metadataOf = (context: CallContext) => Object.fromEntries([...context.metadata].map(([k, v]) => [k, String(v)]));
 
-  function implement(definition: Definition, handlers: Record<string, (request: any, context: CallContext) => unknown>) {
+  /**
+   * Like Modal's control plane: every call carries the token, and one it does not know is
+   * UNAUTHENTICATED before anything is done. (The router checks its own JWT instead.)
+   */
+  const authenticate = (context: CallContext) => {
+    if (context.metadata.get("x-modal-token-id") !== tokenId || context.metadata.get("x-modal-token-secret") !== tokenSecret) {
+      throw new ServerError(Status.UNAUTHENTICATED, "Invalid token id or secret: the token was not found, or it has been revoked");
+    }
+  };
+
+  function implement(definition: Definition, handlers: Record<string, (request: any, context: CallContext) => unknown>, authenticated: boolean) {
     const implementation: Record<string, unknown> = {};
     for (const [key, method] of Object.entries(definition.methods)) {
       const responseType = (method as unknown as { responseType: { fromPartial(v: unknown): unknown } }).responseType;
       const handler = handlers[method.name];
       const clientStream = clientStreamHandlers[method.name];
-      const record = (request: unknown, context: CallContext) => calls.push({ method: method.name, request, metadata: metadataOf(context) });
+      const record = (request: unknown, context: CallContext) => calls.push({ method: method.name, request, metadata: metadataOf(context), at: Date.now() });
       if (method.requestStream && !method.responseStream) {
         implementation[key] = async (requests: AsyncIterable<unknown>, context: CallContext) => {
           record(undefined, context);
+          if (authenticated) authenticate(context);
           const fault = takeFault(method.name);
           if (fault?.delayMs) await Bun.sleep(fault.delayMs);
           if (fault && (fault.code !== undefined || fault.drop)) await fail(fault, method.name);
@@ -458,6 +487,7 @@ export async function startFakeModal(): Promise<FakeModal> {
       } else if (method.responseStream) {
         implementation[key] = async function* (request: unknown, context: CallContext) {
           record(request, context);
+          if (authenticated) authenticate(context);
           const fault = takeFault(method.name);
           if (fault?.delayMs) await Bun.sleep(fault.delayMs);
           if (fault && fault.afterMessages === undefined && (fault.code !== undefined || fault.drop)) await fail(fault, method.name);
@@ -472,6 +502,7 @@ export async function startFakeModal(): Promise<FakeModal> {
       } else {
         implementation[key] = async (request: Record<string, unknown>, context: CallContext) => {
           record(request, context);
+          if (authenticated) authenticate(context);
           const fault = takeFault(method.name);
           if (fault?.delayMs) await Bun.sleep(fault.delayMs);
           const failing = fault && (fault.code !== undefined || fault.drop);
@@ -492,19 +523,23 @@ export async function startFakeModal(): Promise<FakeModal> {
   }
 
   const server = createServer();
-  server.add(control as never, implement(control, controlHandlers) as never);
-  server.add(router as never, implement(router, routerHandlers) as never);
+  server.add(control as never, implement(control, controlHandlers, true) as never);
+  server.add(router as never, implement(router, routerHandlers, false) as never);
   const grpcPort = await server.listen("127.0.0.1:0");
   proxy = await startProxy(grpcPort);
   port = proxy.port;
 
   const fake: FakeModal = {
     url: `http://127.0.0.1:${port}`,
+    tokenId,
+    tokenSecret,
+    env: () => ({ MODAL_SERVER_URL: `http://127.0.0.1:${port}`, MODAL_TOKEN_ID: tokenId, MODAL_TOKEN_SECRET: tokenSecret }),
     honorIdempotencyKey: true,
     listOmitsTags: false,
     port,
     sandboxes,
     calls,
+    started,
     faults,
     running: () => [...sandboxes.values()].filter((s) => !s.terminated),
     dropConnections: () => proxy.dropAll(),
