@@ -4,14 +4,16 @@
  * multipart file API and WebSockets for log follow and PTYs). The real @daytonaio/sdk is pointed
  * at it with `apiUrl`; the sandbox DTOs carry `toolboxProxyUrl` = <base>/toolbox.
  *
- * Each sandbox is a temp directory (its HOME and default cwd); commands run for real as local
- * `sh -c` processes in their own process group. State is kept so tests can assert that nothing
+ * Each sandbox is a temp directory whose home/ and tmp/ are mounted over /home/daytona (its HOME
+ * and default cwd) and /tmp in mount and pid namespaces of its own, held by one process; every
+ * command enters them (nsenter) and runs for real as a local `sh -c` in its own process group, so
+ * one sandbox sees neither another's files in /tmp nor its processes in /proc. State is kept so tests can assert that nothing
  * leaked, and faults (HTTP statuses, dropped connections, slow answers) can be injected per route.
  *
  * Run standalone: `bun test/fakes/daytona/server.ts` prints the API URL and serves until killed.
  */
 import { offline } from "../netns";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -83,7 +85,11 @@ interface PtyRecord {
 export interface FakeSandbox {
   id: string;
   name: string;
+  /** The sandbox's HOME (/home/daytona inside) on this machine. */
   dir: string;
+  /** Host pid of the process that holds the namespaces (pid 1 inside), and its pid namespace. */
+  holder: number;
+  pidNamespace: string;
   state: string;
   labels: Record<string, string>;
   env: Record<string, string>;
@@ -100,6 +106,7 @@ type SocketData =
   | { kind: "logs"; command: CommandRecord }
   | { kind: "pty"; sandbox: FakeSandbox; pty: PtyRecord; envs: Record<string, string> };
 
+const HOME = "/home/daytona";
 const STDOUT_MARK = new Uint8Array([1, 1, 1]);
 const STDERR_MARK = new Uint8Array([2, 2, 2]);
 
@@ -146,7 +153,7 @@ export class FakeDaytona {
   }
 
   async stop(): Promise<void> {
-    for (const sandbox of this.sandboxes.values()) this.killAll(sandbox);
+    for (const sandbox of [...this.sandboxes.values()]) this.destroy(sandbox);
     this.server?.stop(true);
     rmSync(this.root, { recursive: true, force: true });
   }
@@ -247,7 +254,7 @@ export class FakeDaytona {
 
   // ---- control plane -------------------------------------------------------------------------
 
-  private create(body: Record<string, unknown>): Response {
+  private async create(body: Record<string, unknown>): Promise<Response> {
     const name = typeof body.name === "string" && body.name ? body.name : undefined;
     if (name && [...this.sandboxes.values()].some((s) => s.name === name)) {
       return errorResponse(409, `Sandbox with name ${name} already exists`);
@@ -255,12 +262,21 @@ export class FakeDaytona {
     const id = randomUUID();
     this.created.push(id);
     const dir = join(this.root, id);
-    mkdirSync(dir, { recursive: true });
+    mkdirSync(join(dir, "home"), { recursive: true });
+    mkdirSync(join(dir, "tmp"));
+    chmodSync(join(dir, "tmp"), 0o1777);
+    const holder = await holdNamespaces(dir);
+    if ("error" in holder) {
+      rmSync(dir, { recursive: true, force: true });
+      return errorResponse(500, `fake could not make the sandbox's namespaces: ${holder.error}`);
+    }
     const { labels, env, snapshot, buildInfo, ...settings } = body;
     const sandbox: FakeSandbox = {
       id,
       name: name ?? id,
-      dir,
+      dir: join(dir, "home"),
+      holder: holder.pid,
+      pidNamespace: readlinkSync(`/proc/${holder.pid}/ns/pid`),
       state: this.options.initialState ?? "started",
       labels: (labels as Record<string, string>) ?? {},
       env: (env as Record<string, string>) ?? {},
@@ -332,7 +348,16 @@ export class FakeDaytona {
   private destroy(sandbox: FakeSandbox): void {
     this.killAll(sandbox);
     this.sandboxes.delete(sandbox.id);
-    rmSync(sandbox.dir, { recursive: true, force: true });
+    // Pid 1 of a pid namespace takes every process in it along.
+    try {
+      process.kill(sandbox.holder, "SIGKILL");
+    } catch {}
+    rmSync(dirname(sandbox.dir), { recursive: true, force: true });
+  }
+
+  /** argv that runs `argv` inside the sandbox's namespaces, in `cwd` (a path inside). */
+  private inSandbox(sandbox: FakeSandbox, cwd: string, argv: string[]): string[] {
+    return ["nsenter", "--target", String(sandbox.holder), "--mount", "--pid", "--", "/bin/sh", "-c", ENTER_SCRIPT, "fake-daytona", cwd, ...offline(Boolean(sandbox.settings.networkBlockAll)), ...argv];
   }
 
   private killAll(sandbox: FakeSandbox): void {
@@ -445,17 +470,18 @@ export class FakeDaytona {
     return errorResponse(404, `Cannot ${method} ${path}`);
   }
 
+  /** A path inside the sandbox (relative ones under its HOME), as this machine reaches it through the holder's root. */
   private resolvePath(sandbox: FakeSandbox, path: string): string {
-    return path.startsWith("/") ? path : join(sandbox.dir, path);
+    return `/proc/${sandbox.holder}/root${path.startsWith("/") ? path : join(HOME, path)}`;
   }
 
   private environment(sandbox: FakeSandbox, extra: Record<string, string> = {}): Record<string, string> {
-    return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: sandbox.dir, LANG: "C.UTF-8", ...sandbox.env, ...extra };
+    return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME, LANG: "C.UTF-8", ...sandbox.env, ...extra };
   }
 
   /** POST /process/execute: the daemon merges stderr into the one `result` string. */
   private async executeMerged(sandbox: FakeSandbox, body: { command: string; cwd?: string; envs?: Record<string, string>; timeout?: number }): Promise<Response> {
-    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "sh", "-c", `${body.command} 2>&1`], { cwd: body.cwd ?? sandbox.dir, env: this.environment(sandbox, body.envs), stdout: "pipe", stdin: "ignore" });
+    const child = Bun.spawn(this.inSandbox(sandbox, body.cwd ?? HOME, ["sh", "-c", `${body.command} 2>&1`]), { env: this.environment(sandbox, body.envs), stdout: "pipe", stdin: "ignore" });
     const [result, exitCode] = await Promise.all([new Response(child.stdout).text(), child.exited]);
     return json({ exitCode, result });
   }
@@ -465,8 +491,8 @@ export class FakeDaytona {
     const command: CommandRecord = { id, command: line, log: [], followers: new Set(), done: Promise.resolve() };
     this.commands.push(line);
     session.commands.set(id, command);
-    // setsid: its own process group, so deleting the session kills the whole tree.
-    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "setsid", "sh", "-c", line], { cwd: sandbox.dir, env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    // setsid: its own process group (nsenter and what it starts), so deleting the session kills the whole tree.
+    const child = Bun.spawn(["setsid", ...this.inSandbox(sandbox, HOME, ["sh", "-c", line])], { env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     command.process = child;
     const pump = async (stream: ReadableStream<Uint8Array>, mark: Uint8Array) => {
       for await (const chunk of stream) {
@@ -495,7 +521,7 @@ export class FakeDaytona {
       id,
       cols: Number(url.searchParams.get("cols") ?? 80),
       rows: Number(url.searchParams.get("rows") ?? 24),
-      cwd: url.searchParams.get("cwd") || sandbox.dir,
+      cwd: url.searchParams.get("cwd") || HOME,
       envs,
       createdAt: new Date().toISOString(),
     };
@@ -517,8 +543,8 @@ export class FakeDaytona {
     }
     const { sandbox, pty, envs } = data;
     pty.socket = ws;
-    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "sh", "-i"], {
-      cwd: pty.cwd,
+    // A session of its own inside (setsid -c takes the terminal): job control needs a foreground group the shell can see.
+    const child = Bun.spawn(this.inSandbox(sandbox, pty.cwd, ["setsid", "-c", "sh", "-i"]), {
       env: this.environment(sandbox, { TERM: "xterm-256color", PS1: "$ ", ...envs }),
       terminal: {
         cols: pty.cols,
@@ -550,6 +576,23 @@ export class FakeDaytona {
   private onSocketClose(ws: ServerWebSocket<SocketData>): void {
     if (ws.data.kind === "logs") ws.data.command.followers.delete(ws);
   }
+}
+
+/** Makes the mount and pid namespaces of one sandbox: its home/ and tmp/ over HOME and /tmp, /proc its own. */
+const HOLDER_SCRIPT = [`mount -t tmpfs fake-daytona-home /home && mkdir -p ${HOME} && mount --bind "$1/home" ${HOME} && mount --bind "$1/tmp" /tmp || exit 1`, "echo ready", "exec sleep 2147483647"].join("\n");
+
+/** Runs each command inside the namespaces: in its directory, as the rest of argv. */
+const ENTER_SCRIPT = 'cd "$1" 2>/dev/null || { echo "fake-daytona: chdir $1: no such file or directory" >&2; exit 1; }; shift; exec "$@"';
+
+/** Starts the holder of a sandbox's namespaces; its pid is pid 1 inside them. */
+async function holdNamespaces(dir: string): Promise<{ pid: number } | { error: string }> {
+  const unshare = Bun.spawn(["unshare", "--mount", "--pid", "--fork", "--mount-proc", ...(process.getuid?.() === 0 ? [] : ["--map-root-user"]), "/bin/sh", "-c", HOLDER_SCRIPT, "fake-daytona", dir], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const reader = (unshare.stdout as ReadableStream<Uint8Array>).getReader();
+  const first = await reader.read();
+  reader.releaseLock();
+  if (first.done || !new TextDecoder().decode(first.value).startsWith("ready")) return { error: (await new Response(unshare.stderr as ReadableStream<Uint8Array>).text()).trim() };
+  const pid = Number(readFileSync(`/proc/${unshare.pid}/task/${unshare.pid}/children`, "utf8").trim().split(" ")[0]);
+  return { pid };
 }
 
 function commandJson(command: CommandRecord) {
