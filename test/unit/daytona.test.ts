@@ -6,6 +6,7 @@ import { daytonaDescriptor } from "../../src/providers/daytona";
 import { imageSource } from "../../src/providers/daytona/provider";
 import type { Provider } from "../../src/providers/types";
 import { FakeDaytona } from "../fakes/daytona/server";
+import { pathInside } from "../fakes/namespaces";
 
 const fake = new FakeDaytona({ apiKey: "unit-key" });
 let provider: Provider;
@@ -33,7 +34,7 @@ function running(pid: number, proc: string): boolean {
   }
 }
 
-const procOf = (daytona: FakeDaytona, id: string) => `/proc/${daytona.sandboxes.get(id)!.holder}/root/proc`;
+const procOf = (daytona: FakeDaytona, id: string) => pathInside(daytona.sandboxes.get(id)!.held, "/proc");
 
 const text = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString("utf8");
 

@@ -12,8 +12,9 @@
  *
  * Run standalone: `bun test/fakes/daytona/server.ts` prints the API URL and serves until killed.
  */
+import { enter, type Held, holdNamespaces, pathInside, release } from "../namespaces";
 import { offline } from "../netns";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -87,9 +88,8 @@ export interface FakeSandbox {
   name: string;
   /** The sandbox's HOME (/home/daytona inside) on this machine. */
   dir: string;
-  /** Host pid of the process that holds the namespaces (pid 1 inside), and its pid namespace. */
-  holder: number;
-  pidNamespace: string;
+  /** The process that holds its namespaces (pid 1 inside). */
+  held: Held;
   state: string;
   labels: Record<string, string>;
   env: Record<string, string>;
@@ -262,21 +262,17 @@ export class FakeDaytona {
     const id = randomUUID();
     this.created.push(id);
     const dir = join(this.root, id);
-    mkdirSync(join(dir, "home"), { recursive: true });
-    mkdirSync(join(dir, "tmp"));
-    chmodSync(join(dir, "tmp"), 0o1777);
-    const holder = await holdNamespaces(dir);
-    if ("error" in holder) {
+    const held = await holdNamespaces(dir, HOME);
+    if ("error" in held) {
       rmSync(dir, { recursive: true, force: true });
-      return errorResponse(500, `fake could not make the sandbox's namespaces: ${holder.error}`);
+      return errorResponse(500, `fake could not make the sandbox's namespaces: ${held.error}`);
     }
     const { labels, env, snapshot, buildInfo, ...settings } = body;
     const sandbox: FakeSandbox = {
       id,
       name: name ?? id,
       dir: join(dir, "home"),
-      holder: holder.pid,
-      pidNamespace: readlinkSync(`/proc/${holder.pid}/ns/pid`),
+      held,
       state: this.options.initialState ?? "started",
       labels: (labels as Record<string, string>) ?? {},
       env: (env as Record<string, string>) ?? {},
@@ -348,16 +344,13 @@ export class FakeDaytona {
   private destroy(sandbox: FakeSandbox): void {
     this.killAll(sandbox);
     this.sandboxes.delete(sandbox.id);
-    // Pid 1 of a pid namespace takes every process in it along.
-    try {
-      process.kill(sandbox.holder, "SIGKILL");
-    } catch {}
+    release(sandbox.held);
     rmSync(dirname(sandbox.dir), { recursive: true, force: true });
   }
 
-  /** argv that runs `argv` inside the sandbox's namespaces, in `cwd` (a path inside). */
+  /** argv that runs `argv` inside the sandbox, in `cwd` (a path inside), offline when its network is blocked. */
   private inSandbox(sandbox: FakeSandbox, cwd: string, argv: string[]): string[] {
-    return ["nsenter", "--target", String(sandbox.holder), "--mount", "--pid", "--", "/bin/sh", "-c", ENTER_SCRIPT, "fake-daytona", cwd, ...offline(Boolean(sandbox.settings.networkBlockAll)), ...argv];
+    return enter(sandbox.held, cwd, [...offline(Boolean(sandbox.settings.networkBlockAll)), ...argv]);
   }
 
   private killAll(sandbox: FakeSandbox): void {
@@ -472,7 +465,7 @@ export class FakeDaytona {
 
   /** A path inside the sandbox (relative ones under its HOME), as this machine reaches it through the holder's root. */
   private resolvePath(sandbox: FakeSandbox, path: string): string {
-    return `/proc/${sandbox.holder}/root${path.startsWith("/") ? path : join(HOME, path)}`;
+    return pathInside(sandbox.held, path.startsWith("/") ? path : join(HOME, path));
   }
 
   private environment(sandbox: FakeSandbox, extra: Record<string, string> = {}): Record<string, string> {
@@ -576,23 +569,6 @@ export class FakeDaytona {
   private onSocketClose(ws: ServerWebSocket<SocketData>): void {
     if (ws.data.kind === "logs") ws.data.command.followers.delete(ws);
   }
-}
-
-/** Makes the mount and pid namespaces of one sandbox: its home/ and tmp/ over HOME and /tmp, /proc its own. */
-const HOLDER_SCRIPT = [`mount -t tmpfs fake-daytona-home /home && mkdir -p ${HOME} && mount --bind "$1/home" ${HOME} && mount --bind "$1/tmp" /tmp || exit 1`, "echo ready", "exec sleep 2147483647"].join("\n");
-
-/** Runs each command inside the namespaces: in its directory, as the rest of argv. */
-const ENTER_SCRIPT = 'cd "$1" 2>/dev/null || { echo "fake-daytona: chdir $1: no such file or directory" >&2; exit 1; }; shift; exec "$@"';
-
-/** Starts the holder of a sandbox's namespaces; its pid is pid 1 inside them. */
-async function holdNamespaces(dir: string): Promise<{ pid: number } | { error: string }> {
-  const unshare = Bun.spawn(["unshare", "--mount", "--pid", "--fork", "--mount-proc", ...(process.getuid?.() === 0 ? [] : ["--map-root-user"]), "/bin/sh", "-c", HOLDER_SCRIPT, "fake-daytona", dir], { stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-  const reader = (unshare.stdout as ReadableStream<Uint8Array>).getReader();
-  const first = await reader.read();
-  reader.releaseLock();
-  if (first.done || !new TextDecoder().decode(first.value).startsWith("ready")) return { error: (await new Response(unshare.stderr as ReadableStream<Uint8Array>).text()).trim() };
-  const pid = Number(readFileSync(`/proc/${unshare.pid}/task/${unshare.pid}/children`, "utf8").trim().split(" ")[0]);
-  return { pid };
 }
 
 function commandJson(command: CommandRecord) {

@@ -5,8 +5,10 @@
  * MODAL_SERVER_URL=http://127.0.0.1:PORT (the router URL still says https://: the SDK refuses
  * anything else, but dials localhost routers without TLS).
  *
- * Each sandbox is a temp directory and every exec is a real local process (its own process
- * group), so output, exit codes, signals, timeouts and file round trips are real. State is kept
+ * Each sandbox is a temp directory whose home/ and tmp/ are mounted over /root and /tmp in mount
+ * and pid namespaces of its own (../namespaces.ts), and every exec is a real local process in
+ * them (its own process group), so output, exit codes, signals, timeouts and file round trips
+ * are real, and one sandbox sees neither another's /tmp nor its processes. State is kept
  * so tests can assert that nothing leaked, and faults can be injected per method.
  *
  *   const fake = await startFakeModal();
@@ -22,7 +24,11 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, ServerError, Status, type CallContext } from "nice-grpc";
 import { type Definition, modalDefinitions } from "./definitions";
+import { enter, type Held, holdNamespaces, release } from "../namespaces";
 import { offline } from "../netns";
+
+/** Modal runs commands as root: HOME, and the directory they start in unless a workdir is given. */
+const HOME = "/root";
 
 export { Status };
 
@@ -62,6 +68,8 @@ export interface FakeSandbox {
   taskId: string;
   appId: string;
   dir: string;
+  /** The process that holds its namespaces (pid 1 inside). */
+  held: Held;
   imageTag: string;
   createdAt: number;
   tags: Array<{ tagName: string; tagValue: string }>;
@@ -208,6 +216,7 @@ export async function startFakeModal(options: FakeModalOptions = {}): Promise<Fa
     if (sandbox.terminated) return;
     sandbox.terminated = true;
     for (const exec of sandbox.execs) killGroup(exec.child);
+    release(sandbox.held);
     rmSync(sandbox.dir, { recursive: true, force: true });
   };
 
@@ -222,7 +231,7 @@ export async function startFakeModal(options: FakeModalOptions = {}): Promise<Fa
 
   function startExec(sandbox: FakeSandbox, request: any): Exec {
     started.push([...request.commandArgs]);
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: sandbox.dir, LANG: "C.UTF-8", ...sandbox.env };
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME, LANG: "C.UTF-8", ...sandbox.env };
     for (const source of request.secretSources ?? []) Object.assign(env, source.env?.contents ?? {});
     Object.assign(env, request.env ?? {});
     let argv: string[] = request.commandArgs;
@@ -233,9 +242,8 @@ export async function startFakeModal(options: FakeModalOptions = {}): Promise<Fa
       const line = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
       argv = ["script", "-q", "-e", "-c", `stty rows ${request.ptyInfo.winszRows} cols ${request.ptyInfo.winszCols}; exec ${line}`, "/dev/null"];
     }
-    argv = [...offline(sandbox.blockNetwork), ...argv];
+    argv = enter(sandbox.held, request.workdir || sandbox.workdir || HOME, [...offline(sandbox.blockNetwork), ...argv]);
     const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: request.workdir || sandbox.workdir || sandbox.dir,
       env,
       detached: true,
       stdio: ["pipe", "pipe", "pipe"],
@@ -311,16 +319,23 @@ export async function startFakeModal(options: FakeModalOptions = {}): Promise<Fa
       images.set(imageId, from);
       return { imageId, result: { status: 1 } };
     },
-    SandboxCreateV2: (request) => {
+    SandboxCreateV2: async (request) => {
       const definition = request.definition ?? {};
       const env: Record<string, string> = {};
       for (const source of request.secretSources ?? []) Object.assign(env, source.env?.contents ?? {});
       const id = `sb2-${randomUUID().replaceAll("-", "").slice(0, 20)}`;
+      const dir = mkdtempSync(join(tmpdir(), "fake-modal-sb-"));
+      const held = await holdNamespaces(dir, HOME);
+      if ("error" in held) {
+        rmSync(dir, { recursive: true, force: true });
+        throw new ServerError(Status.INTERNAL, `fake could not make the sandbox's namespaces: ${held.error}`);
+      }
       const sandbox: FakeSandbox = {
         id,
         taskId: `ta-${randomUUID().slice(0, 12)}`,
         appId: request.appId,
-        dir: mkdtempSync(join(tmpdir(), "fake-modal-sb-")),
+        dir,
+        held,
         imageTag: images.get(definition.imageId) ?? definition.imageId,
         // Strictly increasing, so paging by beforeTimestamp is exact.
         createdAt: Math.max(Date.now() / 1000, clock + 0.001),
