@@ -68,3 +68,22 @@ export function release(held: Held): void {
     process.kill(held.pid, "SIGKILL");
   } catch {}
 }
+
+/**
+ * nsenter mirrors its child's stop onto itself (as su does) and waits for a SIGCONT that, in a
+ * real sandbox, no one would send: a tree stopped on its way to being killed (SIGSTOP, then TERM
+ * and CONT) would leave a stopped nsenter that never collects the exit. The fake continues it.
+ * Returns the function that ends the watch.
+ */
+export function keepEntering(nsenterPid: number): () => void {
+  const watch = setInterval(() => {
+    try {
+      const stat = readFileSync(`/proc/${nsenterPid}/stat`, "utf8");
+      if (stat.slice(stat.lastIndexOf(")") + 2)[0] === "T") process.kill(nsenterPid, "SIGCONT");
+    } catch {
+      clearInterval(watch);
+    }
+  }, 100);
+  watch.unref?.();
+  return () => clearInterval(watch);
+}

@@ -12,7 +12,7 @@
  *
  * Run standalone: `bun test/fakes/daytona/server.ts` prints the API URL and serves until killed.
  */
-import { enter, type Held, holdNamespaces, pathInside, release } from "../namespaces";
+import { enter, type Held, holdNamespaces, keepEntering, pathInside, release } from "../namespaces";
 import { offline } from "../netns";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -487,6 +487,7 @@ export class FakeDaytona {
     // setsid: its own process group (nsenter and what it starts), so deleting the session kills the whole tree.
     const child = Bun.spawn(["setsid", ...this.inSandbox(sandbox, HOME, ["sh", "-c", line])], { env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     command.process = child;
+    void child.exited.then(keepEntering(child.pid));
     const pump = async (stream: ReadableStream<Uint8Array>, mark: Uint8Array) => {
       for await (const chunk of stream) {
         const framed = concat(mark, chunk);

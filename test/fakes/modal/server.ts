@@ -24,7 +24,7 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, ServerError, Status, type CallContext } from "nice-grpc";
 import { type Definition, modalDefinitions } from "./definitions";
-import { enter, type Held, holdNamespaces, release } from "../namespaces";
+import { enter, type Held, holdNamespaces, keepEntering, release } from "../namespaces";
 import { offline } from "../netns";
 
 /** Modal runs commands as root: HOME, and the directory they start in unless a workdir is given. */
@@ -262,6 +262,8 @@ export async function startFakeModal(options: FakeModalOptions = {}): Promise<Fa
     child.stdout!.on("data", (chunk: Buffer) => (exec.stdout.push(chunk), notify(exec)));
     child.stderr!.on("data", (chunk: Buffer) => (exec.stderr.push(chunk), notify(exec)));
     child.stdin!.on("error", () => {});
+    const stopWatching = child.pid ? keepEntering(child.pid) : () => {};
+    child.on("exit", stopWatching);
     exec.done = new Promise((resolve) => {
       let exited = false;
       let outputsClosed = 0;
