@@ -312,3 +312,57 @@ for (const [provider, start] of Object.entries(limiters)) {
     }, 60_000);
   });
 }
+
+/**
+ * A sandbox on its way down gets a clear answer. Vercel: a session whose timeout has just passed
+ * is "stopping", and calls on it get the documented 422 sandbox_stopping (sandbox.js:23-37); the
+ * SDK, and our client, answer that by resuming and asking once more (sandbox.js:613-624).
+ */
+describe("vercel (fake): a stopping sandbox", () => {
+  let fake: Awaited<ReturnType<typeof startFakeVercel>>;
+  beforeAll(async () => void (fake = await startFakeVercel()), 30_000);
+  afterAll(() => fake?.close());
+
+  async function kept(env: Record<string, string>): Promise<string> {
+    const result = await cli(["run", "-p", "vercel", "--keep", "--json", "true"], { env });
+    expect(result.code).toBe(0);
+    return (JSON.parse(result.stdout) as { sandbox_id: string }).sandbox_id;
+  }
+
+  test("run: a command that meets 422 sandbox_stopping runs once on a resumed session", async () => {
+    const { env } = freshEnv(fake.env());
+    const before = fake.requests.length;
+    fake.stopAtNextCommand();
+    const result = await cli(["run", "-p", "vercel", "echo after-stopping"], { env });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe("after-stopping\n");
+    expect(result.code).toBe(0);
+    expect(fake.commands.filter((body) => JSON.stringify(body).includes("after-stopping"))).toHaveLength(1);
+    // The first command reached a stopping session (422), the second the resumed one.
+    const calls = fake.requests.slice(before).map((line, i) => `${line}${fake.queries[before + i]!.get("resume") === "true" ? "?resume" : ""}`);
+    const commands = calls.flatMap((line, i) => (/\/cmd$/.test(line) ? [i] : []));
+    expect(commands).toHaveLength(2);
+    expect(calls.slice(commands[0], commands[1]).some((line) => line.endsWith("?resume"))).toBe(true);
+    expect(fake.sandboxes.size).toBe(0);
+  }, 60_000);
+
+  test("exec, list and destroy of a stopping sandbox: it runs on a resumed session, lists as stopped, and goes", async () => {
+    const { env } = freshEnv(fake.env());
+    const id = await kept(env);
+    const stoppingSession = fake.sandboxes.get(id)!.session.id;
+    fake.beginStopping(id);
+    const listed = await cli(["list", "-p", "vercel", "--json"], { env });
+    expect(listed.code).toBe(0);
+    const row = (JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id);
+    expect(row?.state).toBe("stopped");
+    const exec = await cli(["exec", id, "echo", "woke"], { env });
+    expect(exec.stderr).toBe("");
+    expect(exec.stdout).toBe("woke\n");
+    expect(exec.code).toBe(0);
+    expect(fake.sandboxes.get(id)!.session.id).not.toBe(stoppingSession);
+    fake.beginStopping(id);
+    const destroyed = await cli(["destroy", id], { env });
+    expect(destroyed.code).toBe(0);
+    expect(fake.sandboxes.has(id)).toBe(false);
+  }, 60_000);
+});
