@@ -366,3 +366,33 @@ describe("vercel (fake): a stopping sandbox", () => {
     expect(fake.sandboxes.has(id)).toBe(false);
   }, 60_000);
 });
+
+/**
+ * E2B: a paused sandbox lists as stopped, and connecting to it (which exec does) resumes it, as
+ * the real API does; envd does not answer while it is paused. Destroy removes it all the same.
+ */
+describe("e2b (fake): a paused sandbox", () => {
+  let fake: Awaited<ReturnType<typeof startFakeE2B>>;
+  beforeAll(async () => void (fake = await startFakeE2B()), 30_000);
+  afterAll(() => fake?.close());
+
+  test("list shows it stopped, exec resumes it and runs, destroy removes it", async () => {
+    const { env } = freshEnv(fake.env());
+    const made = await cli(["run", "-p", "e2b", "--keep", "--json", "true"], { env });
+    expect(made.code).toBe(0);
+    const id = (JSON.parse(made.stdout) as { sandbox_id: string }).sandbox_id;
+    fake.pause(id);
+    const listed = await cli(["list", "-p", "e2b", "--json"], { env });
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id)?.state).toBe("stopped");
+    const exec = await cli(["exec", id, "echo", "resumed"], { env });
+    expect(exec.stderr).toBe("");
+    expect(exec.stdout).toBe("resumed\n");
+    expect(exec.code).toBe(0);
+    expect(fake.sandboxes.get(id)!.state).toBe("running");
+    fake.pause(id);
+    const destroyed = await cli(["destroy", id], { env });
+    expect(destroyed.code).toBe(0);
+    expect(fake.sandboxes.has(id)).toBe(false);
+  }, 60_000);
+});

@@ -37,6 +37,8 @@ export interface FakeSandbox {
   endAt: Date;
   processes: Map<number, FakeProcess>;
   timer: ReturnType<typeof setTimeout>;
+  /** Paused: the processes envd started are stopped (SIGSTOP), it does not expire, and envd does not answer until a connect resumes it. */
+  state: "running" | "paused";
 }
 
 /**
@@ -68,6 +70,8 @@ export interface FakeE2B {
   started: string[][];
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Pauses a sandbox, as Sandbox.pause() or an auto-pause at its timeout would. */
+  pause(id: string): void;
   /** Every request line, in order, with the time it arrived (ms since the epoch). */
   arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the SDK (and the sandboxes binary) at this fake. */
@@ -136,6 +140,14 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   const apiKey = options.apiKey ?? "e2b_fake_key";
   const asRoot = process.getuid?.() === 0;
 
+  function signalAll(sandbox: FakeSandbox, signal: NodeJS.Signals): void {
+    for (const proc of sandbox.processes.values()) {
+      try {
+        proc.child.kill(signal);
+      } catch {}
+    }
+  }
+
   function kill(sandbox: FakeSandbox): void {
     clearTimeout(sandbox.timer);
     for (const proc of sandbox.processes.values()) {
@@ -172,7 +184,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     metadata: sandbox.metadata,
     startedAt: sandbox.startedAt.toISOString(),
     endAt: sandbox.endAt.toISOString(),
-    state: "running",
+    state: sandbox.state,
     cpuCount: 2,
     memoryMB: 512,
     diskSizeMB: 1024,
@@ -212,6 +224,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
         endAt: new Date(),
         processes: new Map(),
         timer: setTimeout(() => {}, 0),
+        state: "running",
       };
       arm(sandbox, Number(body.timeout ?? 300));
       sandboxes.set(sandbox.id, sandbox);
@@ -238,6 +251,13 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     if (sandbox && req.method === "POST" && match![2] === "/connect") {
       // Like E2B: connecting sets the lifetime to at least `timeout` (default 300 s) from now, never shorter.
       const body = (await req.json().catch(() => ({}))) as { timeout?: number };
+      // Connecting to a paused sandbox resumes it (201), with the lifetime asked for.
+      if (sandbox.state === "paused") {
+        signalAll(sandbox, "SIGCONT");
+        sandbox.state = "running";
+        arm(sandbox, body.timeout ?? 300);
+        return json(connectAnswer(sandbox), 201);
+      }
       arm(sandbox, Math.max(body.timeout ?? 300, (sandbox.endAt.getTime() - Date.now()) / 1000));
       return json(connectAnswer(sandbox));
     }
@@ -399,6 +419,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       if (sandboxId) {
         const sandbox = sandboxes.get(sandboxId);
         if (!sandbox) response = json({ sandboxId, message: "The sandbox was not found", code: 502 }, 502);
+        else if (sandbox.state === "paused") response = json({ sandboxId, message: "The sandbox is paused", code: 502 }, 502);
         else if (req.headers.get("x-access-token") !== sandbox.accessToken) response = apiError(401, "invalid access token");
         else response = await envd(req, url, sandbox);
       } else {
@@ -416,6 +437,12 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     arrivals: faults.seen,
     creates,
     started,
+    pause(id) {
+      const sandbox = sandboxes.get(id)!;
+      clearTimeout(sandbox.timer);
+      signalAll(sandbox, "SIGSTOP");
+      sandbox.state = "paused";
+    },
     fault(fault) {
       faults.add(fault);
     },
