@@ -396,3 +396,30 @@ describe("e2b (fake): a paused sandbox", () => {
     expect(fake.sandboxes.has(id)).toBe(false);
   }, 60_000);
 });
+
+/** Sprites: an idle sprite goes to sleep (cold); it lists as running, for the next exec wakes it, as the real API does. */
+describe("sprites (fake): a sleeping sprite", () => {
+  let fake: Awaited<ReturnType<typeof startFakeSprites>>;
+  beforeAll(async () => void (fake = await startFakeSprites()), 30_000);
+  afterAll(() => fake?.close());
+
+  test("list shows it running, exec wakes it and runs, destroy removes it", async () => {
+    const { env } = freshEnv(fake.env());
+    const made = await cli(["run", "-p", "sprites", "--keep", "--json", "true"], { env });
+    expect(made.code).toBe(0);
+    const id = (JSON.parse(made.stdout) as { sandbox_id: string }).sandbox_id;
+    fake.sleep(id);
+    const listed = await cli(["list", "-p", "sprites", "--json"], { env });
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id)?.state).toBe("running");
+    const exec = await cli(["exec", id, "echo", "awake"], { env });
+    expect(exec.stderr).toBe("");
+    expect(exec.stdout).toBe("awake\n");
+    expect(exec.code).toBe(0);
+    expect(fake.sprites.get(id)!.cold).toBe(false);
+    fake.sleep(id);
+    const destroyed = await cli(["destroy", id], { env });
+    expect(destroyed.code).toBe(0);
+    expect(fake.sprites.has(id)).toBe(false);
+  }, 60_000);
+});
