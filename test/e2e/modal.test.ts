@@ -105,12 +105,16 @@ describe("modal e2e: run, exec, list, reuse, cp, destroy", () => {
     expect(configured.image.dockerfileCommands[0]).toBe("FROM node:22-slim");
   });
 
-  test("an image Modal cannot pull is one clear line, exit 125, nothing left running", async () => {
-    const before = fake.running().length;
-    const result = await cli(["run", "-p", "modal", "--image", "does-not-exist:1", "true"], env);
-    expect(result.code).toBe(125);
-    expect(result.stderr.split("\n")[0]).toContain("cannot use image does-not-exist:1");
-    expect(fake.running().length).toBe(before);
+  test("an image Modal cannot pull is one clear line, exit 125, no sandbox made", async () => {
+    for (const image of ["does-not-exist:1", "ghcr.io/acme/private-tool:2"]) {
+      const before = fake.sandboxes.size;
+      const result = await cli(["run", "-p", "modal", "--image", image, "true"], env);
+      expect(result.code).toBe(125);
+      expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(result.stderr).toContain(`cannot use image ${image}`);
+      expect(result.stderr).toContain("manifest unknown");
+      expect(fake.sandboxes.size).toBe(before);
+    }
   });
 
   test("a kept sandbox: labels, exec by id from another process, --reuse across processes, cp both ways, destroy", async () => {

@@ -62,7 +62,8 @@ function toProviderError(error: unknown, what: string): SandboxesError {
   if ((error as Error)?.name === "InvalidError") return new SandboxesError("invalid_request", `modal: ${what} failed: ${(error as Error).message}`, "user");
   const status = grpcStatus(error) ?? ((error as Error)?.name === "NotFoundError" ? "NOT_FOUND" : undefined);
   const detail = (error as { details?: string }).details || (error as Error)?.message || String(error);
-  return new ProviderError(PROVIDER, `${what} failed: ${detail.split("\n")[0]}`, status, undefined, hintFor(status));
+  // A first line that ends in a colon ("… failed with the exception:") goes on with the reason.
+  return new ProviderError(PROVIDER, `${what} failed: ${detail.replace(/:\s*\n\s*/, ": ").split("\n")[0]}`, status, undefined, hintFor(status));
 }
 
 const isTransient = (error: unknown) => error instanceof ProviderError && TRANSIENT.has(String(error.status));

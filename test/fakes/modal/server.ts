@@ -91,10 +91,19 @@ export interface CallRecord {
   at: number;
 }
 
+/**
+ * The registry this fake can "pull" from: Docker Hub's official images the tests use. Modal
+ * builds `FROM <image>` itself, and a build from a reference no registry has ends in
+ * GENERIC_STATUS_FAILURE with the pull error (the SDK throws "Image build for im-… failed").
+ */
+const PULLABLE = /^(?:docker\.io\/)?(?:library\/)?(?:python|alpine|node|debian|ubuntu|busybox)(?::[\w.-]+)?$/;
+
 export interface FakeModalOptions {
   /** The one token the control plane accepts (`x-modal-token-id` / `x-modal-token-secret`); "ak-fake" / "as-fake" unless given. */
   tokenId?: string;
   tokenSecret?: string;
+  /** More image references the fake's registry has, besides the official ones in PULLABLE. */
+  images?: string[];
 }
 
 export interface FakeModal {
@@ -314,8 +323,8 @@ export async function startFakeModal(options: FakeModalOptions = {}): Promise<Fa
     }),
     ImageGetOrCreate: (request) => {
       const from = (request.image?.dockerfileCommands?.[0] ?? "").replace(/^FROM /, "");
-      if (/does-not-exist|nonexistent/.test(from)) {
-        return { imageId: "im-failed", result: { status: 2, exception: `Failed to pull ${from}: manifest unknown` } };
+      if (!PULLABLE.test(from) && !options.images?.includes(from)) {
+        return { imageId: `im-${randomUUID().slice(0, 12)}`, result: { status: 2, exception: `Failed to pull ${from}: manifest unknown: manifest unknown` } };
       }
       const imageId = `im-${Buffer.from(from).toString("hex").slice(0, 16)}`;
       images.set(imageId, from);
