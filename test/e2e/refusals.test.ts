@@ -423,3 +423,30 @@ describe("sprites (fake): a sleeping sprite", () => {
     expect(fake.sprites.has(id)).toBe(false);
   }, 60_000);
 });
+
+/** Daytona: a deleted sandbox stays "destroying" a while; it is gone for exec, list and destroy alike. */
+describe("daytona (fake): a sandbox being destroyed", () => {
+  let fake: FakeDaytona;
+  beforeAll(() => void (fake = new FakeDaytona({ apiKey: "right-key", lingerOnDelete: true }).start()));
+  afterAll(() => fake?.stop());
+
+  test("destroy leaves it destroying; exec is one line and 125, list leaves it out, a second destroy is still fine", async () => {
+    const { env } = freshEnv({ DAYTONA_API_KEY: "right-key", DAYTONA_API_URL: fake.apiUrl });
+    const made = await cli(["run", "-p", "daytona", "--keep", "--json", "true"], { env });
+    expect(made.code).toBe(0);
+    const id = (JSON.parse(made.stdout) as { sandbox_id: string }).sandbox_id;
+    expect((await cli(["destroy", id], { env })).code).toBe(0);
+    expect(fake.sandboxes.get(id)?.state).toBe("destroying");
+    const exec = await cli(["exec", id, "echo", "never"], { env });
+    expect(exec.code).toBe(125);
+    expect(exec.stdout).toBe("");
+    expect(exec.stderr.trimEnd().split("\n")).toHaveLength(1);
+    expect(exec.stderr).toContain(id);
+    const listed = await cli(["list", "-p", "daytona", "--json"], { env });
+    expect(listed.code).toBe(0);
+    expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string }> }).sandboxes.map((s) => s.id)).not.toContain(id);
+    const again = await cli(["destroy", id], { env });
+    expect(again.code).toBe(0);
+    expect(again.stderr).toContain("already destroyed");
+  }, 60_000);
+});

@@ -50,6 +50,11 @@ export interface FakeOptions {
   logsOutliveCommand?: boolean;
   /** Older daemons kill only the session's shell on delete: the commands it started live on. */
   sessionDeleteSparesCommands?: boolean;
+  /**
+   * A deleted sandbox stays a while in state "destroying", as on the real service: get and list
+   * still return it, its processes are gone, and its toolbox refuses (409).
+   */
+  lingerOnDelete?: boolean;
   /** How long one of Daytona's minutes (ttlMinutes) lasts here: tests shrink it to check the TTL. */
   minuteMs?: number;
   port?: number;
@@ -229,6 +234,11 @@ export class FakeDaytona {
       if (!sandbox) return notFound(m[1]!);
       if (method === "GET") return json(this.dto(sandbox));
       if (method === "DELETE") {
+        if (this.options.lingerOnDelete) {
+          this.killAll(sandbox);
+          sandbox.state = "destroying";
+          return json(this.dto(sandbox));
+        }
         this.destroy(sandbox);
         return json({ ...this.dto(sandbox), state: "destroying" });
       }
