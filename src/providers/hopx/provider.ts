@@ -365,6 +365,7 @@ function neverDelivered(error: unknown): boolean {
   return error instanceof HopxNetworkError && (error.code === "ECONNREFUSED" || error.code === "ConnectionRefused");
 }
 
+/** Hopx refused the request before acting on it (429, 503) or never received it: safe to send again. */
 function notActedOn(error: unknown): boolean {
   if (error instanceof HopxHttpError) return error.status === 429 || error.status === 503;
   return neverDelivered(error);
