@@ -31,7 +31,7 @@ beforeAll(async () => {
   // Two per page: `list` in the binary has to follow the pages to find the suite's sandboxes.
   e2b = await startFakeE2B({ pageSize: 2 });
   daytona.start();
-  modal = await startFakeModal();
+  modal = await startFakeModal({ tokenId: "ak-cli", tokenSecret: "as-cli" });
   sprites = await startFakeSprites({ pageSize: 2 });
   hopx = await startFakeHopx({ pageSize: 2 });
   cloudflare = await startFakeCloudflare();

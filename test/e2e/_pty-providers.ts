@@ -86,7 +86,7 @@ export async function startPtyProvider(name: PtyProviderName, home: TestHome): P
       };
     }
     case "modal": {
-      const fake: FakeModal = await startFakeModal();
+      const fake: FakeModal = await startFakeModal({ tokenId: "ak-pty", tokenSecret: "as-pty" });
       return {
         args: [],
         env: { MODAL_SERVER_URL: fake.url, MODAL_TOKEN_ID: "ak-pty", MODAL_TOKEN_SECRET: "as-pty" },

@@ -10,7 +10,7 @@ import { buildBinary, sandboxes, tempHome } from "./_daytona-helpers";
 
 const fake = new FakeDaytona({ apiKey: "dummy", pageSize: 2 });
 const home = tempHome();
-// The fake's sandboxes share this machine's /tmp: one directory of ours, removed at the end.
+// A directory under the sandbox's own /tmp (the fake mounts one per sandbox).
 const remote = `/tmp/sandboxes-e2e-daytona-${process.pid}`;
 let env: Record<string, string>;
 

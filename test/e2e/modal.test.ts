@@ -14,7 +14,7 @@ let env: Record<string, string>;
 
 beforeAll(async () => {
   await ensureBinary();
-  fake = await startFakeModal();
+  fake = await startFakeModal({ tokenId: "ak-e2e", tokenSecret: "as-e2e" });
   home = freshHome();
   env = { ...home, MODAL_SERVER_URL: fake.url, MODAL_TOKEN_ID: "ak-e2e", MODAL_TOKEN_SECRET: "as-e2e" };
 }, 120_000);
@@ -58,27 +58,27 @@ describe("modal e2e: credentials and providers", () => {
     const { MODAL_TOKEN_ID: _id, MODAL_TOKEN_SECRET: _secret, ...bare } = env;
     const place = freshHome();
     mkdirSync(join(place.XDG_CONFIG_HOME, "sandboxes"), { recursive: true });
-    writeFileSync(join(place.XDG_CONFIG_HOME, "sandboxes", "config.toml"), '[providers.modal]\ntoken_id = "ak-conf"\ntoken_secret = "as-conf"\n');
+    writeFileSync(join(place.XDG_CONFIG_HOME, "sandboxes", "config.toml"), '[providers.modal]\ntoken_id = "ak-e2e"\ntoken_secret = "as-e2e"\n');
     const listed = await cli(["providers"], { ...bare, ...place });
     expect(listed.stdout.split("\n").find((l) => l.startsWith("modal"))).toContain("config.toml");
     const result = await cli(["run", "-p", "modal", "echo from-config"], { ...bare, ...place });
     expect(result.stdout).toBe("from-config\n");
     expect(result.code).toBe(0);
     const auth = fake.calls.filter((c) => c.method === "AuthTokenGet").at(-1);
-    expect(auth?.metadata["x-modal-token-id"]).toBe("ak-conf");
+    expect(auth?.metadata["x-modal-token-id"]).toBe("ak-e2e");
   });
 
   test("credentials from ~/.modal.toml (the Modal CLI's file) work", async () => {
     const { MODAL_TOKEN_ID: _id, MODAL_TOKEN_SECRET: _secret, ...bare } = env;
     const place = freshHome();
-    writeFileSync(join(place.HOME, ".modal.toml"), '[work]\ntoken_id = "ak-file"\ntoken_secret = "as-file"\nactive = true\n');
+    writeFileSync(join(place.HOME, ".modal.toml"), '[work]\ntoken_id = "ak-e2e"\ntoken_secret = "as-e2e"\nactive = true\n');
     const listed = await cli(["providers"], { ...bare, ...place });
     expect(listed.stdout.split("\n").find((l) => l.startsWith("modal"))).toContain(".modal.toml");
     const result = await cli(["run", "-p", "modal", "echo from-file"], { ...bare, ...place });
     expect(result.stdout).toBe("from-file\n");
     expect(result.code).toBe(0);
     const auth = fake.calls.filter((c) => c.method === "AuthTokenGet").at(-1);
-    expect(auth?.metadata["x-modal-token-id"]).toBe("ak-file");
+    expect(auth?.metadata["x-modal-token-id"]).toBe("ak-e2e");
   });
 });
 
@@ -105,12 +105,16 @@ describe("modal e2e: run, exec, list, reuse, cp, destroy", () => {
     expect(configured.image.dockerfileCommands[0]).toBe("FROM node:22-slim");
   });
 
-  test("an image Modal cannot pull is one clear line, exit 125, nothing left running", async () => {
-    const before = fake.running().length;
-    const result = await cli(["run", "-p", "modal", "--image", "does-not-exist:1", "true"], env);
-    expect(result.code).toBe(125);
-    expect(result.stderr.split("\n")[0]).toContain("cannot use image does-not-exist:1");
-    expect(fake.running().length).toBe(before);
+  test("an image Modal cannot pull is one clear line, exit 125, no sandbox made", async () => {
+    for (const image of ["does-not-exist:1", "ghcr.io/acme/private-tool:2"]) {
+      const before = fake.sandboxes.size;
+      const result = await cli(["run", "-p", "modal", "--image", image, "true"], env);
+      expect(result.code).toBe(125);
+      expect(result.stderr.trimEnd().split("\n")).toHaveLength(1);
+      expect(result.stderr).toContain(`cannot use image ${image}`);
+      expect(result.stderr).toContain("manifest unknown");
+      expect(fake.sandboxes.size).toBe(before);
+    }
   });
 
   test("a kept sandbox: labels, exec by id from another process, --reuse across processes, cp both ways, destroy", async () => {

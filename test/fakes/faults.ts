@@ -1,11 +1,13 @@
 /**
  * Faults the HTTP fakes (E2B, Sprites, Hopx, Vercel, Cloudflare) can inject, matched against the
- * request line "METHOD /path" ("*" at the end matches a prefix): an HTTP status with the
- * service's error body, a dropped connection before or after the request did its work, or a slow
- * answer. Each fault fires `times` times (once by default).
+ * request line "METHOD /path" ("*" matches any run of characters, in the middle as at the end):
+ * an HTTP status with the service's error body, a dropped connection before or after the request did its work, or a slow
+ * answer. Each fault fires `times` times (once by default). A status fault can carry a
+ * `Retry-After` (e.g. a 429 with "1"), and every request line is logged with when it arrived, so
+ * a test can see that the next try came after the wait the refusal asked for.
  */
 export type Fault = { match: string; times?: number } & (
-  | { kind: "status"; status: number }
+  | { kind: "status"; status: number; retryAfter?: string }
   | { kind: "drop" }
   | { kind: "drop-after" }
   | { kind: "slow"; delayMs: number }
@@ -13,6 +15,8 @@ export type Fault = { match: string; times?: number } & (
 
 export class Faults {
   private pending: Array<Fault & { left: number }> = [];
+  /** Every request line seen, in order, with the time it arrived (ms since the epoch). */
+  readonly seen: Array<{ line: string; at: number }> = [];
 
   add(fault: Fault): void {
     this.pending.push({ ...fault, left: fault.times ?? 1 });
@@ -24,10 +28,18 @@ export class Faults {
 
   /** The fault for this request line, used up once; undefined when none is left. */
   take(line: string): Fault | undefined {
-    const fault = this.pending.find((f) => f.left > 0 && (f.match.endsWith("*") ? line.startsWith(f.match.slice(0, -1)) : line === f.match));
+    this.seen.push({ line, at: Date.now() });
+    const fault = this.pending.find((f) => f.left > 0 && matchesLine(f.match, line));
     if (fault) fault.left--;
     return fault;
   }
+}
+
+/** Whether a request line matches a fault's pattern ("*" is any run of characters). */
+export function matchesLine(pattern: string, line: string): boolean {
+  if (!pattern.includes("*")) return line === pattern;
+  const parts = pattern.split("*").map((part) => part.replace(/[.+?^${}()|[\]\\]/g, "\\$&"));
+  return new RegExp(`^${parts.join(".*")}$`).test(line);
 }
 
 /**
@@ -37,7 +49,9 @@ export class Faults {
 export async function faultBefore(fault: Fault | undefined, req: Request, errorResponse: (status: number) => Response): Promise<Response | undefined> {
   if (fault?.kind === "status") {
     await req.arrayBuffer().catch(() => {});
-    return errorResponse(fault.status);
+    const response = errorResponse(fault.status);
+    if (fault.retryAfter !== undefined) response.headers.set("retry-after", fault.retryAfter);
+    return response;
   }
   if (fault?.kind === "drop") return dropped();
   if (fault?.kind === "slow") await Bun.sleep(fault.delayMs);

@@ -25,7 +25,7 @@ async function run(p: Provider, id: string, script: string) {
 }
 
 beforeAll(async () => {
-  fake = await startFakeModal();
+  fake = await startFakeModal({ tokenId: "ak-unit", tokenSecret: "as-unit" });
   process.env.MODAL_SERVER_URL = fake.url;
   process.env.MODAL_CONFIG_PATH = join(stateDir, "absent.toml");
 });
@@ -239,5 +239,30 @@ describe("modal provider against the fake", () => {
     expect(fake.calls.filter((c) => c.method === "SandboxListV2").length).toBe(before + 1);
     fake.faults.at(-1)!.times = 0;
     await p.close!();
+  });
+});
+
+describe("modal fake: one filesystem and process space per sandbox", () => {
+  test("a file written in sandbox A's /tmp is not in sandbox B's, and A's processes are not in B's /proc", async () => {
+    const p = await provider();
+    const a = await p.create({ labels: {}, env: {} });
+    const b = await p.create({ labels: {}, env: {} });
+    const stop = new AbortController();
+    const sleeper = p.exec(a.id, { argv: ["sleep", "31337"], env: {}, signal: stop.signal, onStdout: () => {}, onStderr: () => {} });
+    try {
+      expect((await run(p, a.id, "echo only-a > /tmp/mark-a")).exitCode).toBe(0);
+      // The bracket keeps grep from finding its own command line.
+      const look = "cat /tmp/mark-a 2>/dev/null || echo no-file; if cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep 3133[7]'; then echo sleeper; else echo no-sleeper; fi";
+      let inA = "";
+      for (let i = 0; i < 100 && !inA.includes("sleeper\n"); i++) inA = (await run(p, a.id, look)).stdout;
+      expect(inA).toBe("only-a\nsleeper\n");
+      expect((await run(p, b.id, look)).stdout).toBe("no-file\nno-sleeper\n");
+    } finally {
+      stop.abort();
+      await sleeper.catch(() => {});
+      await p.destroy(a.id);
+      await p.destroy(b.id);
+      await p.close!();
+    }
   });
 });

@@ -6,6 +6,7 @@ import { daytonaDescriptor } from "../../src/providers/daytona";
 import { imageSource } from "../../src/providers/daytona/provider";
 import type { Provider } from "../../src/providers/types";
 import { FakeDaytona } from "../fakes/daytona/server";
+import { pathInside } from "../fakes/namespaces";
 
 const fake = new FakeDaytona({ apiKey: "unit-key" });
 let provider: Provider;
@@ -20,15 +21,20 @@ afterAll(async () => {
   await fake.stop();
 });
 
-/** Alive and not a zombie (an orphan's zombie stays when PID 1 does not reap). */
-function running(pid: number): boolean {
+/**
+ * Alive and not a zombie (an orphan's zombie stays when PID 1 does not reap). A fake sandbox has
+ * a pid namespace of its own: its pids are read in its /proc, through its holder's root.
+ */
+function running(pid: number, proc: string): boolean {
   try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const stat = readFileSync(`${proc}/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2)[0] !== "Z";
   } catch {
     return false;
   }
 }
+
+const procOf = (daytona: FakeDaytona, id: string) => pathInside(daytona.sandboxes.get(id)!.held, "/proc");
 
 const text = (chunks: Uint8Array[]) => Buffer.concat(chunks).toString("utf8");
 
@@ -112,8 +118,9 @@ describe("daytona provider against the fake", () => {
     expect(fake.sandboxes.get(created.id)!.sessions.size).toBe(0);
     const pids = readFileSync(join(fake.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
     expect(pids).toHaveLength(2);
-    for (let i = 0; i < 200 && pids.some(running); i++) await Bun.sleep(10);
-    for (const pid of pids) expect(running(pid)).toBe(false);
+    const proc = procOf(fake, created.id);
+    for (let i = 0; i < 200 && pids.some((pid) => running(pid, proc)); i++) await Bun.sleep(10);
+    for (const pid of pids) expect(running(pid, proc)).toBe(false);
     await provider.destroy(created.id);
   });
 
@@ -157,8 +164,9 @@ describe("daytona provider against the fake", () => {
       const outcome = await client.exec(created.id, { argv: ["sh", "-c", "sleep 30 & echo $$ $! > pids; sleep 30"], env: {}, timeoutMs: 700, onStdout: () => {}, onStderr: () => {} });
       expect(outcome).toEqual({ exitCode: 124, timedOut: true });
       const pids = readFileSync(join(older.sandboxes.get(created.id)!.dir, "pids"), "utf8").trim().split(" ").map(Number);
-      for (let i = 0; i < 50 && pids.some(running); i++) await Bun.sleep(100);
-      for (const pid of pids) expect(running(pid)).toBe(false);
+      const proc = procOf(older, created.id);
+      for (let i = 0; i < 50 && pids.some((pid) => running(pid, proc)); i++) await Bun.sleep(100);
+      for (const pid of pids) expect(running(pid, proc)).toBe(false);
       await client.destroy(created.id);
     } finally {
       await older.stop();
@@ -221,5 +229,35 @@ describe("daytona provider against the fake", () => {
     expect(output).not.toContain("printf");
     expect(output).not.toContain("exec sh");
     await provider.destroy(created.id);
+  });
+});
+
+describe("daytona fake: one filesystem and process space per sandbox", () => {
+  const run = async (id: string, script: string) => {
+    const out: Uint8Array[] = [];
+    const outcome = await provider.exec(id, { argv: ["sh", "-c", script], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+    return { ...outcome, stdout: text(out) };
+  };
+
+  test("a file written in sandbox A's /tmp is not in sandbox B's, and A's processes are not in B's /proc", async () => {
+    const a = await provider.create({ labels: {}, env: {} });
+    const b = await provider.create({ labels: {}, env: {} });
+    const stop = new AbortController();
+    const sleeper = provider.exec(a.id, { argv: ["sleep", "31337"], env: {}, signal: stop.signal, onStdout: () => {}, onStderr: () => {} });
+    try {
+      expect((await run(a.id, "echo only-a > /tmp/mark-a")).exitCode).toBe(0);
+      // The bracket keeps grep from finding its own command line.
+      const look = "cat /tmp/mark-a 2>/dev/null || echo no-file; if cat /proc/[0-9]*/cmdline 2>/dev/null | tr '\\0' ' ' | grep -q 'sleep 3133[7]'; then echo sleeper; else echo no-sleeper; fi";
+      let inA = "";
+      for (let i = 0; i < 100 && !inA.includes("sleeper\n"); i++) inA = (await run(a.id, look)).stdout;
+      expect(inA).toBe("only-a\nsleeper\n");
+      expect((await run(b.id, look)).stdout).toBe("no-file\nno-sleeper\n");
+      expect((await run(b.id, "echo $HOME; pwd")).stdout).toBe("/home/daytona\n/home/daytona\n");
+    } finally {
+      stop.abort();
+      await sleeper.catch(() => {});
+      await provider.destroy(a.id);
+      await provider.destroy(b.id);
+    }
   });
 });

@@ -4,7 +4,7 @@
  * official JS client; the OpenAPI document the bridge serves (GET /v1/openapi.json) is the contract.
  */
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { isNetworkFailure, isTransientStatus } from "../retry";
+import { isNetworkFailure, isTransientStatus, parseRetryAfter } from "../retry";
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -15,6 +15,8 @@ export class BridgeHttpError extends Error {
     message: string,
     readonly code?: string,
     readonly requestId?: string,
+    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "BridgeHttpError";
@@ -86,7 +88,7 @@ export async function httpError(response: Response): Promise<Error> {
       "auth_failed",
     );
   }
-  return new BridgeHttpError(response.status, message, code, requestId);
+  return new BridgeHttpError(response.status, message, code, requestId, parseRetryAfter(response.headers.get("retry-after")));
 }
 
 /** Server-sent events from a response body, one at a time, until the body ends. */

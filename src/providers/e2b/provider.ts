@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
 import {
   type CreateSpec,
@@ -257,14 +257,21 @@ export class E2BProvider implements Provider {
   private async startProcess(sandbox: Sandbox, request: Record<string, unknown>, argv: string[]) {
     const rpc = (sandbox.commands as unknown as { rpc?: ProcessRpc }).rpc;
     if (!rpc) throw new ProviderError(this.name, "this version of the e2b SDK has no process client: use the e2b version sandboxes was built with");
-    const controller = new AbortController();
-    const events = rpc.start(request, { signal: controller.signal, headers: { "Keepalive-Ping-Interval": "50" } })[Symbol.asyncIterator]();
+    let controller!: AbortController;
+    let events!: AsyncIterator<ProcessEvent>;
     let first: IteratorResult<ProcessEvent>;
-    try {
-      first = await events.next();
-    } catch (error) {
-      controller.abort();
-      throw this.commandError(error, argv);
+    for (let attempt = 1; ; attempt++) {
+      controller = new AbortController();
+      events = rpc.start(request, { signal: controller.signal, headers: { "Keepalive-Ping-Interval": "50" } })[Symbol.asyncIterator]();
+      try {
+        first = await events.next();
+        break;
+      } catch (error) {
+        controller.abort();
+        // envd answered 429 or 503 instead of the stream: nothing started, so it may be asked again.
+        if (!refusedBeforeStart(error) || attempt >= DEFAULT_RETRY.attempts) throw this.commandError(error, argv);
+        await Bun.sleep(delayBeforeRetry(this.name, `starting ${argv[0] ?? "a command"}`, error, attempt));
+      }
     }
     const start = first.value?.event?.event;
     if (start?.case !== "start") {
@@ -446,6 +453,11 @@ function isNotFound(sdk: Sdk, error: unknown): boolean {
   if (error instanceof sdk.NotFoundError) return true;
   const status = (error as { statusCode?: number; status?: number })?.statusCode ?? (error as { status?: number })?.status;
   return status === 404;
+}
+
+/** Connect's error for a stream that got an HTTP error status instead (its headers are in `metadata`). */
+function refusedBeforeStart(error: unknown): boolean {
+  return /^HTTP (?:429|503)$/.test((error as { rawMessage?: string })?.rawMessage ?? "");
 }
 
 /** 429/5xx answers, a busy service, and dropped or refused connections are worth another try. */

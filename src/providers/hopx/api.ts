@@ -7,7 +7,7 @@
  * provider decides which are worth a retry.
  */
 import { ProviderError } from "../../base/errors";
-import { isTransientStatus } from "../retry";
+import { isTransientStatus, parseRetryAfter } from "../retry";
 
 export class HopxHttpError extends Error {
   constructor(
@@ -15,6 +15,8 @@ export class HopxHttpError extends Error {
     message: string,
     readonly requestId?: string,
     readonly code?: string,
+    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "HopxHttpError";
@@ -133,7 +135,7 @@ function httpError(response: Response, text: string): HopxHttpError {
     if (typeof found === "string" && found) message = found;
     if (typeof body.code === "string") code = body.code;
   } catch {}
-  return new HopxHttpError(response.status, message, response.headers.get("x-request-id") ?? undefined, code);
+  return new HopxHttpError(response.status, message, response.headers.get("x-request-id") ?? undefined, code, parseRetryAfter(response.headers.get("retry-after")));
 }
 
 function networkError(error: unknown, caller?: AbortSignal): Error {

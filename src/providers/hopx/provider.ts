@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord, SandboxState } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxHttpError, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
@@ -72,10 +72,10 @@ export class HopxProvider implements Provider {
         try {
           return await api.control<CreateAnswer>("POST", "/v1/sandboxes", { body });
         } catch (error) {
-          throw createIsRepeatable(error) ? error : createFailure(this.name, what, template, error);
+          throw notActedOn(error) ? error : createFailure(this.name, what, template, error);
         }
       },
-      createIsRepeatable,
+      notActedOn,
     );
     const id = String(answer.sandbox_id ?? answer.id ?? "");
     if (!id) throw new ProviderError(this.name, `${what}: the answer named no sandbox id`);
@@ -264,14 +264,17 @@ export class HopxProvider implements Provider {
     }
   }
 
-  /** POST /commands/run, sent again only when it cannot have arrived: a command that may have started never starts twice. */
+  /**
+   * POST /commands/run, sent again only when it cannot have run: a refused connection, or a 429 or
+   * 503 (after the Retry-After it names). A command that may have started never starts twice.
+   */
   private async runCommand(id: string, body: Record<string, unknown>, signal: AbortSignal | undefined, timeoutMs: number): Promise<CommandAnswer> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await this.agentRequest<CommandAnswer>(id, "POST", "/commands/run", { body, signal, timeoutMs });
       } catch (error) {
-        if (!neverDelivered(error) || attempt >= DEFAULT_RETRY.attempts || signal?.aborted) throw error;
-        await Bun.sleep(DEFAULT_RETRY.baseDelayMs * attempt);
+        if (!notActedOn(error) || attempt >= DEFAULT_RETRY.attempts || signal?.aborted) throw error;
+        await Bun.sleep(delayBeforeRetry(this.name, `running a command in sandbox ${id}`, error, attempt));
       }
     }
   }
@@ -362,7 +365,8 @@ function neverDelivered(error: unknown): boolean {
   return error instanceof HopxNetworkError && (error.code === "ECONNREFUSED" || error.code === "ConnectionRefused");
 }
 
-function createIsRepeatable(error: unknown): boolean {
+/** Hopx refused the request before acting on it (429, 503) or never received it: safe to send again. */
+function notActedOn(error: unknown): boolean {
   if (error instanceof HopxHttpError) return error.status === 429 || error.status === 503;
   return neverDelivered(error);
 }
@@ -372,7 +376,7 @@ function createFailure(provider: string, what: string, template: string, error: 
   if (error instanceof HopxHttpError && (error.status === 400 || error.status === 404) && /template/i.test(error.message)) {
     return new ProviderError(provider, `cannot create a sandbox from template "${template}": ${error.message}`, error.status, error.requestId, "pass --image with the name or id of one of your Hopx templates (or set template under [providers.hopx])", "bad_template");
   }
-  const ambiguous = (error instanceof HopxHttpError && isTransientStatus(error.status) && !createIsRepeatable(error)) || (error instanceof HopxNetworkError && !neverDelivered(error));
+  const ambiguous = (error instanceof HopxHttpError && isTransientStatus(error.status) && !notActedOn(error)) || (error instanceof HopxNetworkError && !neverDelivered(error));
   if (ambiguous) {
     const status = error instanceof HopxHttpError ? error.status : undefined;
     return new ProviderError(provider, `${what} failed: ${(error as Error).message}`, status, (error as HopxHttpError).requestId, "the service may have created it anyway: check `sandboxes list -p hopx` and destroy what you do not need");

@@ -67,7 +67,8 @@ function toProviderError(error: unknown, what: string): SandboxesError {
   if ((error as Error)?.name === "InvalidError") return new SandboxesError("invalid_request", `modal: ${what} failed: ${(error as Error).message}`, "user");
   const status = grpcStatus(error) ?? ((error as Error)?.name === "NotFoundError" ? "NOT_FOUND" : undefined);
   const detail = (error as { details?: string }).details || (error as Error)?.message || String(error);
-  return new ProviderError(PROVIDER, `${what} failed: ${detail.split("\n")[0]}`, status, undefined, hintFor(status));
+  // A first line that ends in a colon ("… failed with the exception:") goes on with the reason.
+  return new ProviderError(PROVIDER, `${what} failed: ${detail.replace(/:\s*\n\s*/, ": ").split("\n")[0]}`, status, undefined, hintFor(status));
 }
 
 const isTransient = (error: unknown) => error instanceof ProviderError && TRANSIENT.has(String(error.status));
@@ -345,8 +346,9 @@ export class ModalProvider implements Provider {
         }
       },
       undefined,
-      // Retried only when it failed on the control plane, before the command could start.
-      (mapped, cause) => isTransient(mapped) && grpcPath(cause).includes("/modal.client.ModalClient/"),
+      // Retried only when it cannot have started: it failed on the control plane, or the router
+      // refused it as over a limit (RESOURCE_EXHAUSTED, gRPC's 429).
+      (mapped, cause) => isTransient(mapped) && (grpcPath(cause).includes("/modal.client.ModalClient/") || grpcStatus(cause) === "RESOURCE_EXHAUSTED"),
     );
   }
 

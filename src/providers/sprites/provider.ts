@@ -9,7 +9,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, withRetry } from "../retry";
 import {
   type CreateSpec,
   type ExecOutcome,
@@ -69,6 +69,8 @@ class HttpError extends Error {
     message: string,
     readonly code?: string,
     readonly requestId?: string,
+    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "HttpError";
@@ -140,7 +142,7 @@ export class SpritesProvider implements Provider {
     if (response.status === 401 || (response.status === 403 && !code?.startsWith("E"))) {
       throw new ProviderError(this.name, `the token was rejected: ${message}`, response.status, requestId, "check SPRITES_TOKEN (or token under [providers.sprites] in config.toml)", "auth_failed");
     }
-    throw new HttpError(response.status, message.split("\n")[0]!, code, requestId);
+    throw new HttpError(response.status, message.split("\n")[0]!, code, requestId, parseRetryAfter(response.headers.get("retry-after")));
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {

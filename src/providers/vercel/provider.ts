@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, withRetry } from "../retry";
 import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
@@ -52,6 +52,8 @@ class HttpError extends Error {
     readonly status: number,
     message: string,
     readonly code?: string,
+    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = "HttpError";
@@ -133,7 +135,7 @@ export class VercelProvider implements Provider {
     if (response.status === 401 || response.status === 403) {
       throw new ProviderError(this.name, `the token was rejected: ${message}`, response.status, response.headers.get("x-vercel-id") ?? undefined, "check VERCEL_TOKEN, VERCEL_TEAM_ID and VERCEL_PROJECT_ID (or [providers.vercel] in config.toml)", "auth_failed");
     }
-    throw new HttpError(response.status, message, code);
+    throw new HttpError(response.status, message, code, parseRetryAfter(response.headers.get("retry-after")));
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal, transient = isTransient): Promise<T> {

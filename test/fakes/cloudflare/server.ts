@@ -45,6 +45,8 @@ export interface FakeCloudflare {
   containers: Containers;
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the sandboxes binary at this fake. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -244,6 +246,7 @@ export async function startFakeCloudflare(options: FakeCloudflareOptions = {}): 
     url,
     mode,
     live: () => (mode === "bridge" ? [...objects.assigned.keys()] : [...containers.live.keys()]),
+    arrivals: faults.seen,
     issued,
     requests,
     execs,

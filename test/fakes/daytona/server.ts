@@ -4,12 +4,15 @@
  * multipart file API and WebSockets for log follow and PTYs). The real @daytonaio/sdk is pointed
  * at it with `apiUrl`; the sandbox DTOs carry `toolboxProxyUrl` = <base>/toolbox.
  *
- * Each sandbox is a temp directory (its HOME and default cwd); commands run for real as local
- * `sh -c` processes in their own process group. State is kept so tests can assert that nothing
+ * Each sandbox is a temp directory whose home/ and tmp/ are mounted over /home/daytona (its HOME
+ * and default cwd) and /tmp in mount and pid namespaces of its own, held by one process; every
+ * command enters them (nsenter) and runs for real as a local `sh -c` in its own process group, so
+ * one sandbox sees neither another's files in /tmp nor its processes in /proc. State is kept so tests can assert that nothing
  * leaked, and faults (HTTP statuses, dropped connections, slow answers) can be injected per route.
  *
  * Run standalone: `bun test/fakes/daytona/server.ts` prints the API URL and serves until killed.
  */
+import { enter, type Held, holdNamespaces, keepEntering, pathInside, release } from "../namespaces";
 import { offline } from "../netns";
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -22,6 +25,8 @@ export interface Fault {
   match: string | RegExp;
   /** Answer with this status instead of handling the request. */
   status?: number;
+  /** With `status`: the Retry-After header of that answer (e.g. "1" with a 429). */
+  retryAfter?: string;
   /** Handle the request (its effects happen) but then answer with `status` or drop: a lost reply. */
   afterHandling?: boolean;
   /** Close the connection without a valid answer. */
@@ -45,6 +50,11 @@ export interface FakeOptions {
   logsOutliveCommand?: boolean;
   /** Older daemons kill only the session's shell on delete: the commands it started live on. */
   sessionDeleteSparesCommands?: boolean;
+  /**
+   * A deleted sandbox stays a while in state "destroying", as on the real service: get and list
+   * still return it, its processes are gone, and its toolbox refuses (409).
+   */
+  lingerOnDelete?: boolean;
   /** How long one of Daytona's minutes (ttlMinutes) lasts here: tests shrink it to check the TTL. */
   minuteMs?: number;
   port?: number;
@@ -81,7 +91,10 @@ interface PtyRecord {
 export interface FakeSandbox {
   id: string;
   name: string;
+  /** The sandbox's HOME (/home/daytona inside) on this machine. */
   dir: string;
+  /** The process that holds its namespaces (pid 1 inside). */
+  held: Held;
   state: string;
   labels: Record<string, string>;
   env: Record<string, string>;
@@ -98,6 +111,7 @@ type SocketData =
   | { kind: "logs"; command: CommandRecord }
   | { kind: "pty"; sandbox: FakeSandbox; pty: PtyRecord; envs: Record<string, string> };
 
+const HOME = "/home/daytona";
 const STDOUT_MARK = new Uint8Array([1, 1, 1]);
 const STDERR_MARK = new Uint8Array([2, 2, 2]);
 
@@ -106,6 +120,12 @@ export class FakeDaytona {
   readonly sandboxes = new Map<string, FakeSandbox>();
   /** `${method} ${path}` of every request, for asserting what the client did. */
   readonly requests: string[] = [];
+  /** The same requests with the time each arrived (ms since the epoch). */
+  readonly arrivals: Array<{ line: string; at: number }> = [];
+  /** The id of every sandbox a create made, in order (destroyed ones too). */
+  readonly created: string[] = [];
+  /** Every command line a session ran, in order (they outlive their sandbox here). */
+  readonly commands: string[] = [];
   /** Files written through the upload API. */
   readonly uploads: Array<{ path: string; size: number }> = [];
   private faults: Array<Fault & { used: number }> = [];
@@ -138,7 +158,7 @@ export class FakeDaytona {
   }
 
   async stop(): Promise<void> {
-    for (const sandbox of this.sandboxes.values()) this.killAll(sandbox);
+    for (const sandbox of [...this.sandboxes.values()]) this.destroy(sandbox);
     this.server?.stop(true);
     rmSync(this.root, { recursive: true, force: true });
   }
@@ -176,11 +196,16 @@ export class FakeDaytona {
     const url = new URL(req.url);
     const path = url.pathname;
     this.requests.push(`${req.method} ${path}`);
+    this.arrivals.push({ line: `${req.method} ${path}`, at: Date.now() });
     const fault = this.takeFault(req.method, path);
     if (fault?.delayMs) await Bun.sleep(fault.delayMs);
     if (fault && !fault.afterHandling) {
       if (fault.drop) return dropConnection(req, server);
-      if (fault.status) return errorResponse(fault.status);
+      if (fault.status) {
+        const refused = errorResponse(fault.status);
+        if (fault.retryAfter !== undefined) refused.headers.set("retry-after", fault.retryAfter);
+        return refused;
+      }
     }
     if (this.options.apiKey && req.headers.get("authorization") !== `Bearer ${this.options.apiKey}`) {
       return errorResponse(401, "Invalid credentials");
@@ -209,6 +234,11 @@ export class FakeDaytona {
       if (!sandbox) return notFound(m[1]!);
       if (method === "GET") return json(this.dto(sandbox));
       if (method === "DELETE") {
+        if (this.options.lingerOnDelete) {
+          this.killAll(sandbox);
+          sandbox.state = "destroying";
+          return json(this.dto(sandbox));
+        }
         this.destroy(sandbox);
         return json({ ...this.dto(sandbox), state: "destroying" });
       }
@@ -234,19 +264,25 @@ export class FakeDaytona {
 
   // ---- control plane -------------------------------------------------------------------------
 
-  private create(body: Record<string, unknown>): Response {
+  private async create(body: Record<string, unknown>): Promise<Response> {
     const name = typeof body.name === "string" && body.name ? body.name : undefined;
     if (name && [...this.sandboxes.values()].some((s) => s.name === name)) {
       return errorResponse(409, `Sandbox with name ${name} already exists`);
     }
     const id = randomUUID();
+    this.created.push(id);
     const dir = join(this.root, id);
-    mkdirSync(dir, { recursive: true });
+    const held = await holdNamespaces(dir, HOME);
+    if ("error" in held) {
+      rmSync(dir, { recursive: true, force: true });
+      return errorResponse(500, `fake could not make the sandbox's namespaces: ${held.error}`);
+    }
     const { labels, env, snapshot, buildInfo, ...settings } = body;
     const sandbox: FakeSandbox = {
       id,
       name: name ?? id,
-      dir,
+      dir: join(dir, "home"),
+      held,
       state: this.options.initialState ?? "started",
       labels: (labels as Record<string, string>) ?? {},
       env: (env as Record<string, string>) ?? {},
@@ -318,7 +354,13 @@ export class FakeDaytona {
   private destroy(sandbox: FakeSandbox): void {
     this.killAll(sandbox);
     this.sandboxes.delete(sandbox.id);
-    rmSync(sandbox.dir, { recursive: true, force: true });
+    release(sandbox.held);
+    rmSync(dirname(sandbox.dir), { recursive: true, force: true });
+  }
+
+  /** argv that runs `argv` inside the sandbox, in `cwd` (a path inside), offline when its network is blocked. */
+  private inSandbox(sandbox: FakeSandbox, cwd: string, argv: string[]): string[] {
+    return enter(sandbox.held, cwd, [...offline(Boolean(sandbox.settings.networkBlockAll)), ...argv]);
   }
 
   private killAll(sandbox: FakeSandbox): void {
@@ -431,17 +473,18 @@ export class FakeDaytona {
     return errorResponse(404, `Cannot ${method} ${path}`);
   }
 
+  /** A path inside the sandbox (relative ones under its HOME), as this machine reaches it through the holder's root. */
   private resolvePath(sandbox: FakeSandbox, path: string): string {
-    return path.startsWith("/") ? path : join(sandbox.dir, path);
+    return pathInside(sandbox.held, path.startsWith("/") ? path : join(HOME, path));
   }
 
   private environment(sandbox: FakeSandbox, extra: Record<string, string> = {}): Record<string, string> {
-    return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: sandbox.dir, LANG: "C.UTF-8", ...sandbox.env, ...extra };
+    return { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME, LANG: "C.UTF-8", ...sandbox.env, ...extra };
   }
 
   /** POST /process/execute: the daemon merges stderr into the one `result` string. */
   private async executeMerged(sandbox: FakeSandbox, body: { command: string; cwd?: string; envs?: Record<string, string>; timeout?: number }): Promise<Response> {
-    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "sh", "-c", `${body.command} 2>&1`], { cwd: body.cwd ?? sandbox.dir, env: this.environment(sandbox, body.envs), stdout: "pipe", stdin: "ignore" });
+    const child = Bun.spawn(this.inSandbox(sandbox, body.cwd ?? HOME, ["sh", "-c", `${body.command} 2>&1`]), { env: this.environment(sandbox, body.envs), stdout: "pipe", stdin: "ignore" });
     const [result, exitCode] = await Promise.all([new Response(child.stdout).text(), child.exited]);
     return json({ exitCode, result });
   }
@@ -449,10 +492,12 @@ export class FakeDaytona {
   private startCommand(sandbox: FakeSandbox, session: Session, line: string): CommandRecord {
     const id = randomUUID();
     const command: CommandRecord = { id, command: line, log: [], followers: new Set(), done: Promise.resolve() };
+    this.commands.push(line);
     session.commands.set(id, command);
-    // setsid: its own process group, so deleting the session kills the whole tree.
-    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "setsid", "sh", "-c", line], { cwd: sandbox.dir, env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
+    // setsid: its own process group (nsenter and what it starts), so deleting the session kills the whole tree.
+    const child = Bun.spawn(["setsid", ...this.inSandbox(sandbox, HOME, ["sh", "-c", line])], { env: this.environment(sandbox), stdout: "pipe", stderr: "pipe", stdin: "ignore" });
     command.process = child;
+    void child.exited.then(keepEntering(child.pid));
     const pump = async (stream: ReadableStream<Uint8Array>, mark: Uint8Array) => {
       for await (const chunk of stream) {
         const framed = concat(mark, chunk);
@@ -480,7 +525,7 @@ export class FakeDaytona {
       id,
       cols: Number(url.searchParams.get("cols") ?? 80),
       rows: Number(url.searchParams.get("rows") ?? 24),
-      cwd: url.searchParams.get("cwd") || sandbox.dir,
+      cwd: url.searchParams.get("cwd") || HOME,
       envs,
       createdAt: new Date().toISOString(),
     };
@@ -502,8 +547,8 @@ export class FakeDaytona {
     }
     const { sandbox, pty, envs } = data;
     pty.socket = ws;
-    const child = Bun.spawn([...offline(Boolean(sandbox.settings.networkBlockAll)), "sh", "-i"], {
-      cwd: pty.cwd,
+    // A session of its own inside (setsid -c takes the terminal): job control needs a foreground group the shell can see.
+    const child = Bun.spawn(this.inSandbox(sandbox, pty.cwd, ["setsid", "-c", "sh", "-i"]), {
       env: this.environment(sandbox, { TERM: "xterm-256color", PS1: "$ ", ...envs }),
       terminal: {
         cols: pty.cols,

@@ -37,6 +37,8 @@ export interface FakeSandbox {
   endAt: Date;
   processes: Map<number, FakeProcess>;
   timer: ReturnType<typeof setTimeout>;
+  /** Paused: the processes envd started are stopped (SIGSTOP), it does not expire, and envd does not answer until a connect resumes it. */
+  state: "running" | "paused";
 }
 
 /**
@@ -64,8 +66,14 @@ export interface FakeE2B {
   requests: string[];
   /** Bodies of every POST /v2/sandboxes that created a sandbox. */
   creates: Array<Record<string, unknown>>;
+  /** The argv of every process envd started, in order. */
+  started: string[][];
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Pauses a sandbox, as Sandbox.pause() or an auto-pause at its timeout would. */
+  pause(id: string): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the SDK (and the sandboxes binary) at this fake. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -126,10 +134,19 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
   const sandboxes = new Map<string, FakeSandbox>();
   const requests: string[] = [];
   const creates: Array<Record<string, unknown>> = [];
+  const started: string[][] = [];
   const faults = new Faults();
   const root = mkdtempSync(join(tmpdir(), "fake-e2b-"));
   const apiKey = options.apiKey ?? "e2b_fake_key";
   const asRoot = process.getuid?.() === 0;
+
+  function signalAll(sandbox: FakeSandbox, signal: NodeJS.Signals): void {
+    for (const proc of sandbox.processes.values()) {
+      try {
+        proc.child.kill(signal);
+      } catch {}
+    }
+  }
 
   function kill(sandbox: FakeSandbox): void {
     clearTimeout(sandbox.timer);
@@ -167,7 +184,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     metadata: sandbox.metadata,
     startedAt: sandbox.startedAt.toISOString(),
     endAt: sandbox.endAt.toISOString(),
-    state: "running",
+    state: sandbox.state,
     cpuCount: 2,
     memoryMB: 512,
     diskSizeMB: 1024,
@@ -207,6 +224,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
         endAt: new Date(),
         processes: new Map(),
         timer: setTimeout(() => {}, 0),
+        state: "running",
       };
       arm(sandbox, Number(body.timeout ?? 300));
       sandboxes.set(sandbox.id, sandbox);
@@ -234,6 +252,13 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     if (sandbox && req.method === "POST" && match![2] === "/connect") {
       // Like E2B: connecting sets the lifetime to at least `timeout` (default 300 s) from now, never shorter.
       const body = (await req.json().catch(() => ({}))) as { timeout?: number };
+      // Connecting to a paused sandbox resumes it (201), with the lifetime asked for.
+      if (sandbox.state === "paused") {
+        signalAll(sandbox, "SIGCONT");
+        sandbox.state = "running";
+        arm(sandbox, body.timeout ?? 300);
+        return json(connectAnswer(sandbox), 201);
+      }
       arm(sandbox, Math.max(body.timeout ?? 300, (sandbox.endAt.getTime() - Date.now()) / 1000));
       return json(connectAnswer(sandbox));
     }
@@ -300,6 +325,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       return new Response(error, { headers: { "content-type": "application/connect+json" } });
     }
     const argv = [String(config.cmd), ...((config.args ?? []) as string[])];
+    started.push(argv);
     const isolation = ["unshare", "--mount", ...(sandbox.allowInternetAccess ? [] : ["--net"]), ...(asRoot ? [] : ["--map-root-user"])];
     const full = [...isolation, "/bin/sh", "-c", MOUNT_SCRIPT, "fake-envd", sandbox.dir, cwd, ...argv];
     const env = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: "/home/user", USER: "user", LOGNAME: "user", ...sandbox.envVars, ...(config.envs ?? {}) };
@@ -394,6 +420,7 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
       if (sandboxId) {
         const sandbox = sandboxes.get(sandboxId);
         if (!sandbox) response = json({ sandboxId, message: "The sandbox was not found", code: 502 }, 502);
+        else if (sandbox.state === "paused") response = json({ sandboxId, message: "The sandbox is paused", code: 502 }, 502);
         else if (req.headers.get("x-access-token") !== sandbox.accessToken) response = apiError(401, "invalid access token");
         else response = await envd(req, url, sandbox);
       } else {
@@ -408,7 +435,15 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     url,
     sandboxes,
     requests,
+    arrivals: faults.seen,
     creates,
+    started,
+    pause(id) {
+      const sandbox = sandboxes.get(id)!;
+      clearTimeout(sandbox.timer);
+      signalAll(sandbox, "SIGSTOP");
+      sandbox.state = "paused";
+    },
     fault(fault) {
       faults.add(fault);
     },

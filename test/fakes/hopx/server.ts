@@ -66,6 +66,8 @@ export interface FakeHopx {
   commands: Array<Record<string, unknown>>;
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the sandboxes binary at this fake. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -404,6 +406,7 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
     apiKey,
     sandboxes,
     requests,
+    arrivals: faults.seen,
     creates,
     commands,
     fault(fault) {

@@ -5,8 +5,10 @@
  * MODAL_SERVER_URL=http://127.0.0.1:PORT (the router URL still says https://: the SDK refuses
  * anything else, but dials localhost routers without TLS).
  *
- * Each sandbox is a temp directory and every exec is a real local process (its own process
- * group), so output, exit codes, signals, timeouts and file round trips are real. State is kept
+ * Each sandbox is a temp directory whose home/ and tmp/ are mounted over /root and /tmp in mount
+ * and pid namespaces of its own (../namespaces.ts), and every exec is a real local process in
+ * them (its own process group), so output, exit codes, signals, timeouts and file round trips
+ * are real, and one sandbox sees neither another's /tmp nor its processes. State is kept
  * so tests can assert that nothing leaked, and faults can be injected per method.
  *
  *   const fake = await startFakeModal();
@@ -22,7 +24,11 @@ import { constants, tmpdir } from "node:os";
 import { join } from "node:path";
 import { createServer, ServerError, Status, type CallContext } from "nice-grpc";
 import { type Definition, modalDefinitions } from "./definitions";
+import { enter, type Held, holdNamespaces, keepEntering, release } from "../namespaces";
 import { offline } from "../netns";
+
+/** Modal runs commands as root: HOME, and the directory they start in unless a workdir is given. */
+const HOME = "/root";
 
 export { Status };
 
@@ -62,6 +68,8 @@ export interface FakeSandbox {
   taskId: string;
   appId: string;
   dir: string;
+  /** The process that holds its namespaces (pid 1 inside). */
+  held: Held;
   imageTag: string;
   createdAt: number;
   tags: Array<{ tagName: string; tagValue: string }>;
@@ -79,13 +87,36 @@ export interface CallRecord {
   method: string;
   request: unknown;
   metadata: Record<string, string>;
+  /** When the call arrived (ms since the epoch). */
+  at: number;
+}
+
+/**
+ * The registry this fake can "pull" from: Docker Hub's official images the tests use. Modal
+ * builds `FROM <image>` itself, and a build from a reference no registry has ends in
+ * GENERIC_STATUS_FAILURE with the pull error (the SDK throws "Image build for im-… failed").
+ */
+const PULLABLE = /^(?:docker\.io\/)?(?:library\/)?(?:python|alpine|node|debian|ubuntu|busybox)(?::[\w.-]+)?$/;
+
+export interface FakeModalOptions {
+  /** The one token the control plane accepts (`x-modal-token-id` / `x-modal-token-secret`); "ak-fake" / "as-fake" unless given. */
+  tokenId?: string;
+  tokenSecret?: string;
+  /** More image references the fake's registry has, besides the official ones in PULLABLE. */
+  images?: string[];
 }
 
 export interface FakeModal {
   url: string;
+  tokenId: string;
+  tokenSecret: string;
+  /** MODAL_SERVER_URL and the token this fake accepts. */
+  env(): Record<string, string>;
   port: number;
   sandboxes: Map<string, FakeSandbox>;
   calls: CallRecord[];
+  /** The argv of every command an exec started, in order. */
+  started: string[][];
   faults: Fault[];
   /** Like Modal, answer a retried SandboxCreateV2 (same x-idempotency-key) with the first reply. */
   honorIdempotencyKey: boolean;
@@ -146,7 +177,9 @@ function startProxy(target: number): Promise<{ server: TcpServer; port: number; 
   });
 }
 
-export async function startFakeModal(): Promise<FakeModal> {
+export async function startFakeModal(options: FakeModalOptions = {}): Promise<FakeModal> {
+  const tokenId = options.tokenId ?? "ak-fake";
+  const tokenSecret = options.tokenSecret ?? "as-fake";
   const { control, router } = await modalDefinitions();
   const sandboxes = new Map<string, FakeSandbox>();
   const byTask = new Map<string, FakeSandbox>();
@@ -155,6 +188,7 @@ export async function startFakeModal(): Promise<FakeModal> {
   const images = new Map<string, string>();
   const idempotent = new Map<string, unknown>();
   const calls: CallRecord[] = [];
+  const started: string[][] = [];
   const faults: Fault[] = [];
   let port = 0;
   let proxy: Awaited<ReturnType<typeof startProxy>>;
@@ -191,6 +225,7 @@ export async function startFakeModal(): Promise<FakeModal> {
     if (sandbox.terminated) return;
     sandbox.terminated = true;
     for (const exec of sandbox.execs) killGroup(exec.child);
+    release(sandbox.held);
     rmSync(sandbox.dir, { recursive: true, force: true });
   };
 
@@ -204,7 +239,8 @@ export async function startFakeModal(): Promise<FakeModal> {
   }
 
   function startExec(sandbox: FakeSandbox, request: any): Exec {
-    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: sandbox.dir, LANG: "C.UTF-8", ...sandbox.env };
+    started.push([...request.commandArgs]);
+    const env: Record<string, string> = { PATH: process.env.PATH ?? "/usr/bin:/bin", HOME, LANG: "C.UTF-8", ...sandbox.env };
     for (const source of request.secretSources ?? []) Object.assign(env, source.env?.contents ?? {});
     Object.assign(env, request.env ?? {});
     let argv: string[] = request.commandArgs;
@@ -215,9 +251,8 @@ export async function startFakeModal(): Promise<FakeModal> {
       const line = argv.map((a) => `'${a.replaceAll("'", `'\\''`)}'`).join(" ");
       argv = ["script", "-q", "-e", "-c", `stty rows ${request.ptyInfo.winszRows} cols ${request.ptyInfo.winszCols}; exec ${line}`, "/dev/null"];
     }
-    argv = [...offline(sandbox.blockNetwork), ...argv];
+    argv = enter(sandbox.held, request.workdir || sandbox.workdir || HOME, [...offline(sandbox.blockNetwork), ...argv]);
     const child = spawn(argv[0]!, argv.slice(1), {
-      cwd: request.workdir || sandbox.workdir || sandbox.dir,
       env,
       detached: true,
       stdio: ["pipe", "pipe", "pipe"],
@@ -236,6 +271,8 @@ export async function startFakeModal(): Promise<FakeModal> {
     child.stdout!.on("data", (chunk: Buffer) => (exec.stdout.push(chunk), notify(exec)));
     child.stderr!.on("data", (chunk: Buffer) => (exec.stderr.push(chunk), notify(exec)));
     child.stdin!.on("error", () => {});
+    const stopWatching = child.pid ? keepEntering(child.pid) : () => {};
+    child.on("exit", stopWatching);
     exec.done = new Promise((resolve) => {
       let exited = false;
       let outputsClosed = 0;
@@ -286,23 +323,30 @@ export async function startFakeModal(): Promise<FakeModal> {
     }),
     ImageGetOrCreate: (request) => {
       const from = (request.image?.dockerfileCommands?.[0] ?? "").replace(/^FROM /, "");
-      if (/does-not-exist|nonexistent/.test(from)) {
-        return { imageId: "im-failed", result: { status: 2, exception: `Failed to pull ${from}: manifest unknown` } };
+      if (!PULLABLE.test(from) && !options.images?.includes(from)) {
+        return { imageId: `im-${randomUUID().slice(0, 12)}`, result: { status: 2, exception: `Failed to pull ${from}: manifest unknown: manifest unknown` } };
       }
       const imageId = `im-${Buffer.from(from).toString("hex").slice(0, 16)}`;
       images.set(imageId, from);
       return { imageId, result: { status: 1 } };
     },
-    SandboxCreateV2: (request) => {
+    SandboxCreateV2: async (request) => {
       const definition = request.definition ?? {};
       const env: Record<string, string> = {};
       for (const source of request.secretSources ?? []) Object.assign(env, source.env?.contents ?? {});
       const id = `sb2-${randomUUID().replaceAll("-", "").slice(0, 20)}`;
+      const dir = mkdtempSync(join(tmpdir(), "fake-modal-sb-"));
+      const held = await holdNamespaces(dir, HOME);
+      if ("error" in held) {
+        rmSync(dir, { recursive: true, force: true });
+        throw new ServerError(Status.INTERNAL, `fake could not make the sandbox's namespaces: ${held.error}`);
+      }
       const sandbox: FakeSandbox = {
         id,
         taskId: `ta-${randomUUID().slice(0, 12)}`,
         appId: request.appId,
-        dir: mkdtempSync(join(tmpdir(), "fake-modal-sb-")),
+        dir,
+        held,
         imageTag: images.get(definition.imageId) ?? definition.imageId,
         // Strictly increasing, so paging by beforeTimestamp is exact.
         createdAt: Math.max(Date.now() / 1000, clock + 0.001),
@@ -439,16 +483,27 @@ export async function startFakeModal(): Promise<FakeModal> {
 
   const metadataOf = (context: CallContext) => Object.fromEntries([...context.metadata].map(([k, v]) => [k, String(v)]));
 
-  function implement(definition: Definition, handlers: Record<string, (request: any, context: CallContext) => unknown>) {
+  /**
+   * Like Modal's control plane: every call carries the token, and one it does not know is
+   * UNAUTHENTICATED before anything is done. (The router checks its own JWT instead.)
+   */
+  const authenticate = (context: CallContext) => {
+    if (context.metadata.get("x-modal-token-id") !== tokenId || context.metadata.get("x-modal-token-secret") !== tokenSecret) {
+      throw new ServerError(Status.UNAUTHENTICATED, "Invalid token id or secret: the token was not found, or it has been revoked");
+    }
+  };
+
+  function implement(definition: Definition, handlers: Record<string, (request: any, context: CallContext) => unknown>, authenticated: boolean) {
     const implementation: Record<string, unknown> = {};
     for (const [key, method] of Object.entries(definition.methods)) {
       const responseType = (method as unknown as { responseType: { fromPartial(v: unknown): unknown } }).responseType;
       const handler = handlers[method.name];
       const clientStream = clientStreamHandlers[method.name];
-      const record = (request: unknown, context: CallContext) => calls.push({ method: method.name, request, metadata: metadataOf(context) });
+      const record = (request: unknown, context: CallContext) => calls.push({ method: method.name, request, metadata: metadataOf(context), at: Date.now() });
       if (method.requestStream && !method.responseStream) {
         implementation[key] = async (requests: AsyncIterable<unknown>, context: CallContext) => {
           record(undefined, context);
+          if (authenticated) authenticate(context);
           const fault = takeFault(method.name);
           if (fault?.delayMs) await Bun.sleep(fault.delayMs);
           if (fault && (fault.code !== undefined || fault.drop)) await fail(fault, method.name);
@@ -458,6 +513,7 @@ export async function startFakeModal(): Promise<FakeModal> {
       } else if (method.responseStream) {
         implementation[key] = async function* (request: unknown, context: CallContext) {
           record(request, context);
+          if (authenticated) authenticate(context);
           const fault = takeFault(method.name);
           if (fault?.delayMs) await Bun.sleep(fault.delayMs);
           if (fault && fault.afterMessages === undefined && (fault.code !== undefined || fault.drop)) await fail(fault, method.name);
@@ -472,6 +528,7 @@ export async function startFakeModal(): Promise<FakeModal> {
       } else {
         implementation[key] = async (request: Record<string, unknown>, context: CallContext) => {
           record(request, context);
+          if (authenticated) authenticate(context);
           const fault = takeFault(method.name);
           if (fault?.delayMs) await Bun.sleep(fault.delayMs);
           const failing = fault && (fault.code !== undefined || fault.drop);
@@ -492,19 +549,23 @@ export async function startFakeModal(): Promise<FakeModal> {
   }
 
   const server = createServer();
-  server.add(control as never, implement(control, controlHandlers) as never);
-  server.add(router as never, implement(router, routerHandlers) as never);
+  server.add(control as never, implement(control, controlHandlers, true) as never);
+  server.add(router as never, implement(router, routerHandlers, false) as never);
   const grpcPort = await server.listen("127.0.0.1:0");
   proxy = await startProxy(grpcPort);
   port = proxy.port;
 
   const fake: FakeModal = {
     url: `http://127.0.0.1:${port}`,
+    tokenId,
+    tokenSecret,
+    env: () => ({ MODAL_SERVER_URL: `http://127.0.0.1:${port}`, MODAL_TOKEN_ID: tokenId, MODAL_TOKEN_SECRET: tokenSecret }),
     honorIdempotencyKey: true,
     listOmitsTags: false,
     port,
     sandboxes,
     calls,
+    started,
     faults,
     running: () => [...sandboxes.values()].filter((s) => !s.terminated),
     dropConnections: () => proxy.dropAll(),

@@ -35,6 +35,8 @@ export interface FakeSprite {
   namespace: string;
   /** Commands running through exec sockets right now. */
   execs: Set<Subprocess>;
+  /** Cold: asleep with nothing running (Sprites puts idle sprites to sleep); the next exec wakes it. */
+  cold: boolean;
 }
 
 /**
@@ -63,6 +65,10 @@ export interface FakeSprites {
   execs: URLSearchParams[];
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Puts a sprite to sleep, as Sprites does with an idle one: it lists as cold until an exec wakes it. */
+  sleep(name: string): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Environment that points the sandboxes binary at this fake. */
   env(): Record<string, string>;
   close(): Promise<void>;
@@ -130,7 +136,7 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
     id: sprite.id,
     name: sprite.name,
     organization: "fake-org",
-    status: sprite.execs.size > 0 ? "running" : "warm",
+    status: sprite.execs.size > 0 ? "running" : sprite.cold ? "cold" : "warm",
     config: { ram_mb: 1024, cpus: 1, region: "fake", storage_gb: 10, ...sprite.config },
     environment: sprite.environment,
     labels: sprite.labels,
@@ -176,6 +182,7 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
       holder,
       namespace: readlinkSync(`/proc/${holder.pid}/ns/mnt`),
       execs: new Set(),
+      cold: false,
     };
     sprites.set(name, sprite);
     creates.push(body);
@@ -247,6 +254,8 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
   /** Starts the socket's command inside the sprite and wires its output to frames. */
   function startExec(ws: ServerWebSocket<SocketData>): void {
     const { sprite, query } = ws.data;
+    // Like Sprites: an exec wakes a sleeping sprite and runs on it.
+    sprite.cold = false;
     execs.push(query);
     const argv = query.getAll("cmd");
     if (argv.length === 0) argv.push("bash", "-l");
@@ -368,8 +377,12 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
     url,
     sprites,
     requests,
+    arrivals: faults.seen,
     creates,
     execs,
+    sleep(name) {
+      sprites.get(name)!.cold = true;
+    },
     fault(fault) {
       faults.add(fault);
     },

@@ -85,7 +85,7 @@ export interface FakeCommand {
 
 export interface FakeSession {
   id: string;
-  status: "running" | "stopped";
+  status: "running" | "stopping" | "stopped";
   createdAt: number;
   startedAt: number;
   stoppedAt?: number;
@@ -134,8 +134,18 @@ export interface FakeVercel {
   commands: Array<Record<string, any>>;
   fault(fault: Fault): void;
   clearFaults(): void;
+  /** Every request line, in order, with the time it arrived (ms since the epoch). */
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
   /** Processes running right now in any sandbox. */
   running(): number;
+  /**
+   * Puts a sandbox's session in "stopping", as when its timeout has just passed: its commands are
+   * killed, calls on the session get 422 sandbox_stopping, and a lookup with resume=true lets the
+   * stop finish and starts a new session.
+   */
+  beginStopping(name: string): void;
+  /** The next command sent to a session finds it stopping, as if its timeout passed just then. */
+  stopAtNextCommand(): void;
   env(): Record<string, string>;
   close(): Promise<void>;
 }
@@ -168,6 +178,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
   const creates: Array<Record<string, any>> = [];
   const commands: Array<Record<string, any>> = [];
   const faults = new Faults();
+  let stopAtNextCommand = false;
   const root = mkdtempSync(join(tmpdir(), "fake-vercel-"));
   const asRoot = process.getuid?.() === 0;
 
@@ -196,6 +207,12 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     clearTimeout(session.timer);
     session.status = "stopped";
     session.stoppedAt = Date.now();
+    killAll(sandbox);
+  }
+
+  function beginStopping(sandbox: FakeVercelSandbox): void {
+    clearTimeout(sandbox.session.timer);
+    sandbox.session.status = "stopping";
     killAll(sandbox);
   }
 
@@ -443,6 +460,12 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     if (bySession) {
       const sandbox = sessions.get(decodeURIComponent(bySession[1]!));
       if (!sandbox || !sandboxes.has(sandbox.name)) return apiError(404, "session_not_found", `session ${bySession[1]} not found`);
+      if (stopAtNextCommand && bySession[2] === "/cmd" && req.method === "POST") {
+        stopAtNextCommand = false;
+        beginStopping(sandbox);
+      }
+      // sandbox.js:23-37: a session on its way down is 422 sandbox_stopping, one that is down 410.
+      if (sandbox.session.id === decodeURIComponent(bySession[1]!) && sandbox.session.status === "stopping") return apiError(422, "sandbox_stopping", `session ${bySession[1]} is stopping`);
       if (sandbox.session.id !== decodeURIComponent(bySession[1]!) || sandbox.session.status !== "running") return apiError(410, "sandbox_stopped", `session ${bySession[1]} has stopped`);
       return sessionCall(req, url, sandbox, bySession[2]!);
     }
@@ -453,6 +476,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
       if (!sandbox) return apiError(404, "sandbox_not_found", `sandbox ${decodeURIComponent(byName[1]!)} not found`);
       if (req.method === "GET") {
         let resumed = false;
+        if (url.searchParams.get("resume") === "true" && sandbox.session.status === "stopping") stopSession(sandbox);
         if (url.searchParams.get("resume") === "true" && sandbox.session.status === "stopped") {
           sandbox.session = newSession(sandbox, sandbox.session.timeout);
           sessions.set(sandbox.session.id, sandbox);
@@ -497,6 +521,7 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     sandboxes,
     requests,
     queries,
+    arrivals: faults.seen,
     creates,
     commands,
     fault(fault) {
@@ -506,6 +531,10 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
       faults.clear();
     },
     running: () => [...sandboxes.values()].reduce((n, s) => n + processesOf(s).length, 0),
+    beginStopping: (name) => beginStopping(sandboxes.get(name)!),
+    stopAtNextCommand() {
+      stopAtNextCommand = true;
+    },
     env: () => ({ VERCEL_TOKEN: token, VERCEL_TEAM_ID: teamId, VERCEL_PROJECT_ID: projectId, VERCEL_API_URL: url }),
     async close() {
       for (const sandbox of [...sandboxes.values()]) destroy(sandbox);
