@@ -1,18 +1,19 @@
 import { UsageError } from "../base/errors";
+import { networkPolicy } from "../core/network";
 import { isTerminal } from "../stdio";
 import { defineCommand } from "./_context";
 import { emitStdout, writeStderr } from "./_output";
 import { ui } from "./_ui";
-import { labelArg, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg, strings, type ParsedArgs } from "./_shared";
+import { labelArg, networkArgs, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg, strings, type ParsedArgs } from "./_shared";
 
 /** The flags that shape what the session creates; `mcp config` writes them into the entry. */
-const SERVE_FLAGS = ["provider", "image", "label", "network", "cpus", "memory", "pids", "ttl"] as const;
+const SERVE_FLAGS = ["provider", "image", "label", "network", "allow-net", "cpus", "memory", "pids", "ttl"] as const;
 
 export default defineCommand({
   meta: {
     name: "mcp",
     description: "Serve every provider as tools for AI agents over the Model Context Protocol (stdio)",
-    usage: "sandboxes mcp [-p NAME] [-i IMAGE] [-l key=value] [--network none] | sandboxes mcp config [claude|cursor|vscode|json] [--write [--yes]]",
+    usage: "sandboxes mcp [-p NAME] [-i IMAGE] [-l key=value] [--network MODE] [--allow-net ENTRY]… | sandboxes mcp config [claude|cursor|vscode|json] [--write [--yes]]",
     examples: [
       "claude mcp add sandboxes -- sandboxes mcp",
       "sandboxes mcp config cursor --write",
@@ -25,7 +26,7 @@ export default defineCommand({
     ...providerArg,
     image: { type: "string", alias: "i", description: "Image or template for the sandboxes the session creates", valueHint: "image" },
     ...labelArg,
-    network: { type: "string", description: "Network for the sandboxes the session creates: none cuts them off", valueHint: "none|default" },
+    ...networkArgs,
     cpus: { type: "string", description: "CPUs for each sandbox (providers with resources)", valueHint: "n" },
     memory: { type: "string", description: "Memory for each sandbox, e.g. 512m, 2g", valueHint: "size" },
     pids: { type: "string", description: "Most processes and threads in each sandbox (local default: 2048)", valueHint: "n" },
@@ -35,13 +36,11 @@ export default defineCommand({
   },
   async run({ args, settings, signal }) {
     const [action, client, ...extra] = args._;
-    const network = args.network as string | undefined;
-    if (network !== undefined && network !== "none" && network !== "default") throw new UsageError("bad_value", `--network must be none or default, got "${network}"`);
     const defaults = {
       provider: args.provider as string | undefined,
       image: args.image as string | undefined,
       labels: parseLabels(strings(args.label)),
-      network: network === undefined ? undefined : { mode: network as "none" | "default", allow: [] },
+      network: networkPolicy(args.network as string | undefined, strings(args["allow-net"])),
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
       pids: parseCount(args.pids, "--pids"),

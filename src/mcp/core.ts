@@ -7,6 +7,7 @@ import { posix } from "node:path";
 import type { Settings } from "../core/config";
 import { SandboxesError } from "../base/errors";
 import { listSandboxes } from "../core/inventory";
+import { checkNetworkSupport } from "../core/network";
 import { shellQuote } from "../base/quote";
 import { Registry } from "../core/registry";
 import { resolveSandbox } from "../core/resolve";
@@ -121,9 +122,7 @@ export interface NewSandbox {
 /** Creates a sandbox and records it in the registry so the CLI finds it by id or name. */
 export async function createSandbox(settings: Settings, defaults: SessionDefaults, spec: NewSandbox, signal: AbortSignal, onProgress?: (message: string) => void): Promise<Located> {
   const provider = await loadProvider(settings, (await chooseProvider(settings, spec.provider ?? defaults.provider)).name);
-  if (defaults.network?.mode === "none" && !provider.capabilities.networkIsolation) {
-    throw new SandboxesError("unsupported", `provider ${provider.name} cannot cut a sandbox off the network (--network none)`, "user", "use -p local or -p docker");
-  }
+  checkNetworkSupport(provider.name, provider.capabilities, defaults.network);
   checkPids(provider, defaults.pids);
   if (spec.name !== undefined) {
     const clash = (await provider.list({})).find((r) => r.name === spec.name);

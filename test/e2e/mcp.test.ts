@@ -187,6 +187,40 @@ describe("mcp --pids", () => {
   });
 });
 
+describe("mcp --network and --allow-net", () => {
+  test("the session's policy holds in its sandboxes: the host is reached only when listed, none has only lo", async () => {
+    const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("from the host\n") });
+    const target = `host.sandboxes.internal:${server.port}`;
+    const fetchHost = `curl -sS --max-time 20 http://${target}/`;
+    const { env } = homes.machine();
+    const listedSession = await McpSession.start(["-p", "local", "--allow-net", target, "-l", `suite=${uniqueLabel("mcp-net")}`], env);
+    const closedSession = await McpSession.start(["-p", "local", "-l", `suite=${uniqueLabel("mcp-net")}`], env);
+    const noneSession = await McpSession.start(["-p", "local", "--network", "none", "-l", `suite=${uniqueLabel("mcp-net")}`], env);
+    try {
+      expect(await listedSession.ok("run", { command: fetchHost })).toMatchObject({ exit_code: 0, stdout: "from the host\n" });
+      const closed = await closedSession.ok<{ exit_code: number; stdout: string }>("run", { command: fetchHost });
+      expect(closed.exit_code).not.toBe(0);
+      expect(closed.stdout).not.toContain("from the host");
+      const interfaces = await noneSession.ok<{ stdout: string }>("run", { command: "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '" });
+      expect(interfaces.stdout).toBe("lo\n");
+    } finally {
+      await Promise.all([listedSession.close(), closedSession.close(), noneSession.close()]);
+      server.stop(true);
+    }
+  });
+
+  test("a bad --allow-net entry is one line and exit 125 before the server starts; mcp config writes the entries", async () => {
+    const { env } = homes.machine();
+    const bad = await cli(["mcp", "--allow-net", "not a host"], { env });
+    expect(bad.code).toBe(125);
+    expect(bad.stderr.trim().split("\n")).toHaveLength(1);
+    expect(bad.stderr).toContain("--allow-net");
+    const snippet = await cli(["mcp", "config", "claude", "--allow-net", "pypi.org", "--allow-net", "10.0.0.5:5432"], { env });
+    expect(snippet.code).toBe(0);
+    expect(snippet.stdout).toContain("mcp --allow-net pypi.org --allow-net 10.0.0.5:5432");
+  });
+});
+
 describe("mcp session end: what the session created goes, kept sandboxes stay and are named", () => {
   async function sessionWithSandboxes(env: Record<string, string>, label: string) {
     const session = await McpSession.start(["-p", "local", "-l", `suite=${label}`], env);

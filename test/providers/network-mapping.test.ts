@@ -91,7 +91,7 @@ describe("daytona", () => {
 describe("modal", () => {
   let fake: FakeModal;
   beforeAll(async () => {
-    fake = await startFakeModal();
+    fake = await startFakeModal({ tokenId: "ak-map", tokenSecret: "as-map" });
     process.env.MODAL_SERVER_URL = fake.url;
     process.env.MODAL_CONFIG_PATH = join(stateDir, "absent.toml");
   });
