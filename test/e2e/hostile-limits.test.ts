@@ -59,7 +59,7 @@ describe("--timeout range: more than 0, at most 24 days", () => {
 
 describe("--timeout counts the command's own run, not a slow start, on every provider", () => {
   test("modal: the exec start delayed 3 s with -t 1 still runs the command (exit 0)", async () => {
-    const { env } = machine({ MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-e2e", MODAL_TOKEN_SECRET: "as-e2e" });
+    const { env } = machine({ ...modal.env() });
     const id = JSON.parse((await cli(["run", "-p", "modal", "--keep", "--json", "true"], { env })).stdout).sandbox_id as string;
     try {
       modal.faults.push({ method: "TaskExecStart", delayMs: 3000 });

@@ -396,7 +396,7 @@ const CLOUDS: CloudCase[] = [
     provider: "modal",
     start: async () => {
       const f = await startFakeModal();
-      return { env: { MODAL_SERVER_URL: f.url, MODAL_TOKEN_ID: "ak-e2e", MODAL_TOKEN_SECRET: "as-e2e" }, stop: () => f.stop() };
+      return { env: { ...f.env() }, stop: () => f.stop() };
     },
   },
   { provider: "sprites", start: async () => { const f = await startFakeSprites(); return { env: f.env(), stop: () => f.close() }; } },

@@ -68,9 +68,7 @@ describe("refusals on providers whose API cannot express the policy, before any 
       ...cloudflare.env(),
       DAYTONA_API_KEY: "flags-key",
       DAYTONA_API_URL: daytona.apiUrl,
-      MODAL_SERVER_URL: modal.url,
-      MODAL_TOKEN_ID: "ak-flags",
-      MODAL_TOKEN_SECRET: "as-flags",
+      ...modal.env(),
       MODAL_CONFIG_PATH: `${machine.home}/absent.toml`,
     };
   });
