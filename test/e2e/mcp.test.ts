@@ -191,7 +191,7 @@ describe("mcp --network and --allow-net", () => {
   test("the session's policy holds in its sandboxes: the host is reached only when listed, none has only lo", async () => {
     const server = Bun.serve({ hostname: "127.0.0.1", port: 0, fetch: () => new Response("from the host\n") });
     const target = `host.sandboxes.internal:${server.port}`;
-    const fetchHost = `curl -sS --max-time 20 http://${target}/`;
+    const fetchHost = `curl -fsS --max-time 20 http://${target}/`;
     const { env } = homes.machine();
     const listedSession = await McpSession.start(["-p", "local", "--allow-net", target, "-l", `suite=${uniqueLabel("mcp-net")}`], env);
     const closedSession = await McpSession.start(["-p", "local", "-l", `suite=${uniqueLabel("mcp-net")}`], env);
@@ -209,10 +209,10 @@ describe("mcp --network and --allow-net", () => {
     }
   });
 
-  test("a bad --allow-net entry is one line and exit 125 before the server starts; mcp config writes the entries", async () => {
+  test("a bad --allow-net entry is a usage error (one line, exit 2) before the server starts; mcp config writes the entries", async () => {
     const { env } = homes.machine();
     const bad = await cli(["mcp", "--allow-net", "not a host"], { env });
-    expect(bad.code).toBe(125);
+    expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     expect(bad.stderr).toContain("--allow-net");
     const snippet = await cli(["mcp", "config", "claude", "--allow-net", "pypi.org", "--allow-net", "10.0.0.5:5432"], { env });
