@@ -215,9 +215,9 @@ describe("mcp --network and --allow-net", () => {
     expect(bad.code).toBe(2);
     expect(bad.stderr.trim().split("\n")).toHaveLength(1);
     expect(bad.stderr).toContain("--allow-net");
-    const snippet = await cli(["mcp", "config", "claude", "--allow-net", "pypi.org", "--allow-net", "10.0.0.5:5432"], { env });
+    const snippet = await cli(["mcp", "config", "claude", "--allow-net", "pypi.org", "--allow-net", "host.sandboxes.internal:5432"], { env });
     expect(snippet.code).toBe(0);
-    expect(snippet.stdout).toContain("mcp --allow-net pypi.org --allow-net 10.0.0.5:5432");
+    expect(snippet.stdout).toContain("mcp --allow-net pypi.org --allow-net host.sandboxes.internal:5432");
   });
 });
 

@@ -2,6 +2,8 @@
  * --network and --allow-net through the compiled binary: bad values, and each provider refusing,
  * with one line and exit 125, what its API cannot express, before anything is created (each
  * fake shows no create). The mappings themselves: test/providers/network-mapping.test.ts.
+ * The addresses here (10.0.0.0/8, 203.0.113.0/24) are flag values that are refused before any
+ * sandbox exists: nothing is ever connected to them.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, rmSync } from "node:fs";

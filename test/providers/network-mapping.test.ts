@@ -2,6 +2,9 @@
  * --network and --allow-net on each provider whose API can express them: the request each fake
  * received. (Refusals, where an API cannot, are in test/e2e/network-flags.test.ts, through the
  * binary.)
+ * The allow-list addresses (203.0.113.7, 198.51.100.0/24, 2001:db8::/32) are data in a create
+ * request to a fake on 127.0.0.1, checked as received; no command here dials them, and the Docker
+ * cases use only --network none and host.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";

@@ -1,3 +1,7 @@
+/**
+ * The egress policy as pure functions: addresses are parsed and decided on, never connected to
+ * (no socket is opened in this file).
+ */
 import { describe, expect, test } from "bun:test";
 import { AllowEntryError, decide, decideHostAlias, deniedRange, HOST_ALIAS, isHostAlias, parseAllowEntry, parseAllowList } from "../../src/providers/local/egress/policy";
 import { formatBlocked, proxyEnvironment } from "../../src/providers/local/egress/proxy";

@@ -1,7 +1,9 @@
 /**
  * The egress proxy in-process, on a unix socket, with its upstream on this machine's loopback
  * (opened by explicit entries, as a sandbox would open it): protocol edges that real clients do
- * not reach. Blocked destinations are never connected to.
+ * not reach. Blocked destinations are never connected to: every address the proxy dials is
+ * recorded, and the file ends by checking that all of them were this machine's loopback (the
+ * other addresses here are only decided on, never dialled).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -14,6 +16,7 @@ const dir = mkdtempSync(join(tmpdir(), "sandboxes-egress-unit-"));
 let upstream: ReturnType<typeof Bun.serve>;
 let proxy: EgressProxy;
 const blocked: BlockedEvent[] = [];
+const dialled: string[] = [];
 const seen: Array<{ method: string; path: string; headers: Record<string, string>; body: string }> = [];
 
 beforeAll(async () => {
@@ -30,10 +33,18 @@ beforeAll(async () => {
     socketPath: join(dir, "proxy.sock"),
     allow: [`127.0.0.1:${upstream.port}`, `host.sandboxes.internal:${upstream.port}`, "203.0.113.0/24"],
     onBlocked: (event) => blocked.push(event),
+    dial(address, port) {
+      dialled.push(address);
+      if (address !== "127.0.0.1") throw new Error(`the test proxy was asked to dial ${address}:${port}; only loopback is allowed`);
+      return connect({ host: address, port, allowHalfOpen: true });
+    },
   });
 });
 
 afterAll(async () => {
+  // The network rule, checked: nothing but this machine's loopback was ever dialled.
+  expect(dialled.length).toBeGreaterThan(0);
+  expect(dialled.filter((address) => address !== "127.0.0.1")).toEqual([]);
   await proxy.close();
   upstream.stop(true);
   rmSync(dir, { recursive: true, force: true });

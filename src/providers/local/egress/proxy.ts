@@ -34,6 +34,11 @@ export interface EgressProxyOptions {
   allow: string[];
   /** Called once per blocked destination (host and port) over the proxy's life. */
   onBlocked?(event: BlockedEvent): void;
+  /**
+   * Opens the upstream connection once the policy allowed it; node:net's connect by default.
+   * In-process tests pass one that records every address dialled, to show none leaves loopback.
+   */
+  dial?(address: string, port: number): Socket;
 }
 
 export interface EgressProxy {
@@ -86,6 +91,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const allow = parseAllowList(options.allow);
   const reported = new Set<string>();
   const open = new Set<Socket>();
+  const dial = options.dial ?? ((host: string, port: number) => connect({ host, port, allowHalfOpen: true }));
 
   async function resolve(host: string): Promise<string[]> {
     const name = normalizeHost(host);
@@ -126,7 +132,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     }
     const address = allowed;
     return await new Promise<Outcome>((done) => {
-      const upstream = connect({ host: address, port, allowHalfOpen: true });
+      const upstream = dial(address, port);
       upstream.setTimeout(CONNECT_TIMEOUT_MS);
       const fail = (message: string) => {
         upstream.destroy();
