@@ -1,9 +1,30 @@
 import { beforeAll } from "bun:test";
-import { existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, existsSync, mkdtempSync, mkdirSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 
 export const BINARY = resolve(import.meta.dir, "..", "dist", "sandboxes");
+
+/** The uid the tests run the binary as when they need an ordinary user (nobody). */
+export const NOBODY = 65534;
+
+/**
+ * As root: a world-readable directory with a copy of the binary (root's checkout may not be
+ * reachable by nobody) and a home owned by nobody, plus the clean environment and the argv prefix
+ * (setpriv) that run that copy as nobody.
+ */
+export function nobodyMachine(prefix: string, extra: Record<string, string> = {}): { dir: string; home: string; env: Record<string, string>; command: string[] } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  chmodSync(dir, 0o755);
+  const binary = join(dir, "sandboxes");
+  copyFileSync(BINARY, binary);
+  chmodSync(binary, 0o755);
+  const home = join(dir, "home");
+  mkdirSync(home);
+  chownSync(home, NOBODY, NOBODY);
+  const env = { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", LANG: "C.UTF-8", DOCKER_HOST: "unix:///nonexistent/docker.sock", ...extra };
+  return { dir, home, env, command: ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", binary] };
+}
 
 export interface CliResult {
   code: number;

@@ -2,10 +2,9 @@
  * The compiled binary run as root and as an ordinary user (uid 65534, through setpriv), with
  * bubblewrap and with the util-linux fallback: the four ways the local provider runs.
  */
-import { chmodSync, chownSync, copyFileSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, readdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, type CliResult, freshEnv } from "../helpers";
+import { BINARY, type CliResult, freshEnv, nobodyMachine } from "../helpers";
 
 export const isRoot = process.getuid?.() === 0;
 export type Mechanism = "bubblewrap" | "unshare";
@@ -41,16 +40,7 @@ export function machineFor(user: User, mechanism: Mechanism): Machine {
     env = made.env;
     command = [BINARY];
   } else {
-    dir = mkdtempSync(join(tmpdir(), "sandboxes-user-"));
-    chmodSync(dir, 0o755);
-    const binary = join(dir, "sandboxes");
-    copyFileSync(BINARY, binary);
-    chmodSync(binary, 0o755);
-    const home = join(dir, "home");
-    mkdirSync(home);
-    chownSync(home, 65534, 65534);
-    env = { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", LANG: "C.UTF-8", DOCKER_HOST: "unix:///nonexistent/docker.sock", ...extra };
-    command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary];
+    ({ dir, env, command } = nobodyMachine("sandboxes-user-", extra));
   }
   const stateDir = join(env.XDG_STATE_HOME ?? join(env.HOME!, ".local/state"), "sandboxes", "local");
   const spawn = (args: string[], prefix: string[] = []) =>

@@ -1,8 +1,7 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, copyFileSync, chownSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, cli, freshEnv } from "../helpers";
+import { BINARY, cli, freshEnv, nobodyMachine } from "../helpers";
 
 const isRoot = process.getuid?.() === 0;
 // A kept sandbox starts a holder and an egress proxy: more than bun's 5 s on a busy machine.
@@ -116,17 +115,10 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
 
     // As root, the same binary is also exercised as an ordinary user (unprivileged user namespaces).
     test.if(isRoot)("an ordinary user runs sandboxes too", async () => {
-      const dir = mkdtempSync(join(tmpdir(), "sandboxes-user-"));
-      chmodSync(dir, 0o755);
-      const binary = join(dir, "sandboxes");
-      copyFileSync(BINARY, binary);
-      chmodSync(binary, 0o755);
-      const home = join(dir, "home");
-      mkdirSync(home);
-      chownSync(home, 65534, 65534);
+      const { dir, env, command } = nobodyMachine("sandboxes-user-", extra);
       const run = (args: string[]) =>
-        Bun.spawnSync(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary, ...args], {
-          env: { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", ...extra },
+        Bun.spawnSync([...command, ...args], {
+          env,
           cwd: dir,
         });
       const first = run(["run", "--keep", "-n", "userbox", "id -u; echo persisted > ~/f"]);

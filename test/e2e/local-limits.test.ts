@@ -4,13 +4,11 @@
  * an ordinary user to whom root delegated cgroups; each with bubblewrap and with util-linux.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chmodSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmdirSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, type CliResult, freshEnv, keptId } from "../helpers";
+import { BINARY, type CliResult, freshEnv, keptId, NOBODY, nobodyMachine } from "../helpers";
 
 const isRoot = process.getuid?.() === 0;
-const NOBODY = 65534;
 /** The v1 hierarchies of this process, by controller (a hybrid or v1 host, as this one is). */
 const OWN_V1 = Object.fromEntries(
   readFileSync("/proc/self/cgroup", "utf8")
@@ -52,15 +50,7 @@ function asCaller(extra: Record<string, string>): Runner {
 
 /** As root: the same binary run by `nobody`, with no cgroup of its own or with ours delegated to it. */
 function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
-  const dir = mkdtempSync(join(tmpdir(), "sandboxes-limits-user-"));
-  chmodSync(dir, 0o755);
-  const binary = join(dir, "sandboxes");
-  copyFileSync(BINARY, binary);
-  chmodSync(binary, 0o755);
-  const home = join(dir, "home");
-  mkdirSync(home);
-  chownSync(home, NOBODY, NOBODY);
-  const env = { HOME: home, PATH: "/usr/local/bin:/usr/bin:/bin", NO_COLOR: "1", LANG: "C.UTF-8", DOCKER_HOST: "unix:///nonexistent/docker.sock", ...extra };
+  const { dir, home, env, command: drop } = nobodyMachine("sandboxes-limits-user-", extra);
   // Delegation on cgroup v1: root makes a cgroup per hierarchy, gives it to the user and starts them in it.
   const delegated = delegate ? Object.values(OWN_V1).map((parent) => join(parent, `delegated-${dir.slice(-6)}`)) : [];
   for (const cgroup of delegated) {
@@ -68,7 +58,6 @@ function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
     for (const path of [cgroup, join(cgroup, "cgroup.procs"), join(cgroup, "tasks")]) chownSync(path, NOBODY, NOBODY);
   }
   const enter = delegated.map((cgroup) => `echo $$ > ${join(cgroup, "cgroup.procs")}`).join("; ");
-  const drop = ["setpriv", `--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", binary];
   return {
     spawn: (args) => Bun.spawn(delegate ? ["/bin/sh", "-c", `${enter}; exec "$@"`, "sh", ...drop, ...args] : [...drop, ...args], { env, cwd: dir, stdin: "ignore", stdout: "pipe", stderr: "pipe" }),
     stateDir: join(home, ".local/state/sandboxes/local"),
