@@ -11,6 +11,7 @@ import { LABEL_PREFIX } from "../providers/types";
 import { createSandbox, listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Program } from "./core";
 import type { Session } from "./session";
 import { MAX_TIMEOUT_MS } from "../core/timeout";
+import { isUtf8Chunks, StreamCapture } from "../core/capture";
 
 /** Per stream, for run: more would flood the model's context; the rest is counted, not kept. */
 export const OUTPUT_CAP = 1024 * 1024;
@@ -61,32 +62,13 @@ const recordSchema = z.object({
   image: z.string().nullable(),
 });
 
-/** Output of one stream, kept up to the cap and counted beyond it. */
-class CappedStream {
-  private readonly chunks: Uint8Array[] = [];
-  kept = 0;
-  total = 0;
-
-  push(chunk: Uint8Array): void {
-    this.total += chunk.length;
-    const room = OUTPUT_CAP - this.kept;
-    if (room <= 0) return;
-    const part = chunk.length > room ? chunk.subarray(0, room) : chunk;
-    this.chunks.push(part);
-    this.kept += part.length;
-  }
-
-  /** Text, plus the exact bytes in base64 when they are not UTF-8 (a cut multi-byte tail is fine). */
-  fields(name: "stdout" | "stderr"): Record<string, string> {
-    const bytes = Buffer.concat(this.chunks);
-    const fields: Record<string, string> = { [name]: bytes.toString("utf8") };
-    try {
-      new TextDecoder("utf-8", { fatal: true }).decode(bytes, { stream: this.total > this.kept });
-    } catch {
-      fields[`${name}_base64`] = bytes.toString("base64");
-    }
-    return fields;
-  }
+/** Text, plus the exact bytes in base64 when the kept bytes are not UTF-8 (the cap never splits a character). */
+function textFields(name: "stdout" | "stderr", capture: StreamCapture): Record<string, string> {
+  const kept = capture.bytes();
+  const bytes = Buffer.from(kept.buffer, kept.byteOffset, kept.byteLength);
+  const fields: Record<string, string> = { [name]: bytes.toString("utf8") };
+  if (!isUtf8Chunks([bytes])) fields[`${name}_base64`] = bytes.toString("base64");
+  return fields;
 }
 
 interface ToolExtra {
@@ -172,8 +154,8 @@ export function registerTools(server: McpServer, session: Session): void {
     },
     guarded(async (input: z.infer<typeof runInput>, signal, extra) => {
       const program = programOf(input);
-      const out = new CappedStream();
-      const err = new CappedStream();
+      const out = new StreamCapture(OUTPUT_CAP);
+      const err = new StreamCapture(OUTPUT_CAP);
       const sink = { stdout: (c: Uint8Array) => out.push(c), stderr: (c: Uint8Array) => err.push(c), info: () => {}, progress: progressOf(extra) };
       const run = {
         program,
@@ -191,13 +173,13 @@ export function registerTools(server: McpServer, session: Session): void {
         sandbox_id: outcome.sandboxId,
         provider: outcome.provider,
         exit_code: outcome.exitCode,
-        ...out.fields("stdout"),
-        ...err.fields("stderr"),
+        ...textFields("stdout", out),
+        ...textFields("stderr", err),
         timed_out: outcome.timedOut,
         duration_ms: outcome.durationMs,
-        truncated: out.total > out.kept || err.total > err.kept,
-        stdout_bytes: out.total,
-        stderr_bytes: err.total,
+        truncated: out.result().truncated || err.result().truncated,
+        stdout_bytes: out.result().totalBytes,
+        stderr_bytes: err.result().totalBytes,
       };
     }),
   );
