@@ -130,22 +130,39 @@ interface RateLimited {
   close(): Promise<void>;
 }
 
+/** What every fake built on test/fakes/faults.ts shares: its env, 429s with Retry-After, its arrivals, close. */
+interface HttpFake {
+  env(): Record<string, string>;
+  fault(fault: { match: string; kind: "status"; status: number; retryAfter: string; times: number }): void;
+  arrivals: ReadonlyArray<{ line: string; at: number }>;
+  close(): Promise<void>;
+}
+
+function httpLimiter(
+  fake: HttpFake,
+  lines: { createLine: string; execLine: string },
+  counts: Pick<RateLimited, "held" | "created" | "ran">,
+): RateLimited {
+  return {
+    refusal: "429",
+    seesWait: { create: true, exec: true },
+    env: fake.env(),
+    ...lines,
+    limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
+    arrivals: () => fake.arrivals,
+    ...counts,
+    close: () => fake.close(),
+  };
+}
+
 const limiters: Record<string, () => Promise<RateLimited>> = {
   e2b: async () => {
     const fake = await startFakeE2B();
-    return {
-      refusal: "429",
-      seesWait: { create: true, exec: true },
-      env: fake.env(),
-      createLine: "POST /v2/sandboxes",
-      execLine: "POST /process.Process/Start",
-      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
-      arrivals: () => fake.arrivals,
+    return httpLimiter(fake, { createLine: "POST /v2/sandboxes", execLine: "POST /process.Process/Start" }, {
       held: () => fake.sandboxes.size,
       created: () => fake.creates.length,
       ran: (marker) => fake.started.filter((argv) => argv.join(" ").includes(marker)).length,
-      close: () => fake.close(),
-    };
+    });
   },
   sprites: async () => {
     const fake = await startFakeSprites();
@@ -165,51 +182,27 @@ const limiters: Record<string, () => Promise<RateLimited>> = {
   },
   hopx: async () => {
     const fake = await startFakeHopx();
-    return {
-      refusal: "429",
-      seesWait: { create: true, exec: true },
-      env: fake.env(),
-      createLine: "POST /v1/sandboxes",
-      execLine: "POST /commands/run",
-      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
-      arrivals: () => fake.arrivals,
+    return httpLimiter(fake, { createLine: "POST /v1/sandboxes", execLine: "POST /commands/run" }, {
       held: () => fake.sandboxes.size,
       created: () => fake.creates.length,
       ran: (marker) => fake.commands.filter((body) => JSON.stringify(body).includes(marker)).length,
-      close: () => fake.close(),
-    };
+    });
   },
   vercel: async () => {
     const fake = await startFakeVercel();
-    return {
-      refusal: "429",
-      seesWait: { create: true, exec: true },
-      env: fake.env(),
-      createLine: "POST /v*/sandboxes",
-      execLine: "POST /v2/sandboxes/sessions/*/cmd",
-      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
-      arrivals: () => fake.arrivals,
+    return httpLimiter(fake, { createLine: "POST /v*/sandboxes", execLine: "POST /v2/sandboxes/sessions/*/cmd" }, {
       held: () => fake.sandboxes.size,
       created: () => fake.creates.length,
       ran: (marker) => fake.commands.filter((body) => JSON.stringify(body).includes(marker)).length,
-      close: () => fake.close(),
-    };
+    });
   },
   cloudflare: async () => {
     const fake = await startFakeCloudflare();
-    return {
-      refusal: "429",
-      seesWait: { create: true, exec: true },
-      env: fake.env(),
-      createLine: "POST /v1/sandbox",
-      execLine: "POST /v1/sandbox/*/exec",
-      limit: (match, retryAfter, times) => fake.fault({ match, kind: "status", status: 429, retryAfter, times }),
-      arrivals: () => fake.arrivals,
+    return httpLimiter(fake, { createLine: "POST /v1/sandbox", execLine: "POST /v1/sandbox/*/exec" }, {
       held: () => fake.live().length,
       created: () => fake.issued.length,
       ran: (marker) => fake.execs.filter((exec) => exec.argv.join(" ").includes(marker)).length,
-      close: () => fake.close(),
-    };
+    });
   },
   daytona: async () => {
     const fake = new FakeDaytona({ apiKey: "right-key" }).start();
