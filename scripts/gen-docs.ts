@@ -13,10 +13,10 @@
 import { mkdir, readdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import ts from "typescript";
-import { COMMANDS, SUMMARIES } from "../src/commands/index";
-import type { Command } from "../src/commands/_context";
-import type { FlagDef } from "../src/commands/_shared";
-import { completionSpec, type CompletionFlag, type CompletionSpec } from "../src/completion/spec";
+import { COMMANDS, SUMMARIES } from "../src/cli/registry";
+import type { Command } from "../src/cli/command";
+import type { FlagDef } from "../src/cli/args";
+import { completionSpec, type CompletionFlag, type CompletionSpec } from "../src/cli/completion/spec";
 import { EXIT_CODE_TABLE } from "../src/core/exit-codes";
 import { AUTO_DETECT_ORDER, PROVIDERS } from "../src/providers/index";
 import type { Capabilities, ProviderDescriptor } from "../src/providers/types";

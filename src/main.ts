@@ -6,14 +6,14 @@
  * flag keeps every value (-e A -e B), an unknown flag is refused, and no error reaches the user as
  * a raw stack. CONTRIBUTING.md says why no argument-parsing library does this here.
  */
-import { FlagError, parseFlags, type FlagSpec } from "./argv";
-import { COMMANDS, isCommandName } from "./commands/index";
-import type { Command } from "./commands/_context";
-import type { ParsedArgs } from "./commands/_shared";
+import { FlagError, parseFlags, type FlagSpec } from "./cli/argv";
+import { COMMANDS, isCommandName } from "./cli/registry";
+import type { Command } from "./cli/command";
+import type { ParsedArgs } from "./cli/args";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./base/errors";
 import { EXIT, exitForStop } from "./core/exit-codes";
 // Loaded after the quick answers (--version, --help), which must not pay for node:fs.
-let stdio: typeof import("./stdio");
+let stdio: typeof import("./cli/stdio");
 
 /**
  * --version and the top-level help, answered before anything else loads. They write with
@@ -22,12 +22,12 @@ let stdio: typeof import("./stdio");
  */
 async function quickAnswer(first: string | undefined): Promise<number | undefined> {
   if (first === "--version" || first === "-v" || first === "version") {
-    const { VERSION } = await import("./help-text");
+    const { VERSION } = await import("./cli/help-text");
     await Bun.write(Bun.stdout, `${VERSION}\n`);
     return EXIT.ok;
   }
   if (first === undefined || first === "--help" || first === "-h") {
-    const { topLevelHelp } = await import("./help-text");
+    const { topLevelHelp } = await import("./cli/help-text");
     await Bun.write(first === undefined ? Bun.stderr : Bun.stdout, topLevelHelp());
     return first === undefined ? EXIT.usage : EXIT.ok;
   }
@@ -51,7 +51,7 @@ async function main(argv: string[]): Promise<number> {
     const dashDash = rest.indexOf("--");
     const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
     if (dashDash === -1 || helpIndex < dashDash) {
-      const { commandHelp } = await import("./help-text");
+      const { commandHelp } = await import("./cli/help-text");
       await stdio.emitStdout((await commandHelp(first))!);
       return EXIT.ok;
     }
@@ -199,7 +199,7 @@ if (argv[0] === "__egress-proxy" || argv[0] === "__egress-bridge") {
 }
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
-stdio = await import("./stdio");
+stdio = await import("./cli/stdio");
 const code = await main(argv);
 // Data goes out with blocking writes (commands/_output.ts); only consola's human lines may still
 // sit in Node's stderr stream.

@@ -1,11 +1,11 @@
 import { listClaudeSandboxes, runClaude } from "../core/claude";
 import { UsageError } from "../base/errors";
 import { processIO, withHangup } from "../pty/io";
-import { defineCommand } from "./_context";
-import { execSink } from "./_exec-output";
-import { formatAge, printJson, renderTable, emitStdout } from "./_output";
-import { ui } from "./_ui";
-import { envArgs, jsonArg, parseEnv, providerArg, strings } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { execSink } from "../cli/exec-output";
+import { formatAge, printJson, renderTable, emitStdout } from "../cli/output";
+import { ui } from "../cli/ui";
+import { envArgs, jsonArg, parseEnv, providerArg, strings } from "../cli/args";
 
 export default defineCommand({
   meta: {

@@ -1,6 +1,6 @@
 import { UsageError } from "../base/errors";
-import { defineCommand } from "./_context";
-import { emitStdout } from "./_output";
+import { defineCommand } from "../cli/command";
+import { emitStdout } from "../cli/output";
 
 export default defineCommand({
   meta: {
@@ -15,12 +15,12 @@ export default defineCommand({
   },
   args: { shell: { type: "positional", description: "bash, zsh or fish", required: true } },
   async run({ args }) {
-    const { SHELLS, completionSpec } = await import("../completion/spec");
+    const { SHELLS, completionSpec } = await import("../cli/completion/spec");
     const shell = args._[0]!;
     if (!(SHELLS as readonly string[]).includes(shell) || args._.length > 1) {
       throw new UsageError("unknown_shell", `unknown shell "${args._.join(" ")}": use one of ${SHELLS.join(", ")}`);
     }
-    const { renderCompletion } = await import("../completion/render");
+    const { renderCompletion } = await import("../cli/completion/render");
     await emitStdout(renderCompletion(shell as (typeof SHELLS)[number], await completionSpec()));
     return 0;
   },

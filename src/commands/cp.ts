@@ -1,9 +1,9 @@
 import { UsageError } from "../base/errors";
 import { copy } from "../core/copy";
-import { defineCommand } from "./_context";
-import { printJson } from "./_output";
-import { ui } from "./_ui";
-import { jsonArg, providerArg } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { printJson } from "../cli/output";
+import { ui } from "../cli/ui";
+import { jsonArg, providerArg } from "../cli/args";
 
 export default defineCommand({
   meta: {

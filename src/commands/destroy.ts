@@ -1,10 +1,10 @@
 import { UsageError } from "../base/errors";
 import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type DestroyResult } from "../core/inventory";
-import { defineCommand } from "./_context";
-import { printJson, emitStdout } from "./_output";
-import { ui } from "./_ui";
-import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
-import { isTerminal } from "../stdio";
+import { defineCommand } from "../cli/command";
+import { printJson, emitStdout } from "../cli/output";
+import { ui } from "../cli/ui";
+import { jsonArg, labelArg, parseLabels, providerArg, strings } from "../cli/args";
+import { isTerminal } from "../cli/stdio";
 
 export default defineCommand({
   meta: {

@@ -1,10 +1,10 @@
 import { UsageError } from "../base/errors";
 import { execInSandbox } from "../core/exec";
 import { shellQuote } from "../base/quote";
-import { defineCommand } from "./_context";
-import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
-import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseTimeoutMs, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
-import { isTerminal } from "../stdio";
+import { defineCommand } from "../cli/command";
+import { execSink, renderRunJson, reportTimeout } from "../cli/exec-output";
+import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseTimeoutMs, providerArg, strings, timeoutArg, workdirArg } from "../cli/args";
+import { isTerminal } from "../cli/stdio";
 
 
 export default defineCommand({

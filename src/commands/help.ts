@@ -1,7 +1,7 @@
 import { renderExitCodeTable } from "../core/exit-codes";
 import { UsageError } from "../base/errors";
-import { defineCommand } from "./_context";
-import { emitStdout } from "./_output";
+import { defineCommand } from "../cli/command";
+import { emitStdout } from "../cli/output";
 
 export const TOPICS: ReadonlyMap<string, () => string> = new Map([["exit-codes", () => `Exit codes\n\n${renderExitCodeTable()}\n`]]);
 
@@ -11,7 +11,7 @@ export default defineCommand({
   async run({ args }) {
     const topic = args._[0];
     if (!topic) {
-      const { topLevelHelp } = await import("../help-text");
+      const { topLevelHelp } = await import("../cli/help-text");
       await emitStdout(topLevelHelp());
       return 0;
     }
@@ -20,7 +20,7 @@ export default defineCommand({
       await emitStdout(render());
       return 0;
     }
-    const { commandHelp } = await import("../help-text");
+    const { commandHelp } = await import("../cli/help-text");
     const text = await commandHelp(topic);
     if (!text) throw new UsageError("unknown_topic", `no help topic "${topic}": try a command name or exit-codes`);
     await emitStdout(text);

@@ -1,8 +1,8 @@
 import { listSandboxes } from "../core/inventory";
-import { defineCommand } from "./_context";
-import { formatAge, formatLabels, printJson, renderTable, emitStdout } from "./_output";
-import { ui } from "./_ui";
-import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { formatAge, formatLabels, printJson, renderTable, emitStdout } from "../cli/output";
+import { ui } from "../cli/ui";
+import { jsonArg, labelArg, parseLabels, providerArg, strings } from "../cli/args";
 
 export default defineCommand({
   meta: { name: "list", description: "List sandboxes across every configured provider", usage: "sandboxes list [-p NAME] [-l key=value] [--json]" },

@@ -1,10 +1,10 @@
 import { UsageError } from "../base/errors";
 import { networkPolicy } from "../core/network";
-import { isTerminal } from "../stdio";
-import { defineCommand } from "./_context";
-import { emitStdout, writeStderr } from "./_output";
-import { ui } from "./_ui";
-import { labelArg, networkArgs, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg, strings, type ParsedArgs } from "./_shared";
+import { isTerminal } from "../cli/stdio";
+import { defineCommand } from "../cli/command";
+import { emitStdout, writeStderr } from "../cli/output";
+import { ui } from "../cli/ui";
+import { labelArg, networkArgs, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg, strings, type ParsedArgs } from "../cli/args";
 
 /** The flags that shape what the session creates; `mcp config` writes them into the entry. */
 const SERVE_FLAGS = ["provider", "image", "label", "network", "allow-net", "cpus", "memory", "pids", "ttl"] as const;

@@ -1,8 +1,8 @@
 import { providerReport } from "../core/report";
 import type { Capabilities } from "../providers/types";
-import { defineCommand } from "./_context";
-import { printJson, renderTable, emitStdout } from "./_output";
-import { jsonArg } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { printJson, renderTable, emitStdout } from "../cli/output";
+import { jsonArg } from "../cli/args";
 
 const capabilityList = (c: Capabilities) => Object.entries(c).filter(([, on]) => on).map(([name]) => name).join(",");
 

@@ -5,13 +5,13 @@ import { shellQuote } from "../base/quote";
 import { networkPolicy } from "../core/network";
 import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
 import { byName } from "../lang/languages";
-import { defineCommand } from "./_context";
-import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
+import { defineCommand } from "../cli/command";
+import { execSink, renderRunJson, reportTimeout } from "../cli/exec-output";
 import {
   envArgs, jsonArg, labelArg, networkArgs, parseCount, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
   splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
-} from "./_shared";
-import { isTerminal } from "../stdio";
+} from "../cli/args";
+import { isTerminal } from "../cli/stdio";
 
 export default defineCommand({
   meta: {

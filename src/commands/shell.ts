@@ -1,8 +1,8 @@
 import { openShell } from "../core/interactive";
 import { processIO, withHangup } from "../pty/io";
-import { defineCommand } from "./_context";
-import { execSink } from "./_exec-output";
-import { envArgs, labelArg, parseEnv, parseLabels, providerArg, strings, workdirArg } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { execSink } from "../cli/exec-output";
+import { envArgs, labelArg, parseEnv, parseLabels, providerArg, strings, workdirArg } from "../cli/args";
 
 export default defineCommand({
   meta: {

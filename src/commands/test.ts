@@ -1,8 +1,8 @@
 import { testProviders } from "../core/selftest";
-import { defineCommand } from "./_context";
-import { printJson, renderTable, emitStdout } from "./_output";
-import { ui } from "./_ui";
-import { jsonArg, providerArg } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { printJson, renderTable, emitStdout } from "../cli/output";
+import { ui } from "../cli/ui";
+import { jsonArg, providerArg } from "../cli/args";
 
 const ms = (value?: number) => (value === undefined ? "-" : `${value}ms`);
 

@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { defaultSources, DOCS_COMMAND, renderDocs, staleFiles, type DocSources } from "../../scripts/gen-docs";
-import { COMMANDS } from "../../src/commands/index";
-import { defineCommand } from "../../src/commands/_context";
-import { commandHelp } from "../../src/help-text";
+import { COMMANDS } from "../../src/cli/registry";
+import { defineCommand } from "../../src/cli/command";
+import { commandHelp } from "../../src/cli/help-text";
 import { PROVIDERS } from "../../src/providers/index";
 
 const sources = await defaultSources();

@@ -1,6 +1,6 @@
-import { emitStdout, isTerminal } from "../stdio";
+import { emitStdout, isTerminal } from "./stdio";
 
-export { brokenPipe, emitStdout, writeStderr, writeStdout } from "../stdio";
+export { brokenPipe, emitStdout, writeStderr, writeStdout } from "./stdio";
 
 export function printJson(document: unknown): Promise<void> {
   return emitStdout(JSON.stringify(document, null, 2) + "\n");

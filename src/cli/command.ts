@@ -1,5 +1,5 @@
 import type { Settings } from "../core/config";
-import type { FlagsDef, ParsedArgs } from "./_shared";
+import type { FlagsDef, ParsedArgs } from "./args";
 
 export interface CommandContext {
   args: ParsedArgs;
