@@ -1,4 +1,4 @@
-import type { Command } from "./command";
+import type { AnyCommand } from "./command";
 
 /**
  * One lazy registry: static specifiers so the bundler sees every command. Without a prototype,
@@ -17,9 +17,12 @@ export const COMMANDS = Object.assign(Object.create(null) as {}, {
   test: () => import("../commands/test"),
   help: () => import("../commands/help"),
   completion: () => import("../commands/completion"),
-} satisfies Record<string, () => Promise<{ default: Command }>>);
+} satisfies Record<string, () => Promise<{ default: AnyCommand }>>);
 
-/** One-line descriptions for the top-level help, without importing every command. */
+/**
+ * One-line descriptions for the top-level help, without importing every command. Keyed by the
+ * union of command names, so a command without one fails the type check (test/cli/types.test.ts).
+ */
 export const SUMMARIES: Readonly<Record<CommandName, string>> = {
   run: "Run a command, a file or stdin code in a new (or reused) sandbox",
   exec: "Run a command in an existing sandbox",

@@ -75,7 +75,7 @@ describe("docs/", () => {
 
 describe("the generator", () => {
   test("never documents an internal command (name starting with __)", async () => {
-    const hidden = defineCommand({ meta: { name: "__selfcheck", description: "internal" }, args: {}, run: async () => 0 });
+    const hidden = defineCommand({ meta: { name: "__selfcheck", description: "internal" }, args: {}, toOptions: () => ({}), run: async () => 0 });
     const withHidden: DocSources = {
       ...sources,
       commands: { ...sources.commands, __selfcheck: async () => ({ default: hidden }) },

@@ -2,6 +2,7 @@ import { COMMANDS, SUMMARIES, type CommandName } from "../registry";
 import type { FlagDef } from "../args";
 import { languageNames } from "../../lang/languages";
 import { providerNames } from "../../providers/index";
+import { SHELLS } from "./shells";
 
 /** What the shell scripts are generated from: the command registry and each command's flag table. */
 export interface CompletionFlag {
@@ -30,8 +31,7 @@ export interface CompletionSpec {
   globalFlags: CompletionFlag[];
 }
 
-export const SHELLS = ["bash", "zsh", "fish"] as const;
-export type Shell = (typeof SHELLS)[number];
+export type { Shell } from "./shells";
 
 /** Where a flag's values come from, by flag name: registries, not copies of them. */
 const FLAG_VALUES: Record<string, () => string[]> = {
