@@ -41,7 +41,15 @@ export interface DocSources {
   capabilityNotes: ReadonlyArray<readonly [keyof Capabilities, string]>;
   /** Hand-written pages at the top of docs/ (file name, title), listed by the index. */
   guides: ReadonlyArray<readonly [string, string]>;
+  /** The text of each hand-written page, whose generated blocks (see FLAGS_BLOCK) are kept current. */
+  guideTexts?: ReadonlyMap<string, string>;
 }
+
+/**
+ * A hand-written page may hold a command's flag table, but only as a generated block:
+ * `<!-- flags: run -->` … `<!-- end flags -->`; the generator rewrites what lies between.
+ */
+const FLAGS_BLOCK = /(<!-- flags: ([\w-]+) -->\n)[\s\S]*?(<!-- end flags -->)/g;
 
 export async function defaultSources(): Promise<DocSources> {
   return {
@@ -52,6 +60,7 @@ export async function defaultSources(): Promise<DocSources> {
     completion: await completionSpec(),
     capabilityNotes: await capabilityNotes(),
     guides: await handWrittenGuides(),
+    guideTexts: await handWrittenTexts(),
   };
 }
 
@@ -71,6 +80,15 @@ export async function renderDocs(sources: DocSources): Promise<Map<string, strin
   files.set("capabilities.md", capabilityPage(sources));
   files.set("exit-codes.md", exitCodePage(runners));
   files.set("README.md", indexPage(names, sources));
+  for (const [file, text] of sources.guideTexts ?? []) {
+    const blocks = [...text.matchAll(FLAGS_BLOCK)];
+    const tables = new Map<string, string>();
+    for (const [, , name] of blocks) {
+      if (!isPublic(name!) || !Object.hasOwn(sources.commands, name!)) throw new Error(`docs/${file}: <!-- flags: ${name} --> names no command`);
+      tables.set(name!, flagTable(name!, (await sources.commands[name!]!()).default, sources).join("\n"));
+    }
+    if (blocks.length) files.set(file, text.replace(FLAGS_BLOCK, (_, open: string, name: string, close: string) => `${open}${tables.get(name)}\n${close}`));
+  }
   return files;
 }
 
@@ -99,12 +117,26 @@ function valuesNote(values: string[] | undefined): string {
   return values?.length ? ` Values: ${values.map(code).join(", ")}.` : "";
 }
 
-function commandPage(name: string, command: AnyCommand, sources: DocSources): string {
+/** A command's flags as a table: its page's, and any generated block in a hand-written page. */
+function flagTable(name: string, command: AnyCommand, sources: DocSources): string[] {
   const spec = sources.completion.commands.find((c) => c.name === name);
   const completionFlag = (flag: string): CompletionFlag | undefined => spec?.flags.find((f) => f.long === flag);
-  const entries = Object.entries(command.args);
-  const positionals = entries.filter(([, def]) => def.type === "positional");
-  const flags = entries.filter(([, def]) => def.type !== "positional");
+  const flags = Object.entries(command.args).filter(([, def]) => def.type !== "positional");
+  return table(
+    ["Flag", "Description"],
+    [
+      ...flags.map(([flag, def]) => [
+        flagCell(flag, def),
+        `${sentence(def.description)}${def.multiple ? " Repeatable." : ""}${def.default !== undefined ? ` Default: ${code(String(def.default))}.` : ""}${valuesNote(completionFlag(flag)?.values)}`,
+      ]),
+      [code("-h, --help"), sentence("Show this help")],
+    ],
+  );
+}
+
+function commandPage(name: string, command: AnyCommand, sources: DocSources): string {
+  const spec = sources.completion.commands.find((c) => c.name === name);
+  const positionals = Object.entries(command.args).filter(([, def]) => def.type === "positional");
   const usage = (command.meta.usage ?? `sandboxes ${name} [flags]`).split(" | sandboxes ").join("\nsandboxes ");
   const mentionsProviders = "provider" in command.args;
   return page([
@@ -137,16 +169,7 @@ function commandPage(name: string, command: AnyCommand, sources: DocSources): st
       : []),
     "## Flags",
     "",
-    ...table(
-      ["Flag", "Description"],
-      [
-        ...flags.map(([flag, def]) => [
-          flagCell(flag, def),
-          `${sentence(def.description)}${def.multiple ? " Repeatable." : ""}${def.default !== undefined ? ` Default: ${code(String(def.default))}.` : ""}${valuesNote(completionFlag(flag)?.values)}`,
-        ]),
-        [code("-h, --help"), sentence("Show this help")],
-      ],
-    ),
+    ...flagTable(name, command, sources),
     "",
     ...(command.meta.examples?.length ? ["## Examples", "", "```sh", ...command.meta.examples, "```", ""] : []),
     "## Exit codes",
@@ -302,6 +325,13 @@ async function handWrittenGuides(): Promise<Array<[string, string]>> {
     guides.push([entry.name, /^# (.+)$/m.exec(text)?.[1]?.trim() ?? entry.name.replace(/\.md$/, "")]);
   }
   return guides.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+}
+
+/** The hand-written pages' texts, for their generated blocks. */
+async function handWrittenTexts(): Promise<Map<string, string>> {
+  const texts = new Map<string, string>();
+  for (const [file] of await handWrittenGuides()) texts.set(file, await Bun.file(join(DOCS_DIR, file)).text());
+  return texts;
 }
 
 /** Paths (relative to docs/) that differ from what this script would write, or should not exist. */

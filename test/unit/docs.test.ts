@@ -27,6 +27,8 @@ describe("docs/", () => {
       "README.md",
       "capabilities.md",
       "exit-codes.md",
+      // A hand-written page with a generated block (run's flags).
+      "usage.md",
     ];
     expect([...files.keys()].sort()).toEqual(expected.sort());
   });
@@ -90,6 +92,19 @@ describe("the generator", () => {
     const out = await renderDocs({ ...sources, guides: [["agents.md", "Sandboxes for AI agents"]] });
     expect(out.get("README.md")).toContain("## Guides\n\n- [Sandboxes for AI agents](agents.md)\n");
     expect(out.has("agents.md")).toBe(false);
+  });
+
+  test("keeps a hand-written page's flag table a generated block: rewritten from the table, never a hand copy", async () => {
+    const guide = "# Guide\n\nBefore.\n\n<!-- flags: list -->\n| hand | copy |\n<!-- end flags -->\n\nAfter.\n";
+    const out = await renderDocs({ ...sources, guideTexts: new Map([["guide.md", guide]]) });
+    const page = out.get("guide.md")!;
+    expect(page.startsWith("# Guide\n\nBefore.\n\n<!-- flags: list -->\n| Flag | Description |\n")).toBe(true);
+    expect(page).toContain("| `-l, --label key=value` | Label key=value. Repeatable. |\n| `--json` |");
+    expect(page.endsWith("| `-h, --help` | Show this help. |\n<!-- end flags -->\n\nAfter.\n")).toBe(true);
+    expect(page).not.toContain("hand | copy");
+    // docs/usage.md holds run's flags this way, so its table is checked like the generated pages.
+    expect(files.get("usage.md")).toContain("<!-- flags: run -->\n| Flag | Description |\n| --- | --- |\n| `-f, --file path` |");
+    await expect(renderDocs({ ...sources, guideTexts: new Map([["guide.md", "<!-- flags: __proto__ -->\n<!-- end flags -->\n"]]) })).rejects.toThrow("names no command");
   });
 
   test("reports edited, missing and orphaned pages as stale", async () => {
