@@ -2,6 +2,7 @@ import { UsageError } from "../base/errors";
 import { networkPolicy } from "../core/network";
 import { defineCommand } from "../cli/command";
 import type { IO } from "../cli/io";
+import { CLIENTS, type Client } from "../mcp/clients";
 import { labelArg, networkArgs, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg } from "../cli/args";
 
 /** The flags that shape what the session creates; `mcp config` writes them into the entry. */
@@ -46,10 +47,12 @@ export default defineCommand({
     };
     if (action === "config") {
       if (extra.length) throw new UsageError("unexpected_argument", `unexpected argument "${extra[0]}": usage: sandboxes mcp config [claude|cursor|vscode|json]`);
+      const chosen = CLIENTS.find((c) => c === (client ?? "json"));
+      if (!chosen) throw new UsageError("bad_value", `unknown client "${client}": choose one of ${CLIENTS.join(", ")}`);
       if (args.yes && !args.write) throw new UsageError("conflicting_arguments", "--yes goes with --write");
       // The flags that shape the session, as given, for the entry that launches it.
       const serveArgs = SERVE_FLAGS.flatMap((flag) => [args[flag] ?? []].flat().flatMap((value) => [`--${flag}`, value]));
-      return { action: "config" as const, client: client ?? "json", serveArgs, write: args.write, yes: args.yes };
+      return { action: "config" as const, client: chosen, serveArgs, write: args.write, yes: args.yes };
     }
     if (action !== undefined) throw new UsageError("unexpected_argument", `unknown action "${action}": \`sandboxes mcp\` serves, \`sandboxes mcp config\` prints the client snippet`);
     if (args.write || args.yes) throw new UsageError("conflicting_arguments", "--write and --yes go with `sandboxes mcp config`");
@@ -69,10 +72,9 @@ export default defineCommand({
   },
 });
 
-async function configure(options: { client: string; serveArgs: string[]; write: boolean; yes: boolean }, env: Record<string, string | undefined>, io: IO): Promise<number> {
-  const { CLIENTS, applyChange, describeChange, launchCommand, planChange, snippet } = await import("../mcp/clients");
-  const client = CLIENTS.find((c) => c === options.client);
-  if (!client) throw new UsageError("bad_value", `unknown client "${options.client}": choose one of ${CLIENTS.join(", ")}`);
+async function configure(options: { client: Client; serveArgs: string[]; write: boolean; yes: boolean }, env: Record<string, string | undefined>, io: IO): Promise<number> {
+  const { applyChange, describeChange, launchCommand, planChange, snippet } = await import("../mcp/clients");
+  const { client } = options;
   const launch = launchCommand(options.serveArgs);
   if (!options.write) {
     await io.stdout.emit(snippet(client, launch));
