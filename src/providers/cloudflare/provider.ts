@@ -20,7 +20,7 @@ import { BridgeApi, BridgeHttpError, isTransient, neverDelivered, readEvents } f
 import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from "./index";
 import { openTerminal } from "./pty";
 import { type CloudflareEntry, CloudflareRegistry } from "./registry";
-import { hasLabels } from "../../core/keys";
+import { hasLabels } from "../../base/keys";
 
 /** The bridge refuses file bodies above 32 MiB. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;

@@ -9,7 +9,7 @@ import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
 import { openPty } from "./pty";
 import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
-import { dict, hasLabels } from "../../core/keys";
+import { dict, hasLabels } from "../../base/keys";
 
 registerDaytonaRuntimeModules();
 

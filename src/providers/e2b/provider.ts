@@ -18,7 +18,7 @@ import {
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
-import { dict, hasLabels, own } from "../../core/keys";
+import { dict, hasLabels, own } from "../../base/keys";
 
 type Sdk = typeof import("e2b");
 

@@ -9,7 +9,7 @@ import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
-import { hasLabels } from "../../core/keys";
+import { hasLabels } from "../../base/keys";
 
 /** The agent's own bound on a command with no --timeout: a day. */
 const UNBOUNDED_AGENT_TIMEOUT_S = 86_400;

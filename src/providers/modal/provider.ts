@@ -25,7 +25,7 @@ import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
 import { shellQuote } from "../../base/quote";
-import { dict, hasLabels } from "../../core/keys";
+import { dict, hasLabels } from "../../base/keys";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 

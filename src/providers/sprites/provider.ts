@@ -26,7 +26,7 @@ import { SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { feedInChunks } from "../stdin";
-import { dict, hasLabels, own } from "../../core/keys";
+import { dict, hasLabels, own } from "../../base/keys";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;

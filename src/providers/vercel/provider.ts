@@ -16,7 +16,7 @@ import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
-import { hasLabels } from "../../core/keys";
+import { hasLabels } from "../../base/keys";
 
 /** Vercel keeps at most this many tags on a sandbox. */
 const MAX_TAGS = 5;
