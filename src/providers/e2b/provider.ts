@@ -16,6 +16,7 @@ import {
   type SandboxState,
 } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
+import { seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { dict, hasLabels, own } from "../../base/keys";
@@ -90,13 +91,11 @@ export class E2BProvider implements Provider {
   private options() {
     const credential = e2bApiKey(this.ctx);
     if (!credential) throw new SandboxesError("not_configured", "provider e2b is not configured: set E2B_API_KEY", "user");
-    const config = this.ctx.config;
-    const text = (value: unknown) => (typeof value === "string" && value ? value : undefined);
     return {
-      apiKey: credential.key,
-      apiUrl: this.ctx.env.E2B_API_URL || text(config.api_url),
-      sandboxUrl: this.ctx.env.E2B_SANDBOX_URL || text(config.sandbox_url),
-      domain: this.ctx.env.E2B_DOMAIN || text(config.domain),
+      apiKey: credential.value,
+      apiUrl: setting(this.ctx, ["E2B_API_URL"], "api_url"),
+      sandboxUrl: setting(this.ctx, ["E2B_SANDBOX_URL"], "sandbox_url"),
+      domain: setting(this.ctx, ["E2B_DOMAIN"], "domain"),
       requestTimeoutMs: 60_000,
     };
   }
@@ -134,8 +133,8 @@ export class E2BProvider implements Provider {
     const token = randomUUID();
     const metadata: Record<string, string> = { ...spec.labels, [TOKEN_KEY]: token };
     if (spec.name) metadata[NAME_KEY] = spec.name;
-    const template = spec.image ?? (typeof this.ctx.config.template === "string" ? this.ctx.config.template : "base");
-    const ttlSeconds = spec.ttlSeconds ?? configSeconds(this.ctx.config.ttl) ?? DEFAULT_TTL_SECONDS;
+    const template = spec.image ?? setting(this.ctx, [], "template", "base");
+    const ttlSeconds = spec.ttlSeconds ?? seconds(this.ctx.config.ttl) ?? DEFAULT_TTL_SECONDS;
     try {
       const sandbox = await this.retry(
         `creating a sandbox from template "${template}"`,
@@ -442,11 +441,6 @@ function inOrder(send: (bytes: Uint8Array) => Promise<unknown>): (data: Uint8Arr
     queued.push(typeof data === "string" ? new TextEncoder().encode(data) : data);
     if (!sending) void drain();
   };
-}
-
-function configSeconds(value: unknown): number | undefined {
-  const number = typeof value === "string" ? Number(value) : value;
-  return typeof number === "number" && Number.isFinite(number) && number > 0 ? number : undefined;
 }
 
 function isNotFound(sdk: Sdk, error: unknown): boolean {

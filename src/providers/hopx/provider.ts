@@ -4,7 +4,7 @@ import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from ".
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord, SandboxState } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxHttpError, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
-import { HOPX_CAPABILITIES, type HopxSettings } from "./index";
+import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
 import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
@@ -30,7 +30,7 @@ export class HopxProvider implements Provider {
   }
 
   private api(): HopxApi {
-    if (!this.settings.apiKey) throw new SandboxesError("not_configured", "provider hopx is not configured: set HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)", "user");
+    if (!this.settings.apiKey) throw new SandboxesError("not_configured", `provider hopx is not configured: ${MISSING_API_KEY}`, "user");
     this.client ??= new HopxApi(this.settings.apiUrl, this.settings.apiKey);
     return this.client;
   }

@@ -22,7 +22,7 @@ import {
   type SandboxRecord,
   type SandboxState,
 } from "../types";
-import { SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
+import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { feedInChunks } from "../stdin";
@@ -104,8 +104,8 @@ export class SpritesProvider implements Provider {
 
   private token(): string {
     const credential = spritesToken(this.ctx);
-    if (!credential) throw new SandboxesError("not_configured", "provider sprites is not configured: set SPRITES_TOKEN (or token under [providers.sprites] in config.toml)", "user");
-    return credential.token;
+    if (!credential) throw new SandboxesError("not_configured", `provider sprites is not configured: ${MISSING_TOKEN}`, "user");
+    return credential.value;
   }
 
   private url(path: string, query: Record<string, string | undefined> = {}): URL {

@@ -15,6 +15,7 @@ import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, wi
 import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
+import { seconds } from "../shared/settings";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { hasLabels } from "../../base/keys";
 
@@ -174,7 +175,7 @@ export class VercelProvider implements Provider {
       throw new SandboxesError("unsupported", `provider vercel allocates whole vCPUs: --cpus ${vcpus} is not one`, "user", "use --cpus 1, 2, 4 or 8");
     }
     const name = spec.name ?? `sandboxes-${randomBytes(5).toString("hex")}`;
-    const ttlSeconds = spec.ttlSeconds ?? configSeconds(this.ctx.config.ttl);
+    const ttlSeconds = spec.ttlSeconds ?? seconds(this.ctx.config.ttl);
     const runtime = spec.image !== undefined && RUNTIMES.has(spec.image) ? spec.image : undefined;
     const body = {
       projectId,
@@ -498,11 +499,6 @@ function stateOf(status: string | undefined): SandboxState {
     default:
       return "unknown";
   }
-}
-
-function configSeconds(value: unknown): number | undefined {
-  const number = typeof value === "string" ? Number(value) : value;
-  return typeof number === "number" && Number.isFinite(number) && number > 0 ? number : undefined;
 }
 
 /** The connection was refused: the request cannot have arrived. */
