@@ -16,7 +16,8 @@ import { ProviderError, SandboxesError } from "../../base/errors";
 import { shellQuote } from "../../base/quote";
 import { DEFAULT_RETRY, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
-import { BridgeApi, BridgeHttpError, isTransient, neverDelivered, readEvents } from "./api";
+import { BridgeApi, isTransient, neverDelivered, readEvents } from "./api";
+import { HttpError } from "../shared/http";
 import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from "./index";
 import { openTerminal } from "./pty";
 import { type CloudflareEntry, CloudflareRegistry } from "./registry";
@@ -210,7 +211,7 @@ export class CloudflareProvider implements Provider {
    */
   private startExec(id: string, argv: string[], signal: AbortSignal, label: string): Promise<ReadableStream<Uint8Array>> {
     const api = this.api();
-    const startable = (error: unknown) => (error instanceof BridgeHttpError ? isTransient(error) : neverDelivered(error));
+    const startable = (error: unknown) => (error instanceof HttpError ? isTransient(error) : neverDelivered(error));
     return this.retry(
       `running ${label} in sandbox ${id}`,
       async () => {
@@ -371,7 +372,7 @@ function encodePath(path: string): string {
 
 /** A failed call that will not be retried, as one line. */
 function explain(what: string, error: unknown): Error {
-  if (error instanceof BridgeHttpError) {
+  if (error instanceof HttpError) {
     const hint =
       error.status === 403 ? "the bridge accepts files under /workspace only" : error.status === 404 ? "check that CLOUDFLARE_SANDBOX_URL is the Worker serving the sandbox bridge (its routes are under /v1)" : undefined;
     return new ProviderError("cloudflare", `${what} failed: ${error.message}`, error.status, error.requestId, hint, error.code ?? "provider_error");

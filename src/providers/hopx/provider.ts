@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord, SandboxState } from "../types";
-import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxHttpError, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
+import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
 import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
 import { LocalLabels } from "./labels";
@@ -10,6 +10,7 @@ import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { hasLabels } from "../../base/keys";
+import { HttpError } from "../shared/http";
 
 /** The agent's own bound on a command with no --timeout: a day. */
 const UNBOUNDED_AGENT_TIMEOUT_S = 86_400;
@@ -194,7 +195,7 @@ export class HopxProvider implements Provider {
     try {
       return await api.agent<T>(access, method, path, options);
     } catch (error) {
-      if (!(error instanceof HopxHttpError) || error.status !== 401) throw error;
+      if (!(error instanceof HttpError) || error.status !== 401) throw error;
       const fresh = { host: access.host, token: await this.refreshToken(id) };
       this.access.set(id, Promise.resolve(fresh));
       return api.agent<T>(fresh, method, path, options);
@@ -246,7 +247,7 @@ export class HopxProvider implements Provider {
           return { exitCode: 124, timedOut: true };
         }
         if (error instanceof SandboxesError) throw error;
-        if (error instanceof HopxHttpError && !isTransientStatus(error.status)) throw explain(this.name, `cannot run ${label} in sandbox ${id}`, error);
+        if (error instanceof HttpError && !isTransientStatus(error.status)) throw explain(this.name, `cannot run ${label} in sandbox ${id}`, error);
         const { status, requestId } = error as { status?: number; requestId?: string };
         throw new ProviderError(this.name, `cannot run ${label} in sandbox ${id}: ${(error as Error).message}`, status, requestId, "the command may still be running in the sandbox");
       }
@@ -367,19 +368,19 @@ function neverDelivered(error: unknown): boolean {
 
 /** Hopx refused the request before acting on it (429, 503) or never received it: safe to send again. */
 function notActedOn(error: unknown): boolean {
-  if (error instanceof HopxHttpError) return error.status === 429 || error.status === 503;
+  if (error instanceof HttpError) return error.status === 429 || error.status === 503;
   return neverDelivered(error);
 }
 
 /** A create that failed for good -> one line: an unknown template says so; an ambiguous failure says to look. */
 function createFailure(provider: string, what: string, template: string, error: unknown): unknown {
-  if (error instanceof HopxHttpError && (error.status === 400 || error.status === 404) && /template/i.test(error.message)) {
+  if (error instanceof HttpError && (error.status === 400 || error.status === 404) && /template/i.test(error.message)) {
     return new ProviderError(provider, `cannot create a sandbox from template "${template}": ${error.message}`, error.status, error.requestId, "pass --image with the name or id of one of your Hopx templates (or set template under [providers.hopx])", "bad_template");
   }
-  const ambiguous = (error instanceof HopxHttpError && isTransientStatus(error.status) && !notActedOn(error)) || (error instanceof HopxNetworkError && !neverDelivered(error));
+  const ambiguous = (error instanceof HttpError && isTransientStatus(error.status) && !notActedOn(error)) || (error instanceof HopxNetworkError && !neverDelivered(error));
   if (ambiguous) {
-    const status = error instanceof HopxHttpError ? error.status : undefined;
-    return new ProviderError(provider, `${what} failed: ${(error as Error).message}`, status, (error as HopxHttpError).requestId, "the service may have created it anyway: check `sandboxes list -p hopx` and destroy what you do not need");
+    const status = error instanceof HttpError ? error.status : undefined;
+    return new ProviderError(provider, `${what} failed: ${(error as Error).message}`, status, (error as HttpError).requestId, "the service may have created it anyway: check `sandboxes list -p hopx` and destroy what you do not need");
   }
   return explain(provider, what, error);
 }

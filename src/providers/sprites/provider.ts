@@ -26,6 +26,7 @@ import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from ".
 import { ExecSocket, Stream } from "./socket";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { feedInChunks } from "../stdin";
+import { HttpError } from "../shared/http";
 import { dict, hasLabels, own } from "../../base/keys";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
@@ -33,6 +34,7 @@ const NAME_KEY = `${LABEL_PREFIX}name`;
 const TOKEN_KEY = `${LABEL_PREFIX}create-token`;
 
 const STDIN_CHUNK = 64 * 1024;
+const REQUEST_ID_HEADERS = ["fly-request-id", "x-request-id"];
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Create may wait for capacity at Sprites; like the SDK, give it two minutes. */
 const CREATE_TIMEOUT_MS = 120_000;
@@ -61,21 +63,6 @@ const KILL_SCRIPT = 'p=$(cat "$1" 2>/dev/null); if [ -n "$p" ]; then kill -9 "-$
  * the default handlers back.
  */
 const PTY_WRAPPER = 'f=$1; shift; trap : INT QUIT; "$@"; c=$?; echo "$c" > "$f"; exit $c';
-
-/** A non-2xx answer from the REST API. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    readonly requestId?: string,
-    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "HttpError";
-  }
-}
 
 interface SpriteJson {
   id?: string;
@@ -137,12 +124,12 @@ export class SpritesProvider implements Provider {
       if (said) message = said;
       if (typeof parsed.code === "string") code = parsed.code;
     } catch {}
-    const requestId = response.headers.get("fly-request-id") ?? response.headers.get("x-request-id") ?? undefined;
+    const requestId = HttpError.of(response, message, code, REQUEST_ID_HEADERS).requestId;
     // A 403 that names a file error (EACCES…) is about a path, not the token.
     if (response.status === 401 || (response.status === 403 && !code?.startsWith("E"))) {
       throw new ProviderError(this.name, `the token was rejected: ${message}`, response.status, requestId, "check SPRITES_TOKEN (or token under [providers.sprites] in config.toml)", "auth_failed");
     }
-    throw new HttpError(response.status, message.split("\n")[0]!, code, requestId, parseRetryAfter(response.headers.get("retry-after")));
+    throw HttpError.of(response, message.split("\n")[0]!, code, REQUEST_ID_HEADERS);
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {

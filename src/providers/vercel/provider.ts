@@ -16,6 +16,7 @@ import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { seconds } from "../shared/settings";
+import { HttpError } from "../shared/http";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { hasLabels } from "../../base/keys";
 
@@ -46,20 +47,6 @@ const EXEC_WRAPPER = [
   // Dash reports a job killed by a signal ("Killed") on the shell's stderr, which is argv's too.
   'wait $p 2>/dev/null',
 ].join("\n");
-
-/** A non-2xx answer from the API: `{ error: { code, message } }`. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "HttpError";
-  }
-}
 
 interface SandboxJson {
   name: string;
@@ -136,7 +123,7 @@ export class VercelProvider implements Provider {
     if (response.status === 401 || response.status === 403) {
       throw new ProviderError(this.name, `the token was rejected: ${message}`, response.status, response.headers.get("x-vercel-id") ?? undefined, "check VERCEL_TOKEN, VERCEL_TEAM_ID and VERCEL_PROJECT_ID (or [providers.vercel] in config.toml)", "auth_failed");
     }
-    throw new HttpError(response.status, message, code, parseRetryAfter(response.headers.get("retry-after")));
+    throw HttpError.of(response, message, code, []);
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal, transient = isTransient): Promise<T> {
