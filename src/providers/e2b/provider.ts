@@ -19,6 +19,7 @@ import { E2B_CAPABILITIES, e2bApiKey } from "./index";
 import { seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
+import { PtyOutput } from "../shared/pty";
 import { dict, hasLabels, own } from "../../base/keys";
 
 type Sdk = typeof import("e2b");
@@ -380,16 +381,14 @@ export class E2BProvider implements Provider {
       pty: { size: { cols: spec.cols, rows: spec.rows } },
     };
     const { pid, events, controller } = await this.startProcess(sandbox, request, spec.argv);
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const pending: Uint8Array[] = [];
+    const output = new PtyOutput();
     const exited = (async () => {
       let code = 255;
       try {
         for (let next = await events.next(); !next.done; next = await events.next()) {
           const event = next.value.event?.event;
           if (event?.case === "data" && event.value.output.case === "pty") {
-            if (listeners.length === 0) pending.push(event.value.output.value);
-            for (const listener of listeners) listener(event.value.output.value);
+            output.push(event.value.output.value);
           } else if (event?.case === "end") {
             code = exitCodeOf(event.value);
           }
@@ -403,10 +402,7 @@ export class E2BProvider implements Provider {
     return {
       write: inOrder((bytes) => sandbox.pty.sendInput(pid, bytes)),
       resize: (cols, rows) => void sandbox.pty.resize(pid, { cols, rows }).catch(() => {}),
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of pending.splice(0)) listener(chunk);
-      },
+      onData: output.onData,
       exited,
       kill: async () => {
         await sandbox.pty.kill(pid).catch(() => false);

@@ -24,6 +24,7 @@ import {
 import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
+import { PtyOutput } from "../shared/pty";
 import { shellQuote } from "../../base/quote";
 import { dict, hasLabels } from "../../base/keys";
 
@@ -462,15 +463,11 @@ export class ModalProvider implements Provider {
     const pidFile = `/tmp/.sandboxes-pty-${randomUUID()}`;
     const wrapper = `echo $$ > ${shellQuote(pidFile)}; stty cols ${spec.cols} rows ${spec.rows} 2>/dev/null; exec "$@"`;
     const command = await this.start(id, ["sh", "-c", wrapper, "sh", ...spec.argv], { pty: true, env: spec.env, ...(spec.cwd ? { workdir: spec.cwd } : {}) });
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const pending: Uint8Array[] = [];
+    const output = new PtyOutput();
     const writer = (command.stdin as WritableStream<Uint8Array>).getWriter();
     let writes = Promise.resolve();
     const reading = (async () => {
-      for await (const chunk of command.stdout as ReadableStream<Uint8Array>) {
-        if (listeners.length === 0) pending.push(chunk);
-        for (const listener of listeners) listener(chunk);
-      }
+      for await (const chunk of command.stdout as ReadableStream<Uint8Array>) output.push(chunk);
     })().catch(() => {});
     const exited = command
       .wait()
@@ -487,10 +484,7 @@ export class ModalProvider implements Provider {
         writes = writes.then(() => writer.write(bytes)).catch(() => {});
       },
       resize: () => {},
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of pending.splice(0)) listener(chunk);
-      },
+      onData: output.onData,
       exited,
       kill: async () => {
         await this.exec(id, { argv: ["sh", "-c", 'kill -KILL "$(cat "$1")" 2>/dev/null; true', "sh", pidFile], env: {}, onStdout() {}, onStderr() {} }).catch(() => {});

@@ -26,6 +26,7 @@ import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from ".
 import { ExecSocket, Stream } from "./socket";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { feedInChunks } from "../stdin";
+import { PtyOutput } from "../shared/pty";
 import { HttpError } from "../shared/http";
 import { dict, hasLabels, own } from "../../base/keys";
 
@@ -403,12 +404,9 @@ export class SpritesProvider implements Provider {
     const argv = ["sh", "-c", PTY_WRAPPER, "sandboxes", exitFile, ...spec.argv];
     const env = { TERM: "xterm-256color", LANG: "C.UTF-8", ...spec.env };
     const socket = await this.openExec(id, argv, { env, cwd: spec.cwd, tty: { cols: spec.cols, rows: spec.rows } });
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const pending: Uint8Array[] = [];
+    const output = new PtyOutput();
     socket.onMessage((data) => {
-      if (typeof data === "string") return; // port notices and session info
-      if (listeners.length === 0) pending.push(data);
-      for (const listener of listeners) listener(data);
+      if (typeof data !== "string") output.push(data); // text frames are port notices and session info
     });
     const exited = socket.closed().then(async (closeCode) => {
       const read = await this.capture(id, ["sh", "-c", 'cat "$1" 2>/dev/null; rm -f "$1"', "sh", exitFile], 10_000).catch(() => undefined);
@@ -420,10 +418,7 @@ export class SpritesProvider implements Provider {
     return {
       write: (data) => socket.sendRaw(typeof data === "string" ? encoder.encode(data) : data),
       resize: (cols, rows) => socket.sendControl({ type: "resize", cols, rows }),
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of pending.splice(0)) listener(chunk);
-      },
+      onData: output.onData,
       exited,
       kill: async () => {
         socket.sendControl({ type: "signal", signal: "SIGKILL" });
