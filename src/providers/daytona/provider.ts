@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { Daytona, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type DaytonaError, type Sandbox } from "@daytonaio/sdk";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { withRetry } from "../retry";
+import { CREATE_TOKEN_KEY, createOnce } from "../shared/create-once";
 import { allowListParts } from "../network";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { isRefused, isTransient, translate } from "./errors";
@@ -15,7 +16,6 @@ registerDaytonaRuntimeModules();
 
 const NAME = "daytona";
 /** Label carrying a per-create token, so a retried create can find what the first attempt made. */
-const CREATE_TOKEN_LABEL = `${LABEL_PREFIX}create-token`;
 /** Added by the SDK to every sandbox; not the user's. */
 const SDK_LANGUAGE_LABEL = "code-toolbox-language";
 
@@ -94,13 +94,13 @@ export class DaytonaProvider implements Provider {
   }
 
   /** An idempotent call: transient failures are retried with backoff. */
-  private idempotent<T>(what: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
+  private idempotent<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
     return withRetry(
       NAME,
       what,
-      async () => {
+      async (attempt) => {
         try {
-          return await call();
+          return await call(attempt);
         } catch (error) {
           throw translate(error, what);
         }
@@ -133,7 +133,7 @@ export class DaytonaProvider implements Provider {
     const minutes = spec.ttlSeconds ? Math.max(1, Math.ceil(spec.ttlSeconds / 60)) : undefined;
     const base = {
       ...(spec.name ? { name: spec.name } : {}),
-      labels: { ...spec.labels, [CREATE_TOKEN_LABEL]: token },
+      labels: { ...spec.labels, [CREATE_TOKEN_KEY]: token },
       envVars: spec.env,
       ...(spec.network?.mode === "none" ? { networkBlockAll: true } : {}),
       ...(allow ? { networkAllowList: allow.cidrs.join(",") } : {}),
@@ -148,35 +148,20 @@ export class DaytonaProvider implements Provider {
     // Building from a registry image takes longer than starting a snapshot.
     const timeout = source.image ? 300 : 120;
     let retried = false;
-    let sandbox: Sandbox;
-    try {
-      sandbox = await withRetry(
-        NAME,
-        "create sandbox",
-        async (attempt) => {
-          try {
-            if (attempt > 1) {
-              retried = true;
-              // The earlier attempt may have created it before its answer was lost.
-              const earlier = await this.findByToken(token);
-              if (earlier[0]) return earlier[0];
-            }
-            return await this.client.create(params, { timeout });
-          } catch (error) {
-            throw translate(error, "create sandbox");
-          }
-        },
-        isTransient,
-        undefined,
-        signal,
-      );
-      if (sandbox.state !== "started") await this.idempotent("wait for the sandbox to start", () => sandbox.waitUntilStarted(timeout));
-    } catch (error) {
+    const sandbox = await createOnce({
+      retry: (attempt) => this.idempotent("create sandbox", attempt, signal),
+      create: () => this.client.create(params, { timeout }),
+      earlier: async () => {
+        retried = true;
+        return (await this.findByToken(token))[0];
+      },
+      settle: async (made) => {
+        if (made.state !== "started") await this.idempotent("wait for the sandbox to start", () => made.waitUntilStarted(timeout));
+      },
       // A sandbox that exists but never started (build failed, start timed out, retries spent
       // after a lost answer) would be nobody's to destroy: remove whatever carries the token.
-      await this.removeDuplicates(token, undefined).catch(() => {});
-      throw error;
-    }
+      cleanUp: () => this.removeDuplicates(token, undefined),
+    });
     if (retried) await this.removeDuplicates(token, sandbox.id);
     this.cache.set(sandbox.id, sandbox);
     return this.record(sandbox);
@@ -184,7 +169,7 @@ export class DaytonaProvider implements Provider {
 
   private async findByToken(token: string): Promise<Sandbox[]> {
     const found: Sandbox[] = [];
-    for await (const sandbox of this.client.list({ labels: { [CREATE_TOKEN_LABEL]: token } })) if (!isGone(sandbox)) found.push(sandbox);
+    for await (const sandbox of this.client.list({ labels: { [CREATE_TOKEN_KEY]: token } })) if (!isGone(sandbox)) found.push(sandbox);
     return found;
   }
 

@@ -20,13 +20,13 @@ import { seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
+import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
 import { dict, hasLabels, own } from "../../base/keys";
 
 type Sdk = typeof import("e2b");
 
 /** Our own keys inside E2B sandbox metadata; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
-const TOKEN_KEY = `${LABEL_PREFIX}create-token`;
 
 /** E2B's own default lifetime; `--ttl` or `ttl` in config.toml change it. */
 const DEFAULT_TTL_SECONDS = 300;
@@ -136,40 +136,34 @@ export class E2BProvider implements Provider {
     if (spec.name) metadata[NAME_KEY] = spec.name;
     const template = spec.image ?? setting(this.ctx, [], "template", "base");
     const ttlSeconds = spec.ttlSeconds ?? seconds(this.ctx.config.ttl) ?? DEFAULT_TTL_SECONDS;
-    try {
-      const sandbox = await this.retry(
-        `creating a sandbox from template "${template}"`,
-        async (attempt) => {
-          if (attempt > 1) {
-            const earlier = await this.findByToken(token);
-            if (earlier) return Sandbox.connect(earlier, options);
-          }
-          try {
-            return await Sandbox.create(template, {
-              ...options,
-              metadata,
-              envs: spec.env,
-              timeoutMs: Math.round(ttlSeconds * 1000),
-              ...(spec.network?.mode === "none" ? { allowInternetAccess: false } : {}),
-              // Allowed entries win over denied ones: everything else is denied.
-              ...(allow ? { network: { allowOut: [...allow.hosts, ...allow.cidrs], denyOut: ["0.0.0.0/0"] } } : {}),
-            });
-          } catch (error) {
-            const status = (error as { statusCode?: number }).statusCode;
-            if (status !== 400 && status !== 404) throw error;
-            const detail = (error as Error).message.replace(/^\d{3}: /, "");
-            throw new ProviderError(this.name, `cannot create a sandbox from template "${template}": ${detail}`, status, undefined, "pass --image with the name or id of one of your E2B templates (or set template under [providers.e2b])", "bad_template");
-          }
-        },
-        signal,
-      );
-      this.sandboxes.set(sandbox.sandboxId, Promise.resolve(sandbox));
-      return { id: sandbox.sandboxId, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image: template };
-    } catch (error) {
-      // Whatever made it to the server under this token must not outlive the failure.
-      await this.removeByToken(token).catch(() => {});
-      throw error;
-    }
+    const sandbox = await createOnce({
+      retry: (attempt) => this.retry(`creating a sandbox from template "${template}"`, attempt, signal),
+      earlier: async () => {
+        const earlier = await this.findByToken(token);
+        return earlier ? Sandbox.connect(earlier, options) : undefined;
+      },
+      create: async () => {
+        try {
+          return await Sandbox.create(template, {
+            ...options,
+            metadata,
+            envs: spec.env,
+            timeoutMs: Math.round(ttlSeconds * 1000),
+            ...(spec.network?.mode === "none" ? { allowInternetAccess: false } : {}),
+            // Allowed entries win over denied ones: everything else is denied.
+            ...(allow ? { network: { allowOut: [...allow.hosts, ...allow.cidrs], denyOut: ["0.0.0.0/0"] } } : {}),
+          });
+        } catch (error) {
+          const status = (error as { statusCode?: number }).statusCode;
+          if (status !== 400 && status !== 404) throw error;
+          const detail = (error as Error).message.replace(/^\d{3}: /, "");
+          throw new ProviderError(this.name, `cannot create a sandbox from template "${template}": ${detail}`, status, undefined, "pass --image with the name or id of one of your E2B templates (or set template under [providers.e2b])", "bad_template");
+        }
+      },
+      cleanUp: () => this.removeByToken(token),
+    });
+    this.sandboxes.set(sandbox.sandboxId, Promise.resolve(sandbox));
+    return { id: sandbox.sandboxId, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image: template };
   }
 
   private async findByToken(token: string): Promise<string | undefined> {

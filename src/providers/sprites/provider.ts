@@ -27,12 +27,12 @@ import { ExecSocket, Stream } from "./socket";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
+import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
 import { HttpError } from "../shared/http";
 import { dict, hasLabels, own } from "../../base/keys";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
-const TOKEN_KEY = `${LABEL_PREFIX}create-token`;
 
 const STDIN_CHUNK = 64 * 1024;
 const REQUEST_ID_HEADERS = ["fly-request-id", "x-request-id"];
@@ -170,34 +170,27 @@ export class SpritesProvider implements Provider {
     if (spec.memoryMb !== undefined) config.ram_mb = spec.memoryMb;
     const body = { name, environment: spec.env, labels, ...(Object.keys(config).length ? { config } : {}) };
     const ours = (sprite: SpriteJson | null) => sprite && own(parseLabels(sprite.labels), TOKEN_KEY) === createToken;
-    try {
-      const sprite = await this.retry(
-        `creating sprite ${name}`,
-        async (attempt) => {
-          if (attempt > 1) {
-            const earlier = await this.fetchSprite(name);
-            if (ours(earlier)) return earlier!;
+    const sprite = await createOnce({
+      retry: (attempt) => this.retry(`creating sprite ${name}`, attempt, signal),
+      earlier: async () => {
+        const earlier = await this.fetchSprite(name);
+        return ours(earlier) ? earlier : undefined;
+      },
+      create: async () => {
+        try {
+          return (await (await this.request("POST", "/v1/sprites", { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SpriteJson;
+        } catch (error) {
+          if (!(error instanceof HttpError) || (error.status !== 409 && error.status !== 400 && error.status !== 422)) throw error;
+          if (error.status === 409) {
+            throw new ProviderError(this.name, `a sprite named ${name} already exists`, 409, error.requestId, "pick another --name, or use that sprite by name (exec, shell)", "name_taken");
           }
-          try {
-            return (await (await this.request("POST", "/v1/sprites", { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SpriteJson;
-          } catch (error) {
-            if (!(error instanceof HttpError) || (error.status !== 409 && error.status !== 400 && error.status !== 422)) throw error;
-            if (error.status === 409) {
-              throw new ProviderError(this.name, `a sprite named ${name} already exists`, 409, error.requestId, "pick another --name, or use that sprite by name (exec, shell)", "name_taken");
-            }
-            throw new ProviderError(this.name, `cannot create sprite ${name}: ${error.message}`, error.status, error.requestId, spec.name ? "sprite names are lowercase letters, digits and dashes" : undefined, "bad_request");
-          }
-        },
-        signal,
-      );
-      return this.record(sprite);
-    } catch (error) {
+          throw new ProviderError(this.name, `cannot create sprite ${name}: ${error.message}`, error.status, error.requestId, spec.name ? "sprite names are lowercase letters, digits and dashes" : undefined, "bad_request");
+        }
+      },
       // Whatever was made under this token must not outlive the failure.
-      await this.fetchSprite(name)
-        .then((sprite) => (ours(sprite) ? this.request("DELETE", `/v1/sprites/${encodeURIComponent(name)}`) : undefined))
-        .catch(() => {});
-      throw error;
-    }
+      cleanUp: async () => (ours(await this.fetchSprite(name)) ? this.request("DELETE", `/v1/sprites/${encodeURIComponent(name)}`) : undefined),
+    });
+    return this.record(sprite);
   }
 
   async get(id: string): Promise<SandboxRecord | null> {

@@ -17,6 +17,7 @@ import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, Sand
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { seconds } from "../shared/settings";
 import { HttpError } from "../shared/http";
+import { createOnce } from "../shared/create-once";
 import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
 import { hasLabels } from "../../base/keys";
 
@@ -180,35 +181,30 @@ export class VercelProvider implements Provider {
     // A name we made up is ours alone, so after a lost answer the sandbox found under it is the
     // one we asked for; under a name the user chose, only if it carries exactly our tags.
     const ours = (found: SandboxAndSession | null) => !!found && (spec.name === undefined || sameTags(found.sandbox.tags, spec.labels));
-    try {
-      const made = await this.retry(
-        `creating sandbox ${name}`,
-        async (attempt) => {
-          if (attempt > 1) {
-            const earlier = await this.fetchSandbox(name);
-            if (ours(earlier)) return earlier!;
+    const made = await createOnce({
+      retry: (attempt) => this.retry(`creating sandbox ${name}`, attempt, signal),
+      earlier: async () => {
+        const earlier = await this.fetchSandbox(name);
+        return ours(earlier) ? earlier : undefined;
+      },
+      create: async () => {
+        try {
+          const path = runtime ? "/v2/sandboxes" : "/v3/sandboxes";
+          return (await (await this.request("POST", path, { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SandboxAndSession;
+        } catch (error) {
+          if (!(error instanceof HttpError) || isTransientStatus(error.status)) throw error;
+          if (error.status === 409) {
+            throw new ProviderError(this.name, `a sandbox named ${name} already exists`, 409, undefined, "pick another --name, or use that sandbox by name (exec)", "name_taken");
           }
-          try {
-            const path = runtime ? "/v2/sandboxes" : "/v3/sandboxes";
-            return (await (await this.request("POST", path, { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SandboxAndSession;
-          } catch (error) {
-            if (!(error instanceof HttpError) || isTransientStatus(error.status)) throw error;
-            if (error.status === 409) {
-              throw new ProviderError(this.name, `a sandbox named ${name} already exists`, 409, undefined, "pick another --name, or use that sandbox by name (exec)", "name_taken");
-            }
-            const hint = spec.image !== undefined ? `--image is a Vercel runtime (${[...RUNTIMES].join(", ")}) or a Vercel Container Registry image` : undefined;
-            throw new ProviderError(this.name, `cannot create sandbox ${name}: ${error.message}`, error.status, undefined, hint, "bad_request");
-          }
-        },
-        signal,
-      );
-      this.sessions.set(made.sandbox.name, made.session.id);
-      return this.record(made.sandbox);
-    } catch (error) {
+          const hint = spec.image !== undefined ? `--image is a Vercel runtime (${[...RUNTIMES].join(", ")}) or a Vercel Container Registry image` : undefined;
+          throw new ProviderError(this.name, `cannot create sandbox ${name}: ${error.message}`, error.status, undefined, hint, "bad_request");
+        }
+      },
       // Whatever was made under a name of ours must not outlive the failure.
-      if (spec.name === undefined) await this.request("DELETE", this.sandboxPath(name), { query: { projectId } }).catch(() => {});
-      throw error;
-    }
+      cleanUp: async () => (spec.name === undefined ? this.request("DELETE", this.sandboxPath(name), { query: { projectId } }) : undefined),
+    });
+    this.sessions.set(made.sandbox.name, made.session.id);
+    return this.record(made.sandbox);
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
