@@ -18,6 +18,7 @@ import { DEFAULT_RETRY, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
 import { BridgeApi, isTransient, neverDelivered, readEvents } from "./api";
 import { HttpError } from "../shared/http";
+import { runChecked } from "../shared/staged-archive";
 import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from "./index";
 import { openTerminal } from "./pty";
 import { type CloudflareEntry, CloudflareRegistry } from "./registry";
@@ -287,7 +288,7 @@ export class CloudflareProvider implements Provider {
         parts.push(part);
         await this.putFile(id, part, tar.subarray(offset, offset + PART_BYTES));
       }
-      await this.runChecked(id, ["sh", "-c", UNPACK_PARTS, "sh", dir, ...parts], `cannot write files into ${dir}`);
+      await runChecked((argv) => this.run(id, argv, 10 * 60_000), ["sh", "-c", UNPACK_PARTS, "sh", dir, ...parts], `cannot write files into ${dir}`);
       parts.length = 0;
     } finally {
       if (parts.length) await this.run(id, ["rm", "-f", ...parts]).catch(() => {});
@@ -299,21 +300,13 @@ export class CloudflareProvider implements Provider {
     const api = this.api();
     const staged = `/workspace/.sandboxes-out-${hex()}.tar`;
     try {
-      await this.runChecked(id, ["sh", "-c", PACK_STAGED, "sh", path, staged], `cannot read ${path}`);
+      await runChecked((argv) => this.run(id, argv, 10 * 60_000), ["sh", "-c", PACK_STAGED, "sh", path, staged], `cannot read ${path}`);
       return await this.retry(`downloading ${path}`, async () => {
         const response = await api.request("GET", `/v1/sandbox/${encodeURIComponent(id)}/file${encodePath(staged)}`, { timeoutMs: 300_000 });
         return new Uint8Array(await response.arrayBuffer());
       });
     } finally {
       await this.run(id, ["rm", "-f", staged]).catch(() => {});
-    }
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const result = await this.run(id, argv, 10 * 60_000);
-    if (result.code !== 0) {
-      const detail = result.stderr.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
     }
   }
 

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
@@ -20,6 +20,7 @@ import { seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
+import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
 import { dict, hasLabels, own } from "../../base/keys";
 
@@ -339,32 +340,20 @@ export class E2BProvider implements Provider {
   }
 
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const sandbox = await this.connect(id);
-    const staged = `/tmp/.sandboxes-in-${randomBytes(6).toString("hex")}.tar`;
-    await this.retry(`uploading files to ${dir}`, () => sandbox.files.write(staged, new Blob([tar as Uint8Array<ArrayBuffer>])));
-    const script = 'mkdir -p "$1" && tar -x --no-same-owner -f "$2" -C "$1"; code=$?; rm -f "$2"; exit $code';
-    await this.runChecked(id, ["sh", "-c", script, "sh", dir, staged], `cannot write files into ${dir}`);
+    await putStagedArchive(await this.stagedFiles(id), dir, tar);
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const sandbox = await this.connect(id);
-    const staged = `/tmp/.sandboxes-out-${randomBytes(6).toString("hex")}.tar`;
-    const script = 'cd "$(dirname "$1")" && tar -c -f "$2" "$(basename "$1")"';
-    try {
-      await this.runChecked(id, ["sh", "-c", script, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, () => sandbox.files.read(staged, { format: "bytes" }));
-    } finally {
-      await sandbox.commands.run(`rm -f ${quote(staged)}`, { timeoutMs: 15_000 }).catch(() => {});
-    }
+    return getStagedArchive(await this.stagedFiles(id), path);
   }
 
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, onStdout: () => {}, onStderr: (chunk) => errors.push(chunk) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${outcome.exitCode}`}`, "user");
-    }
+  private async stagedFiles(id: string): Promise<StagedFiles> {
+    const sandbox = await this.connect(id);
+    return {
+      upload: (path, bytes, what) => this.retry(what, () => sandbox.files.write(path, new Blob([bytes as Uint8Array<ArrayBuffer>]))),
+      download: (path, what) => this.retry(what, () => sandbox.files.read(path, { format: "bytes" })),
+      run: runThroughExec((spec) => this.exec(id, spec)),
+    };
   }
 
   /** pty.create always starts `bash -i -l`: the asked argv starts like exec's, then the public pty API drives it by pid. */

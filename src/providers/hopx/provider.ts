@@ -8,7 +8,7 @@ import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
 import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
-import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 import { HttpError } from "../shared/http";
 
@@ -300,29 +300,20 @@ export class HopxProvider implements Provider {
   }
 
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = stagedTarPath("in");
-    const content = Buffer.from(tar).toString("base64");
-    await this.agentCall(id, "POST", "/files/write", { body: { path: staged, content, encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, `uploading files to ${dir}`);
-    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
+    await putStagedArchive(this.stagedFiles(id), dir, tar);
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = stagedTarPath("out");
-    try {
-      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-      return await this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path: staged }, raw: true, timeoutMs: 300_000 }, `downloading ${path}`);
-    } finally {
-      await this.runChecked(id, ["rm", "-f", staged], "cleaning up").catch(() => {});
-    }
+    return getStagedArchive(this.stagedFiles(id), path);
   }
 
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, onStdout: () => {}, onStderr: (chunk) => errors.push(chunk) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${outcome.exitCode}`}`, "user");
-    }
+  private stagedFiles(id: string): StagedFiles {
+    return {
+      upload: (path, bytes, what) =>
+        this.agentCall(id, "POST", "/files/write", { body: { path, content: Buffer.from(bytes).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what),
+      download: (path, what) => this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path }, raw: true, timeoutMs: 300_000 }, what),
+      run: runThroughExec((spec) => this.exec(id, spec)),
+    };
   }
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {

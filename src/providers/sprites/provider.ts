@@ -9,7 +9,7 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import {
   type CreateSpec,
   type ExecOutcome,
@@ -24,7 +24,7 @@ import {
 } from "../types";
 import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
-import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { getStagedArchive, putStagedArchive, type StagedFiles } from "../shared/staged-archive";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
@@ -355,23 +355,20 @@ export class SpritesProvider implements Provider {
    * an exec's stdin or stdout would save a round trip, but a dropped exec cannot be retried.
    */
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = stagedTarPath("in");
-    await this.retry(`uploading files to ${dir}`, () =>
-      this.fsCall(id, () => this.request("PUT", `/v1/sprites/${encodeURIComponent(id)}/fs/write`, { query: { path: staged, workingDir: "/", mkdirParents: "true" }, body: tar })),
-    );
-    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
+    await putStagedArchive(this.stagedFiles(id), dir, tar);
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = stagedTarPath("out");
-    try {
-      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, () =>
-        this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `/v1/sprites/${encodeURIComponent(id)}/fs/read`, { query: { path: staged, workingDir: "/" } })).arrayBuffer())),
-      );
-    } finally {
-      await this.runQuiet(id, ["rm", "-f", staged]);
-    }
+    return getStagedArchive(this.stagedFiles(id), path);
+  }
+
+  private stagedFiles(id: string): StagedFiles {
+    const sprite = `/v1/sprites/${encodeURIComponent(id)}`;
+    return {
+      upload: (path, bytes, what) => this.retry(what, () => this.fsCall(id, () => this.request("PUT", `${sprite}/fs/write`, { query: { path, workingDir: "/", mkdirParents: "true" }, body: bytes }))),
+      download: (path, what) => this.retry(what, () => this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `${sprite}/fs/read`, { query: { path, workingDir: "/" } })).arrayBuffer()))),
+      run: (argv) => this.capture(id, argv, 10 * 60_000),
+    };
   }
 
   /** A 404 from an fs endpoint is a missing sprite unless the body names a file error. */
@@ -381,14 +378,6 @@ export class SpritesProvider implements Provider {
     } catch (error) {
       if (error instanceof HttpError && error.status === 404 && !error.code?.startsWith("E")) throw unknownSprite(id);
       throw error;
-    }
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const result = await this.capture(id, argv, 10 * 60_000);
-    if (result.code !== 0) {
-      const detail = result.stderr.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
     }
   }
 

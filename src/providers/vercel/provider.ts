@@ -11,14 +11,14 @@
  */
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { seconds } from "../shared/settings";
 import { HttpError } from "../shared/http";
 import { createOnce } from "../shared/create-once";
-import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 
 /** Vercel keeps at most this many tags on a sandbox. */
@@ -385,42 +385,26 @@ export class VercelProvider implements Provider {
     );
   }
 
-  /** A helper command of ours (no stdin): its exit code and output. */
-  private async capture(id: string, argv: string[]): Promise<{ code: number; stderr: string }> {
-    const err: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, timeoutMs: 10 * 60_000, onStdout: () => {}, onStderr: (chunk) => err.push(chunk) });
-    return { code: outcome.exitCode, stderr: Buffer.concat(err).toString("utf8") };
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const result = await this.capture(id, argv);
-    if (result.code !== 0) {
-      const detail = result.stderr.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
-    }
-  }
-
   /**
    * Files go as a tar staged in the sandbox's /tmp: fs/write and fs/read move whole files byte for
    * byte, and `tar` in the sandbox packs or unpacks the tree (fs/write would extract a tree itself,
    * but not into a directory that does not exist yet).
    */
   async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = stagedTarPath("in");
-    await this.writeFile(id, staged, tar);
-    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
+    await putStagedArchive(this.stagedFiles(id), dir, tar);
   }
 
   async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = stagedTarPath("out");
-    try {
-      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, () =>
-        this.inSession(id, async (session) => new Uint8Array(await (await this.request("POST", `${session}/fs/read`, { json: { path: staged, cwd: "/" }, timeoutMs: 10 * 60_000 })).arrayBuffer())),
-      );
-    } finally {
-      await this.capture(id, ["rm", "-f", staged]).catch(() => {});
-    }
+    return getStagedArchive(this.stagedFiles(id), path);
+  }
+
+  private stagedFiles(id: string): StagedFiles {
+    return {
+      upload: (path, bytes) => this.writeFile(id, path, bytes),
+      download: (path, what) =>
+        this.retry(what, () => this.inSession(id, async (session) => new Uint8Array(await (await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })).arrayBuffer()))),
+      run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),
+    };
   }
 }
 
