@@ -23,6 +23,7 @@ import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from
 import { openTerminal } from "./pty";
 import { type CloudflareEntry, CloudflareRegistry } from "./registry";
 import { hasLabels } from "../../base/keys";
+import { notConfigured } from "../shared/settings";
 
 /** The bridge refuses file bodies above 32 MiB. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -72,7 +73,7 @@ export class CloudflareProvider implements Provider {
   }
 
   private api(): BridgeApi {
-    if (!this.settings.url) throw new SandboxesError("not_configured", `provider cloudflare is not configured: ${NOT_CONFIGURED}`, "user");
+    if (!this.settings.url) throw notConfigured("cloudflare", NOT_CONFIGURED);
     this.client ??= new BridgeApi(this.settings.url, this.settings.apiKey);
     return this.client;
   }

@@ -4,13 +4,15 @@ import { ProviderError, SandboxesError } from "../../base/errors";
 import { withRetry } from "../retry";
 import { CREATE_TOKEN_KEY, createOnce } from "../shared/create-once";
 import { allowListParts } from "../network";
-import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { isRefused, isTransient, translate } from "./errors";
 import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
 import { openPty } from "./pty";
 import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
 import { dict, hasLabels } from "../../base/keys";
+import { stateMap } from "../shared/state";
+import { notConfigured } from "../shared/settings";
 
 registerDaytonaRuntimeModules();
 
@@ -22,32 +24,12 @@ const SDK_LANGUAGE_LABEL = "code-toolbox-language";
 const encoder = new TextEncoder();
 const randomId = (prefix: string) => `${prefix}-${randomBytes(6).toString("hex")}`;
 
-function mapState(state: string | undefined): SandboxState {
-  switch (state) {
-    case "started":
-      return "running";
-    case "stopped":
-    case "stopping":
-    case "archived":
-    case "archiving":
-    case "paused":
-    case "pausing":
-      return "stopped";
-    case "creating":
-    case "starting":
-    case "restoring":
-    case "resuming":
-    case "pending_build":
-    case "building_snapshot":
-    case "pulling_snapshot":
-      return "creating";
-    case "error":
-    case "build_failed":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const mapState = stateMap({
+  running: ["started"],
+  stopped: ["stopped", "stopping", "archived", "archiving", "paused", "pausing"],
+  creating: ["creating", "starting", "restoring", "resuming", "pending_build", "building_snapshot", "pulling_snapshot"],
+  error: ["error", "build_failed"],
+});
 
 function userLabels(labels: Record<string, string> | undefined): Record<string, string> {
   return dict(Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(LABEL_PREFIX) && key !== SDK_LANGUAGE_LABEL));
@@ -78,7 +60,7 @@ export class DaytonaProvider implements Provider {
   constructor(private readonly settings: DaytonaSettings) {}
 
   private get client(): Daytona {
-    if (!this.settings.apiKey) throw new SandboxesError("not_configured", "provider daytona is not configured: set DAYTONA_API_KEY", "user");
+    if (!this.settings.apiKey) throw notConfigured("daytona", "set DAYTONA_API_KEY");
     // Every setting is explicit, so the SDK reads neither the environment nor a .env file for them.
     this.clientInstance ??= new Daytona({
       apiKey: this.settings.apiKey,

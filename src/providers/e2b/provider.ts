@@ -3,20 +3,9 @@ import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
-import {
-  type CreateSpec,
-  type ExecOutcome,
-  type ExecSpec,
-  LABEL_PREFIX,
-  type Provider,
-  type ProviderContext,
-  type PtySession,
-  type PtySpec,
-  type SandboxRecord,
-  type SandboxState,
-} from "../types";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
-import { seconds, setting } from "../shared/settings";
+import { notConfigured, seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
@@ -92,7 +81,7 @@ export class E2BProvider implements Provider {
   /** Connection options for every SDK call: explicit, so nothing depends on process.env. */
   private options() {
     const credential = e2bApiKey(this.ctx);
-    if (!credential) throw new SandboxesError("not_configured", "provider e2b is not configured: set E2B_API_KEY", "user");
+    if (!credential) throw notConfigured("e2b", "set E2B_API_KEY");
     return {
       apiKey: credential.value,
       apiUrl: setting(this.ctx, ["E2B_API_URL"], "api_url"),

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord, SandboxState } from "../types";
+import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
 import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
@@ -11,6 +11,8 @@ import { feedInChunks } from "../stdin";
 import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 import { HttpError } from "../shared/http";
+import { stateMap } from "../shared/state";
+import { notConfigured } from "../shared/settings";
 
 /** The agent's own bound on a command with no --timeout: a day. */
 const UNBOUNDED_AGENT_TIMEOUT_S = 86_400;
@@ -31,7 +33,7 @@ export class HopxProvider implements Provider {
   }
 
   private api(): HopxApi {
-    if (!this.settings.apiKey) throw new SandboxesError("not_configured", `provider hopx is not configured: ${MISSING_API_KEY}`, "user");
+    if (!this.settings.apiKey) throw notConfigured("hopx", MISSING_API_KEY);
     this.client ??= new HopxApi(this.settings.apiUrl, this.settings.apiKey);
     return this.client;
   }
@@ -334,23 +336,7 @@ function idOf(info: SandboxInfo): string {
   return String(info.id ?? info.sandbox_id ?? "");
 }
 
-function stateOf(status: string | undefined): SandboxState {
-  switch (status) {
-    case "running":
-      return "running";
-    case "paused":
-    case "stopped":
-      return "stopped";
-    case "creating":
-    case "starting":
-      return "creating";
-    case "error":
-    case "failed":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const stateOf = stateMap({ running: ["running"], stopped: ["paused", "stopped"], creating: ["creating", "starting"], error: ["error", "failed"] });
 
 /** Failures that prove the request never reached the service: safe to send again. */
 function neverDelivered(error: unknown): boolean {

@@ -10,23 +10,14 @@ import type { App, ModalClient, Sandbox } from "modal";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { withRetry } from "../retry";
 import { allowListParts } from "../network";
-import {
-  type CreateSpec,
-  type ExecOutcome,
-  type ExecSpec,
-  LABEL_PREFIX,
-  type Provider,
-  type ProviderContext,
-  type PtySession,
-  type PtySpec,
-  type SandboxRecord,
-} from "../types";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
 import { PtyOutput } from "../shared/pty";
 import { shellQuote } from "../../base/quote";
 import { dict, hasLabels } from "../../base/keys";
+import { notConfigured } from "../shared/settings";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 
@@ -108,7 +99,7 @@ export class ModalProvider implements Provider {
 
   private async connect(): Promise<ModalClient> {
     const credentials = await findModalCredentials(this.ctx.env, this.ctx.config);
-    if (!credentials) throw new SandboxesError("not_configured", `provider modal is not configured: ${MISSING_CREDENTIALS}`, "user");
+    if (!credentials) throw notConfigured("modal", MISSING_CREDENTIALS);
     const { ModalClient } = await import("modal");
     await trackChannels();
     const debug = this.ctx.env.SANDBOXES_DEBUG ? (message: string, ...args: unknown[]) => process.stderr.write(`modal: ${message} ${args.map(String).join(" ")}\n`) : () => {};

@@ -1,3 +1,4 @@
+import { SandboxesError } from "../../base/errors";
 import type { ProviderContext } from "../types";
 
 /** A non-empty string, trimmed; anything else (a number, blanks) is absent. */
@@ -45,4 +46,9 @@ export function baseUrl(ctx: ProviderContext, variables: string[], key: string, 
 /** The line `providers` shows for a missing credential. */
 export function missing(provider: string, variable: string, key: string): string {
   return `set ${variable} (or ${key} under [providers.${provider}] in config.toml)`;
+}
+
+/** The error for using a provider whose credentials are missing; `missing` says what to set. */
+export function notConfigured(provider: string, missing: string): SandboxesError {
+  return new SandboxesError("not_configured", `provider ${provider} is not configured: ${missing}`, "user");
 }

@@ -10,18 +10,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
-import {
-  type CreateSpec,
-  type ExecOutcome,
-  type ExecSpec,
-  LABEL_PREFIX,
-  type Provider,
-  type ProviderContext,
-  type PtySession,
-  type PtySpec,
-  type SandboxRecord,
-  type SandboxState,
-} from "../types";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
 import { getStagedArchive, putStagedArchive, type StagedFiles } from "../shared/staged-archive";
@@ -30,6 +19,8 @@ import { PtyOutput } from "../shared/pty";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
 import { HttpError } from "../shared/http";
 import { dict, hasLabels, own } from "../../base/keys";
+import { stateMap } from "../shared/state";
+import { notConfigured } from "../shared/settings";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
@@ -92,7 +83,7 @@ export class SpritesProvider implements Provider {
 
   private token(): string {
     const credential = spritesToken(this.ctx);
-    if (!credential) throw new SandboxesError("not_configured", `provider sprites is not configured: ${MISSING_TOKEN}`, "user");
+    if (!credential) throw notConfigured("sprites", MISSING_TOKEN);
     return credential.value;
   }
 
@@ -427,22 +418,7 @@ export function parseLabels(labels: string[] | null | undefined): Record<string,
 }
 
 /** A sprite that is cold or warm wakes on the next exec, so for us it is running. */
-function stateOf(status: string | undefined): SandboxState {
-  switch (status) {
-    case "running":
-    case "warm":
-    case "cold":
-      return "running";
-    case "creating":
-    case "starting":
-      return "creating";
-    case "error":
-    case "failed":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const stateOf = stateMap({ running: ["running", "warm", "cold"], creating: ["creating", "starting"], error: ["error", "failed"] });
 
 function isoDate(value: string | undefined): string | undefined {
   if (!value) return undefined;

@@ -13,13 +13,14 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
+import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
-import { seconds } from "../shared/settings";
+import { notConfigured, seconds } from "../shared/settings";
 import { HttpError } from "../shared/http";
 import { createOnce } from "../shared/create-once";
 import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
+import { stateMap } from "../shared/state";
 
 /** Vercel keeps at most this many tags on a sandbox. */
 const MAX_TAGS = 5;
@@ -98,7 +99,7 @@ export class VercelProvider implements Provider {
 
   private credentials(): VercelCredentials {
     const found = vercelCredentials(this.ctx);
-    if ("missing" in found) throw new SandboxesError("not_configured", `provider vercel is not configured: ${missingVercelCredentials(found.missing)}`, "user");
+    if ("missing" in found) throw notConfigured("vercel", missingVercelCredentials(found.missing));
     return found;
   }
 
@@ -450,23 +451,7 @@ function sameTags(found: Record<string, string> | undefined, wanted: Record<stri
 }
 
 /** A stopped sandbox keeps its files (when persistent) and starts again on the next command. */
-function stateOf(status: string | undefined): SandboxState {
-  switch (status) {
-    case "running":
-      return "running";
-    case "pending":
-      return "creating";
-    case "stopping":
-    case "stopped":
-    case "snapshotting":
-      return "stopped";
-    case "failed":
-    case "aborted":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const stateOf = stateMap({ running: ["running"], creating: ["pending"], stopped: ["stopping", "stopped", "snapshotting"], error: ["failed", "aborted"] });
 
 /** The connection was refused: the request cannot have arrived. */
 function isRefused(error: unknown): boolean {
