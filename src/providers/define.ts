@@ -70,3 +70,8 @@ export function defineProvider<S>(definition: ProviderDefinition<S>): DefinedPro
     },
   };
 }
+
+/** The facts `providers` shows after the source: those that apply, joined. */
+export function details(...facts: Array<string | false | undefined>): string {
+  return facts.filter(Boolean).join(", ");
+}

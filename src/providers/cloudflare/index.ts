@@ -1,4 +1,4 @@
-import { capabilities, defineProvider } from "../define";
+import { capabilities, defineProvider, details } from "../define";
 import { credential, setting } from "../shared/settings";
 import type { ProviderContext } from "../types";
 
@@ -44,9 +44,6 @@ export const cloudflareDescriptor = defineProvider({
   description: "Cloudflare Sandbox through your own Worker serving the @cloudflare/sandbox bridge API",
   capabilities: CLOUDFLARE_CAPABILITIES,
   settings: cloudflareSettings,
-  describe: (settings) => {
-    if (!settings.url || !settings.urlSource) return { missing: NOT_CONFIGURED };
-    return { source: settings.urlSource, details: `worker ${settings.url}${settings.apiKey ? "" : ", no API key set"}` };
-  },
+  describe: (s) => (s.urlSource ? { source: s.urlSource, details: details(`worker ${s.url}`, !s.apiKey && "no API key set") } : { missing: NOT_CONFIGURED }),
   load: async (settings) => new (await import("./provider")).CloudflareProvider(settings),
 });

@@ -1,4 +1,4 @@
-import { capabilities, defineProvider } from "../define";
+import { capabilities, defineProvider, details } from "../define";
 import { credential, missing, setting } from "../shared/settings";
 import type { ProviderContext } from "../types";
 
@@ -6,6 +6,7 @@ import type { ProviderContext } from "../types";
 export const DAYTONA_CAPABILITIES = capabilities("streaming", "files", "pty", "resize", "labels", "stdin", "networkIsolation", "networkAllowCidrs", "ttl", "resources");
 
 export const DEFAULT_DAYTONA_API_URL = "https://app.daytona.io/api";
+export const MISSING_API_KEY = missing("daytona", "DAYTONA_API_KEY", "api_key");
 
 export interface DaytonaSettings {
   apiKey?: string;
@@ -31,10 +32,6 @@ export const daytonaDescriptor = defineProvider({
   description: "Daytona cloud sandboxes (official @daytonaio/sdk)",
   capabilities: DAYTONA_CAPABILITIES,
   settings: daytonaSettings,
-  describe: (settings) => {
-    if (!settings.apiKey || !settings.source) return { missing: missing("daytona", "DAYTONA_API_KEY", "api_key") };
-    const where = settings.apiUrl === DEFAULT_DAYTONA_API_URL ? undefined : `api ${settings.apiUrl}`;
-    return { source: settings.source, details: [where, settings.target ? `target ${settings.target}` : undefined].filter(Boolean).join(", ") };
-  },
+  describe: (s) => (s.source ? { source: s.source, details: details(s.apiUrl !== DEFAULT_DAYTONA_API_URL && `api ${s.apiUrl}`, s.target && `target ${s.target}`) } : { missing: MISSING_API_KEY }),
   load: async (settings) => new (await import("./provider")).DaytonaProvider(settings),
 });

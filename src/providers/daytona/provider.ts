@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { Daytona, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type DaytonaError, type Sandbox } from "@daytonaio/sdk";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { withRetry } from "../retry";
+import { withExplainedRetry, withRetry } from "../retry";
 import { CREATE_TOKEN_KEY, createOnce } from "../shared/create-once";
 import { allowListParts } from "../network";
 import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
@@ -77,20 +77,7 @@ export class DaytonaProvider implements Provider {
 
   /** An idempotent call: transient failures are retried with backoff. */
   private idempotent<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(
-      NAME,
-      what,
-      async (attempt) => {
-        try {
-          return await call(attempt);
-        } catch (error) {
-          throw translate(error, what);
-        }
-      },
-      isTransient,
-      undefined,
-      signal,
-    );
+    return withExplainedRetry(NAME, what, call, (error) => translate(error, what), isTransient, signal);
   }
 
   private record(sandbox: Sandbox): SandboxRecord {

@@ -14,10 +14,7 @@ export const e2bDescriptor = defineProvider({
   name: "e2b",
   description: "E2B cloud sandboxes (Firecracker microVMs) through the official e2b SDK",
   capabilities: E2B_CAPABILITIES,
-  settings: (ctx) => ctx,
-  describe: (ctx) => {
-    const key = e2bApiKey(ctx);
-    return key ? { source: key.source, details: `default template: ${text(ctx.config.template) ?? "base"}` } : { missing: MISSING_API_KEY };
-  },
-  load: async (ctx) => new (await import("./provider")).E2BProvider(ctx),
+  settings: (ctx) => ({ key: e2bApiKey(ctx), template: text(ctx.config.template) ?? "base" }),
+  describe: ({ key, template }) => (key ? { source: key.source, details: `default template: ${template}` } : { missing: MISSING_API_KEY }),
+  load: async (_settings, ctx) => new (await import("./provider")).E2BProvider(ctx),
 });

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withExplainedRetry } from "../retry";
 import { allowListParts } from "../network";
 import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
@@ -9,7 +9,7 @@ import { notConfigured, seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
-import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
+import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
 import { dict, hasLabels, own } from "../../base/keys";
 
@@ -92,13 +92,7 @@ export class E2BProvider implements Provider {
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(this.name, what, async (attempt) => {
-      try {
-        return await call(attempt);
-      } catch (error) {
-        throw await this.explain(error);
-      }
-    }, (error) => isTransient(error), DEFAULT_RETRY, signal);
+    return withExplainedRetry(this.name, what, call, (error) => this.explain(error), isTransient, signal);
   }
 
   /** Errors a user can act on become ProviderErrors with a hint; transient ones pass through to be retried. */
@@ -328,13 +322,9 @@ export class E2BProvider implements Provider {
     await sandbox.commands.kill(pid).catch(() => false);
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    await putStagedArchive(await this.stagedFiles(id), dir, tar);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    return getStagedArchive(await this.stagedFiles(id), path);
-  }
+  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   private async stagedFiles(id: string): Promise<StagedFiles> {
     const sandbox = await this.connect(id);

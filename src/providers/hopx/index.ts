@@ -1,4 +1,4 @@
-import { capabilities, defineProvider } from "../define";
+import { capabilities, defineProvider, details } from "../define";
 import { baseUrl, credential, missing, seconds, setting } from "../shared/settings";
 import type { ProviderContext } from "../types";
 
@@ -44,10 +44,6 @@ export const hopxDescriptor = defineProvider({
   description: "Hopx cloud sandboxes (microVMs) over the Hopx REST API and in-VM agent",
   capabilities: HOPX_CAPABILITIES,
   settings: hopxSettings,
-  describe: (settings) => {
-    if (!settings.apiKey || !settings.source) return { missing: MISSING_API_KEY };
-    const where = settings.apiUrl === DEFAULT_HOPX_API_URL ? undefined : `api ${settings.apiUrl}`;
-    return { source: settings.source, details: [`default template: ${settings.template}`, where].filter(Boolean).join(", ") };
-  },
+  describe: (s) => (s.source ? { source: s.source, details: details(`default template: ${s.template}`, s.apiUrl !== DEFAULT_HOPX_API_URL && `api ${s.apiUrl}`) } : { missing: MISSING_API_KEY }),
   load: async (settings) => new (await import("./provider")).HopxProvider(settings),
 });

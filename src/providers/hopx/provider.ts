@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withExplainedRetry, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
@@ -8,7 +8,7 @@ import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
 import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
-import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
+import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 import { HttpError } from "../shared/http";
 import { stateMap } from "../shared/state";
@@ -39,21 +39,7 @@ export class HopxProvider implements Provider {
   }
 
   private retry<T>(what: string, call: () => Promise<T>, retryable: (error: unknown) => boolean = isTransient, signal?: AbortSignal): Promise<T> {
-    return withRetry(
-      this.name,
-      what,
-      async () => {
-        try {
-          return await call();
-        } catch (error) {
-          if (retryable(error)) throw error;
-          throw explain(this.name, what, error);
-        }
-      },
-      retryable,
-      DEFAULT_RETRY,
-      signal,
-    );
+    return withExplainedRetry(this.name, what, call, (error) => (retryable(error) ? error : explain(this.name, what, error)), retryable, signal);
   }
 
   async create(spec: CreateSpec): Promise<SandboxRecord> {
@@ -301,13 +287,9 @@ export class HopxProvider implements Provider {
     if (!finished.aborted) await write(`${prefix}.eof`, new Uint8Array());
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    await putStagedArchive(this.stagedFiles(id), dir, tar);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    return getStagedArchive(this.stagedFiles(id), path);
-  }
+  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   private stagedFiles(id: string): StagedFiles {
     return {

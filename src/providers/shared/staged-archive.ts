@@ -66,3 +66,11 @@ export function runThroughExec(exec: (spec: ExecSpec) => Promise<{ exitCode: num
     return { code: outcome.exitCode, stderr: Buffer.concat(errors).toString("utf8") };
   };
 }
+
+/** A provider's putArchive and getArchive, given how to reach one sandbox's files. */
+export function stagedArchives(filesOf: (id: string) => StagedFiles | Promise<StagedFiles>) {
+  return {
+    putArchive: async (id: string, dir: string, tar: Uint8Array): Promise<void> => putStagedArchive(await filesOf(id), dir, tar),
+    getArchive: async (id: string, path: string): Promise<Uint8Array> => getStagedArchive(await filesOf(id), path),
+  };
+}

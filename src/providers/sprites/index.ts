@@ -1,4 +1,4 @@
-import { capabilities, defineProvider } from "../define";
+import { capabilities, defineProvider, details } from "../define";
 import { baseUrl, credential, missing } from "../shared/settings";
 import type { ProviderContext } from "../types";
 
@@ -23,11 +23,7 @@ export const spritesDescriptor = defineProvider({
   name: "sprites",
   description: "Sprites by Fly.io (persistent Firecracker VMs) through its REST and WebSocket API",
   capabilities: SPRITES_CAPABILITIES,
-  settings: (ctx) => ctx,
-  describe: (ctx) => {
-    const token = spritesToken(ctx);
-    const url = spritesUrl(ctx);
-    return token ? { source: token.source, details: url !== DEFAULT_SPRITES_URL ? `API ${url}` : undefined } : { missing: MISSING_TOKEN };
-  },
-  load: async (ctx) => new (await import("./provider")).SpritesProvider(ctx),
+  settings: (ctx) => ({ token: spritesToken(ctx), url: spritesUrl(ctx) }),
+  describe: ({ token, url }) => (token ? { source: token.source, details: details(url !== DEFAULT_SPRITES_URL && `API ${url}`) } : { missing: MISSING_TOKEN }),
+  load: async (_settings, ctx) => new (await import("./provider")).SpritesProvider(ctx),
 });

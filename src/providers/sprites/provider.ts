@@ -13,7 +13,7 @@ import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from ".
 import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
-import { getStagedArchive, putStagedArchive, type StagedFiles } from "../shared/staged-archive";
+import { stagedArchives, type StagedFiles } from "../shared/staged-archive";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
@@ -345,13 +345,9 @@ export class SpritesProvider implements Provider {
    * safe to retry), and are packed or unpacked by `tar` in the sprite. Streaming the tar through
    * an exec's stdin or stdout would save a round trip, but a dropped exec cannot be retried.
    */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    await putStagedArchive(this.stagedFiles(id), dir, tar);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    return getStagedArchive(this.stagedFiles(id), path);
-  }
+  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   private stagedFiles(id: string): StagedFiles {
     const sprite = `/v1/sprites/${encodeURIComponent(id)}`;

@@ -18,7 +18,7 @@ import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, 
 import { notConfigured, seconds } from "../shared/settings";
 import { HttpError } from "../shared/http";
 import { createOnce } from "../shared/create-once";
-import { getStagedArchive, putStagedArchive, runThroughExec, type StagedFiles } from "../shared/staged-archive";
+import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 import { stateMap } from "../shared/state";
 
@@ -391,13 +391,9 @@ export class VercelProvider implements Provider {
    * byte, and `tar` in the sandbox packs or unpacks the tree (fs/write would extract a tree itself,
    * but not into a directory that does not exist yet).
    */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    await putStagedArchive(this.stagedFiles(id), dir, tar);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    return getStagedArchive(this.stagedFiles(id), path);
-  }
+  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   private stagedFiles(id: string): StagedFiles {
     return {
