@@ -5,7 +5,7 @@
  */
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { isNetworkFailure, isTransientStatus } from "../retry";
-import { HttpError } from "../shared/http";
+import { HttpError, requestBody } from "../shared/http";
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
@@ -39,14 +39,7 @@ export class BridgeApi {
   /** One HTTP call; a non-2xx answer becomes a HttpError (or, for a refused key, a ProviderError). */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers = this.headers();
-    let body: BodyInit | undefined;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    } else if (options.body) {
-      headers["Content-Type"] = "application/octet-stream";
-      body = options.body as Uint8Array<ArrayBuffer>;
-    }
+    const body = requestBody(options, headers);
     const timeout = options.timeoutMs === 0 ? undefined : AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const signals = [timeout, options.signal].filter((s): s is AbortSignal => !!s);
     const response = await fetch(this.url(path), { method, headers, body, signal: signals.length ? AbortSignal.any(signals) : undefined });

@@ -72,12 +72,6 @@ export class CloudflareProvider implements Provider {
     this.registry = new CloudflareRegistry(settings.stateDir);
   }
 
-  private api(): BridgeApi {
-    if (!this.settings.url) throw notConfigured("cloudflare", NOT_CONFIGURED);
-    this.client ??= new BridgeApi(this.settings.url, this.settings.apiKey);
-    return this.client;
-  }
-
   /** withRetry on transient failures; our own errors and the bridge's refusals come out explained. */
   private async retry<T>(what: string, call: () => Promise<T>, signal?: AbortSignal, retryable: (error: unknown) => boolean = isTransient): Promise<T> {
     let own: Error | undefined;
@@ -103,14 +97,14 @@ export class CloudflareProvider implements Provider {
     }
   }
 
+  private api(): BridgeApi {
+    if (!this.settings.url) throw notConfigured("cloudflare", NOT_CONFIGURED);
+    return (this.client ??= new BridgeApi(this.settings.url, this.settings.apiKey));
+  }
+
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     if (spec.image !== undefined) {
-      throw new SandboxesError(
-        "image_unsupported",
-        "provider cloudflare cannot choose an image per sandbox (--image): the container image is fixed by your Worker's Dockerfile and wrangler config",
-        "user",
-        "drop --image, or change the Worker's container image and deploy it again",
-      );
+      throw new SandboxesError("image_unsupported", "provider cloudflare cannot choose an image per sandbox (--image): the container image is fixed by your Worker's Dockerfile and wrangler config", "user", "drop --image, or change the Worker's container image and deploy it again");
     }
     const api = this.api();
     if (spec.name && this.registry.of(api.baseUrl).some(([, entry]) => entry.name === spec.name)) {

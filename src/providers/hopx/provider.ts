@@ -34,8 +34,7 @@ export class HopxProvider implements Provider {
 
   private api(): HopxApi {
     if (!this.settings.apiKey) throw notConfigured("hopx", MISSING_API_KEY);
-    this.client ??= new HopxApi(this.settings.apiUrl, this.settings.apiKey);
-    return this.client;
+    return (this.client ??= new HopxApi(this.settings.apiUrl, this.settings.apiKey));
   }
 
   private retry<T>(what: string, call: () => Promise<T>, retryable: (error: unknown) => boolean = isTransient, signal?: AbortSignal): Promise<T> {

@@ -20,3 +20,14 @@ export class HttpError extends Error {
     return new HttpError(response.status, message, code, requestId, parseRetryAfter(response.headers.get("retry-after")));
   }
 }
+
+/** A request's body, with its Content-Type added to `headers`: `json` as JSON, else the raw bytes of `body`. */
+export function requestBody(options: { json?: unknown; body?: Uint8Array }, headers: Record<string, string>): BodyInit | undefined {
+  if (options.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    return JSON.stringify(options.json);
+  }
+  if (!options.body) return undefined;
+  headers["Content-Type"] = "application/octet-stream";
+  return options.body as Uint8Array<ArrayBuffer>;
+}

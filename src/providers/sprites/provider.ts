@@ -17,7 +17,7 @@ import { stagedArchives, type StagedFiles } from "../shared/staged-archive";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
-import { HttpError } from "../shared/http";
+import { HttpError, requestBody } from "../shared/http";
 import { dict, hasLabels, own } from "../../base/keys";
 import { stateMap } from "../shared/state";
 import { notConfigured } from "../shared/settings";
@@ -96,14 +96,7 @@ export class SpritesProvider implements Provider {
   /** One HTTP call; a non-2xx answer becomes an HttpError (or, for a rejected token, a ProviderError). */
   private async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token()}` };
-    let body: BodyInit | undefined;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    } else if (options.body) {
-      headers["Content-Type"] = "application/octet-stream";
-      body = options.body as Uint8Array<ArrayBuffer>;
-    }
+    const body = requestBody(options, headers);
     const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const response = await fetch(this.url(path, options.query), { method, headers, body, signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout });
     if (response.ok) return response;
@@ -141,12 +134,7 @@ export class SpritesProvider implements Provider {
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     if (spec.image !== undefined) {
-      throw new SandboxesError(
-        "image_unsupported",
-        "provider sprites has no images or templates: every sprite starts from the same base system, so --image cannot be used",
-        "user",
-        "drop --image; install what you need in a kept sprite (run -p sprites --keep …), then exec in it",
-      );
+      throw new SandboxesError("image_unsupported", "provider sprites has no images or templates: every sprite starts from the same base system, so --image cannot be used", "user", "drop --image; install what you need in a kept sprite (run -p sprites --keep …), then exec in it");
     }
     this.token(); // a missing token is the first thing to say
     const name = spec.name ?? `sandboxes-${randomBytes(5).toString("hex")}`;
