@@ -10,6 +10,8 @@ export interface CreateOnce<T> {
   create(): Promise<T>;
   /** The sandbox an earlier attempt made before its answer was lost, if there is one. */
   earlier(): Promise<T | null | undefined>;
+  /** Whether what `earlier` found is really ours (not a sandbox someone else has under that name). */
+  ours?(found: T): boolean;
   /** What must still succeed before the sandbox counts as made (e.g. waiting for it to start). */
   settle?(made: T): Promise<unknown>;
   /** After a failure: removes whatever the attempts made, so nothing outlives it. Its own failure is ignored. */
@@ -26,7 +28,7 @@ export async function createOnce<T>(steps: CreateOnce<T>): Promise<T> {
     const made = await steps.retry(async (attempt) => {
       if (attempt > 1) {
         const found = await steps.earlier();
-        if (found) return found;
+        if (found && (steps.ours?.(found) ?? true)) return found;
       }
       return steps.create();
     });

@@ -148,13 +148,11 @@ export class SpritesProvider implements Provider {
     if (spec.cpus !== undefined) config.cpus = spec.cpus;
     if (spec.memoryMb !== undefined) config.ram_mb = spec.memoryMb;
     const body = { name, environment: spec.env, labels, ...(Object.keys(config).length ? { config } : {}) };
-    const ours = (sprite: SpriteJson | null) => sprite && own(parseLabels(sprite.labels), TOKEN_KEY) === createToken;
+    const ours = (sprite: SpriteJson) => own(parseLabels(sprite.labels), TOKEN_KEY) === createToken;
     const sprite = await createOnce({
       retry: (attempt) => this.retry(`creating sprite ${name}`, attempt, signal),
-      earlier: async () => {
-        const earlier = await this.fetchSprite(name);
-        return ours(earlier) ? earlier : undefined;
-      },
+      earlier: () => this.fetchSprite(name),
+      ours,
       create: async () => {
         try {
           return (await (await this.request("POST", "/v1/sprites", { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SpriteJson;
@@ -167,7 +165,7 @@ export class SpritesProvider implements Provider {
         }
       },
       // Whatever was made under this token must not outlive the failure.
-      cleanUp: async () => (ours(await this.fetchSprite(name)) ? this.request("DELETE", `/v1/sprites/${encodeURIComponent(name)}`) : undefined),
+      cleanUp: () => this.fetchSprite(name).then((found) => (found && ours(found) ? this.request("DELETE", `/v1/sprites/${encodeURIComponent(name)}`) : undefined)),
     });
     return this.record(sprite);
   }

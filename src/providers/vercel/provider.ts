@@ -179,15 +179,12 @@ export class VercelProvider implements Provider {
       env: spec.env,
       tags: spec.labels,
     };
-    // A name we made up is ours alone, so after a lost answer the sandbox found under it is the
-    // one we asked for; under a name the user chose, only if it carries exactly our tags.
-    const ours = (found: SandboxAndSession | null) => !!found && (spec.name === undefined || sameTags(found.sandbox.tags, spec.labels));
     const made = await createOnce({
       retry: (attempt) => this.retry(`creating sandbox ${name}`, attempt, signal),
-      earlier: async () => {
-        const earlier = await this.fetchSandbox(name);
-        return ours(earlier) ? earlier : undefined;
-      },
+      earlier: () => this.fetchSandbox(name),
+      // A name we made up is ours alone, so after a lost answer the sandbox found under it is the
+      // one we asked for; under a name the user chose, only if it carries exactly our tags.
+      ours: (found) => spec.name === undefined || sameTags(found.sandbox.tags, spec.labels),
       create: async () => {
         try {
           const path = runtime ? "/v2/sandboxes" : "/v3/sandboxes";
