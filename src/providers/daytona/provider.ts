@@ -12,6 +12,7 @@ import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
 import { dict, hasLabels } from "../../base/keys";
 import { stateMap } from "../shared/state";
+import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
 import { notConfigured } from "../shared/settings";
 
 registerDaytonaRuntimeModules();
@@ -264,7 +265,7 @@ export class DaytonaProvider implements Provider {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", onAbort);
       await this.deleteSession(sandbox, sessionId);
-      if (stdinPath) await this.removeFile(sandbox, stdinPath);
+      if (stdinPath) await sandbox.fs.deleteFile(stdinPath).catch(() => {});
     }
   }
 
@@ -351,43 +352,21 @@ export class DaytonaProvider implements Provider {
     await sandbox.process.deleteSession(sessionId).catch(() => {});
   }
 
-  private async removeFile(sandbox: Sandbox, path: string): Promise<void> {
-    await sandbox.fs.deleteFile(path).catch(() => {});
-  }
+  /**
+   * The tar goes up and comes down as one file (binary safe, through the SDK's multipart upload and
+   * download); tar(1) in the sandbox packs or unpacks it.
+   */
+  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
-  /** Runs a helper command and fails with its last stderr line. */
-  private async helper(id: string, argv: string[], what: string): Promise<void> {
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, onStdout: () => {}, onStderr: (c) => errors.push(c) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? `exit ${outcome.exitCode}`;
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "")}`, "user");
-    }
-  }
-
-  /** The tar goes up as one file (binary safe, through the SDK's multipart upload); tar(1) in the sandbox unpacks it. */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  private async stagedFiles(id: string): Promise<StagedFiles> {
     const sandbox = await this.running(id);
-    const staged = `/tmp/${randomId(".sandboxes-put")}.tar`;
-    await this.idempotent("upload files", () => sandbox.fs.uploadFile(Buffer.from(tar), staged));
-    try {
-      await this.helper(id, ["sh", "-c", 'mkdir -p "$1" && exec tar -x --no-same-owner -f "$2" -C "$1"', "sh", dir, staged], `cannot write files into ${dir}`);
-    } finally {
-      await this.removeFile(sandbox, staged);
-    }
-  }
-
-  /** tar(1) in the sandbox packs the path into a file, which comes down through the SDK's multipart download. */
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const sandbox = await this.running(id);
-    const staged = `/tmp/${randomId(".sandboxes-get")}.tar`;
-    try {
-      await this.helper(id, ["sh", "-c", 'cd "$(dirname "$1")" && exec tar -c -f "$2" "$(basename "$1")"', "sh", path, staged], `cannot read ${path}`);
-      const bytes = await this.idempotent("download files", () => sandbox.fs.downloadFile(staged));
-      return new Uint8Array(bytes);
-    } finally {
-      await this.removeFile(sandbox, staged);
-    }
+    return {
+      upload: (path, bytes, what) => this.idempotent(what, () => sandbox.fs.uploadFile(Buffer.from(bytes), path)),
+      download: async (path, what) => new Uint8Array(await this.idempotent(what, () => sandbox.fs.downloadFile(path))),
+      run: runThroughExec((spec) => this.exec(id, spec)),
+    };
   }
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {

@@ -1,5 +1,5 @@
 import { capabilities, defineProvider } from "../define";
-import { baseUrl, text } from "../shared/settings";
+import { baseUrl, credential, setting } from "../shared/settings";
 import type { ProviderContext } from "../types";
 
 // Streaming: the command's output arrives as an NDJSON stream of log lines while it runs.
@@ -23,12 +23,12 @@ export interface VercelCredentials {
 
 /** Token, team and project: each from the environment first, then [providers.vercel] in config.toml. */
 export function vercelCredentials(ctx: ProviderContext): VercelCredentials | { missing: string[] } {
-  const token = text(ctx.env.VERCEL_TOKEN) ?? text(ctx.config.token);
-  const teamId = text(ctx.env.VERCEL_TEAM_ID) ?? text(ctx.config.team_id);
-  const projectId = text(ctx.env.VERCEL_PROJECT_ID) ?? text(ctx.config.project_id);
+  const token = credential(ctx, ["VERCEL_TOKEN"], "token");
+  const teamId = setting(ctx, ["VERCEL_TEAM_ID"], "team_id");
+  const projectId = setting(ctx, ["VERCEL_PROJECT_ID"], "project_id");
   const missing = [token ? "" : "VERCEL_TOKEN", teamId ? "" : "VERCEL_TEAM_ID", projectId ? "" : "VERCEL_PROJECT_ID"].filter(Boolean);
   if (!token || !teamId || !projectId) return { missing };
-  return { token, teamId, projectId, source: text(ctx.env.VERCEL_TOKEN) ? "VERCEL_TOKEN" : "config.toml" };
+  return { token: token.value, teamId, projectId, source: token.source };
 }
 
 export function missingVercelCredentials(missing: string[]): string {
