@@ -12,7 +12,7 @@ import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
 import { dict, hasLabels } from "../../base/keys";
 import { stateMap } from "../shared/state";
-import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
+import { stagedArchives } from "../shared/staged-archive";
 import { notConfigured } from "../shared/settings";
 
 registerDaytonaRuntimeModules();
@@ -356,18 +356,15 @@ export class DaytonaProvider implements Provider {
    * The tar goes up and comes down as one file (binary safe, through the SDK's multipart upload and
    * download); tar(1) in the sandbox packs or unpacks it.
    */
-  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
-  readonly putArchive = this.archives.putArchive;
-  readonly getArchive = this.archives.getArchive;
-
-  private async stagedFiles(id: string): Promise<StagedFiles> {
+  private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.running(id);
     return {
       upload: (path, bytes, what) => this.idempotent(what, () => sandbox.fs.uploadFile(Buffer.from(bytes), path)),
       download: async (path, what) => new Uint8Array(await this.idempotent(what, () => sandbox.fs.downloadFile(path))),
-      run: runThroughExec((spec) => this.exec(id, spec)),
     };
-  }
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const sandbox = await this.running(id);

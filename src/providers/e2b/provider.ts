@@ -9,7 +9,7 @@ import { notConfigured, seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
-import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
+import { stagedArchives } from "../shared/staged-archive";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
 import { dict, hasLabels, own } from "../../base/keys";
 
@@ -322,18 +322,15 @@ export class E2BProvider implements Provider {
     await sandbox.commands.kill(pid).catch(() => false);
   }
 
-  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
-  readonly putArchive = this.archives.putArchive;
-  readonly getArchive = this.archives.getArchive;
-
-  private async stagedFiles(id: string): Promise<StagedFiles> {
+  private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.connect(id);
     return {
       upload: (path, bytes, what) => this.retry(what, () => sandbox.files.write(path, new Blob([bytes as Uint8Array<ArrayBuffer>]))),
       download: (path, what) => this.retry(what, () => sandbox.files.read(path, { format: "bytes" })),
-      run: runThroughExec((spec) => this.exec(id, spec)),
     };
-  }
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   /** pty.create always starts `bash -i -l`: the asked argv starts like exec's, then the public pty API drives it by pid. */
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {

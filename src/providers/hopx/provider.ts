@@ -8,7 +8,7 @@ import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
 import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
-import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
+import { stagedArchives } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 import { HttpError } from "../shared/http";
 import { stateMap } from "../shared/state";
@@ -286,18 +286,15 @@ export class HopxProvider implements Provider {
     if (!finished.aborted) await write(`${prefix}.eof`, new Uint8Array());
   }
 
-  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
-  readonly putArchive = this.archives.putArchive;
-  readonly getArchive = this.archives.getArchive;
-
-  private stagedFiles(id: string): StagedFiles {
+  private readonly archives = stagedArchives(this, (id) => {
     return {
       upload: (path, bytes, what) =>
         this.agentCall(id, "POST", "/files/write", { body: { path, content: Buffer.from(bytes).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what),
       download: (path, what) => this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path }, raw: true, timeoutMs: 300_000 }, what),
-      run: runThroughExec((spec) => this.exec(id, spec)),
     };
-  }
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const access = await this.agentAccess(id);

@@ -11,7 +11,6 @@ export interface ModalCredentials {
 
 type Env = Record<string, string | undefined>;
 
-
 /** The path the Modal CLI and SDK read: $MODAL_CONFIG_PATH or ~/.modal.toml. */
 export function modalConfigPath(env: Env): string | undefined {
   if (env.MODAL_CONFIG_PATH) return env.MODAL_CONFIG_PATH;

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { SandboxesError } from "../../base/errors";
-import type { ExecSpec } from "../types";
+import type { ExecOutcome, ExecSpec } from "../types";
 
 /** A helper command of ours: its exit code and what it wrote on stderr. */
 export type Run = (argv: string[]) => Promise<{ code: number; stderr: string }>;
@@ -15,7 +15,8 @@ export interface StagedFiles {
   upload(path: string, bytes: Uint8Array, what: string): Promise<unknown>;
   /** One whole file out of the sandbox. */
   download(path: string, what: string): Promise<Uint8Array>;
-  run: Run;
+  /** How helper commands run; stagedArchives defaults to the provider's own exec. */
+  run?: Run;
   /** Where archives are staged (default /tmp). */
   stagingDir?: string;
 }
@@ -41,14 +42,14 @@ export async function runChecked(run: Run, argv: string[], what: string): Promis
 }
 
 /** Provider.putArchive: the tar is uploaded, then unpacked into `dir` by tar in the sandbox. */
-export async function putStagedArchive(files: StagedFiles, dir: string, tar: Uint8Array): Promise<void> {
+export async function putStagedArchive(files: StagedFiles & { run: Run }, dir: string, tar: Uint8Array): Promise<void> {
   const staged = stagedTarPath("in", files.stagingDir);
   await files.upload(staged, tar, `uploading files to ${dir}`);
   await runChecked(files.run, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
 }
 
 /** Provider.getArchive: tar in the sandbox packs `path`, and the archive is downloaded. */
-export async function getStagedArchive(files: StagedFiles, path: string): Promise<Uint8Array> {
+export async function getStagedArchive(files: StagedFiles & { run: Run }, path: string): Promise<Uint8Array> {
   const staged = stagedTarPath("out", files.stagingDir);
   try {
     await runChecked(files.run, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
@@ -67,10 +68,17 @@ export function runThroughExec(exec: (spec: ExecSpec) => Promise<{ exitCode: num
   };
 }
 
-/** A provider's putArchive and getArchive, given how to reach one sandbox's files. */
-export function stagedArchives(filesOf: (id: string) => StagedFiles | Promise<StagedFiles>) {
+/**
+ * A provider's putArchive and getArchive, given how to reach one sandbox's files. Helper commands
+ * run through the provider's own exec unless the files say otherwise.
+ */
+export function stagedArchives(provider: { exec(id: string, spec: ExecSpec): Promise<ExecOutcome> }, filesOf: (id: string) => StagedFiles | Promise<StagedFiles>) {
+  const files = async (id: string) => {
+    const found = await filesOf(id);
+    return { ...found, run: found.run ?? runThroughExec((spec) => provider.exec(id, spec)) };
+  };
   return {
-    putArchive: async (id: string, dir: string, tar: Uint8Array): Promise<void> => putStagedArchive(await filesOf(id), dir, tar),
-    getArchive: async (id: string, path: string): Promise<Uint8Array> => getStagedArchive(await filesOf(id), path),
+    putArchive: async (id: string, dir: string, tar: Uint8Array): Promise<void> => putStagedArchive(await files(id), dir, tar),
+    getArchive: async (id: string, path: string): Promise<Uint8Array> => getStagedArchive(await files(id), path),
   };
 }

@@ -13,7 +13,7 @@ import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from ".
 import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
-import { stagedArchives, type StagedFiles } from "../shared/staged-archive";
+import { stagedArchives } from "../shared/staged-archive";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
@@ -331,18 +331,16 @@ export class SpritesProvider implements Provider {
    * safe to retry), and are packed or unpacked by `tar` in the sprite. Streaming the tar through
    * an exec's stdin or stdout would save a round trip, but a dropped exec cannot be retried.
    */
-  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
-  readonly putArchive = this.archives.putArchive;
-  readonly getArchive = this.archives.getArchive;
-
-  private stagedFiles(id: string): StagedFiles {
+  private readonly archives = stagedArchives(this, (id) => {
     const sprite = `/v1/sprites/${encodeURIComponent(id)}`;
     return {
       upload: (path, bytes, what) => this.retry(what, () => this.fsCall(id, () => this.request("PUT", `${sprite}/fs/write`, { query: { path, workingDir: "/", mkdirParents: "true" }, body: bytes }))),
       download: (path, what) => this.retry(what, () => this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `${sprite}/fs/read`, { query: { path, workingDir: "/" } })).arrayBuffer()))),
       run: (argv) => this.capture(id, argv, 10 * 60_000),
     };
-  }
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   /** A 404 from an fs endpoint is a missing sprite unless the body names a file error. */
   private async fsCall<T>(id: string, call: () => Promise<T>): Promise<T> {

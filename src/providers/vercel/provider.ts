@@ -18,7 +18,7 @@ import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, 
 import { notConfigured, seconds } from "../shared/settings";
 import { HttpError } from "../shared/http";
 import { createOnce } from "../shared/create-once";
-import { runThroughExec, stagedArchives, type StagedFiles } from "../shared/staged-archive";
+import { runThroughExec, stagedArchives } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
 import { stateMap } from "../shared/state";
 
@@ -388,18 +388,16 @@ export class VercelProvider implements Provider {
    * byte, and `tar` in the sandbox packs or unpacks the tree (fs/write would extract a tree itself,
    * but not into a directory that does not exist yet).
    */
-  private readonly archives = stagedArchives((id) => this.stagedFiles(id));
-  readonly putArchive = this.archives.putArchive;
-  readonly getArchive = this.archives.getArchive;
-
-  private stagedFiles(id: string): StagedFiles {
+  private readonly archives = stagedArchives(this, (id) => {
     return {
       upload: (path, bytes) => this.writeFile(id, path, bytes),
       download: (path, what) =>
         this.retry(what, () => this.inSession(id, async (session) => new Uint8Array(await (await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })).arrayBuffer()))),
       run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),
     };
-  }
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 }
 
 /** A stream read to its end, or as far as it got when `signal` aborts. */
