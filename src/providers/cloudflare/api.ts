@@ -9,7 +9,6 @@ import { HttpError, requestBody } from "../shared/http";
 
 const REQUEST_TIMEOUT_MS = 60_000;
 
-
 export interface RequestOptions {
   json?: unknown;
   body?: Uint8Array;
@@ -36,7 +35,7 @@ export class BridgeApi {
     return `${this.baseUrl}${path}`;
   }
 
-  /** One HTTP call; a non-2xx answer becomes a HttpError (or, for a refused key, a ProviderError). */
+  /** One HTTP call; a non-2xx answer becomes an HttpError (or, for a refused key, a ProviderError). */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers = this.headers();
     const body = requestBody(options, headers);

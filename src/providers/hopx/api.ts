@@ -10,7 +10,6 @@ import { ProviderError } from "../../base/errors";
 import { isTransientStatus } from "../retry";
 import { HttpError } from "../shared/http";
 
-
 export class HopxNetworkError extends Error {
   constructor(
     message: string,
