@@ -11,12 +11,13 @@ import { LocalRecords } from "../shared/records";
  *   - the env given at create time is applied by us to every command (the API has no env).
  */
 export interface CloudflareEntry {
-  /** The Worker the sandbox belongs to. */
-  url: string;
   name?: string;
   labels: Record<string, string>;
+  /** Applied to every command: the API keeps no env. */
   env: Record<string, string>;
   createdAt: string;
+  /** The Worker the sandbox belongs to. */
+  url: string;
 }
 
 /** The sandboxes created through each Worker (records of several Workers share one table). */
