@@ -2,7 +2,7 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readd
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { homeDir } from "../../core/config";
+import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
@@ -11,7 +11,7 @@ import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readSta
 import { formatBlocked, HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment, startEgressProxy } from "./egress/proxy";
 import { AllowEntryError } from "./egress/policy";
 import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
-import { dict, hasLabels } from "../../core/keys";
+import { dict, hasLabels } from "../../base/keys";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {
