@@ -56,11 +56,14 @@ export function testCredentials(fake: CloudFake): void {
       expect(row).toStartWith(`${name}\tno\t${credentials.providersMissing}\t`);
     });
 
-    test("providers shows it configured from the environment and never calls the service", async () => {
+    test("providers shows it configured from the environment, with its capabilities, and never calls the service", async () => {
       const requests = fake.requests();
       const { entry, row } = await providers(name, fake.env);
       expect(entry).toMatchObject({ configured: true, source: credentials.envSource });
       expect(row).toMatch(new RegExp(`^${name}( \\(default\\))?\\tyes\\t${credentials.envSource.replace(/[+]/g, "\\+")}\\t`));
+      // The capabilities column lists exactly the declared ones.
+      const declared = Object.entries(fake.capabilities).filter(([, on]) => on).map(([capability]) => capability);
+      expect(row!.split("\t")[3]!.split(",").sort()).toEqual(declared.sort());
       expect(fake.requests()).toBe(requests);
     });
 

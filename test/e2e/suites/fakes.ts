@@ -88,6 +88,8 @@ export interface CloudFake {
   made(): number;
   /** Create requests that reached the fake, failed ones included. */
   createAttempts(): number;
+  /** List requests that reached the fake, failed ones included. */
+  lists(): number;
   /** Requests (or calls) the fake has seen, of any kind. */
   requests(): number;
   clearFaults(): void;
@@ -120,6 +122,7 @@ function e2b(): CloudFake {
     live: () => fake.sandboxes.size,
     made: () => fake.creates.length,
     createAttempts: () => fake.requests.filter((r) => r === "POST /v2/sandboxes").length,
+    lists: () => fake.requests.filter((r) => r === "GET /v2/sandboxes").length,
     requests: () => fake.requests.length,
     clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.close(), removeAll()),
@@ -166,6 +169,7 @@ function daytona(): CloudFake {
     live: () => fake.live().length,
     made: () => fake.created.length,
     createAttempts: () => fake.requests.filter((r) => r === create).length,
+    lists: () => fake.requests.filter((r) => r === "GET /api/sandbox").length,
     requests: () => fake.requests.length,
     clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.stop(), removeAll()),
@@ -231,6 +235,7 @@ function modal(): CloudFake {
     live: () => fake.running().length,
     made: () => fake.sandboxes.size,
     createAttempts: () => calls("SandboxCreateV2").length,
+    lists: () => calls("SandboxListV2").length,
     requests: () => fake.calls.length,
     clearFaults: clear,
     close: async () => (clear(), await fake.stop(), removeAll()),
@@ -279,6 +284,7 @@ function sprites(): CloudFake {
     live: () => fake.sprites.size,
     made: () => fake.creates.length,
     createAttempts: () => fake.requests.filter((r) => r === "POST /v1/sprites").length,
+    lists: () => fake.requests.filter((r) => r === "GET /v1/sprites").length,
     requests: () => fake.requests.length,
     clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.close(), removeAll()),
@@ -323,6 +329,7 @@ function hopx(): CloudFake {
     live: () => fake.sandboxes.size,
     made: () => fake.creates.length,
     createAttempts: () => fake.requests.filter((r) => r === "POST /v1/sandboxes").length,
+    lists: () => fake.requests.filter((r) => r === "GET /v1/sandboxes").length,
     requests: () => fake.requests.length,
     clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.close(), removeAll()),
@@ -373,6 +380,8 @@ function cloudflare(): CloudFake {
     live: () => fake.live().length,
     made: () => fake.issued.length,
     createAttempts: () => fake.requests.filter((r) => r === create).length,
+    // The bridge has no list: this machine's records are the list.
+    lists: () => 0,
     requests: () => fake.requests.length,
     clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.close(), removeAll()),
@@ -420,6 +429,7 @@ function vercel(): CloudFake {
     live: () => fake.sandboxes.size,
     made: () => fake.creates.length,
     createAttempts: () => fake.requests.filter((r) => r === create || r === "POST /v2/sandboxes").length,
+    lists: () => fake.requests.filter((r) => r === "GET /v2/sandboxes").length,
     requests: () => fake.requests.length,
     clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.close(), removeAll()),

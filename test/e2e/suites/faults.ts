@@ -94,9 +94,12 @@ export function testFaults(fake: CloudFake): void {
 
     test.skipIf(!hooks.listFails)("transient failures on list are retried", async () => {
       const id = await keep();
+      const lists = fake.lists();
       hooks.listFails!();
       const listed = await run(["list", "-p", name, "-l", "fault=yes", "--json"]);
       expect(listed.code).toBe(0);
+      // Both injected failures were met, then a list went through.
+      expect(fake.lists() - lists).toBeGreaterThanOrEqual(3);
       expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string }> }).sandboxes.map((s) => s.id)).toEqual([id]);
       expect((await run(["destroy", "-p", name, id])).code).toBe(0);
     }, 60_000);
