@@ -4,11 +4,12 @@
  * the sandbox on the "server", and labels only where this machine's state directory has them.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
 import { keptId } from "../helpers";
+import { sleeping } from "./suites/signals";
 
 let fake: FakeHopx;
 let env: Record<string, string>;
@@ -26,20 +27,6 @@ afterAll(async () => {
 });
 
 beforeEach(() => fake.clearFaults());
-
-/** Pids of this machine's processes running `sleep SECONDS`. */
-function sleepsOnHost(seconds: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8") === `sleep\0${seconds}\0`;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
 
 const listed = (stdout: string) => (JSON.parse(stdout) as { sandboxes: Array<{ id: string; name: string | null; labels: Record<string, string> }> }).sandboxes;
 
@@ -61,8 +48,8 @@ describe("hopx through the compiled binary", () => {
     expect(slow.code).toBe(124);
     expect(JSON.parse(slow.stdout)).toMatchObject({ exit_code: 124, timed_out: true, stdout: "started\n" });
     // The fake's sandbox processes are this machine's: neither sleep may outlive the timeout.
-    for (let i = 0; i < 200 && sleepsOnHost("3041").length; i++) await Bun.sleep(25);
-    expect(sleepsOnHost("3041")).toEqual([]);
+    for (let i = 0; i < 200 && sleeping("3041").length; i++) await Bun.sleep(25);
+    expect(sleeping("3041")).toEqual([]);
     expect((await sandboxes(["destroy", id, "-p", "hopx"], env)).code).toBe(0);
     const own = await sandboxes(["run", "-p", "hopx", "--json", "exit 124"], env);
     expect(own.code).toBe(124);

@@ -6,7 +6,7 @@
  *
  * A hook a provider cannot offer is left out; the suites skip its cases with `test.skipIf`.
  */
-import { expect } from "bun:test";
+import { afterAll, beforeAll, expect } from "bun:test";
 import { FakeDaytona } from "../../fakes/daytona/server";
 import { type FakeCloudflare, startFakeCloudflare } from "../../fakes/cloudflare/server";
 import { type FakeE2B, startFakeE2B } from "../../fakes/e2b/server";
@@ -14,7 +14,9 @@ import { type FakeHopx, startFakeHopx } from "../../fakes/hopx/server";
 import { type FakeModal, startFakeModal, Status } from "../../fakes/modal/server";
 import { type FakeSprites, startFakeSprites } from "../../fakes/sprites/server";
 import { type FakeVercel, startFakeVercel } from "../../fakes/vercel/server";
+import type { Fault } from "../../fakes/faults";
 import { type CliEnv, machines } from "../../helpers";
+import { buildBinary } from "../_e2b-helpers";
 import type { Capabilities } from "../../../src/providers/types";
 import { e2bDescriptor } from "../../../src/providers/e2b";
 import { daytonaDescriptor } from "../../../src/providers/daytona";
@@ -101,12 +103,51 @@ export interface CloudFake {
 /** A provider's fake for one suite, not started yet: the suite starts and closes it. */
 export type NewFake = () => CloudFake;
 
-const status = (fake: { fault(f: import("../../fakes/faults").Fault): void }, match: string, code: number, times = 1) => fake.fault({ match, kind: "status", status: code, times });
+/** In a suite's describe: builds the binary and starts the fake before its tests, closes it after. */
+export function useFake(fake: CloudFake): void {
+  beforeAll(async () => {
+    buildBinary();
+    await fake.start();
+  }, 60_000);
+  afterAll(() => fake.close());
+}
+
+/** What every fake built on test/fakes/faults.ts has. */
+interface HttpFake {
+  requests: string[];
+  fault(fault: Fault): void;
+  clearFaults(): void;
+}
+
+/**
+ * The parts of a driver that are the same for every fake built on test/fakes/faults.ts: counts by
+ * request line, and faults on its create, list and delete routes. `fake` is read when called.
+ */
+function http(fake: () => HttpFake, routes: { create: string; list?: string; destroy(id: string): string }) {
+  const count = (line: string) => fake().requests.filter((r) => r === line).length;
+  const status = (match: string, code: number, times = 1) => fake().fault({ match, kind: "status", status: code, times });
+  return {
+    counts: {
+      createAttempts: () => count(routes.create),
+      lists: () => (routes.list ? count(routes.list) : 0),
+      requests: () => fake().requests.length,
+      clearFaults: () => fake().clearFaults(),
+    },
+    createFails: (times: number) => status(routes.create, 503, times),
+    slowCreate: () => fake().fault({ match: routes.create, kind: "slow", delayMs: 1500 }),
+    loseCreateAnswer: { "dropped connection": () => fake().fault({ match: routes.create, kind: "drop-after", times: 1 }) },
+    loseEveryCreateAnswer: () => fake().fault({ match: routes.create, kind: "drop-after", times: 1000 }),
+    listFails: () => (status(routes.list!, 429), status(routes.list!, 500)),
+    destroyFails: (id: string) => status(routes.destroy(id), 503),
+    status,
+  };
+}
 
 function e2b(): CloudFake {
   let fake!: FakeE2B;
   let env: Record<string, string> = {};
   const { machine, removeAll } = machines();
+  const h = http(() => fake, { create: "POST /v2/sandboxes", list: "GET /v2/sandboxes", destroy: (id) => `DELETE /sandboxes/${id}` });
   const urls = () => ({ E2B_API_URL: fake.url, E2B_SANDBOX_URL: fake.url });
   return {
     name: "e2b",
@@ -121,21 +162,18 @@ function e2b(): CloudFake {
     machine,
     live: () => fake.sandboxes.size,
     made: () => fake.creates.length,
-    createAttempts: () => fake.requests.filter((r) => r === "POST /v2/sandboxes").length,
-    lists: () => fake.requests.filter((r) => r === "GET /v2/sandboxes").length,
-    requests: () => fake.requests.length,
-    clearFaults: () => fake.clearFaults(),
+    ...h.counts,
     close: async () => (await fake.close(), removeAll()),
     faults: {
-      createFails: (times) => status(fake, "POST /v2/sandboxes", 503, times),
+      createFails: h.createFails,
       budget: { firstLine: "sandboxes: e2b: creating a sandbox", status: "503" },
-      loseCreateAnswer: { "dropped connection": () => fake.fault({ match: "POST /v2/sandboxes", kind: "drop-after", times: 1 }) },
-      loseEveryCreateAnswer: () => fake.fault({ match: "POST /v2/sandboxes", kind: "drop-after", times: 1000 }),
+      loseCreateAnswer: h.loseCreateAnswer,
+      loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: true,
-      listFails: () => (status(fake, "GET /v2/sandboxes", 429), status(fake, "GET /v2/sandboxes", 500)),
+      listFails: h.listFails,
       execFails: (id) => fake.fault({ match: `POST /v2/sandboxes/${id}/connect`, kind: "drop", times: 1 }),
-      destroyFails: (id) => status(fake, `DELETE /sandboxes/${id}`, 503),
-      slowCreate: () => fake.fault({ match: "POST /v2/sandboxes", kind: "slow", delayMs: 1500 }),
+      destroyFails: h.destroyFails,
+      slowCreate: h.slowCreate,
     },
     credentials: {
       urls,
@@ -269,6 +307,7 @@ function sprites(): CloudFake {
   let fake!: FakeSprites;
   let env: Record<string, string> = {};
   const { machine, removeAll } = machines();
+  const h = http(() => fake, { create: "POST /v1/sprites", list: "GET /v1/sprites", destroy: (id) => `DELETE /v1/sprites/${id}` });
   return {
     name: "sprites",
     capabilities: spritesDescriptor.capabilities,
@@ -283,22 +322,19 @@ function sprites(): CloudFake {
     machine,
     live: () => fake.sprites.size,
     made: () => fake.creates.length,
-    createAttempts: () => fake.requests.filter((r) => r === "POST /v1/sprites").length,
-    lists: () => fake.requests.filter((r) => r === "GET /v1/sprites").length,
-    requests: () => fake.requests.length,
-    clearFaults: () => fake.clearFaults(),
+    ...h.counts,
     close: async () => (await fake.close(), removeAll()),
     faults: {
-      createFails: (times) => status(fake, "POST /v1/sprites", 503, times),
+      createFails: h.createFails,
       budget: { firstLine: "sandboxes: sprites: creating sprite sandboxes-", status: "503" },
-      loseCreateAnswer: { "dropped connection": () => fake.fault({ match: "POST /v1/sprites", kind: "drop-after", times: 1 }) },
-      loseEveryCreateAnswer: () => fake.fault({ match: "POST /v1/sprites", kind: "drop-after", times: 1000 }),
+      loseCreateAnswer: h.loseCreateAnswer,
+      loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: true,
-      listFails: () => (status(fake, "GET /v1/sprites", 429), status(fake, "GET /v1/sprites", 500)),
+      listFails: h.listFails,
       // A refused upgrade of the exec WebSocket.
-      execFails: (id) => status(fake, `GET /v1/sprites/${id}/exec`, 502),
-      destroyFails: (id) => status(fake, `DELETE /v1/sprites/${id}`, 503),
-      slowCreate: () => fake.fault({ match: "POST /v1/sprites", kind: "slow", delayMs: 1500 }),
+      execFails: (id) => h.status(`GET /v1/sprites/${id}/exec`, 502),
+      destroyFails: h.destroyFails,
+      slowCreate: h.slowCreate,
     },
     credentials: {
       urls: () => ({ SPRITES_API_URL: fake.url }),
@@ -315,6 +351,7 @@ function hopx(): CloudFake {
   let fake!: FakeHopx;
   let env: Record<string, string> = {};
   const { machine, removeAll } = machines();
+  const h = http(() => fake, { create: "POST /v1/sandboxes", list: "GET /v1/sandboxes", destroy: (id) => `DELETE /v1/sandboxes/${id}` });
   return {
     name: "hopx",
     capabilities: hopxDescriptor.capabilities,
@@ -328,22 +365,19 @@ function hopx(): CloudFake {
     machine,
     live: () => fake.sandboxes.size,
     made: () => fake.creates.length,
-    createAttempts: () => fake.requests.filter((r) => r === "POST /v1/sandboxes").length,
-    lists: () => fake.requests.filter((r) => r === "GET /v1/sandboxes").length,
-    requests: () => fake.requests.length,
-    clearFaults: () => fake.clearFaults(),
+    ...h.counts,
     close: async () => (await fake.close(), removeAll()),
     faults: {
-      createFails: (times) => status(fake, "POST /v1/sandboxes", 503, times),
+      createFails: h.createFails,
       budget: { firstLine: "sandboxes: hopx: creating a sandbox", status: "503" },
       // Hopx has no way to find a create again (no idempotency key, labels live on this machine).
-      loseEveryCreateAnswer: () => fake.fault({ match: "POST /v1/sandboxes", kind: "drop-after", times: 1000 }),
+      loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: false,
-      listFails: () => (status(fake, "GET /v1/sandboxes", 500), status(fake, "GET /v1/sandboxes", 429)),
+      listFails: h.listFails,
       // A dropped token refresh on the way to the sandbox's agent.
       execFails: (id) => fake.fault({ match: `POST /v1/sandboxes/${id}/token/refresh`, kind: "drop", times: 1 }),
-      destroyFails: (id) => status(fake, `DELETE /v1/sandboxes/${id}`, 503),
-      slowCreate: () => fake.fault({ match: "POST /v1/sandboxes", kind: "slow", delayMs: 1500 }),
+      destroyFails: h.destroyFails,
+      slowCreate: h.slowCreate,
     },
     credentials: {
       urls: () => ({ HOPX_API_URL: fake.url }),
@@ -365,7 +399,8 @@ function cloudflare(): CloudFake {
   let fake!: FakeCloudflare;
   let env: Record<string, string> = {};
   const { machine, removeAll } = machines();
-  const create = "POST /v1/sandbox";
+  // The bridge has no list: this machine's records are the list.
+  const h = http(() => fake, { create: "POST /v1/sandbox", destroy: (id) => `DELETE /v1/sandbox/${id}` });
   return {
     name: "cloudflare",
     capabilities: cloudflareDescriptor.capabilities,
@@ -379,19 +414,15 @@ function cloudflare(): CloudFake {
     machine,
     live: () => fake.live().length,
     made: () => fake.issued.length,
-    createAttempts: () => fake.requests.filter((r) => r === create).length,
-    // The bridge has no list: this machine's records are the list.
-    lists: () => 0,
-    requests: () => fake.requests.length,
-    clearFaults: () => fake.clearFaults(),
+    ...h.counts,
     close: async () => (await fake.close(), removeAll()),
     faults: {
-      createFails: (times) => status(fake, create, 503, times),
+      createFails: h.createFails,
       budget: { firstLine: "sandboxes: cloudflare: creating a sandbox failed", status: "503" },
       // A refused exec (502 before it started) is sent again.
-      execFails: (id) => status(fake, `POST /v1/sandbox/${id}/exec`, 502),
-      destroyFails: (id) => status(fake, `DELETE /v1/sandbox/${id}`, 503),
-      slowCreate: () => fake.fault({ match: create, kind: "slow", delayMs: 1500 }),
+      execFails: (id) => h.status(`POST /v1/sandbox/${id}/exec`, 502),
+      destroyFails: h.destroyFails,
+      slowCreate: h.slowCreate,
     },
     credentials: {
       // The Worker's URL is the credential: nothing points at the fake without it.
@@ -414,6 +445,7 @@ function vercel(): CloudFake {
   let fake!: FakeVercel;
   let env: Record<string, string> = {};
   const { machine, removeAll } = machines();
+  const h = http(() => fake, { create: "POST /v3/sandboxes", list: "GET /v2/sandboxes", destroy: (id) => `DELETE /v2/sandboxes/${id}` });
   const create = "POST /v3/sandboxes";
   return {
     name: "vercel",
@@ -428,22 +460,20 @@ function vercel(): CloudFake {
     machine,
     live: () => fake.sandboxes.size,
     made: () => fake.creates.length,
+    ...h.counts,
     createAttempts: () => fake.requests.filter((r) => r === create || r === "POST /v2/sandboxes").length,
-    lists: () => fake.requests.filter((r) => r === "GET /v2/sandboxes").length,
-    requests: () => fake.requests.length,
-    clearFaults: () => fake.clearFaults(),
     close: async () => (await fake.close(), removeAll()),
     faults: {
-      createFails: (times) => status(fake, create, 503, times),
+      createFails: h.createFails,
       budget: { firstLine: "sandboxes: vercel: creating sandbox sandboxes-", status: "503" },
-      loseCreateAnswer: { "dropped connection": () => fake.fault({ match: create, kind: "drop-after", times: 1 }) },
-      loseEveryCreateAnswer: () => fake.fault({ match: create, kind: "drop-after", times: 1000 }),
+      loseCreateAnswer: h.loseCreateAnswer,
+      loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: true,
-      listFails: () => (status(fake, "GET /v2/sandboxes", 429), status(fake, "GET /v2/sandboxes", 500)),
+      listFails: h.listFails,
       // A 502 on starting the command in the sandbox's session.
-      execFails: (id) => status(fake, `POST /v2/sandboxes/sessions/${fake.sandboxes.get(id)!.session.id}/cmd`, 502),
-      destroyFails: (id) => status(fake, `DELETE /v2/sandboxes/${id}`, 503),
-      slowCreate: () => fake.fault({ match: create, kind: "slow", delayMs: 1500 }),
+      execFails: (id) => h.status(`POST /v2/sandboxes/sessions/${fake.sandboxes.get(id)!.session.id}/cmd`, 502),
+      destroyFails: h.destroyFails,
+      slowCreate: h.slowCreate,
     },
     credentials: {
       urls: () => ({ VERCEL_API_URL: fake.url }),

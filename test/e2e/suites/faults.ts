@@ -6,13 +6,12 @@
  *
  *   testFaults(CLOUD_FAKES.e2b());
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { beforeEach, describe, expect, test } from "bun:test";
 import { cli, keptId, plain } from "../../helpers";
-import { buildBinary } from "../_e2b-helpers";
-import type { CloudFake } from "./fakes";
+import { type CloudFake, useFake } from "./fakes";
 
-/** The lines of stderr that are not hints. */
-const said = (stderr: string) => stderr.trimEnd().split("\n").filter((line) => !line.startsWith("  hint:"));
+/** The lines of stderr (a hint, when there is one, ends the same line). */
+const said = (stderr: string) => stderr.trimEnd().split("\n");
 
 export function testFaults(fake: CloudFake): void {
   const { name, faults: hooks } = fake;
@@ -21,11 +20,7 @@ export function testFaults(fake: CloudFake): void {
   const keep = async () => keptId((await run(["run", "-p", name, "--keep", "-l", "fault=yes", "true"])).stderr)!;
 
   describe(`${name} faults through the compiled binary`, () => {
-    beforeAll(async () => {
-      buildBinary();
-      await fake.start();
-    }, 60_000);
-    afterAll(() => fake.close());
+    useFake(fake);
     beforeEach(() => fake.clearFaults());
 
     test("transient failures on create are retried and the run succeeds with one sandbox", async () => {

@@ -8,11 +8,10 @@
  *
  *   testSignals(CLOUD_FAKES.e2b());
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { BINARY, cli, keptId, plain } from "../../helpers";
-import { buildBinary } from "../_e2b-helpers";
-import type { CloudFake } from "./fakes";
+import { type CloudFake, useFake } from "./fakes";
 
 /** Pids of this machine's processes that are exactly `sleep SECONDS`. */
 export function sleeping(seconds: string): number[] {
@@ -72,11 +71,7 @@ export function testSignals(fake: CloudFake): void {
   const printed = streams ? "started\n" : "";
 
   describe(`${name} signals through the compiled binary`, () => {
-    beforeAll(async () => {
-      buildBinary();
-      await fake.start();
-    }, 60_000);
-    afterAll(() => fake.close());
+    useFake(fake);
 
     for (const [signal, exit] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
       test(`${signal} during run destroys the sandbox, stops its command and exits ${exit}`, async () => {
