@@ -1,9 +1,11 @@
 /**
- * Ctrl-C and SIGTERM, for every cloud provider through the compiled binary against its fake: the
- * shared suite in suites/signals.ts. Docker's signal tests run against the real engine in
- * docker.test.ts, the local provider's in run.test.ts.
+ * Ctrl-C and SIGTERM through the compiled binary: the shared suite in suites/signals.ts, for every
+ * cloud provider against its fake and for Docker against the real engine. The local provider's
+ * signal tests are in run.test.ts.
  */
-import { testSignals } from "./suites/signals";
+import { dockerEngine } from "./suites/docker";
 import { CLOUD_FAKES } from "./suites/fakes";
+import { testSignals } from "./suites/signals";
 
 for (const fake of Object.values(CLOUD_FAKES)) testSignals(fake());
+testSignals(dockerEngine());

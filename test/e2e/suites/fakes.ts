@@ -104,7 +104,7 @@ export interface CloudFake {
 export type NewFake = () => CloudFake;
 
 /** In a suite's describe: builds the binary and starts the fake before its tests, closes it after. */
-export function useFake(fake: CloudFake): void {
+export function useFake(fake: { start(): Promise<void>; close(): Promise<void> }): void {
   beforeAll(async () => {
     buildBinary();
     await fake.start();
