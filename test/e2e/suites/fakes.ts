@@ -138,6 +138,7 @@ function http(fake: () => HttpFake, routes: { create: string; list?: string; des
     loseCreateAnswer: { "dropped connection": () => fake().fault({ match: routes.create, kind: "drop-after", times: 1 }) },
     loseEveryCreateAnswer: () => fake().fault({ match: routes.create, kind: "drop-after", times: 1000 }),
     listFails: () => (status(routes.list!, 429), status(routes.list!, 500)),
+    listAlwaysFails: (name: string) => ({ inject: () => status(routes.list!, 500, 1000), firstLine: `sandboxes: ${name}: ` }),
     destroyFails: (id: string) => status(routes.destroy(id), 503),
     status,
   };
@@ -171,6 +172,7 @@ function e2b(): CloudFake {
       loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: true,
       listFails: h.listFails,
+      listAlwaysFails: h.listAlwaysFails("e2b"),
       execFails: (id) => fake.fault({ match: `POST /v2/sandboxes/${id}/connect`, kind: "drop", times: 1 }),
       destroyFails: h.destroyFails,
       slowCreate: h.slowCreate,
@@ -331,6 +333,7 @@ function sprites(): CloudFake {
       loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: true,
       listFails: h.listFails,
+      listAlwaysFails: h.listAlwaysFails("sprites"),
       // A refused upgrade of the exec WebSocket.
       execFails: (id) => h.status(`GET /v1/sprites/${id}/exec`, 502),
       destroyFails: h.destroyFails,
@@ -374,6 +377,7 @@ function hopx(): CloudFake {
       loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: false,
       listFails: h.listFails,
+      listAlwaysFails: h.listAlwaysFails("hopx"),
       // A dropped token refresh on the way to the sandbox's agent.
       execFails: (id) => fake.fault({ match: `POST /v1/sandboxes/${id}/token/refresh`, kind: "drop", times: 1 }),
       destroyFails: h.destroyFails,
@@ -470,6 +474,7 @@ function vercel(): CloudFake {
       loseEveryCreateAnswer: h.loseEveryCreateAnswer,
       findsLostCreate: true,
       listFails: h.listFails,
+      listAlwaysFails: h.listAlwaysFails("vercel"),
       // A 502 on starting the command in the sandbox's session.
       execFails: (id) => h.status(`POST /v2/sandboxes/sessions/${fake.sandboxes.get(id)!.session.id}/cmd`, 502),
       destroyFails: h.destroyFails,
