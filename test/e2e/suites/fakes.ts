@@ -42,8 +42,8 @@ export interface FaultHooks {
   findsLostCreate?: boolean;
   /** The next lists get a 429 and a 500 (or the service's equivalents). */
   listFails?: () => void;
-  /** Every list fails; the one line `list` then prints starts with this. */
-  listAlwaysFails?: { inject(): void; firstLine: string };
+  /** Every list fails; the one line `list` then prints starts with `firstLine` and names `status`. */
+  listAlwaysFails?: { inject(): void; firstLine: string; status: string };
   /** A transient failure on the way to running a command in sandbox `id`. */
   execFails?: (id: string) => void;
   /** A 503 on deleting sandbox `id`. */
@@ -138,7 +138,7 @@ function http(fake: () => HttpFake, routes: { create: string; list?: string; des
     loseCreateAnswer: { "dropped connection": () => fake().fault({ match: routes.create, kind: "drop-after", times: 1 }) },
     loseEveryCreateAnswer: () => fake().fault({ match: routes.create, kind: "drop-after", times: 1000 }),
     listFails: () => (status(routes.list!, 429), status(routes.list!, 500)),
-    listAlwaysFails: (name: string) => ({ inject: () => status(routes.list!, 500, 1000), firstLine: `sandboxes: ${name}: ` }),
+    listAlwaysFails: (name: string) => ({ inject: () => status(routes.list!, 500, 1000), firstLine: `sandboxes: ${name}: `, status: "500" }),
     destroyFails: (id: string) => status(routes.destroy(id), 503),
     status,
   };
@@ -226,7 +226,7 @@ function daytona(): CloudFake {
       },
       findsLostCreate: true,
       listFails: () => (fake.inject({ match: "GET /api/sandbox", status: 429, times: 1 }), fake.inject({ match: "GET /api/sandbox", status: 500, times: 1 })),
-      listAlwaysFails: { inject: () => fake.inject({ match: "GET /api/sandbox", status: 500 }), firstLine: "sandboxes: daytona: list sandboxes failed: Internal Server Error (status 500)" },
+      listAlwaysFails: { inject: () => fake.inject({ match: "GET /api/sandbox", status: 500 }), firstLine: "sandboxes: daytona: list sandboxes failed: Internal Server Error (status 500)", status: "500" },
       // The lookup, the session and the command's own calls each fail once; the lookup is also slow once.
       execFails: (id) => {
         fake.inject({ match: `GET /api/sandbox/${id}`, status: 502, times: 1 });
@@ -291,6 +291,14 @@ function modal(): CloudFake {
       },
       findsLostCreate: true,
       listFails: () => fake.faults.push({ method: "SandboxListV2", code: Status.RESOURCE_EXHAUSTED, times: 2 }),
+      listAlwaysFails: {
+        inject: () => fake.faults.push({ method: "SandboxListV2", code: Status.INTERNAL, times: 1000 }),
+        firstLine: "sandboxes: modal: ",
+        status: "INTERNAL",
+      },
+      execFails: () => fake.faults.push({ method: "TaskExecStart", code: Status.UNAVAILABLE, times: 1 }),
+      destroyFails: () => fake.faults.push({ method: "SandboxTerminateV2", code: Status.UNAVAILABLE, times: 1 }),
+      slowCreate: () => fake.faults.push({ method: "SandboxCreateV2", delayMs: 1500, times: 1 }),
     },
     credentials: {
       urls: () => ({ MODAL_SERVER_URL: fake.url }),
