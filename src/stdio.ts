@@ -114,14 +114,22 @@ function writerFor(fd: 1 | 2): (bytes: Uint8Array) => void | Promise<void> {
   return (bytes) => writeOnThread(fd, bytes);
 }
 
-/** Writes through `own` as long as it takes bytes; the rest, once it is full, on a worker thread. */
+/** Turns of the event loop to wait for a full pipe to drain before a worker thread waits instead. */
+const SPINS = 50;
+
+/**
+ * Writes through `own` as long as it takes bytes. A full pipe usually drains within a few turns
+ * of the event loop (a reader keeping up); one that does not is waited for on a worker thread.
+ */
 async function writeUnlessFull(own: number, fd: 1 | 2, bytes: Uint8Array): Promise<void> {
+  let spins = 0;
   while (bytes.length > 0) {
     try {
       bytes = bytes.subarray(fs().writeSync(own, bytes));
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
-      return writeOnThread(fd, bytes);
+      if (++spins > SPINS) return writeOnThread(fd, bytes);
+      await new Promise((resolve) => setImmediate(resolve));
     }
   }
 }
