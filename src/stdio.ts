@@ -193,16 +193,32 @@ export function writeStderr(chunk: Uint8Array | string): void {
 }
 
 /**
- * Streamed output (a running program's, a --json document): resolves once the bytes are out, so
- * an output loop that awaits it passes the reader's pace back to the program. A reader that went
- * away (EPIPE) calls brokenPipe.onStdoutClosed and the rest is dropped. A whole document written
- * this way never loads node:fs, which costs ~1 ms of start-up (bench/startup.ts).
+ * A whole document (a table, a JSON document, help text) through Bun's own writer, resolving
+ * once every byte is out. Commands that print only documents (providers, list, help) then never
+ * load node:fs, which costs ~1 ms of start-up (bench/startup.ts). A reader that went away counts
+ * as it does for streamed output.
  */
-export function emitStdout(chunk: Uint8Array | string): Promise<void> {
+export async function emitStdout(text: string): Promise<void> {
+  if (closed.has(1)) return;
+  try {
+    await Bun.write(Bun.stdout, text);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EPIPE") throw writeFailed(1, error);
+    closed.add(1);
+    brokenPipe.onStdoutClosed?.();
+  }
+}
+
+/**
+ * Streamed output (a running program's, a large --json document): resolves once the bytes are
+ * out, so an output loop that awaits it passes the reader's pace back to the program. A reader
+ * that went away (EPIPE) calls brokenPipe.onStdoutClosed and the rest is dropped.
+ */
+export function streamStdout(chunk: Uint8Array | string): Promise<void> {
   return outlets[1].write(chunk);
 }
 
-export function emitStderr(chunk: Uint8Array | string): Promise<void> {
+export function streamStderr(chunk: Uint8Array | string): Promise<void> {
   return outlets[2].write(chunk);
 }
 

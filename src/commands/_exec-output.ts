@@ -1,7 +1,7 @@
 import { isUtf8Chunks, StreamCapture, type Captured } from "../core/capture";
 import type { OutputSink } from "../core/run";
 import { ui } from "./_ui";
-import { emitStderr, emitStdout, isTerminal, writeStderr } from "../stdio";
+import { isTerminal, streamStderr, streamStdout, writeStderr } from "../stdio";
 
 export interface CapturingSink extends OutputSink {
   captured?: { stdout: StreamCapture; stderr: StreamCapture };
@@ -14,9 +14,9 @@ export interface CapturingSink extends OutputSink {
 export function execSink(json: boolean, maxOutputBytes?: number): CapturingSink {
   if (!json) {
     return {
-      stdout: emitStdout,
+      stdout: streamStdout,
       stdoutFd: 1,
-      stderr: emitStderr,
+      stderr: streamStderr,
       info: (m) => ui().info(m),
       notice: (m) => writeStderr(`sandboxes: ${m}\n`),
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
@@ -54,7 +54,7 @@ class DocumentWriter {
   async flush(): Promise<void> {
     const text = this.pending;
     this.pending = "";
-    await emitStdout(text);
+    await streamStdout(text);
   }
 }
 

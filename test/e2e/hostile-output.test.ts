@@ -240,23 +240,20 @@ const INTERRUPTED = "sandboxes: interrupted by SIGTERM\n";
 const uniqueMarker = (what: string) => `stalled-${what}-${Math.random().toString(36).slice(2)}`;
 
 describe("SIGTERM while the reader of our stdout has stalled: exit 143, one line, nothing left", () => {
-  test("run -p local (the program writes to our stdout itself)", async () => {
-    const { env } = machine();
-    const marker = uniqueMarker("run");
-    const r = await sigtermWhileStalled(["run", "-p", "local", `yes ${marker}`], env, marker);
-    expect({ code: r.code, stderr: r.stderr, processes: processesWith(marker) }).toEqual({ code: 143, stderr: INTERRUPTED, processes: [] });
-    expect(JSON.parse((await cli(["list", "-p", "local", "--json"], { env })).stdout).sandboxes).toEqual([]);
-    expect(localSandboxesLeft(env)).toEqual([]);
-  }, 60_000);
-
-  test("run -p local --name (create, exec, destroy: the output passes through sandboxes)", async () => {
-    const { env } = machine();
-    const marker = uniqueMarker("named");
-    const r = await sigtermWhileStalled(["run", "-p", "local", "--name", marker, `yes ${marker}`], env, marker);
-    expect({ code: r.code, stderr: r.stderr, processes: processesWith(marker) }).toEqual({ code: 143, stderr: INTERRUPTED, processes: [] });
-    expect(JSON.parse((await cli(["list", "-p", "local", "--json"], { env })).stdout).sandboxes).toEqual([]);
-    expect(localSandboxesLeft(env)).toEqual([]);
-  }, 60_000);
+  const runs: Array<[string, (marker: string) => string[]]> = [
+    ["run -p local (the program writes to our stdout itself)", () => []],
+    ["run -p local --name (create, exec, destroy: the output passes through sandboxes)", (marker) => ["--name", marker]],
+  ];
+  for (const [name, flags] of runs) {
+    test(name, async () => {
+      const { env } = machine();
+      const marker = uniqueMarker("run");
+      const r = await sigtermWhileStalled(["run", "-p", "local", ...flags(marker), `yes ${marker}`], env, marker);
+      expect({ code: r.code, stderr: r.stderr, processes: processesWith(marker) }).toEqual({ code: 143, stderr: INTERRUPTED, processes: [] });
+      expect(JSON.parse((await cli(["list", "-p", "local", "--json"], { env })).stdout).sandboxes).toEqual([]);
+      expect(localSandboxesLeft(env)).toEqual([]);
+    }, 60_000);
+  }
 
   test("exec in a kept local sandbox: the command is stopped, the sandbox is kept", async () => {
     const { env } = machine();
