@@ -74,6 +74,7 @@ async function main(argv: string[]): Promise<number> {
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
   stdio.brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
+  controller.signal.addEventListener("abort", () => stdio.stopWaitingForReaders(), { once: true });
   try {
     const args = parseCommandArgs(command, rest);
     const [{ loadSettings }, { processIO }] = await Promise.all([import("./core/config"), import("./cli/io")]);
@@ -82,14 +83,15 @@ async function main(argv: string[]): Promise<number> {
     const code = await command.run(options, { io, settings, signal: controller.signal });
     if (controller.signal.aborted) {
       // The signal came as the command ended (the program, in our process group, may have died of
-      // it first): clean-up ran all the same; say so, unless a --json document already went out.
-      if (!json) reportError(new InterruptedError(controller.signal.reason), false, !!command.runsPrograms);
+      // it first): clean-up ran all the same; say so, unless a --json document already went out
+      // (whole: a reader that stalled got only part of it).
+      if (!json || stdio.stdoutDropped()) reportError(new InterruptedError(controller.signal.reason), false, !!command.runsPrograms);
       return exitForStop(controller.signal.reason);
     }
     return code;
   } catch (error) {
     if (controller.signal.aborted && !(error instanceof UsageError)) {
-      return reportError(new InterruptedError(controller.signal.reason), json && !!command.args.json, !!command.runsPrograms);
+      return reportError(new InterruptedError(controller.signal.reason), json && !!command.args.json && !stdio.stdoutDropped(), !!command.runsPrograms);
     }
     return reportError(error, json && !!command.args.json, !!command.runsPrograms);
   } finally {
@@ -153,7 +155,8 @@ const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
 stdio = await import("./cli/stdio");
 const code = await main(argv);
-// Data goes out with blocking writes (cli/stdio.ts); only consola's human lines may still
-// sit in Node's stderr stream.
+// What is still queued for a slow reader (cli/stdio.ts), and consola's human lines in Node's
+// stderr stream.
+await stdio.drainOutput();
 await flushHumanMessages();
 process.exit(code);

@@ -20,8 +20,9 @@ export type CodeSource =
   | { kind: "stdin"; code: Uint8Array; language: Language };
 
 export interface OutputSink {
-  stdout(chunk: Uint8Array): void;
-  stderr(chunk: Uint8Array): void;
+  /** May return a promise, resolved once the chunk is out: see ExecSpec.onStdout. */
+  stdout(chunk: Uint8Array): unknown;
+  stderr(chunk: Uint8Array): unknown;
   /** A human message (kept sandbox id, reuse notice); goes to stderr. */
   info(message: string): void;
   /** Set when stdout() only copies to this descriptor (see ExecSpec.stdoutFd). */

@@ -223,8 +223,8 @@ export class CloudflareProvider implements Provider {
   /** Reads the exec events: output to the callbacks, then the exit code (undefined if the stream just ended). */
   private async pump(body: ReadableStream<Uint8Array>, spec: Pick<ExecSpec, "onStdout" | "onStderr">, id: string, label: string): Promise<number | undefined> {
     for await (const { event, data } of readEvents(body)) {
-      if (event === "stdout") spec.onStdout(Buffer.from(data, "base64"));
-      else if (event === "stderr") spec.onStderr(Buffer.from(data, "base64"));
+      if (event === "stdout") await spec.onStdout(Buffer.from(data, "base64"));
+      else if (event === "stderr") await spec.onStderr(Buffer.from(data, "base64"));
       else if (event === "exit") {
         const code = (JSON.parse(data) as { exit_code?: unknown }).exit_code;
         return typeof code === "number" ? code & 255 : 255;

@@ -276,8 +276,8 @@ export class E2BProvider implements Provider {
         const event = next.value.event?.event;
         if (event?.case === "data") {
           const output = event.value.output;
-          if (output.case === "stdout") spec.onStdout(output.value);
-          else if (output.case === "stderr") spec.onStderr(output.value);
+          if (output.case === "stdout") await spec.onStdout(output.value);
+          else if (output.case === "stderr") await spec.onStderr(output.value);
         } else if (event?.case === "end") {
           end = event.value;
         }

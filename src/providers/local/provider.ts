@@ -517,8 +517,9 @@ async function spawnStreaming(invocation: { argv: string[]; env: Record<string, 
   const stop = () => void kill(child);
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
   spec.signal?.addEventListener("abort", stop, { once: true });
-  const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => void) => {
-    if (stream instanceof ReadableStream) for await (const chunk of stream) sink(chunk);
+  // Awaiting the sink before reading on passes a slow reader's pace back to the program.
+  const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => unknown) => {
+    if (stream instanceof ReadableStream) for await (const chunk of stream) await sink(chunk);
   };
   try {
     const [code] = await Promise.all([

@@ -366,8 +366,8 @@ export class ModalProvider implements Provider {
       if (spec.signal?.aborted) resolve();
       spec.signal?.addEventListener("abort", () => resolve(), { once: true });
     });
-    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void) => {
-      for await (const chunk of stream) if (chunk.length) sink(chunk);
+    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => unknown) => {
+      for await (const chunk of stream) if (chunk.length) await sink(chunk);
     };
     const work = Promise.all([
       this.feedStdin(command, spec.stdin),

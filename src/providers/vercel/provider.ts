@@ -339,8 +339,8 @@ export class VercelProvider implements Provider {
           commandPath = `${started.session}/cmd/${encodeURIComponent(value.command.id)}`;
           if (stopWanted) stop();
         } else if (value.command && typeof value.command.exitCode === "number") exitCode = value.command.exitCode;
-        else if (value.stream === "stdout") spec.onStdout(encoder.encode(value.data as string));
-        else if (value.stream === "stderr") spec.onStderr(encoder.encode(value.data as string));
+        else if (value.stream === "stdout") await spec.onStdout(encoder.encode(value.data as string));
+        else if (value.stream === "stderr") await spec.onStderr(encoder.encode(value.data as string));
         else if (value.stream === "error" && !stopWanted) {
           const problem = value.data as { code: string; message: string };
           throw new ProviderError(this.name, `sandbox ${id}: ${problem.message}`, problem.code, undefined, "the sandbox may have stopped (its --ttl ran out); check `sandboxes list -p vercel`");
