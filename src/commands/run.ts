@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { UsageError } from "../base/errors";
 import { shellQuote } from "../base/quote";
 import { networkPolicy } from "../core/network";
-import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
+import { checkFile, languageFor, runCode, type CodeSource, type RunReport } from "../core/run";
 import { byName } from "../lang/languages";
 import { defineCommand } from "./_context";
 import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
@@ -112,7 +112,7 @@ export default defineCommand({
       ttlSeconds: ttl,
       signal,
     };
-    const result: RunResult = await runCode(settings, options, sink);
+    const result: RunReport = await runCode(settings, options, sink);
     reportTimeout(result, timeoutMs, json);
     if (json) await renderRunJson(sink, result);
     return result.exitCode;

@@ -1,0 +1,84 @@
+/** The library's one-call functions: a sandbox of their own for one command, or a few, then gone. */
+import { loadSettings, type Settings } from "../core/config";
+import { createSandbox, destroySandbox, type Lease } from "../core/lifecycle";
+import { runCode } from "../core/run";
+import { closeProviders } from "../core/select";
+import { capture, execEach, execIn, execResult, stdinOf } from "./exec";
+import type { Command, ExecOptions, RunResult, SandboxOptions } from "./types";
+
+export function settingsOf(options: { environment?: Record<string, string | undefined> }): Promise<Settings> {
+  return loadSettings(options.environment ?? process.env);
+}
+
+/** A new sandbox as SandboxOptions describe it (core/lifecycle.ts), registered so the CLI finds it. */
+export async function createFor(options: SandboxOptions): Promise<{ settings: Settings; lease: Lease }> {
+  const settings = await settingsOf(options);
+  const spec = {
+    name: options.name,
+    image: options.image,
+    labels: { ...options.labels },
+    env: { ...options.env },
+    ttlSeconds: options.ttlSeconds,
+    cpus: options.cpus,
+    memoryMb: options.memoryMb,
+    pids: options.pids,
+    network: options.network,
+  };
+  return { settings, lease: await createSandbox(settings, options, spec, { register: true, signal: options.signal }) };
+}
+
+/** Creates a sandbox, runs one command, destroys the sandbox (also when the command fails). */
+export async function run(command: Command, options: SandboxOptions & ExecOptions = {}): Promise<RunResult> {
+  if (!options.fallback?.length && typeof command === "string") {
+    // The CLI's own path: on providers that can (docker), create, run and remove in one go.
+    return runThroughCore(command, options);
+  }
+  return inOwnSandbox(options, async (lease) => ({ ...(await execIn(lease, command, options, "create")), sandboxId: lease.record.id, provider: lease.provider.name }));
+}
+
+/** Runs commands one after another in one sandbox; stops at the first failure unless told not to. */
+export function runMany(commands: Command[], options: SandboxOptions & ExecOptions & { stopOnError?: boolean } = {}): Promise<RunResult[]> {
+  return inOwnSandbox(options, async (lease) => (await execEach(lease, commands, options, "create")).map((result) => ({ ...result, sandboxId: lease.record.id, provider: lease.provider.name })));
+}
+
+/** Lets the process exit: closes the connections the cloud SDKs keep open. */
+export async function close(): Promise<void> {
+  await closeProviders();
+}
+
+async function inOwnSandbox<T>(options: SandboxOptions, body: (lease: Lease) => Promise<T>): Promise<T> {
+  const { settings, lease } = await createFor(options);
+  try {
+    return await body(lease);
+  } finally {
+    await destroySandbox(settings, lease);
+  }
+}
+
+async function runThroughCore(command: string, options: SandboxOptions & ExecOptions): Promise<RunResult> {
+  const started = performance.now();
+  const settings = await settingsOf(options);
+  const { out, err, sink } = capture(options);
+  const report = await runCode(
+    settings,
+    {
+      provider: options.provider,
+      image: options.image,
+      env: { ...options.env },
+      labels: { ...options.labels },
+      name: options.name,
+      workdir: options.cwd,
+      timeoutMs: options.timeoutMs,
+      source: { kind: "command", line: command },
+      stdin: stdinOf(options),
+      network: options.network,
+      cpus: options.cpus,
+      memoryMb: options.memoryMb,
+      pids: options.pids,
+      ttlSeconds: options.ttlSeconds,
+      signal: options.signal ?? new AbortController().signal,
+    },
+    sink,
+  );
+  return { ...execResult(report.exitCode, report.timedOut, out, err, started), sandboxId: report.sandboxId, provider: report.provider };
+}
