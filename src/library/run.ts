@@ -1,5 +1,6 @@
 /** The library's one-call functions: a sandbox of their own for one command, or a few, then gone. */
 import { loadSettings, type Settings } from "../core/config";
+import type { CreateSpec } from "../providers/types";
 import { createSandbox, destroySandbox, type Lease } from "../core/lifecycle";
 import { runCode } from "../core/run";
 import { closeProviders } from "../core/select";
@@ -10,21 +11,16 @@ export function settingsOf(options: { environment?: Record<string, string | unde
   return loadSettings(options.environment ?? process.env);
 }
 
+/** What the provider is asked for. */
+function createSpecOf(options: SandboxOptions): CreateSpec {
+  const { name, image, ttlSeconds, cpus, memoryMb, pids, network } = options;
+  return { name, image, labels: { ...options.labels }, env: { ...options.env }, ttlSeconds, cpus, memoryMb, pids, network };
+}
+
 /** A new sandbox as SandboxOptions describe it (core/lifecycle.ts), registered so the CLI finds it. */
 export async function createFor(options: SandboxOptions): Promise<{ settings: Settings; lease: Lease }> {
   const settings = await settingsOf(options);
-  const spec = {
-    name: options.name,
-    image: options.image,
-    labels: { ...options.labels },
-    env: { ...options.env },
-    ttlSeconds: options.ttlSeconds,
-    cpus: options.cpus,
-    memoryMb: options.memoryMb,
-    pids: options.pids,
-    network: options.network,
-  };
-  return { settings, lease: await createSandbox(settings, options, spec, { register: true, signal: options.signal }) };
+  return { settings, lease: await createSandbox(settings, options, createSpecOf(options), { register: true, signal: options.signal }) };
 }
 
 /** Creates a sandbox, runs one command, destroys the sandbox (also when the command fails). */
@@ -59,26 +55,15 @@ async function runThroughCore(command: string, options: SandboxOptions & ExecOpt
   const started = performance.now();
   const settings = await settingsOf(options);
   const { out, err, sink } = capture(options);
-  const report = await runCode(
-    settings,
-    {
-      provider: options.provider,
-      image: options.image,
-      env: { ...options.env },
-      labels: { ...options.labels },
-      name: options.name,
-      workdir: options.cwd,
-      timeoutMs: options.timeoutMs,
-      source: { kind: "command", line: command },
-      stdin: stdinOf(options),
-      network: options.network,
-      cpus: options.cpus,
-      memoryMb: options.memoryMb,
-      pids: options.pids,
-      ttlSeconds: options.ttlSeconds,
-      signal: options.signal ?? new AbortController().signal,
-    },
-    sink,
-  );
+  const request = {
+    ...createSpecOf(options),
+    provider: options.provider,
+    workdir: options.cwd,
+    timeoutMs: options.timeoutMs,
+    source: { kind: "command" as const, line: command },
+    stdin: stdinOf(options),
+    signal: options.signal ?? new AbortController().signal,
+  };
+  const report = await runCode(settings, request, sink);
   return { ...execResult(report.exitCode, report.timedOut, out, err, started), sandboxId: report.sandboxId, provider: report.provider };
 }

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Settings } from "../core/config";
 import { destroyFailure, destroySandbox, type ResolvedSandbox } from "../core/lifecycle";
-import { findSandbox, type SessionDefaults } from "./core";
+import { SandboxesError } from "../base/errors";
+import { createSandbox, findSandbox, type NewSandbox, type SessionDefaults } from "./core";
 
 /** How long the end of a session waits for stopped calls to clean up after themselves. */
 const CALL_STOP_LIMIT_MS = 30_000;
@@ -48,8 +49,15 @@ export class Session {
     }
   }
 
-  track(at: ResolvedSandbox, keep: boolean): void {
-    this.created.set(at.record.id, { ...at, keep });
+  /** Creates a sandbox the session keeps track of; one whose call was cancelled while the provider made it goes again. */
+  async create(spec: NewSandbox, keep: boolean, signal: AbortSignal, onProgress?: (message: string) => void): Promise<ResolvedSandbox> {
+    const created = await createSandbox(this.settings, this.defaults, spec, signal, onProgress);
+    this.created.set(created.record.id, { ...created, keep });
+    if (signal.aborted) {
+      await this.destroy(created).catch(() => {});
+      throw new SandboxesError("interrupted", "cancelled", "interrupted");
+    }
+    return created;
   }
 
   /** A sandbox of this session first (no provider round trip), else any the CLI would find. */
