@@ -19,7 +19,7 @@ import { downloadPath, uploadPath } from "./core/transfer";
 import { execEach, execIn } from "./library/exec";
 import { createFor, settingsOf } from "./library/run";
 import { streamEvents } from "./library/stream";
-import type { Command, ExecOptions, ExecResult, SandboxOptions, StreamEvent } from "./library/types";
+import type { CommandOrArgv, ExecOptions, ExecResult, SandboxOptions, StreamEvent } from "./library/types";
 import type { SandboxRecord } from "./providers/types";
 
 export { SandboxesError, ProviderError, UsageError, InterruptedError } from "./base/errors";
@@ -82,12 +82,12 @@ export class Sandbox {
     return new Sandbox(settings, await resolveSandbox(settings, ref, options.provider));
   }
 
-  exec(command: Command, options: ExecOptions = {}): Promise<ExecResult> {
+  exec(command: CommandOrArgv, options: ExecOptions = {}): Promise<ExecResult> {
     return execIn(this.at, command, options);
   }
 
   /** Runs commands one after another; stops at the first failure unless told not to. */
-  execMany(commands: Command[], options: ExecOptions & { stopOnError?: boolean } = {}): Promise<ExecResult[]> {
+  execMany(commands: CommandOrArgv[], options: ExecOptions & { stopOnError?: boolean } = {}): Promise<ExecResult[]> {
     return execEach(this.at, commands, options);
   }
 
@@ -96,7 +96,7 @@ export class Sandbox {
    *
    *   for await (const event of box.stream("make test")) if (event.type !== "exit") process.stdout.write(event.data);
    */
-  stream(command: Command, options: Omit<ExecOptions, "onStdout" | "onStderr"> = {}): AsyncGenerator<StreamEvent> {
+  stream(command: CommandOrArgv, options: Omit<ExecOptions, "onStdout" | "onStderr"> = {}): AsyncGenerator<StreamEvent> {
     return streamEvents((withCallbacks) => this.exec(command, withCallbacks), options);
   }
 

@@ -5,14 +5,14 @@ import { type ResolvedSandbox, throwIfAborted } from "../core/lifecycle";
 import type { OutputSink } from "../core/run";
 import { checkTimeoutMs } from "../core/timeout";
 import { prepareWorkdir } from "../core/workdir";
-import type { Command, ExecOptions, ExecResult } from "./types";
+import type { CommandOrArgv, ExecOptions, ExecResult } from "./types";
 
 /** "create" for run() and runMany(), whose sandbox is their own: a missing `cwd` is made, as `sandboxes run -w` does (core/workdir.ts). */
 type CwdMode = "create" | "require";
 
-export const argvOf = (command: Command): string[] => (typeof command === "string" ? ["sh", "-c", command] : command);
+export const argvOf = (command: CommandOrArgv): string[] => (typeof command === "string" ? ["sh", "-c", command] : command);
 
-export async function execIn(at: ResolvedSandbox, command: Command, options: ExecOptions, cwdMode: CwdMode = "require"): Promise<ExecResult> {
+export async function execIn(at: ResolvedSandbox, command: CommandOrArgv, options: ExecOptions, cwdMode: CwdMode = "require"): Promise<ExecResult> {
   const started = performance.now();
   const { out, err, sink } = capture(options);
   const stdin = stdinOf(options);
@@ -37,7 +37,7 @@ export function stdinOf(options: ExecOptions): Uint8Array | ReadableStream<Uint8
 }
 
 /** Commands one after another; stops at the first failure unless told not to. */
-export async function execEach(at: ResolvedSandbox, commands: Command[], options: ExecOptions & { stopOnError?: boolean }, cwdMode: CwdMode = "require"): Promise<ExecResult[]> {
+export async function execEach(at: ResolvedSandbox, commands: CommandOrArgv[], options: ExecOptions & { stopOnError?: boolean }, cwdMode: CwdMode = "require"): Promise<ExecResult[]> {
   const results: ExecResult[] = [];
   for (const command of commands) {
     const result = await execIn(at, command, options, cwdMode);

@@ -5,7 +5,7 @@ import { createSandbox, destroySandbox, type Lease } from "../core/lifecycle";
 import { runCode } from "../core/run";
 import { closeProviders } from "../core/select";
 import { capture, execEach, execIn, execResult, stdinOf } from "./exec";
-import type { Command, ExecOptions, RunResult, SandboxOptions } from "./types";
+import type { CommandOrArgv, ExecOptions, RunResult, SandboxOptions } from "./types";
 
 export function settingsOf(options: { environment?: Record<string, string | undefined> }): Promise<Settings> {
   return loadSettings(options.environment ?? process.env);
@@ -24,7 +24,7 @@ export async function createFor(options: SandboxOptions): Promise<{ settings: Se
 }
 
 /** Creates a sandbox, runs one command, destroys the sandbox (also when the command fails). */
-export async function run(command: Command, options: SandboxOptions & ExecOptions = {}): Promise<RunResult> {
+export async function run(command: CommandOrArgv, options: SandboxOptions & ExecOptions = {}): Promise<RunResult> {
   if (!options.fallback?.length && typeof command === "string") {
     // The CLI's own path: on providers that can (docker), create, run and remove in one go.
     return runThroughCore(command, options);
@@ -33,7 +33,7 @@ export async function run(command: Command, options: SandboxOptions & ExecOption
 }
 
 /** Runs commands one after another in one sandbox; stops at the first failure unless told not to. */
-export function runMany(commands: Command[], options: SandboxOptions & ExecOptions & { stopOnError?: boolean } = {}): Promise<RunResult[]> {
+export function runMany(commands: CommandOrArgv[], options: SandboxOptions & ExecOptions & { stopOnError?: boolean } = {}): Promise<RunResult[]> {
   return inOwnSandbox(options, async (lease) => (await execEach(lease, commands, options, "create")).map((result) => ({ ...result, sandboxId: lease.record.id, provider: lease.provider.name })));
 }
 

@@ -74,4 +74,4 @@ export type StreamEvent =
   | { type: "exit"; exitCode: number; timedOut: boolean };
 
 /** A command line runs through `sh -c`; an array is argv as is. */
-export type Command = string | string[];
+export type CommandOrArgv = string | string[];
