@@ -1,4 +1,4 @@
-import { SandboxesError } from "./base/errors";
+import { SandboxesError } from "../base/errors";
 
 // node:fs is loaded on the first write: ~1 ms that `--help` and friends need not pay.
 let nodeFs: typeof import("node:fs") | undefined;

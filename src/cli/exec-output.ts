@@ -1,8 +1,8 @@
 import { isUtf8Chunks, StreamCapture, type Captured } from "../core/capture";
 import type { OutputSink } from "../core/run";
-import { writeStderr, writeStdout } from "./_output";
-import { ui } from "./_ui";
-import { isTerminal } from "../stdio";
+import { writeStderr, writeStdout } from "./output";
+import { ui } from "./ui";
+import { isTerminal } from "./stdio";
 
 export interface CapturingSink extends OutputSink {
   captured?: { stdout: StreamCapture; stderr: StreamCapture };
