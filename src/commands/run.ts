@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { UsageError } from "../base/errors";
 import { shellQuote } from "../base/quote";
 import { networkPolicy } from "../core/network";
-import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
+import { checkFile, languageFor, runCode, type CodeSource, type RunReport } from "../core/run";
 import { byName, type Language } from "../lang/languages";
 import { defineCommand } from "../cli/command";
 import {
@@ -127,7 +127,7 @@ export default defineCommand({
       stdin: source.kind !== "stdin" && !io.stdin.isTTY ? io.stdin.stream() : undefined,
       signal,
     };
-    const result: RunResult = await runCode(settings, options, sink);
+    const result: RunReport = await runCode(settings, options, sink);
     io.program.reportTimeout(result, options.timeoutMs, json);
     if (json) await io.program.printJson(sink, result);
     return result.exitCode;
