@@ -40,6 +40,11 @@ export interface SandboxLayout {
   egressDir: string;
   /** How the sandboxes binary is seen inside (for the egress bridge): binds and argv. */
   helper: { binds: Array<[string, string]>; argv: string[] };
+  /**
+   * perl, where the host has it (the same path inside): a one-shot program then starts as soon
+   * as the bridge's port listens, and the bridge itself on the first connection (LAZY_BRIDGE).
+   */
+  perl?: string;
   /** Set when we run as root: the unprivileged uid/gid the program runs as. */
   dropToUid?: number;
 }
@@ -138,13 +143,54 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
 }
 
 /**
- * The shell run inside for `inner` (undefined: run the program directly, nothing to prepare).
- * With the default network policy it first starts the egress bridge on the sandbox's own
- * loopback and waits until it listens (through a fifo: no polling), so the program's first
- * connection already finds it. The holder then says it is ready and reaps orphans forever:
- * dash's `wait` reaps any child, not only its own jobs.
+ * perl (core only, no modules: Linux's numbers for AF_INET and SOCK_STREAM) that listens on the
+ * sandbox's 127.0.0.1:PORT, then becomes the program. Before that it leaves a process behind,
+ * orphaned to the sandbox's pid 1 so the program never sees a child it did not start, which
+ * waits for the first connection and only then becomes the bridge (`__egress-bridge stdin`,
+ * the listening socket on its stdin, as inetd's wait mode passes it). A program that never
+ * connects never pays for the bridge's start; one that does finds the port listening from its
+ * first instruction on, its first connection queued until the bridge accepts it.
+ *
+ *   perl -e LAZY_BRIDGE PORT N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
+ */
+const LAZY_BRIDGE = `
+sub fail { print STDERR "sandboxes: $_[0]: $!\n"; exit 125 }
+my ($port, $words) = splice(@ARGV, 0, 2);
+my @bridge = splice(@ARGV, 0, $words);
+my $listener;
+socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
+  or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
+defined(my $child = fork) or fail("cannot start the egress bridge");
+if (!$child) {
+  defined(my $bridge = fork) or exit 1;
+  exit 0 if $bridge;
+  open(STDIN, "<&", $listener) && open(STDOUT, ">", "/dev/null") && open(STDERR, ">", "/dev/null") or exit 1;
+  close $listener;
+  my $waiting = "";
+  vec($waiting, 0, 1) = 1;
+  my $ready;
+  1 until select($ready = $waiting, undef, undef, undef) > 0;
+  exec { $bridge[0] } @bridge;
+  exit 1;
+}
+waitpid($child, 0);
+close $listener;
+exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
+`;
+
+/**
+ * What runs inside for `inner`: the program itself when there is nothing to prepare; with the
+ * default network policy, a one-shot program behind LAZY_BRIDGE where perl is at hand, else a
+ * shell that first starts the egress bridge on the sandbox's own loopback and waits until it
+ * listens (through a fifo: no polling), so the program's first connection already finds it.
+ * The holder then says it is ready and reaps orphans forever: dash's `wait` reaps any child,
+ * not only its own jobs.
  */
 function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
+  if (inner.kind === "program" && layout.network === "default" && layout.perl) {
+    const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", `${EGRESS_DIR}/${EGRESS_SOCKET}`];
+    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), String(bridge.length), ...bridge, ...inner.argv];
+  }
   const lines: string[] = [];
   if (layout.network === "default") {
     const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];

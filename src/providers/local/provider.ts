@@ -251,6 +251,7 @@ export class LocalProvider implements Provider {
       hostsFile: join(dir, "hosts"),
       egressDir: this.egressDir(meta.id),
       helper: { binds: helperCommand().binds, argv: helperCommand().inside },
+      perl: this.ctx.env.SANDBOXES_LOCAL_PERL === "off" ? undefined : (Bun.which("perl", { PATH: "/usr/bin:/bin" }) ?? undefined),
       dropToUid: this.sandboxUid(meta.id),
     };
   }
