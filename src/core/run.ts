@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, NetworkPolicy, ExecSpec, Provider, SandboxRecord } from "../providers/types";
@@ -262,7 +261,7 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
   const source = options.source;
   if (source.kind === "command") return execChecked(provider, id, commandArgv({ ...options, source }), options, sink, options.workdir);
   const language = source.language;
-  const codeDir = posix.join("/tmp", `sandboxes-run-${randomBytes(4).toString("hex")}`);
+  const codeDir = posix.join("/tmp", `sandboxes-run-${Buffer.from(crypto.getRandomValues(new Uint8Array(4))).toString("hex")}`);
   let fileName: string;
   if (source.kind === "file") {
     fileName = basename(source.path);

@@ -1,5 +1,4 @@
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { homeDir } from "../../base/home";
@@ -96,7 +95,8 @@ export class LocalProvider implements Provider {
   /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
   private async createFiles(spec: CreateSpec): Promise<LocalMeta> {
     this.ensureLinux();
-    const id = `local-${randomBytes(6).toString("hex")}`;
+    // Web Crypto, a global: node:crypto would cost every run a few ms to load.
+    const id = `local-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
     const limits = await planLimits(id, spec, this.ctx.env);
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });

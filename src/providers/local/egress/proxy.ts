@@ -14,7 +14,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { createServer, connect, isIP, type Socket } from "node:net";
-import { chmod, unlink } from "node:fs/promises";
+import { chmodSync, unlinkSync } from "node:fs";
 import { decide, decideHostAlias, describeReason, HOST_ALIAS, isHostAlias, normalizeHost, parseAllowList, type BlockReason } from "./policy";
 
 export { HOST_ALIAS, HOST_ALIAS_ADDRESS } from "./policy";
@@ -86,6 +86,15 @@ type Outcome =
   | { ok: true; socket: Socket }
   | { ok: false; kind: "blocked"; event: BlockedEvent }
   | { ok: false; kind: "unresolved" | "unreachable"; message: string };
+
+/** node:fs's sync calls: node:fs/promises would be one more module for every run to load. */
+function removeSocket(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* not there */
+  }
+}
 
 export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
   const allow = parseAllowList(options.allow);
@@ -303,7 +312,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   }
 
   const server = createServer({ allowHalfOpen: true }, accept);
-  await unlink(options.socketPath).catch(() => {});
+  removeSocket(options.socketPath);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.socketPath, () => {
@@ -312,14 +321,14 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     });
   });
   // As root the sandbox's bridge runs as the sandbox's own uid; the socket's directory guards it.
-  await chmod(options.socketPath, 0o666);
+  chmodSync(options.socketPath, 0o666);
   return {
     socketPath: options.socketPath,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of open) socket.destroy();
       await closed;
-      await unlink(options.socketPath).catch(() => {});
+      removeSocket(options.socketPath);
     },
   };
 }
