@@ -17,7 +17,7 @@ import { createServer, connect, isIP, type Socket } from "node:net";
 import { chmodSync, unlinkSync } from "node:fs";
 import { decide, decideHostAlias, describeReason, HOST_ALIAS, isHostAlias, normalizeHost, parseAllowList, type BlockReason } from "./policy";
 
-export { HOST_ALIAS, HOST_ALIAS_ADDRESS } from "./policy";
+export { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./environment";
 
 export interface BlockedEvent {
   /** The destination as the client named it: a host name or an IP address. */
@@ -63,23 +63,6 @@ export function formatBlocked(event: BlockedEvent): string {
       ? `resolves to ${event.address}, ${describeReason(event.reason)}`
       : `resolves to ${event.address}, a ${describeReason(event.reason)}`;
   return `blocked ${destination} (${why}); allow it with --allow-net ${destination}`;
-}
-
-/** The environment that points a sandbox's programs at the proxy bridged to 127.0.0.1:port. */
-export function proxyEnvironment(port: number): Record<string, string> {
-  const http = `http://127.0.0.1:${port}`;
-  const socks = `socks5h://127.0.0.1:${port}`;
-  const noProxy = "localhost,127.0.0.1,::1";
-  return {
-    HTTP_PROXY: http,
-    HTTPS_PROXY: http,
-    ALL_PROXY: socks,
-    NO_PROXY: noProxy,
-    http_proxy: http,
-    https_proxy: http,
-    all_proxy: socks,
-    no_proxy: noProxy,
-  };
 }
 
 type Outcome =
