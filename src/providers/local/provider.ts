@@ -539,7 +539,11 @@ async function spawnStreaming(
     const fd = child.stdio[GATE_FD] as number;
     try {
       await gate();
-      writeSync(fd, "\n");
+      try {
+        writeSync(fd, "\n");
+      } catch {
+        // The wrapper is gone already (a timeout or Ctrl-C came first): its exit says why.
+      }
     } catch (error) {
       stop();
       await child.exited;
