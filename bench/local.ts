@@ -57,11 +57,13 @@ try {
     ["hello-world", [join(work, "hello")]],
     ["bare bwrap true", [...bare, "true"]],
     ["run -p local true", [binary, "run", "-p", "local", "true"]],
+    // What the default network policy (egress proxy, bridge, gate) adds, measured beside it.
+    ["run -p local --network none true", [binary, "run", "-p", "local", "--network", "none", "true"]],
   ];
   for (const [, argv] of cases) for (let i = 0; i < 3; i++) timed(argv);
   const samples = cases.map(() => [] as number[]);
   for (let i = 0; i < runs; i++) cases.forEach(([, argv], index) => samples[index]!.push(timed(argv)));
-  const [hello, bareTrue, ours] = samples.map((s) => ({ median: median(s), min: min(s) }));
+  const [hello, bareTrue, ours, noNetwork] = samples.map((s) => ({ median: median(s), min: min(s) }));
   const floorMedian = hello!.median + bareTrue!.median;
   const floorMin = hello!.min + bareTrue!.min;
 
@@ -101,6 +103,7 @@ try {
       hello_ms: hello,
       bare_bwrap_ms: bareTrue,
       run_true_ms: ours,
+      run_true_network_none_ms: noNetwork,
       ratio_median: ours!.median / floorMedian,
       ratio_min: ours!.min / floorMin,
       target: 2,
@@ -116,7 +119,8 @@ try {
     process.stdout.write(`hello-world (floor)       ${ms(hello!)}\n`);
     process.stdout.write(`bare bwrap true (floor)   ${ms(bareTrue!)}\n`);
     process.stdout.write(`run -p local true         ${ms(ours!)}\n`);
-    process.stdout.write(`  vs the sum of the floors: ${result.startup.ratio_median.toFixed(2)}x median, ${result.startup.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n\n`);
+    process.stdout.write(`  vs the sum of the floors: ${result.startup.ratio_median.toFixed(2)}x median, ${result.startup.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
+    process.stdout.write(`  of which the default network policy: ${(ours!.median - noNetwork!.median).toFixed(1)} ms median (--network none: ${ms(noNetwork!)})\n\n`);
     process.stdout.write(`${(bytes / 1024 ** 3).toFixed(2)} GiB of stdout into a pipe (best of 3)\n`);
     for (const t of throughput) {
       process.stdout.write(`  ${t.sink.padEnd(16)} bare bwrap ${t.bare_mib_s.toFixed(0)} MiB/s, run -p local ${t.ours_mib_s.toFixed(0)} MiB/s: ${t.ratio.toFixed(2)}x (target 0.9x)\n`);

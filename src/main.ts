@@ -6,11 +6,23 @@
  * flag keeps every value (-e A -e B), an unknown flag is refused, and no error reaches the user as
  * a raw stack. CONTRIBUTING.md says why no argument-parsing library does this here.
  */
-import { COMMANDS, isCommandName } from "./cli/registry";
-import { parseCommandArgs } from "./cli/parse";
 import type { AnyCommand } from "./cli/command";
-import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./base/errors";
-import { EXIT, exitForStop } from "./core/exit-codes";
+import type { SandboxesError } from "./base/errors";
+
+const argv = process.argv.slice(2);
+// Internal processes the local provider spawns: not commands, so not in help or completion.
+// Dispatched before anything else is imported (hence no static imports above but types), so
+// they start like a hello-world.
+if (argv[0] === "__egress-proxy" || argv[0] === "__egress-bridge") {
+  const { runHiddenEntry } = await import("./providers/local/egress/entry");
+  process.exit(await runHiddenEntry(argv[0], argv.slice(1)));
+}
+const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, UsageError }, { EXIT, exitForStop }] = await Promise.all([
+  import("./cli/registry"),
+  import("./cli/parse"),
+  import("./base/errors"),
+  import("./core/exit-codes"),
+]);
 // Loaded after the quick answers (--version, --help), which must not pay for node:fs.
 let stdio: typeof import("./cli/stdio");
 
@@ -145,12 +157,6 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
   return error.kind === "usage" ? EXIT.usage : EXIT.failure;
 }
 
-const argv = process.argv.slice(2);
-// Internal processes the local provider spawns; not commands, so not in help or completion.
-if (argv[0] === "__egress-proxy" || argv[0] === "__egress-bridge") {
-  const { runHiddenEntry } = await import("./providers/local/egress/entry");
-  process.exit(await runHiddenEntry(argv[0], argv.slice(1)));
-}
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
 stdio = await import("./cli/stdio");

@@ -1,5 +1,4 @@
 import { existsSync, readFileSync, statSync } from "node:fs";
-import { randomBytes } from "node:crypto";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
@@ -196,7 +195,7 @@ export function commandArgv(line: string, args: string[]): string[] {
 
 /** A fresh directory under /tmp for a program's code. */
 export function freshCodeDir(): string {
-  return posix.join("/tmp", `sandboxes-run-${randomBytes(4).toString("hex")}`);
+  return posix.join("/tmp", `sandboxes-run-${Buffer.from(crypto.getRandomValues(new Uint8Array(4))).toString("hex")}`);
 }
 
 /** The argv that runs the code file ($F) with a language's run script, from the code's directory unless `cd` is false. */

@@ -214,6 +214,14 @@ describe.skipIf(!canNamespace)("egress proxy through the compiled binary", () =>
     expect(result.stdout).toBe("sandboxes: blocked 127.0.0.1:9 (loopback address); allow it with --allow-net 127.0.0.1:9\n403");
   });
 
+  test("the bridge serves a socket that already listens, handed to it on stdin (`__egress-bridge stdin`), from the first connection queued on it", async () => {
+    // perl listens, then hands the socket to the bridge and prints its pid; curl connects at once.
+    const handOver = `socket($l, 2, 1, 0) && bind($l, pack("S n C4 x8", 2, 3129, 127, 0, 0, 1)) && listen($l, 16) or die "$!"; defined($pid = fork) or die "$!"; if (!$pid) { open(STDIN, "<&", $l); open(STDOUT, ">", "/dev/null"); exec @ARGV } print "$pid\\n"`;
+    const script = `pid=$(perl -e '${handOver}' ${BINARY} __egress-bridge stdin ${dir}/proxy.sock) && curl -sS -x http://127.0.0.1:3129 http://public.example/; kill $pid`;
+    const result = await inside(["sh", "-c", script]);
+    expect(result).toEqual({ code: 0, stdout: "hello from the public stand-in\n", stderr: "" });
+  });
+
   test("the blocked log holds one JSON line per blocked destination", async () => {
     await inside(["curl", "-s", "http://10.0.0.5:5432/"]);
     await inside(["curl", "-s", "http://10.0.0.5:5432/"]);

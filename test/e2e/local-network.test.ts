@@ -78,6 +78,23 @@ for (const { user, mechanism } of MATRIX) {
       expect(exec.code).toBe(0);
     }, 90_000);
 
+    test("default: a one-shot run starts the bridge on its first connection, as no child of the program", async () => {
+      const m = machine();
+      // The parent pid of every process running our binary (the bridge) inside the sandbox.
+      const bridges = "ps -eo ppid=,comm= | awk '$2 == \"sandboxes\" { printf \"%s,\", $1 }'; echo";
+      const r = await run(m, ["run", `${bridges}; curl -sS -m 20 http://203.0.113.7/; ${bridges}`]);
+      expect(r.stdout).toBe("\npublic-ok\n1,\n");
+      expect(r.code).toBe(0);
+    }, 60_000);
+
+    test("default without perl (SANDBOXES_LOCAL_PERL=off): the bridge starts before the program and a public address answers", async () => {
+      const m = machine();
+      m.env.SANDBOXES_LOCAL_PERL = "off";
+      const r = await run(m, ["run", "ps -eo comm= | grep -cx sandboxes; curl -sS -m 20 http://203.0.113.7/"]);
+      expect(r.stdout).toBe("1\npublic-ok\n");
+      expect(r.code).toBe(0);
+    }, 60_000);
+
     test("default: a private destination fails fast and is named once on stderr with the flag that allows it", async () => {
       const m = machine();
       const r = await run(m, ["run", "curl -s -m 20 -o /dev/null -w '%{http_code}\\n' http://10.0.0.5:5432/; curl -s -m 20 -o /dev/null http://10.0.0.5:5432/; echo done"]);

@@ -62,6 +62,12 @@ describe("start-up imports", () => {
     expect(ours.filter((m) => /^import[^;]*?from\s+"bun:sqlite"/m.test(readFileSync(join(ROOT, m), "utf8")))).toEqual([]);
   });
 
+  test("a hidden entry point (`sandboxes __egress-bridge`) loads its own module and nothing else of ours", async () => {
+    const { code, modules } = await loadedModules(join(ROOT, "src/main.ts"), ["__egress-bridge"]);
+    expect(code).toBe(2);
+    expect(modules.filter((m) => m.startsWith("src/"))).toEqual(["src/providers/local/egress/entry.ts"]);
+  });
+
   test("--version loads no command module", async () => {
     const { modules } = await loadedModules(join(ROOT, "src/main.ts"), ["--version"]);
     expect(modules.filter((m) => m.startsWith("src/commands/") && !m.endsWith("/index.ts"))).toEqual([]);

@@ -40,12 +40,25 @@ export interface SandboxLayout {
   egressDir: string;
   /** How the sandboxes binary is seen inside (for the egress bridge): binds and argv. */
   helper: { binds: Array<[string, string]>; argv: string[] };
+  /**
+   * perl, where the host has it (the same path inside): a one-shot program then starts as soon
+   * as the bridge's port listens, and the bridge itself on the first connection (LAZY_BRIDGE).
+   */
+  perl?: string;
   /** Set when we run as root: the unprivileged uid/gid the program runs as. */
   dropToUid?: number;
 }
 
-/** What the wrapper starts inside: the program itself, or the holder of a kept sandbox. */
-export type Inner = { kind: "program"; argv: string[] } | { kind: "holder" };
+/**
+ * What the wrapper starts inside: the program itself, or the holder of a kept sandbox. A program
+ * `gated` waits, once its sandbox is set up, for a byte on GATE_FD, which the caller writes when
+ * what the program needs on the host (the egress proxy) is ready: both are started at once.
+ * An end of file instead of the byte (the caller died) and the program never starts.
+ */
+export type Inner = { kind: "program"; argv: string[]; gated?: boolean } | { kind: "holder" };
+
+/** The descriptor a gated program's sandbox inherits to wait on (see Inner). */
+export const GATE_FD = 3;
 
 /** The egress bridge listens here on the sandbox's own loopback (proxyEnvironment(BRIDGE_PORT)). */
 export const BRIDGE_PORT = 3128;
@@ -138,21 +151,74 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
 }
 
 /**
- * The shell run inside for `inner` (undefined: run the program directly, nothing to prepare).
- * With the default network policy it first starts the egress bridge on the sandbox's own
- * loopback and waits until it listens (through a fifo: no polling), so the program's first
- * connection already finds it. The holder then says it is ready and reaps orphans forever:
- * dash's `wait` reaps any child, not only its own jobs.
+ * perl (core only, no modules: Linux's numbers for AF_INET and SOCK_STREAM) that listens on the
+ * sandbox's 127.0.0.1:PORT, then becomes the program. Before that it leaves a process behind,
+ * orphaned to the sandbox's pid 1 so the program never sees a child it did not start, which
+ * waits for the first connection and only then becomes the bridge (`__egress-bridge stdin`,
+ * the listening socket on its stdin, as inetd's wait mode passes it). A program that never
+ * connects never pays for the bridge's start; one that does finds the port listening from its
+ * first instruction on, its first connection queued until the bridge accepts it.
+ *
+ * GATE, a descriptor number ("-" for none, see Inner), is waited on only then, as late as can be.
+ *
+ *   perl -e LAZY_BRIDGE PORT GATE N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
+ */
+const LAZY_BRIDGE = `
+sub fail { print STDERR "sandboxes: $_[0]: $!\\n"; exit 125 }
+my ($port, $gate, $words) = splice(@ARGV, 0, 3);
+my @bridge = splice(@ARGV, 0, $words);
+my $listener;
+socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
+  or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
+defined(my $child = fork) or fail("cannot start the egress bridge");
+if (!$child) {
+  defined(my $bridge = fork) or exit 1;
+  exit 0 if $bridge;
+  open(STDIN, "<&", $listener) && open(STDOUT, ">", "/dev/null") && open(STDERR, ">", "/dev/null") or exit 1;
+  close $listener;
+  if ($gate ne "-") { open(my $unused, "<&=", $gate) and close $unused }
+  my $waiting = "";
+  vec($waiting, 0, 1) = 1;
+  my $ready;
+  1 until select($ready = $waiting, undef, undef, undef) > 0;
+  exec { $bridge[0] } @bridge;
+  exit 1;
+}
+waitpid($child, 0);
+close $listener;
+if ($gate ne "-") {
+  my $go;
+  open($go, "<&=", $gate) && sysread($go, my $byte, 1) == 1 or fail("the egress proxy did not start");
+  close $go;
+}
+exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
+`;
+
+/**
+ * What runs inside for `inner`: the program itself when there is nothing to prepare; with the
+ * default network policy, a one-shot program behind LAZY_BRIDGE where perl is at hand, else a
+ * shell that first starts the egress bridge on the sandbox's own loopback and waits until it
+ * listens (through a fifo: no polling), so the program's first connection already finds it.
+ * The holder then says it is ready and reaps orphans forever: dash's `wait` reaps any child,
+ * not only its own jobs.
  */
 function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
+  if (inner.kind === "program" && layout.network === "default" && layout.perl) {
+    const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", `${EGRESS_DIR}/${EGRESS_SOCKET}`];
+    const gate = inner.gated ? String(GATE_FD) : "-";
+    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), gate, String(bridge.length), ...bridge, ...inner.argv];
+  }
   const lines: string[] = [];
   if (layout.network === "default") {
     const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
     lines.push(
       "mkfifo /run/.egress-ready",
-      `${bridge.map(quote).join(" ")} </dev/null >/run/.egress-ready 2>/dev/null &`,
+      `${bridge.map(quote).join(" ")} </dev/null >/run/.egress-ready 2>/dev/null ${inner.kind === "program" && inner.gated ? `${GATE_FD}<&- ` : ""}&`,
       "read -r _ </run/.egress-ready; rm -f /run/.egress-ready",
     );
+  }
+  if (inner.kind === "program" && inner.gated) {
+    lines.push(`read -r _ <&${GATE_FD} || { echo "sandboxes: the egress proxy did not start" >&2; exit 125; }`, `exec ${GATE_FD}<&-`);
   }
   if (inner.kind === "program") {
     const program = [...dropPrivileges(layout, capabilities), ...inner.argv];

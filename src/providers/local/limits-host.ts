@@ -140,8 +140,11 @@ export async function hostFacts(): Promise<HostFacts> {
  */
 export async function cgroupSites(env: Record<string, string | undefined>): Promise<CgroupSites> {
   if (env.SANDBOXES_LOCAL_CGROUPS === "off" || process.platform !== "linux") return {};
-  return findCgroupSites(await hostFacts());
+  // Read once per process: detection and every new sandbox's plan ask, and the answer stays.
+  return (ownSites ??= hostFacts().then(findCgroupSites));
 }
+
+let ownSites: Promise<CgroupSites> | undefined;
 
 /** One line for `providers`: which mechanism enforces --memory, --pids and --cpus. */
 export function describeLimits(sites: CgroupSites): string {

@@ -151,7 +151,8 @@ export async function removeLimits(plan: LimitPlan | undefined): Promise<void> {
         if (code !== "EBUSY" || Date.now() > deadline) throw new ProviderError("local", `cannot remove the sandbox's cgroup ${cgroup.dir}: ${(error as Error).message}`);
       }
       killAll(cgroup.dir, cgroup.version);
-      await Bun.sleep(10);
+      // Usually a process of the sandbox still on its way out: gone within a millisecond.
+      await Bun.sleep(1);
     }
   }
 }

@@ -1,15 +1,15 @@
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { randomBytes } from "node:crypto";
+import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readState, startDetached, startTime, stopState, waitUntil, writeState } from "./holder";
-import { formatBlocked, HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment, startEgressProxy } from "./egress/proxy";
-import { AllowEntryError } from "./egress/policy";
+// Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
+// sandbox starts (runOnce).
+import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
 import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 import { dict, hasLabels } from "../../base/keys";
 
@@ -96,7 +96,8 @@ export class LocalProvider implements Provider {
   /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
   private async createFiles(spec: CreateSpec): Promise<LocalMeta> {
     this.ensureLinux();
-    const id = `local-${randomBytes(6).toString("hex")}`;
+    // Web Crypto, a global: node:crypto would cost every run a few ms to load.
+    const id = `local-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
     const limits = await planLimits(id, spec, this.ctx.env);
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
@@ -251,6 +252,7 @@ export class LocalProvider implements Provider {
       hostsFile: join(dir, "hosts"),
       egressDir: this.egressDir(meta.id),
       helper: { binds: helperCommand().binds, argv: helperCommand().inside },
+      perl: this.ctx.env.SANDBOXES_LOCAL_PERL === "off" ? undefined : (Bun.which("perl", { PATH: "/usr/bin:/bin" }) ?? undefined),
       dropToUid: this.sandboxUid(meta.id),
     };
   }
@@ -315,7 +317,7 @@ export class LocalProvider implements Provider {
    * API_KEY=...` must not show up in `ps`. The wrappers pass the environment through; env(1)
    * at the end sets the sandbox's PATH, the directory, and drops what the wrappers added.
    */
-  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter?: HolderState }): { argv: string[]; env: Record<string, string> } {
+  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter?: HolderState; gated?: boolean }): { argv: string[]; env: Record<string, string> } {
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
     const environment = this.environment(meta, env, layout);
@@ -332,7 +334,7 @@ export class LocalProvider implements Provider {
     const spawnEnv = { ...inEnviron, PATH: WRAPPER_PATH };
     // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
     if (how.enter) return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
-    const inner: Inner = { kind: "program", argv: program };
+    const inner: Inner = { kind: "program", argv: program, gated: how.gated };
     const bwrap = bubblewrapPath(this.ctx.env);
     if (bwrap) return { argv: enterCgroups(meta.limits, bwrapArgv(bwrap, layout, inner, { pty: how.pty })), env: spawnEnv };
     return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner, process.getuid?.() === 0)), env: spawnEnv };
@@ -344,7 +346,7 @@ export class LocalProvider implements Provider {
     await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
-    const blocked = this.reportBlocked(meta, spec.onNotice);
+    const blocked = await this.reportBlocked(meta, spec.onNotice);
     const killsBefore = memoryKills(meta.limits);
     try {
       // Not spec.stdoutFd: killExecTree finds escaped processes by the output pipes they hold,
@@ -359,28 +361,32 @@ export class LocalProvider implements Provider {
   /**
    * A plain command in a sandbox of its own that ends with it: the wrapper runs the program
    * directly (no holder, no nsenter), the egress proxy runs in this process, and everything the
-   * program started dies with it (pid namespace, --die-with-parent / --kill-child).
+   * program started dies with it (pid namespace, --die-with-parent / --kill-child). With the
+   * default policy the sandbox is set up while the proxy starts (loading node:net is a good part
+   * of a run's start-up), and the program waits behind its gate until the proxy listens.
    */
   async runOnce(create: CreateSpec, spec: ExecSpec): Promise<ExecOutcome & { id: string }> {
     const meta = await this.createFiles(create);
     const policy = policyOf(meta);
     let proxy: { close(): Promise<void> } | undefined;
+    const startProxy = async () => {
+      const [{ formatBlocked, startEgressProxy }, { AllowEntryError }] = await Promise.all([import("./egress/proxy"), import("./egress/policy")]);
+      const egressDir = this.egressDir(meta.id);
+      mkdirSync(egressDir, { recursive: true, mode: 0o755 });
+      proxy = await startEgressProxy({
+        socketPath: join(egressDir, EGRESS_SOCKET),
+        allow: policy.allow,
+        onBlocked: (event) => spec.onNotice?.(formatBlocked(event)),
+      }).catch((error) => {
+        if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
+        throw error;
+      });
+    };
     try {
-      if (policy.mode === "default") {
-        const egressDir = this.egressDir(meta.id);
-        mkdirSync(egressDir, { recursive: true, mode: 0o755 });
-        proxy = await startEgressProxy({
-          socketPath: join(egressDir, EGRESS_SOCKET),
-          allow: policy.allow,
-          onBlocked: (event) => spec.onNotice?.(formatBlocked(event)),
-        }).catch((error) => {
-          if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
-          throw error;
-        });
-      }
-      const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false });
+      const gated = policy.mode === "default";
+      const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, gated });
       const killsBefore = memoryKills(meta.limits);
-      const outcome = await spawnStreaming(invocation, spec, (child) => child.kill("SIGKILL"));
+      const outcome = await spawnStreaming(invocation, spec, (child) => child.kill("SIGKILL"), gated ? startProxy : undefined);
       const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
       return { ...outcome, ...limitHit, id: meta.id };
     } finally {
@@ -395,8 +401,9 @@ export class LocalProvider implements Provider {
    * Passes the lines of the kept sandbox's proxy about blocked destinations (its --blocked-log)
    * that appear while a command runs to onNotice. Returns the function that stops watching.
    */
-  private reportBlocked(meta: LocalMeta, onNotice: ExecSpec["onNotice"]): () => void {
+  private async reportBlocked(meta: LocalMeta, onNotice: ExecSpec["onNotice"]): Promise<() => void> {
     if (!onNotice || policyOf(meta).mode !== "default") return () => {};
+    const { formatBlocked } = await import("./egress/proxy");
     const file = join(this.dir(meta.id), "blocked.log");
     let offset = existsSync(file) ? statSync(file).size : 0;
     let partial = "";
@@ -500,14 +507,22 @@ function enterArgv(state: HolderState, layout: SandboxLayout, program: string[],
   return [...argv, ...program];
 }
 
-/** Runs a wrapper with live stdout/stderr, the timeout and Ctrl-C; `kill` stops what it started. */
-async function spawnStreaming(invocation: { argv: string[]; env: Record<string, string> }, spec: ExecSpec, kill: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>): Promise<ExecOutcome> {
+/**
+ * Runs a wrapper with live stdout/stderr, the timeout and Ctrl-C; `kill` stops what it started.
+ * With a `gate` (for a gated Inner) the wrapper also gets a pipe as GATE_FD, and the byte that
+ * lets the program start goes down it once `gate` resolves; if it throws, the wrapper is
+ * stopped, the program never having run.
+ */
+async function spawnStreaming(
+  invocation: { argv: string[]; env: Record<string, string> },
+  spec: ExecSpec,
+  kill: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>,
+  gate?: () => Promise<void>,
+): Promise<ExecOutcome> {
   let child: ReturnType<typeof Bun.spawn>;
   try {
     child = Bun.spawn(invocation.argv, {
-      stdin: spec.stdin ?? "ignore",
-      stdout: spec.stdoutFd ?? "pipe",
-      stderr: "pipe",
+      stdio: [spec.stdin ?? "ignore", spec.stdoutFd ?? "pipe", "pipe", ...(gate ? (["pipe"] as const) : [])],
       env: invocation.env,
     });
   } catch (error) {
@@ -521,11 +536,30 @@ async function spawnStreaming(invocation: { argv: string[]; env: Record<string, 
   const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => unknown) => {
     if (stream instanceof ReadableStream) for await (const chunk of stream) await sink(chunk);
   };
+  const open = async (gate: () => Promise<void>) => {
+    const fd = child.stdio[GATE_FD] as number;
+    try {
+      await gate();
+      try {
+        writeSync(fd, "\n");
+      } catch {
+        // The wrapper is gone already (a timeout or Ctrl-C came first): its exit says why.
+      }
+    } catch (error) {
+      stop();
+      await child.exited;
+      throw error;
+    } finally {
+      // Bun does not close an extra pipe it made: without this every run would leak a descriptor.
+      closeSync(fd);
+    }
+  };
   try {
     const [code] = await Promise.all([
       child.exited,
       pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout),
       pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr),
+      gate && open(gate),
     ]);
     if (timedOut) return { exitCode: 124, timedOut: true };
     const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;

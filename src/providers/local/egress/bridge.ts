@@ -13,7 +13,10 @@ export interface Bridge {
   close(): Promise<void>;
 }
 
-export async function startBridge(options: { port: number; socketPath: string; host?: string }): Promise<Bridge> {
+/** Where the bridge listens: a port (of 127.0.0.1 unless host says otherwise) or a socket that already listens. */
+export type BridgeListen = { port: number; host?: string } | { fd: number };
+
+export async function startBridge(options: BridgeListen & { socketPath: string }): Promise<Bridge> {
   const open = new Set<Socket>();
   const track = (socket: Socket) => {
     open.add(socket);
@@ -34,14 +37,16 @@ export async function startBridge(options: { port: number; socketPath: string; h
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.port, options.host ?? "127.0.0.1", () => {
+    const listening = () => {
       server.off("error", reject);
       resolve();
-    });
+    };
+    if ("fd" in options) server.listen({ fd: options.fd }, listening);
+    else server.listen(options.port, options.host ?? "127.0.0.1", listening);
   });
   const address = server.address();
   return {
-    port: typeof address === "object" && address ? address.port : options.port,
+    port: typeof address === "object" && address ? address.port : "port" in options ? options.port : 0,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of open) socket.destroy();

@@ -3,17 +3,22 @@
  * command registry loads):
  *
  *   sandboxes __egress-proxy SOCKET [--allow ENTRY]... [--blocked-log FILE]
- *   sandboxes __egress-bridge PORT SOCKET
+ *   sandboxes __egress-bridge PORT|stdin SOCKET
+ *
+ * `stdin` instead of a port: standard input is a TCP socket that already listens (inetd's wait
+ * mode), handed over by the sandbox's lazy start of the bridge (isolation.ts, LAZY_BRIDGE).
  *
  * Each prints one line on stdout once it listens ("listening SOCKET", "listening PORT"), then
  * serves until SIGTERM, SIGINT or SIGHUP, and exits 0 after closing. A bad argument prints one
  * line on stderr and exits 2. The proxy appends one JSON line (a BlockedEvent) per blocked
  * destination to the --blocked-log file.
  */
-import { appendFileSync } from "node:fs";
+import { appendFileSync, writeSync } from "node:fs";
 
+// Straight to the descriptors: creating Node's process.stdout or process.stderr stream would cost
+// these processes more start-up time than the rest of what they load.
 function fail(message: string): number {
-  process.stderr.write(`sandboxes: ${message}\n`);
+  writeSync(2, `sandboxes: ${message}\n`);
   return 2;
 }
 
@@ -52,21 +57,22 @@ async function proxy(args: string[]): Promise<number> {
     if (error instanceof AllowEntryError) return fail(error.message);
     return fail(`cannot listen on ${socketPath}: ${(error as Error).message}`);
   }
-  process.stdout.write(`listening ${server.socketPath}\n`);
+  writeSync(1, `listening ${server.socketPath}\n`);
   return await serveUntilSignal(server.close);
 }
 
 async function bridge(args: string[]): Promise<number> {
   const [portText, socketPath] = args;
-  if (args.length !== 2 || !/^\d{1,5}$/.test(portText!) || Number(portText) > 65535) return fail("usage: sandboxes __egress-bridge PORT SOCKET");
+  const onStdin = portText === "stdin";
+  if (args.length !== 2 || (!onStdin && (!/^\d{1,5}$/.test(portText!) || Number(portText) > 65535))) return fail("usage: sandboxes __egress-bridge PORT|stdin SOCKET");
   const { startBridge } = await import("./bridge");
   let server;
   try {
-    server = await startBridge({ port: Number(portText), socketPath: socketPath! });
+    server = await startBridge({ ...(onStdin ? { fd: 0 } : { port: Number(portText) }), socketPath: socketPath! });
   } catch (error) {
-    return fail(`cannot listen on 127.0.0.1:${portText}: ${(error as Error).message}`);
+    return fail(`cannot listen on ${onStdin ? "the socket on stdin" : `127.0.0.1:${portText}`}: ${(error as Error).message}`);
   }
-  process.stdout.write(`listening ${server.port}\n`);
+  writeSync(1, `listening ${server.port}\n`);
   return await serveUntilSignal(server.close);
 }
 

@@ -10,14 +10,9 @@
  * IPv4-mapped IPv6 forms (::ffff:10.0.0.5) of IPv4 rules.
  */
 import { BlockList, isIP } from "node:net";
+import { HOST_ALIAS, HOST_ALIAS_ADDRESS } from "./environment";
 
-/**
- * The name under which a sandbox reaches the host's own services (the host's 127.0.0.1), and the
- * address the sandbox's /etc/hosts gives that name (link-local, used by nothing real; it never
- * leaves the proxy). Reachable only through an entry naming HOST_ALIAS, with or without a port.
- */
-export const HOST_ALIAS = "host.sandboxes.internal";
-export const HOST_ALIAS_ADDRESS = "169.254.77.77";
+export { HOST_ALIAS, HOST_ALIAS_ADDRESS };
 
 export type DeniedRange = "loopback" | "link-local" | "private" | "shared" | "unspecified" | "multicast";
 

@@ -14,10 +14,10 @@
  */
 import { lookup } from "node:dns/promises";
 import { createServer, connect, isIP, type Socket } from "node:net";
-import { chmod, unlink } from "node:fs/promises";
+import { chmodSync, unlinkSync } from "node:fs";
 import { decide, decideHostAlias, describeReason, HOST_ALIAS, isHostAlias, normalizeHost, parseAllowList, type BlockReason } from "./policy";
 
-export { HOST_ALIAS, HOST_ALIAS_ADDRESS } from "./policy";
+export { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./environment";
 
 export interface BlockedEvent {
   /** The destination as the client named it: a host name or an IP address. */
@@ -65,27 +65,19 @@ export function formatBlocked(event: BlockedEvent): string {
   return `blocked ${destination} (${why}); allow it with --allow-net ${destination}`;
 }
 
-/** The environment that points a sandbox's programs at the proxy bridged to 127.0.0.1:port. */
-export function proxyEnvironment(port: number): Record<string, string> {
-  const http = `http://127.0.0.1:${port}`;
-  const socks = `socks5h://127.0.0.1:${port}`;
-  const noProxy = "localhost,127.0.0.1,::1";
-  return {
-    HTTP_PROXY: http,
-    HTTPS_PROXY: http,
-    ALL_PROXY: socks,
-    NO_PROXY: noProxy,
-    http_proxy: http,
-    https_proxy: http,
-    all_proxy: socks,
-    no_proxy: noProxy,
-  };
-}
-
 type Outcome =
   | { ok: true; socket: Socket }
   | { ok: false; kind: "blocked"; event: BlockedEvent }
   | { ok: false; kind: "unresolved" | "unreachable"; message: string };
+
+/** node:fs's sync calls: node:fs/promises would be one more module for every run to load. */
+function removeSocket(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    /* not there */
+  }
+}
 
 export async function startEgressProxy(options: EgressProxyOptions): Promise<EgressProxy> {
   const allow = parseAllowList(options.allow);
@@ -303,7 +295,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   }
 
   const server = createServer({ allowHalfOpen: true }, accept);
-  await unlink(options.socketPath).catch(() => {});
+  removeSocket(options.socketPath);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.socketPath, () => {
@@ -312,14 +304,14 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     });
   });
   // As root the sandbox's bridge runs as the sandbox's own uid; the socket's directory guards it.
-  await chmod(options.socketPath, 0o666);
+  chmodSync(options.socketPath, 0o666);
   return {
     socketPath: options.socketPath,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of open) socket.destroy();
       await closed;
-      await unlink(options.socketPath).catch(() => {});
+      removeSocket(options.socketPath);
     },
   };
 }
