@@ -161,3 +161,13 @@ export function localSandboxesLeft(env: Record<string, string>): string[] {
   const root = join(env.XDG_STATE_HOME!, "sandboxes", "local");
   return existsSync(root) ? readdirSync(root) : [];
 }
+
+/** Reads a terminal's output as it comes: text() so far, and `done` once the session's output ends. */
+export function readTerminal(output: ReadableStream<Uint8Array>): { text(): string; done: Promise<void> } {
+  let text = "";
+  const decoder = new TextDecoder();
+  const done = (async () => {
+    for await (const chunk of output) text += decoder.decode(chunk, { stream: true });
+  })();
+  return { text: () => text, done };
+}

@@ -149,7 +149,11 @@ export interface PtySpec {
 export interface PtySession {
   write(data: Uint8Array | string): void;
   resize(cols: number, rows: number): void;
-  onData(listener: (chunk: Uint8Array) => void): void;
+  /**
+   * The terminal's output from its first byte, in order, whenever it is read; it ends once the
+   * session is over and everything it printed has been delivered (PtyOutput builds it).
+   */
+  readonly output: ReadableStream<Uint8Array>;
   /** Resolves with the remote process's exit code once it ends or the connection drops. */
   readonly exited: Promise<number>;
   kill(): Promise<void>;

@@ -82,9 +82,9 @@ export async function attach(session: PtySession, terminal: LocalTerminal, optio
   });
 
   process.on("exit", restore);
-  session.onData((chunk) => {
-    output.write(chunk);
-  });
+  const shown = (async () => {
+    for await (const chunk of session.output) output.write(chunk);
+  })().catch(() => {});
   try {
     input.setRawMode(true);
     input.on("data", forwardInput);
@@ -98,6 +98,9 @@ export async function attach(session: PtySession, terminal: LocalTerminal, optio
       await session.kill().catch(() => {});
       return 128 + signalNumber(options.signal?.reason);
     }
+    // The program's last words are in the output stream still: show them before the terminal is
+    // given back (bounded, for a session whose output never ends).
+    await Promise.race([shown, Bun.sleep(1000)]);
     return outcome;
   } finally {
     input.off("data", forwardInput);

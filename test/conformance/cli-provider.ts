@@ -35,6 +35,7 @@ import { constants, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
 import { findDescriptor } from "../../src/providers/index";
 import { shellQuote } from "../../src/base/quote";
+import { PtyOutput } from "../../src/providers/shared/pty";
 import type { Capabilities, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../../src/providers/types";
 
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -286,21 +287,19 @@ export class CliProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const args = ["shell", id, "-p", this.name, ...envFlags(spec.env)];
     if (spec.cwd) args.push("-w", spec.cwd);
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const early: Uint8Array[] = [];
+    const output = new PtyOutput();
     const child = Bun.spawn([BINARY, ...args], {
       env: { ...this.env, TERM: "xterm-256color" },
       terminal: {
         cols: spec.cols,
         rows: spec.rows,
-        data: (_terminal, chunk) => {
-          const copy = new Uint8Array(chunk);
-          if (listeners.length) for (const listener of listeners) listener(copy);
-          else early.push(copy);
-        },
+        data: (_terminal, chunk) => output.push(new Uint8Array(chunk)),
+        exit: () => terminalClosed(),
       },
     });
     const terminal = child.terminal!;
+    let terminalClosed: () => void = () => {};
+    const drained = new Promise<void>((resolve) => (terminalClosed = resolve));
     // Typed into the login shell `shell` opens; the terminal keeps it until the shell reads.
     terminal.write(`exec ${spec.argv.map(shellQuote).join(" ")}\n`);
     const exited = child.exited.then(() => exitCodeOf(child));
@@ -308,10 +307,7 @@ export class CliProvider implements Provider {
     return {
       write: (data) => terminal.write(data),
       resize: (cols, rows) => terminal.resize(cols, rows),
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of early.splice(0)) listener(chunk);
-      },
+      output: output.endWhen(exited.then(() => Promise.race([drained, Bun.sleep(200)]))),
       exited,
       kill: async () => {
         child.kill("SIGHUP");

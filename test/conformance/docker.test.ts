@@ -7,6 +7,7 @@ import type { Provider } from "../../src/providers/types";
 import { makeCertificates, type Proxy, tcpProxy, tlsProxy } from "../fakes/docker/proxies";
 import { startFakeRegistry } from "../fakes/docker/registry";
 import { requireEngine } from "../e2e/_docker-helpers";
+import { readTerminal } from "../helpers";
 import { dockerBackend } from "./backends";
 import { testProvider } from "./suite";
 
@@ -196,18 +197,18 @@ describe("docker provider specifics", () => {
 
   test("pty: resize reaches the terminal", async () => {
     const session = await provider.openPty!(id, { argv: ["sh"], env: {}, cols: 80, rows: 24 });
-    let output = "";
-    session.onData((c) => (output += Buffer.from(c).toString()));
+    const terminal = readTerminal(session.output);
     session.write("echo READY$((1+1))\n");
-    while (!output.includes("READY2")) await Bun.sleep(20);
+    while (!terminal.text().includes("READY2")) await Bun.sleep(20);
     session.resize(120, 40);
     // The new size arrives asynchronously: ask until the terminal reports it.
-    for (let asked = 0; !output.includes("40 120"); asked++) {
+    for (let asked = 0; !terminal.text().includes("40 120"); asked++) {
       if (asked % 20 === 0) session.write("stty size\n");
       await Bun.sleep(25);
     }
     session.write("exit 3\n");
     expect(await session.exited).toBe(3);
-    expect(output).toContain("40 120");
+    await terminal.done;
+    expect(terminal.text()).toContain("40 120");
   }, 30_000);
 });

@@ -7,6 +7,7 @@
  *
  *   testProvider("local", localDescriptor.capabilities, () => localDescriptor.load(ctx));
  */
+import { readTerminal } from "../helpers";
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -67,12 +68,7 @@ export async function until<T>(what: string, check: () => T | undefined | Promis
 }
 
 /** A PTY session with its output gathered as text. */
-function collect(session: PtySession) {
-  let text = "";
-  const decoder = new TextDecoder();
-  session.onData((c) => (text += decoder.decode(c, { stream: true })));
-  return { text: () => text };
-}
+const collect = (session: PtySession) => readTerminal(session.output);
 
 /** Counts the processes whose command line starts with `sleep N` (the pattern never matches itself). */
 const countSleeps = (n: number) => {
@@ -228,6 +224,7 @@ export function testProvider(name: string, caps: Capabilities, factory: () => Pr
       });
       session.write("exit\n");
       await session.exited;
+      await output.done;
       expect(output.text()).toContain("40 120");
     }, timeout);
 

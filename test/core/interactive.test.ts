@@ -65,8 +65,12 @@ function recordingIO(interactive: boolean, stdin = ""): InteractiveIO & { notice
     terminalEnv: () => ({ TERM: "xterm-test" }),
     async attach(session: PtySession, options) {
       attachOptions.push({ resize: options.resize });
-      session.onData((c) => out.push(new TextDecoder().decode(c)));
-      return session.exited;
+      const shown = (async () => {
+        for await (const chunk of session.output) out.push(new TextDecoder().decode(chunk));
+      })();
+      const code = await session.exited;
+      await shown;
+      return code;
     },
     stdin: () => new Response(stdin).body!,
     sink: { stdout: (c) => out.push(new TextDecoder().decode(c)), stderr: (c) => out.push(new TextDecoder().decode(c)), info: (m) => notices.push(m) },

@@ -3,6 +3,7 @@
  * through env(1), stdin as a stream, what is and is not sent again, and the terminal's kill.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
+import { readTerminal } from "../helpers";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -90,9 +91,8 @@ describe("cloudflare provider", () => {
 
   test("killing a terminal kills its program in the container, though the bridge keeps terminals alive", async () => {
     const session = await provider.openPty!(id, { argv: ["sh", "-c", "echo ready; exec sleep 3019"], env: {}, cols: 80, rows: 24 });
-    let output = "";
-    session.onData((chunk) => (output += Buffer.from(chunk)));
-    for (let i = 0; i < 100 && !output.includes("ready"); i++) await Bun.sleep(20);
+    const terminal = readTerminal(session.output);
+    for (let i = 0; i < 100 && !terminal.text().includes("ready"); i++) await Bun.sleep(20);
     const running = () => [...fake.containers.live.values()].flatMap((c) => fake.containers.processesOf(c)).map((pid) => {
       try {
         return readFileSync(`/proc/${pid}/cmdline`, "utf8");
@@ -105,5 +105,6 @@ describe("cloudflare provider", () => {
     await Bun.sleep(100);
     expect(running().filter((line) => line.includes("3019"))).toEqual([]);
     expect(await session.exited).toBe(137);
+    await terminal.done;
   });
 });

@@ -1,5 +1,6 @@
 /** The Daytona provider in-process (real SDK, local fake): what the shared suite does not cover. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readTerminal } from "../helpers";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { daytonaDescriptor } from "../../src/providers/daytona";
@@ -214,20 +215,20 @@ describe("daytona provider against the fake", () => {
   test("pty: the typed command line stays hidden, resize reaches the terminal, input flows", async () => {
     const created = await provider.create({ labels: {}, env: {} });
     const session = await provider.openPty!(created.id, { argv: ["sh", "-c", 'stty size; read line; echo got:$line; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 3; done'], env: { PTY_VAR: "x" }, cols: 100, rows: 30 });
-    let output = "";
-    session.onData((c) => (output += new TextDecoder().decode(c)));
-    for (let i = 0; i < 100 && !output.includes("30 100"); i++) await Bun.sleep(20);
+    const terminal = readTerminal(session.output);
+    for (let i = 0; i < 100 && !terminal.text().includes("30 100"); i++) await Bun.sleep(20);
     session.write("hello\r");
-    for (let i = 0; i < 200 && !output.includes("got:hello"); i++) await Bun.sleep(10);
+    for (let i = 0; i < 200 && !terminal.text().includes("got:hello"); i++) await Bun.sleep(10);
     session.resize(120, 40);
     // The new size arrives asynchronously: ask again until the terminal reports it.
-    for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write("\r"), await Bun.sleep(25);
+    for (let i = 0; i < 200 && !terminal.text().includes("size:40 120"); i++) session.write("\r"), await Bun.sleep(25);
     expect(await session.exited).toBe(3);
-    expect(output).toContain("30 100");
-    expect(output).toContain("got:hello");
-    expect(output).toContain("40 120");
-    expect(output).not.toContain("printf");
-    expect(output).not.toContain("exec sh");
+    await terminal.done;
+    expect(terminal.text()).toContain("30 100");
+    expect(terminal.text()).toContain("got:hello");
+    expect(terminal.text()).toContain("40 120");
+    expect(terminal.text()).not.toContain("printf");
+    expect(terminal.text()).not.toContain("exec sh");
     await provider.destroy(created.id);
   });
 });

@@ -1,5 +1,6 @@
 /** The e2b provider in-process against the fake: what the shared suite does not reach. */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readTerminal } from "../helpers";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -53,15 +54,15 @@ describe("e2b provider against the fake", () => {
     const sandbox = await provider.create({ labels: {}, env: {} });
     try {
       const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", 'stty size; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 3; done'], env: {}, cols: 80, rows: 24 });
-      let output = "";
-      session.onData((chunk) => (output += new TextDecoder().decode(chunk)));
-      for (let i = 0; i < 100 && !output.includes("24 80"); i++) await Bun.sleep(20);
+      const terminal = readTerminal(session.output);
+      for (let i = 0; i < 100 && !terminal.text().includes("24 80"); i++) await Bun.sleep(20);
       session.resize(120, 40);
       // The new size arrives asynchronously: ask again until the terminal reports it.
-      for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write("\n"), await Bun.sleep(25);
+      for (let i = 0; i < 200 && !terminal.text().includes("size:40 120"); i++) session.write("\n"), await Bun.sleep(25);
       expect(await session.exited).toBe(3);
-      expect(output).toContain("24 80");
-      expect(output).toContain("40 120");
+      await terminal.done;
+      expect(terminal.text()).toContain("24 80");
+      expect(terminal.text()).toContain("40 120");
     } finally {
       await provider.destroy(sandbox.id);
     }
@@ -71,14 +72,14 @@ describe("e2b provider against the fake", () => {
     const sandbox = await provider.create({ labels: {}, env: {} });
     try {
       const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", 'stty -echo; echo ready; read line; echo "[$line]"'], env: {}, cols: 80, rows: 24 });
-      let output = "";
-      session.onData((chunk) => (output += new TextDecoder().decode(chunk)));
-      for (let i = 0; i < 100 && !output.includes("ready"); i++) await Bun.sleep(20);
+      const terminal = readTerminal(session.output);
+      for (let i = 0; i < 100 && !terminal.text().includes("ready"); i++) await Bun.sleep(20);
       // Each SendInput is its own request: the first one held up must not let the others pass it.
       fake.fault({ match: "POST /process.Process/SendInput", kind: "slow", delayMs: 300 });
       for (const key of ["a", "b", "c", "\n"]) session.write(key);
       expect(await session.exited).toBe(0);
-      expect(output).toContain("[abc]");
+      await terminal.done;
+      expect(terminal.text()).toContain("[abc]");
     } finally {
       fake.clearFaults();
       await provider.destroy(sandbox.id);

@@ -3,6 +3,7 @@
  * the fake: credentials resolution, paging, channel release, PTY kill, Ctrl-C, faults.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readTerminal } from "../helpers";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -169,12 +170,12 @@ describe("modal provider against the fake", () => {
     const p = await provider();
     const made = await p.create({ labels: {}, env: {} });
     const session = await p.openPty!(made.id, { argv: ["sh", "-c", "stty size; echo ready; exec sleep 60"], env: {}, cols: 100, rows: 30 });
-    let output = "";
-    session.onData((c) => (output += new TextDecoder().decode(c)));
-    for (let i = 0; i < 100 && !output.includes("ready"); i++) await Bun.sleep(20);
-    expect(output).toContain("30 100");
+    const terminal = readTerminal(session.output);
+    for (let i = 0; i < 100 && !terminal.text().includes("ready"); i++) await Bun.sleep(20);
+    expect(terminal.text()).toContain("30 100");
     await session.kill();
     expect(await session.exited).toBe(137);
+    await terminal.done;
     await p.destroy(made.id);
     await p.close!();
   });
@@ -183,12 +184,11 @@ describe("modal provider against the fake", () => {
     const p = await provider();
     const made = await p.create({ labels: {}, env: {} });
     const session = await p.openPty!(made.id, { argv: ["sh", "-c", 'read line; echo "got:$line"'], env: {}, cols: 80, rows: 24 });
-    let output = "";
-    session.onData((c) => (output += new TextDecoder().decode(c)));
+    const terminal = readTerminal(session.output);
     session.write("hello\r");
     expect(await session.exited).toBe(0);
-    await Bun.sleep(50);
-    expect(output).toContain("got:hello");
+    await terminal.done;
+    expect(terminal.text()).toContain("got:hello");
     await p.destroy(made.id);
     await p.close!();
   });

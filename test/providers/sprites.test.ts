@@ -3,6 +3,7 @@
  * The fake itself is proven faithful by the official client in test/fakes/sprites/sdk.test.ts.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readTerminal } from "../helpers";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -116,14 +117,14 @@ describe("sprites provider against the fake", () => {
     const sandbox = await provider.create({ labels: {}, env: {} });
     try {
       const session = await provider.openPty!(sandbox.id, { argv: ["sh", "-c", 'stty size; while read line; do s=$(stty size); echo "size:$s"; [ "$s" = "40 120" ] && exit 42; done'], env: {}, cols: 80, rows: 24 });
-      let output = "";
-      session.onData((chunk) => (output += new TextDecoder().decode(chunk)));
-      for (let i = 0; i < 100 && !output.includes("24 80"); i++) await Bun.sleep(20);
+      const terminal = readTerminal(session.output);
+      for (let i = 0; i < 100 && !terminal.text().includes("24 80"); i++) await Bun.sleep(20);
       session.resize(120, 40);
       // The new size arrives asynchronously: ask again until the terminal reports it.
-      for (let i = 0; i < 200 && !output.includes("size:40 120"); i++) session.write(bytesOf("go\n")), await Bun.sleep(25);
+      for (let i = 0; i < 200 && !terminal.text().includes("size:40 120"); i++) session.write(bytesOf("go\n")), await Bun.sleep(25);
       expect(await session.exited).toBe(42);
-      expect(output).toContain("40 120");
+      await terminal.done;
+      expect(terminal.text()).toContain("40 120");
       // The exit file was read and removed.
       let left = "";
       await provider.exec(sandbox.id, { argv: ["sh", "-c", "ls -a /tmp"], env: {}, onStdout: (c) => (left += Buffer.from(c)), onStderr: () => {} });

@@ -4,8 +4,8 @@ import { PtyOutput } from "../shared/pty";
 /**
  * The bridge's terminal socket (WS …/pty): text frames {"type":"ready"}, {"type":"exit","code"},
  * {"type":"error","message"} from the Worker; binary frames are terminal output one way and
- * input the other; {"type":"resize","cols","rows"} from us. Output that arrives before onData
- * is called is kept, not lost.
+ * input the other; {"type":"resize","cols","rows"} from us. Output that arrives before anyone
+ * reads the session's output is kept, not lost.
  */
 export async function openTerminal(url: string, headers: Record<string, string>, kill: () => Promise<void>): Promise<PtySession> {
   const socket = new WebSocket(url, { headers } as unknown as string[]);
@@ -47,7 +47,7 @@ export async function openTerminal(url: string, headers: Record<string, string>,
   return {
     write: (data) => send(typeof data === "string" ? encoder.encode(data) : data),
     resize: (cols, rows) => send(JSON.stringify({ type: "resize", cols, rows })),
-    onData: output.onData,
+    output: output.endWhen(exited),
     exited,
     kill: async () => {
       if (code === undefined) {

@@ -26,7 +26,7 @@ export async function openPty(sandbox: Sandbox, spec: PtySpec, retrying: (create
   return {
     write: (data) => void handle.sendInput(data).catch(() => {}),
     resize: (cols, rows) => void handle.resize(cols, rows).catch(() => {}),
-    onData: output.onData,
+    output: output.endWhen(exited),
     exited,
     kill: async () => {
       await handle.kill().catch(() => {});

@@ -9,6 +9,7 @@ import { Demultiplexer } from "./multiplex";
 import { watchExit } from "./oneshot";
 import { pullImage } from "./pull";
 import { dict, own } from "../../base/keys";
+import { PtyOutput } from "../shared/pty";
 
 const MANAGED = `${LABEL_PREFIX}managed`;
 const NAME = `${LABEL_PREFIX}name`;
@@ -451,11 +452,13 @@ export class DockerProvider implements Provider {
         () => {},
       );
     void resize(spec.cols, spec.rows);
+    const output = new PtyOutput();
+    stream.onData(output.push);
     const exited = stream.ended.then(() => this.exitCode(execId)).catch(() => 255);
     return {
       write: (data) => void stream.write(data),
       resize: (cols, rows) => void resize(cols, rows),
-      onData: (listener) => stream.onData(listener),
+      output: output.endWhen(exited),
       exited,
       kill: async () => {
         await this.killMarked(id, mark);

@@ -361,7 +361,7 @@ export class E2BProvider implements Provider {
     return {
       write: inOrder((bytes) => sandbox.pty.sendInput(pid, bytes)),
       resize: (cols, rows) => void sandbox.pty.resize(pid, { cols, rows }).catch(() => {}),
-      onData: output.onData,
+      output: output.endWhen(exited),
       exited,
       kill: async () => {
         await sandbox.pty.kill(pid).catch(() => false);

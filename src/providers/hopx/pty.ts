@@ -62,7 +62,7 @@ export async function openTerminal(access: AgentAccess, spec: PtySpec): Promise<
       if (text) send({ type: "input", data: text });
     },
     resize: (cols, rows) => send({ type: "resize", cols, rows }),
-    onData: output.onData,
+    output: output.endWhen(exited),
     exited,
     kill: async () => {
       socket.close();

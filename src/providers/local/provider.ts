@@ -12,6 +12,7 @@ import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readSta
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
 import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 import { dict, hasLabels } from "../../base/keys";
+import { PtyOutput } from "../shared/pty";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {
@@ -462,15 +463,16 @@ export class LocalProvider implements Provider {
     await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
+    const output = new PtyOutput();
+    let terminalClosed: () => void = () => {};
+    const drained = new Promise<void>((resolve) => (terminalClosed = resolve));
     const child = Bun.spawn(invocation.argv, {
       env: invocation.env,
       terminal: {
         cols: spec.cols,
         rows: spec.rows,
-        data(_terminal: unknown, data: Uint8Array) {
-          for (const listener of listeners) listener(data);
-        },
+        data: (_terminal: unknown, data: Uint8Array) => output.push(data),
+        exit: () => terminalClosed(),
       },
     } as Parameters<typeof Bun.spawn>[1]);
     const terminal = (child as unknown as { terminal: { write(d: string | Uint8Array): void; resize(c: number, r: number): void; close(): void } }).terminal;
@@ -481,7 +483,10 @@ export class LocalProvider implements Provider {
     return {
       write: (data) => terminal.write(data),
       resize: (cols, rows) => terminal.resize(cols, rows),
-      onData: (listener) => void listeners.push(listener),
+      // The terminal's last bytes may be read after the program's exit: end the output once the
+      // terminal reports end of file, or shortly after the exit when a background process
+      // still holds the terminal open.
+      output: output.endWhen(exited.then(() => Promise.race([drained, Bun.sleep(200)]))),
       exited,
       kill: async () => {
         await killExecTree(child.pid);

@@ -475,7 +475,7 @@ export class ModalProvider implements Provider {
         writes = writes.then(() => writer.write(bytes)).catch(() => {});
       },
       resize: () => {},
-      onData: output.onData,
+      output: output.endWhen(exited),
       exited,
       kill: async () => {
         await this.exec(id, { argv: ["sh", "-c", 'kill -KILL "$(cat "$1")" 2>/dev/null; true', "sh", pidFile], env: {}, onStdout() {}, onStderr() {} }).catch(() => {});

@@ -1,22 +1,39 @@
 /**
- * The output side of a remote terminal, written once for every provider: chunks that arrive
- * before the first onData listener are kept, not lost, and handed to it in order.
+ * The output side of a terminal, written once for every provider: a stream that keeps what
+ * arrives before anyone reads it and hands it over in order (PtySession.output).
  */
 export class PtyOutput {
-  private readonly listeners: Array<(chunk: Uint8Array) => void> = [];
-  private readonly pending: Uint8Array[] = [];
+  private controller!: ReadableStreamDefaultController<Uint8Array>;
+  private ended = false;
+  private readonly stream = new ReadableStream<Uint8Array>({ start: (controller) => void (this.controller = controller) });
 
   /** One chunk of terminal output, from whichever transport the provider speaks. */
   readonly push = (chunk: Uint8Array): void => {
-    if (this.listeners.length === 0) this.pending.push(chunk);
-    for (const listener of this.listeners) listener(chunk);
+    if (this.ended) return;
+    try {
+      this.controller.enqueue(chunk);
+    } catch {
+      // The reader cancelled the stream: nobody wants the rest.
+    }
   };
 
-  /** PtySession.onData. */
-  readonly onData = (listener: (chunk: Uint8Array) => void): void => {
-    this.listeners.push(listener);
-    for (const chunk of this.pending.splice(0)) listener(chunk);
-  };
+  /**
+   * PtySession.output, ended once `over` settles. `over` must settle only after the session's
+   * last output was pushed (each provider's `exited` waits for its transport to drain).
+   */
+  endWhen(over: Promise<unknown>): ReadableStream<Uint8Array> {
+    const end = () => {
+      if (this.ended) return;
+      this.ended = true;
+      try {
+        this.controller.close();
+      } catch {
+        // Already cancelled by the reader.
+      }
+    };
+    over.then(end, end);
+    return this.stream;
+  }
 }
 
 /** What only printf's output contains: the echoed command line shows `\036` as text. */

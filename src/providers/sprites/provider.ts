@@ -371,7 +371,7 @@ export class SpritesProvider implements Provider {
     return {
       write: (data) => socket.sendRaw(typeof data === "string" ? encoder.encode(data) : data),
       resize: (cols, rows) => socket.sendControl({ type: "resize", cols, rows }),
-      onData: output.onData,
+      output: output.endWhen(exited),
       exited,
       kill: async () => {
         socket.sendControl({ type: "signal", signal: "SIGKILL" });

@@ -6,6 +6,7 @@
 import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PtyOutput } from "../../../src/providers/shared/pty";
 import type { Capabilities, ExecOutcome, ExecSpec, Provider, ProviderDescriptor, PtySession, PtySpec, SandboxRecord } from "../../../src/providers/types";
 
 export interface FakeFaults {
@@ -71,17 +72,19 @@ export class FakeProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     if (this.faults.openPty) throw this.faults.openPty;
     this.ptySpecs.push(spec);
-    const listeners: Array<(c: Uint8Array) => void> = [];
+    const output = new PtyOutput();
+    let terminalClosed: () => void = () => {};
+    const drained = new Promise<void>((resolve) => (terminalClosed = resolve));
     const child = Bun.spawn(spec.argv, {
       cwd: spec.cwd ? this.inside(id, spec.cwd) : join(this.root, id),
       env: { PATH: process.env.PATH, ...spec.env },
-      terminal: { cols: spec.cols, rows: spec.rows, data: (_t: unknown, d: Uint8Array) => listeners.forEach((l) => l(d)) },
+      terminal: { cols: spec.cols, rows: spec.rows, data: (_t: unknown, d: Uint8Array) => output.push(new Uint8Array(d)), exit: () => terminalClosed() },
     } as Parameters<typeof Bun.spawn>[1]);
     const terminal = (child as unknown as { terminal: { write(d: string | Uint8Array): void } }).terminal;
     return {
       write: (data) => terminal.write(data),
       resize: (cols, rows) => void this.resizes.push([cols, rows]),
-      onData: (listener) => void listeners.push(listener),
+      output: output.endWhen(child.exited.then(() => Promise.race([drained, Bun.sleep(200)]))),
       exited: child.exited,
       kill: async () => {
         child.kill("SIGKILL");
