@@ -16,7 +16,7 @@ import { InterruptedError, SandboxesError, UsageError } from "./base/errors";
 import { checkNetworkSupport } from "./core/network";
 import { Registry } from "./core/registry";
 import { resolveSandbox } from "./core/resolve";
-import { checkPids, type OutputSink, runCode } from "./core/run";
+import { checkPids, type OutputSink, reusable, runCode } from "./core/run";
 import { chooseProvider, closeProviders, configuredProviders, loadProvider } from "./core/select";
 import { downloadPath, uploadPath } from "./core/transfer";
 import { checkTimeoutMs } from "./core/timeout";
@@ -198,7 +198,7 @@ export class Sandbox {
   }
 
   /**
-   * The first running sandbox with all these labels (and this name, if given), on `provider` or
+   * The first running (or restartable, see core/run.ts reusable) sandbox with all these labels (and this name, if given), on `provider` or
    * on every configured one; null when there is none. A provider that cannot be asked is an
    * error, not a "none".
    */
@@ -209,7 +209,7 @@ export class Sandbox {
     const names = options.provider ? [options.provider] : (await configuredProviders(settings)).map((d) => d.name);
     for (const name of names) {
       const provider = await loadProvider(settings, name);
-      const record = (await provider.list({ labels })).find((r) => r.state === "running" && (!options.name || r.name === options.name));
+      const record = (await provider.list({ labels })).find((r) => reusable(provider, r) && (!options.name || r.name === options.name));
       if (record) return new Sandbox(settings, provider, record);
     }
     return null;

@@ -237,12 +237,17 @@ export function checkPids(provider: Provider, pids: number | undefined): void {
   }
 }
 
+/** Whether --reuse (and the library's find) may pick this sandbox: running, or one exec starts again. */
+export function reusable(provider: Provider, record: SandboxRecord): boolean {
+  return record.state === "running" || (record.state === "stopped" && provider.capabilities.startsStopped === true);
+}
+
 async function findReusable(provider: Provider, options: RunOptions): Promise<SandboxRecord | undefined> {
   if (!options.name && Object.keys(options.labels).length === 0) {
     throw new SandboxesError("reuse_without_key", "--reuse needs --name or at least one --label to find the sandbox", "usage");
   }
   const candidates = await provider.list(Object.keys(options.labels).length ? { labels: options.labels } : {});
-  return candidates.find((r) => r.state === "running" && (!options.name || r.name === options.name));
+  return candidates.find((r) => reusable(provider, r) && (!options.name || r.name === options.name));
 }
 
 function throwIfAborted(signal: AbortSignal): void {

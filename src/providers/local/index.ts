@@ -21,6 +21,8 @@ export const LOCAL_CAPABILITIES: Capabilities = {
   pids: true,
   mounts: true,
   oneShot: true,
+  // A kept sandbox is stopped after a reboot; its next exec starts it over its files.
+  startsStopped: true,
 };
 
 export const localDescriptor: ProviderDescriptor = {

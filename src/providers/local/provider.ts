@@ -1,13 +1,13 @@
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
-import { ProviderError, SandboxesError } from "../../base/errors";
+import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
 import { homeDir } from "../../core/config";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
-import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readState, startDetached, startTime, stopState, waitUntil, writeState } from "./holder";
+import { childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
 import { formatBlocked, HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment, startEgressProxy } from "./egress/proxy";
 import { AllowEntryError } from "./egress/policy";
 import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
@@ -176,14 +176,24 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
-    const meta = this.readMeta(id);
-    const state = readState(join(this.dir(id), "holder.json"));
-    await stopState(state);
-    // The rest of the pid namespace dies with its first process; wait for it to be gone.
-    if (state) await waitUntil(() => !isAlive(state.target), 5000);
-    await removeLimits(meta?.limits);
-    rmSync(this.egressDir(id), { recursive: true, force: true });
-    rmSync(this.dir(id), { recursive: true, force: true });
+    if (!existsSync(this.dir(id))) return;
+    // Under the start lock: a holder being started by an exec at this moment is stopped too.
+    await this.startLocked(id, async () => {
+      const meta = this.readMeta(id);
+      const state = readState(join(this.dir(id), "holder.json"));
+      await stopState(state);
+      // The rest of the pid namespace dies with its first process; wait for it to be gone.
+      if (state) await waitUntil(() => !isAlive(state.target), 5000);
+      await removeLimits(meta?.limits);
+      rmSync(this.egressDir(id), { recursive: true, force: true });
+      rmSync(this.dir(id), { recursive: true, force: true });
+    });
+  }
+
+  /** Runs `work` under the sandbox's start lock (holder.ts), in the state store, loaded only here. */
+  private async startLocked<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const { openStore } = await import("../../base/store");
+    return withStartLock(openStore(this.ctx.stateDir), id, work);
   }
 
   /**
@@ -191,11 +201,18 @@ export class LocalProvider implements Provider {
    * the files of a stopped sandbox (a reboot, a killed holder) at its next exec.
    */
   private async ensureHolder(meta: LocalMeta): Promise<HolderState> {
+    const stateFile = join(this.dir(meta.id), "holder.json");
+    // Running: join it without a lock. Stopped: one command starts it; the others wait and join.
+    return liveState(stateFile) ?? this.startLocked(meta.id, async () => liveState(stateFile) ?? this.startHolder(meta));
+  }
+
+  private async startHolder(meta: LocalMeta): Promise<HolderState> {
     const dir = this.dir(meta.id);
+    if (!existsSync(join(dir, "meta.json"))) throw new SandboxesError("unknown_sandbox", `local sandbox ${meta.id} was destroyed`, "user", "see `sandboxes list -p local`");
     const stateFile = join(dir, "holder.json");
-    const live = liveState(stateFile);
-    if (live) return live;
     await stopState(readState(stateFile));
+    // After a reboot the sandbox's cgroups are gone with the rest of the old boot.
+    await applyLimits(meta.limits);
     const policy = policyOf(meta);
     const helper = helperCommand();
     let proxy: HolderState["proxy"];
@@ -341,7 +358,6 @@ export class LocalProvider implements Provider {
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
-    await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
     const blocked = this.reportBlocked(meta, spec.onNotice);
@@ -349,7 +365,7 @@ export class LocalProvider implements Provider {
     try {
       // Not spec.stdoutFd: killExecTree finds escaped processes by the output pipes they hold,
       // and a pipe of our own stdout is also held by whoever reads it.
-      const outcome = await spawnStreaming(invocation, { ...spec, stdoutFd: undefined }, (child) => killExecTree(child.pid));
+      const outcome = await spawnStreaming(invocation, { ...spec, stdoutFd: undefined }, (child, pipes) => killExecTree(child.pid, pipes), true);
       return memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { ...outcome, limitHit: "memory" } : outcome;
     } finally {
       blocked();
@@ -452,7 +468,6 @@ export class LocalProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
-    await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
     const listeners: Array<(chunk: Uint8Array) => void> = [];
@@ -500,8 +515,19 @@ function enterArgv(state: HolderState, layout: SandboxLayout, program: string[],
   return [...argv, ...program];
 }
 
-/** Runs a wrapper with live stdout/stderr, the timeout and Ctrl-C; `kill` stops what it started. */
-async function spawnStreaming(invocation: { argv: string[]; env: Record<string, string> }, spec: ExecSpec, kill: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>): Promise<ExecOutcome> {
+/**
+ * Runs a wrapper with live stdout/stderr, the timeout and Ctrl-C; `kill` stops what it started.
+ * In a kept sandbox (`inKept`) the command's stdio is noted as it starts, so that the processes
+ * it leaves running are found (killExecTree on a timeout) or let go (outputEnd when it exits).
+ */
+async function spawnStreaming(
+  invocation: { argv: string[]; env: Record<string, string> },
+  spec: ExecSpec,
+  kill: (child: ReturnType<typeof Bun.spawn>, pipes: Set<string>) => void | Promise<void>,
+  inKept = false,
+): Promise<ExecOutcome> {
+  // A signal during the set-up: nothing is started, and the caller's clean-up runs.
+  if (spec.signal?.aborted) throw new InterruptedError((spec.signal.reason as StopReason) ?? "SIGINT");
   let child: ReturnType<typeof Bun.spawn>;
   try {
     child = Bun.spawn(invocation.argv, {
@@ -513,19 +539,40 @@ async function spawnStreaming(invocation: { argv: string[]; env: Record<string, 
   } catch (error) {
     throw spawnFailed(error, invocation);
   }
+  // Read at once: the wrapper (nsenter) lives until the command has exited.
+  const pipes = inKept ? stdioPipes(child.pid) : new Set<string>();
   let timedOut = false;
-  const stop = () => void kill(child);
+  const stop = () => void kill(child, pipes);
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
   spec.signal?.addEventListener("abort", stop, { once: true });
+  const readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
+  let lastChunkAt = performance.now();
+  let letGo = false;
   const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => void) => {
-    if (stream instanceof ReadableStream) for await (const chunk of stream) sink(chunk);
+    if (!(stream instanceof ReadableStream)) return;
+    const reader = stream.getReader();
+    readers.push(reader);
+    try {
+      for (let read = await reader.read(); !read.done; read = await reader.read()) {
+        lastChunkAt = performance.now();
+        sink(read.value);
+      }
+    } catch (error) {
+      if (!letGo) throw error;
+    }
   };
   try {
-    const [code] = await Promise.all([
-      child.exited,
-      pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout),
-      pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr),
-    ]);
+    const pumping = Promise.all([pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout), pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr)]);
+    pumping.catch(() => {}); // awaited below, after the exit
+    const code = await child.exited;
+    if (inKept) {
+      await outputEnd(pumping, pipes, () => lastChunkAt, () => {
+        letGo = true;
+        for (const reader of readers) void reader.cancel().catch(() => {});
+      });
+    } else {
+      await pumping;
+    }
     if (timedOut) return { exitCode: 124, timedOut: true };
     const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;
     return { exitCode: signalCode !== undefined ? 128 + signalCode : code, timedOut: false };
