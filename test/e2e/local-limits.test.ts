@@ -8,6 +8,7 @@ import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, type CliResult, cli, freshEnv, keptId, NOBODY, nobodyMachine } from "../helpers";
+import { cgroupDirs } from "./_local-users";
 
 const isRoot = process.getuid?.() === 0;
 /** The v1 hierarchies of this process, by controller (a hybrid or v1 host, as this one is). */
@@ -70,12 +71,6 @@ function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
       }
     },
   };
-}
-
-/** The host directories of a sandbox's cgroups (found from the host, not through the code under test). */
-function cgroupDirs(id: string): string[] {
-  const found = Bun.spawnSync(["find", "/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", `sandboxes-${id}`], { stderr: "ignore" });
-  return found.stdout.toString().split("\n").filter(Boolean);
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {

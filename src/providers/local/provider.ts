@@ -126,6 +126,7 @@ export class LocalProvider implements Provider {
       rmSync(dir, { recursive: true, force: true });
       throw error;
     });
+    await this.pauseForTest("cgroup", id);
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
     return meta;
   }
@@ -190,6 +191,25 @@ export class LocalProvider implements Provider {
     });
   }
 
+  /**
+   * Test knob: with SANDBOXES_TEST_PAUSE_AT=STAGE, set-up says on stderr that it reached that
+   * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage.
+   */
+  private async pauseForTest(stage: "cgroup" | "proxy" | "holder-proxy" | "holder", id: string): Promise<void> {
+    if (this.ctx.env.SANDBOXES_TEST_PAUSE_AT !== stage) return;
+    process.stderr.write(`sandboxes-test: ${id} paused at ${stage}\n`);
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    await new Promise<void>((resolve) => {
+      const resume = () => {
+        clearTimeout(timer);
+        for (const signal of signals) process.off(signal, resume);
+        resolve();
+      };
+      const timer = setTimeout(resume, 10_000);
+      for (const signal of signals) process.on(signal, resume);
+    });
+  }
+
   /** Runs `work` under the sandbox's start lock (holder.ts), in the state store, loaded only here. */
   private async startLocked<T>(id: string, work: () => Promise<T>): Promise<T> {
     const { openStore } = await import("../../base/store");
@@ -221,6 +241,7 @@ export class LocalProvider implements Provider {
       mkdirSync(egressDir, { recursive: true, mode: 0o755 });
       const argv = [...helper.host, "__egress-proxy", join(egressDir, EGRESS_SOCKET), ...policy.allow.flatMap((entry) => ["--allow", entry]), "--blocked-log", join(dir, "blocked.log")];
       proxy = await startDetached(argv, { PATH: WRAPPER_PATH }, "listening", join(dir, "proxy.log"), "egress proxy");
+      await this.pauseForTest("holder-proxy", meta.id);
     }
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
@@ -230,6 +251,7 @@ export class LocalProvider implements Provider {
     let holder: HolderState["holder"];
     try {
       holder = await startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox");
+      await this.pauseForTest("holder", meta.id);
     } catch (error) {
       await stopState({ proxy });
       throw error;
@@ -393,6 +415,7 @@ export class LocalProvider implements Provider {
           if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
           throw error;
         });
+        await this.pauseForTest("proxy", meta.id);
       }
       const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false });
       const killsBefore = memoryKills(meta.limits);
