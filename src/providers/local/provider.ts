@@ -177,7 +177,7 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
-    if (!existsSync(this.dir(id))) return;
+    if (!existsSync(this.dir(id))) return rmSync(this.egressDir(id), { recursive: true, force: true });
     // Under the start lock: a holder being started by an exec at this moment is stopped too.
     await this.startLocked(id, async () => {
       const meta = this.readMeta(id);
@@ -562,7 +562,8 @@ async function spawnStreaming(
   } catch (error) {
     throw spawnFailed(error, invocation);
   }
-  // Read at once: the wrapper (nsenter) lives until the command has exited.
+  // Read at once: nsenter lives as long as the command, so its stdio is there to read (a command
+  // that has already ended by now had no time to leave a process behind).
   const pipes = inKept ? stdioPipes(child.pid) : new Set<string>();
   let timedOut = false;
   const stop = () => void kill(child, pipes);
@@ -581,13 +582,16 @@ async function spawnStreaming(
         sink(read.value);
       }
     } catch (error) {
-      if (!letGo) throw error;
+      if (letGo) return;
+      // A sink that failed: stop reading, as leaving a for-await loop would.
+      void reader.cancel().catch(() => {});
+      throw error;
     }
   };
   try {
     const pumping = Promise.all([pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout), pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr)]);
-    pumping.catch(() => {}); // awaited below, after the exit
-    const code = await child.exited;
+    // A failed pump ends the wait at once; otherwise the output is awaited after the exit.
+    const code = await Promise.race([child.exited, pumping.then(() => child.exited)]);
     if (inKept) {
       await outputEnd(pumping, pipes, () => lastChunkAt, () => {
         letGo = true;
