@@ -3,7 +3,8 @@
  * set-up time): no cgroup, no process (holder, egress proxy, network namespace: all die with
  * their processes), no files, no registry entry, and the program never starts. The test knob
  * SANDBOXES_TEST_PAUSE_AT=STAGE makes the binary stop at a stage of its set-up and say so on
- * stderr; the test signals it there. Through the compiled binary, as root (cgroups), with
+ * stderr; the test signals it there. Without the knob, a loop signals the binary as soon as the
+ * sandbox's first process shows. Through the compiled binary, as root (cgroups), with
  * bubblewrap and with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
@@ -53,16 +54,42 @@ for (const mechanism of ["bubblewrap", "unshare"] as const) {
             expect(code).toBe(signal === "SIGTERM" ? 143 : 130);
             expect(stdout).toBe("");
             expect(stderr).toContain(`sandboxes: interrupted by ${signal}`);
-            const sandbox = id![1]!;
-            expect(cgroupDirs(sandbox)).toEqual([]);
-            expect(processesWith(sandbox)).toEqual([]);
-            expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
-            expect(existsSync(join("/tmp", `sandboxes-0-${sandbox}`))).toBe(false);
-            const listed = await m.run(["list", "--json"]);
-            expect(JSON.parse(listed.stdout).sandboxes).toEqual([]);
+            await expectNothingLeft(m, id![1]!);
           }, 60_000);
         }
       }
+
+      // Without the knob: the signal as soon as the first process of the sandbox shows, N times.
+      test(`${how}, SIGTERM as soon as the sandbox's first process shows (5 tries): nothing is left`, async () => {
+        for (let attempt = 0; attempt < 5; attempt++) {
+          const m = machineFor("root", mechanism);
+          machines.push(m);
+          writeFileSync(join(m.cwd, "main.sh"), "echo ran; sleep 30\n");
+          const child = Bun.spawn([...m.command, ...args(m)], { env: m.env, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+          const output = Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text()]);
+          let sandbox: string | undefined;
+          while (sandbox === undefined && child.exitCode === null) {
+            const dirs = existsSync(m.stateDir) ? readdirSync(m.stateDir).filter((entry) => entry.startsWith("local-")) : [];
+            if (dirs[0] && processesWith(dirs[0]).length > 0) sandbox = dirs[0];
+            else await Bun.sleep(1);
+          }
+          child.kill("SIGTERM");
+          // The program may or may not have started by then; either way it is stopped (143).
+          const [, code] = await Promise.all([output, child.exited]);
+          expect(code).toBe(143);
+          await expectNothingLeft(m, sandbox!);
+        }
+      }, 120_000);
     }
   });
+}
+
+/** No cgroup, process, file or registry entry of the sandbox is left. */
+async function expectNothingLeft(m: Machine, sandbox: string): Promise<void> {
+  expect(cgroupDirs(sandbox)).toEqual([]);
+  expect(processesWith(sandbox)).toEqual([]);
+  expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
+  expect(existsSync(join("/tmp", `sandboxes-0-${sandbox}`))).toBe(false);
+  const listed = await m.run(["list", "--json"]);
+  expect(JSON.parse(listed.stdout).sandboxes).toEqual([]);
 }
