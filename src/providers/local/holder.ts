@@ -217,10 +217,10 @@ function sessionOf(pid: number): number | undefined {
   }
 }
 
-/** The pipes and sockets a process has open as stdin, stdout and stderr ("pipe:[123]"). */
-export function stdioPipes(pid: number): Set<string> {
+/** The pipes and sockets a process has open as stdin, stdout and stderr ("pipe:[123]"), or as `fds`. */
+export function stdioPipes(pid: number, fds: number[] = [0, 1, 2]): Set<string> {
   const pipes = new Set<string>();
-  for (const fd of [0, 1, 2]) {
+  for (const fd of fds) {
     try {
       const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
       if (link.startsWith("pipe:") || link.startsWith("socket:")) pipes.add(link);
@@ -254,11 +254,13 @@ function holdsAny(pid: number, pipes: Set<string>): boolean {
  * it inherited from this exec (our stdout and stderr), which it would otherwise keep open and
  * hang us on. Each round kills all of those, then looks again, until nothing is left: a process
  * forking while being killed cannot outrun this. A daemon that detached *and* closed its stdio
- * belongs to the sandbox, as after `docker exec`, and goes with `destroy`.
+ * belongs to the sandbox, as after `docker exec`, and goes with `destroy`. `known`: the pipes
+ * as read when the command started (the wrapper may be gone by now). A one-shot run's wrapper
+ * is stopped the same way, which also finds a process of it orphaned as it started.
  */
-export async function killExecTree(nsenterPid: number, known: Set<string> = new Set()): Promise<void> {
+export async function killExecTree(nsenterPid: number, known?: Set<string>): Promise<void> {
   const sessions = new Set<number>([nsenterPid]);
-  const pipes = new Set([...known, ...stdioPipes(nsenterPid)]);
+  const pipes = known ?? stdioPipes(nsenterPid);
   for (let round = 0; round < 100; round++) {
     for (const leader of childrenOf(nsenterPid)) sessions.add(leader);
     const victims = new Set<number>();

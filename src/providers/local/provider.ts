@@ -419,7 +419,9 @@ export class LocalProvider implements Provider {
       }
       const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false });
       const killsBefore = memoryKills(meta.limits);
-      const outcome = await spawnStreaming(invocation, spec, (child) => child.kill("SIGKILL"));
+      // Not only the wrapper: a signal as it starts can orphan its inner process (bwrap sets
+      // --die-with-parent only after its fork), which keeps our output open; killExecTree finds it.
+      const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes));
       const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
       return { ...outcome, ...limitHit, id: meta.id };
     } finally {
@@ -562,9 +564,11 @@ async function spawnStreaming(
   } catch (error) {
     throw spawnFailed(error, invocation);
   }
-  // Read at once: nsenter lives as long as the command, so its stdio is there to read (a command
-  // that has already ended by now had no time to leave a process behind).
-  const pipes = inKept ? stdioPipes(child.pid) : new Set<string>();
+  // The child's stdio, read at once, while it surely runs (the wrapper lives as long as the
+  // command): every process of the command inherits it, so the processes that hold it are the
+  // ones to stop, even one that lost its parent. Never our own stdout (stdoutFd): its reader
+  // holds that too.
+  const pipes = stdioPipes(child.pid, spec.stdoutFd === undefined ? [0, 1, 2] : [0, 2]);
   let timedOut = false;
   const stop = () => void kill(child, pipes);
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
