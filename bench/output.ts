@@ -1,7 +1,8 @@
 /**
  * Peak memory (VmHWM of the sandboxes process, from /proc) while a sandboxed program writes
  * 1 GiB: with `--json` (captured, capped at --max-output: 16 MiB per stream by default) and
- * streamed to /dev/null (never capped, backpressure through the pipe). Printed next to the cap
+ * streamed to /dev/null (never capped, backpressure through the pipe: straight from the program
+ * on a one-shot run, through sandboxes with --name). Printed next to the cap
  * and next to the same process running `true`, measured in this run. No assertions.
  *
  *   bun bench/output.ts            (OUTPUT_BYTES=… to change the 1 GiB)
@@ -44,6 +45,8 @@ try {
     ["run --json (default cap)", await peak(["run", "--json", program]), "16 MiB/stream"],
     ["run --json --max-output 64m", await peak(["run", "--json", "--max-output", "64m", program]), "64 MiB/stream"],
     ["run (streamed to /dev/null)", await peak(["run", program]), "none"],
+    // --name leaves the one-shot path: the output passes through sandboxes, awaited chunk by chunk.
+    ["run --name (through sandboxes)", await peak(["run", "--name", `bench-${process.pid}`, program]), "none"],
   ];
   console.log(`${(BYTES / MiB).toFixed(0)} MiB of output through dist/sandboxes (local provider)\n`);
   console.log(["case".padEnd(30), "cap".padEnd(14), "peak VmHWM".padStart(11), "over baseline".padStart(14), "seconds".padStart(8)].join("  "));

@@ -2,18 +2,17 @@
 /**
  * The only place that parses argv, maps errors to exit codes, and exits.
  *
- * Parsing is strict and our own (src/argv.ts, driven by each command's flag table): a repeated
+ * Parsing is strict and our own (src/cli/argv.ts, driven by each command's flag table): a repeated
  * flag keeps every value (-e A -e B), an unknown flag is refused, and no error reaches the user as
  * a raw stack. CONTRIBUTING.md says why no argument-parsing library does this here.
  */
-import { FlagError, parseFlags, type FlagSpec } from "./argv";
-import { COMMANDS, isCommandName } from "./commands/index";
-import type { Command } from "./commands/_context";
-import type { ParsedArgs } from "./commands/_shared";
+import { COMMANDS, isCommandName } from "./cli/registry";
+import { parseCommandArgs } from "./cli/parse";
+import type { AnyCommand } from "./cli/command";
 import { closest, InterruptedError, isSandboxesError, SandboxesError, UsageError } from "./base/errors";
 import { EXIT, exitForStop } from "./core/exit-codes";
 // Loaded after the quick answers (--version, --help), which must not pay for node:fs.
-let stdio: typeof import("./stdio");
+let stdio: typeof import("./cli/stdio");
 
 /**
  * --version and the top-level help, answered before anything else loads. They write with
@@ -22,12 +21,12 @@ let stdio: typeof import("./stdio");
  */
 async function quickAnswer(first: string | undefined): Promise<number | undefined> {
   if (first === "--version" || first === "-v" || first === "version") {
-    const { VERSION } = await import("./help-text");
+    const { VERSION } = await import("./cli/help-text");
     await Bun.write(Bun.stdout, `${VERSION}\n`);
     return EXIT.ok;
   }
   if (first === undefined || first === "--help" || first === "-h") {
-    const { topLevelHelp } = await import("./help-text");
+    const { topLevelHelp } = await import("./cli/help-text");
     await Bun.write(first === undefined ? Bun.stderr : Bun.stdout, topLevelHelp());
     return first === undefined ? EXIT.usage : EXIT.ok;
   }
@@ -43,7 +42,7 @@ async function main(argv: string[]): Promise<number> {
     const suggestion = closest(first, Object.keys(COMMANDS));
     return reportError(new UsageError("unknown_command", `unknown command "${first}"${suggestion ? `; did you mean "${suggestion}"?` : ""} (see sandboxes --help)`), false, false);
   }
-  const command = (await COMMANDS[first]()).default;
+  const command: AnyCommand = (await COMMANDS[first]()).default;
   const rest = argv.slice(1);
   const dashIndex = rest.indexOf("--");
   const json = (dashIndex === -1 ? rest : rest.slice(0, dashIndex)).includes("--json");
@@ -51,7 +50,7 @@ async function main(argv: string[]): Promise<number> {
     const dashDash = rest.indexOf("--");
     const helpIndex = Math.max(rest.indexOf("--help"), rest.indexOf("-h"));
     if (dashDash === -1 || helpIndex < dashDash) {
-      const { commandHelp } = await import("./help-text");
+      const { commandHelp } = await import("./cli/help-text");
       await stdio.emitStdout((await commandHelp(first))!);
       return EXIT.ok;
     }
@@ -75,20 +74,24 @@ async function main(argv: string[]): Promise<number> {
   const handlers = (["SIGINT", "SIGTERM", "SIGHUP"] as const).map((signal) => [signal, onSignal(signal)] as const);
   for (const [signal, handler] of handlers) process.on(signal, handler);
   stdio.brokenPipe.onStdoutClosed = () => controller.abort("SIGPIPE");
+  controller.signal.addEventListener("abort", () => stdio.stopWaitingForReaders(), { once: true });
   try {
     const args = parseCommandArgs(command, rest);
-    const { loadSettings } = await import("./core/config");
-    const code = await command.run({ args, settings: await loadSettings(), signal: controller.signal });
+    const [{ loadSettings }, { processIO }] = await Promise.all([import("./core/config"), import("./cli/io")]);
+    const [settings, io] = await Promise.all([loadSettings(), processIO(command)]);
+    const options = command.toOptions(args, { vars: settings.env, stdinIsTTY: io.stdin.isTTY });
+    const code = await command.run(options, { io, settings, signal: controller.signal });
     if (controller.signal.aborted) {
       // The signal came as the command ended (the program, in our process group, may have died of
-      // it first): clean-up ran all the same; say so, unless a --json document already went out.
-      if (!json) reportError(new InterruptedError(controller.signal.reason), false, !!command.runsPrograms);
+      // it first): clean-up ran all the same; say so, unless a --json document already went out
+      // (whole: a reader that stalled got only part of it).
+      if (!json || stdio.stdoutDropped()) reportError(new InterruptedError(controller.signal.reason), false, !!command.runsPrograms);
       return exitForStop(controller.signal.reason);
     }
     return code;
   } catch (error) {
     if (controller.signal.aborted && !(error instanceof UsageError)) {
-      return reportError(new InterruptedError(controller.signal.reason), json && !!command.args.json, !!command.runsPrograms);
+      return reportError(new InterruptedError(controller.signal.reason), json && !!command.args.json && !stdio.stdoutDropped(), !!command.runsPrograms);
     }
     return reportError(error, json && !!command.args.json, !!command.runsPrograms);
   } finally {
@@ -101,55 +104,6 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-
-/** Strict parse against the command's flag table; unknown flags get a "did you mean". */
-export function parseCommandArgs(command: Command, rawArgs: string[]): ParsedArgs {
-  const dashDash = rawArgs.indexOf("--");
-  const before = dashDash === -1 ? rawArgs : rawArgs.slice(0, dashDash);
-  const after = dashDash === -1 ? [] : rawArgs.slice(dashDash + 1);
-  const specs: Record<string, FlagSpec> = {};
-  for (const [name, def] of Object.entries(command.args)) {
-    if (def.type === "positional") continue;
-    specs[name] = { type: def.type, ...(def.alias ? { short: def.alias } : {}), ...(def.multiple ? { multiple: true } : {}) };
-  }
-  let parsed;
-  try {
-    parsed = parseFlags(before, specs);
-  } catch (error) {
-    if (error instanceof FlagError) throw flagUsageError(error, command);
-    throw error;
-  }
-  const positionals = parsed.positionals;
-  const declared = Object.entries(command.args).filter(([, d]) => d.type === "positional");
-  const required = declared.filter(([, d]) => d.required);
-  if (positionals.length < required.length) {
-    const missing = required[positionals.length]![0];
-    throw new UsageError("missing_argument", `missing ${missing.toUpperCase()}: usage: ${command.meta.usage ?? `sandboxes ${command.meta.name}`}`);
-  }
-  return { ...parsed.values, _: positionals, "--": after } as ParsedArgs;
-}
-
-function flagUsageError(error: FlagError, command: Command): UsageError {
-  const name = command.meta.name;
-  switch (error.reason) {
-    case "unknown": {
-      const long = Object.entries(command.args).filter(([, d]) => d.type !== "positional").map(([flag]) => `--${flag}`);
-      // One letter is too short to guess from, but "-json" (unknown from its first letter on)
-      // most likely meant "--json"; in a group like "-yz" the known -y shows it was a group.
-      const singleDashWord = error.value !== undefined && error.value.length > 2 && error.value[1] === error.flag[1];
-      const suggestion = error.flag.startsWith("--") ? closest(error.flag, long) : singleDashWord ? closest(`-${error.value}`, long) : undefined;
-      return new UsageError("unknown_flag", `unknown flag ${error.flag} for "${name}"${suggestion ? `; did you mean ${suggestion}?` : ""} (see sandboxes ${name} --help)`);
-    }
-    case "missing_value":
-      return new UsageError("missing_value", `${error.flag} needs a value (see sandboxes ${name} --help)`);
-    case "value_looks_like_flag":
-      return new UsageError("missing_value", `${error.flag} needs a value, not the flag-like ${error.value}: to pass a value that starts with "-", write ${error.flag}=${error.value}`);
-    case "unexpected_value":
-      return new UsageError("unexpected_value", `${error.flag} is a switch and takes no value`);
-    case "repeated":
-      return new UsageError("repeated_flag", `${error.flag} given more than once (it takes one value)`);
-  }
-}
 
 /** Waits for consola's lines on process.stderr, if anything created that stream at all. */
 async function flushHumanMessages(): Promise<void> {
@@ -199,9 +153,10 @@ if (argv[0] === "__egress-proxy" || argv[0] === "__egress-bridge") {
 }
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
-stdio = await import("./stdio");
+stdio = await import("./cli/stdio");
 const code = await main(argv);
-// Data goes out with blocking writes (commands/_output.ts); only consola's human lines may still
-// sit in Node's stderr stream.
+// What is still queued for a slow reader (cli/stdio.ts), and consola's human lines in Node's
+// stderr stream.
+await stdio.drainOutput();
 await flushHumanMessages();
 process.exit(code);

@@ -1,11 +1,9 @@
 import { listClaudeSandboxes, runClaude } from "../core/claude";
 import { UsageError } from "../base/errors";
 import { processIO, withHangup } from "../pty/io";
-import { defineCommand } from "./_context";
-import { execSink } from "./_exec-output";
-import { formatAge, printJson, renderTable, emitStdout } from "./_output";
-import { ui } from "./_ui";
-import { envArgs, jsonArg, parseEnv, providerArg, strings } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { formatAge, printJson, renderTable } from "../cli/output";
+import { envArgs, jsonArg, parseEnv, providerArg } from "../cli/args";
 
 export default defineCommand({
   meta: {
@@ -30,43 +28,53 @@ export default defineCommand({
     ...envArgs,
     ...jsonArg,
   },
-  async run({ args, settings, signal }) {
+  toOptions(args, env) {
     if (args.list) {
       if (args._.length || args["--"].length) throw new UsageError("conflicting_arguments", "--list takes no DIR and no claude arguments");
-      const { sandboxes, warnings } = await listClaudeSandboxes(settings, args.provider as string | undefined);
-      if (args.json) {
-        await printJson({
+      return { list: true as const, provider: args.provider, json: args.json };
+    }
+    if (args.json) throw new UsageError("conflicting_arguments", "--json applies to --list only");
+    if (args._.length > 1) throw new UsageError("too_many_arguments", "one DIR at most; arguments for claude go after --");
+    return {
+      list: false as const,
+      dir: args._[0],
+      name: args.name,
+      provider: args.provider,
+      keep: args.keep,
+      image: args.image,
+      env: parseEnv(args.env, env.vars),
+      args: args["--"],
+    };
+  },
+  async run(options, { io, settings, signal }) {
+    if (options.list) {
+      const { sandboxes, warnings } = await listClaudeSandboxes(settings, options.provider);
+      if (options.json) {
+        await printJson(io, {
           sandboxes: sandboxes.map((s) => ({ id: s.id, provider: s.provider, name: s.name ?? null, state: s.state, workdir: s.workdir ?? null, created_at: s.createdAt ?? null })),
           warnings,
         });
         return 0;
       }
-      for (const warning of warnings) ui().warn(`${warning.provider}: ${warning.message}`);
+      for (const warning of warnings) io.ui().warn(`${warning.provider}: ${warning.message}`);
       if (sandboxes.length === 0) {
-        ui().info("no Claude sandboxes; start one with `sandboxes claude -n NAME [DIR]`");
+        io.ui().info("no Claude sandboxes; start one with `sandboxes claude -n NAME [DIR]`");
         return 0;
       }
       const rows = sandboxes.map((s) => [s.name ?? "-", s.id, s.provider, s.state, s.workdir ?? "-", formatAge(s.createdAt)]);
-      await emitStdout(renderTable(["NAME", "ID", "PROVIDER", "STATE", "WORKDIR", "AGE"], rows));
+      await io.stdout.emit(renderTable(["NAME", "ID", "PROVIDER", "STATE", "WORKDIR", "AGE"], rows, io.stdout.isTTY));
       return 0;
     }
-    if (args.json) throw new UsageError("conflicting_arguments", "--json applies to --list only");
-    if (args._.length > 1) throw new UsageError("too_many_arguments", "one DIR at most; arguments for claude go after --");
+    const { list: _, ...session } = options;
     const hangup = withHangup(signal);
     try {
       return await runClaude(
         settings,
         {
-          dir: args._[0],
-          name: args.name as string | undefined,
-          provider: args.provider as string | undefined,
-          keep: Boolean(args.keep),
-          image: args.image as string | undefined,
-          env: parseEnv(strings(args.env), settings.env),
-          args: args["--"],
+          ...session,
           signal: hangup.signal,
         },
-        processIO(execSink(false)),
+        processIO(io.program.sink(false)),
       );
     } finally {
       hangup.dispose();

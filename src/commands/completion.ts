@@ -1,6 +1,6 @@
 import { UsageError } from "../base/errors";
-import { defineCommand } from "./_context";
-import { emitStdout } from "./_output";
+import { defineCommand } from "../cli/command";
+import { SHELLS, type Shell } from "../cli/completion/shells";
 
 export default defineCommand({
   meta: {
@@ -14,14 +14,15 @@ export default defineCommand({
     ],
   },
   args: { shell: { type: "positional", description: "bash, zsh or fish", required: true } },
-  async run({ args }) {
-    const { SHELLS, completionSpec } = await import("../completion/spec");
-    const shell = args._[0]!;
-    if (!(SHELLS as readonly string[]).includes(shell) || args._.length > 1) {
-      throw new UsageError("unknown_shell", `unknown shell "${args._.join(" ")}": use one of ${SHELLS.join(", ")}`);
-    }
-    const { renderCompletion } = await import("../completion/render");
-    await emitStdout(renderCompletion(shell as (typeof SHELLS)[number], await completionSpec()));
+  printsDataOnly: true,
+  toOptions(args) {
+    const shell = SHELLS.find((s) => s === args._[0]);
+    if (!shell || args._.length > 1) throw new UsageError("unknown_shell", `unknown shell "${args._.join(" ")}": use one of ${SHELLS.join(", ")}`);
+    return { shell } satisfies { shell: Shell };
+  },
+  async run({ shell }, { io }) {
+    const [{ completionSpec }, { renderCompletion }] = await Promise.all([import("../cli/completion/spec"), import("../cli/completion/render")]);
+    await io.stdout.emit(renderCompletion(shell, await completionSpec()));
     return 0;
   },
 });

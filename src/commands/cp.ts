@@ -1,9 +1,8 @@
 import { UsageError } from "../base/errors";
 import { copy } from "../core/copy";
-import { defineCommand } from "./_context";
-import { printJson } from "./_output";
-import { ui } from "./_ui";
-import { jsonArg, providerArg } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { printJson } from "../cli/output";
+import { jsonArg, providerArg } from "../cli/args";
 
 export default defineCommand({
   meta: {
@@ -18,13 +17,16 @@ export default defineCommand({
     ...providerArg,
     ...jsonArg,
   },
-  async run({ args, settings }) {
+  toOptions(args) {
     const [source, destination, extra] = args._;
     if (!source || !destination) throw new UsageError("missing_argument", "cp needs SRC and DST: sandboxes cp SRC DST");
     if (extra !== undefined) throw new UsageError("too_many_arguments", "cp takes exactly SRC and DST");
-    const result = await copy(settings, source, destination, args.provider as string | undefined);
-    if (args.json) await printJson({ direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to });
-    else ui().success(`copied ${result.from} -> ${result.direction === "upload" ? `${result.sandboxId}:` : ""}${result.to}`);
+    return { source, destination, provider: args.provider, json: args.json };
+  },
+  async run(options, { io, settings }) {
+    const result = await copy(settings, options.source, options.destination, options.provider);
+    if (options.json) await printJson(io, { direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to });
+    else io.ui().success(`copied ${result.from} -> ${result.direction === "upload" ? `${result.sandboxId}:` : ""}${result.to}`);
     return 0;
   },
 });

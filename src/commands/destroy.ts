@@ -1,10 +1,8 @@
 import { UsageError } from "../base/errors";
 import { assertHasFilter, destroyRecords, destroySandboxes, listSandboxes, type DestroyResult } from "../core/inventory";
-import { defineCommand } from "./_context";
-import { printJson, emitStdout } from "./_output";
-import { ui } from "./_ui";
-import { jsonArg, labelArg, parseLabels, providerArg, strings } from "./_shared";
-import { isTerminal } from "../stdio";
+import { defineCommand } from "../cli/command";
+import { printJson } from "../cli/output";
+import { jsonArg, labelArg, parseLabels, providerArg } from "../cli/args";
 
 export default defineCommand({
   meta: {
@@ -19,39 +17,38 @@ export default defineCommand({
     yes: { type: "boolean", alias: "y", description: "Do not ask for confirmation (required without a terminal)" },
     ...jsonArg,
   },
-  async run({ args, settings }) {
-    const refs = args._;
-    const all = Boolean(args.all);
-    assertHasFilter(all, refs);
-    const labels = parseLabels(strings(args.label));
-    if (!all && Object.keys(labels).length) throw new UsageError("conflicting_arguments", "-l selects sandboxes only together with --all");
+  toOptions(args) {
+    assertHasFilter(args.all, args._);
+    const labels = parseLabels(args.label);
+    if (!args.all && Object.keys(labels).length) throw new UsageError("conflicting_arguments", "-l selects sandboxes only together with --all");
+    return { refs: args._, all: args.all, labels, provider: args.provider, yes: args.yes, json: args.json };
+  },
+  async run(options, { io, settings }) {
     let result: DestroyResult;
-    if (all) {
-      const { sandboxes, warnings } = await listSandboxes(settings, { provider: args.provider as string | undefined, labels });
-      for (const warning of warnings) ui().warn(`${warning.provider}: ${warning.message}`);
-      if (sandboxes.length && !args.yes) {
-        if (!isTerminal(0) || !isTerminal(2) || args.json) {
+    if (options.all) {
+      const { sandboxes, warnings } = await listSandboxes(settings, { provider: options.provider, labels: options.labels });
+      for (const warning of warnings) io.ui().warn(`${warning.provider}: ${warning.message}`);
+      if (sandboxes.length && !options.yes) {
+        if (!io.stdin.isTTY || !io.stderr.isTTY || options.json) {
           throw new UsageError("confirmation_required", `refusing to destroy ${sandboxes.length} sandbox(es) without confirmation: add --yes`);
         }
-        const { confirm, isCancel } = await import("@clack/prompts");
-        const answer = await confirm({ message: `Destroy ${sandboxes.length} sandbox(es)? ${sandboxes.map((s) => s.id).join(", ")}`, initialValue: false });
-        if (isCancel(answer) || !answer) {
-          ui().info("nothing destroyed");
+        if (!(await io.confirm(`Destroy ${sandboxes.length} sandbox(es)? ${sandboxes.map((s) => s.id).join(", ")}`, false))) {
+          io.ui().info("nothing destroyed");
           return 1;
         }
       }
       result = await destroyRecords(settings, sandboxes);
     } else {
-      result = await destroySandboxes(settings, refs, args.provider as string | undefined);
+      result = await destroySandboxes(settings, [...options.refs], options.provider);
     }
-    if (args.json) {
-      await printJson({ destroyed: result.destroyed, failed: result.failed, missing: result.missing.map((m) => m.ref) });
+    if (options.json) {
+      await printJson(io, { destroyed: result.destroyed, failed: result.failed, missing: result.missing.map((m) => m.ref) });
     } else {
-      await emitStdout(result.destroyed.map((item) => `${item.id}\n`).join(""));
+      await io.stdout.emit(result.destroyed.map((item) => `${item.id}\n`).join(""));
       // Like `docker rm -f`: a sandbox that is already gone is not a failure, only a note.
-      for (const gone of result.missing) ui().warn(`${gone.ref}: no such sandbox (already destroyed?), nothing to destroy`);
-      for (const failure of result.failed) ui().error(`${failure.ref}: ${failure.message}`);
-      if (all && result.destroyed.length === 0 && result.failed.length === 0) ui().info("no matching sandboxes");
+      for (const gone of result.missing) io.ui().warn(`${gone.ref}: no such sandbox (already destroyed?), nothing to destroy`);
+      for (const failure of result.failed) io.ui().error(`${failure.ref}: ${failure.message}`);
+      if (options.all && result.destroyed.length === 0 && result.failed.length === 0) io.ui().info("no matching sandboxes");
     }
     return result.failed.length ? 1 : 0;
   },

@@ -1,11 +1,8 @@
 import { UsageError } from "../base/errors";
 import { execInSandbox } from "../core/exec";
 import { shellQuote } from "../base/quote";
-import { defineCommand } from "./_context";
-import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
-import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseTimeoutMs, providerArg, strings, timeoutArg, workdirArg } from "./_shared";
-import { isTerminal } from "../stdio";
-
+import { defineCommand } from "../cli/command";
+import { envArgs, jsonArg, maxOutputArg, parseEnv, parseMaxOutput, parseTimeoutMs, providerArg, timeoutArg, workdirArg } from "../cli/args";
 
 export default defineCommand({
   meta: {
@@ -25,30 +22,27 @@ export default defineCommand({
     ...jsonArg,
     ...maxOutputArg,
   },
-  async run({ args, settings, signal }) {
+  toOptions(args, env) {
     const [ref, ...rest] = args._;
     const line = [...rest, ...args["--"].map(shellQuote)].join(" ");
     if (!ref) throw new UsageError("missing_argument", "missing sandbox: sandboxes exec ID|NAME COMMAND");
     if (!line.trim()) throw new UsageError("missing_command", "missing COMMAND: sandboxes exec ID|NAME COMMAND");
-    const json = Boolean(args.json);
-    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
-    const timeoutMs = parseTimeoutMs(args.timeout);
-    const result = await execInSandbox(
-      settings,
-      {
-        ref,
-        provider: args.provider as string | undefined,
-        line,
-        env: parseEnv(strings(args.env), settings.env),
-        workdir: args.workdir as string | undefined,
-        timeoutMs,
-        stdin: isTerminal(0) ? undefined : (Bun.stdin.stream() as ReadableStream<Uint8Array>),
-        signal,
-      },
-      sink,
-    );
-    reportTimeout(result, timeoutMs, json);
-    if (json) await renderRunJson(sink, result);
+    return {
+      ref,
+      line,
+      provider: args.provider,
+      json: args.json,
+      maxOutputBytes: parseMaxOutput(args["max-output"], args.json),
+      timeoutMs: parseTimeoutMs(args.timeout),
+      env: parseEnv(args.env, env.vars),
+      workdir: args.workdir,
+    };
+  },
+  async run({ json, maxOutputBytes, ...options }, { io, settings, signal }) {
+    const sink = io.program.sink(json, maxOutputBytes);
+    const result = await execInSandbox(settings, { ...options, stdin: io.stdin.isTTY ? undefined : io.stdin.stream(), signal }, sink);
+    io.program.reportTimeout(result, options.timeoutMs, json);
+    if (json) await io.program.printJson(sink, result);
     return result.exitCode;
   },
 });

@@ -1,10 +1,9 @@
 import { UsageError } from "../base/errors";
 import { networkPolicy } from "../core/network";
-import { isTerminal } from "../stdio";
-import { defineCommand } from "./_context";
-import { emitStdout, writeStderr } from "./_output";
-import { ui } from "./_ui";
-import { labelArg, networkArgs, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg, strings, type ParsedArgs } from "./_shared";
+import { defineCommand } from "../cli/command";
+import type { IO } from "../cli/io";
+import { CLIENTS, type Client } from "../mcp/clients";
+import { labelArg, networkArgs, parseCount, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, providerArg } from "../cli/args";
 
 /** The flags that shape what the session creates; `mcp config` writes them into the entry. */
 const SERVE_FLAGS = ["provider", "image", "label", "network", "allow-net", "cpus", "memory", "pids", "ttl"] as const;
@@ -34,13 +33,13 @@ export default defineCommand({
     write: { type: "boolean", description: "config: merge the entry into the client's config file" },
     yes: { type: "boolean", alias: "y", description: "config --write: do not ask (required without a terminal)" },
   },
-  async run({ args, settings, signal }) {
+  toOptions(args) {
     const [action, client, ...extra] = args._;
     const defaults = {
-      provider: args.provider as string | undefined,
-      image: args.image as string | undefined,
-      labels: parseLabels(strings(args.label)),
-      network: networkPolicy(args.network as string | undefined, strings(args["allow-net"])),
+      provider: args.provider,
+      image: args.image,
+      labels: parseLabels(args.label),
+      network: networkPolicy(args.network, args["allow-net"]),
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
       pids: parseCount(args.pids, "--pids"),
@@ -48,48 +47,53 @@ export default defineCommand({
     };
     if (action === "config") {
       if (extra.length) throw new UsageError("unexpected_argument", `unexpected argument "${extra[0]}": usage: sandboxes mcp config [claude|cursor|vscode|json]`);
-      return configure(client ?? "json", args, settings.env);
+      const chosen = CLIENTS.find((c) => c === (client ?? "json"));
+      if (!chosen) throw new UsageError("bad_value", `unknown client "${client}": choose one of ${CLIENTS.join(", ")}`);
+      if (args.yes && !args.write) throw new UsageError("conflicting_arguments", "--yes goes with --write");
+      // The flags that shape the session, as given, for the entry that launches it.
+      const serveArgs = SERVE_FLAGS.flatMap((flag) => [args[flag] ?? []].flat().flatMap((value) => [`--${flag}`, value]));
+      return { action: "config" as const, client: chosen, serveArgs, write: args.write, yes: args.yes };
     }
     if (action !== undefined) throw new UsageError("unexpected_argument", `unknown action "${action}": \`sandboxes mcp\` serves, \`sandboxes mcp config\` prints the client snippet`);
     if (args.write || args.yes) throw new UsageError("conflicting_arguments", "--write and --yes go with `sandboxes mcp config`");
+    return { action: "serve" as const, defaults };
+  },
+  async run(options, { io, settings, signal }) {
+    if (options.action === "config") return configure(options, settings.env, io);
+    const { defaults } = options;
     if (defaults.provider) (await import("../providers/index")).findDescriptor(defaults.provider);
     // The SDK is loaded here only: no other command pays for it (bench/startup.ts).
     const { serve } = await import("../mcp/server");
-    const log = (line: string) => writeStderr(`sandboxes mcp: ${line}\n`);
-    if (isTerminal(0)) log("this speaks MCP on stdin/stdout for an agent; register it with a client instead: see `sandboxes mcp config`");
+    const log = (line: string) => io.stderr.write(`sandboxes mcp: ${line}\n`);
+    if (io.stdin.isTTY) log("this speaks MCP on stdin/stdout for an agent; register it with a client instead: see `sandboxes mcp config`");
     const { kept } = await serve(settings, defaults, signal, log);
     if (kept.length) log(`kept sandboxes: ${kept.map((k) => `${k.id} (${k.provider})`).join(", ")}; remove them with \`sandboxes destroy ID\``);
     return 0;
   },
 });
 
-async function configure(clientName: string, args: ParsedArgs, env: Record<string, string | undefined>): Promise<number> {
-  const { CLIENTS, applyChange, describeChange, launchCommand, planChange, snippet } = await import("../mcp/clients");
-  const client = CLIENTS.find((c) => c === clientName);
-  if (!client) throw new UsageError("bad_value", `unknown client "${clientName}": choose one of ${CLIENTS.join(", ")}`);
-  const serveArgs = SERVE_FLAGS.flatMap((flag) => strings(args[flag]).flatMap((value) => [`--${flag}`, value]));
-  const launch = launchCommand(serveArgs);
-  if (!args.write) {
-    if (args.yes) throw new UsageError("conflicting_arguments", "--yes goes with --write");
-    await emitStdout(snippet(client, launch));
+async function configure(options: { client: Client; serveArgs: string[]; write: boolean; yes: boolean }, env: Record<string, string | undefined>, io: IO): Promise<number> {
+  const { applyChange, describeChange, launchCommand, planChange, snippet } = await import("../mcp/clients");
+  const { client } = options;
+  const launch = launchCommand(options.serveArgs);
+  if (!options.write) {
+    await io.stdout.emit(snippet(client, launch));
     return 0;
   }
   const change = planChange(client, launch, env, process.cwd());
   if (change.unchanged) {
-    ui().info(`${change.path} already registers the server; nothing to change`);
+    io.ui().info(`${change.path} already registers the server; nothing to change`);
     return 0;
   }
-  writeStderr(describeChange(change, client));
-  if (!args.yes) {
-    if (!isTerminal(0) || !isTerminal(2)) throw new UsageError("confirmation_required", `refusing to change ${change.path} without confirmation: add --yes`);
-    const { confirm, isCancel } = await import("@clack/prompts");
-    const answer = await confirm({ message: `Write this to ${change.path}?`, initialValue: true });
-    if (isCancel(answer) || !answer) {
-      ui().info("nothing written");
+  io.stderr.write(describeChange(change, client));
+  if (!options.yes) {
+    if (!io.stdin.isTTY || !io.stderr.isTTY) throw new UsageError("confirmation_required", `refusing to change ${change.path} without confirmation: add --yes`);
+    if (!(await io.confirm(`Write this to ${change.path}?`, true))) {
+      io.ui().info("nothing written");
       return 1;
     }
   }
   applyChange(change);
-  ui().success(`registered the server "sandboxes" in ${change.path}`);
+  io.ui().success(`registered the server "sandboxes" in ${change.path}`);
   return 0;
 }

@@ -3,15 +3,16 @@ import { basename } from "node:path";
 import { UsageError } from "../base/errors";
 import { shellQuote } from "../base/quote";
 import { networkPolicy } from "../core/network";
-import { checkFile, languageFor, runCode, type CodeSource, type RunResult } from "../core/run";
-import { byName } from "../lang/languages";
-import { defineCommand } from "./_context";
-import { execSink, renderRunJson, reportTimeout } from "./_exec-output";
+import { checkFile, languageFor, runCode, type CodeSource, type RunReport } from "../core/run";
+import { byName, type Language } from "../lang/languages";
+import { defineCommand } from "../cli/command";
 import {
   envArgs, jsonArg, labelArg, networkArgs, parseCount, parseEnv, parseLabels, parseMemory, parsePositiveNumber, parseSeconds, parseTimeoutMs, providerArg,
-  splitPair, strings, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
-} from "./_shared";
-import { isTerminal } from "../stdio";
+  splitPair, timeoutArg, workdirArg, maxOutputArg, parseMaxOutput,
+} from "../cli/args";
+
+/** Where the code comes from; code on stdin is read by run(), not by the pure toOptions. */
+type SourceSpec = Exclude<CodeSource, { kind: "stdin" }> | { kind: "stdin"; language: Language };
 
 export default defineCommand({
   meta: {
@@ -51,70 +52,84 @@ export default defineCommand({
     ...jsonArg,
     ...maxOutputArg,
   },
-  async run({ args, settings, signal }) {
-    const json = Boolean(args.json);
+  toOptions(args, env) {
+    const json = args.json;
     const commandLine = args._.join(" ");
-    const file = args.file as string | undefined;
-    const lang = args.lang as string | undefined;
-    let source: CodeSource;
+    const { file, lang } = args;
+    let source: SourceSpec;
+    let programArgs = args["--"];
     if (file !== undefined) {
       if (commandLine) throw new UsageError("conflicting_arguments", "give either a COMMAND or --file, not both (arguments for the program go after --)");
       checkFile(file);
       source = { kind: "file", path: file, language: languageFor(file, lang) };
-    } else if (commandLine || (args["--"].length > 0 && !lang)) {
+    } else if (commandLine || (programArgs.length > 0 && !lang)) {
       if (lang) throw new UsageError("conflicting_arguments", "--lang applies to --file or to code on stdin, not to a COMMAND");
       // `run -- prog arg…` (no COMMAND): the words after -- are the command itself, as with docker.
-      source = { kind: "command", line: commandLine || args["--"].map(shellQuote).join(" ") };
-      if (!commandLine) args["--"] = [];
-    } else if (!isTerminal(0)) {
+      source = { kind: "command", line: commandLine || programArgs.map(shellQuote).join(" ") };
+      if (!commandLine) programArgs = [];
+    } else if (!env.stdinIsTTY) {
       if (!lang) throw new UsageError("missing_language", "code on stdin needs --lang (e.g. `cat main.go | sandboxes run --lang go`)");
-      const language = byName(lang) ?? languageFor("stdin", lang);
-      const code = await Bun.stdin.bytes();
-      if (new TextDecoder().decode(code).trim() === "") throw new UsageError("empty_stdin", "no code on stdin: pipe a program in, or pass a COMMAND or --file");
-      source = { kind: "stdin", code, language };
+      source = { kind: "stdin", language: byName(lang) ?? languageFor("stdin", lang) };
     } else {
       throw new UsageError("missing_command", "nothing to run: pass a COMMAND, --file PATH, or pipe code with --lang");
     }
-    const network = networkPolicy(args.network as string | undefined, strings(args["allow-net"]));
-    const uploads = strings(args.upload).map((spec) => {
+    const network = networkPolicy(args.network, args["allow-net"]);
+    const uploads = args.upload.map((spec) => {
       const { first, second } = splitPair(spec, "--upload", (local) => `/tmp/${basename(local)}`);
       if (!existsSync(first)) throw new UsageError("file_not_found", `--upload: ${first}: no such file or directory`);
       return { local: first, remote: second };
     });
-    const downloads = strings(args.download).map((spec) => {
+    const downloads = args.download.map((spec) => {
       const { first, second } = splitPair(spec, "--download", (remote) => basename(remote));
       return { remote: first, local: second };
     });
     const timeoutMs = parseTimeoutMs(args.timeout);
     const ttl = parseSeconds(args.ttl, "--ttl");
-    const sink = execSink(json, parseMaxOutput(args["max-output"], json));
-    const options = {
-      provider: args.provider as string | undefined,
-      image: args.image as string | undefined,
-      env: parseEnv(strings(args.env), settings.env, args["env-file"] as string | undefined),
-      labels: parseLabels(strings(args.label)),
-      name: args.name as string | undefined,
-      reuse: Boolean(args.reuse),
-      keep: Boolean(args.keep),
+    const maxOutputBytes = parseMaxOutput(args["max-output"], json);
+    return {
+      json,
+      maxOutputBytes,
+      provider: args.provider,
+      image: args.image,
+      env: parseEnv(args.env, env.vars, args["env-file"]),
+      labels: parseLabels(args.label),
+      name: args.name,
+      reuse: args.reuse,
+      keep: args.keep,
       timeoutMs,
-      workdir: args.workdir as string | undefined,
-      deps: Boolean(args.deps),
+      workdir: args.workdir,
+      deps: args.deps,
       uploads,
       downloads,
       source,
-      args: args["--"],
-      // Forward our stdin to the program when it is a pipe or file (not a terminal, not the code).
-      stdin: source.kind !== "stdin" && !isTerminal(0) ? (Bun.stdin.stream() as ReadableStream<Uint8Array>) : undefined,
+      args: programArgs,
       network,
       cpus: parsePositiveNumber(args.cpus, "--cpus"),
       memoryMb: parseMemory(args.memory),
       pids: parseCount(args.pids, "--pids"),
       ttlSeconds: ttl,
+    };
+  },
+  async run({ json, maxOutputBytes, source: spec, ...rest }, { io, settings, signal }) {
+    let source: CodeSource;
+    if (spec.kind === "stdin") {
+      const code = await io.stdin.bytes();
+      if (new TextDecoder().decode(code).trim() === "") throw new UsageError("empty_stdin", "no code on stdin: pipe a program in, or pass a COMMAND or --file");
+      source = { kind: "stdin", code, language: spec.language };
+    } else {
+      source = spec;
+    }
+    const sink = io.program.sink(json, maxOutputBytes);
+    const options = {
+      ...rest,
+      source,
+      // Forward our stdin to the program when it is a pipe or file (not a terminal, not the code).
+      stdin: source.kind !== "stdin" && !io.stdin.isTTY ? io.stdin.stream() : undefined,
       signal,
     };
-    const result: RunResult = await runCode(settings, options, sink);
-    reportTimeout(result, timeoutMs, json);
-    if (json) await renderRunJson(sink, result);
+    const result: RunReport = await runCode(settings, options, sink);
+    io.program.reportTimeout(result, options.timeoutMs, json);
+    if (json) await io.program.printJson(sink, result);
     return result.exitCode;
   },
 });

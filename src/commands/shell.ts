@@ -1,8 +1,7 @@
 import { openShell } from "../core/interactive";
 import { processIO, withHangup } from "../pty/io";
-import { defineCommand } from "./_context";
-import { execSink } from "./_exec-output";
-import { envArgs, labelArg, parseEnv, parseLabels, providerArg, strings, workdirArg } from "./_shared";
+import { defineCommand } from "../cli/command";
+import { envArgs, labelArg, parseEnv, parseLabels, providerArg, workdirArg } from "../cli/args";
 
 export default defineCommand({
   meta: {
@@ -27,26 +26,29 @@ export default defineCommand({
     ...labelArg,
     ...workdirArg,
   },
-  async run({ args, settings, signal }) {
+  toOptions: (args, env) => ({
+    target: {
+      command: "shell" as const,
+      ref: args._[0],
+      name: args.name,
+      provider: args.provider,
+      keep: args.keep,
+      image: args.image,
+      labels: parseLabels(args.label),
+    },
+    env: parseEnv(args.env, env.vars),
+    workdir: args.workdir,
+  }),
+  async run(options, { io, settings, signal }) {
     const hangup = withHangup(signal);
     try {
       return await openShell(
         settings,
         {
-          target: {
-            command: "shell",
-            ref: args._[0],
-            name: args.name as string | undefined,
-            provider: args.provider as string | undefined,
-            keep: Boolean(args.keep),
-            image: args.image as string | undefined,
-            labels: parseLabels(strings(args.label)),
-          },
-          env: parseEnv(strings(args.env), settings.env),
-          workdir: args.workdir as string | undefined,
+          ...options,
           signal: hangup.signal,
         },
-        processIO(execSink(false)),
+        processIO(io.program.sink(false)),
       );
     } finally {
       hangup.dispose();

@@ -1,5 +1,6 @@
 import { SandboxesError } from "../base/errors";
 import { dict, own } from "./keys";
+import { homeDir } from "../base/home";
 
 // Paths are joined by hand: node:path and node:os cost ~0.5 ms to load, and these run on every
 // command, including `providers` (bench/startup.ts).
@@ -19,9 +20,7 @@ export interface ConfigFile {
   [key: string]: unknown;
 }
 
-export function homeDir(env: Record<string, string | undefined>): string {
-  return env.HOME || (require("node:os") as typeof import("node:os")).homedir();
-}
+export { homeDir };
 
 export function configDir(env: Record<string, string | undefined>): string {
   return `${env.XDG_CONFIG_HOME || `${homeDir(env)}/.config`}/sandboxes`;

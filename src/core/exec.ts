@@ -1,12 +1,13 @@
 import type { ExecOutcome } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, type StopReason } from "../base/errors";
+import { throwIfAborted } from "./lifecycle";
 import { resolveSandbox } from "./resolve";
 import { execSpec, type OutputSink, reportLimitHit } from "./run";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 
-export interface ExecOptions {
+/** What `sandboxes exec` asks for: a command line in an existing sandbox. */
+export interface ExecRequest {
   ref: string;
   provider?: string;
   line: string;
@@ -17,7 +18,8 @@ export interface ExecOptions {
   signal: AbortSignal;
 }
 
-export interface ExecResult {
+/** What an exec reports; its output went to the OutputSink as it came. */
+export interface ExecReport {
   sandboxId: string;
   provider: string;
   exitCode: number;
@@ -26,14 +28,14 @@ export interface ExecResult {
   limitHit?: ExecOutcome["limitHit"];
 }
 
-export async function execInSandbox(settings: Settings, options: ExecOptions, sink: OutputSink): Promise<ExecResult> {
+export async function execInSandbox(settings: Settings, request: ExecRequest, sink: OutputSink): Promise<ExecReport> {
   const started = performance.now();
-  checkTimeoutMs(options.timeoutMs);
-  const { provider, record } = await resolveSandbox(settings, options.ref, options.provider);
-  if (options.workdir !== undefined) await prepareWorkdir(provider, record.id, options.workdir, "require", options.signal);
-  if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
-  const outcome = await provider.exec(record.id, execSpec(["sh", "-c", options.line], options, sink, options.workdir));
-  if (options.signal.aborted) throw new InterruptedError((options.signal.reason as StopReason) ?? "SIGINT");
+  checkTimeoutMs(request.timeoutMs);
+  const { provider, record } = await resolveSandbox(settings, request.ref, request.provider);
+  if (request.workdir !== undefined) await prepareWorkdir(provider, record.id, request.workdir, "require", request.signal);
+  throwIfAborted(request.signal);
+  const outcome = await provider.exec(record.id, execSpec(["sh", "-c", request.line], request, sink, request.workdir));
+  throwIfAborted(request.signal);
   reportLimitHit(outcome, sink);
   return { sandboxId: record.id, provider: provider.name, exitCode: outcome.exitCode, timedOut: outcome.timedOut, durationMs: Math.round(performance.now() - started), limitHit: outcome.limitHit };
 }

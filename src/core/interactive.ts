@@ -1,10 +1,9 @@
-import type { Mount, Provider, PtySession, SandboxRecord } from "../providers/types";
+import type { Mount, Provider, PtySession } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, SandboxesError } from "../base/errors";
-import { Registry } from "./registry";
+import { SandboxesError } from "../base/errors";
+import { createSandbox, findNamed, hold, keptNotice, type Lease, openProvider, type ResolvedSandbox, throwIfAborted } from "./lifecycle";
 import { resolveSandbox } from "./resolve";
 import type { OutputSink } from "./run";
-import { chooseProvider, loadProvider } from "./select";
 import { prepareWorkdir } from "./workdir";
 
 /**
@@ -39,13 +38,6 @@ export interface SandboxTarget {
   mounts?: Mount[];
 }
 
-export interface AcquiredSandbox {
-  provider: Provider;
-  record: SandboxRecord;
-  /** Created by this invocation (as opposed to attached to). */
-  created: boolean;
-}
-
 export interface ProgramSpec {
   argv: string[];
   env: Record<string, string>;
@@ -54,10 +46,6 @@ export interface ProgramSpec {
 
 /** A login shell: bash when the sandbox has it, sh otherwise (decided inside the sandbox). */
 export const LOGIN_SHELL: string[] = ["sh", "-c", "if command -v bash >/dev/null 2>&1; then exec bash -l; fi; exec sh -l"];
-
-export function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted && (signal.reason === "SIGINT" || signal.reason === "SIGTERM")) throw new InterruptedError(signal.reason);
-}
 
 /**
  * Runs `body` with the target sandbox. A sandbox created here is destroyed afterwards unless it
@@ -69,55 +57,36 @@ export async function withSandbox<T>(
   target: SandboxTarget,
   sink: OutputSink,
   signal: AbortSignal,
-  body: (sandbox: AcquiredSandbox, started: () => void) => Promise<T>,
+  body: (sandbox: Lease, started: () => void) => Promise<T>,
 ): Promise<T> {
   const existing = await findExisting(settings, target);
   if (existing) {
     sink.info(`attaching to sandbox ${existing.record.name ? `${existing.record.name} (${existing.record.id})` : existing.record.id} on ${existing.provider.name}`);
     return body({ ...existing, created: false }, () => {});
   }
-  const provider = await loadProvider(settings, (await chooseProvider(settings, target.provider)).name);
-  throwIfAborted(signal);
-  if (target.mounts?.length && !provider.capabilities.mounts) {
-    throw new SandboxesError("unsupported", `provider ${provider.name} cannot mount local directories`, "user");
-  }
-  const record = await provider.create(
-    { name: target.name, image: target.image, labels: target.labels, env: {}, mounts: target.mounts },
-    signal,
-  );
   const keepRequested = target.keep || target.name !== undefined;
+  const spec = { name: target.name, image: target.image, labels: target.labels, env: {}, mounts: target.mounts };
+  const lease = await createSandbox(settings, { provider: target.provider }, spec, { register: keepRequested, signal });
   let sessionStarted = false;
-  const registry = new Registry(settings.stateDir);
-  try {
-    throwIfAborted(signal);
-    if (keepRequested) {
-      registry.add({ id: record.id, provider: provider.name, name: target.name, labels: target.labels, createdAt: record.createdAt ?? new Date().toISOString() });
-    }
-    return await body({ provider, record, created: true }, () => (sessionStarted = true));
-  } finally {
-    if (keepRequested && sessionStarted) {
-      const where = target.provider ? ` -p ${provider.name}` : "";
-      const again = target.name ? `sandboxes ${target.command} -n ${target.name}${where}` : `sandboxes shell ${record.id}${where}`;
-      sink.info(`kept sandbox ${record.id} on ${provider.name}; attach again with \`${again}\`, remove it with \`sandboxes destroy ${record.id}\``);
-    } else {
-      await provider.destroy(record.id).catch((error) => sink.info(`warning: could not destroy sandbox ${record.id}: ${(error as Error).message}`));
-      registry.remove(provider.name, record.id);
-    }
-  }
+  const holding = { signal, notify: sink.info, keep: () => keepRequested && sessionStarted, onKept: () => sink.info(keptNotice(lease, attachAgain(target, lease))) };
+  return hold(settings, lease, holding, () => body(lease, () => (sessionStarted = true)));
 }
 
-async function findExisting(settings: Settings, target: SandboxTarget): Promise<{ provider: Provider; record: SandboxRecord } | undefined> {
+/** The command line that attaches to a kept sandbox again. */
+function attachAgain(target: SandboxTarget, lease: Lease): string {
+  const where = target.provider ? ` -p ${lease.provider.name}` : "";
+  return target.name ? `sandboxes ${target.command} -n ${target.name}${where}` : `sandboxes shell ${lease.record.id}${where}`;
+}
+
+async function findExisting(settings: Settings, target: SandboxTarget): Promise<ResolvedSandbox | undefined> {
   if (target.ref) {
     if (target.name) throw new SandboxesError("conflicting_arguments", "give either a sandbox ID|NAME or -n NAME, not both", "usage");
     return resolveSandbox(settings, target.ref, target.provider);
   }
   if (!target.name) return undefined;
-  const provider = await loadProvider(settings, (await chooseProvider(settings, target.provider)).name);
-  const matches = (await provider.list({})).filter((r) => r.name === target.name && r.state !== "error");
-  if (matches.length > 1) {
-    throw new SandboxesError("ambiguous_sandbox", `more than one sandbox on ${provider.name} is named "${target.name}": ${matches.map((m) => m.id).join(", ")}`, "user", "attach by id instead");
-  }
-  return matches[0] ? { provider, record: matches[0] } : undefined;
+  const { provider } = await openProvider(settings, target.provider);
+  const record = await findNamed(provider, target.name);
+  return record ? { provider, record } : undefined;
 }
 
 /**

@@ -2,7 +2,7 @@ import { findDescriptor } from "../providers/index";
 import type { SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
-import { Registry } from "./registry";
+import { destroySandbox } from "./lifecycle";
 import { resolveSandbox } from "./resolve";
 import { configuredProviders, loadProvider } from "./select";
 
@@ -42,12 +42,10 @@ export async function destroySandboxes(settings: Settings, refs: string[], provi
   // A provider name that does not exist is a usage error for the whole command, as for `list -p`.
   if (provider) findDescriptor(provider);
   const result: DestroyResult = { destroyed: [], failed: [], missing: [] };
-  const registry = new Registry(settings.stateDir);
   for (const ref of refs) {
     try {
       const resolved = await resolveSandbox(settings, ref, provider);
-      await resolved.provider.destroy(resolved.record.id);
-      registry.remove(resolved.provider.name, resolved.record.id);
+      await destroySandbox(settings, resolved);
       result.destroyed.push({ id: resolved.record.id, provider: resolved.provider.name });
     } catch (error) {
       const gone = (error as SandboxesError).code === "unknown_sandbox";
@@ -60,13 +58,10 @@ export async function destroySandboxes(settings: Settings, refs: string[], provi
 /** Destroys already-listed sandboxes (destroy --all). */
 export async function destroyRecords(settings: Settings, records: SandboxRecord[]): Promise<DestroyResult> {
   const result: DestroyResult = { destroyed: [], failed: [], missing: [] };
-  const registry = new Registry(settings.stateDir);
   await Promise.all(
     records.map(async (record) => {
       try {
-        const provider = await loadProvider(settings, record.provider);
-        await provider.destroy(record.id);
-        registry.remove(record.provider, record.id);
+        await destroySandbox(settings, { provider: await loadProvider(settings, record.provider), record });
         result.destroyed.push({ id: record.id, provider: record.provider });
       } catch (error) {
         result.failed.push({ ref: record.id, message: (error as Error).message });

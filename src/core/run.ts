@@ -2,13 +2,11 @@ import { existsSync, readFileSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
-import type { CreateSpec, ExecOutcome, NetworkPolicy, ExecSpec, Provider, SandboxRecord } from "../providers/types";
+import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
-import { InterruptedError, SandboxesError, type StopReason } from "../base/errors";
+import { SandboxesError } from "../base/errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
-import { checkNetworkSupport, HOST_NETWORK_WARNING } from "./network";
-import { Registry } from "./registry";
-import { chooseProvider, loadProvider } from "./select";
+import { checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
@@ -20,8 +18,9 @@ export type CodeSource =
   | { kind: "stdin"; code: Uint8Array; language: Language };
 
 export interface OutputSink {
-  stdout(chunk: Uint8Array): void;
-  stderr(chunk: Uint8Array): void;
+  /** May return a promise, resolved once the chunk is out: see ExecSpec.onStdout. */
+  stdout(chunk: Uint8Array): unknown;
+  stderr(chunk: Uint8Array): unknown;
   /** A human message (kept sandbox id, reuse notice); goes to stderr. */
   info(message: string): void;
   /** Set when stdout() only copies to this descriptor (see ExecSpec.stdoutFd). */
@@ -32,31 +31,26 @@ export interface OutputSink {
   progress?(message: string): void;
 }
 
-export interface RunOptions {
-  provider?: string;
-  image?: string;
+/** What `sandboxes run` (and the library's and MCP's one-off runs) ask for; leaving a field out means "no". */
+export interface RunRequest extends SandboxSpec {
   env: Record<string, string>;
-  labels: Record<string, string>;
   name?: string;
-  reuse: boolean;
-  keep: boolean;
+  /** Run in a running sandbox with this name/labels when there is one; one created for it is kept. */
+  reuse?: boolean;
+  keep?: boolean;
   timeoutMs?: number;
   workdir?: string;
-  deps: boolean;
-  uploads: Array<{ local: string; remote: string }>;
-  downloads: Array<{ remote: string; local: string }>;
+  deps?: boolean;
+  uploads?: Array<{ local: string; remote: string }>;
+  downloads?: Array<{ remote: string; local: string }>;
   source: CodeSource;
-  args: string[];
+  args?: string[];
   stdin?: ReadableStream<Uint8Array> | Uint8Array;
-  network?: NetworkPolicy;
-  cpus?: number;
-  memoryMb?: number;
-  pids?: number;
-  ttlSeconds?: number;
   signal: AbortSignal;
 }
 
-export interface RunResult {
+/** What a run reports; its output went to the OutputSink as it came. */
+export interface RunReport {
   sandboxId: string;
   provider: string;
   exitCode: number;
@@ -68,6 +62,8 @@ export interface RunResult {
   limitHit?: ExecOutcome["limitHit"];
 }
 
+/** A RunRequest with every field it may leave out filled in. */
+type Run = RunRequest & Required<Pick<RunRequest, "reuse" | "keep" | "deps" | "uploads" | "downloads" | "args">>;
 
 /** Picks the language of a file, or fails with the list of languages and the --lang hint. */
 export function languageFor(path: string, langFlag?: string): Language {
@@ -94,67 +90,48 @@ export function checkFile(path: string): void {
   if (statSync(path).isDirectory()) throw new SandboxesError("file_not_found", `${path} is a directory, not a file: pass the program's main file to --file`, "usage");
 }
 
-export async function runCode(settings: Settings, options: RunOptions, sink: OutputSink): Promise<RunResult> {
+export async function runCode(settings: Settings, request: RunRequest, sink: OutputSink): Promise<RunReport> {
   const started = performance.now();
-  checkTimeoutMs(options.timeoutMs);
-  const choice = await chooseProvider(settings, options.provider);
-  const provider = await loadProvider(settings, choice.name);
-  if (choice.image && !options.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);
-  const registry = new Registry(settings.stateDir);
-  const needsFiles = options.source.kind !== "command" || options.uploads.length > 0 || options.downloads.length > 0;
+  const run: Run = { ...request, reuse: request.reuse ?? false, keep: request.keep ?? false, deps: request.deps ?? false, uploads: request.uploads ?? [], downloads: request.downloads ?? [], args: request.args ?? [] };
+  checkTimeoutMs(run.timeoutMs);
+  const { provider, choice } = await openProvider(settings, run.provider);
+  if (choice.image && !run.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);
+  const needsFiles = run.source.kind !== "command" || run.uploads.length > 0 || run.downloads.length > 0;
   if (needsFiles) requireFiles(provider);
-  checkCapabilities(provider, options, sink);
-  if (canRunOnce(provider, options)) return runOnce(provider, options, sink, started);
+  const spec = createSpec(run, sink);
+  checkSupport(provider, spec, sink.info);
+  if (canRunOnce(provider, run)) return runOnce(provider, spec, run, sink, started);
 
-  let sandbox: SandboxRecord | undefined;
-  let reused = false;
-  if (options.reuse) {
-    sandbox = await findReusable(provider, options);
-    reused = sandbox !== undefined;
-    if (reused) sink.info(`reusing sandbox ${sandbox!.id}`);
-  } else if (options.name) {
-    const clash = (await provider.list({})).find((r) => r.name === options.name);
-    if (clash) throw new SandboxesError("name_in_use", `a sandbox named "${options.name}" already exists (${clash.id})`, "user", "add --reuse to run in it, or pick another --name");
+  let reused: SandboxRecord | undefined;
+  if (run.reuse) {
+    reused = await findReusable(provider, run);
+    if (reused) sink.info(`reusing sandbox ${reused.id}`);
+  } else {
+    await refuseTakenName(provider, run.name, "add --reuse to run in it, or pick another --name");
   }
-  throwIfAborted(options.signal);
-
-  let created = false;
+  throwIfAborted(run.signal);
   // A sandbox created by --reuse is kept: the next --reuse run is meant to find it.
-  const keep = options.keep || options.reuse;
-  try {
-    if (!sandbox) {
-      sandbox = await provider.create(createSpec(options, sink), options.signal);
-      created = true;
-      if (keep) {
-        registry.add({ id: sandbox.id, provider: provider.name, name: options.name, labels: options.labels, createdAt: new Date().toISOString() });
-      }
-      throwIfAborted(options.signal);
+  const keep = run.keep || run.reuse;
+  const lease = reused ? { provider, record: reused, created: false } : await createOn(settings, provider, spec, { register: keep, signal: run.signal });
+  return hold(settings, lease, { signal: run.signal, notify: sink.info, keep: () => keep }, async () => {
+    const outcome = await runInSandbox(provider, lease.record.id, run, sink);
+    for (const download of run.downloads) {
+      throwIfAborted(run.signal);
+      await downloadPath(provider, lease.record.id, download.remote, download.local);
     }
-    const outcome = await runInSandbox(provider, sandbox.id, options, sink);
-    for (const download of options.downloads) {
-      throwIfAborted(options.signal);
-      await downloadPath(provider, sandbox.id, download.remote, download.local);
-    }
-    throwIfAborted(options.signal);
-    const kept = created ? keep : true;
-    if (created && keep) sink.info(`kept sandbox ${sandbox.id} (provider ${provider.name}); destroy it with: sandboxes destroy ${sandbox.id}`);
+    throwIfAborted(run.signal);
+    if (lease.created && keep) sink.info(keptNotice(lease));
     return {
-      sandboxId: sandbox.id,
+      sandboxId: lease.record.id,
       provider: provider.name,
       exitCode: outcome.exitCode,
       timedOut: outcome.timedOut,
       durationMs: Math.round(performance.now() - started),
-      kept,
-      reused,
+      kept: lease.created ? keep : true,
+      reused: !lease.created,
       limitHit: outcome.limitHit,
     };
-  } finally {
-    // On errors, Ctrl-C and SIGTERM alike: what this run created goes, unless --keep.
-    if (created && sandbox && !keep) {
-      await provider.destroy(sandbox.id).catch((error) => sink.info(`warning: could not destroy ${sandbox!.id}: ${(error as Error).message}`));
-      registry.remove(provider.name, sandbox.id);
-    }
-  }
+  });
 }
 
 /**
@@ -162,7 +139,7 @@ export async function runCode(settings: Settings, options: RunOptions, sink: Out
  * provider that can do all three in one go (capabilities.oneShot) saves their round trips. A
  * --ttl stays on the normal path: it must bound the sandbox even if this process dies.
  */
-function canRunOnce(provider: Provider, options: RunOptions): options is CommandRun {
+function canRunOnce(provider: Provider, options: Run): options is CommandRun {
   return (
     provider.capabilities.oneShot &&
     provider.runOnce !== undefined &&
@@ -179,8 +156,8 @@ function canRunOnce(provider: Provider, options: RunOptions): options is Command
   );
 }
 
-async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink, started: number): Promise<RunResult> {
-  const outcome = await provider.runOnce!(createSpec(options, sink), execSpec(commandArgv(options), options, sink, options.workdir));
+async function runOnce(provider: Provider, spec: CreateSpec, options: CommandRun, sink: OutputSink, started: number): Promise<RunReport> {
+  const outcome = await provider.runOnce!(spec, execSpec(commandArgv(options.source.line, options.args), options, sink, options.workdir));
   throwIfAborted(options.signal);
   reportLimitHit(outcome, sink, options.memoryMb);
   return {
@@ -195,7 +172,7 @@ async function runOnce(provider: Provider, options: CommandRun, sink: OutputSink
   };
 }
 
-function createSpec(options: RunOptions, sink: OutputSink): CreateSpec {
+function createSpec(options: Run, sink: OutputSink): CreateSpec {
   return {
     name: options.name,
     image: options.image,
@@ -210,51 +187,32 @@ function createSpec(options: RunOptions, sink: OutputSink): CreateSpec {
   };
 }
 
-type CommandRun = RunOptions & { source: Extract<CodeSource, { kind: "command" }> };
+type CommandRun = Run & { source: Extract<CodeSource, { kind: "command" }> };
 
 /** The argv of a plain command line and its extra arguments. */
-function commandArgv(options: CommandRun): string[] {
-  return ["sh", "-c", [options.source.line, ...options.args.map(shellQuote)].join(" ")];
+export function commandArgv(line: string, args: string[]): string[] {
+  return ["sh", "-c", [line, ...args.map(shellQuote)].join(" ")];
 }
 
-/** Says plainly what a provider cannot do: refuses what would weaken isolation, warns about the rest. */
-function checkCapabilities(provider: Provider, options: RunOptions, sink: OutputSink): void {
-  checkNetworkSupport(provider.name, provider.capabilities, options.network);
-  if (options.network?.mode === "host") sink.info(HOST_NETWORK_WARNING);
-  checkPids(provider, options.pids);
-  if ((options.cpus !== undefined || options.memoryMb !== undefined) && !provider.capabilities.resources) {
-    sink.info(`provider ${provider.name} does not support --cpus/--memory; ignored`);
-  }
-  if (options.ttlSeconds !== undefined && !provider.capabilities.ttl) {
-    sink.info(`provider ${provider.name} has no sandbox lifetime (--ttl); ignored`);
-  }
+/** A fresh directory under /tmp for a program's code. */
+export function freshCodeDir(): string {
+  return posix.join("/tmp", `sandboxes-run-${randomBytes(4).toString("hex")}`);
 }
 
-/** --pids is a security limit: refused, never ignored, where a provider cannot enforce it. */
-export function checkPids(provider: Provider, pids: number | undefined): void {
-  if (pids !== undefined && !provider.capabilities.pids) {
-    throw new SandboxesError("unsupported", `provider ${provider.name} cannot limit the number of processes (--pids)`, "user", "use -p local or -p docker, or run without --pids");
-  }
+/** The argv that runs the code file ($F) with a language's run script, from the code's directory unless `cd` is false. */
+export function codeArgv(codeDir: string, fileName: string, runScript: string, args: string[], cd = true): string[] {
+  const script = `F=${shellQuote(posix.join(codeDir, fileName))}; ${cd ? `cd ${shellQuote(codeDir)} || exit 125; ` : ""}${runScript}`;
+  return ["sh", "-c", script, "sandboxes-run", ...args];
 }
 
-/** Whether --reuse (and the library's find) may pick this sandbox: running, or one exec starts again. */
-export function reusable(provider: Provider, record: SandboxRecord): boolean {
-  return record.state === "running" || (record.state === "stopped" && provider.capabilities.startsStopped === true);
-}
-
-async function findReusable(provider: Provider, options: RunOptions): Promise<SandboxRecord | undefined> {
+function findReusable(provider: Provider, options: Run): Promise<SandboxRecord | undefined> {
   if (!options.name && Object.keys(options.labels).length === 0) {
     throw new SandboxesError("reuse_without_key", "--reuse needs --name or at least one --label to find the sandbox", "usage");
   }
-  const candidates = await provider.list(Object.keys(options.labels).length ? { labels: options.labels } : {});
-  return candidates.find((r) => reusable(provider, r) && (!options.name || r.name === options.name));
+  return findRunning(provider, options);
 }
 
-function throwIfAborted(signal: AbortSignal): void {
-  if (signal.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
-}
-
-async function runInSandbox(provider: Provider, id: string, options: RunOptions, sink: OutputSink): Promise<ExecOutcome> {
+async function runInSandbox(provider: Provider, id: string, options: Run, sink: OutputSink): Promise<ExecOutcome> {
   for (const upload of options.uploads) {
     throwIfAborted(options.signal);
     await uploadPath(provider, id, upload.local, upload.remote);
@@ -265,9 +223,9 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
     throwIfAborted(options.signal);
   }
   const source = options.source;
-  if (source.kind === "command") return execChecked(provider, id, commandArgv({ ...options, source }), options, sink, options.workdir);
+  if (source.kind === "command") return execChecked(provider, id, commandArgv(source.line, options.args), options, sink, options.workdir);
   const language = source.language;
-  const codeDir = posix.join("/tmp", `sandboxes-run-${randomBytes(4).toString("hex")}`);
+  const codeDir = freshCodeDir();
   let fileName: string;
   if (source.kind === "file") {
     fileName = basename(source.path);
@@ -307,11 +265,10 @@ async function runInSandbox(provider: Provider, id: string, options: RunOptions,
       sink.info(`--deps: no ${(language.deps ?? []).map((d) => d.manifest).join(" or ") || "dependency manifest"} beside the file; nothing to install`);
     }
   }
-  const script = `F=${shellQuote(posix.join(codeDir, fileName))}; ${options.workdir ? "" : `cd ${shellQuote(codeDir)} || exit 125; `}${runScript}`;
-  return execChecked(provider, id, ["sh", "-c", script, "sandboxes-run", ...options.args], { ...options, env }, sink, options.workdir);
+  return execChecked(provider, id, codeArgv(codeDir, fileName, runScript, options.args, !options.workdir), { ...options, env }, sink, options.workdir);
 }
 
-async function execChecked(provider: Provider, id: string, argv: string[], options: RunOptions, sink: OutputSink, cwd?: string): Promise<ExecOutcome> {
+async function execChecked(provider: Provider, id: string, argv: string[], options: Run, sink: OutputSink, cwd?: string): Promise<ExecOutcome> {
   const outcome = await provider.exec(id, execSpec(argv, options, sink, cwd));
   throwIfAborted(options.signal);
   reportLimitHit(outcome, sink, options.memoryMb);

@@ -1,6 +1,7 @@
 import { findDescriptor } from "../providers/index";
 import { StreamCapture } from "./capture";
 import type { Settings } from "./config";
+import { createOn, destroySandbox, type Lease } from "./lifecycle";
 import { configuredProviders, loadProvider } from "./select";
 
 export interface ProviderCheck {
@@ -25,18 +26,16 @@ export async function testProviders(settings: Settings, only?: string): Promise<
 
 async function testOne(settings: Settings, name: string): Promise<ProviderCheck> {
   const check: ProviderCheck = { provider: name, ok: false };
-  let sandboxId: string | undefined;
-  let provider;
+  let lease: Lease | undefined;
   try {
-    provider = await loadProvider(settings, name);
+    const provider = await loadProvider(settings, name);
     let t = performance.now();
-    const record = await provider.create({ labels: { "sandboxes.test": "1" }, env: {} });
-    sandboxId = record.id;
+    lease = await createOn(settings, provider, { labels: { "sandboxes.test": "1" }, env: {} }, { register: false });
     check.createMs = Math.round(performance.now() - t);
     t = performance.now();
     // A broken image could flood: a line is expected, so a little more than one is kept.
     const out = new StreamCapture(64 * 1024);
-    const outcome = await provider.exec(record.id, { argv: ["sh", "-c", `echo ${EXPECTED}; exit 3`], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+    const outcome = await provider.exec(lease.record.id, { argv: ["sh", "-c", `echo ${EXPECTED}; exit 3`], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
     check.execMs = Math.round(performance.now() - t);
     const text = Buffer.from(out.bytes()).toString("utf8");
     if (text.trim() !== EXPECTED) throw new Error(`unexpected output ${JSON.stringify(text)}`);
@@ -45,10 +44,10 @@ async function testOne(settings: Settings, name: string): Promise<ProviderCheck>
   } catch (error) {
     check.error = (error as Error).message;
   } finally {
-    if (provider && sandboxId) {
+    if (lease) {
       const t = performance.now();
       try {
-        await provider.destroy(sandboxId);
+        await destroySandbox(settings, lease);
         check.destroyMs = Math.round(performance.now() - t);
       } catch (error) {
         check.ok = false;

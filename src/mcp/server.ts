@@ -6,7 +6,7 @@
 import { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import { StdioServerTransport } from "@modelcontextprotocol/sdk/server/stdio.js";
 import type { Settings } from "../core/config";
-import { VERSION } from "../help-text";
+import { VERSION } from "../cli/help-text";
 import type { SessionDefaults } from "./core";
 import { Session } from "./session";
 import { registerTools } from "./tools";

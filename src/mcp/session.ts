@@ -1,6 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Settings } from "../core/config";
-import { destroySandbox, findSandbox, type Located, type SessionDefaults } from "./core";
+import { destroyFailure, destroySandbox, type ResolvedSandbox } from "../core/lifecycle";
+import { SandboxesError } from "../base/errors";
+import { createSandbox, findSandbox, type NewSandbox, type SessionDefaults } from "./core";
 
 /** How long the end of a session waits for stopped calls to clean up after themselves. */
 const CALL_STOP_LIMIT_MS = 30_000;
@@ -12,7 +14,7 @@ const CALL_STOP_LIMIT_MS = 30_000;
  */
 export class Session {
   readonly id = randomBytes(4).toString("hex");
-  private readonly created = new Map<string, Located & { keep: boolean }>();
+  private readonly created = new Map<string, ResolvedSandbox & { keep: boolean }>();
   private readonly calls = new Set<{ stop: AbortController; done: Promise<unknown> }>();
   private ending = false;
 
@@ -47,23 +49,30 @@ export class Session {
     }
   }
 
-  track(at: Located, keep: boolean): void {
-    this.created.set(at.record.id, { ...at, keep });
+  /** Creates a sandbox the session keeps track of; one whose call was cancelled while the provider made it goes again. */
+  async create(spec: NewSandbox, keep: boolean, signal: AbortSignal, onProgress?: (message: string) => void): Promise<ResolvedSandbox> {
+    const created = await createSandbox(this.settings, this.defaults, spec, signal, onProgress);
+    this.created.set(created.record.id, { ...created, keep });
+    if (signal.aborted) {
+      await this.destroy(created).catch(() => {});
+      throw new SandboxesError("interrupted", "cancelled", "interrupted");
+    }
+    return created;
   }
 
   /** A sandbox of this session first (no provider round trip), else any the CLI would find. */
-  async find(ref: string): Promise<Located> {
+  async find(ref: string): Promise<ResolvedSandbox> {
     const mine = this.created.get(ref) ?? [...this.created.values()].find((c) => c.record.name === ref);
     return mine ?? findSandbox(this.settings, ref);
   }
 
-  async destroy(at: Located): Promise<void> {
+  async destroy(at: ResolvedSandbox): Promise<void> {
     await destroySandbox(this.settings, at);
     this.created.delete(at.record.id);
   }
 
   /** Stops every call, waits for their clean-up, destroys what was not kept; returns the kept ones. */
-  async end(warn: (message: string) => void): Promise<Located[]> {
+  async end(warn: (message: string) => void): Promise<ResolvedSandbox[]> {
     this.ending = true;
     for (const call of this.calls) call.stop.abort("SIGTERM");
     // Each call removes what it created once stopped; a provider that hangs does not hold the exit forever.
@@ -71,11 +80,11 @@ export class Session {
     let bound: ReturnType<typeof setTimeout> | undefined;
     await Promise.race([settled, new Promise((resolve) => (bound = setTimeout(resolve, CALL_STOP_LIMIT_MS)))]);
     clearTimeout(bound);
-    const kept: Located[] = [];
+    const kept: ResolvedSandbox[] = [];
     await Promise.all(
       [...this.created.values()].map(async (sandbox) => {
         if (sandbox.keep) return void kept.push(sandbox);
-        await this.destroy(sandbox).catch((error) => warn(`could not destroy sandbox ${sandbox.record.id} on ${sandbox.provider.name}: ${(error as Error).message}`));
+        await this.destroy(sandbox).catch((error) => warn(destroyFailure(sandbox, error)));
       }),
     );
     return kept;

@@ -8,7 +8,7 @@ import { extname } from "node:path";
 import { isSandboxesError, SandboxesError } from "../base/errors";
 import { byExtension, byName, languageNames, type Language } from "../lang/languages";
 import { LABEL_PREFIX } from "../providers/types";
-import { createSandbox, listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Program } from "./core";
+import { listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Program } from "./core";
 import type { Session } from "./session";
 import { MAX_TIMEOUT_MS } from "../core/timeout";
 import { isUtf8Chunks, StreamCapture } from "../core/capture";
@@ -225,13 +225,7 @@ export function registerTools(server: McpServer, session: Session): void {
     },
     guarded(async (input: z.infer<typeof createInput>, signal, extra) => {
       const labels = session.labels(input.labels);
-      const created = await createSandbox(session.settings, session.defaults, { provider: input.provider, image: input.image, name: input.name, labels }, signal, progressOf(extra));
-      session.track(created, Boolean(input.keep));
-      if (signal.aborted) {
-        // Cancelled while the provider was creating it: what this call made goes.
-        await session.destroy(created).catch(() => {});
-        throw new SandboxesError("interrupted", "cancelled", "interrupted");
-      }
+      const created = await session.create({ provider: input.provider, image: input.image, name: input.name, labels }, Boolean(input.keep), signal, progressOf(extra));
       return { sandbox_id: created.record.id, provider: created.provider.name, ...(input.name ? { name: input.name } : {}), labels, keep: Boolean(input.keep) };
     }),
   );

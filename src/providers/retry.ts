@@ -114,3 +114,31 @@ export async function withRetry<T>(
   const status = (lastError as { status?: number; statusCode?: number })?.status ?? (lastError as { statusCode?: number })?.statusCode;
   throw new ProviderError(provider, `${what} failed: ${message}`, status, undefined, "check the provider's status and your credentials, then retry");
 }
+
+/**
+ * withRetry where each failure first goes through `explain`, which turns what a user can act on
+ * into an error of ours (and returns a transient failure as it is, so it is retried).
+ */
+export function withExplainedRetry<T>(
+  provider: string,
+  what: string,
+  call: (attempt: number) => Promise<T>,
+  explain: (error: unknown) => unknown,
+  isTransient: (error: unknown) => boolean,
+  signal?: AbortSignal,
+): Promise<T> {
+  return withRetry(
+    provider,
+    what,
+    async (attempt) => {
+      try {
+        return await call(attempt);
+      } catch (error) {
+        throw await explain(error);
+      }
+    },
+    isTransient,
+    DEFAULT_RETRY,
+    signal,
+  );
+}

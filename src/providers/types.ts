@@ -110,8 +110,13 @@ export interface ExecSpec {
   timeoutMs?: number;
   /** Bytes for the command's stdin; absent means an empty stdin (EOF at once). */
   stdin?: ReadableStream<Uint8Array> | Uint8Array;
-  onStdout(chunk: Uint8Array): void;
-  onStderr(chunk: Uint8Array): void;
+  /**
+   * Each chunk of output, in order. A returned promise resolves once the chunk is out (our stdout
+   * and a slow reader): a provider awaits it before it reads on, which passes the reader's pace
+   * back to the program (backpressure) without blocking this process.
+   */
+  onStdout(chunk: Uint8Array): unknown;
+  onStderr(chunk: Uint8Array): unknown;
   /**
    * Set when onStdout only copies to this descriptor (our own stdout, live, no --json): a
    * provider may let the program write to it directly instead, which keeps every byte exact, live

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
-import type { CommandName } from "../../src/commands/index";
+import type { CommandName } from "../../src/cli/registry";
 import { providerNames } from "../../src/providers/index";
 import { BINARY, cli, freshEnv } from "../helpers";
 

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeCloudflare, type FakeCloudflare } from "../fakes/cloudflare/server";
-import { BINARY, cli, interruptRun, keptId, machines, plain } from "../helpers";
+import { cli, keptId, machines, plain } from "../helpers";
 import { buildBinary } from "./_e2b-helpers";
 
 let fake: FakeCloudflare;
@@ -32,19 +32,6 @@ beforeEach(() => fake.clearFaults());
 
 const run = (args: string[], withEnv = env, stdin?: string) => cli(args, { env: withEnv, stdin });
 const creates = () => fake.requests.filter((r) => r === "POST /v1/sandbox").length;
-
-/** Command lines of the processes running in the fake's containers right now. */
-function processesInContainers(): string[] {
-  const lines: string[] = [];
-  for (const container of fake.containers.live.values()) {
-    for (const pid of fake.containers.processesOf(container)) {
-      try {
-        lines.push(readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " "));
-      } catch {}
-    }
-  }
-  return lines;
-}
 
 describe("cloudflare through the compiled binary", () => {
   test("run streams output, passes the exit code through and destroys the sandbox", async () => {
@@ -147,116 +134,7 @@ describe("cloudflare through the compiled binary", () => {
     expect(fake.live()).toEqual([]);
   });
 
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    test(`${signal} during run destroys the sandbox and exits ${code}`, async () => {
-      const before = creates();
-      const { firstLine, exitCode } = await interruptRun(["run", "-p", "cloudflare", "echo started; sleep 30"], env, signal, () => {
-        expect(fake.live()).toHaveLength(1);
-      });
-      expect(firstLine).toBe("started\n");
-      expect(exitCode).toBe(code);
-      expect(creates()).toBe(before + 1);
-      expect(fake.live()).toEqual([]);
-    });
-  }
 
-  test("Ctrl-C during exec in a kept sandbox kills the command's process tree there", async () => {
-    const kept = await run(["run", "-p", "cloudflare", "--keep", "true"]);
-    const id = keptId(kept.stderr)!;
-    const child = Bun.spawn([BINARY, "exec", id, "sh -c 'sleep 3017' & echo started; wait"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
-    expect(new TextDecoder().decode((await reader.read()).value)).toBe("started\n");
-    expect(processesInContainers().some((line) => line.includes("sleep 3017"))).toBe(true);
-    child.kill("SIGINT");
-    expect(await child.exited).toBe(130);
-    reader.releaseLock();
-    expect(processesInContainers().filter((line) => line.includes("sleep 3017"))).toEqual([]);
-    expect((await run(["destroy", id])).code).toBe(0);
-    expect(fake.live()).toEqual([]);
-  });
-});
-
-describe("cloudflare faults", () => {
-  test("transient 503s on create are retried and the run succeeds", async () => {
-    const before = creates();
-    fake.fault({ match: "POST /v1/sandbox", kind: "status", status: 503, times: 2 });
-    const result = await run(["run", "-p", "cloudflare", "echo fine"]);
-    expect(plain(result)).toEqual({ code: 0, stdout: "fine\n", stderr: "" });
-    expect(creates()).toBe(before + 3);
-    expect(fake.live()).toEqual([]);
-  });
-
-  test("a refused exec (502 before it started) is sent again and runs once; a 503 on delete is retried", async () => {
-    const kept = await run(["run", "-p", "cloudflare", "--keep", "true"]);
-    const id = keptId(kept.stderr)!;
-    fake.fault({ match: `POST /v1/sandbox/${id}/exec`, kind: "status", status: 502, times: 1 });
-    const exec = await run(["exec", id, "echo ran >> /tmp/count; cat /tmp/count"]);
-    expect(plain(exec)).toEqual({ code: 0, stdout: "ran\n", stderr: "" });
-    fake.fault({ match: `DELETE /v1/sandbox/${id}`, kind: "status", status: 503, times: 1 });
-    expect((await run(["destroy", id])).code).toBe(0);
-    expect(fake.live()).toEqual([]);
-  });
-
-  test("after the retry budget: one clear line naming cloudflare, exit 125, nothing leaked", async () => {
-    const before = creates();
-    fake.fault({ match: "POST /v1/sandbox", kind: "status", status: 503, times: 1000 });
-    const result = await run(["run", "-p", "cloudflare", "echo never"]);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toStartWith("sandboxes: cloudflare: creating a sandbox failed");
-    expect(lines[0]).toContain("503");
-    expect(creates() - before).toBe(4);
-    expect(fake.live()).toEqual([]);
-  });
-});
-
-describe("cloudflare credentials", () => {
-  test("without CLOUDFLARE_SANDBOX_URL, -p cloudflare is one line naming the variable, exit 125", async () => {
-    const bare = machine({ CLOUDFLARE_SANDBOX_API_KEY: "some-key" });
-    const result = await run(["run", "-p", "cloudflare", "true"], bare.env);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    expect(result.stderr.trimEnd().split("\n")).toEqual([
-      "sandboxes: provider cloudflare is not configured: set CLOUDFLARE_SANDBOX_URL to your sandbox Worker's URL (or url under [providers.cloudflare] in config.toml)",
-    ]);
-  });
-
-  test("url and api_key in config.toml configure cloudflare; providers never calls the Worker", async () => {
-    const configured = machine();
-    const configDir = join(configured.env.XDG_CONFIG_HOME!, "sandboxes");
-    mkdirSync(configDir, { recursive: true });
-    writeFileSync(join(configDir, "config.toml"), `[providers.cloudflare]\nurl = "${fake.url}"\napi_key = "${fake.env().CLOUDFLARE_SANDBOX_API_KEY}"\n`);
-    const requestsBefore = fake.requests.length;
-    const report = await run(["providers", "--json"], configured.env);
-    expect(report.code).toBe(0);
-    const entry = (JSON.parse(report.stdout) as { providers: Array<{ name: string; configured: boolean; source: string }> }).providers.find((p) => p.name === "cloudflare");
-    expect(entry).toMatchObject({ configured: true, source: "config.toml" });
-    expect(fake.requests.length).toBe(requestsBefore);
-    expect(plain(await run(["run", "-p", "cloudflare", "echo from config"], configured.env))).toEqual({ code: 0, stdout: "from config\n", stderr: "" });
-    expect(fake.live()).toEqual([]);
-  });
-
-  test("providers shows cloudflare configured from the environment, or says what to set", async () => {
-    const shown = (JSON.parse((await run(["providers", "--json"])).stdout) as { providers: Array<{ name: string; configured: boolean; source?: string }> }).providers.find((p) => p.name === "cloudflare");
-    expect(shown).toMatchObject({ configured: true, source: "CLOUDFLARE_SANDBOX_URL" });
-    const report = await run(["providers", "--json"], machine().env);
-    const missing = (JSON.parse(report.stdout) as { providers: Array<{ name: string; configured: boolean; missing: string }> }).providers.find((p) => p.name === "cloudflare");
-    expect(missing).toMatchObject({ configured: false, missing: "set CLOUDFLARE_SANDBOX_URL to your sandbox Worker's URL (or url under [providers.cloudflare] in config.toml)" });
-  });
-
-  test("a wrong API key is one line naming cloudflare and the variable, exit 125", async () => {
-    const wrong = machine({ CLOUDFLARE_SANDBOX_URL: fake.url, CLOUDFLARE_SANDBOX_API_KEY: "wrong" });
-    const result = await run(["run", "-p", "cloudflare", "true"], wrong.env);
-    expect(result.code).toBe(125);
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines).toHaveLength(1);
-    expect(lines[0]).toStartWith("sandboxes: cloudflare: the Worker refused the API key");
-    expect(lines[0]).toContain("401");
-    expect(lines[0]).toContain("CLOUDFLARE_SANDBOX_API_KEY");
-    expect(fake.live()).toEqual([]);
-  });
 });
 
 describe("cloudflare fake after the e2e tests", () => {

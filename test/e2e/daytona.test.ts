@@ -3,7 +3,7 @@
  * (with its form-data/busboy shim) speaks the real wire protocol to 127.0.0.1.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { FakeDaytona } from "../fakes/daytona/server";
 import { buildBinary, sandboxes, tempHome } from "./_daytona-helpers";
@@ -14,13 +14,11 @@ const home = tempHome();
 const remote = `/tmp/sandboxes-e2e-daytona-${process.pid}`;
 let env: Record<string, string>;
 
-const creates = () => fake.requests.filter((r) => r === "POST /api/sandbox").length;
-
 beforeAll(async () => {
   await buildBinary();
   fake.start();
   env = { ...home.env, DAYTONA_API_KEY: "dummy", DAYTONA_API_URL: fake.apiUrl };
-});
+}, 120_000);
 
 afterEach(() => {
   fake.clearFaults();
@@ -160,107 +158,19 @@ describe("daytona through the compiled binary", () => {
     await sandboxes(["destroy", imageBox.id, fromSnapshot.id], env);
     expect(fake.live()).toHaveLength(0);
   }, 30_000);
-
-  test("providers never creates a sandbox and makes no request", async () => {
-    const before = fake.requests.length;
-    const result = await sandboxes(["providers"], env);
-    expect(result.code).toBe(0);
-    expect(result.stdout).toMatch(/^daytona.*\tyes\tDAYTONA_API_KEY\t/m);
-    expect(fake.requests.length).toBe(before);
-  }, 30_000);
-
-  test("a missing credential is one clear line naming the variable", async () => {
-    const bare = { ...home.env };
-    const result = await sandboxes(["run", "-p", "daytona", "true"], bare);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    expect(result.stderr).toBe("sandboxes: provider daytona is not configured: set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)\n");
-    const listed = await sandboxes(["providers"], bare);
-    expect(listed.stdout).toMatch(/^daytona\tno\tset DAYTONA_API_KEY/m);
-  }, 30_000);
-
-  test("credentials and URL from config.toml work when the environment has none", async () => {
-    const configured = tempHome();
-    try {
-      mkdirSync(join(configured.home, ".config/sandboxes"), { recursive: true });
-      writeFileSync(join(configured.home, ".config/sandboxes/config.toml"), `[providers.daytona]\napi_key = "dummy"\napi_url = "${fake.apiUrl}"\n`);
-      const result = await sandboxes(["run", "-p", "daytona", "echo from-config"], configured.env);
-      expect(result.stdout).toBe("from-config\n");
-      expect(result.code).toBe(0);
-    } finally {
-      configured.cleanup();
-    }
-  }, 30_000);
-
-  test("a wrong key: the provider's 401 as one line with a hint, exit 125", async () => {
-    const result = await sandboxes(["run", "-p", "daytona", "true"], { ...env, DAYTONA_API_KEY: "wrong" });
-    expect(result.code).toBe(125);
-    expect(result.stderr).toMatch(/^sandboxes: daytona: create sandbox failed: Invalid credentials \(status 401\): check DAYTONA_API_KEY/);
-    expect(fake.live()).toHaveLength(0);
-  }, 30_000);
 });
 
 describe("daytona faults through the compiled binary", () => {
-  test("503 and 429 on create are retried; one sandbox made, then destroyed", async () => {
-    const before = creates();
-    fake.inject({ match: "POST /api/sandbox", status: 503, times: 1 });
-    fake.inject({ match: "POST /api/sandbox", status: 429, times: 1 });
-    const result = await sandboxes(["run", "-p", "daytona", "echo survived"], env);
-    expect(result.stdout).toBe("survived\n");
-    expect(result.code).toBe(0);
-    expect(creates() - before).toBe(3);
-    expect(fake.live()).toHaveLength(0);
-  }, 30_000);
-
-  test("a create whose answer is lost (500 after the work, then a dropped connection) leaves exactly one sandbox", async () => {
-    fake.inject({ match: "POST /api/sandbox", afterHandling: true, status: 500, times: 1 });
-    const first = await keep(["-l", "lost=answer", "echo once"]);
-    expect(first).toMatchObject({ stdout: "once\n", exit_code: 0 });
-    expect(fake.live()).toHaveLength(1);
-    fake.inject({ match: "POST /api/sandbox", afterHandling: true, drop: true, times: 1 });
-    const second = await keep(["-l", "lost=answer", "echo twice"]);
-    expect(second.stdout).toBe("twice\n");
-    expect(fake.live()).toHaveLength(2);
-    await sandboxes(["destroy", "--all", "--yes", "-p", "daytona", "-l", "lost=answer"], env);
-    expect(fake.live()).toHaveLength(0);
-  }, 30_000);
-
-  test("transient errors on toolbox and lookup calls are retried: exec, cp and slow answers still work", async () => {
+  test("503s on the bulk upload are retried: cp still works", async () => {
     const { id } = await keep(["true"]);
-    fake.inject({ match: `GET /api/sandbox/${id}`, status: 502, times: 1 });
-    fake.inject({ match: `GET /api/sandbox/${id}`, delayMs: 1500, times: 1 });
-    fake.inject({ match: `POST /toolbox/${id}/process/session`, status: 500, times: 1 });
-    fake.inject({ match: new RegExp(`^POST /toolbox/${id}/process/session/[^/]+/exec$`), status: 503, times: 1 });
-    fake.inject({ match: new RegExp(`^GET /toolbox/${id}/process/session/[^/]+/command/[^/]+$`), status: 500, times: 1 });
-    const result = await sandboxes(["exec", "-p", "daytona", id, "echo still; echo here >&2"], env);
-    expect(result).toEqual({ code: 0, stdout: "still\n", stderr: "here\n" });
     fake.inject({ match: `POST /toolbox/${id}/files/bulk-upload`, status: 503, times: 2 });
     const file = join(home.home, "fault.txt");
     writeFileSync(file, "uploaded despite faults\n");
     expect((await sandboxes(["exec", id, `mkdir -p ${remote}/fault`], env)).code).toBe(0);
     expect((await sandboxes(["cp", file, `${id}:${remote}/fault/`], env)).code).toBe(0);
     expect((await sandboxes(["exec", id, `cat ${remote}/fault/fault.txt`], env)).stdout).toBe("uploaded despite faults\n");
+    expect(fake.requests.filter((r) => r === `POST /toolbox/${id}/files/bulk-upload`).length).toBe(3);
     await sandboxes(["destroy", id], env);
     expect(fake.live()).toHaveLength(0);
-  }, 30_000);
-
-  test("after the retry budget: one clear line naming the provider, exit 125, nothing leaked", async () => {
-    const before = creates();
-    fake.inject({ match: "POST /api/sandbox", status: 503 });
-    const result = await sandboxes(["run", "-p", "daytona", "echo never"], env);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines[0]).toStartWith("sandboxes: daytona: create sandbox failed: Service Unavailable (status 503): ");
-    expect(lines.filter((l) => l.startsWith("sandboxes:"))).toHaveLength(1);
-    expect(creates() - before).toBe(4);
-    expect(fake.live()).toHaveLength(0);
-  }, 30_000);
-
-  test("a list that keeps failing is one line too (exit 1 for list)", async () => {
-    fake.inject({ match: "GET /api/sandbox", status: 500 });
-    const result = await sandboxes(["list", "-p", "daytona"], env);
-    expect(result.code).toBe(1);
-    expect(result.stderr.split("\n")[0]).toStartWith("sandboxes: daytona: list sandboxes failed: Internal Server Error (status 500)");
   }, 30_000);
 });

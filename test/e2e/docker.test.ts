@@ -1,7 +1,8 @@
 /**
  * The docker provider through the compiled binary against a real engine (scripts/ci/docker.sh
  * installs and starts it and builds the offline images). What exists afterwards is checked
- * through the Engine API directly, never through the binary under test.
+ * through the Engine API directly, never through the binary under test. Ctrl-C and SIGTERM run
+ * in the shared suite (signals.test.ts, with suites/docker.ts).
  */
 import { describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
@@ -11,26 +12,6 @@ import { BINARY, BUSYBOX, dockerE2eSuite, containersLabelled, containersLeft, en
 
 const { cli, label } = dockerE2eSuite();
 const TIMEOUT = 60_000;
-
-/** Waits until `text` shows up on the child's stdout (then keeps draining it). */
-async function waitForOutput(stream: ReadableStream<Uint8Array>, text: string): Promise<() => string> {
-  let seen = "";
-  const reader = stream.getReader();
-  const decoder = new TextDecoder();
-  while (!seen.includes(text)) {
-    const { value, done } = await reader.read();
-    if (done) throw new Error(`stream ended before "${text}" appeared; got: ${seen}`);
-    seen += decoder.decode(value, { stream: true });
-  }
-  void (async () => {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      seen += decoder.decode(value, { stream: true });
-    }
-  })();
-  return () => seen;
-}
 
 describe("docker e2e: run", () => {
   test("a command's stdout, stderr and exit code come through, and the container is gone afterwards", async () => {
@@ -139,24 +120,6 @@ describe("docker e2e: run", () => {
     }
     expect(left).toBe(0);
   }, TIMEOUT);
-});
-
-describe("docker e2e: signals", () => {
-  for (const [signal, code] of [
-    ["SIGINT", 130],
-    ["SIGTERM", 143],
-  ] as const) {
-    test(`${signal} mid-run exits ${code} and removes the container`, async () => {
-      const mark = label(signal.toLowerCase());
-      const child = cli.spawn(["run", "-p", "docker", "--image", BUSYBOX, "-l", `e2e=${mark}`, "echo started; sleep 60; echo finished"]);
-      const output = await waitForOutput(child.stdout as ReadableStream<Uint8Array>, "started\n");
-      expect(await containersLabelled("e2e", mark)).toHaveLength(1);
-      child.kill(signal);
-      expect(await child.exited).toBe(code);
-      expect(output()).not.toContain("finished");
-      expect(await containersLeft("e2e", mark)).toEqual([]);
-    }, TIMEOUT);
-  }
 });
 
 describe("docker e2e: a kept sandbox through list, exec, reuse, cp and destroy", () => {

@@ -4,11 +4,12 @@
  * the sandbox on the "server", and labels only where this machine's state directory has them.
  */
 import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 import { BINARY, buildBinary, machine, removeMachines, sandboxes } from "./_e2b-helpers";
 import { keptId } from "../helpers";
+import { sleeping } from "./suites/signals";
 
 let fake: FakeHopx;
 let env: Record<string, string>;
@@ -27,28 +28,7 @@ afterAll(async () => {
 
 beforeEach(() => fake.clearFaults());
 
-/** Pids of this machine's processes running `sleep SECONDS`. */
-function sleepsOnHost(seconds: string): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((pid) => {
-      try {
-        return readFileSync(`/proc/${pid}/cmdline`, "utf8") === `sleep\0${seconds}\0`;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
-}
-
 const listed = (stdout: string) => (JSON.parse(stdout) as { sandboxes: Array<{ id: string; name: string | null; labels: Record<string, string> }> }).sandboxes;
-
-/** Waits until the fake's agent has been asked to run a command containing `marker`. */
-async function commandStarted(marker: string): Promise<void> {
-  const seen = () => fake.commands.some((c) => JSON.stringify(c.args).includes(marker));
-  for (let i = 0; i < 400 && !seen(); i++) await Bun.sleep(25);
-  expect(seen()).toBe(true);
-}
 
 describe("hopx through the compiled binary", () => {
   test("run passes stdout, stderr and the exit code through exactly, then destroys the sandbox", async () => {
@@ -68,8 +48,8 @@ describe("hopx through the compiled binary", () => {
     expect(slow.code).toBe(124);
     expect(JSON.parse(slow.stdout)).toMatchObject({ exit_code: 124, timed_out: true, stdout: "started\n" });
     // The fake's sandbox processes are this machine's: neither sleep may outlive the timeout.
-    for (let i = 0; i < 200 && sleepsOnHost("3041").length; i++) await Bun.sleep(25);
-    expect(sleepsOnHost("3041")).toEqual([]);
+    for (let i = 0; i < 200 && sleeping("3041").length; i++) await Bun.sleep(25);
+    expect(sleeping("3041")).toEqual([]);
     expect((await sandboxes(["destroy", id, "-p", "hopx"], env)).code).toBe(0);
     const own = await sandboxes(["run", "-p", "hopx", "--json", "exit 124"], env);
     expect(own.code).toBe(124);
@@ -150,133 +130,6 @@ describe("hopx through the compiled binary", () => {
     expect(first).toStartWith("sandboxes: hopx: cannot create a sandbox from template \"no-such-template\"");
     expect(rest.every((line) => line.startsWith("  hint:"))).toBe(true);
     expect(fake.sandboxes.size).toBe(0);
-  });
-});
-
-describe("hopx: Ctrl-C and SIGTERM", () => {
-  for (const [signal, expected] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    test(`${signal} mid-run: exit ${expected} and the sandbox is gone`, async () => {
-      const marker = `sleep 30${expected}`;
-      const child = Bun.spawn([BINARY, "run", "-p", "hopx", `echo started; ${marker}`], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-      await commandStarted(marker);
-      await Bun.sleep(200);
-      child.kill(signal);
-      const guard = setTimeout(() => child.kill("SIGKILL"), 30_000);
-      const code = await child.exited;
-      clearTimeout(guard);
-      expect(code).toBe(expected);
-      expect(fake.sandboxes.size).toBe(0);
-    });
-  }
-
-  test("Ctrl-C of an exec in a kept sandbox kills the command there", async () => {
-    const id = keptId((await sandboxes(["run", "-p", "hopx", "--keep", "true"], env)).stderr)!;
-    const child = Bun.spawn([BINARY, "exec", "-p", "hopx", id, "sleep 3017; echo survived"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    await commandStarted("sleep 3017");
-    await Bun.sleep(200);
-    child.kill("SIGINT");
-    expect(await child.exited).toBe(130);
-    const after = await sandboxes(["exec", "-p", "hopx", id, "ps -eo args"], env);
-    const lines = after.stdout.split("\n");
-    expect(lines).toContain("ps -eo args");
-    expect(lines.filter((line) => line.startsWith("sleep 3017"))).toEqual([]);
-    expect((await sandboxes(["destroy", "-p", "hopx", id], env)).code).toBe(0);
-    expect(fake.sandboxes.size).toBe(0);
-  });
-});
-
-describe("hopx faults", () => {
-  test("503s on create are retried (the service did nothing) and the run makes one sandbox", async () => {
-    const before = fake.creates.length;
-    fake.fault({ match: "POST /v1/sandboxes", kind: "status", status: 503, times: 2 });
-    expect(await sandboxes(["run", "-p", "hopx", "echo fine"], env)).toEqual({ code: 0, stdout: "fine\n", stderr: "" });
-    expect(fake.creates.length).toBe(before + 1);
-    expect(fake.sandboxes.size).toBe(0);
-  });
-
-  test("a create whose answer is lost is not repeated: one line saying to look, never two sandboxes", async () => {
-    const before = fake.creates.length;
-    fake.fault({ match: "POST /v1/sandboxes", kind: "drop-after", times: 1000 });
-    const result = await sandboxes(["run", "-p", "hopx", "echo once"], env);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines[0]).toStartWith("sandboxes: hopx: creating a sandbox");
-    expect(lines.filter((l) => !l.startsWith("  hint:"))).toHaveLength(1);
-    expect(result.stderr).toContain("sandboxes list -p hopx");
-    expect(fake.creates.length).toBe(before + 1);
-    // The one the service made anyway is what `list` shows and `destroy --all` removes.
-    fake.clearFaults();
-    const all = await sandboxes(["destroy", "-p", "hopx", "--all", "--yes"], env);
-    expect(all.code).toBe(0);
-    expect(fake.sandboxes.size).toBe(0);
-  });
-
-  test("500 and 429 on list, a dropped token refresh and a 503 on delete are retried", async () => {
-    const id = keptId((await sandboxes(["run", "-p", "hopx", "--keep", "-l", "fault=yes", "true"], env)).stderr)!;
-    fake.fault({ match: "GET /v1/sandboxes", kind: "status", status: 500, times: 1 });
-    fake.fault({ match: "GET /v1/sandboxes", kind: "status", status: 429, times: 1 });
-    const found = await sandboxes(["list", "-p", "hopx", "-l", "fault=yes", "--json"], env);
-    expect(listed(found.stdout).map((s) => s.id)).toEqual([id]);
-    fake.fault({ match: `POST /v1/sandboxes/${id}/token/refresh`, kind: "drop", times: 1 });
-    expect(await sandboxes(["exec", "-p", "hopx", id, "echo still here"], env)).toEqual({ code: 0, stdout: "still here\n", stderr: "" });
-    fake.fault({ match: `DELETE /v1/sandboxes/${id}`, kind: "status", status: 503, times: 1 });
-    expect((await sandboxes(["destroy", "-p", "hopx", id], env)).code).toBe(0);
-    expect(fake.sandboxes.size).toBe(0);
-  });
-
-  test("after the retry budget: one clear line naming hopx and the status, exit 125, nothing leaked", async () => {
-    const before = fake.requests.filter((r) => r === "POST /v1/sandboxes").length;
-    fake.fault({ match: "POST /v1/sandboxes", kind: "status", status: 503, times: 1000 });
-    const result = await sandboxes(["run", "-p", "hopx", "echo never"], env);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines[0]).toStartWith("sandboxes: hopx: creating a sandbox");
-    expect(lines[0]).toContain("503");
-    expect(lines.filter((l) => !l.startsWith("  hint:"))).toHaveLength(1);
-    expect(fake.requests.filter((r) => r === "POST /v1/sandboxes").length - before).toBe(4);
-    expect(fake.sandboxes.size).toBe(0);
-  });
-});
-
-describe("hopx credentials", () => {
-  test("without HOPX_API_KEY, -p hopx is one line naming the variable, exit 125", async () => {
-    const bare = machine();
-    const result = await sandboxes(["run", "-p", "hopx", "true"], { ...bare.env, HOPX_API_URL: fake.url });
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    expect(result.stderr.trimEnd().split("\n")[0]).toBe("sandboxes: provider hopx is not configured: set HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)");
-  });
-
-  test("a wrong key is one line saying what to check, exit 125", async () => {
-    const result = await sandboxes(["run", "-p", "hopx", "true"], { ...env, HOPX_API_KEY: "hopx_wrong" });
-    expect(result.code).toBe(125);
-    expect(result.stderr.split("\n")[0]).toStartWith("sandboxes: hopx: creating a sandbox from template \"code-interpreter\": the API key was rejected");
-    expect(result.stderr).toContain("check HOPX_API_KEY");
-  });
-
-  test("api_key, api_url and template in config.toml; providers shows hopx configured and never calls the service", async () => {
-    const configured = machine();
-    const configDir = join(configured.env.XDG_CONFIG_HOME!, "sandboxes");
-    mkdirSync(configDir, { recursive: true });
-    writeFileSync(join(configDir, "config.toml"), `[providers.hopx]\napi_key = "${fake.apiKey}"\napi_url = "${fake.url}"\ntemplate = "custom-template"\n`);
-    const requestsBefore = fake.requests.length;
-    const report = await sandboxes(["providers", "--json"], configured.env);
-    expect(report.code).toBe(0);
-    const hopx = (JSON.parse(report.stdout) as { providers: Array<{ name: string }> }).providers.find((p) => p.name === "hopx");
-    expect(hopx).toMatchObject({ configured: true, source: "config.toml" });
-    expect(fake.requests.length).toBe(requestsBefore);
-
-    expect(await sandboxes(["run", "-p", "hopx", "echo from config"], configured.env)).toEqual({ code: 0, stdout: "from config\n", stderr: "" });
-    expect(fake.creates.at(-1)?.template_name).toBe("custom-template");
-    expect(fake.sandboxes.size).toBe(0);
-  });
-
-  test("providers without a key says what to set", async () => {
-    const report = await sandboxes(["providers", "--json"], machine().env);
-    const hopx = (JSON.parse(report.stdout) as { providers: Array<{ name: string }> }).providers.find((p) => p.name === "hopx");
-    expect(hopx).toMatchObject({ configured: false, missing: "set HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)" });
   });
 });
 

@@ -1,12 +1,16 @@
 /**
  * Hostile output through the compiled binary: captured output (--json) is bounded by
  * --max-output and says what it cut; memory stays within a bound derived from the cap, also for
- * a program that never stops writing.
+ * a program that never stops writing; signals during a flood, and SIGTERM while the reader of our
+ * stdout has stalled (local, docker, the E2B fake), clean up and exit promptly.
  */
-import { afterAll, describe, expect, test } from "bun:test";
-import { readdirSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BINARY, cli, localSandboxesLeft, machines } from "../helpers";
+import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
+import { BUSYBOX, containersLeft } from "./_docker-helpers";
+import { assertMachine, BINARY, cli, dockerSocket, keptId, localSandboxesLeft, machines } from "../helpers";
 
 const { machine, removeAll } = machines();
 afterAll(removeAll);
@@ -159,4 +163,153 @@ describe("signals during a flood of output clean up", () => {
       }
     }, 180_000);
   }
+});
+
+/**
+ * A pipe whose reader never reads (as in `sandboxes run yes | sleep 1000`): the test holds the
+ * read end of a FIFO and leaves it alone, so it fills up and every write to it waits.
+ */
+function stalledPipe(): { writer: number; unread(): string; close(): void } {
+  const dir = mkdtempSync(join(tmpdir(), "sandboxes-stalled-"));
+  const path = join(dir, "out");
+  if (Bun.spawnSync(["mkfifo", path]).exitCode !== 0) throw new Error("mkfifo failed");
+  const reader = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writer = openSync(path, constants.O_WRONLY);
+  return {
+    writer,
+    /** What sits in the pipe, read once the writers are gone. */
+    unread() {
+      const chunks: Buffer[] = [];
+      const buffer = Buffer.alloc(1 << 16);
+      for (;;) {
+        let n = 0;
+        try {
+          n = readSync(reader, buffer);
+        } catch {
+          break; // EAGAIN: nothing more
+        }
+        if (n === 0) break;
+        chunks.push(Buffer.from(buffer.subarray(0, n)));
+      }
+      return Buffer.concat(chunks).toString();
+    },
+    close() {
+      for (const fd of [reader, writer]) {
+        try {
+          closeSync(fd);
+        } catch {
+          /* closed already */
+        }
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Whether a thread of one of these processes sleeps in a write to a full pipe. */
+function blockedOnPipe(pids: number[]): boolean {
+  return pids.some((pid) => {
+    try {
+      return readdirSync(`/proc/${pid}/task`).some((tid) => /pipe_write/.test(readFileSync(`/proc/${pid}/task/${tid}/wchan`, "utf8")));
+    } catch {
+      return false; // gone meanwhile
+    }
+  });
+}
+
+/**
+ * Starts the binary with its stdout on a pipe nobody reads, waits until its writes (or the
+ * program's, when it writes to our stdout directly) are stuck on that pipe, sends SIGTERM to
+ * the binary alone and waits for it to exit.
+ */
+async function sigtermWhileStalled(args: string[], env: Record<string, string>, marker: string, ready: () => boolean = () => true): Promise<{ code: number; stderr: string; unread: string }> {
+  const pipe = stalledPipe();
+  try {
+    const child = Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: pipe.writer, stderr: "pipe" });
+    closeSync(pipe.writer);
+    const stderr = new Response(child.stderr).text();
+    await until(() => ready() && blockedOnPipe([child.pid, ...processesWith(marker)]), "the output to stall on the unread pipe");
+    child.kill("SIGTERM");
+    const code = await child.exited;
+    return { code, stderr: await stderr, unread: pipe.unread() };
+  } finally {
+    pipe.close();
+  }
+}
+
+const INTERRUPTED = "sandboxes: interrupted by SIGTERM\n";
+const uniqueMarker = (what: string) => `stalled-${what}-${Math.random().toString(36).slice(2)}`;
+
+describe("SIGTERM while the reader of our stdout has stalled: exit 143, one line, nothing left", () => {
+  const runs: Array<[string, (marker: string) => string[]]> = [
+    ["run -p local (the program writes to our stdout itself)", () => []],
+    ["run -p local --name (create, exec, destroy: the output passes through sandboxes)", (marker) => ["--name", marker]],
+  ];
+  for (const [name, flags] of runs) {
+    test(name, async () => {
+      const { env } = machine();
+      const marker = uniqueMarker("run");
+      const r = await sigtermWhileStalled(["run", "-p", "local", ...flags(marker), `yes ${marker}`], env, marker);
+      expect({ code: r.code, stderr: r.stderr, processes: processesWith(marker) }).toEqual({ code: 143, stderr: INTERRUPTED, processes: [] });
+      expect(JSON.parse((await cli(["list", "-p", "local", "--json"], { env })).stdout).sandboxes).toEqual([]);
+      expect(localSandboxesLeft(env)).toEqual([]);
+    }, 60_000);
+  }
+
+  test("exec in a kept local sandbox: the command is stopped, the sandbox is kept", async () => {
+    const { env } = machine();
+    const id = keptId((await cli(["run", "-p", "local", "--keep", "true"], { env })).stderr)!;
+    try {
+      const marker = uniqueMarker("exec");
+      const r = await sigtermWhileStalled(["exec", id, `yes ${marker}`], env, marker);
+      expect({ code: r.code, stderr: r.stderr, processes: processesWith(marker) }).toEqual({ code: 143, stderr: INTERRUPTED, processes: [] });
+      const listed = JSON.parse((await cli(["list", "-p", "local", "--json"], { env })).stdout).sandboxes;
+      expect(listed.map((s: { id: string; state: string }) => [s.id, s.state])).toEqual([[id, "running"]]);
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  }, 60_000);
+
+  test("run --json, stalled while the document is written after the run", async () => {
+    const { env } = machine();
+    const marker = uniqueMarker("json");
+    // 4 MB of captured output: its document cannot fit in the pipe. The sandbox is gone once the run is over.
+    const r = await sigtermWhileStalled(["run", "-p", "local", "--json", "--max-output", "4m", `yes ${marker} | head -c 4000000`], env, marker, () => localSandboxesLeft(env).length === 0);
+    // The document is cut short, so the line goes to stderr.
+    expect({ code: r.code, stderr: r.stderr, processes: processesWith(marker), left: localSandboxesLeft(env) }).toEqual({ code: 143, stderr: INTERRUPTED, processes: [], left: [] });
+    // What made it into the pipe is the start of the document.
+    expect(r.unread.startsWith('{\n  "sandbox_id": ')).toBe(true);
+  }, 60_000);
+
+  describe("docker", () => {
+    beforeAll(() => assertMachine({ docker: { images: [BUSYBOX] } }), 30_000);
+
+    test("run -p docker (output through the engine's stream, paused while the reader stalls)", async () => {
+      const { env } = machine({ DOCKER_HOST: `unix://${dockerSocket()}` });
+      const marker = uniqueMarker("docker");
+      const label = `e2e=${marker}`;
+      const r = await sigtermWhileStalled(["run", "-p", "docker", "--image", BUSYBOX, "--network", "none", "-l", label, `yes ${marker}`], env, marker);
+      expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 143, stderr: INTERRUPTED });
+      expect(await containersLeft("e2e", marker)).toEqual([]);
+      expect(JSON.parse((await cli(["list", "-p", "docker", "-l", label, "--json"], { env })).stdout).sandboxes).toEqual([]);
+      expect(processesWith(marker)).toEqual([]);
+    }, 90_000);
+  });
+
+  describe("a cloud provider (the E2B fake)", () => {
+    let fake: FakeE2B;
+    beforeAll(async () => {
+      fake = await startFakeE2B();
+    });
+    afterAll(() => fake?.close());
+
+    test("run -p e2b", async () => {
+      const { env } = machine(fake.env());
+      const marker = uniqueMarker("e2b");
+      const r = await sigtermWhileStalled(["run", "-p", "e2b", `yes ${marker}`], env, marker);
+      expect({ code: r.code, stderr: r.stderr, sandboxes: fake.sandboxes.size }).toEqual({ code: 143, stderr: INTERRUPTED, sandboxes: 0 });
+      expect(JSON.parse((await cli(["list", "-p", "e2b", "--json"], { env })).stdout).sandboxes).toEqual([]);
+      await until(() => processesWith(marker).length === 0, "the fake's command to be killed");
+    }, 60_000);
+  });
 });

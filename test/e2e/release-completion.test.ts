@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { COMMANDS } from "../../src/commands/index";
+import { COMMANDS } from "../../src/cli/registry";
 import { providerNames } from "../../src/providers/index";
 import { buildDevBinary, run, tempHome } from "./_release-helpers";
 

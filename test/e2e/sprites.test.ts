@@ -7,7 +7,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, test } from "bun:tes
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { startFakeSprites, type FakeSprites } from "../fakes/sprites/server";
-import { cli, interruptRun, keptId, machines, plain } from "../helpers";
+import { cli, keptId, machines, plain } from "../helpers";
 import { buildBinary } from "./_e2b-helpers";
 
 let fake: FakeSprites;
@@ -142,126 +142,6 @@ describe("sprites through the compiled binary", () => {
     const piped = await run(["run", "-p", "sprites", "tr a-z A-Z"], env, "piped text\n");
     expect(plain(piped)).toEqual({ code: 0, stdout: "PIPED TEXT\n", stderr: "" });
     expect(fake.sprites.size).toBe(0);
-  });
-
-  for (const [signal, code] of [["SIGINT", 130], ["SIGTERM", 143]] as const) {
-    test(`${signal} during run destroys the sprite and exits ${code}`, async () => {
-      const before = fake.creates.length;
-      const { firstLine, exitCode } = await interruptRun(["run", "-p", "sprites", "echo started; sleep 30"], env, signal, () => {
-        expect(fake.sprites.size).toBe(1);
-      });
-      expect(firstLine).toBe("started\n");
-      expect(exitCode).toBe(code);
-      expect(fake.creates.length).toBe(before + 1);
-      expect(fake.sprites.size).toBe(0);
-    });
-  }
-});
-
-describe("sprites faults", () => {
-  test("transient 503s on create are retried and the run succeeds with one sprite", async () => {
-    const before = fake.creates.length;
-    fake.fault({ match: "POST /v1/sprites", kind: "status", status: 503, times: 2 });
-    const result = await run(["run", "-p", "sprites", "echo fine"]);
-    expect(plain(result)).toEqual({ code: 0, stdout: "fine\n", stderr: "" });
-    expect(fake.creates.length).toBe(before + 1);
-    expect(fake.sprites.size).toBe(0);
-  });
-
-  test("a create whose answer is lost (dropped connection) is found again, not repeated", async () => {
-    const before = fake.creates.length;
-    fake.fault({ match: "POST /v1/sprites", kind: "drop-after", times: 1 });
-    const result = await run(["run", "-p", "sprites", "echo once"]);
-    expect(plain(result)).toEqual({ code: 0, stdout: "once\n", stderr: "" });
-    expect(fake.creates.length).toBe(before + 1);
-    expect(fake.sprites.size).toBe(0);
-  });
-
-  test("429 and 500 on list, a refused exec upgrade and a 503 on delete are retried", async () => {
-    const kept = await run(["run", "-p", "sprites", "--keep", "-l", "fault=yes", "true"]);
-    const id = keptId(kept.stderr)!;
-    fake.fault({ match: "GET /v1/sprites", kind: "status", status: 429, times: 1 });
-    fake.fault({ match: "GET /v1/sprites", kind: "status", status: 500, times: 1 });
-    const listed = await run(["list", "-p", "sprites", "-l", "fault=yes", "--json"]);
-    expect(listed.code).toBe(0);
-    expect(JSON.parse(listed.stdout).sandboxes.map((s: { id: string }) => s.id)).toEqual([id]);
-    fake.fault({ match: `GET /v1/sprites/${id}/exec`, kind: "status", status: 502, times: 1 });
-    const exec = await run(["exec", "-p", "sprites", id, "echo still here"]);
-    expect(plain(exec)).toEqual({ code: 0, stdout: "still here\n", stderr: "" });
-    fake.fault({ match: `DELETE /v1/sprites/${id}`, kind: "status", status: 503, times: 1 });
-    expect((await run(["destroy", "-p", "sprites", id])).code).toBe(0);
-    expect(fake.sprites.size).toBe(0);
-  });
-
-  test("after the retry budget: one clear line naming sprites, exit 125, nothing leaked", async () => {
-    const before = fake.requests.filter((r) => r === "POST /v1/sprites").length;
-    fake.fault({ match: "POST /v1/sprites", kind: "status", status: 503, times: 1000 });
-    const result = await run(["run", "-p", "sprites", "echo never"]);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    const lines = result.stderr.trimEnd().split("\n");
-    expect(lines[0]).toStartWith("sandboxes: sprites: creating sprite sandboxes-");
-    expect(lines[0]).toContain("503");
-    expect(lines.filter((l) => !l.startsWith("  hint:"))).toHaveLength(1);
-    expect(fake.requests.filter((r) => r === "POST /v1/sprites").length - before).toBe(4);
-    expect(fake.sprites.size).toBe(0);
-  });
-
-  test("dropped connections on every create attempt: still never two sprites", async () => {
-    const before = fake.creates.length;
-    fake.fault({ match: "POST /v1/sprites", kind: "drop-after", times: 1000 });
-    const result = await run(["run", "-p", "sprites", "echo recovered"]);
-    expect(plain(result)).toEqual({ code: 0, stdout: "recovered\n", stderr: "" });
-    expect(fake.creates.length).toBe(before + 1);
-    expect(fake.sprites.size).toBe(0);
-  });
-});
-
-describe("sprites credentials", () => {
-  test("without SPRITES_TOKEN, -p sprites is one line naming the variable, exit 125", async () => {
-    const bare = machine({ SPRITES_API_URL: fake.url });
-    const result = await run(["run", "-p", "sprites", "true"], bare.env);
-    expect(result.code).toBe(125);
-    expect(result.stdout).toBe("");
-    expect(result.stderr.trimEnd().split("\n")).toEqual(["sandboxes: provider sprites is not configured: set SPRITES_TOKEN (or token under [providers.sprites] in config.toml)"]);
-  });
-
-  test("token and api_url in config.toml configure sprites; providers never calls the service", async () => {
-    const configured = machine();
-    const configDir = join(configured.env.XDG_CONFIG_HOME!, "sandboxes");
-    mkdirSync(configDir, { recursive: true });
-    writeFileSync(join(configDir, "config.toml"), `[providers.sprites]\ntoken = "${fake.env().SPRITES_TOKEN}"\napi_url = "${fake.url}"\n`);
-    const requestsBefore = fake.requests.length;
-    const report = await run(["providers", "--json"], configured.env);
-    expect(report.code).toBe(0);
-    const sprites = (JSON.parse(report.stdout) as { providers: Array<{ name: string; configured: boolean; source: string }> }).providers.find((p) => p.name === "sprites");
-    expect(sprites).toMatchObject({ configured: true, source: "config.toml" });
-    expect(fake.requests.length).toBe(requestsBefore);
-    const ran = await run(["run", "-p", "sprites", "echo from config"], configured.env);
-    expect(plain(ran)).toEqual({ code: 0, stdout: "from config\n", stderr: "" });
-    expect(fake.sprites.size).toBe(0);
-  });
-
-  test("providers without a token says what to set", async () => {
-    const report = await run(["providers", "--json"], machine().env);
-    const sprites = (JSON.parse(report.stdout) as { providers: Array<{ name: string; configured: boolean; missing: string }> }).providers.find((p) => p.name === "sprites");
-    expect(sprites).toMatchObject({ configured: false, missing: "set SPRITES_TOKEN (or token under [providers.sprites] in config.toml)" });
-  });
-
-  test("a rejected token is one line naming sprites and the variable, exit 125", async () => {
-    const guarded = await startFakeSprites({ token: "the-right-one" });
-    try {
-      const wrong = machine({ SPRITES_TOKEN: "wrong", SPRITES_API_URL: guarded.url });
-      const result = await run(["run", "-p", "sprites", "true"], wrong.env);
-      expect(result.code).toBe(125);
-      const lines = result.stderr.trimEnd().split("\n");
-      expect(lines[0]).toStartWith("sandboxes: sprites: the token was rejected");
-      expect(lines[0]).toContain("401");
-      expect(result.stderr).toContain("SPRITES_TOKEN");
-      expect(guarded.sprites.size).toBe(0);
-    } finally {
-      await guarded.close();
-    }
   });
 });
 

@@ -13,8 +13,8 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import fc from "fast-check";
-import { COMMANDS, type CommandName } from "../../src/commands/index";
-import type { FlagDef } from "../../src/commands/_shared";
+import { COMMANDS, type CommandName } from "../../src/cli/registry";
+import type { FlagDef } from "../../src/cli/args";
 import { BINARY, localSandboxesLeft, machines } from "../helpers";
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261213);

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { FlagError, parseFlags, type FlagSpec } from "../../src/argv";
+import { FlagError, parseFlags, type FlagSpec } from "../../src/cli/argv";
 
 const specs: Record<string, FlagSpec> = {
   provider: { type: "string", short: "p" },

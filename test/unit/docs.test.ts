@@ -3,9 +3,9 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { defaultSources, DOCS_COMMAND, renderDocs, staleFiles, type DocSources } from "../../scripts/gen-docs";
-import { COMMANDS } from "../../src/commands/index";
-import { defineCommand } from "../../src/commands/_context";
-import { commandHelp } from "../../src/help-text";
+import { COMMANDS } from "../../src/cli/registry";
+import { defineCommand } from "../../src/cli/command";
+import { commandHelp } from "../../src/cli/help-text";
 import { PROVIDERS } from "../../src/providers/index";
 
 const sources = await defaultSources();
@@ -27,6 +27,8 @@ describe("docs/", () => {
       "README.md",
       "capabilities.md",
       "exit-codes.md",
+      // A hand-written page with a generated block (run's flags).
+      "usage.md",
     ];
     expect([...files.keys()].sort()).toEqual(expected.sort());
   });
@@ -75,7 +77,7 @@ describe("docs/", () => {
 
 describe("the generator", () => {
   test("never documents an internal command (name starting with __)", async () => {
-    const hidden = defineCommand({ meta: { name: "__selfcheck", description: "internal" }, args: {}, run: async () => 0 });
+    const hidden = defineCommand({ meta: { name: "__selfcheck", description: "internal" }, args: {}, toOptions: () => ({}), run: async () => 0 });
     const withHidden: DocSources = {
       ...sources,
       commands: { ...sources.commands, __selfcheck: async () => ({ default: hidden }) },
@@ -90,6 +92,19 @@ describe("the generator", () => {
     const out = await renderDocs({ ...sources, guides: [["agents.md", "Sandboxes for AI agents"]] });
     expect(out.get("README.md")).toContain("## Guides\n\n- [Sandboxes for AI agents](agents.md)\n");
     expect(out.has("agents.md")).toBe(false);
+  });
+
+  test("keeps a hand-written page's flag table a generated block: rewritten from the table, never a hand copy", async () => {
+    const guide = "# Guide\n\nBefore.\n\n<!-- flags: list -->\n| hand | copy |\n<!-- end flags -->\n\nAfter.\n";
+    const out = await renderDocs({ ...sources, guideTexts: new Map([["guide.md", guide]]) });
+    const page = out.get("guide.md")!;
+    expect(page.startsWith("# Guide\n\nBefore.\n\n<!-- flags: list -->\n| Flag | Description |\n")).toBe(true);
+    expect(page).toContain("| `-l, --label key=value` | Label key=value. Repeatable. |\n| `--json` |");
+    expect(page.endsWith("| `-h, --help` | Show this help. |\n<!-- end flags -->\n\nAfter.\n")).toBe(true);
+    expect(page).not.toContain("hand | copy");
+    // docs/usage.md holds run's flags this way, so its table is checked like the generated pages.
+    expect(files.get("usage.md")).toContain("<!-- flags: run -->\n| Flag | Description |\n| --- | --- |\n| `-f, --file path` |");
+    await expect(renderDocs({ ...sources, guideTexts: new Map([["guide.md", "<!-- flags: __proto__ -->\n<!-- end flags -->\n"]]) })).rejects.toThrow("names no command");
   });
 
   test("reports edited, missing and orphaned pages as stale", async () => {

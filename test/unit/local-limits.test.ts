@@ -1,6 +1,6 @@
 /** The local provider's limits: where cgroups can be made, and how each limit is planned. */
 import { describe, expect, test } from "bun:test";
-import { parseCount } from "../../src/commands/_shared";
+import { parseCount } from "../../src/cli/args";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, splitPair } from "../../src/commands/_shared";
+import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, splitPair } from "../../src/cli/args";
 import { closest } from "../../src/base/errors";
 import { parseRemote } from "../../src/core/transfer";
 import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";

@@ -4,24 +4,10 @@
  * official JS client; the OpenAPI document the bridge serves (GET /v1/openapi.json) is the contract.
  */
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { isNetworkFailure, isTransientStatus, parseRetryAfter } from "../retry";
+import { isNetworkFailure, isTransientStatus } from "../retry";
+import { HttpError, requestBody } from "../shared/http";
 
 const REQUEST_TIMEOUT_MS = 60_000;
-
-/** A non-2xx answer: `{error, code}` from the bridge, or whatever a proxy in front of it said. */
-export class BridgeHttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    readonly requestId?: string,
-    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "BridgeHttpError";
-  }
-}
 
 export interface RequestOptions {
   json?: unknown;
@@ -49,17 +35,10 @@ export class BridgeApi {
     return `${this.baseUrl}${path}`;
   }
 
-  /** One HTTP call; a non-2xx answer becomes a BridgeHttpError (or, for a refused key, a ProviderError). */
+  /** One HTTP call; a non-2xx answer becomes an HttpError (or, for a refused key, a ProviderError). */
   async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers = this.headers();
-    let body: BodyInit | undefined;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    } else if (options.body) {
-      headers["Content-Type"] = "application/octet-stream";
-      body = options.body as Uint8Array<ArrayBuffer>;
-    }
+    const body = requestBody(options, headers);
     const timeout = options.timeoutMs === 0 ? undefined : AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const signals = [timeout, options.signal].filter((s): s is AbortSignal => !!s);
     const response = await fetch(this.url(path), { method, headers, body, signal: signals.length ? AbortSignal.any(signals) : undefined });
@@ -77,18 +56,18 @@ export async function httpError(response: Response): Promise<Error> {
     if (typeof parsed.error === "string") message = parsed.error;
     if (typeof parsed.code === "string") code = parsed.code;
   } catch {}
-  const requestId = response.headers.get("cf-ray") ?? response.headers.get("x-request-id") ?? undefined;
+  const answer = HttpError.of(response, message, code, ["cf-ray", "x-request-id"]);
   if (response.status === 401) {
     return new ProviderError(
       "cloudflare",
       `the Worker refused the API key: ${message}`,
       401,
-      requestId,
+      answer.requestId,
       "set CLOUDFLARE_SANDBOX_API_KEY (or api_key under [providers.cloudflare]) to the Worker's SANDBOX_API_KEY secret",
       "auth_failed",
     );
   }
-  return new BridgeHttpError(response.status, message, code, requestId, parseRetryAfter(response.headers.get("retry-after")));
+  return answer;
 }
 
 /** Server-sent events from a response body, one at a time, until the body ends. */
@@ -118,7 +97,7 @@ export async function* readEvents(body: ReadableStream<Uint8Array>): AsyncGenera
 /** 408/429/5xx answers, timeouts and dropped or refused connections are worth another try. */
 export function isTransient(error: unknown): boolean {
   if (error instanceof SandboxesError) return false;
-  if (error instanceof BridgeHttpError) return isTransientStatus(error.status);
+  if (error instanceof HttpError) return isTransientStatus(error.status);
   return isNetworkFailure(error);
 }
 

@@ -16,11 +16,14 @@ import { ProviderError, SandboxesError } from "../../base/errors";
 import { shellQuote } from "../../base/quote";
 import { DEFAULT_RETRY, withRetry } from "../retry";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
-import { BridgeApi, BridgeHttpError, isTransient, neverDelivered, readEvents } from "./api";
+import { BridgeApi, isTransient, neverDelivered, readEvents } from "./api";
+import { HttpError } from "../shared/http";
+import { runChecked } from "../shared/staged-archive";
 import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from "./index";
 import { openTerminal } from "./pty";
 import { type CloudflareEntry, CloudflareRegistry } from "./registry";
-import { hasLabels } from "../../core/keys";
+import { hasLabels } from "../../base/keys";
+import { notConfigured } from "../shared/settings";
 
 /** The bridge refuses file bodies above 32 MiB. */
 const MAX_FILE_BYTES = 32 * 1024 * 1024;
@@ -69,12 +72,6 @@ export class CloudflareProvider implements Provider {
     this.registry = new CloudflareRegistry(settings.stateDir);
   }
 
-  private api(): BridgeApi {
-    if (!this.settings.url) throw new SandboxesError("not_configured", `provider cloudflare is not configured: ${NOT_CONFIGURED}`, "user");
-    this.client ??= new BridgeApi(this.settings.url, this.settings.apiKey);
-    return this.client;
-  }
-
   /** withRetry on transient failures; our own errors and the bridge's refusals come out explained. */
   private async retry<T>(what: string, call: () => Promise<T>, signal?: AbortSignal, retryable: (error: unknown) => boolean = isTransient): Promise<T> {
     let own: Error | undefined;
@@ -100,14 +97,14 @@ export class CloudflareProvider implements Provider {
     }
   }
 
+  private api(): BridgeApi {
+    if (!this.settings.url) throw notConfigured("cloudflare", NOT_CONFIGURED);
+    return (this.client ??= new BridgeApi(this.settings.url, this.settings.apiKey));
+  }
+
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     if (spec.image !== undefined) {
-      throw new SandboxesError(
-        "image_unsupported",
-        "provider cloudflare cannot choose an image per sandbox (--image): the container image is fixed by your Worker's Dockerfile and wrangler config",
-        "user",
-        "drop --image, or change the Worker's container image and deploy it again",
-      );
+      throw new SandboxesError("image_unsupported", "provider cloudflare cannot choose an image per sandbox (--image): the container image is fixed by your Worker's Dockerfile and wrangler config", "user", "drop --image, or change the Worker's container image and deploy it again");
     }
     const api = this.api();
     if (spec.name && this.registry.of(api.baseUrl).some(([, entry]) => entry.name === spec.name)) {
@@ -210,7 +207,7 @@ export class CloudflareProvider implements Provider {
    */
   private startExec(id: string, argv: string[], signal: AbortSignal, label: string): Promise<ReadableStream<Uint8Array>> {
     const api = this.api();
-    const startable = (error: unknown) => (error instanceof BridgeHttpError ? isTransient(error) : neverDelivered(error));
+    const startable = (error: unknown) => (error instanceof HttpError ? isTransient(error) : neverDelivered(error));
     return this.retry(
       `running ${label} in sandbox ${id}`,
       async () => {
@@ -226,8 +223,8 @@ export class CloudflareProvider implements Provider {
   /** Reads the exec events: output to the callbacks, then the exit code (undefined if the stream just ended). */
   private async pump(body: ReadableStream<Uint8Array>, spec: Pick<ExecSpec, "onStdout" | "onStderr">, id: string, label: string): Promise<number | undefined> {
     for await (const { event, data } of readEvents(body)) {
-      if (event === "stdout") spec.onStdout(Buffer.from(data, "base64"));
-      else if (event === "stderr") spec.onStderr(Buffer.from(data, "base64"));
+      if (event === "stdout") await spec.onStdout(Buffer.from(data, "base64"));
+      else if (event === "stderr") await spec.onStderr(Buffer.from(data, "base64"));
       else if (event === "exit") {
         const code = (JSON.parse(data) as { exit_code?: unknown }).exit_code;
         return typeof code === "number" ? code & 255 : 255;
@@ -286,7 +283,7 @@ export class CloudflareProvider implements Provider {
         parts.push(part);
         await this.putFile(id, part, tar.subarray(offset, offset + PART_BYTES));
       }
-      await this.runChecked(id, ["sh", "-c", UNPACK_PARTS, "sh", dir, ...parts], `cannot write files into ${dir}`);
+      await runChecked((argv) => this.run(id, argv, 10 * 60_000), ["sh", "-c", UNPACK_PARTS, "sh", dir, ...parts], `cannot write files into ${dir}`);
       parts.length = 0;
     } finally {
       if (parts.length) await this.run(id, ["rm", "-f", ...parts]).catch(() => {});
@@ -298,21 +295,13 @@ export class CloudflareProvider implements Provider {
     const api = this.api();
     const staged = `/workspace/.sandboxes-out-${hex()}.tar`;
     try {
-      await this.runChecked(id, ["sh", "-c", PACK_STAGED, "sh", path, staged], `cannot read ${path}`);
+      await runChecked((argv) => this.run(id, argv, 10 * 60_000), ["sh", "-c", PACK_STAGED, "sh", path, staged], `cannot read ${path}`);
       return await this.retry(`downloading ${path}`, async () => {
         const response = await api.request("GET", `/v1/sandbox/${encodeURIComponent(id)}/file${encodePath(staged)}`, { timeoutMs: 300_000 });
         return new Uint8Array(await response.arrayBuffer());
       });
     } finally {
       await this.run(id, ["rm", "-f", staged]).catch(() => {});
-    }
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const result = await this.run(id, argv, 10 * 60_000);
-    if (result.code !== 0) {
-      const detail = result.stderr.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
     }
   }
 
@@ -371,7 +360,7 @@ function encodePath(path: string): string {
 
 /** A failed call that will not be retried, as one line. */
 function explain(what: string, error: unknown): Error {
-  if (error instanceof BridgeHttpError) {
+  if (error instanceof HttpError) {
     const hint =
       error.status === 403 ? "the bridge accepts files under /workspace only" : error.status === 404 ? "check that CLOUDFLARE_SANDBOX_URL is the Worker serving the sandbox bridge (its routes are under /v1)" : undefined;
     return new ProviderError("cloudflare", `${what} failed: ${error.message}`, error.status, error.requestId, hint, error.code ?? "provider_error");

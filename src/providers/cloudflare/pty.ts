@@ -1,4 +1,5 @@
 import type { PtySession } from "../types";
+import { PtyOutput } from "../shared/pty";
 
 /**
  * The bridge's terminal socket (WS …/pty): text frames {"type":"ready"}, {"type":"exit","code"},
@@ -9,13 +10,9 @@ import type { PtySession } from "../types";
 export async function openTerminal(url: string, headers: Record<string, string>, kill: () => Promise<void>): Promise<PtySession> {
   const socket = new WebSocket(url, { headers } as unknown as string[]);
   socket.binaryType = "arraybuffer";
-  const listeners: Array<(chunk: Uint8Array) => void> = [];
-  const pending: Uint8Array[] = [];
+  const output = new PtyOutput();
+  const deliver = output.push;
   const encoder = new TextEncoder();
-  const deliver = (chunk: Uint8Array) => {
-    if (listeners.length === 0) pending.push(chunk);
-    for (const listener of listeners) listener(chunk);
-  };
   let code: number | undefined;
   let failure: string | undefined;
   const exited = new Promise<number>((resolve) => {
@@ -50,10 +47,7 @@ export async function openTerminal(url: string, headers: Record<string, string>,
   return {
     write: (data) => send(typeof data === "string" ? encoder.encode(data) : data),
     resize: (cols, rows) => send(JSON.stringify({ type: "resize", cols, rows })),
-    onData: (listener) => {
-      listeners.push(listener);
-      for (const chunk of pending.splice(0)) listener(chunk);
-    },
+    onData: output.onData,
     exited,
     kill: async () => {
       if (code === undefined) {

@@ -1,5 +1,4 @@
-import { join } from "node:path";
-import { byId, type Store, storeOnFirstUse } from "../../base/store";
+import { LocalRecords } from "../shared/records";
 
 /**
  * The bridge API stores nothing about a sandbox and cannot list them: `POST /v1/sandbox` only
@@ -12,38 +11,38 @@ import { byId, type Store, storeOnFirstUse } from "../../base/store";
  *   - the env given at create time is applied by us to every command (the API has no env).
  */
 export interface CloudflareEntry {
-  /** The Worker the sandbox belongs to. */
-  url: string;
   name?: string;
   labels: Record<string, string>;
+  /** Applied to every command: the API keeps no env. */
   env: Record<string, string>;
   createdAt: string;
+  /** The Worker the sandbox belongs to. */
+  url: string;
 }
 
-const KIND = "cloudflare";
-
+/** The sandboxes created through each Worker (records of several Workers share one table). */
 export class CloudflareRegistry {
-  private readonly store: () => Store;
+  private readonly records: LocalRecords<CloudflareEntry>;
 
   constructor(stateDir: string) {
-    this.store = storeOnFirstUse(stateDir, { kind: KIND, file: join(stateDir, "cloudflare", "sandboxes.json"), records: byId });
+    this.records = new LocalRecords(stateDir, "cloudflare");
   }
 
   /** The sandboxes of one Worker, by id. */
   of(url: string): Array<[string, CloudflareEntry]> {
-    return this.store().list<CloudflareEntry>(KIND).filter(([, entry]) => entry.url === url);
+    return this.records.list().filter(([, entry]) => entry.url === url);
   }
 
   get(url: string, id: string): CloudflareEntry | undefined {
-    const entry = this.store().get<CloudflareEntry>(KIND, id);
+    const entry = this.records.get(id);
     return entry?.url === url ? entry : undefined;
   }
 
   set(id: string, entry: CloudflareEntry): void {
-    this.store().put(KIND, id, entry);
+    this.records.set(id, entry);
   }
 
   forget(id: string): void {
-    this.store().delete(KIND, [id]);
+    this.records.forget([id]);
   }
 }

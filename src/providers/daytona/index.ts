@@ -1,22 +1,12 @@
-import type { Capabilities, ProviderContext, ProviderDescriptor } from "../types";
+import { capabilities, defineProvider, details } from "../define";
+import { credential, missing, setting } from "../shared/settings";
+import type { ProviderContext } from "../types";
 
-export const DAYTONA_CAPABILITIES: Capabilities = {
-  streaming: true,
-  files: true,
-  pty: true,
-  resize: true,
-  labels: true,
-  stdin: true,
-  networkIsolation: true,
-  // networkAllowList takes CIDRs only.
-  networkAllowCidrs: true,
-  ttl: true,
-  resources: true,
-  mounts: false,
-  oneShot: false,
-};
+// networkAllowList takes CIDRs only.
+export const DAYTONA_CAPABILITIES = capabilities("streaming", "files", "pty", "resize", "labels", "stdin", "networkIsolation", "networkAllowCidrs", "ttl", "resources");
 
 export const DEFAULT_DAYTONA_API_URL = "https://app.daytona.io/api";
+export const MISSING_API_KEY = missing("daytona", "DAYTONA_API_KEY", "api_key");
 
 export interface DaytonaSettings {
   apiKey?: string;
@@ -26,33 +16,22 @@ export interface DaytonaSettings {
   target?: string;
 }
 
-const text = (value: unknown): string | undefined => (typeof value === "string" && value.trim() ? value.trim() : undefined);
-
 /** Environment beats config.toml ([providers.daytona] api_key / api_url / target). */
 export function daytonaSettings(ctx: ProviderContext): DaytonaSettings {
-  const envKey = text(ctx.env.DAYTONA_API_KEY);
-  const fileKey = text(ctx.config.api_key);
+  const key = credential(ctx, ["DAYTONA_API_KEY"], "api_key");
   return {
-    apiKey: envKey ?? fileKey,
-    source: envKey ? "DAYTONA_API_KEY" : fileKey ? "config.toml" : undefined,
-    apiUrl: text(ctx.env.DAYTONA_API_URL) ?? text(ctx.env.DAYTONA_SERVER_URL) ?? text(ctx.config.api_url) ?? DEFAULT_DAYTONA_API_URL,
-    target: text(ctx.env.DAYTONA_TARGET) ?? text(ctx.config.target),
+    apiKey: key?.value,
+    source: key?.source,
+    apiUrl: setting(ctx, ["DAYTONA_API_URL", "DAYTONA_SERVER_URL"], "api_url", DEFAULT_DAYTONA_API_URL),
+    target: setting(ctx, ["DAYTONA_TARGET"], "target"),
   };
 }
 
-export const daytonaDescriptor: ProviderDescriptor = {
+export const daytonaDescriptor = defineProvider({
   name: "daytona",
   description: "Daytona cloud sandboxes (official @daytonaio/sdk)",
   capabilities: DAYTONA_CAPABILITIES,
-  async detect(ctx) {
-    const settings = daytonaSettings(ctx);
-    if (!settings.apiKey) return { configured: false, missing: "set DAYTONA_API_KEY (or api_key under [providers.daytona] in config.toml)" };
-    const where = settings.apiUrl === DEFAULT_DAYTONA_API_URL ? undefined : `api ${settings.apiUrl}`;
-    const details = [where, settings.target ? `target ${settings.target}` : undefined].filter(Boolean).join(", ");
-    return { configured: true, source: settings.source, ...(details ? { details } : {}) };
-  },
-  async load(ctx) {
-    const { DaytonaProvider } = await import("./provider");
-    return new DaytonaProvider(daytonaSettings(ctx));
-  },
-};
+  settings: daytonaSettings,
+  describe: (s) => (s.source ? { source: s.source, details: details(s.apiUrl !== DEFAULT_DAYTONA_API_URL && `api ${s.apiUrl}`, s.target && `target ${s.target}`) } : { missing: MISSING_API_KEY }),
+  load: async (settings) => new (await import("./provider")).DaytonaProvider(settings),
+});

@@ -1,53 +1,36 @@
 import { randomBytes } from "node:crypto";
 import { Daytona, type CreateSandboxFromImageParams, type CreateSandboxFromSnapshotParams, type DaytonaError, type Sandbox } from "@daytonaio/sdk";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { withRetry } from "../retry";
+import { withExplainedRetry, withRetry } from "../retry";
+import { CREATE_TOKEN_KEY, createOnce } from "../shared/create-once";
 import { allowListParts } from "../network";
-import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { isRefused, isTransient, translate } from "./errors";
 import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
 import { openPty } from "./pty";
 import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
-import { dict, hasLabels } from "../../core/keys";
+import { dict, hasLabels } from "../../base/keys";
+import { stateMap } from "../shared/state";
+import { stagedArchives } from "../shared/staged-archive";
+import { notConfigured } from "../shared/settings";
 
 registerDaytonaRuntimeModules();
 
 const NAME = "daytona";
 /** Label carrying a per-create token, so a retried create can find what the first attempt made. */
-const CREATE_TOKEN_LABEL = `${LABEL_PREFIX}create-token`;
 /** Added by the SDK to every sandbox; not the user's. */
 const SDK_LANGUAGE_LABEL = "code-toolbox-language";
 
 const encoder = new TextEncoder();
 const randomId = (prefix: string) => `${prefix}-${randomBytes(6).toString("hex")}`;
 
-function mapState(state: string | undefined): SandboxState {
-  switch (state) {
-    case "started":
-      return "running";
-    case "stopped":
-    case "stopping":
-    case "archived":
-    case "archiving":
-    case "paused":
-    case "pausing":
-      return "stopped";
-    case "creating":
-    case "starting":
-    case "restoring":
-    case "resuming":
-    case "pending_build":
-    case "building_snapshot":
-    case "pulling_snapshot":
-      return "creating";
-    case "error":
-    case "build_failed":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const mapState = stateMap({
+  running: ["started"],
+  stopped: ["stopped", "stopping", "archived", "archiving", "paused", "pausing"],
+  creating: ["creating", "starting", "restoring", "resuming", "pending_build", "building_snapshot", "pulling_snapshot"],
+  error: ["error", "build_failed"],
+});
 
 function userLabels(labels: Record<string, string> | undefined): Record<string, string> {
   return dict(Object.entries(labels ?? {}).filter(([key]) => !key.startsWith(LABEL_PREFIX) && key !== SDK_LANGUAGE_LABEL));
@@ -78,7 +61,7 @@ export class DaytonaProvider implements Provider {
   constructor(private readonly settings: DaytonaSettings) {}
 
   private get client(): Daytona {
-    if (!this.settings.apiKey) throw new SandboxesError("not_configured", "provider daytona is not configured: set DAYTONA_API_KEY", "user");
+    if (!this.settings.apiKey) throw notConfigured("daytona", "set DAYTONA_API_KEY");
     // Every setting is explicit, so the SDK reads neither the environment nor a .env file for them.
     this.clientInstance ??= new Daytona({
       apiKey: this.settings.apiKey,
@@ -94,21 +77,8 @@ export class DaytonaProvider implements Provider {
   }
 
   /** An idempotent call: transient failures are retried with backoff. */
-  private idempotent<T>(what: string, call: () => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(
-      NAME,
-      what,
-      async () => {
-        try {
-          return await call();
-        } catch (error) {
-          throw translate(error, what);
-        }
-      },
-      isTransient,
-      undefined,
-      signal,
-    );
+  private idempotent<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
+    return withExplainedRetry(NAME, what, call, (error) => translate(error, what), isTransient, signal);
   }
 
   private record(sandbox: Sandbox): SandboxRecord {
@@ -133,7 +103,7 @@ export class DaytonaProvider implements Provider {
     const minutes = spec.ttlSeconds ? Math.max(1, Math.ceil(spec.ttlSeconds / 60)) : undefined;
     const base = {
       ...(spec.name ? { name: spec.name } : {}),
-      labels: { ...spec.labels, [CREATE_TOKEN_LABEL]: token },
+      labels: { ...spec.labels, [CREATE_TOKEN_KEY]: token },
       envVars: spec.env,
       ...(spec.network?.mode === "none" ? { networkBlockAll: true } : {}),
       ...(allow ? { networkAllowList: allow.cidrs.join(",") } : {}),
@@ -148,35 +118,20 @@ export class DaytonaProvider implements Provider {
     // Building from a registry image takes longer than starting a snapshot.
     const timeout = source.image ? 300 : 120;
     let retried = false;
-    let sandbox: Sandbox;
-    try {
-      sandbox = await withRetry(
-        NAME,
-        "create sandbox",
-        async (attempt) => {
-          try {
-            if (attempt > 1) {
-              retried = true;
-              // The earlier attempt may have created it before its answer was lost.
-              const earlier = await this.findByToken(token);
-              if (earlier[0]) return earlier[0];
-            }
-            return await this.client.create(params, { timeout });
-          } catch (error) {
-            throw translate(error, "create sandbox");
-          }
-        },
-        isTransient,
-        undefined,
-        signal,
-      );
-      if (sandbox.state !== "started") await this.idempotent("wait for the sandbox to start", () => sandbox.waitUntilStarted(timeout));
-    } catch (error) {
+    const sandbox = await createOnce({
+      retry: (attempt) => this.idempotent("create sandbox", attempt, signal),
+      create: () => this.client.create(params, { timeout }),
+      earlier: async () => {
+        retried = true;
+        return (await this.findByToken(token))[0];
+      },
+      settle: async (made) => {
+        if (made.state !== "started") await this.idempotent("wait for the sandbox to start", () => made.waitUntilStarted(timeout));
+      },
       // A sandbox that exists but never started (build failed, start timed out, retries spent
       // after a lost answer) would be nobody's to destroy: remove whatever carries the token.
-      await this.removeDuplicates(token, undefined).catch(() => {});
-      throw error;
-    }
+      cleanUp: () => this.removeDuplicates(token, undefined),
+    });
     if (retried) await this.removeDuplicates(token, sandbox.id);
     this.cache.set(sandbox.id, sandbox);
     return this.record(sandbox);
@@ -184,7 +139,7 @@ export class DaytonaProvider implements Provider {
 
   private async findByToken(token: string): Promise<Sandbox[]> {
     const found: Sandbox[] = [];
-    for await (const sandbox of this.client.list({ labels: { [CREATE_TOKEN_LABEL]: token } })) if (!isGone(sandbox)) found.push(sandbox);
+    for await (const sandbox of this.client.list({ labels: { [CREATE_TOKEN_KEY]: token } })) if (!isGone(sandbox)) found.push(sandbox);
     return found;
   }
 
@@ -310,7 +265,7 @@ export class DaytonaProvider implements Provider {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", onAbort);
       await this.deleteSession(sandbox, sessionId);
-      if (stdinPath) await this.removeFile(sandbox, stdinPath);
+      if (stdinPath) await sandbox.fs.deleteFile(stdinPath).catch(() => {});
     }
   }
 
@@ -397,44 +352,19 @@ export class DaytonaProvider implements Provider {
     await sandbox.process.deleteSession(sessionId).catch(() => {});
   }
 
-  private async removeFile(sandbox: Sandbox, path: string): Promise<void> {
-    await sandbox.fs.deleteFile(path).catch(() => {});
-  }
-
-  /** Runs a helper command and fails with its last stderr line. */
-  private async helper(id: string, argv: string[], what: string): Promise<void> {
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, onStdout: () => {}, onStderr: (c) => errors.push(c) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? `exit ${outcome.exitCode}`;
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "")}`, "user");
-    }
-  }
-
-  /** The tar goes up as one file (binary safe, through the SDK's multipart upload); tar(1) in the sandbox unpacks it. */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  /**
+   * The tar goes up and comes down as one file (binary safe, through the SDK's multipart upload and
+   * download); tar(1) in the sandbox packs or unpacks it.
+   */
+  private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.running(id);
-    const staged = `/tmp/${randomId(".sandboxes-put")}.tar`;
-    await this.idempotent("upload files", () => sandbox.fs.uploadFile(Buffer.from(tar), staged));
-    try {
-      await this.helper(id, ["sh", "-c", 'mkdir -p "$1" && exec tar -x --no-same-owner -f "$2" -C "$1"', "sh", dir, staged], `cannot write files into ${dir}`);
-    } finally {
-      await this.removeFile(sandbox, staged);
-    }
-  }
-
-  /** tar(1) in the sandbox packs the path into a file, which comes down through the SDK's multipart download. */
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const sandbox = await this.running(id);
-    const staged = `/tmp/${randomId(".sandboxes-get")}.tar`;
-    try {
-      await this.helper(id, ["sh", "-c", 'cd "$(dirname "$1")" && exec tar -c -f "$2" "$(basename "$1")"', "sh", path, staged], `cannot read ${path}`);
-      const bytes = await this.idempotent("download files", () => sandbox.fs.downloadFile(staged));
-      return new Uint8Array(bytes);
-    } finally {
-      await this.removeFile(sandbox, staged);
-    }
-  }
+    return {
+      upload: (path, bytes, what) => this.idempotent(what, () => sandbox.fs.uploadFile(Buffer.from(bytes), path)),
+      download: async (path, what) => new Uint8Array(await this.idempotent(what, () => sandbox.fs.downloadFile(path))),
+    };
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const sandbox = await this.running(id);

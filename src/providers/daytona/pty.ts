@@ -2,49 +2,31 @@ import type { PtyHandle, Sandbox } from "@daytonaio/sdk";
 import { randomBytes } from "node:crypto";
 import type { PtySession, PtySpec } from "../types";
 import { quote } from "./shell";
+import { PtyOutput, StartGate, startLine } from "../shared/pty";
 
 /**
  * A terminal running `spec.argv`. Daytona's PTY starts the sandbox's login shell; we type
- * `exec ARGV` into it and hide everything up to a marker that only the command's own output can
- * contain (the echoed line shows the escape sequence as text, not the bytes).
+ * `exec ARGV` into it (see startLine) and hide what comes before.
  */
 export async function openPty(sandbox: Sandbox, spec: PtySpec, retrying: (create: () => Promise<PtyHandle>) => Promise<PtyHandle>): Promise<PtySession> {
-  const listeners: Array<(chunk: Uint8Array) => void> = [];
-  const marker = "\x1e\x1esandboxes\x1e\x1e";
-  let pending = "";
-  let started = false;
-  const deliver = (chunk: Uint8Array) => {
-    for (const listener of listeners) listener(chunk);
-  };
-  const onData = (chunk: Uint8Array) => {
-    if (started) return deliver(chunk);
-    pending += Buffer.from(chunk).toString("latin1");
-    const at = pending.indexOf(marker);
-    if (at === -1) return;
-    started = true;
-    const rest = pending.slice(at + marker.length);
-    pending = "";
-    if (rest) deliver(Buffer.from(rest, "latin1"));
-  };
+  const output = new PtyOutput();
+  const gate = new StartGate(output);
   const handle = await retrying(() =>
-    sandbox.process.createPty({ id: `sandboxes-pty-${randomBytes(6).toString("hex")}`, cols: spec.cols, rows: spec.rows, ...(spec.cwd ? { cwd: spec.cwd } : {}), envs: spec.env, onData }),
+    sandbox.process.createPty({ id: `sandboxes-pty-${randomBytes(6).toString("hex")}`, cols: spec.cols, rows: spec.rows, ...(spec.cwd ? { cwd: spec.cwd } : {}), envs: spec.env, onData: gate.push }),
   );
-  const program = spec.argv.map(quote).join(" ");
-  // The leading space keeps the line out of bash's history (HISTCONTROL=ignorespace).
-  await handle.sendInput(` printf '\\036\\036sandboxes\\036\\036'; exec ${program}\n`);
+  await handle.sendInput(startLine(`exec ${spec.argv.map(quote).join(" ")}`));
   const exited = handle
     .wait()
     .then((result) => result.exitCode ?? 1)
     .catch(() => 1)
     .finally(() => {
-      // Nothing matched the marker: show what arrived rather than swallow it.
-      if (!started && pending) deliver(Buffer.from(pending, "latin1"));
+      gate.end();
       void handle.disconnect();
     });
   return {
     write: (data) => void handle.sendInput(data).catch(() => {}),
     resize: (cols, rows) => void handle.resize(cols, rows).catch(() => {}),
-    onData: (listener) => void listeners.push(listener),
+    onData: output.onData,
     exited,
     kill: async () => {
       await handle.kill().catch(() => {});

@@ -37,8 +37,8 @@ export interface RequestOptions {
 
 /** A connection the engine handed over to the raw exec stream (after `Upgrade: tcp`). */
 export interface Hijacked {
-  /** Bytes that arrive from the engine, in order. */
-  onData(listener: (chunk: Uint8Array) => void): void;
+  /** Bytes that arrive from the engine, in order; while a returned promise is pending the socket is paused (backpressure). */
+  onData(listener: (chunk: Uint8Array) => unknown): void;
   /** Resolves when the engine closes its side (the process ended and its output is drained). */
   readonly ended: Promise<void>;
   /** Resolves once the socket can take more (backpressure), or at once when it is closed. */
@@ -150,13 +150,16 @@ export class Engine {
     return new Promise<Hijacked>((resolve, reject) => {
       let head = Buffer.alloc(0);
       let switched = false;
-      const listeners: Array<(chunk: Uint8Array) => void> = [];
+      const listeners: Array<(chunk: Uint8Array) => unknown> = [];
       const pending: Uint8Array[] = [];
       let endResolve!: () => void;
       const ended = new Promise<void>((r) => (endResolve = r));
       const deliver = (chunk: Uint8Array) => {
-        if (listeners.length === 0) pending.push(chunk);
-        else for (const listener of listeners) listener(chunk);
+        if (listeners.length === 0) return void pending.push(chunk);
+        const taken = listeners.map((listener) => listener(chunk)).filter((result) => result instanceof Promise);
+        if (taken.length === 0) return;
+        socket.pause();
+        void Promise.allSettled(taken).then(() => socket.resume());
       };
       socket.on("data", (chunk: Buffer) => {
         if (switched) return deliver(chunk);

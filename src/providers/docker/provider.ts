@@ -8,7 +8,7 @@ import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
 import { Demultiplexer } from "./multiplex";
 import { watchExit } from "./oneshot";
 import { pullImage } from "./pull";
-import { dict, own } from "../../core/keys";
+import { dict, own } from "../../base/keys";
 
 const MANAGED = `${LABEL_PREFIX}managed`;
 const NAME = `${LABEL_PREFIX}name`;

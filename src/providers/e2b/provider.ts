@@ -1,30 +1,22 @@
-import { randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { Sandbox, SandboxInfo } from "e2b";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
+import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withExplainedRetry } from "../retry";
 import { allowListParts } from "../network";
-import {
-  type CreateSpec,
-  type ExecOutcome,
-  type ExecSpec,
-  LABEL_PREFIX,
-  type Provider,
-  type ProviderContext,
-  type PtySession,
-  type PtySpec,
-  type SandboxRecord,
-  type SandboxState,
-} from "../types";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { E2B_CAPABILITIES, e2bApiKey } from "./index";
+import { notConfigured, seconds, setting } from "../shared/settings";
 import { shellQuote as quote } from "../../base/quote";
 import { feedInChunks } from "../stdin";
-import { dict, hasLabels, own } from "../../core/keys";
+import { PtyOutput } from "../shared/pty";
+import { stagedArchives } from "../shared/staged-archive";
+import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
+import { dict, hasLabels, own } from "../../base/keys";
 
 type Sdk = typeof import("e2b");
 
 /** Our own keys inside E2B sandbox metadata; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
-const TOKEN_KEY = `${LABEL_PREFIX}create-token`;
 
 /** E2B's own default lifetime; `--ttl` or `ttl` in config.toml change it. */
 const DEFAULT_TTL_SECONDS = 300;
@@ -89,26 +81,18 @@ export class E2BProvider implements Provider {
   /** Connection options for every SDK call: explicit, so nothing depends on process.env. */
   private options() {
     const credential = e2bApiKey(this.ctx);
-    if (!credential) throw new SandboxesError("not_configured", "provider e2b is not configured: set E2B_API_KEY", "user");
-    const config = this.ctx.config;
-    const text = (value: unknown) => (typeof value === "string" && value ? value : undefined);
+    if (!credential) throw notConfigured("e2b", "set E2B_API_KEY");
     return {
-      apiKey: credential.key,
-      apiUrl: this.ctx.env.E2B_API_URL || text(config.api_url),
-      sandboxUrl: this.ctx.env.E2B_SANDBOX_URL || text(config.sandbox_url),
-      domain: this.ctx.env.E2B_DOMAIN || text(config.domain),
+      apiKey: credential.value,
+      apiUrl: setting(this.ctx, ["E2B_API_URL"], "api_url"),
+      sandboxUrl: setting(this.ctx, ["E2B_SANDBOX_URL"], "sandbox_url"),
+      domain: setting(this.ctx, ["E2B_DOMAIN"], "domain"),
       requestTimeoutMs: 60_000,
     };
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
-    return withRetry(this.name, what, async (attempt) => {
-      try {
-        return await call(attempt);
-      } catch (error) {
-        throw await this.explain(error);
-      }
-    }, (error) => isTransient(error), DEFAULT_RETRY, signal);
+    return withExplainedRetry(this.name, what, call, (error) => this.explain(error), isTransient, signal);
   }
 
   /** Errors a user can act on become ProviderErrors with a hint; transient ones pass through to be retried. */
@@ -134,42 +118,36 @@ export class E2BProvider implements Provider {
     const token = randomUUID();
     const metadata: Record<string, string> = { ...spec.labels, [TOKEN_KEY]: token };
     if (spec.name) metadata[NAME_KEY] = spec.name;
-    const template = spec.image ?? (typeof this.ctx.config.template === "string" ? this.ctx.config.template : "base");
-    const ttlSeconds = spec.ttlSeconds ?? configSeconds(this.ctx.config.ttl) ?? DEFAULT_TTL_SECONDS;
-    try {
-      const sandbox = await this.retry(
-        `creating a sandbox from template "${template}"`,
-        async (attempt) => {
-          if (attempt > 1) {
-            const earlier = await this.findByToken(token);
-            if (earlier) return Sandbox.connect(earlier, options);
-          }
-          try {
-            return await Sandbox.create(template, {
-              ...options,
-              metadata,
-              envs: spec.env,
-              timeoutMs: Math.round(ttlSeconds * 1000),
-              ...(spec.network?.mode === "none" ? { allowInternetAccess: false } : {}),
-              // Allowed entries win over denied ones: everything else is denied.
-              ...(allow ? { network: { allowOut: [...allow.hosts, ...allow.cidrs], denyOut: ["0.0.0.0/0"] } } : {}),
-            });
-          } catch (error) {
-            const status = (error as { statusCode?: number }).statusCode;
-            if (status !== 400 && status !== 404) throw error;
-            const detail = (error as Error).message.replace(/^\d{3}: /, "");
-            throw new ProviderError(this.name, `cannot create a sandbox from template "${template}": ${detail}`, status, undefined, "pass --image with the name or id of one of your E2B templates (or set template under [providers.e2b])", "bad_template");
-          }
-        },
-        signal,
-      );
-      this.sandboxes.set(sandbox.sandboxId, Promise.resolve(sandbox));
-      return { id: sandbox.sandboxId, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image: template };
-    } catch (error) {
-      // Whatever made it to the server under this token must not outlive the failure.
-      await this.removeByToken(token).catch(() => {});
-      throw error;
-    }
+    const template = spec.image ?? setting(this.ctx, [], "template", "base");
+    const ttlSeconds = spec.ttlSeconds ?? seconds(this.ctx.config.ttl) ?? DEFAULT_TTL_SECONDS;
+    const sandbox = await createOnce({
+      retry: (attempt) => this.retry(`creating a sandbox from template "${template}"`, attempt, signal),
+      earlier: async () => {
+        const earlier = await this.findByToken(token);
+        return earlier ? Sandbox.connect(earlier, options) : undefined;
+      },
+      create: async () => {
+        try {
+          return await Sandbox.create(template, {
+            ...options,
+            metadata,
+            envs: spec.env,
+            timeoutMs: Math.round(ttlSeconds * 1000),
+            ...(spec.network?.mode === "none" ? { allowInternetAccess: false } : {}),
+            // Allowed entries win over denied ones: everything else is denied.
+            ...(allow ? { network: { allowOut: [...allow.hosts, ...allow.cidrs], denyOut: ["0.0.0.0/0"] } } : {}),
+          });
+        } catch (error) {
+          const status = (error as { statusCode?: number }).statusCode;
+          if (status !== 400 && status !== 404) throw error;
+          const detail = (error as Error).message.replace(/^\d{3}: /, "");
+          throw new ProviderError(this.name, `cannot create a sandbox from template "${template}": ${detail}`, status, undefined, "pass --image with the name or id of one of your E2B templates (or set template under [providers.e2b])", "bad_template");
+        }
+      },
+      cleanUp: () => this.removeByToken(token),
+    });
+    this.sandboxes.set(sandbox.sandboxId, Promise.resolve(sandbox));
+    return { id: sandbox.sandboxId, provider: this.name, name: spec.name, state: "running", labels: { ...spec.labels }, createdAt: new Date().toISOString(), image: template };
   }
 
   private async findByToken(token: string): Promise<string | undefined> {
@@ -298,8 +276,8 @@ export class E2BProvider implements Provider {
         const event = next.value.event?.event;
         if (event?.case === "data") {
           const output = event.value.output;
-          if (output.case === "stdout") spec.onStdout(output.value);
-          else if (output.case === "stderr") spec.onStderr(output.value);
+          if (output.case === "stdout") await spec.onStdout(output.value);
+          else if (output.case === "stderr") await spec.onStderr(output.value);
         } else if (event?.case === "end") {
           end = event.value;
         }
@@ -344,34 +322,15 @@ export class E2BProvider implements Provider {
     await sandbox.commands.kill(pid).catch(() => false);
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.connect(id);
-    const staged = `/tmp/.sandboxes-in-${randomBytes(6).toString("hex")}.tar`;
-    await this.retry(`uploading files to ${dir}`, () => sandbox.files.write(staged, new Blob([tar as Uint8Array<ArrayBuffer>])));
-    const script = 'mkdir -p "$1" && tar -x --no-same-owner -f "$2" -C "$1"; code=$?; rm -f "$2"; exit $code';
-    await this.runChecked(id, ["sh", "-c", script, "sh", dir, staged], `cannot write files into ${dir}`);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const sandbox = await this.connect(id);
-    const staged = `/tmp/.sandboxes-out-${randomBytes(6).toString("hex")}.tar`;
-    const script = 'cd "$(dirname "$1")" && tar -c -f "$2" "$(basename "$1")"';
-    try {
-      await this.runChecked(id, ["sh", "-c", script, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, () => sandbox.files.read(staged, { format: "bytes" }));
-    } finally {
-      await sandbox.commands.run(`rm -f ${quote(staged)}`, { timeoutMs: 15_000 }).catch(() => {});
-    }
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, onStdout: () => {}, onStderr: (chunk) => errors.push(chunk) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${outcome.exitCode}`}`, "user");
-    }
-  }
+    return {
+      upload: (path, bytes, what) => this.retry(what, () => sandbox.files.write(path, new Blob([bytes as Uint8Array<ArrayBuffer>]))),
+      download: (path, what) => this.retry(what, () => sandbox.files.read(path, { format: "bytes" })),
+    };
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   /** pty.create always starts `bash -i -l`: the asked argv starts like exec's, then the public pty API drives it by pid. */
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
@@ -381,16 +340,14 @@ export class E2BProvider implements Provider {
       pty: { size: { cols: spec.cols, rows: spec.rows } },
     };
     const { pid, events, controller } = await this.startProcess(sandbox, request, spec.argv);
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const pending: Uint8Array[] = [];
+    const output = new PtyOutput();
     const exited = (async () => {
       let code = 255;
       try {
         for (let next = await events.next(); !next.done; next = await events.next()) {
           const event = next.value.event?.event;
           if (event?.case === "data" && event.value.output.case === "pty") {
-            if (listeners.length === 0) pending.push(event.value.output.value);
-            for (const listener of listeners) listener(event.value.output.value);
+            output.push(event.value.output.value);
           } else if (event?.case === "end") {
             code = exitCodeOf(event.value);
           }
@@ -404,10 +361,7 @@ export class E2BProvider implements Provider {
     return {
       write: inOrder((bytes) => sandbox.pty.sendInput(pid, bytes)),
       resize: (cols, rows) => void sandbox.pty.resize(pid, { cols, rows }).catch(() => {}),
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of pending.splice(0)) listener(chunk);
-      },
+      onData: output.onData,
       exited,
       kill: async () => {
         await sandbox.pty.kill(pid).catch(() => false);
@@ -442,11 +396,6 @@ function inOrder(send: (bytes: Uint8Array) => Promise<unknown>): (data: Uint8Arr
     queued.push(typeof data === "string" ? new TextEncoder().encode(data) : data);
     if (!sending) void drain();
   };
-}
-
-function configSeconds(value: unknown): number | undefined {
-  const number = typeof value === "string" ? Number(value) : value;
-  return typeof number === "number" && Number.isFinite(number) && number > 0 ? number : undefined;
 }
 
 function isNotFound(sdk: Sdk, error: unknown): boolean {

@@ -3,25 +3,12 @@
  *   - the control plane, REST/JSON under /v1/sandboxes, authenticated with X-API-Key;
  *   - the agent inside each VM, at the sandbox's `public_host`, authenticated with a Bearer JWT
  *     that create and POST /v1/sandboxes/{id}/token/refresh hand out.
- * Failures become HopxHttpError (an answer with a status) or HopxNetworkError (no answer); the
+ * Failures become an HttpError (an answer with a status) or HopxNetworkError (no answer); the
  * provider decides which are worth a retry.
  */
 import { ProviderError } from "../../base/errors";
-import { isTransientStatus, parseRetryAfter } from "../retry";
-
-export class HopxHttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly requestId?: string,
-    readonly code?: string,
-    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "HopxHttpError";
-  }
-}
+import { isTransientStatus } from "../retry";
+import { HttpError } from "../shared/http";
 
 export class HopxNetworkError extends Error {
   constructor(
@@ -35,7 +22,7 @@ export class HopxNetworkError extends Error {
 
 /** 408/429/5xx answers and connections that failed or dropped. */
 export function isTransient(error: unknown): boolean {
-  if (error instanceof HopxHttpError) return isTransientStatus(error.status);
+  if (error instanceof HttpError) return isTransientStatus(error.status);
   return error instanceof HopxNetworkError;
 }
 
@@ -120,12 +107,12 @@ async function request<T>(base: string, method: string, path: string, auth: Reco
     const text = await response.text();
     return (text ? JSON.parse(text) : {}) as T;
   } catch (error) {
-    if (error instanceof SyntaxError) throw new HopxHttpError(response.status, `the answer to ${method} ${url.pathname} is not JSON`);
+    if (error instanceof SyntaxError) throw new HttpError(response.status, `the answer to ${method} ${url.pathname} is not JSON`);
     throw networkError(error, options.signal);
   }
 }
 
-function httpError(response: Response, text: string): HopxHttpError {
+function httpError(response: Response, text: string): HttpError {
   let message = text.trim().split("\n")[0]?.slice(0, 300) || response.statusText || "no message";
   let code: string | undefined;
   try {
@@ -135,7 +122,7 @@ function httpError(response: Response, text: string): HopxHttpError {
     if (typeof found === "string" && found) message = found;
     if (typeof body.code === "string") code = body.code;
   } catch {}
-  return new HopxHttpError(response.status, message, response.headers.get("x-request-id") ?? undefined, code, parseRetryAfter(response.headers.get("retry-after")));
+  return HttpError.of(response, message, code);
 }
 
 function networkError(error: unknown, caller?: AbortSignal): Error {
@@ -150,7 +137,7 @@ function networkError(error: unknown, caller?: AbortSignal): Error {
 
 /** A non-transient HTTP failure -> one line a user can act on. */
 export function explain(provider: string, what: string, error: unknown): unknown {
-  if (error instanceof HopxHttpError) {
+  if (error instanceof HttpError) {
     if (error.status === 401 || error.status === 403) {
       return new ProviderError(provider, `${what}: the API key was rejected (${error.message})`, error.status, error.requestId, "check HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)", "auth_failed");
     }

@@ -1,15 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withRetry } from "../retry";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord, SandboxState } from "../types";
-import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxHttpError, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
+import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withExplainedRetry, withRetry } from "../retry";
+import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
+import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
-import { HOPX_CAPABILITIES, type HopxSettings } from "./index";
+import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
 import { LocalLabels } from "./labels";
 import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
-import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
-import { hasLabels } from "../../core/keys";
+import { stagedArchives } from "../shared/staged-archive";
+import { hasLabels } from "../../base/keys";
+import { HttpError } from "../shared/http";
+import { stateMap } from "../shared/state";
+import { notConfigured } from "../shared/settings";
 
 /** The agent's own bound on a command with no --timeout: a day. */
 const UNBOUNDED_AGENT_TIMEOUT_S = 86_400;
@@ -30,27 +33,12 @@ export class HopxProvider implements Provider {
   }
 
   private api(): HopxApi {
-    if (!this.settings.apiKey) throw new SandboxesError("not_configured", "provider hopx is not configured: set HOPX_API_KEY (or api_key under [providers.hopx] in config.toml)", "user");
-    this.client ??= new HopxApi(this.settings.apiUrl, this.settings.apiKey);
-    return this.client;
+    if (!this.settings.apiKey) throw notConfigured("hopx", MISSING_API_KEY);
+    return (this.client ??= new HopxApi(this.settings.apiUrl, this.settings.apiKey));
   }
 
   private retry<T>(what: string, call: () => Promise<T>, retryable: (error: unknown) => boolean = isTransient, signal?: AbortSignal): Promise<T> {
-    return withRetry(
-      this.name,
-      what,
-      async () => {
-        try {
-          return await call();
-        } catch (error) {
-          if (retryable(error)) throw error;
-          throw explain(this.name, what, error);
-        }
-      },
-      retryable,
-      DEFAULT_RETRY,
-      signal,
-    );
+    return withExplainedRetry(this.name, what, call, (error) => (retryable(error) ? error : explain(this.name, what, error)), retryable, signal);
   }
 
   async create(spec: CreateSpec): Promise<SandboxRecord> {
@@ -194,7 +182,7 @@ export class HopxProvider implements Provider {
     try {
       return await api.agent<T>(access, method, path, options);
     } catch (error) {
-      if (!(error instanceof HopxHttpError) || error.status !== 401) throw error;
+      if (!(error instanceof HttpError) || error.status !== 401) throw error;
       const fresh = { host: access.host, token: await this.refreshToken(id) };
       this.access.set(id, Promise.resolve(fresh));
       return api.agent<T>(fresh, method, path, options);
@@ -246,7 +234,7 @@ export class HopxProvider implements Provider {
           return { exitCode: 124, timedOut: true };
         }
         if (error instanceof SandboxesError) throw error;
-        if (error instanceof HopxHttpError && !isTransientStatus(error.status)) throw explain(this.name, `cannot run ${label} in sandbox ${id}`, error);
+        if (error instanceof HttpError && !isTransientStatus(error.status)) throw explain(this.name, `cannot run ${label} in sandbox ${id}`, error);
         const { status, requestId } = error as { status?: number; requestId?: string };
         throw new ProviderError(this.name, `cannot run ${label} in sandbox ${id}: ${(error as Error).message}`, status, requestId, "the command may still be running in the sandbox");
       }
@@ -298,31 +286,15 @@ export class HopxProvider implements Provider {
     if (!finished.aborted) await write(`${prefix}.eof`, new Uint8Array());
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = stagedTarPath("in");
-    const content = Buffer.from(tar).toString("base64");
-    await this.agentCall(id, "POST", "/files/write", { body: { path: staged, content, encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, `uploading files to ${dir}`);
-    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = stagedTarPath("out");
-    try {
-      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-      return await this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path: staged }, raw: true, timeoutMs: 300_000 }, `downloading ${path}`);
-    } finally {
-      await this.runChecked(id, ["rm", "-f", staged], "cleaning up").catch(() => {});
-    }
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, onStdout: () => {}, onStderr: (chunk) => errors.push(chunk) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${outcome.exitCode}`}`, "user");
-    }
-  }
+  private readonly archives = stagedArchives(this, (id) => {
+    return {
+      upload: (path, bytes, what) =>
+        this.agentCall(id, "POST", "/files/write", { body: { path, content: Buffer.from(bytes).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what),
+      download: (path, what) => this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path }, raw: true, timeoutMs: 300_000 }, what),
+    };
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const access = await this.agentAccess(id);
@@ -342,23 +314,7 @@ function idOf(info: SandboxInfo): string {
   return String(info.id ?? info.sandbox_id ?? "");
 }
 
-function stateOf(status: string | undefined): SandboxState {
-  switch (status) {
-    case "running":
-      return "running";
-    case "paused":
-    case "stopped":
-      return "stopped";
-    case "creating":
-    case "starting":
-      return "creating";
-    case "error":
-    case "failed":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const stateOf = stateMap({ running: ["running"], stopped: ["paused", "stopped"], creating: ["creating", "starting"], error: ["error", "failed"] });
 
 /** Failures that prove the request never reached the service: safe to send again. */
 function neverDelivered(error: unknown): boolean {
@@ -367,19 +323,19 @@ function neverDelivered(error: unknown): boolean {
 
 /** Hopx refused the request before acting on it (429, 503) or never received it: safe to send again. */
 function notActedOn(error: unknown): boolean {
-  if (error instanceof HopxHttpError) return error.status === 429 || error.status === 503;
+  if (error instanceof HttpError) return error.status === 429 || error.status === 503;
   return neverDelivered(error);
 }
 
 /** A create that failed for good -> one line: an unknown template says so; an ambiguous failure says to look. */
 function createFailure(provider: string, what: string, template: string, error: unknown): unknown {
-  if (error instanceof HopxHttpError && (error.status === 400 || error.status === 404) && /template/i.test(error.message)) {
+  if (error instanceof HttpError && (error.status === 400 || error.status === 404) && /template/i.test(error.message)) {
     return new ProviderError(provider, `cannot create a sandbox from template "${template}": ${error.message}`, error.status, error.requestId, "pass --image with the name or id of one of your Hopx templates (or set template under [providers.hopx])", "bad_template");
   }
-  const ambiguous = (error instanceof HopxHttpError && isTransientStatus(error.status) && !notActedOn(error)) || (error instanceof HopxNetworkError && !neverDelivered(error));
+  const ambiguous = (error instanceof HttpError && isTransientStatus(error.status) && !notActedOn(error)) || (error instanceof HopxNetworkError && !neverDelivered(error));
   if (ambiguous) {
-    const status = error instanceof HopxHttpError ? error.status : undefined;
-    return new ProviderError(provider, `${what} failed: ${(error as Error).message}`, status, (error as HopxHttpError).requestId, "the service may have created it anyway: check `sandboxes list -p hopx` and destroy what you do not need");
+    const status = error instanceof HttpError ? error.status : undefined;
+    return new ProviderError(provider, `${what} failed: ${(error as Error).message}`, status, (error as HttpError).requestId, "the service may have created it anyway: check `sandboxes list -p hopx` and destroy what you do not need");
   }
   return explain(provider, what, error);
 }

@@ -1,21 +1,18 @@
 import { shellQuote as quote } from "../../base/quote";
 import type { PtySession, PtySpec } from "../types";
 import type { AgentAccess } from "./api";
+import { PtyOutput, StartGate, startLine } from "../shared/pty";
 
 /**
  * A terminal running `spec.argv` over the agent's WS /terminal (JSON text messages: input and
  * resize from us; output and exit from the agent). The agent starts its own shell; we set the
- * size, type ` printf MARKER; cd DIR && exec env K=V… ARGV` into it and hide everything up to the
- * marker, which only printf's output contains (the echoed line shows it as \036 text).
+ * size, type `cd DIR && exec env K=V… ARGV` into it (see startLine) and hide what comes before.
  */
-const MARKER = "\x1e\x1esandboxes\x1e\x1e";
-
 export function commandLine(spec: PtySpec): string {
   const env = Object.entries(spec.env).map(([key, value]) => quote(`${key}=${value}`));
   const program = ["exec", ...(env.length ? ["env", ...env] : []), ...spec.argv.map(quote)].join(" ");
   const cd = spec.cwd ? `cd -- ${quote(spec.cwd)} && ` : "";
-  // The leading space keeps the line out of bash's history (HISTCONTROL=ignorespace).
-  return ` printf '\\036\\036sandboxes\\036\\036'; ${cd}${program}\n`;
+  return startLine(`${cd}${program}`);
 }
 
 export async function openTerminal(access: AgentAccess, spec: PtySpec): Promise<PtySession> {
@@ -28,25 +25,9 @@ export async function openTerminal(access: AgentAccess, spec: PtySpec): Promise<
     socket.addEventListener("close", (event) => reject(new Error(`the terminal connection was closed (${event.code}${event.reason ? ` ${event.reason}` : ""})`)), { once: true });
   });
 
-  const listeners: Array<(chunk: Uint8Array) => void> = [];
-  const pending: Uint8Array[] = [];
+  const output = new PtyOutput();
+  const gate = new StartGate(output);
   const encoder = new TextEncoder();
-  let buffered = "";
-  let started = false;
-  const deliver = (chunk: Uint8Array) => {
-    if (listeners.length === 0) pending.push(chunk);
-    for (const listener of listeners) listener(chunk);
-  };
-  const onOutput = (data: string) => {
-    if (started) return deliver(encoder.encode(data));
-    buffered += data;
-    const at = buffered.indexOf(MARKER);
-    if (at === -1) return;
-    started = true;
-    const rest = buffered.slice(at + MARKER.length);
-    buffered = "";
-    if (rest) deliver(encoder.encode(rest));
-  };
 
   const exited = new Promise<number>((resolve) => {
     let code = 255;
@@ -57,15 +38,14 @@ export async function openTerminal(access: AgentAccess, spec: PtySpec): Promise<
       } catch {
         return;
       }
-      if (message.type === "output" && typeof message.data === "string") onOutput(message.data);
+      if (message.type === "output" && typeof message.data === "string") gate.push(encoder.encode(message.data));
       else if (message.type === "exit") {
         code = typeof message.code === "number" ? message.code & 255 : 255;
         socket.close();
       }
     });
     socket.addEventListener("close", () => {
-      // Nothing matched the marker: show what arrived rather than swallow it.
-      if (!started && buffered) deliver(encoder.encode(buffered));
+      gate.end();
       resolve(code);
     });
   });
@@ -82,10 +62,7 @@ export async function openTerminal(access: AgentAccess, spec: PtySpec): Promise<
       if (text) send({ type: "input", data: text });
     },
     resize: (cols, rows) => send({ type: "resize", cols, rows }),
-    onData: (listener) => {
-      listeners.push(listener);
-      for (const chunk of pending.splice(0)) listener(chunk);
-    },
+    onData: output.onData,
     exited,
     kill: async () => {
       socket.close();

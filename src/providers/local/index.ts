@@ -1,44 +1,25 @@
+import { capabilities, defineProvider } from "../define";
 import { hostPlatform } from "../platform";
-import type { Capabilities, ProviderDescriptor } from "../types";
 import { bubblewrapPath } from "./bubblewrap";
 import { cgroupSites, describeLimits } from "./limits-host";
 
-export const LOCAL_CAPABILITIES: Capabilities = {
-  streaming: true,
-  files: true,
-  pty: true,
-  resize: true,
-  labels: true,
-  stdin: true,
-  networkIsolation: true,
-  networkHost: true,
-  // Enforced by the egress proxy every default-policy sandbox goes through.
-  networkAllowHosts: true,
-  networkAllowCidrs: true,
-  networkAllowPorts: true,
-  ttl: false,
-  resources: true,
-  pids: true,
-  mounts: true,
-  oneShot: true,
+// Allow lists (hosts, CIDRs, ports) are enforced by the egress proxy every default-policy sandbox goes through.
+export const LOCAL_CAPABILITIES = capabilities(
+  "streaming", "files", "pty", "resize", "labels", "stdin", "networkIsolation", "networkHost", "networkAllowHosts", "networkAllowCidrs", "networkAllowPorts", "resources", "pids", "mounts", "oneShot",
   // A kept sandbox is stopped after a reboot; its next exec starts it over its files.
-  startsStopped: true,
-};
+  "startsStopped",
+);
 
-export const localDescriptor: ProviderDescriptor = {
+export const localDescriptor = defineProvider({
   name: "local",
   description: "Linux namespaces on this machine (bubblewrap or util-linux); no account, no daemon",
   capabilities: LOCAL_CAPABILITIES,
-  async detect(ctx) {
-    if (hostPlatform(ctx.env) !== "linux") {
-      return { configured: false, missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
-    }
+  settings: (ctx) => ctx,
+  async describe(ctx) {
+    if (hostPlatform(ctx.env) !== "linux") return { missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
     const bwrap = bubblewrapPath(ctx.env);
     const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
-    return { configured: true, source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env))}` };
+    return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env))}` };
   },
-  async load(ctx) {
-    const { LocalProvider } = await import("./provider");
-    return new LocalProvider(ctx);
-  },
-};
+  load: async (ctx) => new (await import("./provider")).LocalProvider(ctx),
+});

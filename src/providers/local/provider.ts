@@ -2,7 +2,7 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readd
 import { randomBytes } from "node:crypto";
 import { join, resolve } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
-import { homeDir } from "../../core/config";
+import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
@@ -11,7 +11,7 @@ import { childrenOf, type HolderState, isAlive, killExecTree, liveState, outputE
 import { formatBlocked, HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment, startEgressProxy } from "./egress/proxy";
 import { AllowEntryError } from "./egress/policy";
 import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
-import { dict, hasLabels } from "../../core/keys";
+import { dict, hasLabels } from "../../base/keys";
 
 /** What we keep on disk for each local sandbox, beside its home and /tmp. */
 interface LocalMeta {
@@ -576,14 +576,15 @@ async function spawnStreaming(
   const readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
   let lastChunkAt = performance.now();
   let letGo = false;
-  const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => void) => {
+  // Awaiting the sink before reading on passes a slow reader's pace back to the program.
+  const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => unknown) => {
     if (!(stream instanceof ReadableStream)) return;
     const reader = stream.getReader();
     readers.push(reader);
     try {
       for (let read = await reader.read(); !read.done; read = await reader.read()) {
         lastChunkAt = performance.now();
-        sink(read.value);
+        await sink(read.value);
       }
     } catch (error) {
       if (letGo) return;

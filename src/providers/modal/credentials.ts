@@ -1,3 +1,4 @@
+import { text } from "../shared/settings";
 
 /** A Modal token pair and where it came from (for `providers`). */
 export interface ModalCredentials {
@@ -9,8 +10,6 @@ export interface ModalCredentials {
 }
 
 type Env = Record<string, string | undefined>;
-
-const text = (value: unknown): string | undefined => (typeof value === "string" && value ? value : undefined);
 
 /** The path the Modal CLI and SDK read: $MODAL_CONFIG_PATH or ~/.modal.toml. */
 export function modalConfigPath(env: Env): string | undefined {

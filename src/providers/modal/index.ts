@@ -1,36 +1,19 @@
-import type { Capabilities, ProviderDescriptor } from "../types";
+import { capabilities, defineProvider } from "../define";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 
-export const MODAL_CAPABILITIES: Capabilities = {
-  streaming: true,
-  files: true,
-  pty: true,
-  // The JS SDK (0.11) fixes the terminal size at start and has no call to change it.
-  resize: false,
-  labels: true,
-  stdin: true,
-  networkIsolation: true,
-  // outboundCidrAllowlist and outboundDomainAllowlist; no ports.
-  networkAllowHosts: true,
-  networkAllowCidrs: true,
-  ttl: true,
-  resources: true,
-  mounts: false,
-  oneShot: false,
-};
+// Not resize: the JS SDK (0.11) fixes the terminal size at start and has no call to change it.
+// Allow lists are outboundCidrAllowlist and outboundDomainAllowlist, without ports.
+export const MODAL_CAPABILITIES = capabilities("streaming", "files", "pty", "labels", "stdin", "networkIsolation", "networkAllowHosts", "networkAllowCidrs", "ttl", "resources");
 
-export const modalDescriptor: ProviderDescriptor = {
+export const modalDescriptor = defineProvider({
   name: "modal",
   description: "Modal sandboxes (gVisor containers from any registry image), through the official modal SDK",
   capabilities: MODAL_CAPABILITIES,
-  async detect(ctx) {
-    const credentials = await findModalCredentials(ctx.env, ctx.config);
-    if (!credentials) return { configured: false, missing: MISSING_CREDENTIALS };
+  settings: (ctx) => findModalCredentials(ctx.env, ctx.config),
+  describe: (credentials, ctx) => {
+    if (!credentials) return { missing: MISSING_CREDENTIALS };
     const server = ctx.env.MODAL_SERVER_URL || credentials.serverUrl;
-    return { configured: true, source: credentials.source, ...(server ? { details: `server ${server}` } : {}) };
+    return { source: credentials.source, details: server && `server ${server}` };
   },
-  async load(ctx) {
-    const { ModalProvider } = await import("./provider");
-    return new ModalProvider(ctx);
-  },
-};
+  load: async (_credentials, ctx) => new (await import("./provider")).ModalProvider(ctx),
+});

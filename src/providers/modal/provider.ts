@@ -10,22 +10,14 @@ import type { App, ModalClient, Sandbox } from "modal";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { withRetry } from "../retry";
 import { allowListParts } from "../network";
-import {
-  type CreateSpec,
-  type ExecOutcome,
-  type ExecSpec,
-  LABEL_PREFIX,
-  type Provider,
-  type ProviderContext,
-  type PtySession,
-  type PtySpec,
-  type SandboxRecord,
-} from "../types";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { releaseChannels, trackChannels } from "./channels";
 import { findModalCredentials, MISSING_CREDENTIALS } from "./credentials";
 import { MODAL_CAPABILITIES } from "./index";
+import { PtyOutput } from "../shared/pty";
 import { shellQuote } from "../../base/quote";
-import { dict, hasLabels } from "../../core/keys";
+import { dict, hasLabels } from "../../base/keys";
+import { notConfigured } from "../shared/settings";
 
 type ContainerProcess = import("modal").ContainerProcess<Uint8Array>;
 
@@ -107,7 +99,7 @@ export class ModalProvider implements Provider {
 
   private async connect(): Promise<ModalClient> {
     const credentials = await findModalCredentials(this.ctx.env, this.ctx.config);
-    if (!credentials) throw new SandboxesError("not_configured", `provider modal is not configured: ${MISSING_CREDENTIALS}`, "user");
+    if (!credentials) throw notConfigured("modal", MISSING_CREDENTIALS);
     const { ModalClient } = await import("modal");
     await trackChannels();
     const debug = this.ctx.env.SANDBOXES_DEBUG ? (message: string, ...args: unknown[]) => process.stderr.write(`modal: ${message} ${args.map(String).join(" ")}\n`) : () => {};
@@ -374,8 +366,8 @@ export class ModalProvider implements Provider {
       if (spec.signal?.aborted) resolve();
       spec.signal?.addEventListener("abort", () => resolve(), { once: true });
     });
-    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => void) => {
-      for await (const chunk of stream) if (chunk.length) sink(chunk);
+    const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => unknown) => {
+      for await (const chunk of stream) if (chunk.length) await sink(chunk);
     };
     const work = Promise.all([
       this.feedStdin(command, spec.stdin),
@@ -462,15 +454,11 @@ export class ModalProvider implements Provider {
     const pidFile = `/tmp/.sandboxes-pty-${randomUUID()}`;
     const wrapper = `echo $$ > ${shellQuote(pidFile)}; stty cols ${spec.cols} rows ${spec.rows} 2>/dev/null; exec "$@"`;
     const command = await this.start(id, ["sh", "-c", wrapper, "sh", ...spec.argv], { pty: true, env: spec.env, ...(spec.cwd ? { workdir: spec.cwd } : {}) });
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const pending: Uint8Array[] = [];
+    const output = new PtyOutput();
     const writer = (command.stdin as WritableStream<Uint8Array>).getWriter();
     let writes = Promise.resolve();
     const reading = (async () => {
-      for await (const chunk of command.stdout as ReadableStream<Uint8Array>) {
-        if (listeners.length === 0) pending.push(chunk);
-        for (const listener of listeners) listener(chunk);
-      }
+      for await (const chunk of command.stdout as ReadableStream<Uint8Array>) output.push(chunk);
     })().catch(() => {});
     const exited = command
       .wait()
@@ -487,10 +475,7 @@ export class ModalProvider implements Provider {
         writes = writes.then(() => writer.write(bytes)).catch(() => {});
       },
       resize: () => {},
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of pending.splice(0)) listener(chunk);
-      },
+      onData: output.onData,
       exited,
       kill: async () => {
         await this.exec(id, { argv: ["sh", "-c", 'kill -KILL "$(cat "$1")" 2>/dev/null; true', "sh", pidFile], env: {}, onStdout() {}, onStderr() {} }).catch(() => {});

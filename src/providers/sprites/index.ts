@@ -1,53 +1,29 @@
-import type { Capabilities, ProviderContext, ProviderDescriptor } from "../types";
+import { capabilities, defineProvider, details } from "../define";
+import { baseUrl, credential, missing } from "../shared/settings";
+import type { ProviderContext } from "../types";
 
-export const SPRITES_CAPABILITIES: Capabilities = {
-  streaming: true,
-  files: true,
-  pty: true,
-  resize: true,
-  // Sprites keeps labels as a string array; we store "key=value" and filter list() on our side.
-  labels: true,
-  stdin: true,
-  // Sprites' network policy filters DNS answers, which a program bypasses by connecting to an
-  // address: too weak for --network none or --allow-net, so both are refused.
-  networkIsolation: false,
-  // A sprite is a persistent VM that sleeps when idle: it has no lifetime to set.
-  ttl: false,
-  // --cpus and --memory become the sprite's config (cpus, ram_mb).
-  resources: true,
-  mounts: false,
-  oneShot: false,
-};
+// Labels: Sprites keeps a string array; we store "key=value" and filter list() on our side.
+// Not networkIsolation: Sprites' network policy filters DNS answers, which a program bypasses by
+// connecting to an address: too weak for --network none or --allow-net, so both are refused.
+// Not ttl: a sprite is a persistent VM that sleeps when idle, with no lifetime to set.
+// Resources: --cpus and --memory become the sprite's config (cpus, ram_mb).
+export const SPRITES_CAPABILITIES = capabilities("streaming", "files", "pty", "resize", "labels", "stdin", "resources");
 
 export const DEFAULT_SPRITES_URL = "https://api.sprites.dev";
 
 /** Where the token comes from: the environment beats config.toml. */
-export function spritesToken(ctx: ProviderContext): { token: string; source: string } | undefined {
-  const fromEnv = ctx.env.SPRITES_TOKEN?.trim();
-  if (fromEnv) return { token: fromEnv, source: "SPRITES_TOKEN" };
-  const fromConfig = ctx.config.token;
-  if (typeof fromConfig === "string" && fromConfig.trim()) return { token: fromConfig.trim(), source: "config.toml" };
-  return undefined;
-}
+export const spritesToken = (ctx: ProviderContext) => credential(ctx, ["SPRITES_TOKEN"], "token");
 
 /** SPRITES_API_URL beats api_url in config.toml; both exist so tests can point at a fake. */
-export function spritesUrl(ctx: ProviderContext): string {
-  const fromConfig = typeof ctx.config.api_url === "string" ? ctx.config.api_url.trim() : "";
-  return (ctx.env.SPRITES_API_URL?.trim() || fromConfig || DEFAULT_SPRITES_URL).replace(/\/+$/, "");
-}
+export const spritesUrl = (ctx: ProviderContext) => baseUrl(ctx, ["SPRITES_API_URL"], "api_url", DEFAULT_SPRITES_URL);
 
-export const spritesDescriptor: ProviderDescriptor = {
+export const MISSING_TOKEN = missing("sprites", "SPRITES_TOKEN", "token");
+
+export const spritesDescriptor = defineProvider({
   name: "sprites",
   description: "Sprites by Fly.io (persistent Firecracker VMs) through its REST and WebSocket API",
   capabilities: SPRITES_CAPABILITIES,
-  async detect(ctx) {
-    const credential = spritesToken(ctx);
-    if (!credential) return { configured: false, missing: "set SPRITES_TOKEN (or token under [providers.sprites] in config.toml)" };
-    const url = spritesUrl(ctx);
-    return { configured: true, source: credential.source, ...(url !== DEFAULT_SPRITES_URL ? { details: `API ${url}` } : {}) };
-  },
-  async load(ctx) {
-    const { SpritesProvider } = await import("./provider");
-    return new SpritesProvider(ctx);
-  },
-};
+  settings: (ctx) => ({ token: spritesToken(ctx), url: spritesUrl(ctx) }),
+  describe: ({ token, url }) => (token ? { source: token.source, details: details(url !== DEFAULT_SPRITES_URL && `API ${url}`) } : { missing: MISSING_TOKEN }),
+  load: async (_settings, ctx) => new (await import("./provider")).SpritesProvider(ctx),
+});

@@ -9,30 +9,24 @@
  */
 import { randomBytes, randomUUID } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, withRetry } from "../retry";
-import {
-  type CreateSpec,
-  type ExecOutcome,
-  type ExecSpec,
-  LABEL_PREFIX,
-  type Provider,
-  type ProviderContext,
-  type PtySession,
-  type PtySpec,
-  type SandboxRecord,
-  type SandboxState,
-} from "../types";
-import { SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
+import { MISSING_TOKEN, SPRITES_CAPABILITIES, spritesToken, spritesUrl } from "./index";
 import { ExecSocket, Stream } from "./socket";
-import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
+import { stagedArchives } from "../shared/staged-archive";
 import { feedInChunks } from "../stdin";
-import { dict, hasLabels, own } from "../../core/keys";
+import { PtyOutput } from "../shared/pty";
+import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
+import { HttpError, requestBody } from "../shared/http";
+import { dict, hasLabels, own } from "../../base/keys";
+import { stateMap } from "../shared/state";
+import { notConfigured } from "../shared/settings";
 
 /** Our own labels; user labels never start with LABEL_PREFIX. */
 const NAME_KEY = `${LABEL_PREFIX}name`;
-const TOKEN_KEY = `${LABEL_PREFIX}create-token`;
 
 const STDIN_CHUNK = 64 * 1024;
+const REQUEST_ID_HEADERS = ["fly-request-id", "x-request-id"];
 const REQUEST_TIMEOUT_MS = 60_000;
 /** Create may wait for capacity at Sprites; like the SDK, give it two minutes. */
 const CREATE_TIMEOUT_MS = 120_000;
@@ -62,21 +56,6 @@ const KILL_SCRIPT = 'p=$(cat "$1" 2>/dev/null); if [ -n "$p" ]; then kill -9 "-$
  */
 const PTY_WRAPPER = 'f=$1; shift; trap : INT QUIT; "$@"; c=$?; echo "$c" > "$f"; exit $c';
 
-/** A non-2xx answer from the REST API. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    readonly requestId?: string,
-    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "HttpError";
-  }
-}
-
 interface SpriteJson {
   id?: string;
   name: string;
@@ -104,8 +83,8 @@ export class SpritesProvider implements Provider {
 
   private token(): string {
     const credential = spritesToken(this.ctx);
-    if (!credential) throw new SandboxesError("not_configured", "provider sprites is not configured: set SPRITES_TOKEN (or token under [providers.sprites] in config.toml)", "user");
-    return credential.token;
+    if (!credential) throw notConfigured("sprites", MISSING_TOKEN);
+    return credential.value;
   }
 
   private url(path: string, query: Record<string, string | undefined> = {}): URL {
@@ -117,14 +96,7 @@ export class SpritesProvider implements Provider {
   /** One HTTP call; a non-2xx answer becomes an HttpError (or, for a rejected token, a ProviderError). */
   private async request(method: string, path: string, options: RequestOptions = {}): Promise<Response> {
     const headers: Record<string, string> = { Authorization: `Bearer ${this.token()}` };
-    let body: BodyInit | undefined;
-    if (options.json !== undefined) {
-      headers["Content-Type"] = "application/json";
-      body = JSON.stringify(options.json);
-    } else if (options.body) {
-      headers["Content-Type"] = "application/octet-stream";
-      body = options.body as Uint8Array<ArrayBuffer>;
-    }
+    const body = requestBody(options, headers);
     const timeout = AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS);
     const response = await fetch(this.url(path, options.query), { method, headers, body, signal: options.signal ? AbortSignal.any([timeout, options.signal]) : timeout });
     if (response.ok) return response;
@@ -137,12 +109,12 @@ export class SpritesProvider implements Provider {
       if (said) message = said;
       if (typeof parsed.code === "string") code = parsed.code;
     } catch {}
-    const requestId = response.headers.get("fly-request-id") ?? response.headers.get("x-request-id") ?? undefined;
+    const requestId = HttpError.of(response, message, code, REQUEST_ID_HEADERS).requestId;
     // A 403 that names a file error (EACCES…) is about a path, not the token.
     if (response.status === 401 || (response.status === 403 && !code?.startsWith("E"))) {
       throw new ProviderError(this.name, `the token was rejected: ${message}`, response.status, requestId, "check SPRITES_TOKEN (or token under [providers.sprites] in config.toml)", "auth_failed");
     }
-    throw new HttpError(response.status, message.split("\n")[0]!, code, requestId, parseRetryAfter(response.headers.get("retry-after")));
+    throw HttpError.of(response, message.split("\n")[0]!, code, REQUEST_ID_HEADERS);
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal): Promise<T> {
@@ -162,12 +134,7 @@ export class SpritesProvider implements Provider {
 
   async create(spec: CreateSpec, signal?: AbortSignal): Promise<SandboxRecord> {
     if (spec.image !== undefined) {
-      throw new SandboxesError(
-        "image_unsupported",
-        "provider sprites has no images or templates: every sprite starts from the same base system, so --image cannot be used",
-        "user",
-        "drop --image; install what you need in a kept sprite (run -p sprites --keep …), then exec in it",
-      );
+      throw new SandboxesError("image_unsupported", "provider sprites has no images or templates: every sprite starts from the same base system, so --image cannot be used", "user", "drop --image; install what you need in a kept sprite (run -p sprites --keep …), then exec in it");
     }
     this.token(); // a missing token is the first thing to say
     const name = spec.name ?? `sandboxes-${randomBytes(5).toString("hex")}`;
@@ -181,35 +148,26 @@ export class SpritesProvider implements Provider {
     if (spec.cpus !== undefined) config.cpus = spec.cpus;
     if (spec.memoryMb !== undefined) config.ram_mb = spec.memoryMb;
     const body = { name, environment: spec.env, labels, ...(Object.keys(config).length ? { config } : {}) };
-    const ours = (sprite: SpriteJson | null) => sprite && own(parseLabels(sprite.labels), TOKEN_KEY) === createToken;
-    try {
-      const sprite = await this.retry(
-        `creating sprite ${name}`,
-        async (attempt) => {
-          if (attempt > 1) {
-            const earlier = await this.fetchSprite(name);
-            if (ours(earlier)) return earlier!;
+    const ours = (sprite: SpriteJson) => own(parseLabels(sprite.labels), TOKEN_KEY) === createToken;
+    const sprite = await createOnce({
+      retry: (attempt) => this.retry(`creating sprite ${name}`, attempt, signal),
+      earlier: () => this.fetchSprite(name),
+      ours,
+      create: async () => {
+        try {
+          return (await (await this.request("POST", "/v1/sprites", { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SpriteJson;
+        } catch (error) {
+          if (!(error instanceof HttpError) || (error.status !== 409 && error.status !== 400 && error.status !== 422)) throw error;
+          if (error.status === 409) {
+            throw new ProviderError(this.name, `a sprite named ${name} already exists`, 409, error.requestId, "pick another --name, or use that sprite by name (exec, shell)", "name_taken");
           }
-          try {
-            return (await (await this.request("POST", "/v1/sprites", { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SpriteJson;
-          } catch (error) {
-            if (!(error instanceof HttpError) || (error.status !== 409 && error.status !== 400 && error.status !== 422)) throw error;
-            if (error.status === 409) {
-              throw new ProviderError(this.name, `a sprite named ${name} already exists`, 409, error.requestId, "pick another --name, or use that sprite by name (exec, shell)", "name_taken");
-            }
-            throw new ProviderError(this.name, `cannot create sprite ${name}: ${error.message}`, error.status, error.requestId, spec.name ? "sprite names are lowercase letters, digits and dashes" : undefined, "bad_request");
-          }
-        },
-        signal,
-      );
-      return this.record(sprite);
-    } catch (error) {
+          throw new ProviderError(this.name, `cannot create sprite ${name}: ${error.message}`, error.status, error.requestId, spec.name ? "sprite names are lowercase letters, digits and dashes" : undefined, "bad_request");
+        }
+      },
       // Whatever was made under this token must not outlive the failure.
-      await this.fetchSprite(name)
-        .then((sprite) => (ours(sprite) ? this.request("DELETE", `/v1/sprites/${encodeURIComponent(name)}`) : undefined))
-        .catch(() => {});
-      throw error;
-    }
+      cleanUp: () => this.fetchSprite(name).then((found) => (found && ours(found) ? this.request("DELETE", `/v1/sprites/${encodeURIComponent(name)}`) : undefined)),
+    });
+    return this.record(sprite);
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
@@ -373,25 +331,16 @@ export class SpritesProvider implements Provider {
    * safe to retry), and are packed or unpacked by `tar` in the sprite. Streaming the tar through
    * an exec's stdin or stdout would save a round trip, but a dropped exec cannot be retried.
    */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = stagedTarPath("in");
-    await this.retry(`uploading files to ${dir}`, () =>
-      this.fsCall(id, () => this.request("PUT", `/v1/sprites/${encodeURIComponent(id)}/fs/write`, { query: { path: staged, workingDir: "/", mkdirParents: "true" }, body: tar })),
-    );
-    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = stagedTarPath("out");
-    try {
-      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, () =>
-        this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `/v1/sprites/${encodeURIComponent(id)}/fs/read`, { query: { path: staged, workingDir: "/" } })).arrayBuffer())),
-      );
-    } finally {
-      await this.runQuiet(id, ["rm", "-f", staged]);
-    }
-  }
+  private readonly archives = stagedArchives(this, (id) => {
+    const sprite = `/v1/sprites/${encodeURIComponent(id)}`;
+    return {
+      upload: (path, bytes, what) => this.retry(what, () => this.fsCall(id, () => this.request("PUT", `${sprite}/fs/write`, { query: { path, workingDir: "/", mkdirParents: "true" }, body: bytes }))),
+      download: (path, what) => this.retry(what, () => this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `${sprite}/fs/read`, { query: { path, workingDir: "/" } })).arrayBuffer()))),
+      run: (argv) => this.capture(id, argv, 10 * 60_000),
+    };
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   /** A 404 from an fs endpoint is a missing sprite unless the body names a file error. */
   private async fsCall<T>(id: string, call: () => Promise<T>): Promise<T> {
@@ -403,25 +352,14 @@ export class SpritesProvider implements Provider {
     }
   }
 
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const result = await this.capture(id, argv, 10 * 60_000);
-    if (result.code !== 0) {
-      const detail = result.stderr.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
-    }
-  }
-
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     const exitFile = `/tmp/.sandboxes-pty-${randomBytes(8).toString("hex")}.exit`;
     const argv = ["sh", "-c", PTY_WRAPPER, "sandboxes", exitFile, ...spec.argv];
     const env = { TERM: "xterm-256color", LANG: "C.UTF-8", ...spec.env };
     const socket = await this.openExec(id, argv, { env, cwd: spec.cwd, tty: { cols: spec.cols, rows: spec.rows } });
-    const listeners: Array<(chunk: Uint8Array) => void> = [];
-    const pending: Uint8Array[] = [];
+    const output = new PtyOutput();
     socket.onMessage((data) => {
-      if (typeof data === "string") return; // port notices and session info
-      if (listeners.length === 0) pending.push(data);
-      for (const listener of listeners) listener(data);
+      if (typeof data !== "string") output.push(data); // text frames are port notices and session info
     });
     const exited = socket.closed().then(async (closeCode) => {
       const read = await this.capture(id, ["sh", "-c", 'cat "$1" 2>/dev/null; rm -f "$1"', "sh", exitFile], 10_000).catch(() => undefined);
@@ -433,10 +371,7 @@ export class SpritesProvider implements Provider {
     return {
       write: (data) => socket.sendRaw(typeof data === "string" ? encoder.encode(data) : data),
       resize: (cols, rows) => socket.sendControl({ type: "resize", cols, rows }),
-      onData: (listener) => {
-        listeners.push(listener);
-        for (const chunk of pending.splice(0)) listener(chunk);
-      },
+      onData: output.onData,
       exited,
       kill: async () => {
         socket.sendControl({ type: "signal", signal: "SIGKILL" });
@@ -463,22 +398,7 @@ export function parseLabels(labels: string[] | null | undefined): Record<string,
 }
 
 /** A sprite that is cold or warm wakes on the next exec, so for us it is running. */
-function stateOf(status: string | undefined): SandboxState {
-  switch (status) {
-    case "running":
-    case "warm":
-    case "cold":
-      return "running";
-    case "creating":
-    case "starting":
-      return "creating";
-    case "error":
-    case "failed":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
+const stateOf = stateMap({ running: ["running", "warm", "cold"], creating: ["creating", "starting"], error: ["error", "failed"] });
 
 function isoDate(value: string | undefined): string | undefined {
   if (!value) return undefined;

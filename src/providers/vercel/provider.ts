@@ -11,12 +11,16 @@
  */
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
-import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, parseRetryAfter, withRetry } from "../retry";
+import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord, SandboxState } from "../types";
+import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
-import { PACK_TO_STAGED_TAR, stagedTarPath, UNPACK_STAGED_TAR } from "../staged-tar";
-import { hasLabels } from "../../core/keys";
+import { notConfigured, seconds } from "../shared/settings";
+import { HttpError } from "../shared/http";
+import { createOnce } from "../shared/create-once";
+import { runThroughExec, stagedArchives } from "../shared/staged-archive";
+import { hasLabels } from "../../base/keys";
+import { stateMap } from "../shared/state";
 
 /** Vercel keeps at most this many tags on a sandbox. */
 const MAX_TAGS = 5;
@@ -45,20 +49,6 @@ const EXEC_WRAPPER = [
   // Dash reports a job killed by a signal ("Killed") on the shell's stderr, which is argv's too.
   'wait $p 2>/dev/null',
 ].join("\n");
-
-/** A non-2xx answer from the API: `{ error: { code, message } }`. */
-class HttpError extends Error {
-  constructor(
-    readonly status: number,
-    message: string,
-    readonly code?: string,
-    /** What a Retry-After on the answer asked for (ms), read by withRetry. */
-    readonly retryAfterMs?: number,
-  ) {
-    super(message);
-    this.name = "HttpError";
-  }
-}
 
 interface SandboxJson {
   name: string;
@@ -109,7 +99,7 @@ export class VercelProvider implements Provider {
 
   private credentials(): VercelCredentials {
     const found = vercelCredentials(this.ctx);
-    if ("missing" in found) throw new SandboxesError("not_configured", `provider vercel is not configured: ${missingVercelCredentials(found.missing)}`, "user");
+    if ("missing" in found) throw notConfigured("vercel", missingVercelCredentials(found.missing));
     return found;
   }
 
@@ -135,7 +125,7 @@ export class VercelProvider implements Provider {
     if (response.status === 401 || response.status === 403) {
       throw new ProviderError(this.name, `the token was rejected: ${message}`, response.status, response.headers.get("x-vercel-id") ?? undefined, "check VERCEL_TOKEN, VERCEL_TEAM_ID and VERCEL_PROJECT_ID (or [providers.vercel] in config.toml)", "auth_failed");
     }
-    throw new HttpError(response.status, message, code, parseRetryAfter(response.headers.get("retry-after")));
+    throw HttpError.of(response, message, code, []);
   }
 
   private retry<T>(what: string, call: (attempt: number) => Promise<T>, signal?: AbortSignal, transient = isTransient): Promise<T> {
@@ -174,7 +164,7 @@ export class VercelProvider implements Provider {
       throw new SandboxesError("unsupported", `provider vercel allocates whole vCPUs: --cpus ${vcpus} is not one`, "user", "use --cpus 1, 2, 4 or 8");
     }
     const name = spec.name ?? `sandboxes-${randomBytes(5).toString("hex")}`;
-    const ttlSeconds = spec.ttlSeconds ?? configSeconds(this.ctx.config.ttl);
+    const ttlSeconds = spec.ttlSeconds ?? seconds(this.ctx.config.ttl);
     const runtime = spec.image !== undefined && RUNTIMES.has(spec.image) ? spec.image : undefined;
     const body = {
       projectId,
@@ -189,38 +179,30 @@ export class VercelProvider implements Provider {
       env: spec.env,
       tags: spec.labels,
     };
-    // A name we made up is ours alone, so after a lost answer the sandbox found under it is the
-    // one we asked for; under a name the user chose, only if it carries exactly our tags.
-    const ours = (found: SandboxAndSession | null) => !!found && (spec.name === undefined || sameTags(found.sandbox.tags, spec.labels));
-    try {
-      const made = await this.retry(
-        `creating sandbox ${name}`,
-        async (attempt) => {
-          if (attempt > 1) {
-            const earlier = await this.fetchSandbox(name);
-            if (ours(earlier)) return earlier!;
+    const made = await createOnce({
+      retry: (attempt) => this.retry(`creating sandbox ${name}`, attempt, signal),
+      earlier: () => this.fetchSandbox(name),
+      // A name we made up is ours alone, so after a lost answer the sandbox found under it is the
+      // one we asked for; under a name the user chose, only if it carries exactly our tags.
+      ours: (found) => spec.name === undefined || sameTags(found.sandbox.tags, spec.labels),
+      create: async () => {
+        try {
+          const path = runtime ? "/v2/sandboxes" : "/v3/sandboxes";
+          return (await (await this.request("POST", path, { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SandboxAndSession;
+        } catch (error) {
+          if (!(error instanceof HttpError) || isTransientStatus(error.status)) throw error;
+          if (error.status === 409) {
+            throw new ProviderError(this.name, `a sandbox named ${name} already exists`, 409, undefined, "pick another --name, or use that sandbox by name (exec)", "name_taken");
           }
-          try {
-            const path = runtime ? "/v2/sandboxes" : "/v3/sandboxes";
-            return (await (await this.request("POST", path, { json: body, timeoutMs: CREATE_TIMEOUT_MS, signal })).json()) as SandboxAndSession;
-          } catch (error) {
-            if (!(error instanceof HttpError) || isTransientStatus(error.status)) throw error;
-            if (error.status === 409) {
-              throw new ProviderError(this.name, `a sandbox named ${name} already exists`, 409, undefined, "pick another --name, or use that sandbox by name (exec)", "name_taken");
-            }
-            const hint = spec.image !== undefined ? `--image is a Vercel runtime (${[...RUNTIMES].join(", ")}) or a Vercel Container Registry image` : undefined;
-            throw new ProviderError(this.name, `cannot create sandbox ${name}: ${error.message}`, error.status, undefined, hint, "bad_request");
-          }
-        },
-        signal,
-      );
-      this.sessions.set(made.sandbox.name, made.session.id);
-      return this.record(made.sandbox);
-    } catch (error) {
+          const hint = spec.image !== undefined ? `--image is a Vercel runtime (${[...RUNTIMES].join(", ")}) or a Vercel Container Registry image` : undefined;
+          throw new ProviderError(this.name, `cannot create sandbox ${name}: ${error.message}`, error.status, undefined, hint, "bad_request");
+        }
+      },
       // Whatever was made under a name of ours must not outlive the failure.
-      if (spec.name === undefined) await this.request("DELETE", this.sandboxPath(name), { query: { projectId } }).catch(() => {});
-      throw error;
-    }
+      cleanUp: async () => (spec.name === undefined ? this.request("DELETE", this.sandboxPath(name), { query: { projectId } }) : undefined),
+    });
+    this.sessions.set(made.sandbox.name, made.session.id);
+    return this.record(made.sandbox);
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
@@ -357,8 +339,8 @@ export class VercelProvider implements Provider {
           commandPath = `${started.session}/cmd/${encodeURIComponent(value.command.id)}`;
           if (stopWanted) stop();
         } else if (value.command && typeof value.command.exitCode === "number") exitCode = value.command.exitCode;
-        else if (value.stream === "stdout") spec.onStdout(encoder.encode(value.data as string));
-        else if (value.stream === "stderr") spec.onStderr(encoder.encode(value.data as string));
+        else if (value.stream === "stdout") await spec.onStdout(encoder.encode(value.data as string));
+        else if (value.stream === "stderr") await spec.onStderr(encoder.encode(value.data as string));
         else if (value.stream === "error" && !stopWanted) {
           const problem = value.data as { code: string; message: string };
           throw new ProviderError(this.name, `sandbox ${id}: ${problem.message}`, problem.code, undefined, "the sandbox may have stopped (its --ttl ran out); check `sandboxes list -p vercel`");
@@ -401,43 +383,21 @@ export class VercelProvider implements Provider {
     );
   }
 
-  /** A helper command of ours (no stdin): its exit code and output. */
-  private async capture(id: string, argv: string[]): Promise<{ code: number; stderr: string }> {
-    const err: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, timeoutMs: 10 * 60_000, onStdout: () => {}, onStderr: (chunk) => err.push(chunk) });
-    return { code: outcome.exitCode, stderr: Buffer.concat(err).toString("utf8") };
-  }
-
-  private async runChecked(id: string, argv: string[], what: string): Promise<void> {
-    const result = await this.capture(id, argv);
-    if (result.code !== 0) {
-      const detail = result.stderr.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
-    }
-  }
-
   /**
    * Files go as a tar staged in the sandbox's /tmp: fs/write and fs/read move whole files byte for
    * byte, and `tar` in the sandbox packs or unpacks the tree (fs/write would extract a tree itself,
    * but not into a directory that does not exist yet).
    */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    const staged = stagedTarPath("in");
-    await this.writeFile(id, staged, tar);
-    await this.runChecked(id, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const staged = stagedTarPath("out");
-    try {
-      await this.runChecked(id, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, () =>
-        this.inSession(id, async (session) => new Uint8Array(await (await this.request("POST", `${session}/fs/read`, { json: { path: staged, cwd: "/" }, timeoutMs: 10 * 60_000 })).arrayBuffer())),
-      );
-    } finally {
-      await this.capture(id, ["rm", "-f", staged]).catch(() => {});
-    }
-  }
+  private readonly archives = stagedArchives(this, (id) => {
+    return {
+      upload: (path, bytes) => this.writeFile(id, path, bytes),
+      download: (path, what) =>
+        this.retry(what, () => this.inSession(id, async (session) => new Uint8Array(await (await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })).arrayBuffer()))),
+      run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),
+    };
+  });
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 }
 
 /** A stream read to its end, or as far as it got when `signal` aborts. */
@@ -482,28 +442,7 @@ function sameTags(found: Record<string, string> | undefined, wanted: Record<stri
 }
 
 /** A stopped sandbox keeps its files (when persistent) and starts again on the next command. */
-function stateOf(status: string | undefined): SandboxState {
-  switch (status) {
-    case "running":
-      return "running";
-    case "pending":
-      return "creating";
-    case "stopping":
-    case "stopped":
-    case "snapshotting":
-      return "stopped";
-    case "failed":
-    case "aborted":
-      return "error";
-    default:
-      return "unknown";
-  }
-}
-
-function configSeconds(value: unknown): number | undefined {
-  const number = typeof value === "string" ? Number(value) : value;
-  return typeof number === "number" && Number.isFinite(number) && number > 0 ? number : undefined;
-}
+const stateOf = stateMap({ running: ["running"], creating: ["pending"], stopped: ["stopping", "stopped", "snapshotting"], error: ["failed", "aborted"] });
 
 /** The connection was refused: the request cannot have arrived. */
 function isRefused(error: unknown): boolean {

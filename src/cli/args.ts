@@ -4,9 +4,9 @@ import { dict, own } from "../core/keys";
 import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";
 
 /**
- * Arg fragments reused by commands. `multiple: true` marks a repeatable flag; main.ts parses
- * strictly with these definitions (src/argv.ts: every value of a repeated flag, unknown flags
- * refused).
+ * Arg fragments reused by commands. `multiple: true` marks a repeatable flag; parse.ts parses
+ * strictly with these definitions (argv.ts: every value of a repeated flag, unknown flags
+ * refused), and ParsedArgs<A> is the type of what it returns for a table A.
  */
 export interface FlagDef {
   type: "string" | "boolean" | "positional";
@@ -44,10 +44,10 @@ export const maxOutputArg = {
 } satisfies FlagsDef;
 
 /** The --max-output cap in bytes, or undefined for the default; only --json captures output. */
-export function parseMaxOutput(value: unknown, json: boolean): number | undefined {
+export function parseMaxOutput(value: string | undefined, json: boolean): number | undefined {
   if (value === undefined) return undefined;
   if (!json) throw new UsageError("bad_value", "--max-output caps the output kept for --json; streamed output is never cut: add --json or drop --max-output");
-  const bytes = parseSize(String(value));
+  const bytes = parseSize(value);
   if (bytes === undefined || bytes > MAX_OUTPUT_LIMIT) throw new UsageError("bad_value", `--max-output must be a size from 0 to 1g (bytes, or with k, m or g), got "${value}"`);
   return bytes;
 }
@@ -61,12 +61,17 @@ export const networkArgs = {
   "allow-net": { type: "string", multiple: true, description: "Reach only these destinations: a host, *.domain, an IP or a CIDR, with an optional :PORT", valueHint: "host[:port]" },
 } satisfies FlagsDef;
 
-export type ParsedArgs = Record<string, unknown> & { _: string[]; "--": string[] };
+/** The value a flag parses to: a switch is true or false, a repeatable flag every value given (maybe none). */
+type FlagValue<D> = D extends { type: "boolean" } ? boolean : D extends { multiple: true } ? string[] : string | undefined;
 
-export function strings(value: unknown): string[] {
-  if (value === undefined) return [];
-  return Array.isArray(value) ? (value as string[]) : [value as string];
-}
+/**
+ * The parsed arguments of a command whose table is A: one typed field per flag, the positionals
+ * in `_` (the table names them for help; how many a command takes is its own check) and the
+ * words after `--` in `"--"`.
+ */
+export type ParsedArgs<A extends FlagsDef = FlagsDef> = {
+  readonly [K in keyof A as A[K] extends { type: "positional" } ? never : K]: FlagValue<A[K]>;
+} & { readonly _: string[]; readonly "--": string[] };
 
 export function parseEnv(values: string[], callerEnv: Record<string, string | undefined>, envFile?: string): Record<string, string> {
   const env = dict<string>();
@@ -117,9 +122,9 @@ export function parseLabels(values: string[]): Record<string, string> {
   return labels;
 }
 
-export function parseSeconds(value: unknown, flag = "--timeout"): number | undefined {
+export function parseSeconds(value: string | undefined, flag = "--timeout"): number | undefined {
   if (value === undefined) return undefined;
-  const text = String(value).trim();
+  const text = value.trim();
   const match = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$/.exec(text);
   if (!match) throw new UsageError("bad_timeout", `${flag} must be a number of seconds (e.g. 30, 1.5, 2m, 3d), got "${text}"`);
   const unit = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86400 }[match[2] as "ms" | "s" | "m" | "h" | "d"] ?? 1;
@@ -129,31 +134,32 @@ export function parseSeconds(value: unknown, flag = "--timeout"): number | undef
 }
 
 /** --timeout in milliseconds: more than 0 and at most 24 days (core/timeout.ts). */
-export function parseTimeoutMs(value: unknown): number | undefined {
+export function parseTimeoutMs(value: string | undefined): number | undefined {
   const seconds = parseSeconds(value);
-  if (seconds !== undefined && seconds * 1000 > MAX_TIMEOUT_MS) {
-    throw new UsageError("bad_timeout", `--timeout must be at most 24 days (${MAX_TIMEOUT_MS / 1000} seconds, or 24d), got "${String(value).trim()}"`);
+  if (seconds === undefined) return undefined;
+  if (seconds * 1000 > MAX_TIMEOUT_MS) {
+    throw new UsageError("bad_timeout", `--timeout must be at most 24 days (${MAX_TIMEOUT_MS / 1000} seconds, or 24d), got "${value?.trim()}"`);
   }
-  return seconds === undefined ? undefined : checkTimeoutMs(seconds * 1000, "--timeout");
+  return checkTimeoutMs(seconds * 1000, "--timeout");
 }
 
-export function parsePositiveNumber(value: unknown, flag: string): number | undefined {
+export function parsePositiveNumber(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const number = Number(value);
   if (!Number.isFinite(number) || number <= 0) throw new UsageError("bad_value", `${flag} must be a positive number, got "${value}"`);
   return number;
 }
 
-export function parseCount(value: unknown, flag: string): number | undefined {
+export function parseCount(value: string | undefined, flag: string): number | undefined {
   if (value === undefined) return undefined;
   const number = Number(value);
   if (!Number.isSafeInteger(number) || number <= 0) throw new UsageError("bad_value", `${flag} must be a whole number above 0, got "${value}"`);
   return number;
 }
 
-export function parseMemory(value: unknown): number | undefined {
+export function parseMemory(value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
-  const match = /^(\d+)([kmg]?)b?$/i.exec(String(value).trim());
+  const match = /^(\d+)([kmg]?)b?$/i.exec(value.trim());
   if (!match) throw new UsageError("bad_value", `--memory must look like 512m or 2g, got "${value}"`);
   const factor = { "": 1 / (1024 * 1024), k: 1 / 1024, m: 1, g: 1024 }[match[2]!.toLowerCase() as "" | "k" | "m" | "g"];
   return Math.max(1, Math.round(Number(match[1]) * factor));

@@ -1,7 +1,8 @@
-import { COMMANDS, SUMMARIES, type CommandName } from "../commands/index";
-import type { FlagDef } from "../commands/_shared";
-import { languageNames } from "../lang/languages";
-import { providerNames } from "../providers/index";
+import { COMMANDS, SUMMARIES, type CommandName } from "../registry";
+import type { FlagDef } from "../args";
+import { languageNames } from "../../lang/languages";
+import { providerNames } from "../../providers/index";
+import { SHELLS } from "./shells";
 
 /** What the shell scripts are generated from: the command registry and each command's flag table. */
 export interface CompletionFlag {
@@ -30,8 +31,7 @@ export interface CompletionSpec {
   globalFlags: CompletionFlag[];
 }
 
-export const SHELLS = ["bash", "zsh", "fish"] as const;
-export type Shell = (typeof SHELLS)[number];
+export type { Shell } from "./shells";
 
 /** Where a flag's values come from, by flag name: registries, not copies of them. */
 const FLAG_VALUES: Record<string, () => string[]> = {
@@ -41,9 +41,9 @@ const FLAG_VALUES: Record<string, () => string[]> = {
 
 /** Where a command's positional values come from. */
 const POSITIONAL_VALUES: Record<string, () => Promise<string[]>> = {
-  help: async () => [...Object.keys(COMMANDS), ...(await import("../commands/help")).TOPICS.keys()],
+  help: async () => [...Object.keys(COMMANDS), ...(await import("../../commands/help")).TOPICS.keys()],
   completion: async () => [...SHELLS],
-  mcp: async () => ["config", ...(await import("../mcp/clients")).CLIENTS],
+  mcp: async () => ["config", ...(await import("../../mcp/clients")).CLIENTS],
 };
 
 const HELP_FLAG: CompletionFlag = { long: "help", short: "h", description: "Show help", takesValue: false, repeatable: false };

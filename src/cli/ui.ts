@@ -1,5 +1,5 @@
 import type { ConsolaInstance } from "consola";
-import { humanOutput, isTerminal } from "../stdio";
+import { humanOutput, isTerminal } from "./stdio";
 
 // consola pulls in node:tty and node:util: loaded on the first ui() call. This module is apart
 // from _output.ts because the bundler puts consola's code in a chunk that every importer loads:

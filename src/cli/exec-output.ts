@@ -1,20 +1,22 @@
 import { isUtf8Chunks, StreamCapture, type Captured } from "../core/capture";
 import type { OutputSink } from "../core/run";
-import { writeStderr, writeStdout } from "./_output";
-import { ui } from "./_ui";
-import { isTerminal } from "../stdio";
+import { ui } from "./ui";
+import { isTerminal, streamStderr, streamStdout, writeStderr } from "./stdio";
 
 export interface CapturingSink extends OutputSink {
   captured?: { stdout: StreamCapture; stderr: StreamCapture };
 }
 
-/** Live pass-through of the program's bytes, or capture for --json, at most `maxOutputBytes` per stream. */
+/**
+ * Live pass-through of the program's bytes, or capture for --json, at most `maxOutputBytes` per
+ * stream. Streamed chunks resolve once they are out: the provider's output loop awaits them.
+ */
 export function execSink(json: boolean, maxOutputBytes?: number): CapturingSink {
   if (!json) {
     return {
-      stdout: (c) => writeStdout(c),
+      stdout: streamStdout,
       stdoutFd: 1,
-      stderr: (c) => writeStderr(c),
+      stderr: streamStderr,
       info: (m) => ui().info(m),
       notice: (m) => writeStderr(`sandboxes: ${m}\n`),
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
@@ -37,29 +39,46 @@ function* slices(chunks: readonly Uint8Array[]): Generator<Uint8Array> {
   for (const chunk of chunks) for (let at = 0; at < chunk.length; at += SLICE) yield chunk.subarray(at, at + SLICE);
 }
 
-function writeText(chunks: readonly Uint8Array[]): void {
-  const decoder = new TextDecoder();
-  writeStdout('"');
-  for (const slice of slices(chunks)) writeStdout(JSON.stringify(decoder.decode(slice, { stream: true })).slice(1, -1));
-  writeStdout(JSON.stringify(decoder.decode()).slice(1, -1));
-  writeStdout('"');
+/**
+ * The document's pieces, gathered into writes of about a slice each and awaited, so a reader that
+ * stalls holds up only this (a signal still ends the run: src/stdio.ts gives up on the reader).
+ */
+class DocumentWriter {
+  private pending = "";
+
+  async put(text: string): Promise<void> {
+    this.pending += text;
+    if (this.pending.length >= SLICE) await this.flush();
+  }
+
+  async flush(): Promise<void> {
+    const text = this.pending;
+    this.pending = "";
+    await streamStdout(text);
+  }
 }
 
-function writeBase64(chunks: readonly Uint8Array[]): void {
-  writeStdout('"');
+async function writeText(out: DocumentWriter, chunks: readonly Uint8Array[]): Promise<void> {
+  const decoder = new TextDecoder();
+  await out.put('"');
+  for (const slice of slices(chunks)) await out.put(JSON.stringify(decoder.decode(slice, { stream: true })).slice(1, -1));
+  await out.put(JSON.stringify(decoder.decode()).slice(1, -1) + '"');
+}
+
+async function writeBase64(out: DocumentWriter, chunks: readonly Uint8Array[]): Promise<void> {
+  await out.put('"');
   // Bytes left over from a slice whose length was not a multiple of 3, completed by the next.
   let rest = new Uint8Array(0);
   for (const slice of slices(chunks)) {
     const joined = rest.length ? Buffer.concat([rest, slice]) : slice;
     const whole = joined.length - (joined.length % 3);
-    writeStdout(Buffer.from(joined.buffer, joined.byteOffset, whole).toString("base64"));
+    await out.put(Buffer.from(joined.buffer, joined.byteOffset, whole).toString("base64"));
     rest = joined.slice(whole);
   }
-  writeStdout(Buffer.from(rest).toString("base64"));
-  writeStdout('"');
+  await out.put(Buffer.from(rest).toString("base64") + '"');
 }
 
-type Field = readonly [string, unknown] | readonly [string, (chunks: readonly Uint8Array[]) => void, readonly Uint8Array[]];
+type Field = readonly [string, unknown] | readonly [string, (out: DocumentWriter, chunks: readonly Uint8Array[]) => Promise<void>, readonly Uint8Array[]];
 
 /**
  * stdout/stderr as UTF-8 text; when the bytes are not valid UTF-8 the text has U+FFFD in their
@@ -91,14 +110,16 @@ export async function renderRunJson(sink: CapturingSink, result: { sandboxId: st
     ...(result.kept !== undefined ? [["kept", result.kept] as const] : []),
     ...(result.reused !== undefined ? [["reused", result.reused] as const] : []),
   ];
-  writeStdout("{\n");
-  fields.forEach((field, index) => {
-    writeStdout(`  ${JSON.stringify(field[0])}: `);
-    if (field.length === 3) field[1](field[2]);
-    else writeStdout(JSON.stringify(field[1]));
-    writeStdout(index < fields.length - 1 ? ",\n" : "\n");
-  });
-  writeStdout("}\n");
+  const out = new DocumentWriter();
+  await out.put("{\n");
+  for (const [index, field] of fields.entries()) {
+    await out.put(`  ${JSON.stringify(field[0])}: `);
+    if (field.length === 3) await field[1](out, field[2]);
+    else await out.put(JSON.stringify(field[1]));
+    await out.put(index < fields.length - 1 ? ",\n" : "\n");
+  }
+  await out.put("}\n");
+  await out.flush();
 }
 
 /** The one line a person sees when --timeout fired (the JSON document says timed_out instead). */

@@ -1,13 +1,13 @@
-import { emitStdout, isTerminal } from "../stdio";
+import type { IO } from "./io";
 
-export { brokenPipe, emitStdout, writeStderr, writeStdout } from "../stdio";
+export { brokenPipe, emitStdout, writeStderr, writeStdout } from "./stdio";
 
-export function printJson(document: unknown): Promise<void> {
-  return emitStdout(JSON.stringify(document, null, 2) + "\n");
+export function printJson(io: IO, document: unknown): Promise<void> {
+  return io.stdout.emit(JSON.stringify(document, null, 2) + "\n");
 }
 
 /** Plain, tab-separated rows when not a TTY; aligned columns on a TTY. Never truncates. */
-export function renderTable(headers: string[], rows: string[][], tty = isTerminal(1)): string {
+export function renderTable(headers: string[], rows: string[][], tty: boolean): string {
   if (!tty) return [headers, ...rows].map((r) => r.join("\t")).join("\n") + "\n";
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();

@@ -1,6 +1,6 @@
-import pkg from "../package.json" with { type: "json" };
-import { COMMANDS, isCommandName, SUMMARIES } from "./commands/index";
-import type { FlagDef } from "./commands/_shared";
+import pkg from "../../package.json" with { type: "json" };
+import { COMMANDS, isCommandName, SUMMARIES } from "./registry";
+import type { FlagDef } from "./args";
 
 export const VERSION: string = pkg.version;
 

@@ -1,25 +1,28 @@
-import type { Command } from "./_context";
+import type { AnyCommand } from "./command";
 
 /**
  * One lazy registry: static specifiers so the bundler sees every command. Without a prototype,
  * so `sandboxes constructor` is an unknown command like any other word (see isCommandName).
  */
 export const COMMANDS = Object.assign(Object.create(null) as {}, {
-  run: () => import("./run"),
-  exec: () => import("./exec"),
-  shell: () => import("./shell"),
-  claude: () => import("./claude"),
-  list: () => import("./list"),
-  destroy: () => import("./destroy"),
-  cp: () => import("./cp"),
-  mcp: () => import("./mcp"),
-  providers: () => import("./providers"),
-  test: () => import("./test"),
-  help: () => import("./help"),
-  completion: () => import("./completion"),
-} satisfies Record<string, () => Promise<{ default: Command }>>);
+  run: () => import("../commands/run"),
+  exec: () => import("../commands/exec"),
+  shell: () => import("../commands/shell"),
+  claude: () => import("../commands/claude"),
+  list: () => import("../commands/list"),
+  destroy: () => import("../commands/destroy"),
+  cp: () => import("../commands/cp"),
+  mcp: () => import("../commands/mcp"),
+  providers: () => import("../commands/providers"),
+  test: () => import("../commands/test"),
+  help: () => import("../commands/help"),
+  completion: () => import("../commands/completion"),
+} satisfies Record<string, () => Promise<{ default: AnyCommand }>>);
 
-/** One-line descriptions for the top-level help, without importing every command. */
+/**
+ * One-line descriptions for the top-level help, without importing every command. Keyed by the
+ * union of command names, so a command without one fails the type check (test/cli/types.test.ts).
+ */
 export const SUMMARIES: Readonly<Record<CommandName, string>> = {
   run: "Run a command, a file or stdin code in a new (or reused) sandbox",
   exec: "Run a command in an existing sandbox",
