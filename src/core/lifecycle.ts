@@ -98,10 +98,15 @@ export interface RunningKey {
   labels: Record<string, string>;
 }
 
-/** The first running sandbox on the provider with all these labels and, when given, this name. */
+/** The first running (or restartable: reusable) sandbox on the provider with all these labels and, when given, this name. */
 export async function findRunning(provider: Provider, key: RunningKey): Promise<SandboxRecord | undefined> {
   const candidates = await provider.list(Object.keys(key.labels).length ? { labels: key.labels } : {});
-  return candidates.find((r) => r.state === "running" && (!key.name || r.name === key.name));
+  return candidates.find((r) => reusable(provider, r) && (!key.name || r.name === key.name));
+}
+
+/** Whether --reuse and the library's find may pick this sandbox: running, or one exec starts again. */
+function reusable(provider: Provider, record: SandboxRecord): boolean {
+  return record.state === "running" || (record.state === "stopped" && provider.capabilities.startsStopped === true);
 }
 
 /** findRunning on the provider named, or on every configured one in turn; one that cannot be asked is an error, not a "none". */

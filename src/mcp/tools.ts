@@ -12,6 +12,7 @@ import { listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Pro
 import type { Session } from "./session";
 import { MAX_TIMEOUT_MS } from "../core/timeout";
 import { isUtf8Chunks, StreamCapture } from "../core/capture";
+import { dict } from "../core/keys";
 
 /** Per stream, for run: more would flood the model's context; the rest is counted, not kept. */
 export const OUTPUT_CAP = 1024 * 1024;
@@ -21,6 +22,25 @@ export const FILE_LIMIT = 5 * 1024 * 1024;
 const labelsSchema = z
   .record(z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.\-/]*$/, "label keys are letters, digits, _ . - /").refine((key) => !key.startsWith(LABEL_PREFIX), `label keys starting with "${LABEL_PREFIX}" are reserved`), z.string())
   .describe("Labels (key: value) to tag or filter sandboxes");
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/**
+ * Environment variables, any name a program can have, `__proto__` included: zod's record drops
+ * that key (it guards the plain object it builds), so each name crosses the record with a "="
+ * appended, which no variable name has, and comes out in a dictionary without a prototype. The
+ * JSON Schema the client sees is the plain one (meta).
+ */
+const envSchema = z
+  .preprocess((raw) => (raw !== null && typeof raw === "object" && !Array.isArray(raw) ? Object.fromEntries(Object.entries(raw).map(([name, value]) => [`${name}=`, value])) : raw), z.record(z.string(), z.unknown()))
+  .transform((suffixed) => dict(Object.entries(suffixed).map(([name, value]) => [name.slice(0, -1), value])))
+  .superRefine((env, ctx) => {
+    for (const [name, value] of Object.entries(env)) {
+      if (!ENV_NAME.test(name)) ctx.addIssue({ code: "custom", path: [name], message: "variable names are letters, digits and _, not starting with a digit" });
+      else if (typeof value !== "string") ctx.addIssue({ code: "custom", path: [name], message: "variable values are strings" });
+    }
+  })
+  .transform((env) => env as Record<string, string>)
+  .meta({ type: "object", propertyNames: { type: "string", pattern: ENV_NAME.source }, additionalProperties: { type: "string" } });
 const sandboxId = z.string().min(1).describe("A sandbox id (from create_sandbox or list_sandboxes) or its name");
 
 const runInput = z
@@ -32,7 +52,7 @@ const runInput = z
     sandbox_id: sandboxId.optional().describe("Run in this existing sandbox (files and installed packages persist there). Without it, a fresh sandbox is created and destroyed afterwards."),
     args: z.array(z.string()).optional().describe("Arguments for the program (after the command line, or for the code)"),
     stdin: z.string().optional().describe("Text for the program's standard input"),
-    env: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, "variable names are letters, digits and _, not starting with a digit"), z.string()).optional().describe("Environment variables for the program"),
+    env: envSchema.optional().describe("Environment variables for the program"),
     timeout_seconds: z.number().positive().max(MAX_TIMEOUT_MS / 1000).optional().describe("Kill the program (and its whole process tree) after this many seconds (at most 24 days); the result then has timed_out true and exit_code 124. Without it the program runs until it ends."),
   })
   .strict();

@@ -25,6 +25,7 @@ const ORDER: readonly Capability[] = [
   "pids",
   "mounts",
   "oneShot",
+  "startsStopped",
 ];
 
 /** The required capabilities; the optional ones are left out unless a provider has them. */

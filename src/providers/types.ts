@@ -40,6 +40,8 @@ export interface Capabilities {
   mounts: boolean;
   /** runOnce: one command in a sandbox of its own, created, run and removed in one go. */
   oneShot: boolean;
+  /** exec on a stopped sandbox starts it again over its files (so --reuse picks it). Absent: false. */
+  startsStopped?: boolean;
 }
 
 export type SandboxState = "running" | "stopped" | "creating" | "error" | "unknown";

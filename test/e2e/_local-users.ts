@@ -101,3 +101,9 @@ export function running(pid: number): boolean {
     return false;
   }
 }
+
+/** The host directories of a sandbox's cgroups (found from the host, not through the code under test). */
+export function cgroupDirs(id: string): string[] {
+  const found = Bun.spawnSync(["find", "/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", `sandboxes-${id}`], { stderr: "ignore" });
+  return found.stdout.toString().split("\n").filter(Boolean);
+}

@@ -188,3 +188,36 @@ describe("docker runs that keep the keepalive and exec path", () => {
     expect(await containersLeft("e2e", mark)).toEqual([]);
   }, TIMEOUT);
 });
+
+/** A bounded 256 MiB allocation (the same as test/e2e/local-limits.test.ts): a command substitution sh keeps in memory. */
+const ALLOCATE_256M = 'x=$(head -c 268435456 /dev/zero | tr "\\0" a); echo "${#x} bytes"';
+
+describe("docker --memory: a program the kernel kills for exceeding it exits 137 and sandboxes says so in one line, as on local", () => {
+  test("a one-shot run", async () => {
+    const mark = label("oom");
+    const killed = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--network", "none", "--memory", "64m", "-l", `e2e=${mark}`, ALLOCATE_256M]);
+    expect(killed.stdout).toBe("");
+    const lines = killed.stderr.split("\n").filter((line) => line.includes("memory limit"));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toEndWith("the program was killed: it exceeded the memory limit (--memory 64m)");
+    expect(killed.code).toBe(137);
+    // A program that is SIGKILLed otherwise gets no such line.
+    const other = await cli.run(["run", "-p", "docker", "--image", BUSYBOX, "--network", "none", "--memory", "64m", "-l", `e2e=${mark}`, "kill -9 $$"]);
+    expect(other.code).toBe(137);
+    expect(other.stderr).not.toContain("memory limit");
+    expect(await containersLeft("e2e", mark)).toEqual([]);
+  }, TIMEOUT);
+
+  test("an exec in a kept container, with limit_hit in --json", async () => {
+    const mark = label("oom-kept");
+    const kept = await cli.run(["run", "--keep", "-p", "docker", "--image", BUSYBOX, "--network", "none", "--memory", "64m", "-l", `e2e=${mark}`, "true"]);
+    expect(kept.code).toBe(0);
+    const id = /kept sandbox (\S+)/.exec(kept.stderr)![1]!;
+    const killed = await cli.run(["exec", "--json", id, ALLOCATE_256M]);
+    expect(JSON.parse(killed.stdout)).toMatchObject({ exit_code: 137, limit_hit: "memory" });
+    expect(killed.code).toBe(137);
+    const fine = await cli.run(["exec", id, ALLOCATE_256M.replace("268435456", "16777216")]);
+    expect(fine).toEqual({ code: 0, stdout: "16777216 bytes\n", stderr: "" });
+    expect((await cli.run(["destroy", id])).code).toBe(0);
+  }, TIMEOUT);
+});

@@ -4,9 +4,11 @@
  * an ordinary user to whom root delegated cgroups; each with bubblewrap and with util-linux.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, mkdirSync, readFileSync, rmdirSync, rmSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { BINARY, type CliResult, freshEnv, keptId, NOBODY, nobodyMachine } from "../helpers";
+import { BINARY, type CliResult, cli, freshEnv, keptId, NOBODY, nobodyMachine } from "../helpers";
+import { cgroupDirs } from "./_local-users";
 
 const isRoot = process.getuid?.() === 0;
 /** The v1 hierarchies of this process, by controller (a hybrid or v1 host, as this one is). */
@@ -69,12 +71,6 @@ function asNobody(extra: Record<string, string>, delegate: boolean): Runner {
       }
     },
   };
-}
-
-/** The host directories of a sandbox's cgroups (found from the host, not through the code under test). */
-function cgroupDirs(id: string): string[] {
-  const found = Bun.spawnSync(["find", "/sys/fs/cgroup", "-maxdepth", "6", "-type", "d", "-name", `sandboxes-${id}`], { stderr: "ignore" });
-  return found.stdout.toString().split("\n").filter(Boolean);
 }
 
 async function waitFor(condition: () => boolean, timeoutMs: number): Promise<boolean> {
@@ -248,3 +244,30 @@ print("all started")'`;
     });
   }
 }
+
+/**
+ * The cgroup v2 path through the binary, with an injected cgroup root (SANDBOXES_TEST_CGROUP_ROOT:
+ * a temporary directory laid out like a delegated v2 subtree). This host is cgroup v1/hybrid, so
+ * real v2 enforcement is not exercised; test/unit/local-limits-v2.test.ts checks what is written.
+ */
+describe("local limits on a delegated cgroup v2 subtree without the cpu controller (injected root)", () => {
+  test("providers names cgroup v2, and run --cpus is refused with one line, exit 125, nothing left", async () => {
+    const root = mkdtempSync(join(tmpdir(), "sandboxes-cgroup2-e2e-"));
+    const { env } = freshEnv({ SANDBOXES_TEST_CGROUP_ROOT: root });
+    try {
+      writeFileSync(join(root, "cgroup.controllers"), "cpu memory pids\n");
+      writeFileSync(join(root, "cgroup.subtree_control"), "memory pids\n");
+      writeFileSync(join(root, "cgroup.procs"), "");
+      const providers = JSON.parse((await cli(["providers", "--json"], { env })).stdout);
+      expect(providers.providers.find((p: { name: string }) => p.name === "local").details).toContain("limits: cgroup v2 (memory, pids); --cpus unavailable");
+      const refused = await cli(["run", "-p", "local", "--cpus", "1", "true"], { env });
+      expect(refused.code).toBe(125);
+      expect(refused.stdout).toBe("");
+      expect(refused.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^sandboxes: --cpus cannot be enforced here: .*delegated cgroup v2 subtree/)]);
+      expect(readdirSync(root).sort()).toEqual(["cgroup.controllers", "cgroup.procs", "cgroup.subtree_control"]);
+      expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

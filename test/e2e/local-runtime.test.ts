@@ -1,11 +1,15 @@
 /**
  * Local sandboxes that live (issue 10, part 3): a kept sandbox keeps its processes across
- * `run`/`exec` and the CLI's exit, `destroy` ends them all, `list` tells running from stopped, a
- * stopped sandbox starts again over its files, a one-shot run leaves nothing behind, and a
- * timeout or Ctrl-C ends one command's process tree, not the sandbox. Through the compiled
+ * `run`/`exec` and the CLI's exit (a process an exec detached too), `destroy` ends them all,
+ * `list` tells running from stopped, a stopped sandbox starts again over its files (after a
+ * reboot too, by `exec` or `run --reuse`, one holder however many commands race to start it), a
+ * one-shot run leaves nothing behind (not even a double-forked daemon), and a timeout or Ctrl-C
+ * ends one command's process tree, not the sandbox. Through the compiled
  * binary, as root and as an ordinary user, with bubblewrap and with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
+import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
 import { keptId } from "../helpers";
 import { eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
 
@@ -15,6 +19,38 @@ const server = (port: number, marker: string) =>
 /** A client that retries until the server listens (it starts in the background). */
 const client = (port: number) =>
   `for i in $(seq 1 100); do perl -MIO::Socket::INET -e '$c = IO::Socket::INET->new("127.0.0.1:${port}") or exit 1; print <$c>' && exit 0; sleep 0.1; done; exit 1`;
+
+/** The server marked `marker` runs, once, in the sandbox named web and answers an exec there. */
+async function expectServing(m: Machine, port: number, marker: string): Promise<void> {
+  expect(await eventually(() => processesWith(marker).length === 1)).toBe(true);
+  const answered = await m.run(["exec", "web", client(port)]);
+  expect(answered.stdout).toBe("hello from web\n");
+  expect(answered.code).toBe(0);
+}
+
+/** Prints the pid namespace the command runs in. */
+const PID_NAMESPACE = "readlink /proc/self/ns/pid";
+
+/** "ID state" of each sandbox `list` shows. */
+const states = async (m: Machine) => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);
+
+/**
+ * Makes a kept sandbox named box with `run --keep` of `command`, which list shows running, then
+ * kills its holder, first process and proxy, as a crash would, and waits until list shows it
+ * stopped. Returns its id.
+ */
+async function stoppedBox(m: Machine, command: string): Promise<string> {
+  const first = await m.run(["run", "--keep", "-n", "box", command]);
+  expect(first.code).toBe(0);
+  const id = keptId(first.stderr)!;
+  expect(await states(m)).toEqual([`${id} running`]);
+  const state = holderState(m, id);
+  const pids = [state.target.pid, state.holder.pid, state.proxy?.pid].filter((pid): pid is number => pid !== undefined);
+  for (const pid of pids) process.kill(pid, "SIGKILL");
+  expect(await eventually(() => pids.every((pid) => !running(pid)))).toBe(true);
+  expect(await states(m)).toEqual([`${id} stopped`]);
+  return id;
+}
 
 const unique = () => Math.random().toString(36).slice(2, 10);
 /** A sleep whose command line is unique to one test, so /proc tells its processes apart. */
@@ -43,10 +79,7 @@ for (const { user, mechanism } of MATRIX) {
       expect(first.stdout).toBe("started\n");
       expect(first.code).toBe(0);
       // The CLI has exited; the server still runs on the host, inside the sandbox.
-      expect(await eventually(() => processesWith(marker).length === 1)).toBe(true);
-      const second = await m.run(["exec", "web", client(8123)]);
-      expect(second.stdout).toBe("hello from web\n");
-      expect(second.code).toBe(0);
+      await expectServing(m, 8123, marker);
       const state = holderState(m, keptId(first.stderr)!);
       expect((await m.run(["destroy", "web"])).code).toBe(0);
       expect(await eventually(() => processesWith(marker).length === 0)).toBe(true);
@@ -55,19 +88,75 @@ for (const { user, mechanism } of MATRIX) {
 
     test("list says running while the holder lives and stopped once it is gone (a reboot); exec starts it again over its files", async () => {
       const m = machine();
-      const first = await m.run(["run", "--keep", "-n", "box", "echo kept > ~/note"]);
-      const id = keptId(first.stderr)!;
-      expect(first.code).toBe(0);
-      const listed = async () => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);
-      expect(await listed()).toEqual([`${id} running`]);
-      const state = holderState(m, id);
-      for (const pid of [state.target.pid, state.holder.pid, state.proxy?.pid]) if (pid) process.kill(pid, "SIGKILL");
-      expect(await listed()).toEqual([`${id} stopped`]);
+      const id = await stoppedBox(m, "echo kept > ~/note");
       const again = await m.run(["exec", "box", "cat ~/note"]);
       expect(again.stdout).toBe("kept\n");
       expect(again.code).toBe(0);
-      expect(await listed()).toEqual([`${id} running`]);
+      expect(await states(m)).toEqual([`${id} running`]);
     }, 90_000);
+
+    test("ten commands that find a stopped sandbox at once start one holder, and all run in it", async () => {
+      const m = machine();
+      const id = await stoppedBox(m, "true");
+      // execs and --reuse runs race to start it: the per-sandbox lock lets one start it.
+      const racers = Array.from({ length: 10 }, (_, i) => m.run(i % 2 ? ["exec", "box", PID_NAMESPACE] : ["run", "--reuse", "-n", "box", PID_NAMESPACE]));
+      const results = await Promise.all(racers);
+      expect(results.map((r) => r.code)).toEqual(Array(10).fill(0));
+      const namespaces = new Set(results.map((r) => r.stdout));
+      expect(namespaces.size).toBe(1);
+      // The one namespace is the recorded holder's, which runs, and no second sandbox was made.
+      const state = holderState(m, id);
+      expect(running(state.target.pid)).toBe(true);
+      expect([...namespaces][0]).toBe(`${readlinkSync(`/proc/${state.target.pid}/ns/pid`)}\n`);
+      expect(await states(m)).toEqual([`${id} running`]);
+    }, 120_000);
+
+    test("after a reboot (holder gone, its pids another boot's) run --reuse starts the sandbox over its files; list says stopped, then running", async () => {
+      const m = machine();
+      const id = await stoppedBox(m, "echo kept > ~/note");
+      // After a reboot the recorded pids may belong to anyone: here to a live process of the test,
+      // with its real start time, recorded under another boot id. It must not be taken for the
+      // holder, nor be killed.
+      const decoy = Bun.spawn(["sleep", marked()], { stdout: "ignore", stderr: "ignore" });
+      const decoyId = { pid: decoy.pid, start: readFileSync(`/proc/${decoy.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[19] };
+      const file = join(m.stateDir, id, "holder.json");
+      writeFileSync(file, JSON.stringify({ holder: decoyId, target: decoyId, boot: "00000000-0000-0000-0000-000000000000" }));
+      try {
+        expect(await states(m)).toEqual([`${id} stopped`]);
+        const again = await m.run(["run", "--reuse", "-n", "box", "cat ~/note"]);
+        expect(again.stdout).toBe("kept\n");
+        expect(again.stderr).toContain(`reusing sandbox ${id}`);
+        expect(again.code).toBe(0);
+        expect(await states(m)).toEqual([`${id} running`]);
+        expect(running(decoy.pid)).toBe(true);
+      } finally {
+        decoy.kill("SIGKILL");
+      }
+    }, 90_000);
+
+    test("a process detached by exec lives on after the exec returns (Docker's exec model), and destroy ends it", async () => {
+      const m = machine();
+      const marker = `web-${unique()}`;
+      expect((await m.run(["run", "--keep", "-n", "web", "true"])).code).toBe(0);
+      // Its stdout and stderr are the exec's own pipes: the exec returns all the same.
+      const started = await m.run(["exec", "web", `setsid nohup ${server(8124, marker)} & echo started`]);
+      expect(started.stdout).toBe("started\n");
+      expect(started.code).toBe(0);
+      await expectServing(m, 8124, marker);
+      expect(processesWith(marker).length).toBe(1);
+      expect((await m.run(["destroy", "web"])).code).toBe(0);
+      expect(await eventually(() => processesWith(marker).length === 0)).toBe(true);
+    }, 90_000);
+
+    test("a one-shot run leaves no double-forked, setsid daemon behind", async () => {
+      const m = machine();
+      const duration = marked();
+      const r = await m.run(["run", `(setsid sh -c 'sleep ${duration} & sleep ${duration}' >/dev/null 2>&1 &) ; echo spawned`]);
+      expect(r.stdout).toBe("spawned\n");
+      expect(r.code).toBe(0);
+      expect(await eventually(() => processesWith(`sleep ${duration}`).length === 0)).toBe(true);
+      expect((await m.run(["list", "--json"])).stdout).toContain('"sandboxes": []');
+    }, 60_000);
 
     test("a one-shot run leaves no process behind", async () => {
       const m = machine();

@@ -76,6 +76,14 @@ describe("mcp on the local provider", () => {
     expect(command.stdout).toBe("one two|$HOME|");
   });
 
+  test("run: env keys are inert: __proto__ and constructor reach the program like any other name (issue 13)", async () => {
+    // JSON.parse makes "__proto__" an own key, as the client's JSON-RPC message carries it.
+    const env = JSON.parse('{"__proto__": "one", "constructor": "two", "PLAIN": "three"}');
+    const result = await session.ok("run", { command: "env | grep -E '^(__proto__|constructor|PLAIN)=' | sort", env });
+    expect(result).toMatchObject({ exit_code: 0, stdout: "PLAIN=three\n__proto__=one\nconstructor=two\n" });
+    await session.fails("run", { command: "true", env: { GOOD: 1 } }, "bad_arguments");
+  });
+
   test("run: output that is not UTF-8 comes with its exact bytes in base64", async () => {
     const result = await session.ok("run", { command: "printf 'a\\377b'" });
     expect(result.stdout_base64).toBe(Buffer.from([0x61, 0xff, 0x62]).toString("base64"));

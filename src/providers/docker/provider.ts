@@ -167,9 +167,10 @@ export class DockerProvider implements Provider {
       const demux = new Demultiplexer(run.onStdout, run.onStderr);
       stream.onData((chunk) => demux.push(chunk));
       if (signal?.aborted) throw interrupted(signal);
+      const startedAt = Date.now();
       await this.start(id, image);
       running = true;
-      return { id, ...(await this.follow(id, stream, exit.code, run)) };
+      return { id, ...(await this.withOomKill(id, startedAt, await this.follow(id, stream, exit.code, run))) };
     } catch (error) {
       // Never started: AutoRemove will not apply, so remove it here (by name: the id may be unknown).
       if (!running) await this.destroy(id ?? containerName).catch(() => {});
@@ -330,6 +331,7 @@ export class DockerProvider implements Provider {
   }
 
   private async execAs(id: string, spec: ExecSpec, user?: string): Promise<ExecOutcome> {
+    const startedAt = Date.now();
     const mark = randomBytes(8).toString("hex");
     const execId = await this.createExec(id, {
       ...(user ? { User: user } : {}),
@@ -364,12 +366,30 @@ export class DockerProvider implements Provider {
       if (stopping) await stopping;
       if (timedOut) return { exitCode: 124, timedOut: true };
       if (spec.signal?.aborted) return { exitCode: spec.signal.reason === "SIGTERM" ? 143 : 130, timedOut: false };
-      return { exitCode: await this.exitCode(execId), timedOut: false };
+      return await this.withOomKill(id, startedAt, { exitCode: await this.exitCode(execId), timedOut: false });
     } finally {
       if (timer) clearTimeout(timer);
       spec.signal?.removeEventListener("abort", onAbort);
       stopStdin();
       stream.destroy();
+    }
+  }
+
+  /**
+   * Marks an exit of 137 (SIGKILL) as the memory limit's doing when the kernel's OOM killer
+   * struck in the container meanwhile: the engine's `oom` events since `sinceMs`. Not the
+   * inspected State.OOMKilled alone: the engine sets it only when the container's own process
+   * dies of it (not for an exec's processes), and a one-shot container is being removed by then.
+   */
+  private async withOomKill(id: string, sinceMs: number, outcome: ExecOutcome): Promise<ExecOutcome> {
+    if (outcome.exitCode !== 137 || outcome.timedOut) return outcome;
+    try {
+      const filters = JSON.stringify({ type: ["container"], container: [id], event: ["oom"] });
+      const response = await this.engine.request("GET", "/events", { query: { since: (sinceMs / 1000 - 0.001).toFixed(3), until: (Date.now() / 1000).toFixed(3), filters } });
+      const events = (await response.text()).split("\n").filter((line) => line.trim());
+      return events.some((line) => (JSON.parse(line) as { Action?: string }).Action === "oom") ? { ...outcome, limitHit: "memory" } : outcome;
+    } catch {
+      return outcome; // the exit code stands on its own
     }
   }
 

@@ -8,11 +8,17 @@
  * enter the holder's namespaces with nsenter, and `destroy` kills the holder, which takes every
  * process of the sandbox with it (the death of a pid namespace's first process kills the rest).
  *
- * A process is identified by its pid and its start time (field 22 of /proc/PID/stat), so a pid
- * reused after a reboot or a crash never passes for the holder.
+ * A process is identified by its pid and its start time (field 22 of /proc/PID/stat, in clock
+ * ticks since boot) and the state by the boot it was written in (the kernel's boot id), so a pid
+ * reused after a crash or a reboot never passes for the holder, and is never killed for it.
+ *
+ * Two commands that find a sandbox stopped at once (two `exec`, or `exec` and `run --reuse`)
+ * start it under a per-sandbox lock (withStartLock), so exactly one holder starts and both join it.
  */
+import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { ProviderError } from "../../base/errors";
+import type { Store } from "../../base/store";
 
 export interface ProcessId {
   pid: number;
@@ -26,6 +32,22 @@ export interface HolderState {
   target: ProcessId;
   /** The egress proxy process (default network policy). */
   proxy?: ProcessId;
+  /** The kernel's boot id when the state was written; absent in states of older versions. */
+  boot?: string;
+}
+
+/** This boot's id (/proc/sys/kernel/random/boot_id): a new one after every reboot. */
+export function bootId(): string | undefined {
+  try {
+    return readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim();
+  } catch {
+    return undefined;
+  }
+}
+
+/** Whether a state (or lock) was written before the last reboot: its pids mean nothing now. */
+function fromAnotherBoot(state: { boot?: string }): boolean {
+  return state.boot !== undefined && state.boot !== bootId();
 }
 
 /** The start time of a live process, or undefined when no such process is running. */
@@ -56,13 +78,13 @@ export function readState(file: string): HolderState | undefined {
 /** The state when its holder still runs (and, with a proxy, the proxy too). */
 export function liveState(file: string): HolderState | undefined {
   const state = readState(file);
-  if (!state || !isAlive(state.holder) || !isAlive(state.target)) return undefined;
+  if (!state || fromAnotherBoot(state) || !isAlive(state.holder) || !isAlive(state.target)) return undefined;
   if (state.proxy && !isAlive(state.proxy)) return undefined;
   return state;
 }
 
 export function writeState(file: string, state: HolderState): void {
-  writeFileSync(file, JSON.stringify(state));
+  writeFileSync(file, JSON.stringify({ ...state, boot: bootId() }));
 }
 
 /** Direct children of a process (Linux keeps them per thread; the main thread suffices here). */
@@ -79,7 +101,7 @@ export function childrenOf(pid: number): number[] {
  * pid 1 (the kernel then kills every other process in its pid namespace), its wrapper, its proxy.
  */
 export async function stopState(state: Partial<HolderState> | undefined): Promise<void> {
-  if (!state) return;
+  if (!state || fromAnotherBoot(state)) return;
   const owned = [state.target, state.holder, state.proxy].filter((p): p is ProcessId => isAlive(p));
   for (const process of owned) kill(process.pid, process === state.proxy ? "SIGTERM" : "SIGKILL");
   await waitUntil(() => owned.every((p) => !isAlive(p)), 5000);
@@ -101,6 +123,42 @@ export async function waitUntil(condition: () => boolean, timeoutMs: number): Pr
     await Bun.sleep(delay);
   }
   return true;
+}
+
+/** Who holds a sandbox's start lock: a live process of this boot, and which of its callers. */
+interface StartLock extends ProcessId {
+  boot?: string;
+  token: string;
+}
+
+const START_LOCKS = "local-start-lock";
+const START_LOCK_WAIT_MS = 90_000;
+
+/**
+ * Runs `work` (starting or stopping a sandbox's holder) while holding that sandbox's start lock,
+ * a row of the state store taken in a write transaction. A lock whose holder process is gone (it
+ * was killed, or the machine rebooted) is free, so a killed CLI never blocks a sandbox; a token
+ * tells apart two callers in the same process (the MCP server runs several at once).
+ */
+export async function withStartLock<T>(store: Store, id: string, work: () => Promise<T>): Promise<T> {
+  const mine: StartLock = { pid: process.pid, start: startTime(process.pid) ?? "", boot: bootId(), token: randomUUID() };
+  const take = () =>
+    store.transaction(() => {
+      const owner = store.get<StartLock>(START_LOCKS, id);
+      if (owner && !fromAnotherBoot(owner) && isAlive(owner)) return false;
+      store.put(START_LOCKS, id, mine);
+      return true;
+    });
+  if (!(await waitUntil(take, START_LOCK_WAIT_MS))) {
+    throw new ProviderError("local", `another command has been starting sandbox ${id} for ${START_LOCK_WAIT_MS / 1000} s`, undefined, undefined, "try again, or destroy the sandbox");
+  }
+  try {
+    return await work();
+  } finally {
+    store.transaction(() => {
+      if (store.get<StartLock>(START_LOCKS, id)?.token === mine.token) store.delete(START_LOCKS, [id]);
+    });
+  }
 }
 
 /**
@@ -159,10 +217,10 @@ function sessionOf(pid: number): number | undefined {
   }
 }
 
-/** The pipes and sockets a process has open as stdin, stdout and stderr ("pipe:[123]"). */
-function stdioPipes(pid: number): Set<string> {
+/** The pipes and sockets a process has open as stdin, stdout and stderr ("pipe:[123]"), or as `fds`. */
+export function stdioPipes(pid: number, fds: number[] = [0, 1, 2]): Set<string> {
   const pipes = new Set<string>();
-  for (const fd of [0, 1, 2]) {
+  for (const fd of fds) {
     try {
       const link = readlinkSync(`/proc/${pid}/fd/${fd}`);
       if (link.startsWith("pipe:") || link.startsWith("socket:")) pipes.add(link);
@@ -196,11 +254,13 @@ function holdsAny(pid: number, pipes: Set<string>): boolean {
  * it inherited from this exec (our stdout and stderr), which it would otherwise keep open and
  * hang us on. Each round kills all of those, then looks again, until nothing is left: a process
  * forking while being killed cannot outrun this. A daemon that detached *and* closed its stdio
- * belongs to the sandbox, as after `docker exec`, and goes with `destroy`.
+ * belongs to the sandbox, as after `docker exec`, and goes with `destroy`. `known`: the pipes
+ * as read when the command started (the wrapper may be gone by now). A one-shot run's wrapper
+ * is stopped the same way, which also finds a process of it orphaned as it started.
  */
-export async function killExecTree(nsenterPid: number): Promise<void> {
+export async function killExecTree(nsenterPid: number, known?: Set<string>): Promise<void> {
   const sessions = new Set<number>([nsenterPid]);
-  const pipes = stdioPipes(nsenterPid);
+  const pipes = known ?? stdioPipes(nsenterPid);
   for (let round = 0; round < 100; round++) {
     for (const leader of childrenOf(nsenterPid)) sessions.add(leader);
     const victims = new Set<number>();
@@ -215,5 +275,41 @@ export async function killExecTree(nsenterPid: number): Promise<void> {
     if (victims.size === 0) return;
     for (const pid of victims) kill(pid, "SIGKILL");
     await Bun.sleep(round < 10 ? 1 : 10);
+  }
+}
+
+/** Whether a process other than this one holds any of `pipes` open. */
+function heldByOthers(pipes: Set<string>): boolean {
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && holdsAny(pid, pipes)) return true;
+  }
+  return false;
+}
+
+/** How long the output of an exec whose command has exited must be quiet before reading stops. */
+const QUIET_MS = 50;
+/** The most an exec waits after its command exited for a detached process to stop writing. */
+const DRAIN_MS = 2000;
+
+/**
+ * Waits, once an exec's command has exited, for the end of its output (`pumping`), unless a
+ * process it left running in the sandbox (`setsid nohup server &`) still holds the output pipes
+ * (`pipes`, the command's stdio): that process lives on, as after `docker exec`, and the exec
+ * returns. What was written is read until the pipes have been quiet for QUIET_MS (at most
+ * DRAIN_MS), then `stopReading` closes our ends: nothing reads that process's output any more,
+ * so a later write of its own fails (EPIPE, or SIGPIPE unless it ignores it). Give a daemon a
+ * log file, as with Docker.
+ */
+export async function outputEnd(pumping: Promise<unknown>, pipes: Set<string>, lastChunkAt: () => number, stopReading: () => void): Promise<void> {
+  const ended = pumping.then(() => true);
+  const deadline = performance.now() + DRAIN_MS;
+  while (!(await Promise.race([ended, Bun.sleep(QUIET_MS).then(() => false)]))) {
+    if (pipes.size === 0 || !heldByOthers(pipes)) continue;
+    if (performance.now() - lastChunkAt() >= QUIET_MS || performance.now() > deadline) {
+      stopReading();
+      await pumping;
+      return;
+    }
   }
 }

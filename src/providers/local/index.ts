@@ -6,6 +6,8 @@ import { cgroupSites, describeLimits } from "./limits-host";
 // Allow lists (hosts, CIDRs, ports) are enforced by the egress proxy every default-policy sandbox goes through.
 export const LOCAL_CAPABILITIES = capabilities(
   "streaming", "files", "pty", "resize", "labels", "stdin", "networkIsolation", "networkHost", "networkAllowHosts", "networkAllowCidrs", "networkAllowPorts", "resources", "pids", "mounts", "oneShot",
+  // A kept sandbox is stopped after a reboot; its next exec starts it over its files.
+  "startsStopped",
 );
 
 export const localDescriptor = defineProvider({

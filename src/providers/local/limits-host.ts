@@ -110,8 +110,12 @@ export async function findCgroupSites(facts: HostFacts): Promise<CgroupSites> {
   return sites;
 }
 
-/** The facts of this host, read through Bun's file API. */
-export async function hostFacts(): Promise<HostFacts> {
+/**
+ * The facts of this host, read through Bun's file API. With `cgroupRoot` (tests), a cgroup v2
+ * hierarchy mounted there with this process at its top: a temporary directory laid out like a
+ * delegated v2 subtree (cgroup.controllers, cgroup.subtree_control, …) stands in for the kernel's.
+ */
+export async function hostFacts(cgroupRoot?: string): Promise<HostFacts> {
   const read = async (path: string) => {
     try {
       return await Bun.file(path).text();
@@ -119,9 +123,10 @@ export async function hostFacts(): Promise<HostFacts> {
       return undefined;
     }
   };
+  const escaped = cgroupRoot?.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
   return {
-    cgroup: (await read("/proc/self/cgroup")) ?? "",
-    mountinfo: (await read("/proc/self/mountinfo")) ?? "",
+    cgroup: cgroupRoot ? "0::/\n" : ((await read("/proc/self/cgroup")) ?? ""),
+    mountinfo: cgroupRoot ? `1 0 0:1 / ${escaped} rw - cgroup2 cgroup2 rw\n` : ((await read("/proc/self/mountinfo")) ?? ""),
     uid: process.getuid?.() ?? -1,
     read,
     owner: async (path) => {
@@ -136,10 +141,13 @@ export async function hostFacts(): Promise<HostFacts> {
 
 /**
  * The cgroups this process can use for sandboxes. SANDBOXES_LOCAL_CGROUPS=off pretends there are
- * none (for tests of the rlimit fallback and of the refusals).
+ * none (for tests of the rlimit fallback and of the refusals); SANDBOXES_TEST_CGROUP_ROOT=DIR
+ * pretends DIR is a cgroup v2 hierarchy (tests of the v2 path on a host without one).
  */
 export async function cgroupSites(env: Record<string, string | undefined>): Promise<CgroupSites> {
   if (env.SANDBOXES_LOCAL_CGROUPS === "off" || process.platform !== "linux") return {};
+  const testRoot = env.SANDBOXES_TEST_CGROUP_ROOT || undefined;
+  if (testRoot) return findCgroupSites(await hostFacts(testRoot));
   // Read once per process: detection and every new sandbox's plan ask, and the answer stays.
   return (ownSites ??= hostFacts().then(findCgroupSites));
 }

@@ -90,14 +90,16 @@ export async function planLimits(id: string, request: LimitRequest, env: Record<
 
 /**
  * Makes the plan's cgroups that do not exist (all of them for a new sandbox; after a reboot, those
- * of a kept one); on failure removes them all and throws.
+ * of a kept one); on failure removes them all and throws. `makeDir` is the kernel's mkdir, which
+ * on a cgroup file system also makes the new cgroup's files (a test passes one that does so in a
+ * plain directory).
  */
-export async function applyLimits(plan: LimitPlan | undefined): Promise<void> {
+export async function applyLimits(plan: LimitPlan | undefined, makeDir: (dir: string) => void = mkdirSync): Promise<void> {
   if (!plan || plan.cgroups.every((cgroup) => existsSync(cgroup.dir))) return;
   try {
     for (const cgroup of plan.cgroups) {
       if (existsSync(cgroup.dir)) continue;
-      mkdirSync(cgroup.dir);
+      makeDir(cgroup.dir);
       for (const { file, value, optional } of cgroup.settings) {
         const path = `${cgroup.dir}/${file}`;
         if (optional && !existsSync(path)) continue;

@@ -1,12 +1,12 @@
 import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { ProviderError, SandboxesError } from "../../base/errors";
+import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
 import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
-import { childrenOf, type HolderState, isAlive, killExecTree, liveState, readState, startDetached, startTime, stopState, waitUntil, writeState } from "./holder";
+import { childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
@@ -128,6 +128,7 @@ export class LocalProvider implements Provider {
       rmSync(dir, { recursive: true, force: true });
       throw error;
     });
+    await this.pauseForTest("cgroup", id);
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
     return meta;
   }
@@ -178,14 +179,43 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
-    const meta = this.readMeta(id);
-    const state = readState(join(this.dir(id), "holder.json"));
-    await stopState(state);
-    // The rest of the pid namespace dies with its first process; wait for it to be gone.
-    if (state) await waitUntil(() => !isAlive(state.target), 5000);
-    await removeLimits(meta?.limits);
-    rmSync(this.egressDir(id), { recursive: true, force: true });
-    rmSync(this.dir(id), { recursive: true, force: true });
+    if (!existsSync(this.dir(id))) return rmSync(this.egressDir(id), { recursive: true, force: true });
+    // Under the start lock: a holder being started by an exec at this moment is stopped too.
+    await this.startLocked(id, async () => {
+      const meta = this.readMeta(id);
+      const state = readState(join(this.dir(id), "holder.json"));
+      await stopState(state);
+      // The rest of the pid namespace dies with its first process; wait for it to be gone.
+      if (state) await waitUntil(() => !isAlive(state.target), 5000);
+      await removeLimits(meta?.limits);
+      rmSync(this.egressDir(id), { recursive: true, force: true });
+      rmSync(this.dir(id), { recursive: true, force: true });
+    });
+  }
+
+  /**
+   * Test knob: with SANDBOXES_TEST_PAUSE_AT=STAGE, set-up says on stderr that it reached that
+   * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage.
+   */
+  private async pauseForTest(stage: "cgroup" | "proxy" | "holder-proxy" | "holder", id: string): Promise<void> {
+    if (this.ctx.env.SANDBOXES_TEST_PAUSE_AT !== stage) return;
+    process.stderr.write(`sandboxes-test: ${id} paused at ${stage}\n`);
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    await new Promise<void>((resolve) => {
+      const resume = () => {
+        clearTimeout(timer);
+        for (const signal of signals) process.off(signal, resume);
+        resolve();
+      };
+      const timer = setTimeout(resume, 10_000);
+      for (const signal of signals) process.on(signal, resume);
+    });
+  }
+
+  /** Runs `work` under the sandbox's start lock (holder.ts), in the state store, loaded only here. */
+  private async startLocked<T>(id: string, work: () => Promise<T>): Promise<T> {
+    const { openStore } = await import("../../base/store");
+    return withStartLock(openStore(this.ctx.stateDir), id, work);
   }
 
   /**
@@ -193,11 +223,18 @@ export class LocalProvider implements Provider {
    * the files of a stopped sandbox (a reboot, a killed holder) at its next exec.
    */
   private async ensureHolder(meta: LocalMeta): Promise<HolderState> {
+    const stateFile = join(this.dir(meta.id), "holder.json");
+    // Running: join it without a lock. Stopped: one command starts it; the others wait and join.
+    return liveState(stateFile) ?? this.startLocked(meta.id, async () => liveState(stateFile) ?? this.startHolder(meta));
+  }
+
+  private async startHolder(meta: LocalMeta): Promise<HolderState> {
     const dir = this.dir(meta.id);
+    if (!existsSync(join(dir, "meta.json"))) throw new SandboxesError("unknown_sandbox", `local sandbox ${meta.id} was destroyed`, "user", "see `sandboxes list -p local`");
     const stateFile = join(dir, "holder.json");
-    const live = liveState(stateFile);
-    if (live) return live;
     await stopState(readState(stateFile));
+    // After a reboot the sandbox's cgroups are gone with the rest of the old boot.
+    await applyLimits(meta.limits);
     const policy = policyOf(meta);
     const helper = helperCommand();
     let proxy: HolderState["proxy"];
@@ -206,6 +243,7 @@ export class LocalProvider implements Provider {
       mkdirSync(egressDir, { recursive: true, mode: 0o755 });
       const argv = [...helper.host, "__egress-proxy", join(egressDir, EGRESS_SOCKET), ...policy.allow.flatMap((entry) => ["--allow", entry]), "--blocked-log", join(dir, "blocked.log")];
       proxy = await startDetached(argv, { PATH: WRAPPER_PATH }, "listening", join(dir, "proxy.log"), "egress proxy");
+      await this.pauseForTest("holder-proxy", meta.id);
     }
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
@@ -215,6 +253,7 @@ export class LocalProvider implements Provider {
     let holder: HolderState["holder"];
     try {
       holder = await startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox");
+      await this.pauseForTest("holder", meta.id);
     } catch (error) {
       await stopState({ proxy });
       throw error;
@@ -344,7 +383,6 @@ export class LocalProvider implements Provider {
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
-    await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
     const blocked = await this.reportBlocked(meta, spec.onNotice);
@@ -352,7 +390,7 @@ export class LocalProvider implements Provider {
     try {
       // Not spec.stdoutFd: killExecTree finds escaped processes by the output pipes they hold,
       // and a pipe of our own stdout is also held by whoever reads it.
-      const outcome = await spawnStreaming(invocation, { ...spec, stdoutFd: undefined }, (child) => killExecTree(child.pid));
+      const outcome = await spawnStreaming(invocation, { ...spec, stdoutFd: undefined }, (child, pipes) => killExecTree(child.pid, pipes), { inKept: true });
       return memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { ...outcome, limitHit: "memory" } : outcome;
     } finally {
       blocked();
@@ -382,12 +420,15 @@ export class LocalProvider implements Provider {
         if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
         throw error;
       });
+      await this.pauseForTest("proxy", meta.id);
     };
     try {
       const gated = policy.mode === "default";
       const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, gated });
       const killsBefore = memoryKills(meta.limits);
-      const outcome = await spawnStreaming(invocation, spec, (child) => child.kill("SIGKILL"), gated ? startProxy : undefined);
+      // Not only the wrapper: a signal as it starts can orphan its inner process (bwrap sets
+      // --die-with-parent only after its fork), which keeps our output open; killExecTree finds it.
+      const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes), { gate: gated ? startProxy : undefined });
       const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
       return { ...outcome, ...limitHit, id: meta.id };
     } finally {
@@ -460,7 +501,6 @@ export class LocalProvider implements Provider {
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     this.ensureLinux();
     const meta = this.requireMeta(id);
-    await applyLimits(meta.limits);
     const state = await this.ensureHolder(meta);
     const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
     const output = new PtyOutput();
@@ -517,13 +557,17 @@ function enterArgv(state: HolderState, layout: SandboxLayout, program: string[],
  * With a `gate` (for a gated Inner) the wrapper also gets a pipe as GATE_FD, and the byte that
  * lets the program start goes down it once `gate` resolves; if it throws, the wrapper is
  * stopped, the program never having run.
+ * In a kept sandbox (`inKept`) the command's stdio is noted as it starts, so that the processes
+ * it leaves running are found (killExecTree on a timeout) or let go (outputEnd when it exits).
  */
 async function spawnStreaming(
   invocation: { argv: string[]; env: Record<string, string> },
   spec: ExecSpec,
-  kill: (child: ReturnType<typeof Bun.spawn>) => void | Promise<void>,
-  gate?: () => Promise<void>,
+  kill: (child: ReturnType<typeof Bun.spawn>, pipes: Set<string>) => void | Promise<void>,
+  { gate, inKept = false }: { gate?: () => Promise<void>; inKept?: boolean } = {},
 ): Promise<ExecOutcome> {
+  // A signal during the set-up: nothing is started, and the caller's clean-up runs.
+  if (spec.signal?.aborted) throw new InterruptedError((spec.signal.reason as StopReason) ?? "SIGINT");
   let child: ReturnType<typeof Bun.spawn>;
   try {
     child = Bun.spawn(invocation.argv, {
@@ -533,18 +577,41 @@ async function spawnStreaming(
   } catch (error) {
     throw spawnFailed(error, invocation);
   }
+  // The child's stdio, read at once, while it surely runs (the wrapper lives as long as the
+  // command): every process of the command inherits it, so the processes that hold it are the
+  // ones to stop, even one that lost its parent. Never our own stdout (stdoutFd): its reader
+  // holds that too.
+  const pipes = stdioPipes(child.pid, spec.stdoutFd === undefined ? [0, 1, 2] : [0, 2]);
   let timedOut = false;
-  const stop = () => void kill(child);
+  const stop = () => void kill(child, pipes);
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
   spec.signal?.addEventListener("abort", stop, { once: true });
+  const readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
+  let lastChunkAt = performance.now();
+  let letGo = false;
   // Awaiting the sink before reading on passes a slow reader's pace back to the program.
   const pump = async (stream: ReadableStream<Uint8Array> | number | null | undefined, sink: (chunk: Uint8Array) => unknown) => {
-    if (stream instanceof ReadableStream) for await (const chunk of stream) await sink(chunk);
+    if (!(stream instanceof ReadableStream)) return;
+    const reader = stream.getReader();
+    readers.push(reader);
+    try {
+      for (let read = await reader.read(); !read.done; read = await reader.read()) {
+        lastChunkAt = performance.now();
+        await sink(read.value);
+      }
+    } catch (error) {
+      if (letGo) return;
+      // A sink that failed: stop reading, as leaving a for-await loop would.
+      void reader.cancel().catch(() => {});
+      throw error;
+    }
   };
   const open = async (gate: () => Promise<void>) => {
     const fd = child.stdio[GATE_FD] as number;
     try {
       await gate();
+      // A signal while the proxy started: the program must not start at all.
+      if (spec.signal?.aborted) throw new InterruptedError((spec.signal.reason as StopReason) ?? "SIGINT");
       try {
         writeSync(fd, "\n");
       } catch {
@@ -560,12 +627,20 @@ async function spawnStreaming(
     }
   };
   try {
-    const [code] = await Promise.all([
-      child.exited,
-      pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout),
-      pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr),
-      gate && open(gate),
-    ]);
+    const pumping = Promise.all([pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout), pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr)]);
+    const opening = gate ? open(gate) : undefined;
+    opening?.catch(() => {}); // awaited below, once the wrapper has exited
+    // A failed pump ends the wait at once; otherwise the output is awaited after the exit.
+    const code = await Promise.race([child.exited, pumping.then(() => child.exited)]);
+    await opening;
+    if (inKept) {
+      await outputEnd(pumping, pipes, () => lastChunkAt, () => {
+        letGo = true;
+        for (const reader of readers) void reader.cancel().catch(() => {});
+      });
+    } else {
+      await pumping;
+    }
     if (timedOut) return { exitCode: 124, timedOut: true };
     const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;
     return { exitCode: signalCode !== undefined ? 128 + signalCode : code, timedOut: false };
