@@ -18,7 +18,7 @@ import type { AnyCommand } from "../src/cli/command";
 import type { FlagDef } from "../src/cli/args";
 import { completionSpec, type CompletionFlag, type CompletionSpec } from "../src/cli/completion/spec";
 import { EXIT_CODE_TABLE } from "../src/core/exit-codes";
-import { AUTO_DETECT_ORDER, PROVIDERS } from "../src/providers/index";
+import { AUTO_DETECT_ORDER, PROVIDERS } from "../src/providers/catalog";
 import type { Capabilities, ProviderDescriptor } from "../src/providers/types";
 
 export const DOCS_COMMAND = "bun run docs";

@@ -24,7 +24,7 @@ import type { SandboxRecord } from "./providers/types";
 
 export { SandboxesError, ProviderError, UsageError, InterruptedError } from "./base/errors";
 export type { Capabilities, SandboxRecord, SandboxState } from "./providers/types";
-export { providerNames } from "./providers/index";
+export { providerNames } from "./providers/catalog";
 export { close, run, runMany } from "./library/run";
 export type { ExecOptions, ExecResult, RunResult, SandboxOptions, StreamEvent } from "./library/types";
 

@@ -61,7 +61,7 @@ export default defineCommand({
   async run(options, { io, settings, signal }) {
     if (options.action === "config") return configure(options, settings.env, io);
     const { defaults } = options;
-    if (defaults.provider) (await import("../providers/index")).findDescriptor(defaults.provider);
+    if (defaults.provider) (await import("../providers/catalog")).findDescriptor(defaults.provider);
     // The SDK is loaded here only: no other command pays for it (bench/startup.ts).
     const { serve } = await import("../mcp/server");
     const log = (line: string) => io.stderr.write(`sandboxes mcp: ${line}\n`);

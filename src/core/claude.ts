@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { basename, posix, resolve } from "node:path";
-import { findDescriptor } from "../providers/index";
+import { findDescriptor } from "../providers/catalog";
 import type { Mount, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";

@@ -1,4 +1,4 @@
-import { findDescriptor } from "../providers/index";
+import { findDescriptor } from "../providers/catalog";
 import type { SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";

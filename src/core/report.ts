@@ -1,4 +1,4 @@
-import { PROVIDERS } from "../providers/index";
+import { PROVIDERS } from "../providers/catalog";
 import type { Capabilities } from "../providers/types";
 import type { Settings } from "./config";
 import { isSandboxesError } from "../base/errors";

@@ -1,4 +1,4 @@
-import { AUTO_DETECT_ORDER, findDescriptor, PROVIDERS } from "../providers/index";
+import { AUTO_DETECT_ORDER, findDescriptor, PROVIDERS } from "../providers/catalog";
 import { DEFAULT_IMAGE } from "../providers/docker/index";
 import { hostPlatform } from "../providers/platform";
 import type { Detection, Provider, ProviderContext, ProviderDescriptor } from "../providers/types";

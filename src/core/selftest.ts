@@ -1,4 +1,4 @@
-import { findDescriptor } from "../providers/index";
+import { findDescriptor } from "../providers/catalog";
 import { StreamCapture } from "./capture";
 import type { Settings } from "./config";
 import { createOn, destroySandbox, type Lease } from "./lifecycle";

@@ -33,7 +33,7 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from "node:fs";
 import { constants, tmpdir } from "node:os";
 import { basename, join, resolve } from "node:path";
-import { findDescriptor } from "../../src/providers/index";
+import { findDescriptor } from "../../src/providers/catalog";
 import { shellQuote } from "../../src/base/quote";
 import { PtyOutput } from "../../src/providers/shared/pty";
 import type { Capabilities, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../../src/providers/types";

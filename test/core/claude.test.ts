@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { runClaude } from "../../src/core/claude";
 import { loadSettings } from "../../src/core/config";
 import type { InteractiveIO } from "../../src/core/interactive";
-import { PROVIDERS } from "../../src/providers/index";
+import { PROVIDERS } from "../../src/providers/catalog";
 import { LOCAL_CAPABILITIES } from "../../src/providers/local";
 import type { ProviderDescriptor } from "../../src/providers/types";
 import { FakeProvider } from "../fakes/pty/provider";

@@ -7,7 +7,7 @@ import { loadSettings } from "../../src/core/config";
 import { InterruptedError, SandboxesError } from "../../src/base/errors";
 import { type InteractiveIO, openShell, runProgram } from "../../src/core/interactive";
 import { Registry } from "../../src/core/registry";
-import { PROVIDERS } from "../../src/providers/index";
+import { PROVIDERS } from "../../src/providers/catalog";
 import { LOCAL_CAPABILITIES } from "../../src/providers/local";
 import type { ProviderDescriptor, PtySession } from "../../src/providers/types";
 import { attach, type LocalTerminal } from "../../src/pty/bridge";

@@ -11,7 +11,7 @@ import { InterruptedError, SandboxesError } from "../../src/base/errors";
 import { loadSettings } from "../../src/core/config";
 import { checkSupport, createSandbox, findNamed, hold, type Lease, refuseTakenName, release, throwIfAborted } from "../../src/core/lifecycle";
 import { Registry } from "../../src/core/registry";
-import { PROVIDERS } from "../../src/providers/index";
+import { PROVIDERS } from "../../src/providers/catalog";
 import { LOCAL_CAPABILITIES } from "../../src/providers/local";
 import type { ProviderDescriptor } from "../../src/providers/types";
 import { FakeProvider } from "../fakes/pty/provider";

@@ -3,7 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/cli/registry";
-import { providerNames } from "../../src/providers/index";
+import { providerNames } from "../../src/providers/catalog";
 import { BINARY, cli, freshEnv } from "../helpers";
 
 /** Every command has an e2e entry: a new command without one fails the type check. */

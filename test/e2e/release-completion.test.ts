@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { COMMANDS } from "../../src/cli/registry";
-import { providerNames } from "../../src/providers/index";
+import { providerNames } from "../../src/providers/catalog";
 import { buildDevBinary, run, tempHome } from "./_release-helpers";
 
 // Spawns binaries, shells and servers: independent of whichever bunfig.toml is in effect.

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { run, runMany, Sandbox, SandboxesError } from "../../src/index";
-import { PROVIDERS } from "../../src/providers/index";
+import { PROVIDERS } from "../../src/providers/catalog";
 import { Registry } from "../../src/core/registry";
 
 const roots: string[] = [];

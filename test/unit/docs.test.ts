@@ -6,7 +6,7 @@ import { defaultSources, DOCS_COMMAND, renderDocs, staleFiles, type DocSources }
 import { COMMANDS } from "../../src/cli/registry";
 import { defineCommand } from "../../src/cli/command";
 import { commandHelp } from "../../src/cli/help-text";
-import { PROVIDERS } from "../../src/providers/index";
+import { PROVIDERS } from "../../src/providers/catalog";
 
 const sources = await defaultSources();
 const files = await renderDocs(sources);

@@ -1,7 +1,7 @@
 import { COMMANDS, SUMMARIES, type CommandName } from "../registry";
 import type { FlagDef } from "../args";
 import { languageNames } from "../../lang/languages";
-import { providerNames } from "../../providers/index";
+import { providerNames } from "../../providers/catalog";
 import { SHELLS } from "./shells";
 
 /** What the shell scripts are generated from: the command registry and each command's flag table. */
