@@ -180,6 +180,23 @@ for (const { user, mechanism } of MATRIX) {
       expect((await m.run(["exec", "t", "echo still here"])).stdout).toBe("still here\n");
     }, 60_000);
 
+    test("a timeout kills nothing outside the sandbox: the process that writes the exec's stdin pipe lives on", async () => {
+      const m = machine();
+      const writer = marked();
+      expect((await m.run(["run", "--keep", "-n", "p", "true"])).code).toBe(0);
+      // The writer holds the pipe's other end, and the shell does not wait for it (it is in the
+      // background of the pipeline's first part, which ends at once).
+      const script = `{ sleep ${writer} 2>/dev/null & } | "$@" exec -t 1 p cat; echo "exec:$?"`;
+      const shell = Bun.spawn(["sh", "-c", script, "sh", ...m.command], { env: m.env, cwd: m.cwd, stdout: "pipe", stderr: "pipe" });
+      try {
+        expect(await new Response(shell.stdout).text()).toBe("exec:124\n");
+        await shell.exited;
+        expect(processesWith(`sleep ${writer}`).length).toBe(1);
+      } finally {
+        for (const pid of processesWith(`sleep ${writer}`)) process.kill(pid, "SIGKILL");
+      }
+    }, 60_000);
+
     test("Ctrl-C kills the command's process tree, not the sandbox", async () => {
       const m = machine();
       const before = marked();

@@ -217,8 +217,11 @@ function sessionOf(pid: number): number | undefined {
   }
 }
 
-/** The pipes and sockets a process has open as stdin, stdout and stderr ("pipe:[123]"), or as `fds`. */
-export function stdioPipes(pid: number, fds: number[] = [0, 1, 2]): Set<string> {
+/**
+ * The pipes and sockets a process has open as stdout and stderr ("pipe:[123]"), or as `fds`.
+ * Not stdin by default: its other end may be a process of the user's, outside the sandbox.
+ */
+export function stdioPipes(pid: number, fds: number[] = [1, 2]): Set<string> {
   const pipes = new Set<string>();
   for (const fd of fds) {
     try {

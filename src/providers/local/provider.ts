@@ -577,11 +577,13 @@ async function spawnStreaming(
   } catch (error) {
     throw spawnFailed(error, invocation);
   }
-  // The child's stdio, read at once, while it surely runs (the wrapper lives as long as the
-  // command): every process of the command inherits it, so the processes that hold it are the
-  // ones to stop, even one that lost its parent. Never our own stdout (stdoutFd): its reader
+  // The child's output pipes, read at once, while it surely runs (the wrapper lives as long as
+  // the command): every process of the command inherits them, so the processes that hold them
+  // are the ones to stop, even one that lost its parent. Only the pipes we made: never stdin
+  // (Bun may hand the user's own pipe through, whose writer is the user's process, outside the
+  // sandbox) nor our stdout when the program writes to it directly (stdoutFd): its reader
   // holds that too.
-  const pipes = stdioPipes(child.pid, spec.stdoutFd === undefined ? [0, 1, 2] : [0, 2]);
+  const pipes = stdioPipes(child.pid, spec.stdoutFd === undefined ? [1, 2] : [2]);
   let timedOut = false;
   const stop = () => void kill(child, pipes);
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
