@@ -316,12 +316,6 @@ describe("vercel (fake): a stopping sandbox", () => {
   beforeAll(async () => void (fake = await startFakeVercel()), 30_000);
   afterAll(() => fake?.close());
 
-  async function kept(env: Record<string, string>): Promise<string> {
-    const result = await cli(["run", "-p", "vercel", "--keep", "--json", "true"], { env });
-    expect(result.code).toBe(0);
-    return (JSON.parse(result.stdout) as { sandbox_id: string }).sandbox_id;
-  }
-
   test("run: a command that meets 422 sandbox_stopping runs once on a resumed session", async () => {
     const { env } = freshEnv(fake.env());
     const before = fake.requests.length;
@@ -340,25 +334,40 @@ describe("vercel (fake): a stopping sandbox", () => {
   }, 60_000);
 
   test("exec, list and destroy of a stopping sandbox: it runs on a resumed session, lists as stopped, and goes", async () => {
-    const { env } = freshEnv(fake.env());
-    const id = await kept(env);
-    const stoppingSession = fake.sandboxes.get(id)!.session.id;
-    fake.beginStopping(id);
-    const listed = await cli(["list", "-p", "vercel", "--json"], { env });
-    expect(listed.code).toBe(0);
-    const row = (JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id);
-    expect(row?.state).toBe("stopped");
-    const exec = await cli(["exec", id, "echo", "woke"], { env });
-    expect(exec.stderr).toBe("");
-    expect(exec.stdout).toBe("woke\n");
-    expect(exec.code).toBe(0);
-    expect(fake.sandboxes.get(id)!.session.id).not.toBe(stoppingSession);
-    fake.beginStopping(id);
-    const destroyed = await cli(["destroy", id], { env });
-    expect(destroyed.code).toBe(0);
-    expect(fake.sandboxes.has(id)).toBe(false);
+    let stoppingSession: string | undefined;
+    await restThenWake("vercel", fake.env(), {
+      rest: (id) => ((stoppingSession = fake.sandboxes.get(id)!.session.id), fake.beginStopping(id)),
+      listsAs: "stopped",
+      awake: (id) => fake.sandboxes.get(id)!.session.id !== stoppingSession,
+      gone: (id) => !fake.sandboxes.has(id),
+    });
   }, 60_000);
 });
+
+/**
+ * Through the binary: keeps a sandbox, puts it to rest on the fake (`rest`: paused, sleeping,
+ * stopping), then checks that list shows it as `listsAs`, that exec wakes it and runs, and that
+ * destroy, with it at rest again, removes it.
+ */
+async function restThenWake(provider: string, credentials: Record<string, string>, fake: { rest(id: string): void; listsAs: string; awake(id: string): boolean; gone(id: string): boolean }): Promise<void> {
+  const { env } = freshEnv(credentials);
+  const made = await cli(["run", "-p", provider, "--keep", "--json", "true"], { env });
+  expect(made.code).toBe(0);
+  const id = (JSON.parse(made.stdout) as { sandbox_id: string }).sandbox_id;
+  fake.rest(id);
+  const listed = await cli(["list", "-p", provider, "--json"], { env });
+  expect(listed.code).toBe(0);
+  expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id)?.state).toBe(fake.listsAs);
+  const exec = await cli(["exec", id, "echo", "woke"], { env });
+  expect(exec.stderr).toBe("");
+  expect(exec.stdout).toBe("woke\n");
+  expect(exec.code).toBe(0);
+  expect(fake.awake(id)).toBe(true);
+  fake.rest(id);
+  const destroyed = await cli(["destroy", id], { env });
+  expect(destroyed.code).toBe(0);
+  expect(fake.gone(id)).toBe(true);
+}
 
 /**
  * E2B: a paused sandbox lists as stopped, and connecting to it (which exec does) resumes it, as
@@ -370,23 +379,12 @@ describe("e2b (fake): a paused sandbox", () => {
   afterAll(() => fake?.close());
 
   test("list shows it stopped, exec resumes it and runs, destroy removes it", async () => {
-    const { env } = freshEnv(fake.env());
-    const made = await cli(["run", "-p", "e2b", "--keep", "--json", "true"], { env });
-    expect(made.code).toBe(0);
-    const id = (JSON.parse(made.stdout) as { sandbox_id: string }).sandbox_id;
-    fake.pause(id);
-    const listed = await cli(["list", "-p", "e2b", "--json"], { env });
-    expect(listed.code).toBe(0);
-    expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id)?.state).toBe("stopped");
-    const exec = await cli(["exec", id, "echo", "resumed"], { env });
-    expect(exec.stderr).toBe("");
-    expect(exec.stdout).toBe("resumed\n");
-    expect(exec.code).toBe(0);
-    expect(fake.sandboxes.get(id)!.state).toBe("running");
-    fake.pause(id);
-    const destroyed = await cli(["destroy", id], { env });
-    expect(destroyed.code).toBe(0);
-    expect(fake.sandboxes.has(id)).toBe(false);
+    await restThenWake("e2b", fake.env(), {
+      rest: (id) => fake.pause(id),
+      listsAs: "stopped",
+      awake: (id) => fake.sandboxes.get(id)!.state === "running",
+      gone: (id) => !fake.sandboxes.has(id),
+    });
   }, 60_000);
 });
 
@@ -397,23 +395,12 @@ describe("sprites (fake): a sleeping sprite", () => {
   afterAll(() => fake?.close());
 
   test("list shows it running, exec wakes it and runs, destroy removes it", async () => {
-    const { env } = freshEnv(fake.env());
-    const made = await cli(["run", "-p", "sprites", "--keep", "--json", "true"], { env });
-    expect(made.code).toBe(0);
-    const id = (JSON.parse(made.stdout) as { sandbox_id: string }).sandbox_id;
-    fake.sleep(id);
-    const listed = await cli(["list", "-p", "sprites", "--json"], { env });
-    expect(listed.code).toBe(0);
-    expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ id: string; state: string }> }).sandboxes.find((s) => s.id === id)?.state).toBe("running");
-    const exec = await cli(["exec", id, "echo", "awake"], { env });
-    expect(exec.stderr).toBe("");
-    expect(exec.stdout).toBe("awake\n");
-    expect(exec.code).toBe(0);
-    expect(fake.sprites.get(id)!.cold).toBe(false);
-    fake.sleep(id);
-    const destroyed = await cli(["destroy", id], { env });
-    expect(destroyed.code).toBe(0);
-    expect(fake.sprites.has(id)).toBe(false);
+    await restThenWake("sprites", fake.env(), {
+      rest: (id) => fake.sleep(id),
+      listsAs: "running",
+      awake: (id) => !fake.sprites.get(id)!.cold,
+      gone: (id) => !fake.sprites.has(id),
+    });
   }, 60_000);
 });
 
