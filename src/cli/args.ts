@@ -1,6 +1,6 @@
 import { SandboxesError, UsageError } from "../base/errors";
 import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
-import { dict, own } from "../core/keys";
+import { dict, own } from "../base/keys";
 import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";
 
 /**

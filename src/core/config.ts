@@ -1,5 +1,5 @@
 import { SandboxesError } from "../base/errors";
-import { dict, own } from "./keys";
+import { dict, own } from "../base/keys";
 import { homeDir } from "../base/home";
 
 // Paths are joined by hand: node:path and node:os cost ~0.5 ms to load, and these run on every

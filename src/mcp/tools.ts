@@ -12,7 +12,7 @@ import { listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Pro
 import type { Session } from "./session";
 import { MAX_TIMEOUT_MS } from "../core/timeout";
 import { isUtf8Chunks, StreamCapture } from "../core/capture";
-import { dict } from "../core/keys";
+import { dict } from "../base/keys";
 
 /** Per stream, for run: more would flood the model's context; the rest is counted, not kept. */
 export const OUTPUT_CAP = 1024 * 1024;
