@@ -33,7 +33,7 @@ testInOwnNetwork(import.meta.path, ["203.0.113.0/24", "10.0.0.5/32", "169.254.77
       },
     });
     proxy = await startEgressProxy({
-      socketPath: join(dir, "proxy.sock"),
+      listen: { socketPath: join(dir, "proxy.sock") },
       allow: [`127.0.0.1:${upstream.port}`, `host.sandboxes.internal:${upstream.port}`, "203.0.113.0/24"],
       onBlocked: (event) => blocked.push(event),
       dial(address, port) {
@@ -55,7 +55,7 @@ testInOwnNetwork(import.meta.path, ["203.0.113.0/24", "10.0.0.5/32", "169.254.77
 
   /** Sends bytes, half-closes or not, and collects everything until the proxy closes. */
   async function exchange(chunks: Array<Uint8Array | string>, options: { end?: boolean } = {}): Promise<Buffer> {
-    const socket: Socket = connect({ path: proxy.socketPath });
+    const socket: Socket = connect({ path: join(dir, "proxy.sock") });
     const received: Buffer[] = [];
     socket.on("data", (chunk: Buffer) => received.push(chunk));
     const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));

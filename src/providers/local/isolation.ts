@@ -45,6 +45,12 @@ export interface SandboxLayout {
    * as the bridge's port listens, and the bridge itself on the first connection (LAZY_BRIDGE).
    */
   perl?: string;
+  /**
+   * Set when this process itself makes the sandbox's 127.0.0.1:BRIDGE_PORT listener (netns.ts,
+   * as root, for a one-shot program): no bridge runs inside, and the sandbox needs neither the
+   * proxy's socket directory nor the helper binary.
+   */
+  egressListener?: boolean;
   /** Set when we run as root: the unprivileged uid/gid the program runs as. */
   dropToUid?: number;
 }
@@ -123,8 +129,15 @@ function isSymlink(path: string): boolean {
   }
 }
 
+/**
+ * setpriv by its full path (the same inside: /usr is shared), so that no PATH, which a program
+ * may get from its environment, chooses it.
+ */
+let setprivPath: string | undefined;
+const setpriv = () => (setprivPath ??= Bun.which("setpriv", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }) ?? "setpriv");
+
 const DROP_PRIVILEGES = (uid: number) => [
-  "setpriv",
+  setpriv(),
   `--reuid=${uid}`,
   `--regid=${uid}`,
   "--clear-groups",
@@ -138,7 +151,7 @@ const DROP_PRIVILEGES = (uid: number) => [
  * In a user namespace of its own the program is uid 0 there: it keeps no capability, so it
  * cannot remount the read-only binds (the caller's toolchains) writable.
  */
-const DROP_CAPABILITIES = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
+const DROP_CAPABILITIES = () => [setpriv(), "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"];
 
 /**
  * The prefix that turns a process inside the sandbox into the sandbox's unprivileged user.
@@ -147,7 +160,7 @@ const DROP_CAPABILITIES = ["setpriv", "--inh-caps=-all", "--bounding-set=-all", 
  */
 export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): string[] {
   if (layout.dropToUid !== undefined) return DROP_PRIVILEGES(layout.dropToUid);
-  return capabilities ? DROP_CAPABILITIES : [];
+  return capabilities ? DROP_CAPABILITIES() : [];
 }
 
 /**
@@ -203,13 +216,14 @@ exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
  * not only its own jobs.
  */
 function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
-  if (inner.kind === "program" && layout.network === "default" && layout.perl) {
+  const bridged = layout.network === "default" && !layout.egressListener;
+  if (inner.kind === "program" && bridged && layout.perl) {
     const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", `${EGRESS_DIR}/${EGRESS_SOCKET}`];
     const gate = inner.gated ? String(GATE_FD) : "-";
     return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), gate, String(bridge.length), ...bridge, ...inner.argv];
   }
   const lines: string[] = [];
-  if (layout.network === "default") {
+  if (bridged) {
     const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
     lines.push(
       "mkfifo /run/.egress-ready",
@@ -234,16 +248,32 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
   const binds: Array<{ host: string; inside: string; kind: "ro-file" | "ro-dir" | "rw-dir" }> = [];
   if (layout.network === "host") return binds;
   binds.push({ host: layout.hostsFile, inside: "/etc/hosts", kind: "ro-file" });
-  if (layout.network === "default") {
+  if (layout.network === "default" && !layout.egressListener) {
     binds.push({ host: layout.egressDir, inside: EGRESS_DIR, kind: "rw-dir" });
     for (const [host, inside] of layout.helper.binds) binds.push({ host, inside, kind: lstatSync(host).isDirectory() ? "ro-dir" : "ro-file" });
   }
   return binds;
 }
 
-/** argv that runs `inner` inside the sandbox (a program already including env(1) and cwd handling). */
-export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean }): string[] {
+/**
+ * How bwrap and its caller meet before the program starts: bwrap writes the host pid of the
+ * sandbox's first process to `infoFd` (JSON, "child-pid") and, once the sandbox is set up, waits
+ * for a byte on `blockFd` before it starts anything in it. Meanwhile the caller moves the two
+ * processes into the sandbox's cgroups (so all that the program starts is inside) and makes its
+ * listener (egressListener). An end of file on `blockFd` (the caller died) lets bwrap go on.
+ */
+export interface BwrapHandshake {
+  infoFd: number;
+  blockFd: number;
+}
+
+/**
+ * argv that runs `inner` inside the sandbox. `chdir`: the program's directory, where bwrap starts
+ * it (else "/": the program then carries env(1), which also sets the directory).
+ */
+export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean; handshake?: BwrapHandshake; chdir?: string }): string[] {
   const argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
+  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), "--block-fd", String(options.handshake.blockFd));
   // Not for the holder: bwrap itself would die with its parent, the CLI.
   if (inner.kind === "program") argv.push("--die-with-parent");
   if (!options.pty) argv.push("--new-session");
@@ -271,7 +301,7 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
     for (const parent of ancestors(bind.inside)) if (parent !== "/etc") argv.push("--perms", "0755", "--dir", parent);
     argv.push(bind.kind === "rw-dir" ? "--bind" : "--ro-bind", bind.host, bind.inside);
   }
-  argv.push("--chdir", "/");
+  argv.push("--chdir", options.chdir ?? "/");
   argv.push("--");
   argv.push(...innerArgv(layout, inner, false));
   return argv;

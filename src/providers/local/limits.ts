@@ -122,6 +122,24 @@ export function enterArgv(plan: LimitPlan | undefined, argv: string[]): string[]
   return ["/bin/sh", "-c", `${moves.join(" && ")} && exec "$@"`, "sandboxes-limits", ...argv];
 }
 
+/**
+ * Moves running processes into the sandbox's cgroups, where what they start from then on begins
+ * (bwrap's, while it waits: see BwrapHandshake). A process that is gone already is skipped.
+ */
+export function joinCgroups(plan: LimitPlan | undefined, pids: number[]): void {
+  for (const cgroup of plan?.cgroups ?? []) {
+    for (const pid of pids) {
+      try {
+        // One pid per write: the kernel takes one per write(2).
+        writeFileSync(`${cgroup.dir}/cgroup.procs`, String(pid));
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === "ESRCH") continue;
+        throw new ProviderError("local", `cannot move the sandbox into its cgroup ${cgroup.dir}: ${(error as Error).message}`);
+      }
+    }
+  }
+}
+
 /** argv that sets the plan's rlimits (soft and hard) and then becomes `argv`; inside the sandbox. */
 export function rlimitArgv(plan: LimitPlan | undefined, argv: string[]): string[] {
   const { nproc, asBytes } = plan?.rlimits ?? {};

@@ -5,12 +5,12 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
-import { applyLimits, enterArgv as enterCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
+import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
 import { dict, hasLabels } from "../../base/keys";
 import { PtyOutput } from "../shared/pty";
 
@@ -357,9 +357,16 @@ export class LocalProvider implements Provider {
    * API_KEY=...` must not show up in `ps`. The wrappers pass the environment through; env(1)
    * at the end sets the sandbox's PATH, the directory, and drops what the wrappers added.
    */
-  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter?: HolderState; gated?: boolean }): { argv: string[]; env: Record<string, string> } {
+  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter: HolderState }): Invocation {
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
+    const { program, spawnEnv } = this.programWithEnv(meta, layout, argv, env, cwd);
+    // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
+    return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
+  }
+
+  /** `argv` behind env(1) (and prlimit where no cgroup holds the limits), and the wrappers' environment. */
+  private programWithEnv(meta: LocalMeta, layout: SandboxLayout, argv: string[], env: Record<string, string>, cwd: string | undefined): { program: string[]; spawnEnv: Record<string, string> } {
     const environment = this.environment(meta, env, layout);
     const { inEnviron, inArgv } = splitEnvironment(environment);
     // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
@@ -371,13 +378,44 @@ export class LocalProvider implements Provider {
       ...Object.entries(inArgv).map(([k, v]) => `${k}=${v}`),
       ...argv,
     ]);
-    const spawnEnv = { ...inEnviron, PATH: WRAPPER_PATH };
-    // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
-    if (how.enter) return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
-    const inner: Inner = { kind: "program", argv: program, gated: how.gated };
+    return { program, spawnEnv: { ...inEnviron, PATH: WRAPPER_PATH } };
+  }
+
+  /**
+   * The invocation of a one-shot program (runOnce) and how it starts. With bubblewrap:
+   *  - as root with the default policy, the sandbox's proxy listener is made from here in its
+   *    network namespace (netns.ts): no bridge inside, nothing between the program and the proxy;
+   *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
+   *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
+   *  - bwrap waits (BwrapHandshake) while its processes join the sandbox's cgroups and the
+   *    listener is made, instead of a shell that joins them first.
+   * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
+   */
+  private oneShotInvocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined): Invocation & { start: OneShotStart } {
+    const layout = this.layout(meta);
     const bwrap = bubblewrapPath(this.ctx.env);
-    if (bwrap) return { argv: enterCgroups(meta.limits, bwrapArgv(bwrap, layout, inner, { pty: how.pty })), env: spawnEnv };
-    return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner, process.getuid?.() === 0)), env: spawnEnv };
+    const network = policyOf(meta).mode;
+    layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
+    this.prepareMountPoints(layout);
+    const gated = network === "default" && !layout.egressListener;
+    const inner = (program: string[]): Inner => ({ kind: "program", argv: program, gated });
+    if (!bwrap) {
+      const { program, spawnEnv } = this.programWithEnv(meta, layout, argv, env, cwd);
+      return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0)), env: spawnEnv, start: { gated } };
+    }
+    const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
+    const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), blockFd: GATE_FD + (gated ? 2 : 1) } : undefined;
+    const environment = this.environment(meta, env, layout);
+    const { inEnviron, inArgv } = splitEnvironment(environment);
+    const direct = !gated && Object.keys(inArgv).every((name) => name === "PATH");
+    if (direct) {
+      const program = rlimitArgv(meta.limits, argv);
+      const wrapped = bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, chdir: cwd ?? layout.callerHome });
+      return { argv: wrapped, env: { ...inEnviron, ...inArgv }, start: { gated, handshake, listener: layout.egressListener } };
+    }
+    const { program, spawnEnv } = this.programWithEnv(meta, layout, argv, env, cwd);
+    const wrapped = bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake });
+    return { argv: handshake ? wrapped : enterCgroups(meta.limits, wrapped), env: spawnEnv, start: { gated, handshake, listener: layout.egressListener } };
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
@@ -408,12 +446,11 @@ export class LocalProvider implements Provider {
     const meta = await this.createFiles(create);
     const policy = policyOf(meta);
     let proxy: { close(): Promise<void> } | undefined;
-    const startProxy = async () => {
+    let listenerFd: number | undefined;
+    const startProxy = async (listen: { socketPath: string } | { fd: number }) => {
       const [{ formatBlocked, startEgressProxy }, { AllowEntryError }] = await Promise.all([import("./egress/proxy"), import("./egress/policy")]);
-      const egressDir = this.egressDir(meta.id);
-      mkdirSync(egressDir, { recursive: true, mode: 0o755 });
       proxy = await startEgressProxy({
-        socketPath: join(egressDir, EGRESS_SOCKET),
+        listen,
         allow: policy.allow,
         onBlocked: (event) => spec.onNotice?.(formatBlocked(event)),
       }).catch((error) => {
@@ -423,15 +460,59 @@ export class LocalProvider implements Provider {
       await this.pauseForTest("proxy", meta.id);
     };
     try {
-      const gated = policy.mode === "default";
-      const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, gated });
+      const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd);
+      const { gated, handshake, listener } = invocation.start;
+      const signal = spec.signal;
+      const checkNotAborted = () => {
+        if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
+      };
+      // Let bwrap go on once its processes are in the cgroups and the listener is made.
+      const completeHandshake = async (child: Subprocess, info: number, block: number) => {
+        // Loaded while bwrap starts: the listener's bun:ffi, the proxy's node:net.
+        const loading = listener ? Promise.all([import("./netns").then((m) => m.prepareNamespaceListener()), import("./egress/proxy")]) : undefined;
+        const sandboxPid = await readChildPid(info);
+        // bwrap failed before making the sandbox: its exit and message tell.
+        if (sandboxPid === undefined) return;
+        joinCgroups(meta.limits, [child.pid, sandboxPid]);
+        if (listener) {
+          await loading;
+          checkNotAborted();
+          const { listenInNamespace } = await import("./netns");
+          listenerFd = await listenInNamespace(sandboxPid, BRIDGE_PORT).catch((error) => {
+            throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
+          });
+          await startProxy({ fd: listenerFd });
+          listenerFd = undefined; // the proxy's now: its close() closes it
+        }
+        checkNotAborted();
+        letGo(block);
+      };
+      const openGate = async (gate: number) => {
+        const egressDir = this.egressDir(meta.id);
+        mkdirSync(egressDir, { recursive: true, mode: 0o755 });
+        await startProxy({ socketPath: join(egressDir, EGRESS_SOCKET) });
+        checkNotAborted();
+        letGo(gate);
+      };
+      const start: StartWait | undefined = gated || handshake
+        ? {
+            fds: (gated ? 1 : 0) + (handshake ? 2 : 0),
+            open: async (child, ends) => {
+              await Promise.all([
+                handshake ? completeHandshake(child, ends[handshake.infoFd - GATE_FD]!, ends[handshake.blockFd - GATE_FD]!) : undefined,
+                gated ? openGate(ends[0]!) : undefined,
+              ]);
+            },
+          }
+        : undefined;
       const killsBefore = memoryKills(meta.limits);
       // Not only the wrapper: a signal as it starts can orphan its inner process (bwrap sets
       // --die-with-parent only after its fork), which keeps our output open; killExecTree finds it.
-      const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes), { gate: gated ? startProxy : undefined });
+      const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes), { start });
       const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
       return { ...outcome, ...limitHit, id: meta.id };
     } finally {
+      if (listenerFd !== undefined) closeSync(listenerFd);
       await proxy?.close();
       await removeLimits(meta.limits);
       rmSync(this.egressDir(meta.id), { recursive: true, force: true });
@@ -553,25 +634,80 @@ function enterArgv(state: HolderState, layout: SandboxLayout, program: string[],
 }
 
 /**
+ * What a wrapper waits for before its program starts (runOnce): the wrapper gets `fds` more
+ * descriptors, socket pairs from fd 3 on, and `open` gets our ends once it runs. Whatever `open`
+ * writes lets the program start; if it throws, the wrapper is stopped, the program never having
+ * run. Our ends are closed once `open` is done.
+ */
+interface StartWait {
+  fds: number;
+  open(child: Subprocess, ends: number[]): Promise<void>;
+}
+
+/** What starts a one-shot program: see oneShotInvocation and StartWait. */
+interface OneShotStart {
+  /** The program waits behind GATE_FD for the egress proxy (bridge inside). */
+  gated: boolean;
+  handshake?: BwrapHandshake;
+  /** The sandbox's proxy listener is made from here (netns.ts). */
+  listener?: boolean;
+}
+
+type Invocation = { argv: string[]; env: Record<string, string> };
+type Subprocess = ReturnType<typeof Bun.spawn>;
+
+/** The byte that lets a waiting wrapper go on; it may be gone already (a timeout or Ctrl-C came first): its exit says why. */
+function letGo(fd: number): void {
+  try {
+    writeSync(fd, "\n");
+  } catch {
+    /* the wrapper is gone */
+  }
+}
+
+/**
+ * The host pid of the sandbox's first process, from bwrap's --info-fd ({"child-pid": N, ...});
+ * undefined when bwrap ended first (it could not make the sandbox and says why on stderr).
+ * Read by polling our non-blocking end: bwrap writes it within a few milliseconds of its start,
+ * and a stream over the descriptor (Bun.file(fd).stream()) would close it behind our back.
+ */
+async function readChildPid(fd: number): Promise<number | undefined> {
+  const buffer = Buffer.alloc(4096);
+  let text = "";
+  for (;;) {
+    const match = /"child-pid":\s*(\d+)/.exec(text);
+    if (match) return Number(match[1]);
+    let count: number;
+    try {
+      count = readSync(fd, buffer);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      await Bun.sleep(1);
+      continue;
+    }
+    if (count === 0) return undefined;
+    text += buffer.toString("utf8", 0, count);
+  }
+}
+
+/**
  * Runs a wrapper with live stdout/stderr, the timeout and Ctrl-C; `kill` stops what it started.
- * With a `gate` (for a gated Inner) the wrapper also gets a pipe as GATE_FD, and the byte that
- * lets the program start goes down it once `gate` resolves; if it throws, the wrapper is
- * stopped, the program never having run.
+ * With `start`, the program starts only once start.open has let it (StartWait).
  * In a kept sandbox (`inKept`) the command's stdio is noted as it starts, so that the processes
  * it leaves running are found (killExecTree on a timeout) or let go (outputEnd when it exits).
  */
 async function spawnStreaming(
-  invocation: { argv: string[]; env: Record<string, string> },
+  invocation: Invocation,
   spec: ExecSpec,
-  kill: (child: ReturnType<typeof Bun.spawn>, pipes: Set<string>) => void | Promise<void>,
-  { gate, inKept = false }: { gate?: () => Promise<void>; inKept?: boolean } = {},
+  kill: (child: Subprocess, pipes: Set<string>) => void | Promise<void>,
+  { start, inKept = false }: { start?: StartWait; inKept?: boolean } = {},
 ): Promise<ExecOutcome> {
   // A signal during the set-up: nothing is started, and the caller's clean-up runs.
   if (spec.signal?.aborted) throw new InterruptedError((spec.signal.reason as StopReason) ?? "SIGINT");
-  let child: ReturnType<typeof Bun.spawn>;
+  let child: Subprocess;
   try {
     child = Bun.spawn(invocation.argv, {
-      stdio: [spec.stdin ?? "ignore", spec.stdoutFd ?? "pipe", "pipe", ...(gate ? (["pipe"] as const) : [])],
+      stdio: [spec.stdin ?? "ignore", spec.stdoutFd ?? "pipe", "pipe", ...Array.from({ length: start?.fds ?? 0 }, () => "pipe" as const)],
       env: invocation.env,
     });
   } catch (error) {
@@ -585,7 +721,11 @@ async function spawnStreaming(
   // holds that too.
   const pipes = stdioPipes(child.pid, spec.stdoutFd === undefined ? [1, 2] : [2]);
   let timedOut = false;
-  const stop = () => void kill(child, pipes);
+  let stopped = false;
+  const stop = () => {
+    stopped = true;
+    void kill(child, pipes);
+  };
   const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
   spec.signal?.addEventListener("abort", stop, { once: true });
   const readers: Array<ReadableStreamDefaultReader<Uint8Array>> = [];
@@ -608,29 +748,25 @@ async function spawnStreaming(
       throw error;
     }
   };
-  const open = async (gate: () => Promise<void>) => {
-    const fd = child.stdio[GATE_FD] as number;
+  const open = async (wait: StartWait) => {
+    const ends = child.stdio.slice(3) as number[];
     try {
-      await gate();
-      // A signal while the proxy started: the program must not start at all.
-      if (spec.signal?.aborted) throw new InterruptedError((spec.signal.reason as StopReason) ?? "SIGINT");
-      try {
-        writeSync(fd, "\n");
-      } catch {
-        // The wrapper is gone already (a timeout or Ctrl-C came first): its exit says why.
-      }
+      await wait.open(child, ends);
     } catch (error) {
+      // Stopped meanwhile (a timeout or Ctrl-C, which took the sandbox away from under `open`),
+      // or bwrap gave up by itself: that is what the exit says, not how `open` failed then.
+      if (!(error instanceof InterruptedError) && (stopped || child.exitCode !== null)) return;
       stop();
       await child.exited;
       throw error;
     } finally {
       // Bun does not close an extra pipe it made: without this every run would leak a descriptor.
-      closeSync(fd);
+      for (const end of ends) closeSync(end);
     }
   };
   try {
     const pumping = Promise.all([pump(child.stdout as ReadableStream<Uint8Array> | number, spec.onStdout), pump(child.stderr as ReadableStream<Uint8Array>, spec.onStderr)]);
-    const opening = gate ? open(gate) : undefined;
+    const opening = start ? open(start) : undefined;
     opening?.catch(() => {}); // awaited below, once the wrapper has exited
     // A failed pump ends the wait at once; otherwise the output is awaited after the exit.
     const code = await Promise.race([child.exited, pumping.then(() => child.exited)]);

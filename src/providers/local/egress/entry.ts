@@ -47,7 +47,7 @@ async function proxy(args: string[]): Promise<number> {
   let server;
   try {
     server = await startEgressProxy({
-      socketPath,
+      listen: { socketPath },
       allow,
       onBlocked: (event) => {
         if (blockedLog) appendFileSync(blockedLog, `${JSON.stringify(event)}\n`);
@@ -57,7 +57,7 @@ async function proxy(args: string[]): Promise<number> {
     if (error instanceof AllowEntryError) return fail(error.message);
     return fail(`cannot listen on ${socketPath}: ${(error as Error).message}`);
   }
-  writeSync(1, `listening ${server.socketPath}\n`);
+  writeSync(1, `listening ${socketPath}\n`);
   return await serveUntilSignal(server.close);
 }
 

@@ -29,7 +29,11 @@ export interface BlockedEvent {
 }
 
 export interface EgressProxyOptions {
-  socketPath: string;
+  /**
+   * Where clients connect: a unix socket made here (the bridge inside the sandbox dials it), or a
+   * socket that already listens, e.g. one made in the sandbox's own network namespace (netns.ts).
+   */
+  listen: { socketPath: string } | { fd: number };
   /** --allow-net entries (parsed and validated here; a bad entry rejects). */
   allow: string[];
   /** Called once per blocked destination (host and port) over the proxy's life. */
@@ -42,7 +46,6 @@ export interface EgressProxyOptions {
 }
 
 export interface EgressProxy {
-  socketPath: string;
   close(): Promise<void>;
 }
 
@@ -295,23 +298,26 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   }
 
   const server = createServer({ allowHalfOpen: true }, accept);
-  removeSocket(options.socketPath);
+  const { listen } = options;
+  const socketPath = "socketPath" in listen ? listen.socketPath : undefined;
+  if (socketPath) removeSocket(socketPath);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
-    server.listen(options.socketPath, () => {
+    const listening = () => {
       server.off("error", reject);
       resolve();
-    });
+    };
+    if (socketPath) server.listen(socketPath, listening);
+    else server.listen({ fd: (listen as { fd: number }).fd }, listening);
   });
   // As root the sandbox's bridge runs as the sandbox's own uid; the socket's directory guards it.
-  chmodSync(options.socketPath, 0o666);
+  if (socketPath) chmodSync(socketPath, 0o666);
   return {
-    socketPath: options.socketPath,
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const socket of open) socket.destroy();
       await closed;
-      removeSocket(options.socketPath);
+      if (socketPath) removeSocket(socketPath);
     },
   };
 }

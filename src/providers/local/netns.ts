@@ -1,0 +1,98 @@
+/**
+ * A TCP listener on 127.0.0.1 inside another process's network namespace, owned by this process.
+ *
+ * As root, a one-shot sandbox needs no egress bridge inside it: this process steps into the
+ * sandbox's network namespace (setns, main thread only), makes the socket there, and steps back.
+ * A socket belongs to the namespace it was made in, so the sandbox's programs connect to it on
+ * their own loopback while the egress proxy, here, accepts from it: no process, no unix socket
+ * and no exec between them. (Rootless Podman's pasta and slirp4netns do the same from a helper.)
+ *
+ * Only as root: setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so
+ * an ordinary user's sandbox keeps its bridge (isolation.ts). bun:ffi loads on first use.
+ */
+
+const CLONE_NEWNET = 0x40000000;
+const AF_INET = 2;
+const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
+
+type Libc = {
+  setns(fd: number, type: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, address: Uint8Array, length: number): number;
+  listen(fd: number, backlog: number): number;
+  close(fd: number): number;
+  errno(): number;
+};
+
+let libc: Libc | undefined;
+
+async function loadLibc(): Promise<Libc> {
+  if (libc) return libc;
+  const { dlopen, FFIType, read } = await import("bun:ffi");
+  const { i32, ptr, u32 } = FFIType;
+  const { symbols } = dlopen("libc.so.6", {
+    setns: { args: [i32, i32], returns: i32 },
+    socket: { args: [i32, i32, i32], returns: i32 },
+    bind: { args: [i32, ptr, u32], returns: i32 },
+    listen: { args: [i32, i32], returns: i32 },
+    close: { args: [i32], returns: i32 },
+    __errno_location: { args: [], returns: ptr },
+  });
+  libc = {
+    setns: (fd, type) => symbols.setns(fd, type),
+    socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),
+    bind: (fd, address, length) => symbols.bind(fd, address, length),
+    listen: (fd, backlog) => symbols.listen(fd, backlog),
+    close: (fd) => symbols.close(fd),
+    errno: () => read.i32(symbols.__errno_location()!, 0),
+  };
+  return libc;
+}
+
+/** Loads bun:ffi and libc ahead of listenInNamespace, e.g. while the sandbox starts. */
+export function prepareNamespaceListener(): Promise<unknown> {
+  return loadLibc();
+}
+
+/**
+ * A listening socket (close-on-exec) on 127.0.0.1:`port` in the network namespace of `pid`.
+ * Synchronous from the first setns to the last, so no other code of ours runs in the sandbox's
+ * namespace. Throws with the failing step and errno.
+ */
+export async function listenInNamespace(pid: number, port: number): Promise<number> {
+  const c = await loadLibc();
+  const { closeSync, openSync } = await import("node:fs");
+  const own = openSync("/proc/thread-self/ns/net", "r");
+  let target: number | undefined;
+  let socket = -1;
+  let entered = false;
+  const fail = (step: string): never => {
+    throw new Error(`${step} failed (errno ${c.errno()})`);
+  };
+  try {
+    target = openSync(`/proc/${pid}/ns/net`, "r");
+    if (c.setns(target, CLONE_NEWNET) !== 0) fail("setns into the sandbox's network namespace");
+    entered = true;
+    socket = c.socket(AF_INET, SOCK_STREAM_CLOEXEC, 0);
+    if (socket < 0) fail("socket");
+    // struct sockaddr_in: family (host order), port (network order), 127.0.0.1, zero padding.
+    const address = new Uint8Array(16);
+    new DataView(address.buffer).setUint16(0, AF_INET, true);
+    new DataView(address.buffer).setUint16(2, port, false);
+    address.set([127, 0, 0, 1], 4);
+    if (c.bind(socket, address, address.length) !== 0) fail(`bind 127.0.0.1:${port}`);
+    if (c.listen(socket, 4096) !== 0) fail("listen");
+    const listening = socket;
+    socket = -1;
+    return listening;
+  } finally {
+    if (socket >= 0) c.close(socket);
+    // Back home before anything else runs: a failure here would leave this process elsewhere.
+    if (entered && c.setns(own, CLONE_NEWNET) !== 0) {
+      process.stderr.write("sandboxes: cannot return to the host's network namespace\n");
+      process.exit(125);
+    }
+    if (target !== undefined) closeSync(target);
+    closeSync(own);
+  }
+}
