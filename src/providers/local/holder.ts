@@ -15,7 +15,6 @@
  * Two commands that find a sandbox stopped at once (two `exec`, or `exec` and `run --reuse`)
  * start it under a per-sandbox lock (withStartLock), so exactly one holder starts and both join it.
  */
-import { randomUUID } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { ProviderError } from "../../base/errors";
 import type { Store } from "../../base/store";
@@ -141,7 +140,7 @@ const START_LOCK_WAIT_MS = 90_000;
  * tells apart two callers in the same process (the MCP server runs several at once).
  */
 export async function withStartLock<T>(store: Store, id: string, work: () => Promise<T>): Promise<T> {
-  const mine: StartLock = { pid: process.pid, start: startTime(process.pid) ?? "", boot: bootId(), token: randomUUID() };
+  const mine: StartLock = { pid: process.pid, start: startTime(process.pid) ?? "", boot: bootId(), token: crypto.randomUUID() };
   const take = () =>
     store.transaction(() => {
       const owner = store.get<StartLock>(START_LOCKS, id);

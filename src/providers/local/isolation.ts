@@ -72,6 +72,8 @@ export const BRIDGE_PORT = 3128;
 export const RUN_DIR = "/run/sandboxes";
 export const EGRESS_DIR = `${RUN_DIR}/net`;
 export const EGRESS_SOCKET = "egress.sock";
+/** The sandbox's user in its /etc/passwd and /etc/group (its uid is dropToUid as root). */
+export const SANDBOX_USER = "sandbox";
 /** The line the holder prints once the sandbox is up (and its bridge listens). */
 export const HOLDER_READY = "sandboxes-holder-ready";
 
@@ -136,10 +138,17 @@ function isSymlink(path: string): boolean {
 let setprivPath: string | undefined;
 const setpriv = () => (setprivPath ??= Bun.which("setpriv", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }) ?? "setpriv");
 
-const DROP_PRIVILEGES = (uid: number) => [
+/**
+ * By name: setpriv looks a user up by name first, and the sandbox's own /etc/passwd and
+ * /etc/group (read-only, ours) name its uid `sandbox`, so the lookup ends there. A number would
+ * miss there and go on through every NSS module of the host's nsswitch.conf (systemd's: a
+ * library to load and sockets to try), a good part of setpriv's start-up. A sandbox without the
+ * entry fails to start rather than run as anyone else.
+ */
+const DROP_PRIVILEGES = () => [
   setpriv(),
-  `--reuid=${uid}`,
-  `--regid=${uid}`,
+  `--reuid=${SANDBOX_USER}`,
+  `--regid=${SANDBOX_USER}`,
   "--clear-groups",
   "--inh-caps=-all",
   "--bounding-set=-all",
@@ -159,7 +168,7 @@ const DROP_CAPABILITIES = () => [setpriv(), "--inh-caps=-all", "--bounding-set=-
  * ordinary user; unshare's mapped root and nsenter's entered user namespace keep them.
  */
 export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): string[] {
-  if (layout.dropToUid !== undefined) return DROP_PRIVILEGES(layout.dropToUid);
+  if (layout.dropToUid !== undefined) return DROP_PRIVILEGES();
   return capabilities ? DROP_CAPABILITIES() : [];
 }
 

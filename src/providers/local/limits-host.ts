@@ -39,6 +39,8 @@ const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: st
 export function parseMountinfo(text: string): CgroupMount[] {
   const mounts: CgroupMount[] = [];
   for (const line of text.split("\n")) {
+    // Most of a host's mounts are not cgroups: skip them before taking the line apart.
+    if (!line.includes(" - cgroup")) continue;
     const [left, right] = line.split(" - ");
     if (!left || !right) continue;
     const fields = left.split(" ");

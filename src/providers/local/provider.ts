@@ -5,7 +5,7 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -153,8 +153,8 @@ export class LocalProvider implements Provider {
     const callerHome = homeDir(this.ctx.env);
     const ownUid = uid ?? process.getuid?.() ?? 1000;
     const ownGid = uid ?? process.getgid?.() ?? 1000;
-    const passwd = [`root:x:0:0:root:/root:/bin/sh`, `sandbox:x:${ownUid}:${ownGid}:sandbox:${callerHome}:/bin/bash`, `nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin`];
-    const group = [`root:x:0:`, `sandbox:x:${ownGid}:`, `nogroup:x:65534:`];
+    const passwd = [`root:x:0:0:root:/root:/bin/sh`, `${SANDBOX_USER}:x:${ownUid}:${ownGid}:sandbox:${callerHome}:/bin/bash`, `nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin`];
+    const group = [`root:x:0:`, `${SANDBOX_USER}:x:${ownGid}:`, `nogroup:x:65534:`];
     // Without a user namespace mapping to 0, "root" inside is the caller, so name it sandbox too.
     writeFileSync(join(dir, "passwd"), [...new Set(passwd)].join("\n") + "\n");
     writeFileSync(join(dir, "group"), [...new Set(group)].join("\n") + "\n");
@@ -329,8 +329,8 @@ export class LocalProvider implements Provider {
     const result: Record<string, string> = {
       PATH: path.join(":"),
       HOME: layout.callerHome,
-      USER: "sandbox",
-      LOGNAME: "sandbox",
+      USER: SANDBOX_USER,
+      LOGNAME: SANDBOX_USER,
       LANG: env.LANG || "C.UTF-8",
       TERM: env.TERM || "xterm-256color",
       TMPDIR: "/tmp",
@@ -457,7 +457,6 @@ export class LocalProvider implements Provider {
         if (error instanceof AllowEntryError) throw new SandboxesError("bad_allow_net", error.message, "usage");
         throw error;
       });
-      await this.pauseForTest("proxy", meta.id);
     };
     try {
       const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd);
@@ -466,31 +465,36 @@ export class LocalProvider implements Provider {
       const checkNotAborted = () => {
         if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
       };
-      // Let bwrap go on once its processes are in the cgroups and the listener is made.
+      // Lets bwrap go on once its processes are in the cgroups and the listener listens. The
+      // proxy behind the listener starts after that, while the program starts: the kernel queues
+      // the program's first connections until it accepts (loading node:net takes milliseconds).
       const completeHandshake = async (child: Subprocess, info: number, block: number) => {
-        // Loaded while bwrap starts: the listener's bun:ffi, the proxy's node:net.
-        const loading = listener ? Promise.all([import("./netns").then((m) => m.prepareNamespaceListener()), import("./egress/proxy")]) : undefined;
+        // bun:ffi, loaded while bwrap starts.
+        const loading = listener ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
         const sandboxPid = await readChildPid(info);
         // bwrap failed before making the sandbox: its exit and message tell.
         if (sandboxPid === undefined) return;
         joinCgroups(meta.limits, [child.pid, sandboxPid]);
         if (listener) {
-          await loading;
+          const { listenInNamespace } = await loading!;
           checkNotAborted();
-          const { listenInNamespace } = await import("./netns");
           listenerFd = await listenInNamespace(sandboxPid, BRIDGE_PORT).catch((error) => {
             throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
           });
-          await startProxy({ fd: listenerFd });
-          listenerFd = undefined; // the proxy's now: its close() closes it
+          await this.pauseForTest("proxy", meta.id);
         }
         checkNotAborted();
         letGo(block);
+        if (listenerFd !== undefined) {
+          await startProxy({ fd: listenerFd });
+          listenerFd = undefined; // the proxy's now: its close() closes it
+        }
       };
       const openGate = async (gate: number) => {
         const egressDir = this.egressDir(meta.id);
         mkdirSync(egressDir, { recursive: true, mode: 0o755 });
         await startProxy({ socketPath: join(egressDir, EGRESS_SOCKET) });
+        await this.pauseForTest("proxy", meta.id);
         checkNotAborted();
         letGo(gate);
       };
