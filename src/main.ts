@@ -47,6 +47,11 @@ async function quickAnswer(first: string | undefined): Promise<number | undefine
 
 async function main(argv: string[]): Promise<number> {
   const first = argv[0]!;
+  // Read first, while the command loads: the process's first file read through Bun starts its
+  // I/O threads, milliseconds that loading the command's modules then hides. Its errors wait
+  // for their turn below, after those of the command line.
+  const settingsLoading = import("./core/config").then((m) => m.loadSettings());
+  settingsLoading.catch(() => {});
   if (first.startsWith("-")) {
     return reportError(new UsageError("unknown_flag", `unknown flag ${first} before the command: see sandboxes --help`), false, false);
   }
@@ -89,8 +94,8 @@ async function main(argv: string[]): Promise<number> {
   controller.signal.addEventListener("abort", () => stdio.stopWaitingForReaders(), { once: true });
   try {
     const args = parseCommandArgs(command, rest);
-    const [{ loadSettings }, { processIO }] = await Promise.all([import("./core/config"), import("./cli/io")]);
-    const [settings, io] = await Promise.all([loadSettings(), processIO(command)]);
+    const { processIO } = await import("./cli/io");
+    const [settings, io] = await Promise.all([settingsLoading, processIO(command)]);
     const options = command.toOptions(args, { vars: settings.env, stdinIsTTY: io.stdin.isTTY });
     const code = await command.run(options, { io, settings, signal: controller.signal });
     if (controller.signal.aborted) {

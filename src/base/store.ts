@@ -1,4 +1,4 @@
-import { Database } from "bun:sqlite";
+import type { Database } from "bun:sqlite";
 import { closeSync, existsSync, mkdirSync, openSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 
@@ -72,7 +72,9 @@ function connect(stateDir: string, path: string): Database {
   mkdirSync(stateDir, { recursive: true, mode: 0o700 });
   // Created 0600 before SQLite opens it; SQLite gives its -wal and -shm files the same mode.
   closeSync(openSync(path, "a", 0o600));
-  const db = new Database(path, { strict: true });
+  // bun:sqlite on first use: a one-shot run never opens the store, and loading it costs a millisecond.
+  const { Database: SqliteDatabase } = require("bun:sqlite") as typeof import("bun:sqlite");
+  const db = new SqliteDatabase(path, { strict: true });
   db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
   db.run("PRAGMA journal_mode = WAL");
   db.run("PRAGMA synchronous = NORMAL");

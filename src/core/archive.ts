@@ -1,5 +1,4 @@
 import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
 import { basename, dirname, join } from "node:path";
 import { SandboxesError } from "../base/errors";
 
@@ -48,7 +47,7 @@ export async function packFile(name: string, data: Uint8Array | string): Promise
  * existing directory, otherwise as that path).
  */
 export async function unpackTo(tar: Uint8Array, target: string): Promise<string> {
-  const staging = mkdtempSync(join(existsSync(dirname(target)) ? dirname(target) : tmpdir(), ".sandboxes-cp-"));
+  const staging = mkdtempSync(join(existsSync(dirname(target)) ? dirname(target) : osTmpdir(), ".sandboxes-cp-"));
   try {
     await new Bun.Archive(tar).extract(staging);
     const entries = [...new Bun.Glob("*").scanSync({ cwd: staging, onlyFiles: false, dot: true })];
@@ -64,4 +63,9 @@ export async function unpackTo(tar: Uint8Array, target: string): Promise<string>
   } finally {
     rmSync(staging, { recursive: true, force: true });
   }
+}
+
+/** node:os on first use: every run imports this module, few copy into a directory that is missing. */
+function osTmpdir(): string {
+  return (require("node:os") as typeof import("node:os")).tmpdir();
 }

@@ -126,9 +126,11 @@ export async function hostFacts(cgroupRoot?: string): Promise<HostFacts> {
     }
   };
   const escaped = cgroupRoot?.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
+  // Both at once: each read is a round trip to Bun's I/O threads.
+  const [cgroup, mountinfo] = cgroupRoot ? [undefined, undefined] : await Promise.all([read("/proc/self/cgroup"), read("/proc/self/mountinfo")]);
   return {
-    cgroup: cgroupRoot ? "0::/\n" : ((await read("/proc/self/cgroup")) ?? ""),
-    mountinfo: cgroupRoot ? `1 0 0:1 / ${escaped} rw - cgroup2 cgroup2 rw\n` : ((await read("/proc/self/mountinfo")) ?? ""),
+    cgroup: cgroupRoot ? "0::/\n" : (cgroup ?? ""),
+    mountinfo: cgroupRoot ? `1 0 0:1 / ${escaped} rw - cgroup2 cgroup2 rw\n` : (mountinfo ?? ""),
     uid: process.getuid?.() ?? -1,
     read,
     owner: async (path) => {
