@@ -1,7 +1,8 @@
 #!/usr/bin/env bun
 /**
  * The local provider against its floors, measured in the same run (issue 10, part 4):
- *  (a) `sandboxes run -p local true` (default network policy: proxy and bridge included) against
+ *  (a) `sandboxes run -p local true` (default network policy: the egress proxy and its listener in
+ *      the sandbox included; as root that listener is ours, else a bridge inside) against
  *      the sum of a compiled Bun hello-world and a bare `bwrap … true`; target <= 2x, stretch 1.5x;
  *  (b) 1 GiB of stdout from a local run into a pipe (`cat > /dev/null`, `wc -c`) against the same
  *      command under bare bwrap; target >= 0.9x. A one-shot `run` hands the program our stdout, so

@@ -55,13 +55,14 @@ export function prepareNamespaceListener(): Promise<unknown> {
 }
 
 /**
- * A listening socket (close-on-exec) on 127.0.0.1:`port` in the network namespace of `pid`.
+ * A listening socket (close-on-exec) on 127.0.0.1:`port` in the network namespace of `pid`, a
+ * child of `parent`.
  * Synchronous from the first setns to the last, so no other code of ours runs in the sandbox's
  * namespace. Throws with the failing step and errno.
  */
-export async function listenInNamespace(pid: number, port: number): Promise<number> {
+export async function listenInNamespace(pid: number, parent: number, port: number): Promise<number> {
   const c = await loadLibc();
-  const { closeSync, openSync } = await import("node:fs");
+  const { closeSync, openSync, readFileSync } = await import("node:fs");
   const own = openSync("/proc/thread-self/ns/net", "r");
   let target: number | undefined;
   let socket = -1;
@@ -71,6 +72,10 @@ export async function listenInNamespace(pid: number, port: number): Promise<numb
   };
   try {
     target = openSync(`/proc/${pid}/ns/net`, "r");
+    // Still the sandbox's process (a child of `parent`) once its namespace is held open: a pid
+    // freed and taken again meanwhile would otherwise lead into someone else's namespace.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== parent) throw new Error(`process ${pid} is no longer the sandbox's`);
     if (c.setns(target, CLONE_NEWNET) !== 0) fail("setns into the sandbox's network namespace");
     entered = true;
     socket = c.socket(AF_INET, SOCK_STREAM_CLOEXEC, 0);

@@ -478,7 +478,7 @@ export class LocalProvider implements Provider {
         if (listener) {
           const { listenInNamespace } = await loading!;
           checkNotAborted();
-          listenerFd = await listenInNamespace(sandboxPid, BRIDGE_PORT).catch((error) => {
+          listenerFd = await listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT).catch((error) => {
             throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
           });
           await this.pauseForTest("proxy", meta.id);
