@@ -1,0 +1,67 @@
+/**
+ * listenInNamespace (src/providers/local/netns.ts): a listening socket made by this process in
+ * another process's network namespace, which a root one-shot run uses as its sandbox's egress
+ * port. Root only (setns needs CAP_SYS_ADMIN); the namespaces are made here with `unshare --net`,
+ * and nothing is ever sent: the test only looks at /proc/PID/net/tcp and connects inside.
+ */
+import { afterEach, describe, expect, test } from "bun:test";
+import { closeSync, readFileSync, readlinkSync } from "node:fs";
+import { listenInNamespace } from "../../src/providers/local/netns";
+
+const isRoot = process.getuid?.() === 0;
+const children: Array<ReturnType<typeof Bun.spawn>> = [];
+afterEach(() => {
+  for (const child of children.splice(0)) child.kill("SIGKILL");
+});
+
+/** A process in a network namespace of its own (lo up), and the pid of its parent (unshare). */
+async function namespaced(): Promise<{ pid: number; parent: number }> {
+  const child = Bun.spawn(["unshare", "--net", "sh", "-c", "ip link set lo up; echo ready; exec sleep 60"], { stdout: "pipe", stderr: "inherit" });
+  children.push(child);
+  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+  await reader.read();
+  reader.releaseLock();
+  // unshare without --fork execs sh in the new namespace: the same process.
+  const parent = Number(readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
+  return { pid: child.pid, parent };
+}
+
+/** 127.0.0.1:PORT in LISTEN (state 0A) in the namespace of `pid`, as /proc shows it. */
+function listensIn(pid: number, port: number): boolean {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  return readFileSync(`/proc/${pid}/net/tcp`, "utf8").split("\n").some((line) => line.includes(`${local} 00000000:0000 0A`));
+}
+
+describe.skipIf(!isRoot)("listenInNamespace (root)", () => {
+  test("the socket listens in the other namespace, not in ours, and a program there can connect to it", async () => {
+    const { pid, parent } = await namespaced();
+    const port = 39127;
+    const ours = readlinkSync("/proc/thread-self/ns/net");
+    expect(readlinkSync(`/proc/${pid}/ns/net`)).not.toBe(ours);
+    const fd = await listenInNamespace(pid, parent, port);
+    try {
+      expect(listensIn(pid, port)).toBe(true);
+      expect(listensIn(process.pid, port)).toBe(false);
+      // A connection from inside the namespace completes against our listener's queue.
+      const probe = Bun.spawnSync(["nsenter", "-t", String(pid), "-n", "perl", "-MIO::Socket::INET", "-e", `IO::Socket::INET->new(PeerAddr => "127.0.0.1:${port}") or exit 1`]);
+      expect(probe.exitCode).toBe(0);
+      // And this thread is back in its own namespace.
+      expect(readlinkSync("/proc/thread-self/ns/net")).toBe(ours);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("a pid that is not the expected parent's child is refused before anything is made", async () => {
+    const { pid } = await namespaced();
+    await expect(listenInNamespace(pid, 1, 39128)).rejects.toThrow(`process ${pid} is no longer the sandbox's`);
+    expect(listensIn(pid, 39128)).toBe(false);
+  });
+
+  test("a process that is gone is an error", async () => {
+    const { pid, parent } = await namespaced();
+    children.splice(0).forEach((child) => child.kill("SIGKILL"));
+    await Bun.sleep(50);
+    await expect(listenInNamespace(pid, parent, 39129)).rejects.toThrow();
+  });
+});
