@@ -469,18 +469,20 @@ export class LocalProvider implements Provider {
       // proxy behind the listener starts after that, while the program starts: the kernel queues
       // the program's first connections until it accepts (loading node:net takes milliseconds).
       const completeHandshake = async (child: Subprocess, info: number, block: number) => {
-        // bun:ffi, loaded while bwrap starts.
+        // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
         const loading = listener ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
+        loading?.catch(() => {});
         const sandboxPid = await readChildPid(info);
         // bwrap failed before making the sandbox: its exit and message tell.
         if (sandboxPid === undefined) return;
         joinCgroups(meta.limits, [child.pid, sandboxPid]);
         if (listener) {
-          const { listenInNamespace } = await loading!;
           checkNotAborted();
-          listenerFd = await listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT).catch((error) => {
-            throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
-          });
+          listenerFd = await loading!
+            .then(({ listenInNamespace }) => listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT))
+            .catch((error) => {
+              throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
+            });
           await this.pauseForTest("proxy", meta.id);
         }
         checkNotAborted();

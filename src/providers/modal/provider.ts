@@ -350,6 +350,8 @@ export class ModalProvider implements Provider {
     // No RPC signals a running command, so an abortable one records its pid for stopTree().
     const pidFile = spec.signal ? `/tmp/.sandboxes-exec-${randomUUID()}` : undefined;
     const argv = pidFile ? ["sh", "-c", RECORD_PID, pidFile, ...spec.argv] : spec.argv;
+    // Modal's own clock starts somewhere in this call, before ours below.
+    const requested = Date.now();
     const command = await this.start(id, argv, {
       env: spec.env,
       ...(spec.cwd ? { workdir: spec.cwd } : {}),
@@ -369,6 +371,9 @@ export class ModalProvider implements Provider {
     const pump = async (stream: ReadableStream<Uint8Array>, sink: (chunk: Uint8Array) => unknown) => {
       for await (const chunk of stream) if (chunk.length) await sink(chunk);
     };
+    // Past the (rounded-up) deadline that Modal itself enforces, counted from our request: its
+    // clock started after that, so a kill it made at its deadline lands after this point.
+    const pastModalsDeadline = () => serverTimeoutMs !== undefined && Date.now() - requested >= serverTimeoutMs;
     const work = Promise.all([
       this.feedStdin(command, spec.stdin),
       pump(command.stdout as ReadableStream<Uint8Array>, spec.onStdout),
@@ -380,7 +385,7 @@ export class ModalProvider implements Provider {
       if ("done" in first) {
         // Modal's own kill at the (rounded-up) deadline can win the race with our timer: a command
         // that died of a signal once its time was up timed out.
-        if (spec.timeoutMs && first.done > 128 && Date.now() - started >= spec.timeoutMs) return { exitCode: 124, timedOut: true };
+        if (spec.timeoutMs && first.done > 128 && (Date.now() - started >= spec.timeoutMs || pastModalsDeadline())) return { exitCode: 124, timedOut: true };
         return { exitCode: first.done, timedOut: false };
       }
       if ("aborted" in first) {
@@ -395,7 +400,7 @@ export class ModalProvider implements Provider {
       return { exitCode: 124, timedOut: true };
     } catch (error) {
       // The SDK's own deadline (the same instant, rounded up) may fail a read just before ours fires.
-      if (timedOut || (spec.timeoutMs && Date.now() - started >= spec.timeoutMs)) return { exitCode: 124, timedOut: true };
+      if (timedOut || (spec.timeoutMs && (Date.now() - started >= spec.timeoutMs || pastModalsDeadline()))) return { exitCode: 124, timedOut: true };
       throw toProviderError(error, `run a command in sandbox ${id}`);
     } finally {
       if (timer) clearTimeout(timer);
