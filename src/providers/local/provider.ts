@@ -360,25 +360,14 @@ export class LocalProvider implements Provider {
   private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter: HolderState }): Invocation {
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
-    const { program, spawnEnv } = this.programWithEnv(meta, layout, argv, env, cwd);
+    const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, this.splitEnvironmentFor(meta, env, layout), cwd);
     // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
     return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
   }
 
-  /** `argv` behind env(1) (and prlimit where no cgroup holds the limits), and the wrappers' environment. */
-  private programWithEnv(meta: LocalMeta, layout: SandboxLayout, argv: string[], env: Record<string, string>, cwd: string | undefined): { program: string[]; spawnEnv: Record<string, string> } {
-    const environment = this.environment(meta, env, layout);
-    const { inEnviron, inArgv } = splitEnvironment(environment);
-    // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
-    const addedByWrappers = ["PWD", "OLDPWD", "SHLVL", "_"].filter((name) => !(name in environment));
-    const program = rlimitArgv(meta.limits, [
-      "/usr/bin/env",
-      ...addedByWrappers.flatMap((name) => ["-u", name]),
-      `--chdir=${cwd ?? layout.callerHome}`,
-      ...Object.entries(inArgv).map(([k, v]) => `${k}=${v}`),
-      ...argv,
-    ]);
-    return { program, spawnEnv: { ...inEnviron, PATH: WRAPPER_PATH } };
+  /** The sandbox's environment for a command, split as splitEnvironment says. */
+  private splitEnvironmentFor(meta: LocalMeta, env: Record<string, string>, layout: SandboxLayout): SplitEnvironment {
+    return splitEnvironment(this.environment(meta, env, layout));
   }
 
   /**
@@ -399,21 +388,20 @@ export class LocalProvider implements Provider {
     this.prepareMountPoints(layout);
     const gated = network === "default" && !layout.egressListener;
     const inner = (program: string[]): Inner => ({ kind: "program", argv: program, gated });
+    const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
-      const { program, spawnEnv } = this.programWithEnv(meta, layout, argv, env, cwd);
+      const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
       return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0)), env: spawnEnv, start: { gated } };
     }
     const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
     const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), blockFd: GATE_FD + (gated ? 2 : 1) } : undefined;
-    const environment = this.environment(meta, env, layout);
-    const { inEnviron, inArgv } = splitEnvironment(environment);
-    const direct = !gated && Object.keys(inArgv).every((name) => name === "PATH");
+    const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
     if (direct) {
       const program = rlimitArgv(meta.limits, argv);
       const wrapped = bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, chdir: cwd ?? layout.callerHome });
-      return { argv: wrapped, env: { ...inEnviron, ...inArgv }, start: { gated, handshake, listener: layout.egressListener } };
+      return { argv: wrapped, env: { ...split.inEnviron, ...split.inArgv }, start: { gated, handshake, listener: layout.egressListener } };
     }
-    const { program, spawnEnv } = this.programWithEnv(meta, layout, argv, env, cwd);
+    const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
     const wrapped = bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake });
     return { argv: handshake ? wrapped : enterCgroups(meta.limits, wrapped), env: spawnEnv, start: { gated, handshake, listener: layout.egressListener } };
   }
@@ -640,6 +628,23 @@ function enterArgv(state: HolderState, layout: SandboxLayout, program: string[],
 }
 
 /**
+ * `argv` behind env(1) (and prlimit where no cgroup holds the limits), and the wrappers' own
+ * environment: env(1) sets the sandbox's PATH and the directory, and drops what the wrappers add.
+ */
+function programWithEnv(limits: LimitPlan | undefined, layout: SandboxLayout, argv: string[], { inEnviron, inArgv }: SplitEnvironment, cwd: string | undefined): { program: string[]; spawnEnv: Record<string, string> } {
+  // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
+  const addedByWrappers = ["PWD", "OLDPWD", "SHLVL", "_"].filter((name) => !(name in inEnviron) && !(name in inArgv));
+  const program = rlimitArgv(limits, [
+    "/usr/bin/env",
+    ...addedByWrappers.flatMap((name) => ["-u", name]),
+    `--chdir=${cwd ?? layout.callerHome}`,
+    ...Object.entries(inArgv).map(([k, v]) => `${k}=${v}`),
+    ...argv,
+  ]);
+  return { program, spawnEnv: { ...inEnviron, PATH: WRAPPER_PATH } };
+}
+
+/**
  * What a wrapper waits for before its program starts (runOnce): the wrapper gets `fds` more
  * descriptors, socket pairs from fd 3 on, and `open` gets our ends once it runs. Whatever `open`
  * writes lets the program start; if it throws, the wrapper is stopped, the program never having
@@ -826,7 +831,9 @@ const ACTS_ON_WRAPPERS = new Set(["PATH", "GCONV_PATH", "SHELLOPTS", "BASHOPTS",
  * and setpriv on the host, outside the sandbox: the dynamic loader's (LD_PRELOAD, ...), glibc's
  * and the shell's (ACTS_ON_WRAPPERS), and PATH is the wrappers' own. env(1) sets those inside.
  */
-export function splitEnvironment(environment: Record<string, string>): { inEnviron: Record<string, string>; inArgv: Record<string, string> } {
+type SplitEnvironment = { inEnviron: Record<string, string>; inArgv: Record<string, string> };
+
+export function splitEnvironment(environment: Record<string, string>): SplitEnvironment {
   const inEnviron = dict<string>();
   const inArgv = dict<string>();
   for (const [name, value] of Object.entries(environment)) {

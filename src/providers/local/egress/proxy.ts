@@ -307,8 +307,8 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
       server.off("error", reject);
       resolve();
     };
-    if (socketPath) server.listen(socketPath, listening);
-    else server.listen({ fd: (listen as { fd: number }).fd }, listening);
+    if ("fd" in listen) server.listen({ fd: listen.fd }, listening);
+    else server.listen(listen.socketPath, listening);
   });
   // As root the sandbox's bridge runs as the sandbox's own uid; the socket's directory guards it.
   if (socketPath) chmodSync(socketPath, 0o666);
