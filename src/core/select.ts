@@ -1,7 +1,7 @@
 import { AUTO_DETECT_ORDER, findDescriptor, PROVIDERS } from "../providers/catalog";
 import { DEFAULT_IMAGE } from "../providers/docker/index";
 import { hostPlatform } from "../providers/platform";
-import type { Detection, Provider, ProviderContext, ProviderDescriptor } from "../providers/types";
+import type { Detection, DetectionScope, Provider, ProviderContext, ProviderDescriptor } from "../providers/types";
 import { providerConfig, type Settings } from "./config";
 import { SandboxesError } from "../base/errors";
 
@@ -23,12 +23,16 @@ export function providerContext(settings: Settings, name: string): ProviderConte
 /**
  * A provider's detection, asked once per Settings: choosing the default, the `providers` table and
  * loading the provider all need it, and some detections read files (~/.modal.toml, sockets).
+ * Scope "configured" (loading) takes a full detection already made, else asks for the cheaper one.
  */
-export function detect(settings: Settings, descriptor: ProviderDescriptor): Promise<Detection> {
+export function detect(settings: Settings, descriptor: ProviderDescriptor, scope: DetectionScope = "full"): Promise<Detection> {
   let known = detections.get(settings);
   if (!known) detections.set(settings, (known = new Map()));
-  let detection = known.get(descriptor.name);
-  if (!detection) known.set(descriptor.name, (detection = descriptor.detect(providerContext(settings, descriptor.name))));
+  const full = known.get(descriptor.name);
+  if (full) return full;
+  const key = scope === "full" ? descriptor.name : `${descriptor.name}\0configured`;
+  let detection = known.get(key);
+  if (!detection) known.set(key, (detection = descriptor.detect(providerContext(settings, descriptor.name), scope)));
   return detection;
 }
 
@@ -76,7 +80,7 @@ const everyLoaded = new Set<Promise<Provider>>();
 /** Loads a provider after checking its credentials, so a missing key is one clear line. */
 export async function loadProvider(settings: Settings, name: string): Promise<Provider> {
   const descriptor = findDescriptor(name);
-  const detection = await detect(settings, descriptor);
+  const detection = await detect(settings, descriptor, "configured");
   if (!detection.configured) {
     throw new SandboxesError("not_configured", `provider ${name} is not configured: ${detection.missing ?? "no credentials"}`, "user");
   }

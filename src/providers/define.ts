@@ -47,6 +47,12 @@ export interface ProviderDefinition<S> {
   /** Its settings from the environment and config.toml: local files at most, no network, no SDK. */
   settings(ctx: ProviderContext): S | Promise<S>;
   describe(settings: S, ctx: ProviderContext): Described | Promise<Described>;
+  /**
+   * What keeps the provider from being used, or undefined: for a provider whose describe() costs
+   * more than that answer (local probes the host's cgroups for its details). Loading the
+   * provider asks only this; without it, describe() answers.
+   */
+  missing?(settings: S, ctx: ProviderContext): string | undefined;
   /** Imports the implementation (and through it the SDK) and makes the provider. */
   load(settings: S, ctx: ProviderContext): Promise<Provider>;
 }
@@ -61,8 +67,13 @@ export function defineProvider<S>(definition: ProviderDefinition<S>): DefinedPro
     description: definition.description,
     capabilities: definition.capabilities,
     settings: definition.settings,
-    async detect(ctx): Promise<Detection> {
-      const described = await definition.describe(await definition.settings(ctx), ctx);
+    async detect(ctx, scope = "full"): Promise<Detection> {
+      const settings = await definition.settings(ctx);
+      if (scope === "configured" && definition.missing) {
+        const missing = definition.missing(settings, ctx);
+        return missing ? { configured: false, missing } : { configured: true };
+      }
+      const described = await definition.describe(settings, ctx);
       if ("missing" in described) return { configured: false, missing: described.missing };
       return { configured: true, source: described.source, ...(described.details ? { details: described.details } : {}) };
     },

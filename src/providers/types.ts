@@ -191,6 +191,8 @@ export interface Provider {
 }
 
 /** What `providers` reports about credentials, without any network call. */
+export type DetectionScope = "full" | "configured";
+
 export interface Detection {
   configured: boolean;
   /** Where the credentials came from: "E2B_API_KEY", "config.toml", "built in"… */
@@ -217,8 +219,10 @@ export interface ProviderDescriptor {
   /**
    * Cheap: local files and the environment only, no network, no SDK import. Asynchronous so it
    * can use Bun's file API: node:fs alone costs ~1 ms of `sandboxes providers` (bench/startup.ts).
+   * With scope "configured" only `configured` and `missing` are asked for: source and details
+   * may be left out where they cost more (what loading a provider asks).
    */
-  detect(ctx: ProviderContext): Promise<Detection>;
+  detect(ctx: ProviderContext, scope?: DetectionScope): Promise<Detection>;
   /** Lazily imports the implementation (and through it the SDK). */
   load(ctx: ProviderContext): Promise<Provider>;
 }

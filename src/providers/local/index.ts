@@ -10,13 +10,18 @@ export const LOCAL_CAPABILITIES = capabilities(
   "startsStopped",
 );
 
+const notHere = (env: Record<string, string | undefined>) =>
+  hostPlatform(env) === "linux" ? undefined : "the local provider is Linux-only: use -p docker or a cloud provider";
+
 export const localDescriptor = defineProvider({
   name: "local",
   description: "Linux namespaces on this machine (bubblewrap or util-linux); no account, no daemon",
   capabilities: LOCAL_CAPABILITIES,
   settings: (ctx) => ctx,
+  missing: (ctx) => notHere(ctx.env),
   async describe(ctx) {
-    if (hostPlatform(ctx.env) !== "linux") return { missing: "the local provider is Linux-only: use -p docker or a cloud provider" };
+    const missing = notHere(ctx.env);
+    if (missing) return { missing };
     const bwrap = bubblewrapPath(ctx.env);
     const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
     return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env))}` };

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
@@ -84,16 +84,17 @@ const SYSTEM_DIRS = ["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx
 const HOME_TOOLCHAINS = [".cargo/bin", ".rustup", ".pyenv", ".nvm", ".bun", "go/bin", ".deno", ".volta", ".local/bin", ".sdkman"];
 
 /** Directories of the caller that must be visible read-only so their toolchains work inside. */
-export function toolchainBinds(env: Record<string, string | undefined>, callerHome: string): Array<[string, string]> {
-  const binds = new Map<string, string>();
+export function toolchainBinds(env: Record<string, string | undefined>, home: string): Array<[string, string]> {
+  const callerHome = resolve(home);
+  const binds = new Set<string>();
   const add = (path: string) => {
-    if (!path || !path.startsWith("/") || !existsSync(path)) return;
+    if (!path || !path.startsWith("/")) return;
     const absolute = resolve(path);
-    if (SYSTEM_DIRS.some((dir) => absolute === dir || absolute.startsWith(dir + "/"))) return;
+    if (binds.has(absolute) || SYSTEM_DIRS.some((dir) => absolute === dir || absolute.startsWith(dir + "/"))) return;
     if (absolute === "/" || absolute === callerHome || isSecretPath(absolute, callerHome)) return;
     // A PATH entry that is the home itself, or /root, would expose every secret in it.
     if (absolute === "/root" || absolute === "/home") return;
-    binds.set(absolute, absolute);
+    if (existsSync(absolute)) binds.add(absolute);
   };
   for (const rel of HOME_TOOLCHAINS) add(join(callerHome, rel));
   for (const dir of (env.PATH ?? "").split(":")) add(dir);
@@ -102,7 +103,7 @@ export function toolchainBinds(env: Record<string, string | undefined>, callerHo
     if (value) add(value);
   }
   // Symlinked PATH directories (e.g. pyenv shims pointing elsewhere) need their targets too.
-  for (const path of [...binds.keys()]) {
+  for (const path of [...binds]) {
     try {
       const real = realpathSync(path);
       if (real !== path) add(real);
@@ -110,25 +111,36 @@ export function toolchainBinds(env: Record<string, string | undefined>, callerHo
       /* vanished between checks: nothing to bind */
     }
   }
-  // Nested binds must come after their parents, so sort by depth.
-  return [...binds.entries()].sort((a, b) => a[0].split("/").length - b[0].split("/").length);
+  // A directory inside another one bound here is seen through it (bwrap binds recursively, as
+  // does util-linux's --rbind): binding it again would cost a mount and a mount point each.
+  const paths = [...binds];
+  return paths.filter((path) => !paths.some((other) => path.startsWith(`${other}/`))).map((path) => [path, path]);
 }
 
+const HOME_SECRETS = [".ssh", ".aws", ".gnupg", ".config", ".npmrc", ".docker", ".kube", ".netrc", ".cargo/credentials.toml", ".cargo/credentials"];
+
+/** `path` and `home` absolute and normalised (resolve). */
 function isSecretPath(path: string, home: string): boolean {
-  const secrets = [".ssh", ".aws", ".gnupg", ".config", ".npmrc", ".docker", ".kube", ".netrc", ".cargo/credentials.toml", ".cargo/credentials"];
-  return secrets.some((secret) => path === join(home, secret) || path.startsWith(join(home, secret) + "/"));
+  const prefix = home === "/" ? "/" : `${home}/`;
+  if (!path.startsWith(prefix)) return false;
+  const inHome = path.slice(prefix.length);
+  return HOME_SECRETS.some((secret) => inHome === secret || inHome.startsWith(`${secret}/`));
 }
 
-export function systemDirs(): string[] {
-  return SYSTEM_DIRS.filter((dir) => existsSync(dir));
-}
+/** A system directory of this host: bound as it is, or a symlink made again (/bin -> usr/bin). */
+type SystemDir = { dir: string; link?: string };
 
-function isSymlink(path: string): boolean {
-  try {
-    return lstatSync(path).isSymbolicLink();
-  } catch {
-    return false;
-  }
+let systemDirsFound: SystemDir[] | undefined;
+
+/** The system directories this host has; looked at once per process. */
+function systemDirs(): SystemDir[] {
+  return (systemDirsFound ??= SYSTEM_DIRS.flatMap((dir): SystemDir[] => {
+    try {
+      return [lstatSync(dir).isSymbolicLink() ? { dir, link: readlinkSync(dir) } : { dir }];
+    } catch {
+      return [];
+    }
+  }));
 }
 
 /**
@@ -290,13 +302,14 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
   // uid 0 in its own user namespace: one mapping, no nested namespace (which bwrap makes for
   // --dev when the uid differs, and which nsenter could not enter).
   if (layout.dropToUid === undefined) argv.push("--unshare-user", "--uid", "0", "--gid", "0");
-  for (const dir of systemDirs()) {
-    if (isSymlink(dir)) argv.push("--symlink", readLinkSafe(dir), dir);
+  for (const { dir, link } of systemDirs()) {
+    if (link !== undefined) argv.push("--symlink", link, dir);
     else argv.push("--ro-bind", dir, dir);
   }
   argv.push("--ro-bind", layout.passwdFile, "/etc/passwd", "--ro-bind", layout.groupFile, "/etc/group");
-  argv.push("--proc", "/proc", "--dev", "/dev", "--tmpfs", "/run", "--tmpfs", "/var", "--symlink", "../tmp", "/var/tmp");
-  argv.push("--symlink", "../run", "/var/run", "--tmpfs", "/home", "--tmpfs", "/root", "--tmpfs", "/mnt");
+  // Empty directories in bwrap's own root, a tmpfs already: a tmpfs each would be a mount each.
+  argv.push("--proc", "/proc", "--dev", "/dev", "--dir", "/run", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
+  argv.push("--symlink", "../run", "/var/run", "--dir", "/home", "--dir", "/root", "--dir", "/mnt");
   argv.push("--bind", layout.tmpDir, "/tmp");
   // bwrap creates missing parents of a mount point mode 0700, which a dropped uid cannot enter.
   for (const parent of ancestors(layout.callerHome)) argv.push("--perms", "0755", "--dir", parent);
@@ -322,13 +335,6 @@ function ancestors(path: string): string[] {
   return parts.slice(0, -1).map((_, i) => "/" + parts.slice(0, i + 1).join("/"));
 }
 
-function readLinkSafe(path: string): string {
-  try {
-    return require("node:fs").readlinkSync(path) as string;
-  } catch {
-    return path;
-  }
-}
 
 
 /**
@@ -346,8 +352,8 @@ export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean
   const rwBind = (host: string, inside: string) => {
     lines.push(`mkdir -p "$R"${quote(inside)}`, `mount --bind ${quote(host)} "$R"${quote(inside)}`);
   };
-  for (const dir of systemDirs()) {
-    if (isSymlink(dir)) lines.push(`ln -s ${quote(readLinkSafe(dir))} "$R"${quote(dir)}`);
+  for (const { dir, link } of systemDirs()) {
+    if (link !== undefined) lines.push(`ln -s ${quote(link)} "$R"${quote(dir)}`);
     else roBind(dir, dir);
   }
   roBind(layout.passwdFile, "/etc/passwd", "file");

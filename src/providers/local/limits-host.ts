@@ -34,7 +34,8 @@ interface CgroupMount {
 }
 
 /** `\040` and friends: how mountinfo escapes spaces, tabs, newlines and backslashes. */
-const unescape = (field: string) => field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8)));
+const unescape = (field: string) =>
+  field.includes("\\") ? field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))) : field;
 
 export function parseMountinfo(text: string): CgroupMount[] {
   const mounts: CgroupMount[] = [];
@@ -112,19 +113,36 @@ export async function findCgroupSites(facts: HostFacts): Promise<CgroupSites> {
   return sites;
 }
 
+/** How the facts are read: a file's text and a path's owner, undefined when they cannot be had. */
+export type FactReader = Pick<HostFacts, "read" | "owner">;
+
 /**
- * The facts of this host, read through Bun's file API. With `cgroupRoot` (tests), a cgroup v2
- * hierarchy mounted there with this process at its top: a temporary directory laid out like a
- * delegated v2 subtree (cgroup.controllers, cgroup.subtree_control, …) stands in for the kernel's.
+ * Bun's file API: no node: import, for `sandboxes providers`. Each read is a round trip to Bun's
+ * I/O threads, which a caller that has node:fs loaded anyway can spare (limits.ts).
  */
-export async function hostFacts(cgroupRoot?: string): Promise<HostFacts> {
-  const read = async (path: string) => {
+const bunReader: FactReader = {
+  read: async (path) => {
     try {
       return await Bun.file(path).text();
     } catch {
       return undefined;
     }
-  };
+  },
+  owner: async (path) => {
+    try {
+      return (await Bun.file(path).stat()).uid;
+    } catch {
+      return undefined;
+    }
+  },
+};
+
+/**
+ * The facts of this host. With `cgroupRoot` (tests), a cgroup v2 hierarchy mounted there with
+ * this process at its top: a temporary directory laid out like a delegated v2 subtree
+ * (cgroup.controllers, cgroup.subtree_control, …) stands in for the kernel's.
+ */
+export async function hostFacts(cgroupRoot?: string, { read, owner }: FactReader = bunReader): Promise<HostFacts> {
   const escaped = cgroupRoot?.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, "0")}`);
   // Both at once: each read is a round trip to Bun's I/O threads.
   const [cgroup, mountinfo] = cgroupRoot ? [undefined, undefined] : await Promise.all([read("/proc/self/cgroup"), read("/proc/self/mountinfo")]);
@@ -133,13 +151,7 @@ export async function hostFacts(cgroupRoot?: string): Promise<HostFacts> {
     mountinfo: cgroupRoot ? `1 0 0:1 / ${escaped} rw - cgroup2 cgroup2 rw\n` : (mountinfo ?? ""),
     uid: process.getuid?.() ?? -1,
     read,
-    owner: async (path) => {
-      try {
-        return (await Bun.file(path).stat()).uid;
-      } catch {
-        return undefined;
-      }
-    },
+    owner,
   };
 }
 
@@ -148,12 +160,12 @@ export async function hostFacts(cgroupRoot?: string): Promise<HostFacts> {
  * none (for tests of the rlimit fallback and of the refusals); SANDBOXES_TEST_CGROUP_ROOT=DIR
  * pretends DIR is a cgroup v2 hierarchy (tests of the v2 path on a host without one).
  */
-export async function cgroupSites(env: Record<string, string | undefined>): Promise<CgroupSites> {
+export async function cgroupSites(env: Record<string, string | undefined>, reader?: FactReader): Promise<CgroupSites> {
   if (env.SANDBOXES_LOCAL_CGROUPS === "off" || process.platform !== "linux") return {};
   const testRoot = env.SANDBOXES_TEST_CGROUP_ROOT || undefined;
-  if (testRoot) return findCgroupSites(await hostFacts(testRoot));
+  if (testRoot) return findCgroupSites(await hostFacts(testRoot, reader));
   // Read once per process: detection and every new sandbox's plan ask, and the answer stays.
-  return (ownSites ??= hostFacts().then(findCgroupSites));
+  return (ownSites ??= hostFacts(undefined, reader).then(findCgroupSites));
 }
 
 let ownSites: Promise<CgroupSites> | undefined;

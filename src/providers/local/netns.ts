@@ -21,6 +21,7 @@ type Libc = {
   bind(fd: number, address: Uint8Array, length: number): number;
   listen(fd: number, backlog: number): number;
   close(fd: number): number;
+  poll(fds: Uint8Array, count: number, timeoutMs: number): number;
   errno(): number;
 };
 
@@ -36,6 +37,7 @@ async function loadLibc(): Promise<Libc> {
     bind: { args: [i32, ptr, u32], returns: i32 },
     listen: { args: [i32, i32], returns: i32 },
     close: { args: [i32], returns: i32 },
+    poll: { args: [ptr, u32, i32], returns: i32 },
     __errno_location: { args: [], returns: ptr },
   });
   libc = {
@@ -44,6 +46,7 @@ async function loadLibc(): Promise<Libc> {
     bind: (fd, address, length) => symbols.bind(fd, address, length),
     listen: (fd, backlog) => symbols.listen(fd, backlog),
     close: (fd) => symbols.close(fd),
+    poll: (fds, count, timeoutMs) => symbols.poll(fds, count, timeoutMs),
     errno: () => read.i32(symbols.__errno_location()!, 0),
   };
   return libc;
@@ -100,4 +103,22 @@ export async function listenInNamespace(pid: number, parent: number, port: numbe
     if (target !== undefined) closeSync(target);
     closeSync(own);
   }
+}
+
+const POLLIN = 1;
+
+/**
+ * Whether a connection waits on the listening socket `fd`, without accepting it (poll, no
+ * wait). So the egress proxy, and node:net under it, need only load for a program that uses the
+ * network; the kernel keeps the connection queued until the proxy accepts it.
+ */
+export function connectionWaiting(fd: number): boolean {
+  if (!libc) throw new Error("bug: connectionWaiting before the listener was made");
+  // struct pollfd: int fd; short events; short revents.
+  const entry = new Uint8Array(8);
+  const view = new DataView(entry.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, POLLIN, true);
+  // Any event counts: an error on the socket is for the proxy to meet and report.
+  return libc.poll(entry, 1, 0) > 0;
 }

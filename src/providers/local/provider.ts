@@ -97,13 +97,13 @@ export class LocalProvider implements Provider {
   /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
   private async createFiles(spec: CreateSpec): Promise<LocalMeta> {
     this.ensureLinux();
-    // Web Crypto, a global: node:crypto would cost every run a few ms to load.
-    const id = `local-${Buffer.from(crypto.getRandomValues(new Uint8Array(6))).toString("hex")}`;
+    // Web Crypto, a global: node:crypto would cost every run a few ms to load. A v4 UUID's last
+    // 12 hex digits are random (48 bits), and randomUUID is cheaper than bytes through a Buffer.
+    const id = `local-${crypto.randomUUID().slice(-12)}`;
     const limits = await planLimits(id, spec, this.ctx.env);
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
     mkdirSync(join(dir, "tmp"), { recursive: true });
-    mkdirSync(join(dir, "root"), { recursive: true });
     chmodSync(this.root, 0o700);
     const uid = this.sandboxUid(id);
     if (uid !== undefined) {
@@ -123,7 +123,6 @@ export class LocalProvider implements Provider {
     };
     this.writeIdentityFiles(dir, uid);
     writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
-    mkdirSync(this.egressDir(id), { recursive: true, mode: 0o755 });
     await applyLimits(limits).catch((error) => {
       rmSync(dir, { recursive: true, force: true });
       throw error;
@@ -249,6 +248,7 @@ export class LocalProvider implements Provider {
     this.prepareMountPoints(layout);
     const inner: Inner = { kind: "holder" };
     const bwrap = bubblewrapPath(this.ctx.env);
+    if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
     const argv = enterCgroups(meta.limits, bwrap ? bwrapArgv(bwrap, layout, inner, { pty: false }) : unshareArgv(layout, inner, process.getuid?.() === 0));
     let holder: HolderState["holder"];
     try {
@@ -387,9 +387,12 @@ export class LocalProvider implements Provider {
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
     this.prepareMountPoints(layout);
     const gated = network === "default" && !layout.egressListener;
+    // The bridge's socket directory, bound into the sandbox.
+    if (gated) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
     const inner = (program: string[]): Inner => ({ kind: "program", argv: program, gated });
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
+      mkdirSync(layout.rootDir, { recursive: true });
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
       return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0)), env: spawnEnv, start: { gated } };
     }
@@ -454,8 +457,10 @@ export class LocalProvider implements Provider {
         if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
       };
       // Lets bwrap go on once its processes are in the cgroups and the listener listens. The
-      // proxy behind the listener starts after that, while the program starts: the kernel queues
-      // the program's first connections until it accepts (loading node:net takes milliseconds).
+      // proxy behind the listener starts only when the program first connects, or once it has
+      // run for PROXY_GRACE_MS: loading node:net takes milliseconds of CPU that a program which
+      // never uses the network (or ends at once) need not compete with. The kernel queues the
+      // first connections until the proxy accepts them.
       const completeHandshake = async (child: Subprocess, info: number, block: number) => {
         // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
         const loading = listener ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
@@ -475,15 +480,13 @@ export class LocalProvider implements Provider {
         }
         checkNotAborted();
         letGo(block);
-        if (listenerFd !== undefined) {
+        if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading!).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
           listenerFd = undefined; // the proxy's now: its close() closes it
         }
       };
       const openGate = async (gate: number) => {
-        const egressDir = this.egressDir(meta.id);
-        mkdirSync(egressDir, { recursive: true, mode: 0o755 });
-        await startProxy({ socketPath: join(egressDir, EGRESS_SOCKET) });
+        await startProxy({ socketPath: join(this.egressDir(meta.id), EGRESS_SOCKET) });
         await this.pauseForTest("proxy", meta.id);
         checkNotAborted();
         letGo(gate);
@@ -674,6 +677,24 @@ function letGo(fd: number): void {
   } catch {
     /* the wrapper is gone */
   }
+}
+
+/** How long a one-shot program runs before its egress proxy starts even with no connection yet. */
+const PROXY_GRACE_MS = 50;
+
+/**
+ * Waits until the program first connects to its listener (`waiting`) or has run for
+ * PROXY_GRACE_MS: true, the proxy is wanted; false when the program ended first.
+ */
+async function firstUse(listener: number, waiting: (fd: number) => boolean, exited: Promise<unknown>): Promise<boolean> {
+  let ended = false;
+  void exited.then(() => (ended = true));
+  const deadline = performance.now() + PROXY_GRACE_MS;
+  while (!ended) {
+    if (waiting(listener) || performance.now() >= deadline) return true;
+    await Promise.race([Bun.sleep(1), exited]);
+  }
+  return false;
 }
 
 /**
