@@ -10,7 +10,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { compileEntry } from "../scripts/build-binaries";
+import { compileEntry, compileHostBinary } from "../scripts/build-binaries";
 
 const { values } = parseArgs({
   args: Bun.argv.slice(2),
@@ -24,7 +24,7 @@ const work = mkdtempSync(join(tmpdir(), "sandboxes-startup-"));
 try {
   writeFileSync(join(work, "hello.ts"), 'console.log("hello");\n');
   await compileEntry(join(work, "hello.ts"), join(work, "hello"));
-  await compileEntry(join(ROOT, "src/main.ts"), join(work, "sandboxes"));
+  await compileHostBinary(join(work, "sandboxes"));
 
   // A clean environment so no credentials or config change what `providers` does.
   const home = join(work, "home");

@@ -10,7 +10,8 @@
  * Bun fetches each target's runtime from the npm registry on first use (cached afterwards in
  * ~/.bun/install/cache). The version is package.json's, which is also what `--version` prints.
  */
-import { copyFileSync, existsSync, mkdirSync, readFileSync, rmSync, statSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
@@ -78,6 +79,9 @@ async function sha256(path: string): Promise<string> {
   return hasher.digest("hex");
 }
 
+/** How many times more reluctant than normal the JIT is while a binary starts (see main.ts). */
+export const START_UP_JIT_POLICY = 100;
+
 /**
  * Flags for every release binary (and what `bun run build` should use for dist/sandboxes).
  * --bytecode: no parsing at start-up. --splitting: each lazily imported module (a command, a
@@ -86,21 +90,87 @@ async function sha256(path: string): Promise<string> {
  * Identifiers are not minified: SDKs and our error handling read class names (error.name,
  * constructor.name), and Bun 1.4's --keep-names does not keep them.
  * No .env or bunfig.toml autoload: a CLI run inside someone's project must not pick those up.
+ * --compile-jit-policy: start-up code runs once, and JavaScriptCore compiling it on the main
+ * thread costs a command milliseconds for nothing; main.ts sets the normal policy back once the
+ * process has lived long enough to be doing the long work (output pumping, a proxy, a server).
  */
 export const COMPILE_FLAGS = [
   "--compile", "--minify-syntax", "--minify-whitespace", "--sourcemap=none",
-  "--bytecode", "--format=esm", "--splitting",
+  "--bytecode", "--format=esm", "--splitting", `--compile-jit-policy=${START_UP_JIT_POLICY}`,
   // Libraries check NODE_ENV for their production paths; the same as package.json's build.
   "--define", 'process.env.NODE_ENV="production"',
   "--no-compile-autoload-dotenv", "--no-compile-autoload-bunfig",
 ];
 
-/** Compiles `entry` with the release flags; bunTarget defaults to this machine. */
-export async function compileEntry(entry: string, outfile: string, bunTarget?: string): Promise<void> {
-  const args = [process.execPath, "build", ...COMPILE_FLAGS, ...(bunTarget ? [`--target=${bunTarget}`] : []), entry, "--outfile", outfile];
+/**
+ * Compiles `entry` with the release flags; bunTarget defaults to this machine. bytecodeOrder:
+ * profiles that recordBytecodeOrder wrote (Bun's --bytecode-order).
+ */
+export async function compileEntry(entry: string, outfile: string, bunTarget?: string, bytecodeOrder: string[] = []): Promise<void> {
+  const args = [
+    process.execPath, "build", ...COMPILE_FLAGS,
+    ...(bunTarget ? [`--target=${bunTarget}`] : []),
+    ...(bytecodeOrder.length ? [`--bytecode-order=${bytecodeOrder.join(",")}`] : []),
+    entry, "--outfile", outfile,
+  ];
   const proc = Bun.spawn(args, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`bun build ${bunTarget ? `--target=${bunTarget} ` : ""}${entry} failed (exit ${code}):\n${stderr || stdout}`);
+}
+
+/**
+ * The starts the bytecode is laid out for, most common first: the main job (a one-shot local
+ * run, default network policy), then the quick answers.
+ */
+const PROFILED_STARTS = [["run", "-p", "local", "true"], ["--version"], ["providers"]];
+
+/**
+ * Runs `binary` (built for this machine) once per PROFILED_STARTS with BUN_BYTECODE_ORDER_OUT,
+ * in a home of its own under `dir`, and returns the profiles written. Bun then puts the bytecode
+ * those starts used at the front of the executable, together: fewer pages to read and link as
+ * it starts. A profile applies to every target and to later builds of the same code, so one
+ * that could not be recorded here (no bubblewrap on a build machine: the run fails early) only
+ * costs start-up, never correctness.
+ */
+export function recordBytecodeOrder(binary: string, dir: string): string[] {
+  const home = join(dir, "home");
+  mkdirSync(home, { recursive: true });
+  const env = {
+    PATH: process.env.PATH ?? "/usr/bin:/bin", HOME: home, XDG_CONFIG_HOME: join(home, ".config"), XDG_STATE_HOME: join(home, ".local/state"),
+    NO_COLOR: "1", DOCKER_HOST: "unix:///nonexistent",
+  };
+  const profiles: string[] = [];
+  PROFILED_STARTS.forEach((args, index) => {
+    const profile = join(dir, `start-${index}.order`);
+    Bun.spawnSync([binary, ...args], { env: { ...env, BUN_BYTECODE_ORDER_OUT: profile }, stdout: "ignore", stderr: "ignore", timeout: 30_000 });
+    if (existsSync(profile) && statSync(profile).size > 0) profiles.push(profile);
+  });
+  return profiles;
+}
+
+/**
+ * Builds src/main.ts for each target with its bytecode laid out for start-up: a first build for
+ * this machine records the profiles (recordBytecodeOrder), then each target is built with them.
+ */
+async function compileSandboxes(outputs: Array<{ outfile: string; bunTarget?: string }>, onBuilt: (outfile: string, seconds: number) => Promise<void> | void = () => {}): Promise<void> {
+  const main = join(ROOT, "src/main.ts");
+  const work = mkdtempSync(join(tmpdir(), "sandboxes-build-"));
+  try {
+    await compileEntry(main, join(work, "sandboxes"));
+    const profiles = recordBytecodeOrder(join(work, "sandboxes"), work);
+    for (const { outfile, bunTarget } of outputs) {
+      const started = performance.now();
+      await compileEntry(main, outfile, bunTarget, profiles);
+      await onBuilt(outfile, (performance.now() - started) / 1000);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** This machine's sandboxes binary with the release flags and start-up profile (`npm run build`). */
+export async function compileHostBinary(outfile: string): Promise<void> {
+  await compileSandboxes([{ outfile }]);
 }
 
 function packageVersion(): string {
@@ -121,15 +191,14 @@ export async function buildRelease(options: { only?: string; outdir?: string; lo
   rmSync(outdir, { recursive: true, force: true });
   mkdirSync(outdir, { recursive: true });
   const assets: BuildResult["assets"] = [];
-  for (const t of targets) {
-    const file = assetName(t);
-    const started = performance.now();
-    await compileEntry(join(ROOT, "src/main.ts"), join(outdir, file), t.bunTarget);
-    const seconds = (performance.now() - started) / 1000;
-    const bytes = statSync(join(outdir, file)).size;
-    assets.push({ target: t.name, file, bytes, sha256: await sha256(join(outdir, file)), seconds });
+  const outputs = targets.map((t) => ({ target: t, outfile: join(outdir, assetName(t)), bunTarget: t.bunTarget }));
+  await compileSandboxes(outputs, async (outfile, seconds) => {
+    const { target } = outputs.find((o) => o.outfile === outfile)!;
+    const file = assetName(target);
+    const bytes = statSync(outfile).size;
+    assets.push({ target: target.name, file, bytes, sha256: await sha256(outfile), seconds });
     log(`${file.padEnd(36)} ${(bytes / 1e6).toFixed(1).padStart(6)} MB  ${seconds.toFixed(1)} s`);
-  }
+  });
   await checkHostBinary(outdir, targets, version);
   // The installer is published next to the binaries so .../releases/latest/download/install.sh works.
   if (existsSync(join(ROOT, "install.sh"))) copyFileSync(join(ROOT, "install.sh"), join(outdir, "install.sh"));
@@ -167,7 +236,7 @@ if (import.meta.main) {
   }
   if (values.outfile) {
     try {
-      await compileEntry(join(ROOT, "src/main.ts"), resolve(values.outfile));
+      await compileHostBinary(resolve(values.outfile));
       process.exit(0);
     } catch (error) {
       process.stderr.write(`build-binaries: ${(error as Error).message}\n`);

@@ -10,6 +10,11 @@ import type { AnyCommand } from "./cli/command";
 import type { SandboxesError } from "./base/errors";
 
 const argv = process.argv.slice(2);
+// The release binary starts with a reluctant JIT (START_UP_JIT_POLICY in scripts/build-binaries.ts):
+// start-up code runs once, and compiling it would cost every command milliseconds. What still
+// runs after this long is the long work (output pumping, the egress proxy or bridge, a terminal,
+// the MCP server), for which the JIT is worth its cost again.
+setTimeout(() => Bun.unsafe.setJITPolicy(1), 50).unref();
 // Internal processes the local provider spawns: not commands, so not in help or completion.
 // Dispatched before anything else is imported (hence no static imports above but types), so
 // they start like a hello-world.
