@@ -22,13 +22,32 @@ if (argv[0] === "__egress-proxy" || argv[0] === "__egress-bridge") {
   const { runHiddenEntry } = await import("./providers/local/egress/entry");
   process.exit(await runHiddenEntry(argv[0], argv.slice(1)));
 }
-const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, UsageError }, { EXIT, exitForStop }] = await Promise.all([
-  import("./cli/registry"),
-  import("./cli/parse"),
-  import("./base/errors"),
-  import("./core/exit-codes"),
-]);
-// Loaded after the quick answers (--version, --help), which must not pay for node:fs.
+// --version and the top-level help (quickAnswer) load nothing more: cli/stdio costs them node:fs.
+// Anything else loads what every command needs, and its command's module, all at once: each
+// dynamic import awaited in turn would be a turn of the event loop.
+const VERSION_ASKED = ["--version", "-v", "version"];
+const HELP_ASKED = ["--help", "-h"];
+const quickAsked = argv[0] === undefined || VERSION_ASKED.includes(argv[0]) || HELP_ASKED.includes(argv[0]);
+const registryLoading = import("./cli/registry");
+// Read first, while the modules load: the process's first file read through Bun starts its I/O
+// threads, milliseconds that loading the command's modules then hides. Its errors wait for their
+// turn in main(), after those of the command line.
+const settingsLoading = quickAsked ? undefined : import("./core/config").then((m) => m.loadSettings());
+settingsLoading?.catch(() => {});
+const loadCommand = async (name: string): Promise<AnyCommand | undefined> => {
+  const { COMMANDS, isCommandName } = await registryLoading;
+  return isCommandName(name) ? (await COMMANDS[name]()).default : undefined;
+};
+const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, UsageError }, { EXIT, exitForStop }, stdioLoaded, commandLoaded, ioLoaded] =
+  await Promise.all([
+    registryLoading,
+    import("./cli/parse"),
+    import("./base/errors"),
+    import("./core/exit-codes"),
+    quickAsked ? undefined : import("./cli/stdio"),
+    quickAsked ? undefined : loadCommand(argv[0]!),
+    quickAsked ? undefined : import("./cli/io"),
+  ]);
 let stdio: typeof import("./cli/stdio");
 
 /**
@@ -37,12 +56,12 @@ let stdio: typeof import("./cli/stdio");
  * of start-up (see bench/startup.ts). Returns undefined for everything else.
  */
 async function quickAnswer(first: string | undefined): Promise<number | undefined> {
-  if (first === "--version" || first === "-v" || first === "version") {
+  if (first !== undefined && VERSION_ASKED.includes(first)) {
     const { VERSION } = await import("./cli/help-text");
     await Bun.write(Bun.stdout, `${VERSION}\n`);
     return EXIT.ok;
   }
-  if (first === undefined || first === "--help" || first === "-h") {
+  if (first === undefined || HELP_ASKED.includes(first)) {
     const { topLevelHelp } = await import("./cli/help-text");
     await Bun.write(first === undefined ? Bun.stderr : Bun.stdout, topLevelHelp());
     return first === undefined ? EXIT.usage : EXIT.ok;
@@ -52,11 +71,6 @@ async function quickAnswer(first: string | undefined): Promise<number | undefine
 
 async function main(argv: string[]): Promise<number> {
   const first = argv[0]!;
-  // Read first, while the command loads: the process's first file read through Bun starts its
-  // I/O threads, milliseconds that loading the command's modules then hides. Its errors wait
-  // for their turn below, after those of the command line.
-  const settingsLoading = import("./core/config").then((m) => m.loadSettings());
-  settingsLoading.catch(() => {});
   if (first.startsWith("-")) {
     return reportError(new UsageError("unknown_flag", `unknown flag ${first} before the command: see sandboxes --help`), false, false);
   }
@@ -64,7 +78,8 @@ async function main(argv: string[]): Promise<number> {
     const suggestion = closest(first, Object.keys(COMMANDS));
     return reportError(new UsageError("unknown_command", `unknown command "${first}"${suggestion ? `; did you mean "${suggestion}"?` : ""} (see sandboxes --help)`), false, false);
   }
-  const command: AnyCommand = (await COMMANDS[first]()).default;
+  const command: AnyCommand = commandLoaded ?? (await COMMANDS[first]()).default;
+  const { processIO } = ioLoaded ?? (await import("./cli/io"));
   const rest = argv.slice(1);
   const dashIndex = rest.indexOf("--");
   const json = (dashIndex === -1 ? rest : rest.slice(0, dashIndex)).includes("--json");
@@ -99,8 +114,7 @@ async function main(argv: string[]): Promise<number> {
   controller.signal.addEventListener("abort", () => stdio.stopWaitingForReaders(), { once: true });
   try {
     const args = parseCommandArgs(command, rest);
-    const { processIO } = await import("./cli/io");
-    const [settings, io] = await Promise.all([settingsLoading, processIO(command)]);
+    const [settings, io] = await Promise.all([settingsLoading ?? import("./core/config").then((m) => m.loadSettings()), processIO(command)]);
     const options = command.toOptions(args, { vars: settings.env, stdinIsTTY: io.stdin.isTTY });
     const code = await command.run(options, { io, settings, signal: controller.signal });
     if (controller.signal.aborted) {
@@ -169,7 +183,7 @@ function exitCodeFor(error: SandboxesError, runsPrograms: boolean): number {
 
 const quick = await quickAnswer(argv[0]);
 if (quick !== undefined) process.exit(quick);
-stdio = await import("./cli/stdio");
+stdio = stdioLoaded ?? (await import("./cli/stdio"));
 const code = await main(argv);
 // What is still queued for a slow reader (cli/stdio.ts), and consola's human lines in Node's
 // stderr stream.

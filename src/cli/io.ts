@@ -40,9 +40,11 @@ const missing = (what: string) => (): never => {
  * use them: consola's chunk costs start-up that `providers` must not pay (bench/startup.ts).
  */
 export async function processIO(command: AnyCommand): Promise<IO> {
-  const ui = command.printsDataOnly ? missing("messages") : (await import("./ui")).ui;
-  const program: ProgramOutput = command.runsPrograms
-    ? await import("./exec-output").then((m) => ({ sink: m.execSink, printJson: m.renderRunJson, reportTimeout: m.reportTimeout }))
+  // Both at once: each dynamic import is a turn of the event loop.
+  const [messages, output] = await Promise.all([command.printsDataOnly ? undefined : import("./ui"), command.runsPrograms ? import("./exec-output") : undefined]);
+  const ui = messages ? messages.ui : missing("messages");
+  const program: ProgramOutput = output
+    ? { sink: output.execSink, printJson: output.renderRunJson, reportTimeout: output.reportTimeout }
     : { sink: missing("program output"), printJson: missing("program output"), reportTimeout: missing("program output") };
   return {
     stdin: {

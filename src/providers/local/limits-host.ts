@@ -96,7 +96,8 @@ export async function findCgroupSites(facts: HostFacts): Promise<CgroupSites> {
   if (unified && own) {
     const dir = directoryOf(unified, own.path);
     const parent = dir === unified.mountPoint ? dir : parentOf(dir);
-    const enabled = ((await facts.read(`${parent}/cgroup.subtree_control`)) ?? "").trim().split(/\s+/);
+    // The kernel separates the names with single spaces.
+    const enabled = ((await facts.read(`${parent}/cgroup.subtree_control`)) ?? "").trim().split(" ");
     if (CONTROLLERS.some((c) => enabled.includes(c)) && (await writable(facts, parent))) {
       for (const controller of CONTROLLERS) if (enabled.includes(controller)) sites[controller] = { version: 2, parent };
     }
