@@ -8,7 +8,7 @@
  * bubblewrap and with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { cgroupDirs, isRoot, type Machine, machineFor, processesWith } from "./_local-users";
 
@@ -82,6 +82,57 @@ for (const mechanism of ["bubblewrap", "unshare"] as const) {
       }, 120_000);
     }
   });
+}
+
+// bwrap's first process inside the sandbox ties itself to bwrap (--die-with-parent) only once it
+// is let go. If bwrap dies before that (it did, of a SIGPIPE, when its --info-fd was closed too
+// early), that process is an orphan that holds the run's output open: the run must still end.
+describe.skipIf(!isRoot)("a one-shot run whose wrapper dies during set-up (bubblewrap)", () => {
+  const machines: Machine[] = [];
+  afterAll(() => {
+    for (const m of machines) m.remove();
+  });
+
+  test("bwrap killed while the sandbox waits to be let go: exit 137, the program never ran, its orphan is stopped, nothing is left", async () => {
+    const m = machineFor("root", "bubblewrap");
+    machines.push(m);
+    const child = Bun.spawn([...m.command, "run", "echo ran; sleep 30"], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: "proxy" }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+    const reader = (child.stderr as ReadableStream<Uint8Array>).getReader();
+    let stderr = "";
+    while (!/paused at/.test(stderr)) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      stderr += new TextDecoder().decode(value);
+    }
+    const id = /sandboxes-test: (local-[0-9a-f]{12}) paused at proxy/.exec(stderr)?.[1];
+    expect(id).toBeDefined();
+    const wrapper = childPids(child.pid);
+    expect(wrapper).toHaveLength(1);
+    const orphans = () => processesWith(id!).filter((pid) => pid !== wrapper[0]);
+    expect(orphans().length).toBeGreaterThan(0);
+    process.kill(wrapper[0]!, "SIGKILL");
+    // The paused set-up goes on by itself after 10 s and finds its wrapper gone.
+    for (let read = await reader.read(); !read.done; read = await reader.read()) stderr += new TextDecoder().decode(read.value);
+    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    expect(code).toBe(137);
+    expect(stdout).toBe("");
+    await expectNothingLeft(m, id!);
+  }, 60_000);
+});
+
+/** The pids whose parent is `parent`. */
+function childPids(parent: number): number[] {
+  return readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .filter((entry) => {
+      try {
+        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
+      } catch {
+        return false;
+      }
+    })
+    .map(Number);
 }
 
 /** No cgroup, process, file or registry entry of the sandbox is left. */

@@ -258,13 +258,15 @@ function holdsAny(pid: number, pipes: Set<string>): boolean {
  * forking while being killed cannot outrun this. A daemon that detached *and* closed its stdio
  * belongs to the sandbox, as after `docker exec`, and goes with `destroy`. `known`: the pipes
  * as read when the command started (the wrapper may be gone by now). A one-shot run's wrapper
- * is stopped the same way, which also finds a process of it orphaned as it started.
+ * is stopped the same way, which also finds a process of it orphaned as it started. Without
+ * `nsenterPid` (a wrapper that has exited, whose pid may be someone else's by now), only the
+ * holders of `known` are stopped.
  */
-export async function killExecTree(nsenterPid: number, known?: Set<string>): Promise<void> {
-  const sessions = new Set<number>([nsenterPid]);
-  const pipes = known ?? stdioPipes(nsenterPid);
+export async function killExecTree(nsenterPid: number | undefined, known?: Set<string>): Promise<void> {
+  const sessions = new Set<number>(nsenterPid === undefined ? [] : [nsenterPid]);
+  const pipes = known ?? (nsenterPid === undefined ? new Set<string>() : stdioPipes(nsenterPid));
   for (let round = 0; round < 100; round++) {
-    for (const leader of childrenOf(nsenterPid)) sessions.add(leader);
+    if (nsenterPid !== undefined) for (const leader of childrenOf(nsenterPid)) sessions.add(leader);
     const victims = new Set<number>();
     for (const entry of readdirSync("/proc")) {
       const pid = Number(entry);

@@ -479,6 +479,9 @@ export class LocalProvider implements Provider {
           await this.pauseForTest("proxy", meta.id);
         }
         checkNotAborted();
+        // A wrapper that died meanwhile leaves a sandbox half made: its first process must not
+        // go on (spawnStreaming stops it, as an orphan that holds our output).
+        if (child.exitCode !== null || child.signalCode !== null) return;
         letGo(block);
         if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading!).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
@@ -780,8 +783,11 @@ async function spawnStreaming(
       throw error;
     }
   };
+  // Our ends of the start's pipes, closed once the wrapper has exited (below), not once `open`
+  // is done: bwrap goes on writing to --info-fd after the pid we wait for, and a write to a pipe
+  // we had closed would kill it (SIGPIPE) before it lets the sandbox's first process go on.
+  const ends = start ? (child.stdio.slice(3) as number[]) : [];
   const open = async (wait: StartWait) => {
-    const ends = child.stdio.slice(3) as number[];
     try {
       await wait.open(child, ends);
     } catch (error) {
@@ -791,9 +797,6 @@ async function spawnStreaming(
       stop();
       await child.exited;
       throw error;
-    } finally {
-      // Bun does not close an extra pipe it made: without this every run would leak a descriptor.
-      for (const end of ends) closeSync(end);
     }
   };
   try {
@@ -809,7 +812,15 @@ async function spawnStreaming(
         for (const reader of readers) void reader.cancel().catch(() => {});
       });
     } else {
-      await pumping;
+      // Everything in a one-shot sandbox dies with its wrapper (its pid namespace goes). A
+      // process that got out before bwrap could tie it to itself would hold our output open for
+      // ever: stop whatever still holds it once the wrapper has been gone a while.
+      const orphans = setTimeout(() => void killExecTree(undefined, pipes), ORPHANED_OUTPUT_MS);
+      try {
+        await pumping;
+      } finally {
+        clearTimeout(orphans);
+      }
     }
     if (timedOut) return { exitCode: 124, timedOut: true };
     const signalCode = child.signalCode ? signalNumber(child.signalCode) : undefined;
@@ -817,8 +828,13 @@ async function spawnStreaming(
   } finally {
     if (timer) clearTimeout(timer);
     spec.signal?.removeEventListener("abort", stop);
+    // Bun does not close an extra pipe it made: without this every run would leak a descriptor.
+    for (const end of ends) closeSync(end);
   }
 }
+
+/** How long a one-shot run's output may stay open after its wrapper has exited (spawnStreaming). */
+const ORPHANED_OUTPUT_MS = 500;
 
 /** Why the wrapper could not start, in words a user can act on. */
 function spawnFailed(error: unknown, invocation: { argv: string[]; env: Record<string, string> }): SandboxesError {
