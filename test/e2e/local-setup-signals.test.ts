@@ -37,24 +37,15 @@ for (const mechanism of ["bubblewrap", "unshare"] as const) {
             const m = machineFor("root", mechanism);
             machines.push(m);
             writeFileSync(join(m.cwd, "main.sh"), "echo ran; sleep 30\n");
-            const child = Bun.spawn([...m.command, ...args(m)], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
             // Wait for the stage, then signal there.
-            const reader = (child.stderr as ReadableStream<Uint8Array>).getReader();
-            let stderr = "";
-            while (!/paused at/.test(stderr)) {
-              const { value, done } = await reader.read();
-              if (done) break;
-              stderr += new TextDecoder().decode(value);
-            }
-            const id = /sandboxes-test: (local-[0-9a-f]{12}) paused at (\S+)/.exec(stderr);
-            expect(id?.[2]).toBe(stage);
+            const { child, id, pausedAt, rest } = await startPaused(m, args(m), stage);
+            expect(pausedAt).toBe(stage);
             child.kill(signal);
-            for (let read = await reader.read(); !read.done; read = await reader.read()) stderr += new TextDecoder().decode(read.value);
-            const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+            const [stderr, stdout, code] = await Promise.all([rest(), new Response(child.stdout).text(), child.exited]);
             expect(code).toBe(signal === "SIGTERM" ? 143 : 130);
             expect(stdout).toBe("");
             expect(stderr).toContain(`sandboxes: interrupted by ${signal}`);
-            await expectNothingLeft(m, id![1]!);
+            await expectNothingLeft(m, id!);
           }, 60_000);
         }
       }
@@ -96,29 +87,41 @@ describe.skipIf(!isRoot)("a one-shot run whose wrapper dies during set-up (bubbl
   test("bwrap killed while the sandbox waits to be let go: exit 137, the program never ran, its orphan is stopped, nothing is left", async () => {
     const m = machineFor("root", "bubblewrap");
     machines.push(m);
-    const child = Bun.spawn([...m.command, "run", "echo ran; sleep 30"], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: "proxy" }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
-    const reader = (child.stderr as ReadableStream<Uint8Array>).getReader();
-    let stderr = "";
-    while (!/paused at/.test(stderr)) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      stderr += new TextDecoder().decode(value);
-    }
-    const id = /sandboxes-test: (local-[0-9a-f]{12}) paused at proxy/.exec(stderr)?.[1];
-    expect(id).toBeDefined();
+    const { child, id, pausedAt, rest } = await startPaused(m, ["run", "echo ran; sleep 30"], "proxy");
+    expect(pausedAt).toBe("proxy");
     const wrapper = childPids(child.pid);
     expect(wrapper).toHaveLength(1);
     const orphans = () => processesWith(id!).filter((pid) => pid !== wrapper[0]);
     expect(orphans().length).toBeGreaterThan(0);
     process.kill(wrapper[0]!, "SIGKILL");
     // The paused set-up goes on by itself after 10 s and finds its wrapper gone.
-    for (let read = await reader.read(); !read.done; read = await reader.read()) stderr += new TextDecoder().decode(read.value);
-    const [stdout, code] = await Promise.all([new Response(child.stdout).text(), child.exited]);
+    const [, stdout, code] = await Promise.all([rest(), new Response(child.stdout).text(), child.exited]);
     expect(code).toBe(137);
     expect(stdout).toBe("");
     await expectNothingLeft(m, id!);
   }, 60_000);
 });
+
+/**
+ * Starts the binary with `args`, paused at `stage` (SANDBOXES_TEST_PAUSE_AT), and waits until it
+ * says so: the sandbox's id, the stage it names, and `rest()`, the whole of its stderr once it ends.
+ */
+async function startPaused(m: Machine, args: string[], stage: Stage) {
+  const child = Bun.spawn([...m.command, ...args], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const reader = (child.stderr as ReadableStream<Uint8Array>).getReader();
+  let stderr = "";
+  while (!/paused at/.test(stderr)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stderr += new TextDecoder().decode(value);
+  }
+  const paused = /sandboxes-test: (local-[0-9a-f]{12}) paused at (\S+)/.exec(stderr);
+  const rest = async () => {
+    for (let read = await reader.read(); !read.done; read = await reader.read()) stderr += new TextDecoder().decode(read.value);
+    return stderr;
+  };
+  return { child, id: paused?.[1], pausedAt: paused?.[2], rest };
+}
 
 /** The pids whose parent is `parent`. */
 function childPids(parent: number): number[] {
