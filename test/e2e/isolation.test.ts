@@ -48,6 +48,14 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
       expect(r.code).toBe(0);
     });
 
+    test("a PATH entry that holds a secret (~/.cargo) or the home (its parent) is not bound; the toolchain under it still works", async () => {
+      const { env, home } = homeWithSecrets(extra);
+      env.PATH = `${join(home, "..")}:${join(home, ".cargo")}:${env.PATH}`;
+      const r = await cli(["run", 'hello-tool; for f in ~/.cargo/credentials.toml ~/.ssh/id_ed25519; do test -e "$f" && echo "LEAK $f"; done; ls -A "$(dirname ~)" | wc -l; echo done'], { env });
+      expect(r.stdout).toBe("toolchain-ok\n1\ndone\n");
+      expect(r.code).toBe(0);
+    });
+
     test("no /run, no docker socket, no other homes, no host processes, own hostname", async () => {
       const { env } = freshEnv(extra);
       const r = await cli(["run", "echo \"run: $(ls -A /run | tr '\\n' ' ')\"; test -e /var/run/docker.sock && echo SOCKET; ls -A /home | wc -l; ls /proc | grep -c '^[0-9]'; hostname"], { env });

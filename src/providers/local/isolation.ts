@@ -91,9 +91,8 @@ export function toolchainBinds(env: Record<string, string | undefined>, home: st
     if (!path || !path.startsWith("/")) return;
     const absolute = resolve(path);
     if (binds.has(absolute) || SYSTEM_DIRS.some((dir) => absolute === dir || absolute.startsWith(dir + "/"))) return;
-    if (absolute === "/" || absolute === callerHome || isSecretPath(absolute, callerHome)) return;
-    // A PATH entry that is the home itself, or /root, would expose every secret in it.
-    if (absolute === "/root" || absolute === "/home") return;
+    // /root and /home hold other users' homes too.
+    if (absolute === "/root" || absolute === "/home" || exposesSecrets(absolute, callerHome)) return;
     if (existsSync(absolute)) binds.add(absolute);
   };
   for (const rel of HOME_TOOLCHAINS) add(join(callerHome, rel));
@@ -119,12 +118,17 @@ export function toolchainBinds(env: Record<string, string | undefined>, home: st
 
 const HOME_SECRETS = [".ssh", ".aws", ".gnupg", ".config", ".npmrc", ".docker", ".kube", ".netrc", ".cargo/credentials.toml", ".cargo/credentials"];
 
-/** `path` and `home` absolute and normalised (resolve). */
-function isSecretPath(path: string, home: string): boolean {
+/**
+ * Whether binding `path` would show the caller's secrets: it is the home or holds it (a PATH
+ * entry of `$HOME`, `/`, or the home's parent), lies inside a secret (`~/.config/x/bin`), or holds
+ * one (`~/.cargo`, which holds `credentials.toml`). `path` and `home` absolute and normalised.
+ */
+function exposesSecrets(path: string, home: string): boolean {
+  if (path === "/" || path === home || home.startsWith(`${path}/`)) return true;
   const prefix = home === "/" ? "/" : `${home}/`;
   if (!path.startsWith(prefix)) return false;
   const inHome = path.slice(prefix.length);
-  return HOME_SECRETS.some((secret) => inHome === secret || inHome.startsWith(`${secret}/`));
+  return HOME_SECRETS.some((secret) => inHome === secret || inHome.startsWith(`${secret}/`) || secret.startsWith(`${inHome}/`));
 }
 
 /** A system directory of this host: bound as it is, or a symlink made again (/bin -> usr/bin). */
