@@ -8,8 +8,9 @@
  * bubblewrap and with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { childrenOf } from "../../src/providers/local/holder";
 import { cgroupDirs, isRoot, type Machine, machineFor, processesWith } from "./_local-users";
 
 type Stage = "cgroup" | "proxy" | "holder-proxy" | "holder";
@@ -89,7 +90,7 @@ describe.skipIf(!isRoot)("a one-shot run whose wrapper dies during set-up (bubbl
     machines.push(m);
     const { child, id, pausedAt, rest } = await startPaused(m, ["run", "echo ran; sleep 30"], "proxy");
     expect(pausedAt).toBe("proxy");
-    const wrapper = childPids(child.pid);
+    const wrapper = childrenOf(child.pid);
     expect(wrapper).toHaveLength(1);
     const orphans = () => processesWith(id!).filter((pid) => pid !== wrapper[0]);
     expect(orphans().length).toBeGreaterThan(0);
@@ -121,21 +122,6 @@ async function startPaused(m: Machine, args: string[], stage: Stage) {
     return stderr;
   };
   return { child, id: paused?.[1], pausedAt: paused?.[2], rest };
-}
-
-/** The pids whose parent is `parent`. */
-function childPids(parent: number): number[] {
-  return readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .filter((entry) => {
-      try {
-        const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-        return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === parent;
-      } catch {
-        return false;
-      }
-    })
-    .map(Number);
 }
 
 /** No cgroup, process, file or registry entry of the sandbox is left. */

@@ -49,17 +49,24 @@ function fromAnotherBoot(state: { boot?: string }): boolean {
   return state.boot !== undefined && state.boot !== bootId();
 }
 
-/** The start time of a live process, or undefined when no such process is running. */
-export function startTime(pid: number): string | undefined {
+/**
+ * The fields of /proc/PID/stat after the command name (which may itself hold spaces and
+ * parentheses): state, ppid, pgrp, session, …, starttime at 19. Undefined for a process that is
+ * gone or a zombie.
+ */
+export function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // Fields after the command name, which may itself hold spaces and parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || fields[0] === "X") return undefined;
-    return fields[19];
+    return fields[0] === "Z" || fields[0] === "X" ? undefined : fields;
   } catch {
     return undefined;
   }
+}
+
+/** The start time of a live process, or undefined when no such process is running. */
+export function startTime(pid: number): string | undefined {
+  return statFields(pid)?.[19];
 }
 
 export function isAlive(process: ProcessId | undefined): boolean {
@@ -206,14 +213,8 @@ function descendants(pid: number): number[] {
 
 /** The session id of a live process (field 6 of /proc/PID/stat); undefined for a zombie. */
 function sessionOf(pid: number): number | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    if (fields[0] === "Z" || fields[0] === "X") return undefined;
-    return Number(fields[3]);
-  } catch {
-    return undefined;
-  }
+  const session = statFields(pid)?.[3];
+  return session === undefined ? undefined : Number(session);
 }
 
 /**

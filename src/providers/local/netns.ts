@@ -65,7 +65,7 @@ export function prepareNamespaceListener(): Promise<unknown> {
  */
 export async function listenInNamespace(pid: number, parent: number, port: number): Promise<number> {
   const c = await loadLibc();
-  const { closeSync, openSync, readFileSync } = await import("node:fs");
+  const [{ closeSync, openSync }, { statFields }] = await Promise.all([import("node:fs"), import("./holder")]);
   const own = openSync("/proc/thread-self/ns/net", "r");
   let target: number | undefined;
   let socket = -1;
@@ -77,8 +77,7 @@ export async function listenInNamespace(pid: number, parent: number, port: numbe
     target = openSync(`/proc/${pid}/ns/net`, "r");
     // Still the sandbox's process (a child of `parent`) once its namespace is held open: a pid
     // freed and taken again meanwhile would otherwise lead into someone else's namespace.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) !== parent) throw new Error(`process ${pid} is no longer the sandbox's`);
+    if (Number(statFields(pid)?.[1]) !== parent) throw new Error(`process ${pid} is no longer the sandbox's`);
     if (c.setns(target, CLONE_NEWNET) !== 0) fail("setns into the sandbox's network namespace");
     entered = true;
     socket = c.socket(AF_INET, SOCK_STREAM_CLOEXEC, 0);
