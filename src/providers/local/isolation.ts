@@ -155,6 +155,16 @@ let setprivPath: string | undefined;
 const setpriv = () => (setprivPath ??= Bun.which("setpriv", { PATH: "/usr/sbin:/usr/bin:/sbin:/bin" }) ?? "setpriv");
 
 /**
+ * `argv` killed (SIGKILL) when this process dies, however it dies: util-linux unshare has no
+ * --die-with-parent of its own (bwrap has), and its --kill-child then takes the sandbox's whole
+ * process tree down with it. The death signal survives the exec of unshare (not set-uid) and
+ * its user namespace (the same uid outside).
+ */
+export function dieWithParent(argv: string[]): string[] {
+  return [setpriv(), "--pdeathsig", "KILL", "--", ...argv];
+}
+
+/**
  * By name: setpriv looks a user up by name first, and the sandbox's own /etc/passwd and
  * /etc/group (read-only, ours) name its uid `sandbox`, so the lookup ends there. A number would
  * miss there and go on through every NSS module of the host's nsswitch.conf (systemd's: a

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { shellQuote } from "../../base/quote";
 import { type CgroupSites, cgroupSites, type FactReader } from "./limits-host";
@@ -35,11 +35,14 @@ export interface LimitPlan {
 
 const CPU_PERIOD_US = 100_000;
 
+/** A sandbox's cgroup is this and its id (sandboxes-local-…), under the site's parent. */
+const CGROUP_PREFIX = "sandboxes-";
+
 /** How `request` is enforced with these cgroup sites; throws when a limit cannot be. */
 export function planFor(id: string, request: LimitRequest, sites: CgroupSites): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };
   const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
-    const dir = `${site.parent === "/" ? "" : site.parent}/sandboxes-${id}`;
+    const dir = `${site.parent === "/" ? "" : site.parent}/${CGROUP_PREFIX}${id}`;
     let cgroup = plan.cgroups.find((c) => c.dir === dir);
     if (!cgroup) plan.cgroups.push((cgroup = { dir, version: site.version, settings: [] }));
     return cgroup;
@@ -172,6 +175,38 @@ export function memoryKills(plan: LimitPlan | undefined): number {
     return Number(/^oom_kill (\d+)$/m.exec(readFileSync(plan.oomEvents, "utf8"))?.[1] ?? 0);
   } catch {
     return 0;
+  }
+}
+
+/** How old an empty cgroup of ours must be before removeStaleCgroups takes it for left behind. */
+const STALE_CGROUP_MS = 60_000;
+
+/**
+ * Removes the empty cgroups of sandboxes that `known` does not know (their directory is gone),
+ * made more than a minute ago: a sandbox made a moment ago may not have joined its own yet.
+ * rmdir removes only an empty cgroup, so a sandbox still running (under another state directory)
+ * keeps its own; a stopped one's is made again when it next starts, as after a reboot.
+ */
+export async function removeStaleCgroups(env: Record<string, string | undefined>, known: (id: string) => boolean): Promise<void> {
+  const sites = await cgroupSites(env, syncReader);
+  const parents = new Set(Object.values(sites).map((site) => site.parent));
+  for (const parent of parents) {
+    let entries: string[];
+    try {
+      entries = readdirSync(parent);
+    } catch {
+      continue;
+    }
+    for (const entry of entries) {
+      if (!entry.startsWith(CGROUP_PREFIX) || known(entry.slice(CGROUP_PREFIX.length))) continue;
+      const dir = `${parent === "/" ? "" : parent}/${entry}`;
+      try {
+        if (Date.now() - statSync(dir).mtimeMs < STALE_CGROUP_MS) continue;
+        rmdirSync(dir);
+      } catch {
+        /* not empty, or gone meanwhile */
+      }
+    }
   }
 }
 

@@ -5,12 +5,12 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
-import { childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
-import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, rlimitArgv } from "./limits";
+import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, removeStaleCgroups, rlimitArgv } from "./limits";
 import { dict, hasLabels } from "../../base/keys";
 import { PtyOutput } from "../shared/pty";
 
@@ -25,6 +25,23 @@ interface LocalMeta {
   network: NetworkPolicy | boolean;
   mounts: CreateSpec["mounts"];
   limits?: LimitPlan;
+  /**
+   * A one-shot sandbox's process of ours (the CLI, or the program using the library), which
+   * removes it when the run ends. Its processes die with it (--die-with-parent, --kill-child):
+   * once it is gone, what it left (killed with SIGKILL, say) is removed by sweepAbandoned.
+   */
+  owner?: ProcessId & { boot?: string };
+}
+
+/** This process as a one-shot sandbox's owner; none where /proc cannot tell (never swept then). */
+function ownerRecord(): Pick<LocalMeta, "owner"> {
+  const start = startTime(process.pid);
+  return start === undefined ? {} : { owner: { pid: process.pid, start, boot: bootId() } };
+}
+
+/** Whether a one-shot sandbox's owner still runs (the same process: pid, start time and boot). */
+function ownerAlive(owner: NonNullable<LocalMeta["owner"]>): boolean {
+  return (owner.boot === undefined || owner.boot === bootId()) && isAlive(owner);
 }
 
 function policyOf(meta: LocalMeta): NetworkPolicy {
@@ -77,9 +94,13 @@ export class LocalProvider implements Provider {
     }
   }
 
-  /** running while its holder lives; stopped otherwise (after a reboot: files kept, exec starts it). */
+  /**
+   * running while its holder lives, or a one-shot sandbox's owner; stopped otherwise (after a
+   * reboot: files kept, exec starts it).
+   */
   private record(meta: LocalMeta): SandboxRecord {
-    const state = liveState(join(this.dir(meta.id), "holder.json")) ? "running" : "stopped";
+    const live = meta.owner ? ownerAlive(meta.owner) : liveState(join(this.dir(meta.id), "holder.json")) !== undefined;
+    const state = live ? "running" : "stopped";
     return { id: meta.id, provider: this.name, name: meta.name, state, labels: meta.labels, createdAt: meta.createdAt };
   }
 
@@ -95,7 +116,7 @@ export class LocalProvider implements Provider {
   }
 
   /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
-  private async createFiles(spec: CreateSpec): Promise<LocalMeta> {
+  private async createFiles(spec: CreateSpec, owned = false): Promise<LocalMeta> {
     this.ensureLinux();
     // Web Crypto, a global: node:crypto would cost every run a few ms to load. A v4 UUID's last
     // 12 hex digits are random (48 bits), and randomUUID is cheaper than bytes through a Buffer.
@@ -104,7 +125,8 @@ export class LocalProvider implements Provider {
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
     mkdirSync(join(dir, "tmp"), { recursive: true });
-    chmodSync(this.root, 0o700);
+    // Private to us. Only when it is not yet: a chmod is a journaled write even when nothing changes.
+    if ((statSync(this.root).mode & 0o777) !== 0o700) chmodSync(this.root, 0o700);
     const uid = this.sandboxUid(id);
     if (uid !== undefined) {
       chownSync(join(dir, "home"), uid, uid);
@@ -120,6 +142,7 @@ export class LocalProvider implements Provider {
       network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
       limits,
+      ...(owned ? ownerRecord() : {}),
     };
     this.writeIdentityFiles(dir, uid);
     writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
@@ -166,6 +189,7 @@ export class LocalProvider implements Provider {
 
   async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
     if (!existsSync(this.root)) return [];
+    await this.sweepAbandoned();
     const records: SandboxRecord[] = [];
     for (const entry of readdirSync(this.root)) {
       const meta = this.readMeta(entry);
@@ -174,6 +198,24 @@ export class LocalProvider implements Provider {
       records.push(this.record(meta));
     }
     return records.sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
+  }
+
+  /**
+   * Removes what one-shot runs left when their process died without cleaning up (SIGKILL, the
+   * OOM killer, a power cut): the sandbox's directory and cgroups, and cgroups of ours that no
+   * sandbox here knows (their directory went some other way). `except`: the caller's own.
+   */
+  private async sweepAbandoned(except?: string): Promise<void> {
+    const entries = existsSync(this.root) ? readdirSync(this.root) : [];
+    for (const entry of entries) {
+      if (entry === except) continue;
+      const meta = this.readMeta(entry);
+      if (!meta?.owner || ownerAlive(meta.owner)) continue;
+      await removeLimits(meta.limits).catch(() => {});
+      rmSync(this.egressDir(entry), { recursive: true, force: true });
+      rmSync(this.dir(entry), { recursive: true, force: true });
+    }
+    await removeStaleCgroups(this.ctx.env, (id) => entries.includes(id));
   }
 
   async destroy(id: string): Promise<void> {
@@ -394,7 +436,7 @@ export class LocalProvider implements Provider {
     if (!bwrap) {
       mkdirSync(layout.rootDir, { recursive: true });
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
-      return { argv: enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0)), env: spawnEnv, start: { gated } };
+      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated } };
     }
     const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
     const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), blockFd: GATE_FD + (gated ? 2 : 1) } : undefined;
@@ -434,10 +476,11 @@ export class LocalProvider implements Provider {
    * of a run's start-up), and the program waits behind its gate until the proxy listens.
    */
   async runOnce(create: CreateSpec, spec: ExecSpec): Promise<ExecOutcome & { id: string }> {
-    const meta = await this.createFiles(create);
+    const meta = await this.createFiles(create, true);
     const policy = policyOf(meta);
     let proxy: { close(): Promise<void> } | undefined;
     let listenerFd: number | undefined;
+    let sweeping: Promise<void> | undefined;
     const startProxy = async (listen: { socketPath: string } | { fd: number }) => {
       const [{ formatBlocked, startEgressProxy }, { AllowEntryError }] = await Promise.all([import("./egress/proxy"), import("./egress/policy")]);
       proxy = await startEgressProxy({
@@ -506,12 +549,15 @@ export class LocalProvider implements Provider {
           }
         : undefined;
       const killsBefore = memoryKills(meta.limits);
+      // While the wrapper sets the sandbox up, out of the run's way: what earlier runs left.
+      sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).catch(() => {}).then(resolve), 0));
       // Not only the wrapper: a signal as it starts can orphan its inner process (bwrap sets
       // --die-with-parent only after its fork), which keeps our output open; killExecTree finds it.
       const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes), { start });
       const limitHit = memoryKills(meta.limits) > killsBefore && !outcome.timedOut ? { limitHit: "memory" as const } : {};
       return { ...outcome, ...limitHit, id: meta.id };
     } finally {
+      await sweeping;
       if (listenerFd !== undefined) closeSync(listenerFd);
       await proxy?.close();
       await removeLimits(meta.limits);

@@ -1,0 +1,142 @@
+/**
+ * A one-shot local run whose CLI dies without cleaning up (SIGKILL, the OOM killer) leaves no
+ * sandbox behind for long: its processes die with the CLI, `list` shows it running only while
+ * the CLI lives, and the next `list` or `run` removes its directory and cgroups. A cgroup of
+ * ours that no sandbox knows any more (its state went some other way) is removed once it is a
+ * minute old. Through the compiled binary, as root and as an ordinary user, with bubblewrap and
+ * with util-linux unshare.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdirSync, readdirSync, rmdirSync, utimesSync } from "node:fs";
+import { join } from "node:path";
+import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
+
+/** "ID state" of each sandbox `list` shows. */
+const states = async (m: Machine) => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);
+
+/** A sleep whose command line is unique to one test, so /proc tells its processes apart. */
+const marked = () => `${100 + Math.floor(Math.random() * 800)}.${Math.floor(Math.random() * 1e6)}`;
+
+/**
+ * Starts a one-shot run that prints "started" and sleeps, waits for the line, checks that `list`
+ * shows it running, and kills the CLI with SIGKILL. Returns the sandbox's id and the sleep's marker.
+ */
+async function killedRun(m: Machine): Promise<{ id: string; marker: string }> {
+  const marker = marked();
+  const child = m.spawn(["run", `echo started; sleep ${marker}`]);
+  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+  let stdout = "";
+  while (!stdout.includes("started")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    stdout += new TextDecoder().decode(value);
+  }
+  expect(stdout).toBe("started\n");
+  const [id] = readdirSync(m.stateDir);
+  expect(id).toMatch(/^local-[0-9a-f]{12}$/);
+  expect(await states(m)).toEqual([`${id} running`]);
+  child.kill("SIGKILL");
+  await child.exited;
+  return { id: id!, marker };
+}
+
+for (const { user, mechanism } of MATRIX) {
+  describe.skipIf(!isRoot)(`a one-shot run whose CLI is killed (${user}, ${mechanism})`, () => {
+    const machines: Machine[] = [];
+    afterAll(() => {
+      for (const m of machines) m.remove();
+    });
+    const machine = () => {
+      const m = machineFor(user, mechanism);
+      machines.push(m);
+      return m;
+    };
+
+    for (const next of ["list", "run"] as const) {
+      test(`its processes die with the CLI, it is listed as stopped no more, and the next ${next} removes what it left`, async () => {
+        const m = machine();
+        const { id, marker } = await killedRun(m);
+        expect(await eventually(() => processesWith(marker).length === 0)).toBe(true);
+        // Left behind until then: the directory, and as root the cgroup.
+        expect(readdirSync(m.stateDir)).toEqual([id]);
+        if (user === "root") expect(cgroupDirs(id).length).toBeGreaterThan(0);
+        if (next === "list") {
+          expect(await states(m)).toEqual([]);
+        } else {
+          const ran = await m.run(["run", "echo again"]);
+          expect(ran.stdout).toBe("again\n");
+          expect(ran.code).toBe(0);
+        }
+        expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
+        expect(cgroupDirs(id)).toEqual([]);
+        expect(existsSync(join("/tmp", `sandboxes-${user === "root" ? 0 : 65534}-${id}`))).toBe(false);
+      }, 60_000);
+    }
+
+    test("a kept sandbox, stopped, is not taken for left behind", async () => {
+      const m = machine();
+      const kept = await m.run(["run", "--keep", "-n", "box", "true"]);
+      expect(kept.code).toBe(0);
+      const [id] = readdirSync(m.stateDir);
+      // As a crash would: its holder, first process and proxy killed.
+      const state = holderState(m, id!);
+      const pids = [state.target.pid, state.holder.pid, state.proxy?.pid].filter((pid): pid is number => pid !== undefined);
+      for (const pid of pids) process.kill(pid, "SIGKILL");
+      expect(await eventually(() => pids.every((pid) => !running(pid)))).toBe(true);
+      expect(await states(m)).toEqual([`${id} stopped`]);
+      expect((await m.run(["run", "true"])).code).toBe(0);
+      expect(readdirSync(m.stateDir)).toEqual([id]);
+      const exec = await m.run(["exec", "box", "echo back"]);
+      expect(exec.stdout).toBe("back\n");
+      expect((await m.run(["destroy", "box"])).code).toBe(0);
+    }, 60_000);
+  });
+}
+
+describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1 pids)", () => {
+  const machines: Machine[] = [];
+  afterAll(() => {
+    for (const m of machines) m.remove();
+  });
+
+  test("an empty one a minute old is removed by the next run; a new one, and one with a process, are not", async () => {
+    const m = machineFor("root", "bubblewrap");
+    machines.push(m);
+    // Where this host puts sandboxes' pids cgroups: beside a real one's.
+    const probe = m.spawn(["run", "echo started; sleep 5"]);
+    const reader = (probe.stdout as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    const [probeId] = readdirSync(m.stateDir);
+    const pidsDir = cgroupDirs(probeId!).find((dir) => dir.includes("/pids"));
+    probe.kill("SIGTERM");
+    await probe.exited;
+    if (!pidsDir) throw new Error(`no pids cgroup for ${probeId}`);
+    const parent = pidsDir.slice(0, pidsDir.lastIndexOf("/"));
+    const stale = join(parent, "sandboxes-local-0000000000a1");
+    const fresh = join(parent, "sandboxes-local-0000000000a2");
+    const busy = join(parent, "sandboxes-local-0000000000a3");
+    const sleeper = Bun.spawn(["sleep", marked()]);
+    try {
+      for (const dir of [stale, fresh, busy]) mkdirSync(dir);
+      const old = new Date(Date.now() - 120_000);
+      utimesSync(stale, old, old);
+      utimesSync(busy, old, old);
+      await Bun.write(join(busy, "cgroup.procs"), String(sleeper.pid));
+      const ran = await m.run(["run", "true"]);
+      expect(ran.code).toBe(0);
+      expect(existsSync(stale)).toBe(false);
+      expect(existsSync(fresh)).toBe(true);
+      expect(existsSync(busy)).toBe(true);
+    } finally {
+      sleeper.kill("SIGKILL");
+      await sleeper.exited;
+      for (const dir of [stale, fresh, busy]) {
+        try {
+          rmdirSync(dir);
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  }, 60_000);
+});
