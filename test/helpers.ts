@@ -76,6 +76,19 @@ export function spawnCli(args: string[], env: Record<string, string>) {
 /** The id in "kept sandbox <id>", the line `run --keep` writes to stderr. */
 export const keptId = (stderr: string): string | undefined => /kept sandbox (\S+)/.exec(stderr)?.[1];
 
+/** Reads `stream` until what came holds `marker` (or the stream ends); returns what came. */
+export async function readUntil(stream: ReadableStream<Uint8Array>, marker: string): Promise<string> {
+  const reader = stream.getReader();
+  let seen = "";
+  while (!seen.includes(marker)) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    seen += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return seen;
+}
+
 /** A result without its raw bytes, for one toEqual on code, stdout and stderr. */
 export const plain = ({ code, stdout, stderr }: CliResult) => ({ code, stdout, stderr });
 

@@ -9,6 +9,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
+import { readUntil } from "../helpers";
 import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
 
 /** "ID state" of each sandbox `list` shows. */
@@ -24,14 +25,7 @@ const marked = () => `${100 + Math.floor(Math.random() * 800)}.${Math.floor(Math
 async function killedRun(m: Machine): Promise<{ id: string; marker: string }> {
   const marker = marked();
   const child = m.spawn(["run", `echo started; sleep ${marker}`]);
-  const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
-  let stdout = "";
-  while (!stdout.includes("started")) {
-    const { value, done } = await reader.read();
-    if (done) break;
-    stdout += new TextDecoder().decode(value);
-  }
-  expect(stdout).toBe("started\n");
+  expect(await readUntil(child.stdout as ReadableStream<Uint8Array>, "started\n")).toBe("started\n");
   const [id] = readdirSync(m.stateDir);
   expect(id).toMatch(/^local-[0-9a-f]{12}$/);
   expect(await states(m)).toEqual([`${id} running`]);
@@ -104,8 +98,7 @@ describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1
     machines.push(m);
     // Where this host puts sandboxes' pids cgroups: beside a real one's.
     const probe = m.spawn(["run", "echo started; sleep 5"]);
-    const reader = (probe.stdout as ReadableStream<Uint8Array>).getReader();
-    await reader.read();
+    expect(await readUntil(probe.stdout as ReadableStream<Uint8Array>, "started\n")).toBe("started\n");
     const [probeId] = readdirSync(m.stateDir);
     const pidsDir = cgroupDirs(probeId!).find((dir) => dir.includes("/pids"));
     probe.kill("SIGTERM");
