@@ -278,13 +278,18 @@ export class LocalProvider implements Provider {
     await applyLimits(meta.limits);
     const policy = policyOf(meta);
     const helper = helperCommand();
-    let proxy: HolderState["proxy"];
+    // The egress proxy and the holder start side by side: each is a process that takes tens of
+    // milliseconds to be ready, and nothing in the sandbox connects to the proxy before both are
+    // (the bridge inside connects per connection, to a socket in a directory bound already).
+    let proxyStarting: Promise<HolderState["proxy"]> = Promise.resolve(undefined);
     if (policy.mode === "default") {
       const egressDir = this.egressDir(meta.id);
       mkdirSync(egressDir, { recursive: true, mode: 0o755 });
       const argv = [...helper.host, "__egress-proxy", join(egressDir, EGRESS_SOCKET), ...policy.allow.flatMap((entry) => ["--allow", entry]), "--blocked-log", join(dir, "blocked.log")];
-      proxy = await startDetached(argv, { PATH: WRAPPER_PATH }, "listening", join(dir, "proxy.log"), "egress proxy");
-      await this.pauseForTest("holder-proxy", meta.id);
+      proxyStarting = startDetached(argv, { PATH: WRAPPER_PATH }, "listening", join(dir, "proxy.log"), "egress proxy").then(async (proxy) => {
+        await this.pauseForTest("holder-proxy", meta.id);
+        return proxy;
+      });
     }
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
@@ -292,14 +297,18 @@ export class LocalProvider implements Provider {
     const bwrap = bubblewrapPath(this.ctx.env);
     if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
     const argv = enterCgroups(meta.limits, bwrap ? bwrapArgv(bwrap, layout, inner, { pty: false }) : unshareArgv(layout, inner, process.getuid?.() === 0));
-    let holder: HolderState["holder"];
-    try {
-      holder = await startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox");
+    const holderStarting = startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox").then(async (holder) => {
       await this.pauseForTest("holder", meta.id);
-    } catch (error) {
-      await stopState({ proxy });
-      throw error;
+      return holder;
+    });
+    const [proxyStarted, holderStarted] = await Promise.allSettled([proxyStarting, holderStarting]);
+    if (proxyStarted.status === "rejected" || holderStarted.status === "rejected") {
+      // Whichever did start is stopped; the first failure is the one to tell.
+      await stopState({ proxy: proxyStarted.status === "fulfilled" ? proxyStarted.value : undefined, holder: holderStarted.status === "fulfilled" ? holderStarted.value : undefined });
+      throw proxyStarted.status === "rejected" ? proxyStarted.reason : (holderStarted as PromiseRejectedResult).reason;
     }
+    const proxy = proxyStarted.value;
+    const holder = holderStarted.value;
     const first = childrenOf(holder.pid)[0];
     const start = first === undefined ? undefined : startTime(first);
     if (first === undefined || start === undefined) {
