@@ -212,6 +212,11 @@ function findReusable(provider: Provider, options: Run): Promise<SandboxRecord |
 }
 
 async function runInSandbox(provider: Provider, id: string, options: Run, sink: OutputSink): Promise<ExecOutcome> {
+  const source = options.source;
+  // Whether the sandbox has the language's runtime: asked while the files go up, each a round
+  // trip to the sandbox that does not need the other. Its answer counts after theirs.
+  const runtimeChecked = source.kind === "command" ? undefined : checkRuntime(provider, id, source.language, options.image);
+  runtimeChecked?.catch(() => {});
   for (const upload of options.uploads) {
     throwIfAborted(options.signal);
     await uploadPath(provider, id, upload.local, upload.remote);
@@ -221,7 +226,6 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
     await prepareWorkdir(provider, id, options.workdir, "create", options.signal);
     throwIfAborted(options.signal);
   }
-  const source = options.source;
   if (source.kind === "command") return execChecked(provider, id, commandArgv(source.line, options.args), options, sink, options.workdir);
   const language = source.language;
   const codeDir = freshCodeDir();
@@ -239,7 +243,7 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
     await provider.putArchive!(id, codeDir, await packFile(fileName, source.code));
   }
   throwIfAborted(options.signal);
-  await checkRuntime(provider, id, language, options.image);
+  await runtimeChecked;
   let runScript = language.run;
   const env = { ...options.env };
   if (options.deps) {
