@@ -135,14 +135,15 @@ export async function runCode(settings: Settings, request: RunRequest, sink: Out
 
 /**
  * A plain command in a throwaway sandbox: create, exec and destroy would do nothing else, so a
- * provider that can do all three in one go (capabilities.oneShot) saves their round trips. A
- * --ttl stays on the normal path: it must bound the sandbox even if this process dies.
+ * provider that can do all three in one go (capabilities.oneShot) saves their round trips. So
+ * does a file or code on stdin where the sandbox can start with it (capabilities.oneShotFiles).
+ * A --ttl stays on the normal path: it must bound the sandbox even if this process dies.
  */
-function canRunOnce(provider: Provider, options: Run): options is CommandRun {
+function canRunOnce(provider: Provider, options: Run): boolean {
   return (
     provider.capabilities.oneShot &&
     provider.runOnce !== undefined &&
-    options.source.kind === "command" &&
+    (options.source.kind === "command" || provider.capabilities.oneShotFiles === true) &&
     options.uploads.length === 0 &&
     options.downloads.length === 0 &&
     !options.deps &&
@@ -155,8 +156,11 @@ function canRunOnce(provider: Provider, options: Run): options is CommandRun {
   );
 }
 
-async function runOnce(provider: Provider, spec: CreateSpec, options: CommandRun, sink: OutputSink, started: number): Promise<RunReport> {
-  const outcome = await provider.runOnce!(spec, execSpec(commandArgv(options.source.line, options.args), options, sink, options.workdir));
+async function runOnce(provider: Provider, spec: CreateSpec, options: Run, sink: OutputSink, started: number): Promise<RunReport> {
+  const source = options.source;
+  const program = source.kind === "command" ? { create: spec, argv: commandArgv(source.line, options.args) } : await codeInOneGo(provider, spec, options, source);
+  throwIfAborted(options.signal);
+  const outcome = await provider.runOnce!(program.create, execSpec(program.argv, options, sink, options.workdir));
   throwIfAborted(options.signal);
   reportLimitHit(outcome, sink, options.memoryMb);
   return {
@@ -169,6 +173,30 @@ async function runOnce(provider: Provider, spec: CreateSpec, options: CommandRun
     reused: false,
     limitHit: outcome.limitHit,
   };
+}
+
+/**
+ * A file (or code on stdin) run in one go: first whether the runtime is there, asked in a
+ * one-shot sandbox of its own (the same question, and the same answer, as in a kept one), then
+ * the program in another that starts with the code in /tmp.
+ */
+async function codeInOneGo(provider: Provider, spec: CreateSpec, options: Run, source: Exclude<CodeSource, { kind: "command" }>): Promise<{ create: CreateSpec; argv: string[] }> {
+  await checkRuntime((script) => probeOnce(provider, spec, script, options.signal), source.language, options.image);
+  const codeDir = freshCodeDir();
+  const fileName = source.kind === "file" ? basename(source.path) : defaultFileName(source.language);
+  const content = source.kind === "file" ? new Uint8Array(readFileSync(source.path)) : source.code;
+  return {
+    create: { ...spec, files: [{ path: posix.join(codeDir, fileName), content }] },
+    argv: codeArgv(codeDir, fileName, source.language.run, options.args),
+  };
+}
+
+/** `script`'s exit code and stdout, run in a one-shot sandbox made like `spec`. */
+async function probeOnce(provider: Provider, spec: CreateSpec, script: string, signal: AbortSignal): Promise<{ code: number; stdout: string }> {
+  const out: Uint8Array[] = [];
+  const outcome = await provider.runOnce!(spec, { argv: ["sh", "-c", script], env: {}, onStdout: (c) => out.push(c), onStderr: () => {}, signal });
+  throwIfAborted(signal);
+  return { code: outcome.exitCode, stdout: Buffer.concat(out).toString("utf8") };
 }
 
 function createSpec(options: Run, sink: OutputSink): CreateSpec {
@@ -186,7 +214,6 @@ function createSpec(options: Run, sink: OutputSink): CreateSpec {
   };
 }
 
-type CommandRun = Run & { source: Extract<CodeSource, { kind: "command" }> };
 
 /** The argv of a plain command line and its extra arguments. */
 export function commandArgv(line: string, args: string[]): string[] {
@@ -215,7 +242,7 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
   const source = options.source;
   // Whether the sandbox has the language's runtime: asked while the files go up, each a round
   // trip to the sandbox that does not need the other. Its answer counts after theirs.
-  const runtimeChecked = source.kind === "command" ? undefined : checkRuntime(provider, id, source.language, options.image);
+  const runtimeChecked = source.kind === "command" ? undefined : checkRuntime((script) => probe(provider, id, script), source.language, options.image);
   runtimeChecked?.catch(() => {});
   for (const upload of options.uploads) {
     throwIfAborted(options.signal);
@@ -317,9 +344,10 @@ async function findManifest(provider: Provider, id: string, language: Language, 
   return undefined;
 }
 
-async function checkRuntime(provider: Provider, id: string, language: Language, image?: string): Promise<void> {
+/** Whether the sandbox has `language`'s runtime, asked by running a script there (`ask`). */
+async function checkRuntime(ask: (script: string) => Promise<{ code: number; stdout: string }>, language: Language, image?: string): Promise<void> {
   const script = language.needs.map((group) => `{ ${group.map((exe) => `command -v ${exe} >/dev/null 2>&1`).join(" || ")} || echo ${group.join("/")}; }`).join("; ");
-  const { code, stdout } = await probe(provider, id, script);
+  const { code, stdout } = await ask(script);
   const missing = stdout.trim();
   if (code !== 0 || missing) {
     throw new SandboxesError(

@@ -25,6 +25,7 @@ const ORDER: readonly Capability[] = [
   "pids",
   "mounts",
   "oneShot",
+  "oneShotFiles",
   "startsStopped",
 ];
 

@@ -40,6 +40,8 @@ export interface Capabilities {
   mounts: boolean;
   /** runOnce: one command in a sandbox of its own, created, run and removed in one go. */
   oneShot: boolean;
+  /** runOnce with CreateSpec.files: the code is in the sandbox's /tmp before the program starts (run --file in one go). Absent: false. */
+  oneShotFiles?: boolean;
   /** exec on a stopped sandbox starts it again over its files (so --reuse picks it). Absent: false. */
   startsStopped?: boolean;
 }
@@ -95,10 +97,21 @@ export interface CreateSpec {
   pids?: number;
   mounts?: Mount[];
   /**
+   * Files a one-shot sandbox starts with (runOnce, capabilities.oneShotFiles): absolute paths
+   * under /tmp, readable by the program; other providers and create() do not take them.
+   */
+  files?: SandboxFile[];
+  /**
    * Slow preparation (an image pull) reports progress here, a line at a time and at most a few
    * times a second; core passes it only when stderr is a terminal. Providers never print.
    */
   onProgress?(message: string): void;
+}
+
+/** A file a sandbox starts with (CreateSpec.files). */
+export interface SandboxFile {
+  path: string;
+  content: Uint8Array;
 }
 
 export interface ExecSpec {

@@ -87,7 +87,7 @@ interface ListedSandbox {
 
 /** What the CLI can express of the wrapped provider's declared capabilities. */
 export function cliCapabilities(provider: string): Capabilities {
-  return { ...findDescriptor(provider).capabilities, mounts: false, oneShot: false };
+  return { ...findDescriptor(provider).capabilities, mounts: false, oneShot: false, oneShotFiles: false };
 }
 
 /** Why the suite cannot ask the CLI provider's get() about an id on its own. */

@@ -285,6 +285,18 @@ export function testProvider(name: string, caps: Capabilities, factory: () => Pr
       expect(await provider.get(outcome.id)).toBeNull();
     }, timeout);
 
+    test.skipIf(!caps.oneShotFiles)("oneShotFiles: a one-shot sandbox starts with the files it was given in /tmp, readable by its program", async () => {
+      await ensure();
+      const out: Uint8Array[] = [];
+      const content = new TextEncoder().encode("line one\nsecond line, with 'quotes'\n");
+      const outcome = await provider.runOnce!(
+        { image: options.image, labels: { suite: `${label}-files` }, env: {}, files: [{ path: "/tmp/sandboxes-run-c0ffee01/main.txt", content }] },
+        { argv: ["sh", "-c", 'cat /tmp/sandboxes-run-c0ffee01/main.txt && test -r /tmp/sandboxes-run-c0ffee01/main.txt && echo readable'], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} },
+      );
+      expect(outcome).toMatchObject({ exitCode: 0, timedOut: false });
+      expect(Buffer.concat(out).toString()).toBe("line one\nsecond line, with 'quotes'\nreadable\n");
+    }, timeout);
+
     test("destroy removes the sandbox and is idempotent", async () => {
       await ensure();
       const extra = await createExtra({});

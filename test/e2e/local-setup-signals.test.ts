@@ -16,12 +16,15 @@ import { cgroupDirs, isRoot, type Machine, machineFor, processesWith } from "./_
 type Stage = "cgroup" | "proxy" | "holder-proxy" | "holder";
 
 /**
- * The CASES: a one-shot run (the program runs directly under the wrapper, the proxy in the CLI)
- * and a run of a file (a sandbox created with a detached holder and proxy, then removed).
+ * The CASES: a one-shot run (the program runs directly under the wrapper, the proxy in the CLI);
+ * a one-shot run of a file (the runtime asked in one such sandbox, the program run in another
+ * that starts with the file); and a run of a file with -w, in a sandbox created with a detached
+ * holder and proxy, then removed.
  */
 const CASES: Array<{ how: string; args: (m: Machine) => string[]; stages: Stage[] }> = [
   { how: "one-shot run", args: () => ["run", "--memory", "64m", "--pids", "100", "echo ran; sleep 30"], stages: ["cgroup", "proxy"] },
-  { how: "run of a file", args: (m) => ["run", "--memory", "64m", "--pids", "100", "--file", join(m.cwd, "main.sh")], stages: ["cgroup", "holder-proxy", "holder"] },
+  { how: "one-shot run of a file", args: (m) => ["run", "--memory", "64m", "--pids", "100", "--file", join(m.cwd, "main.sh")], stages: ["cgroup", "proxy"] },
+  { how: "run of a file in a sandbox with a holder (-w)", args: (m) => ["run", "--memory", "64m", "--pids", "100", "-w", "/tmp/work", "--file", join(m.cwd, "main.sh")], stages: ["cgroup", "holder-proxy", "holder"] },
 ];
 
 for (const mechanism of ["bubblewrap", "unshare"] as const) {

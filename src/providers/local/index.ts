@@ -5,7 +5,7 @@ import { cgroupSites, describeLimits } from "./limits-host";
 
 // Allow lists (hosts, CIDRs, ports) are enforced by the egress proxy every default-policy sandbox goes through.
 export const LOCAL_CAPABILITIES = capabilities(
-  "streaming", "files", "pty", "resize", "labels", "stdin", "networkIsolation", "networkHost", "networkAllowHosts", "networkAllowCidrs", "networkAllowPorts", "resources", "pids", "mounts", "oneShot",
+  "streaming", "files", "pty", "resize", "labels", "stdin", "networkIsolation", "networkHost", "networkAllowHosts", "networkAllowCidrs", "networkAllowPorts", "resources", "pids", "mounts", "oneShot", "oneShotFiles",
   // A kept sandbox is stopped after a reboot; its next exec starts it over its files.
   "startsStopped",
 );

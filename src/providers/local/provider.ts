@@ -2,7 +2,7 @@ import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readd
 import { join, resolve } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
 import { homeDir } from "../../base/home";
-import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxRecord } from "../types";
+import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
@@ -37,6 +37,29 @@ interface LocalMeta {
 function ownerRecord(): Pick<LocalMeta, "owner"> {
   const start = startTime(process.pid);
   return start === undefined ? {} : { owner: { pid: process.pid, start, boot: bootId() } };
+}
+
+/**
+ * CreateSpec.files into the sandbox's /tmp (`tmpDir` on the host), before anything runs in it,
+ * owned by the sandbox's uid (as root): a path outside /tmp, or with `..`, is a bug of ours.
+ */
+function writeStartingFiles(tmpDir: string, files: SandboxFile[], uid: number | undefined): void {
+  for (const file of files) {
+    const parts = file.path.split("/").filter(Boolean);
+    if (parts[0] !== "tmp" || parts.length < 2 || parts.some((part) => part === "." || part === "..")) {
+      throw new ProviderError("local", `bug: a starting file outside /tmp: ${file.path}`);
+    }
+    let current = tmpDir;
+    for (const part of parts.slice(1, -1)) {
+      current = join(current, part);
+      if (existsSync(current)) continue;
+      mkdirSync(current, { mode: 0o755 });
+      if (uid !== undefined) chownSync(current, uid, uid);
+    }
+    const target = join(current, parts.at(-1)!);
+    writeFileSync(target, file.content, { mode: 0o644 });
+    if (uid !== undefined) chownSync(target, uid, uid);
+  }
 }
 
 /** Whether a one-shot sandbox's owner still runs (the same process: pid, start time and boot). */
@@ -145,6 +168,7 @@ export class LocalProvider implements Provider {
       ...(owned ? ownerRecord() : {}),
     };
     this.writeIdentityFiles(dir, uid);
+    if (spec.files?.length) writeStartingFiles(join(dir, "tmp"), spec.files, uid);
     writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
     await applyLimits(limits).catch((error) => {
       rmSync(dir, { recursive: true, force: true });
