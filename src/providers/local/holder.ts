@@ -73,6 +73,11 @@ export function isAlive(process: ProcessId | undefined): boolean {
   return process !== undefined && startTime(process.pid) === process.start;
 }
 
+/** Whether a process recorded with its boot (a lock's owner, a one-shot sandbox's) still runs. */
+export function stillRuns(process: ProcessId & { boot?: string }): boolean {
+  return !fromAnotherBoot(process) && isAlive(process);
+}
+
 export function readState(file: string): HolderState | undefined {
   try {
     return JSON.parse(readFileSync(file, "utf8")) as HolderState;
@@ -151,7 +156,7 @@ export async function withStartLock<T>(store: Store, id: string, work: () => Pro
   const take = () =>
     store.transaction(() => {
       const owner = store.get<StartLock>(START_LOCKS, id);
-      if (owner && !fromAnotherBoot(owner) && isAlive(owner)) return false;
+      if (owner && stillRuns(owner)) return false;
       store.put(START_LOCKS, id, mine);
       return true;
     });

@@ -6,7 +6,7 @@ import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, Provid
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
-import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stopState, waitUntil, withStartLock, writeState } from "./holder";
+import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
@@ -40,6 +40,22 @@ function ownerRecord(): Pick<LocalMeta, "owner"> {
 }
 
 /**
+ * The directories `parts` below `base` (one inside the next), each made if missing with mode
+ * 0755 and owned by `uid` (the sandbox's, as root), so the sandbox's user can write in them.
+ * Returns the last.
+ */
+function makeOwnedDirs(base: string, parts: string[], uid: number | undefined): string {
+  let current = base;
+  for (const part of parts) {
+    current = join(current, part);
+    if (existsSync(current)) continue;
+    mkdirSync(current, { mode: 0o755 });
+    if (uid !== undefined) chownSync(current, uid, uid);
+  }
+  return current;
+}
+
+/**
  * CreateSpec.files into the sandbox's /tmp (`tmpDir` on the host), before anything runs in it,
  * owned by the sandbox's uid (as root): a path outside /tmp, or with `..`, is a bug of ours.
  */
@@ -49,23 +65,12 @@ function writeStartingFiles(tmpDir: string, files: SandboxFile[], uid: number | 
     if (parts[0] !== "tmp" || parts.length < 2 || parts.some((part) => part === "." || part === "..")) {
       throw new ProviderError("local", `bug: a starting file outside /tmp: ${file.path}`);
     }
-    let current = tmpDir;
-    for (const part of parts.slice(1, -1)) {
-      current = join(current, part);
-      if (existsSync(current)) continue;
-      mkdirSync(current, { mode: 0o755 });
-      if (uid !== undefined) chownSync(current, uid, uid);
-    }
-    const target = join(current, parts.at(-1)!);
+    const target = join(makeOwnedDirs(tmpDir, parts.slice(1, -1), uid), parts.at(-1)!);
     writeFileSync(target, file.content, { mode: 0o644 });
     if (uid !== undefined) chownSync(target, uid, uid);
   }
 }
 
-/** Whether a one-shot sandbox's owner still runs (the same process: pid, start time and boot). */
-function ownerAlive(owner: NonNullable<LocalMeta["owner"]>): boolean {
-  return (owner.boot === undefined || owner.boot === bootId()) && isAlive(owner);
-}
 
 function policyOf(meta: LocalMeta): NetworkPolicy {
   if (typeof meta.network === "boolean") return { mode: meta.network ? "host" : "none", allow: [] };
@@ -93,6 +98,8 @@ export class LocalProvider implements Provider {
   readonly name = "local";
   readonly capabilities = LOCAL_CAPABILITIES;
   private readonly root: string;
+  /** Whether a one-shot run of this provider has swept what earlier runs left (runOnce). */
+  private swept = false;
 
   constructor(private readonly ctx: ProviderContext) {
     this.root = join(ctx.stateDir, "local");
@@ -122,7 +129,7 @@ export class LocalProvider implements Provider {
    * reboot: files kept, exec starts it).
    */
   private record(meta: LocalMeta): SandboxRecord {
-    const live = meta.owner ? ownerAlive(meta.owner) : liveState(join(this.dir(meta.id), "holder.json")) !== undefined;
+    const live = meta.owner ? stillRuns(meta.owner) : liveState(join(this.dir(meta.id), "holder.json")) !== undefined;
     const state = live ? "running" : "stopped";
     return { id: meta.id, provider: this.name, name: meta.name, state, labels: meta.labels, createdAt: meta.createdAt };
   }
@@ -213,14 +220,7 @@ export class LocalProvider implements Provider {
 
   async list(filter: { labels?: Record<string, string> }): Promise<SandboxRecord[]> {
     if (!existsSync(this.root)) return [];
-    await this.sweepAbandoned();
-    const records: SandboxRecord[] = [];
-    for (const entry of readdirSync(this.root)) {
-      const meta = this.readMeta(entry);
-      if (!meta) continue;
-      if (!hasLabels(meta.labels, filter.labels)) continue;
-      records.push(this.record(meta));
-    }
+    const records = (await this.sweepAbandoned()).filter((meta) => hasLabels(meta.labels, filter.labels)).map((meta) => this.record(meta));
     return records.sort((a, b) => (a.createdAt ?? "").localeCompare(b.createdAt ?? ""));
   }
 
@@ -228,18 +228,24 @@ export class LocalProvider implements Provider {
    * Removes what one-shot runs left when their process died without cleaning up (SIGKILL, the
    * OOM killer, a power cut): the sandbox's directory and cgroups, and cgroups of ours that no
    * sandbox here knows (their directory went some other way). `except`: the caller's own.
+   * Returns the sandboxes that are left (their meta.json, read once for both).
    */
-  private async sweepAbandoned(except?: string): Promise<void> {
+  private async sweepAbandoned(except?: string): Promise<LocalMeta[]> {
     const entries = existsSync(this.root) ? readdirSync(this.root) : [];
+    const left: LocalMeta[] = [];
     for (const entry of entries) {
-      if (entry === except) continue;
       const meta = this.readMeta(entry);
-      if (!meta?.owner || ownerAlive(meta.owner)) continue;
+      if (!meta) continue;
+      if (entry === except || !meta.owner || stillRuns(meta.owner)) {
+        left.push(meta);
+        continue;
+      }
       await removeLimits(meta.limits).catch(() => {});
       rmSync(this.egressDir(entry), { recursive: true, force: true });
       rmSync(this.dir(entry), { recursive: true, force: true });
     }
     await removeStaleCgroups(this.ctx.env, (id) => entries.includes(id));
+    return left;
   }
 
   async destroy(id: string): Promise<void> {
@@ -381,13 +387,7 @@ export class LocalProvider implements Provider {
     const uid = layout.dropToUid;
     for (const [, inside] of [...layout.readOnlyBinds, ...layout.mounts.map((m) => [m.hostPath, m.sandboxPath] as const)]) {
       if (!inside.startsWith(layout.callerHome + "/")) continue;
-      let current = layout.homeDir;
-      for (const part of inside.slice(layout.callerHome.length + 1).split("/")) {
-        current = join(current, part);
-        if (existsSync(current)) continue;
-        mkdirSync(current, { mode: 0o755 });
-        if (uid !== undefined) chownSync(current, uid, uid);
-      }
+      makeOwnedDirs(layout.homeDir, inside.slice(layout.callerHome.length + 1).split("/"), uid);
     }
   }
 
@@ -582,8 +582,12 @@ export class LocalProvider implements Provider {
           }
         : undefined;
       const killsBefore = memoryKills(meta.limits);
-      // While the wrapper sets the sandbox up, out of the run's way: what earlier runs left.
-      sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).catch(() => {}).then(resolve), 0));
+      // While the wrapper sets the sandbox up, out of the run's way: what earlier runs left. Once
+      // per provider: a run of a file is two one-shot runs, and the MCP server makes many.
+      if (!this.swept) {
+        this.swept = true;
+        sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).then(() => resolve(), () => resolve()), 0));
+      }
       // Not only the wrapper: a signal as it starts can orphan its inner process (bwrap sets
       // --die-with-parent only after its fork), which keeps our output open; killExecTree finds it.
       const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes), { start });
