@@ -62,18 +62,30 @@ export function machineFor(user: User, mechanism: Mechanism): Machine {
   };
 }
 
-/** Host pids of every process whose command line contains `marker`. */
+/**
+ * Host pids of every live process whose command line, cgroups or mounts name `marker`. A
+ * sandbox's id need not be in its processes' command lines (bwrap reads a one-shot sandbox's
+ * mounts from a descriptor): inside, they show it in their mounts, which are bound from the
+ * sandbox's directory, and once they joined them, in their cgroups; bwrap itself in its cgroups.
+ */
 export function processesWith(marker: string): number[] {
   const found: number[] = [];
+  const names = (pid: string, file: string) => {
+    try {
+      return readFileSync(`/proc/${pid}/${file}`, "utf8").replaceAll("\0", " ").includes(marker);
+    } catch {
+      return false; // gone, or not ours to read
+    }
+  };
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
     try {
       const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
       if (/\) [ZX] /.test(stat)) continue;
-      if (readFileSync(`/proc/${entry}/cmdline`, "utf8").replaceAll("\0", " ").includes(marker)) found.push(Number(entry));
     } catch {
-      /* gone */
+      continue; // gone
     }
+    if (names(entry, "cmdline") || names(entry, "cgroup") || names(entry, "mountinfo")) found.push(Number(entry));
   }
   return found;
 }

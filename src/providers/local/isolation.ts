@@ -305,8 +305,14 @@ export interface BwrapHandshake {
 /**
  * argv that runs `inner` inside the sandbox. `chdir`: the program's directory, where bwrap starts
  * it (else "/": the program then carries env(1), which also sets the directory).
+ *
+ * With `rootFrom`, the sandbox's root (bwrapRoot) is not in argv: bwrap reads it from that
+ * descriptor (--args), where the caller writes it once the sandbox's files exist, so that bwrap
+ * can start meanwhile. Everything that isolates the sandbox (its namespaces, how it dies, how it
+ * waits) stays in argv; the root only adds the host's files to an empty one. So a caller that
+ * died before writing it leaves bwrap an empty root, where the program cannot even start.
  */
-export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean; handshake?: BwrapHandshake; chdir?: string }): string[] {
+export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean; handshake?: BwrapHandshake; chdir?: string; rootFrom?: number }): string[] {
   const argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
   if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), "--block-fd", String(options.handshake.blockFd));
   // Not for the holder: bwrap itself would die with its parent, the CLI.
@@ -316,6 +322,16 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
   // uid 0 in its own user namespace: one mapping, no nested namespace (which bwrap makes for
   // --dev when the uid differs, and which nsenter could not enter).
   if (layout.dropToUid === undefined) argv.push("--unshare-user", "--uid", "0", "--gid", "0");
+  if (options.rootFrom !== undefined) argv.push("--args", String(options.rootFrom));
+  else argv.push(...bwrapRoot(layout, options.chdir));
+  argv.push("--");
+  argv.push(...innerArgv(layout, inner, false));
+  return argv;
+}
+
+/** bwrap's arguments that make the sandbox's root, and the directory the program starts in. */
+export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined): string[] {
+  const argv: string[] = [];
   for (const { dir, link } of systemDirs()) {
     if (link !== undefined) argv.push("--symlink", link, dir);
     else argv.push("--ro-bind", dir, dir);
@@ -337,9 +353,7 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
     for (const parent of ancestors(bind.inside)) if (parent !== "/etc") argv.push("--perms", "0755", "--dir", parent);
     argv.push(bind.kind === "rw-dir" ? "--bind" : "--ro-bind", bind.host, bind.inside);
   }
-  argv.push("--chdir", options.chdir ?? "/");
-  argv.push("--");
-  argv.push(...innerArgv(layout, inner, false));
+  argv.push("--chdir", chdir ?? "/");
   return argv;
 }
 

@@ -5,7 +5,7 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -147,11 +147,33 @@ export class LocalProvider implements Provider {
 
   /** The sandbox's files: home, /tmp, identity files, /etc/hosts, and meta.json. */
   private async createFiles(spec: CreateSpec, owned = false): Promise<LocalMeta> {
+    const meta = await this.planFiles(spec, owned);
+    await this.writeFiles(meta, spec.files);
+    return meta;
+  }
+
+  /** A new sandbox's record, its limits planned; nothing is on disk yet (writeFiles). */
+  private async planFiles(spec: CreateSpec, owned: boolean): Promise<LocalMeta> {
     this.ensureLinux();
     // Web Crypto, a global: node:crypto would cost every run a few ms to load. A v4 UUID's last
     // 12 hex digits are random (48 bits), and randomUUID is cheaper than bytes through a Buffer.
     const id = `local-${crypto.randomUUID().slice(-12)}`;
-    const limits = await planLimits(id, spec, this.ctx.env);
+    return {
+      id,
+      name: spec.name,
+      labels: spec.labels,
+      createdAt: new Date().toISOString(),
+      env: spec.env,
+      network: spec.network ?? { mode: "default", allow: [] },
+      mounts: spec.mounts ?? [],
+      limits: await planLimits(id, spec, this.ctx.env),
+      ...(owned ? ownerRecord() : {}),
+    };
+  }
+
+  /** Makes what planFiles planned: the files, then the cgroups, then meta.json. */
+  private async writeFiles(meta: LocalMeta, files: SandboxFile[] | undefined): Promise<void> {
+    const { id, limits } = meta;
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
     mkdirSync(join(dir, "tmp"), { recursive: true });
@@ -163,19 +185,8 @@ export class LocalProvider implements Provider {
       chownSync(join(dir, "tmp"), uid, uid);
     }
     chmodSync(join(dir, "tmp"), 0o1777);
-    const meta: LocalMeta = {
-      id,
-      name: spec.name,
-      labels: spec.labels,
-      createdAt: new Date().toISOString(),
-      env: spec.env,
-      network: spec.network ?? { mode: "default", allow: [] },
-      mounts: spec.mounts ?? [],
-      limits,
-      ...(owned ? ownerRecord() : {}),
-    };
     this.writeIdentityFiles(dir, uid);
-    if (spec.files?.length) writeStartingFiles(join(dir, "tmp"), spec.files, uid);
+    if (files?.length) writeStartingFiles(join(dir, "tmp"), files, uid);
     writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
     await applyLimits(limits).catch((error) => {
       rmSync(dir, { recursive: true, force: true });
@@ -183,7 +194,6 @@ export class LocalProvider implements Provider {
     });
     await this.pauseForTest("cgroup", id);
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
-    return meta;
   }
 
   /**
@@ -447,6 +457,9 @@ export class LocalProvider implements Provider {
 
   /**
    * The invocation of a one-shot program (runOnce) and how it starts. With bubblewrap:
+   *  - bwrap starts before the sandbox's files exist: it reads the sandbox's root from us
+   *    (bwrapArgv's rootFrom) once they do. Its own start, a good part of a run's, goes on
+   *    meanwhile;
    *  - as root with the default policy, the sandbox's proxy listener is made from here in its
    *    network namespace (netns.ts): no bridge inside, nothing between the program and the proxy;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
@@ -454,34 +467,40 @@ export class LocalProvider implements Provider {
    *  - bwrap waits (BwrapHandshake) while its processes join the sandbox's cgroups and the
    *    listener is made, instead of a shell that joins them first.
    * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
+   * Nothing here touches the disk: start.prepare makes what the invocation needs there, once the
+   * sandbox's files are made.
    */
   private oneShotInvocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined): Invocation & { start: OneShotStart } {
     const layout = this.layout(meta);
     const bwrap = bubblewrapPath(this.ctx.env);
     const network = policyOf(meta).mode;
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
-    this.prepareMountPoints(layout);
     const gated = network === "default" && !layout.egressListener;
-    // The bridge's socket directory, bound into the sandbox.
-    if (gated) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
+    const prepare = () => {
+      this.prepareMountPoints(layout);
+      // The bridge's socket directory, bound into the sandbox.
+      if (gated) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
+      if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
+    };
     const inner = (program: string[]): Inner => ({ kind: "program", argv: program, gated });
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
-      mkdirSync(layout.rootDir, { recursive: true });
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
-      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated } };
+      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare } };
     }
+    // Without a cgroup or a listener to make, there is nothing to wait for.
     const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
     const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), blockFd: GATE_FD + (gated ? 2 : 1) } : undefined;
+    const rootFrom = GATE_FD + (gated ? 1 : 0) + (handshake ? 2 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
-    if (direct) {
-      const program = rlimitArgv(meta.limits, argv);
-      const wrapped = bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, chdir: cwd ?? layout.callerHome });
-      return { argv: wrapped, env: { ...split.inEnviron, ...split.inArgv }, start: { gated, handshake, listener: layout.egressListener } };
-    }
-    const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
-    const wrapped = bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake });
-    return { argv: handshake ? wrapped : enterCgroups(meta.limits, wrapped), env: spawnEnv, start: { gated, handshake, listener: layout.egressListener } };
+    const { program, spawnEnv } = direct
+      ? { program: rlimitArgv(meta.limits, argv), spawnEnv: { ...split.inEnviron, ...split.inArgv } }
+      : programWithEnv(meta.limits, layout, argv, split, cwd);
+    return {
+      argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
+      env: spawnEnv,
+      start: { gated, handshake, listener: layout.egressListener, prepare, root: { fd: rootFrom, argv: bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined) } },
+    };
   }
 
   async exec(id: string, spec: ExecSpec): Promise<ExecOutcome> {
@@ -509,7 +528,7 @@ export class LocalProvider implements Provider {
    * of a run's start-up), and the program waits behind its gate until the proxy listens.
    */
   async runOnce(create: CreateSpec, spec: ExecSpec): Promise<ExecOutcome & { id: string }> {
-    const meta = await this.createFiles(create, true);
+    const meta = await this.planFiles(create, true);
     const policy = policyOf(meta);
     let proxy: { close(): Promise<void> } | undefined;
     let listenerFd: number | undefined;
@@ -527,10 +546,22 @@ export class LocalProvider implements Provider {
     };
     try {
       const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd);
-      const { gated, handshake, listener } = invocation.start;
+      const { gated, handshake, listener, root } = invocation.start;
       const signal = spec.signal;
       const checkNotAborted = () => {
         if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
+      };
+      const makeFiles = async () => {
+        await this.writeFiles(meta, create.files);
+        invocation.start.prepare();
+      };
+      // bwrap reads the sandbox's root from us once its files exist, and starts meanwhile.
+      if (!root) await makeFiles();
+      const giveRoot = async (end: number, close: (end: number) => void) => {
+        await makeFiles();
+        checkNotAborted();
+        await writeAll(end, Buffer.from(`${root!.argv.join("\0")}\0`));
+        close(end);
       };
       // Lets bwrap go on once its processes are in the cgroups and the listener listens. The
       // proxy behind the listener starts only when the program first connects, or once it has
@@ -570,10 +601,11 @@ export class LocalProvider implements Provider {
         checkNotAborted();
         letGo(gate);
       };
-      const start: StartWait | undefined = gated || handshake
+      const start: StartWait | undefined = gated || handshake || root
         ? {
-            fds: (gated ? 1 : 0) + (handshake ? 2 : 0),
-            open: async (child, ends) => {
+            fds: (gated ? 1 : 0) + (handshake ? 2 : 0) + (root ? 1 : 0),
+            open: async (child, ends, close) => {
+              if (root) await giveRoot(ends[root.fd - GATE_FD]!, close);
               await Promise.all([
                 handshake ? completeHandshake(child, ends[handshake.infoFd - GATE_FD]!, ends[handshake.blockFd - GATE_FD]!) : undefined,
                 gated ? openGate(ends[0]!) : undefined,
@@ -737,11 +769,12 @@ function programWithEnv(limits: LimitPlan | undefined, layout: SandboxLayout, ar
  * What a wrapper waits for before its program starts (runOnce): the wrapper gets `fds` more
  * descriptors, socket pairs from fd 3 on, and `open` gets our ends once it runs. Whatever `open`
  * writes lets the program start; if it throws, the wrapper is stopped, the program never having
- * run. Our ends are closed once `open` is done.
+ * run. Our ends are closed once the wrapper has exited, or before by `close` (an end of file
+ * for the wrapper).
  */
 interface StartWait {
   fds: number;
-  open(child: Subprocess, ends: number[]): Promise<void>;
+  open(child: Subprocess, ends: number[], close: (end: number) => void): Promise<void>;
 }
 
 /** What starts a one-shot program: see oneShotInvocation and StartWait. */
@@ -751,6 +784,10 @@ interface OneShotStart {
   handshake?: BwrapHandshake;
   /** The sandbox's proxy listener is made from here (netns.ts). */
   listener?: boolean;
+  /** Makes on disk what the invocation needs besides the sandbox's files, once those exist. */
+  prepare(): void;
+  /** bwrap reads the sandbox's root (`argv`) from descriptor `fd` (bwrapArgv's rootFrom). */
+  root?: { fd: number; argv: string[] };
 }
 
 type Invocation = { argv: string[]; env: Record<string, string> };
@@ -762,6 +799,18 @@ function letGo(fd: number): void {
     writeSync(fd, "\n");
   } catch {
     /* the wrapper is gone */
+  }
+}
+
+/** Writes all of `data` to a descriptor of ours, which may be non-blocking. */
+async function writeAll(fd: number, data: Uint8Array): Promise<void> {
+  for (let offset = 0; offset < data.length; ) {
+    try {
+      offset += writeSync(fd, data, offset);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      await Bun.sleep(1);
+    }
   }
 }
 
@@ -870,9 +919,13 @@ async function spawnStreaming(
   // is done: bwrap goes on writing to --info-fd after the pid we wait for, and a write to a pipe
   // we had closed would kill it (SIGPIPE) before it lets the sandbox's first process go on.
   const ends = start ? (child.stdio.slice(3) as number[]) : [];
+  const openEnds = new Set(ends);
+  const close = (end: number) => {
+    if (openEnds.delete(end)) closeSync(end);
+  };
   const open = async (wait: StartWait) => {
     try {
-      await wait.open(child, ends);
+      await wait.open(child, ends, close);
     } catch (error) {
       // Stopped meanwhile (a timeout or Ctrl-C, which took the sandbox away from under `open`),
       // or bwrap gave up by itself: that is what the exit says, not how `open` failed then.
@@ -912,7 +965,7 @@ async function spawnStreaming(
     if (timer) clearTimeout(timer);
     spec.signal?.removeEventListener("abort", stop);
     // Bun does not close an extra pipe it made: without this every run would leak a descriptor.
-    for (const end of ends) closeSync(end);
+    for (const end of openEnds) closeSync(end);
   }
 }
 
