@@ -9,6 +9,7 @@
 import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, rmdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
+import { childrenOf } from "../../src/providers/local/holder";
 import { readUntil } from "../helpers";
 import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
 
@@ -64,6 +65,38 @@ for (const { user, mechanism } of MATRIX) {
         expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
         expect(cgroupDirs(id)).toEqual([]);
         expect(existsSync(join("/tmp", `sandboxes-${user === "root" ? 0 : 65534}-${id}`))).toBe(false);
+      }, 60_000);
+    }
+
+    // Killed before the program starts: while the CLI makes the sandbox's files (with bubblewrap,
+    // bwrap is started by then and waits for the sandbox's root, which the CLI hands it once they
+    // exist), or while the sandbox waits to be let go (its proxy starting). The program must not
+    // start in a sandbox missing its mounts, or outside its cgroups with no one reading it.
+    for (const [stage, when] of [["cgroup", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
+      test(`killed ${when}: the program never runs, and the next list removes what it left`, async () => {
+        const m = machine();
+        const marker = marked();
+        const child = Bun.spawn([...m.command, "run", `echo ran > /tmp/ran; sleep ${marker}`], {
+          env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage },
+          cwd: m.cwd,
+          stdin: "ignore",
+          stdout: "pipe",
+          stderr: "pipe",
+        });
+        const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, `paused at ${stage}\n`);
+        const id = new RegExp(`(local-[0-9a-f]{12}) paused at ${stage}`).exec(paused)?.[1];
+        expect(id).toMatch(/^local-[0-9a-f]{12}$/);
+        // The CLI's own process (an ordinary user's too: setpriv execs it) and what it started.
+        const wrappers = childrenOf(child.pid);
+        expect(wrappers.length).toBe(stage === "proxy" || mechanism === "bubblewrap" ? 1 : 0);
+        child.kill("SIGKILL");
+        await child.exited;
+        expect(await eventually(() => wrappers.every((pid) => !running(pid)))).toBe(true);
+        expect(await eventually(() => processesWith(id!).length === 0 && processesWith(marker).length === 0)).toBe(true);
+        expect(existsSync(join(m.stateDir, id!, "tmp", "ran"))).toBe(false);
+        expect(await states(m)).toEqual([]);
+        expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
+        expect(cgroupDirs(id!)).toEqual([]);
       }, 60_000);
     }
 

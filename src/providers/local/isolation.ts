@@ -291,16 +291,23 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
 }
 
 /**
- * How bwrap and its caller meet before the program starts: bwrap writes the host pid of the
- * sandbox's first process to `infoFd` (JSON, "child-pid") and, once the sandbox is set up, waits
- * for a byte on `blockFd` before it starts anything in it. Meanwhile the caller moves the two
- * processes into the sandbox's cgroups (so all that the program starts is inside) and makes its
- * listener (egressListener). An end of file on `blockFd` (the caller died) lets bwrap go on.
+ * How bwrap and its caller meet before the program starts. bwrap writes the host pid of the
+ * sandbox's first process to `infoFd` (JSON, "child-pid"): a file, which bwrap writes to even
+ * once its caller is gone (a pipe would kill bwrap then, and its first process would wait for it
+ * for ever). Meanwhile the caller moves the two processes into the sandbox's cgroups (so all that
+ * the program starts is inside) and makes its listener (egressListener). Then it hands bwrap the
+ * sandbox's seccomp filter on `gateFd`, which bwrap reads to its end as the last step before it
+ * starts the program: SECCOMP_ALLOW_ALL. A caller that died first hands over nothing, an empty
+ * filter, which the kernel refuses: the program never starts outside its cgroups with no one
+ * reading its output. (An end of file on bwrap's --block-fd would let it go on.)
  */
 export interface BwrapHandshake {
   infoFd: number;
-  blockFd: number;
+  gateFd: number;
 }
+
+/** The seccomp filter that lets every system call through: BPF_RET|BPF_K, SECCOMP_RET_ALLOW. */
+export const SECCOMP_ALLOW_ALL = new Uint8Array([0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x7f]);
 
 /**
  * argv that runs `inner` inside the sandbox. `chdir`: the program's directory, where bwrap starts
@@ -314,7 +321,7 @@ export interface BwrapHandshake {
  */
 export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean; handshake?: BwrapHandshake; chdir?: string; rootFrom?: number }): string[] {
   const argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
-  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), "--block-fd", String(options.handshake.blockFd));
+  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), "--seccomp", String(options.handshake.gateFd));
   // Not for the holder: bwrap itself would die with its parent, the CLI.
   if (inner.kind === "program") argv.push("--die-with-parent");
   if (!options.pty) argv.push("--new-session");

@@ -1,11 +1,11 @@
-import { chmodSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
 import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, SECCOMP_ALLOW_ALL, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -171,14 +171,18 @@ export class LocalProvider implements Provider {
     };
   }
 
-  /** Makes what planFiles planned: the files, then the cgroups, then meta.json. */
+  /**
+   * Makes what planFiles planned. meta.json first: by it `list` and sweepAbandoned know the
+   * sandbox, so one left half made (its process killed meanwhile) is shown, or removed.
+   */
   private async writeFiles(meta: LocalMeta, files: SandboxFile[] | undefined): Promise<void> {
     const { id, limits } = meta;
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
-    mkdirSync(join(dir, "tmp"), { recursive: true });
     // Private to us. Only when it is not yet: a chmod is a journaled write even when nothing changes.
     if ((statSync(this.root).mode & 0o777) !== 0o700) chmodSync(this.root, 0o700);
+    writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
+    mkdirSync(join(dir, "tmp"));
     const uid = this.sandboxUid(id);
     if (uid !== undefined) {
       chownSync(join(dir, "home"), uid, uid);
@@ -193,7 +197,6 @@ export class LocalProvider implements Provider {
       throw error;
     });
     await this.pauseForTest("cgroup", id);
-    writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
   }
 
   /**
@@ -490,7 +493,7 @@ export class LocalProvider implements Provider {
     }
     // Without a cgroup or a listener to make, there is nothing to wait for.
     const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
-    const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), blockFd: GATE_FD + (gated ? 2 : 1) } : undefined;
+    const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), gateFd: GATE_FD + (gated ? 2 : 1) } : undefined;
     const rootFrom = GATE_FD + (gated ? 1 : 0) + (handshake ? 2 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
     const { program, spawnEnv } = direct
@@ -532,6 +535,8 @@ export class LocalProvider implements Provider {
     const policy = policyOf(meta);
     let proxy: { close(): Promise<void> } | undefined;
     let listenerFd: number | undefined;
+    // bwrap's --info-fd (BwrapHandshake).
+    let infoFile: number | undefined;
     let sweeping: Promise<void> | undefined;
     const startProxy = async (listen: { socketPath: string } | { fd: number }) => {
       const [{ formatBlocked, startEgressProxy }, { AllowEntryError }] = await Promise.all([import("./egress/proxy"), import("./egress/policy")]);
@@ -568,11 +573,11 @@ export class LocalProvider implements Provider {
       // run for PROXY_GRACE_MS: loading node:net takes milliseconds of CPU that a program which
       // never uses the network (or ends at once) need not compete with. The kernel queues the
       // first connections until the proxy accepts them.
-      const completeHandshake = async (child: Subprocess, info: number, block: number) => {
+      const completeHandshake = async (child: Subprocess, info: number, gate: number, close: (end: number) => void) => {
         // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
         const loading = listener ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
         loading?.catch(() => {});
-        const sandboxPid = await readChildPid(info);
+        const sandboxPid = await readChildPid(info, child);
         // bwrap failed before making the sandbox: its exit and message tell.
         if (sandboxPid === undefined) return;
         joinCgroups(meta.limits, [child.pid, sandboxPid]);
@@ -586,10 +591,11 @@ export class LocalProvider implements Provider {
           await this.pauseForTest("proxy", meta.id);
         }
         checkNotAborted();
-        // A wrapper that died meanwhile leaves a sandbox half made: its first process must not
-        // go on (spawnStreaming stops it, as an orphan that holds our output).
-        if (child.exitCode !== null || child.signalCode !== null) return;
-        letGo(block);
+        // A wrapper that died meanwhile leaves a sandbox half made: its first process must not go
+        // on. No filter: it ends at once (else spawnStreaming stops it, an orphan holding our output).
+        if (child.exitCode !== null || child.signalCode !== null) return close(gate);
+        await writeAll(gate, SECCOMP_ALLOW_ALL);
+        close(gate);
         if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading!).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
           listenerFd = undefined; // the proxy's now: its close() closes it
@@ -601,13 +607,17 @@ export class LocalProvider implements Provider {
         checkNotAborted();
         letGo(gate);
       };
+      if (handshake) {
+        mkdirSync(this.root, { recursive: true, mode: 0o700 });
+        infoFile = anonymousFile(this.root);
+      }
       const start: StartWait | undefined = gated || handshake || root
         ? {
-            fds: (gated ? 1 : 0) + (handshake ? 2 : 0) + (root ? 1 : 0),
+            fds: [...(gated ? ["pipe" as const] : []), ...(infoFile !== undefined ? [infoFile, "pipe" as const] : []), ...(root ? ["pipe" as const] : [])],
             open: async (child, ends, close) => {
               if (root) await giveRoot(ends[root.fd - GATE_FD]!, close);
               await Promise.all([
-                handshake ? completeHandshake(child, ends[handshake.infoFd - GATE_FD]!, ends[handshake.blockFd - GATE_FD]!) : undefined,
+                handshake ? completeHandshake(child, infoFile!, ends[handshake.gateFd - GATE_FD]!, close) : undefined,
                 gated ? openGate(ends[0]!) : undefined,
               ]);
             },
@@ -628,6 +638,7 @@ export class LocalProvider implements Provider {
     } finally {
       await sweeping;
       if (listenerFd !== undefined) closeSync(listenerFd);
+      if (infoFile !== undefined) closeSync(infoFile);
       await proxy?.close();
       await removeLimits(meta.limits);
       rmSync(this.egressDir(meta.id), { recursive: true, force: true });
@@ -767,13 +778,13 @@ function programWithEnv(limits: LimitPlan | undefined, layout: SandboxLayout, ar
 
 /**
  * What a wrapper waits for before its program starts (runOnce): the wrapper gets `fds` more
- * descriptors, socket pairs from fd 3 on, and `open` gets our ends once it runs. Whatever `open`
- * writes lets the program start; if it throws, the wrapper is stopped, the program never having
- * run. Our ends are closed once the wrapper has exited, or before by `close` (an end of file
- * for the wrapper).
+ * descriptors from fd 3 on, a socket pair for each "pipe" and otherwise one of ours as it is, and
+ * `open` gets our ends once it runs. Whatever `open` writes lets the program start; if it
+ * throws, the wrapper is stopped, the program never having run. Our ends of the socket pairs are
+ * closed once the wrapper has exited, or before by `close` (an end of file for the wrapper).
  */
 interface StartWait {
-  fds: number;
+  fds: Array<"pipe" | number>;
   open(child: Subprocess, ends: number[], close: (end: number) => void): Promise<void>;
 }
 
@@ -833,27 +844,37 @@ async function firstUse(listener: number, waiting: (fd: number) => boolean, exit
 }
 
 /**
- * The host pid of the sandbox's first process, from bwrap's --info-fd ({"child-pid": N, ...});
- * undefined when bwrap ended first (it could not make the sandbox and says why on stderr).
- * Read by polling our non-blocking end: bwrap writes it within a few milliseconds of its start,
- * and a stream over the descriptor (Bun.file(fd).stream()) would close it behind our back.
+ * The host pid of the sandbox's first process, from bwrap's --info-fd ({"child-pid": N, ...}),
+ * a file of ours that bwrap writes within a few milliseconds of its start; undefined when bwrap
+ * ended first (it could not make the sandbox and says why on stderr).
  */
-async function readChildPid(fd: number): Promise<number | undefined> {
+async function readChildPid(file: number, wrapper: Subprocess): Promise<number | undefined> {
   const buffer = Buffer.alloc(4096);
-  let text = "";
   for (;;) {
-    const match = /"child-pid":\s*(\d+)/.exec(text);
+    // Before the read: what bwrap wrote before it ended is read then.
+    const ended = wrapper.exitCode !== null || wrapper.signalCode !== null;
+    const count = readSync(file, buffer, 0, buffer.length, 0);
+    const match = /"child-pid":\s*(\d+)/.exec(buffer.toString("utf8", 0, count));
     if (match) return Number(match[1]);
-    let count: number;
-    try {
-      count = readSync(fd, buffer);
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
-      await Bun.sleep(1);
-      continue;
-    }
-    if (count === 0) return undefined;
-    text += buffer.toString("utf8", 0, count);
+    if (ended) return undefined;
+    await Bun.sleep(1);
+  }
+}
+
+/**
+ * A file of ours with no name, gone once closed: O_TMPFILE in `dir` (Node names no constant for
+ * it: __O_TMPFILE, the same on every Linux architecture we build for, with O_DIRECTORY, which is
+ * not), or where the file system cannot, a file removed as soon as it is open.
+ */
+function anonymousFile(dir: string): number {
+  const O_TMPFILE = 0o20000000 | fsConstants.O_DIRECTORY;
+  try {
+    return openSync(dir, O_TMPFILE | fsConstants.O_RDWR, 0o600);
+  } catch {
+    const path = join(dir, `.tmp-${crypto.randomUUID()}`);
+    const fd = openSync(path, "wx+", 0o600);
+    rmSync(path, { force: true });
+    return fd;
   }
 }
 
@@ -874,7 +895,7 @@ async function spawnStreaming(
   let child: Subprocess;
   try {
     child = Bun.spawn(invocation.argv, {
-      stdio: [spec.stdin ?? "ignore", spec.stdoutFd ?? "pipe", "pipe", ...Array.from({ length: start?.fds ?? 0 }, () => "pipe" as const)],
+      stdio: [spec.stdin ?? "ignore", spec.stdoutFd ?? "pipe", "pipe", ...(start?.fds ?? [])],
       env: invocation.env,
     });
   } catch (error) {
@@ -919,7 +940,7 @@ async function spawnStreaming(
   // is done: bwrap goes on writing to --info-fd after the pid we wait for, and a write to a pipe
   // we had closed would kill it (SIGPIPE) before it lets the sandbox's first process go on.
   const ends = start ? (child.stdio.slice(3) as number[]) : [];
-  const openEnds = new Set(ends);
+  const openEnds = new Set(ends.filter((_, i) => start!.fds[i] === "pipe"));
   const close = (end: number) => {
     if (openEnds.delete(end)) closeSync(end);
   };
