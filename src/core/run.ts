@@ -10,6 +10,7 @@ import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
+import { checkRuntime, InlineRuntimeCheck } from "./runtime-check";
 
 export type CodeSource =
   | { kind: "command"; line: string }
@@ -158,10 +159,13 @@ function canRunOnce(provider: Provider, options: Run): boolean {
 
 async function runOnce(provider: Provider, spec: CreateSpec, options: Run, sink: OutputSink, started: number): Promise<RunReport> {
   const source = options.source;
-  const program = source.kind === "command" ? { create: spec, argv: commandArgv(source.line, options.args) } : await codeInOneGo(provider, spec, options, source);
+  const program = source.kind === "command" ? { create: spec, argv: commandArgv(source.line, options.args), check: undefined } : codeInOneGo(spec, options, source);
+  const check = program.check;
+  const stderr = (chunk: Uint8Array) => sink.stderr(chunk);
+  const outcome = await provider.runOnce!(program.create, execSpec(program.argv, options, check ? { ...sink, stderr: check.stderr(stderr) } : sink, options.workdir));
+  await check?.flush(stderr);
   throwIfAborted(options.signal);
-  const outcome = await provider.runOnce!(program.create, execSpec(program.argv, options, sink, options.workdir));
-  throwIfAborted(options.signal);
+  check?.verdict();
   reportLimitHit(outcome, sink, options.memoryMb);
   return {
     sandboxId: outcome.id,
@@ -176,27 +180,20 @@ async function runOnce(provider: Provider, spec: CreateSpec, options: Run, sink:
 }
 
 /**
- * A file (or code on stdin) run in one go: first whether the runtime is there, asked in a
- * one-shot sandbox of its own (the same question, and the same answer, as in a kept one), then
- * the program in another that starts with the code in /tmp.
+ * A file (or code on stdin) run in one go: one one-shot sandbox that starts with the code in
+ * /tmp, where the program's shell first asks whether the runtime is there (the same question,
+ * and the same answer, as in a kept sandbox: InlineRuntimeCheck).
  */
-async function codeInOneGo(provider: Provider, spec: CreateSpec, options: Run, source: Exclude<CodeSource, { kind: "command" }>): Promise<{ create: CreateSpec; argv: string[] }> {
-  await checkRuntime((script) => probeOnce(provider, spec, script, options.signal), source.language, options.image);
+function codeInOneGo(spec: CreateSpec, options: Run, source: Exclude<CodeSource, { kind: "command" }>): { create: CreateSpec; argv: string[]; check: InlineRuntimeCheck } {
+  const check = new InlineRuntimeCheck(source.language, options.image);
   const codeDir = freshCodeDir();
   const fileName = source.kind === "file" ? basename(source.path) : defaultFileName(source.language);
   const content = source.kind === "file" ? new Uint8Array(readFileSync(source.path)) : source.code;
   return {
     create: { ...spec, files: [{ path: posix.join(codeDir, fileName), content }] },
-    argv: codeArgv(codeDir, fileName, source.language.run, options.args),
+    argv: codeArgv(codeDir, fileName, source.language.run, options.args, { before: check.script }),
+    check,
   };
-}
-
-/** `script`'s exit code and stdout, run in a one-shot sandbox made like `spec`. */
-async function probeOnce(provider: Provider, spec: CreateSpec, script: string, signal: AbortSignal): Promise<{ code: number; stdout: string }> {
-  const out: Uint8Array[] = [];
-  const outcome = await provider.runOnce!(spec, { argv: ["sh", "-c", script], env: {}, onStdout: (c) => out.push(c), onStderr: () => {}, signal });
-  throwIfAborted(signal);
-  return { code: outcome.exitCode, stdout: Buffer.concat(out).toString("utf8") };
 }
 
 function createSpec(options: Run, sink: OutputSink): CreateSpec {
@@ -225,9 +222,12 @@ export function freshCodeDir(): string {
   return posix.join("/tmp", `sandboxes-run-${Buffer.from(crypto.getRandomValues(new Uint8Array(4))).toString("hex")}`);
 }
 
-/** The argv that runs the code file ($F) with a language's run script, from the code's directory unless `cd` is false. */
-export function codeArgv(codeDir: string, fileName: string, runScript: string, args: string[], cd = true): string[] {
-  const script = `F=${shellQuote(posix.join(codeDir, fileName))}; ${cd ? `cd ${shellQuote(codeDir)} || exit 125; ` : ""}${runScript}`;
+/**
+ * The argv that runs the code file ($F) with a language's run script, from the code's directory
+ * unless `cd` is false, after the shell code `before`.
+ */
+export function codeArgv(codeDir: string, fileName: string, runScript: string, args: string[], { cd = true, before = "" }: { cd?: boolean; before?: string } = {}): string[] {
+  const script = `${before}F=${shellQuote(posix.join(codeDir, fileName))}; ${cd ? `cd ${shellQuote(codeDir)} || exit 125; ` : ""}${runScript}`;
   return ["sh", "-c", script, "sandboxes-run", ...args];
 }
 
@@ -295,7 +295,7 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
       sink.info(`--deps: no ${(language.deps ?? []).map((d) => d.manifest).join(" or ") || "dependency manifest"} beside the file; nothing to install`);
     }
   }
-  return execChecked(provider, id, codeArgv(codeDir, fileName, runScript, options.args, !options.workdir), { ...options, env }, sink, options.workdir);
+  return execChecked(provider, id, codeArgv(codeDir, fileName, runScript, options.args, { cd: !options.workdir }), { ...options, env }, sink, options.workdir);
 }
 
 async function execChecked(provider: Provider, id: string, argv: string[], options: Run, sink: OutputSink, cwd?: string): Promise<ExecOutcome> {
@@ -344,17 +344,4 @@ async function findManifest(provider: Provider, id: string, language: Language, 
   return undefined;
 }
 
-/** Whether the sandbox has `language`'s runtime, asked by running a script there (`ask`). */
-async function checkRuntime(ask: (script: string) => Promise<{ code: number; stdout: string }>, language: Language, image?: string): Promise<void> {
-  const script = language.needs.map((group) => `{ ${group.map((exe) => `command -v ${exe} >/dev/null 2>&1`).join(" || ")} || echo ${group.join("/")}; }`).join("; ");
-  const { code, stdout } = await ask(script);
-  const missing = stdout.trim();
-  if (code !== 0 || missing) {
-    throw new SandboxesError(
-      "missing_runtime",
-      `${missing || language.needs.flat().join("/")} is not installed in this sandbox${image ? ` (image ${image})` : ""}, so ${language.name} cannot run: pass --image with one that has it`,
-      "user",
-    );
-  }
-}
 
