@@ -14,21 +14,26 @@ afterEach(() => {
   for (const child of children.splice(0)) child.kill("SIGKILL");
 });
 
-/** A process in a network namespace of its own (lo up), and the pid of its parent (unshare). */
-async function namespaced(): Promise<{ pid: number; parent: number }> {
-  const child = Bun.spawn(["unshare", "--net", "sh", "-c", "ip link set lo up; echo ready; exec sleep 60"], { stdout: "pipe", stderr: "inherit" });
+/**
+ * A process in a network namespace of its own, and the pid of its parent (unshare). Its loopback
+ * is up, or with `loUp` false, down until a line arrives on its stdin (as bwrap brings it up only
+ * once the sandbox's first process runs).
+ */
+async function namespaced(loUp = true): Promise<{ pid: number; parent: number; child: ReturnType<typeof Bun.spawn> }> {
+  const script = loUp ? "ip link set lo up; echo ready; exec sleep 60" : "echo ready; read -r _; ip link set lo up; echo up; exec sleep 60";
+  const child = Bun.spawn(["unshare", "--net", "sh", "-c", script], { stdin: "pipe", stdout: "pipe", stderr: "inherit" });
   children.push(child);
   const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
   await reader.read();
   reader.releaseLock();
   // unshare without --fork execs sh in the new namespace: the same process.
   const parent = Number(readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[1]);
-  return { pid: child.pid, parent };
+  return { pid: child.pid, parent, child };
 }
 
-/** 127.0.0.1:PORT in LISTEN (state 0A) in the namespace of `pid`, as /proc shows it. */
+/** PORT in LISTEN (state 0A) on any address (the namespace has only its loopback) in the namespace of `pid`, as /proc shows it. */
 function listensIn(pid: number, port: number): boolean {
-  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
+  const local = `00000000:${port.toString(16).toUpperCase().padStart(4, "0")}`;
   return readFileSync(`/proc/${pid}/net/tcp`, "utf8").split("\n").some((line) => line.includes(`${local} 00000000:0000 0A`));
 }
 
@@ -47,6 +52,26 @@ describe.skipIf(!isRoot)("listenInNamespace (root)", () => {
       expect(probe.exitCode).toBe(0);
       // And this thread is back in its own namespace.
       expect(readlinkSync("/proc/thread-self/ns/net")).toBe(ours);
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("made while the namespace's loopback is still down (bwrap brings it up later): it listens, and once the loopback is up a program connects", async () => {
+    const { pid, parent, child } = await namespaced(false);
+    const port = 39130;
+    expect(readFileSync(`/proc/${pid}/net/dev`, "utf8")).toContain("lo:");
+    const fd = await listenInNamespace(pid, parent, port);
+    try {
+      expect(listensIn(pid, port)).toBe(true);
+      const stdin = child.stdin as import("bun").FileSink;
+      stdin.write("go\n");
+      await stdin.flush();
+      const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("up\n");
+      reader.releaseLock();
+      const probe = Bun.spawnSync(["nsenter", "-t", String(pid), "-n", "perl", "-MIO::Socket::INET", "-e", `IO::Socket::INET->new(PeerAddr => "127.0.0.1:${port}") or exit 1`]);
+      expect(probe.exitCode).toBe(0);
     } finally {
       closeSync(fd);
     }

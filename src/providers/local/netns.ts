@@ -1,5 +1,5 @@
 /**
- * A TCP listener on 127.0.0.1 inside another process's network namespace, owned by this process.
+ * A TCP listener for 127.0.0.1 inside another process's network namespace, owned by this process.
  *
  * As root, a one-shot sandbox needs no egress bridge inside it: this process steps into the
  * sandbox's network namespace (setns, main thread only), makes the socket there, and steps back.
@@ -58,8 +58,8 @@ export function prepareNamespaceListener(): Promise<unknown> {
 }
 
 /**
- * A listening socket (close-on-exec) on 127.0.0.1:`port` in the network namespace of `pid`, a
- * child of `parent`.
+ * A listening socket (close-on-exec) on `port` of the network namespace of `pid` (a child of
+ * `parent`), whose only interface is its loopback.
  * Synchronous from the first setns to the last, so no other code of ours runs in the sandbox's
  * namespace. Throws with the failing step and errno.
  */
@@ -82,12 +82,13 @@ export async function listenInNamespace(pid: number, parent: number, port: numbe
     entered = true;
     socket = c.socket(AF_INET, SOCK_STREAM_CLOEXEC, 0);
     if (socket < 0) fail("socket");
-    // struct sockaddr_in: family (host order), port (network order), 127.0.0.1, zero padding.
+    // struct sockaddr_in: family (host order), port (network order), 0.0.0.0, zero padding. Any
+    // address: the namespace has only its loopback, which bwrap may not have brought up yet
+    // (binding 127.0.0.1 then fails with EADDRNOTAVAIL); the program reaches it on 127.0.0.1.
     const address = new Uint8Array(16);
     new DataView(address.buffer).setUint16(0, AF_INET, true);
     new DataView(address.buffer).setUint16(2, port, false);
-    address.set([127, 0, 0, 1], 4);
-    if (c.bind(socket, address, address.length) !== 0) fail(`bind 127.0.0.1:${port}`);
+    if (c.bind(socket, address, address.length) !== 0) fail(`bind port ${port}`);
     if (c.listen(socket, 4096) !== 0) fail("listen");
     const listening = socket;
     socket = -1;
