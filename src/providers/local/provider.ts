@@ -556,6 +556,13 @@ export class LocalProvider implements Provider {
       const checkNotAborted = () => {
         if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
       };
+      // What earlier runs left, swept once the program is let go, while the sandbox starts it: out
+      // of the run's way. Once per provider: the MCP server makes many one-shot runs.
+      const sweepSoon = () => {
+        if (this.swept) return;
+        this.swept = true;
+        sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).then(() => resolve(), () => resolve()), 0));
+      };
       const makeFiles = async () => {
         await this.writeFiles(meta, create.files);
         invocation.start.prepare();
@@ -596,6 +603,7 @@ export class LocalProvider implements Provider {
         if (child.exitCode !== null || child.signalCode !== null) return close(gate);
         await writeAll(gate, SECCOMP_ALLOW_ALL);
         close(gate);
+        sweepSoon();
         if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading!).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
           listenerFd = undefined; // the proxy's now: its close() closes it
@@ -606,6 +614,7 @@ export class LocalProvider implements Provider {
         await this.pauseForTest("proxy", meta.id);
         checkNotAborted();
         letGo(gate);
+        sweepSoon();
       };
       if (handshake) {
         mkdirSync(this.root, { recursive: true, mode: 0o700 });
@@ -620,16 +629,12 @@ export class LocalProvider implements Provider {
                 handshake ? completeHandshake(child, infoFile!, ends[handshake.gateFd - GATE_FD]!, close) : undefined,
                 gated ? openGate(ends[0]!) : undefined,
               ]);
+              sweepSoon();
             },
           }
         : undefined;
       const killsBefore = memoryKills(meta.limits);
-      // While the wrapper sets the sandbox up, out of the run's way: what earlier runs left. Once
-      // per provider: a run of a file is two one-shot runs, and the MCP server makes many.
-      if (!this.swept) {
-        this.swept = true;
-        sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).then(() => resolve(), () => resolve()), 0));
-      }
+      if (!start) sweepSoon();
       // Not only the wrapper: a signal as it starts can orphan its inner process (bwrap sets
       // --die-with-parent only after its fork), which keeps our output open; killExecTree finds it.
       const outcome = await spawnStreaming(invocation, spec, (child, pipes) => killExecTree(child.pid, pipes), { start });
