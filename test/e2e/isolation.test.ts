@@ -56,6 +56,17 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
       expect(r.code).toBe(0);
     });
 
+    test("a PATH entry inside a bound toolchain (pyenv's shims under ~/.pyenv) is on the sandbox's PATH, once, and what it holds runs", async () => {
+      const { env, home } = homeWithSecrets(extra);
+      const shims = join(home, ".pyenv/shims");
+      mkdirSync(shims, { recursive: true });
+      writeFileSync(join(shims, "shim-tool"), "#!/bin/sh\necho shim-ok\n", { mode: 0o755 });
+      env.PATH = `${shims}:${join(home, ".cargo/bin")}:${env.PATH}`;
+      const r = await cli(["run", 'shim-tool; hello-tool; echo "$PATH" | tr ":" "\\n" | sort | uniq -d | wc -l; case ":$PATH:" in *":$HOME/.pyenv/shims:"*) echo on-path;; esac'], { env });
+      expect(r.stdout).toBe("shim-ok\ntoolchain-ok\n0\non-path\n");
+      expect(r.code).toBe(0);
+    });
+
     test("no /run, no docker socket, no other homes, no host processes, own hostname", async () => {
       const { env } = freshEnv(extra);
       const r = await cli(["run", "echo \"run: $(ls -A /run | tr '\\n' ' ')\"; test -e /var/run/docker.sock && echo SOCKET; ls -A /home | wc -l; ls /proc | grep -c '^[0-9]'; hostname"], { env });

@@ -407,10 +407,12 @@ export class LocalProvider implements Provider {
   /** The clean environment: only what toolchains need, plus the sandbox's and the command's env. */
   private environment(meta: LocalMeta, extra: Record<string, string>, layout: SandboxLayout): Record<string, string> {
     const env = this.ctx.env;
-    const bound = new Set(layout.readOnlyBinds.map(([, inside]) => inside));
-    const path = (env.PATH ?? "/usr/local/bin:/usr/bin:/bin")
-      .split(":")
-      .filter((dir) => dir && (bound.has(dir) || /^\/(usr|bin|sbin|opt|snap|nix)(\/|$)/.test(dir)));
+    // A PATH directory inside a bound one is there too (pyenv's shims under ~/.pyenv, nvm's
+    // node under ~/.nvm): toolchainBinds binds only the outer one.
+    const bound = layout.readOnlyBinds.map(([, inside]) => inside);
+    const visible = (dir: string) => bound.some((outer) => dir === outer || dir.startsWith(`${outer}/`)) || /^\/(usr|bin|sbin|opt|snap|nix)(\/|$)/.test(dir);
+    // Each directory once: a name not found costs a failed exec per entry.
+    const path = [...new Set((env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(":"))].filter((dir) => dir && visible(dir));
     for (const fallback of ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"]) {
       if (!path.includes(fallback)) path.push(fallback);
     }
