@@ -871,11 +871,13 @@ async function readChildPid(file: number, wrapper: Subprocess): Promise<number |
 /**
  * A file of ours with no name, gone once closed: O_TMPFILE in `dir` (Node names no constant for
  * it: __O_TMPFILE, the same on every Linux architecture we build for, with O_DIRECTORY, which is
- * not), or where the file system cannot, a file removed as soon as it is open.
+ * not), or where the file system cannot (overlayfs before Linux 6.6, as in many containers; or
+ * `tmpfile` false, for tests), a file removed as soon as it is open.
  */
-function anonymousFile(dir: string): number {
+export function anonymousFile(dir: string, tmpfile = true): number {
   const O_TMPFILE = 0o20000000 | fsConstants.O_DIRECTORY;
   try {
+    if (!tmpfile) throw new Error("no O_TMPFILE");
     return openSync(dir, O_TMPFILE | fsConstants.O_RDWR, 0o600);
   } catch {
     const path = join(dir, `.tmp-${crypto.randomUUID()}`);
