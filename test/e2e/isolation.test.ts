@@ -67,6 +67,18 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
       expect(r.code).toBe(0);
     });
 
+    // The start gate of a one-shot run with bubblewrap (BwrapHandshake in isolation.ts); util-linux has its own.
+    if (mode === "bubblewrap") test("a one-shot program starts behind a seccomp filter that lets everything through; without seccomp (as the kernel may be built), behind --block-fd", async () => {
+      const { env } = freshEnv(extra);
+      const status = "grep -E '^Seccomp(_filters)?:' /proc/self/status | tr -s '\\t ' ' '; echo ran";
+      const gated = await cli(["run", status], { env });
+      expect(gated.stdout).toBe("Seccomp: 2\nSeccomp_filters: 1\nran\n");
+      expect(gated.code).toBe(0);
+      const blocked = await cli(["run", status], { env: { ...env, SANDBOXES_TEST_NO_SECCOMP: "1" } });
+      expect(blocked.stdout).toBe("Seccomp: 0\nSeccomp_filters: 0\nran\n");
+      expect(blocked.code).toBe(0);
+    });
+
     test("no /run, no docker socket, no other homes, no host processes, own hostname", async () => {
       const { env } = freshEnv(extra);
       const r = await cli(["run", "echo \"run: $(ls -A /run | tr '\\n' ' ')\"; test -e /var/run/docker.sock && echo SOCKET; ls -A /home | wc -l; ls /proc | grep -c '^[0-9]'; hostname"], { env });

@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
@@ -304,6 +304,22 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
 export interface BwrapHandshake {
   infoFd: number;
   gateFd: number;
+  /**
+   * The gate's kind: "seccomp" as above, or "block" (bwrap's --block-fd: any byte, and an end of
+   * file too, lets it go on) on a kernel without seccomp (kernelHasSeccomp).
+   */
+  gate: "seccomp" | "block";
+}
+
+let hasSeccomp: boolean | undefined;
+
+/**
+ * Whether the kernel has seccomp, whose filters come with it on every architecture we build
+ * for (its line in /proc/self/status). Read once. SANDBOXES_TEST_NO_SECCOMP=1 says no, for tests.
+ */
+export function kernelHasSeccomp(env: Record<string, string | undefined>): boolean {
+  if (env.SANDBOXES_TEST_NO_SECCOMP === "1") return false;
+  return (hasSeccomp ??= /^Seccomp:/m.test(readFileSync("/proc/self/status", "utf8")));
 }
 
 /** The seccomp filter that lets every system call through: BPF_RET|BPF_K, SECCOMP_RET_ALLOW. */
@@ -321,7 +337,7 @@ export const SECCOMP_ALLOW_ALL = new Uint8Array([0x06, 0x00, 0x00, 0x00, 0x00, 0
  */
 export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean; handshake?: BwrapHandshake; chdir?: string; rootFrom?: number }): string[] {
   const argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
-  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), "--seccomp", String(options.handshake.gateFd));
+  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), options.handshake.gate === "seccomp" ? "--seccomp" : "--block-fd", String(options.handshake.gateFd));
   // Not for the holder: bwrap itself would die with its parent, the CLI.
   if (inner.kind === "program") argv.push("--die-with-parent");
   if (!options.pty) argv.push("--new-session");

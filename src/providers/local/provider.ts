@@ -5,7 +5,7 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, SECCOMP_ALLOW_ALL, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, kernelHasSeccomp, RUN_DIR, SANDBOX_USER, type SandboxLayout, SECCOMP_ALLOW_ALL, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -495,7 +495,7 @@ export class LocalProvider implements Provider {
     }
     // Without a cgroup or a listener to make, there is nothing to wait for.
     const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
-    const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), gateFd: GATE_FD + (gated ? 2 : 1) } : undefined;
+    const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), gateFd: GATE_FD + (gated ? 2 : 1), gate: kernelHasSeccomp(this.ctx.env) ? ("seccomp" as const) : ("block" as const) } : undefined;
     const rootFrom = GATE_FD + (gated ? 1 : 0) + (handshake ? 2 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
     const { program, spawnEnv } = direct
@@ -603,6 +603,7 @@ export class LocalProvider implements Provider {
         // A wrapper that died meanwhile leaves a sandbox half made: its first process must not go
         // on. No filter: it ends at once (else spawnStreaming stops it, an orphan holding our output).
         if (child.exitCode !== null || child.signalCode !== null) return close(gate);
+        // The filter; bwrap's --block-fd reads its first byte.
         await writeAll(gate, SECCOMP_ALLOW_ALL);
         close(gate);
         sweepSoon();
