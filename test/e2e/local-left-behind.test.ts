@@ -36,7 +36,7 @@ async function killedRun(m: Machine): Promise<{ id: string; marker: string }> {
 }
 
 for (const { user, mechanism } of MATRIX) {
-  describe.skipIf(!isRoot)(`a one-shot run whose CLI is killed (${user}, ${mechanism})`, () => {
+  describe.skipIf(!isRoot)(`a local run whose CLI is killed (${user}, ${mechanism})`, () => {
     const machines: Machine[] = [];
     afterAll(() => {
       for (const m of machines) m.remove();
@@ -99,6 +99,31 @@ for (const { user, mechanism } of MATRIX) {
         expect(cgroupDirs(id!)).toEqual([]);
       }, 60_000);
     }
+
+    // Its meta.json is its first file: a kept sandbox half made is one the user can see and use.
+    test("a kept sandbox whose CLI is killed while it makes its files is listed (stopped), starts on exec, and goes with destroy", async () => {
+      const m = machine();
+      const child = Bun.spawn([...m.command, "run", "--keep", "-n", "half", "true"], {
+        env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: "cgroup" },
+        cwd: m.cwd,
+        stdin: "ignore",
+        stdout: "pipe",
+        stderr: "pipe",
+      });
+      const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, "paused at cgroup\n");
+      const id = /(local-[0-9a-f]{12}) paused at cgroup/.exec(paused)?.[1];
+      expect(id).toMatch(/^local-[0-9a-f]{12}$/);
+      child.kill("SIGKILL");
+      await child.exited;
+      expect(await states(m)).toEqual([`${id} stopped`]);
+      const exec = await m.run(["exec", "half", "echo back"]);
+      expect(exec.stdout).toBe("back\n");
+      expect(exec.code).toBe(0);
+      expect((await m.run(["destroy", "half"])).code).toBe(0);
+      expect(await states(m)).toEqual([]);
+      expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
+      expect(cgroupDirs(id!)).toEqual([]);
+    }, 60_000);
 
     test("a kept sandbox, stopped, is not taken for left behind", async () => {
       const m = machine();
