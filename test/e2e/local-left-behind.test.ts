@@ -35,6 +35,25 @@ async function killedRun(m: Machine): Promise<{ id: string; marker: string }> {
   return { id: id!, marker };
 }
 
+/**
+ * Starts the binary with `args`, paused at `stage` of the sandbox's set-up (SANDBOXES_TEST_PAUSE_AT),
+ * and waits until it says so. Returns the CLI's process and the sandbox's id.
+ */
+async function startPaused(m: Machine, args: string[], stage: "cgroup" | "proxy") {
+  const child = Bun.spawn([...m.command, ...args], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+  const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, `paused at ${stage}\n`);
+  const id = new RegExp(`(local-[0-9a-f]{12}) paused at ${stage}`).exec(paused)?.[1];
+  expect(id).toMatch(/^local-[0-9a-f]{12}$/);
+  return { child, id: id! };
+}
+
+/** Nothing of sandbox `id` is left: `list` shows none, and no directory or cgroup remains. */
+async function expectGone(m: Machine, id: string): Promise<void> {
+  expect(await states(m)).toEqual([]);
+  expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
+  expect(cgroupDirs(id)).toEqual([]);
+}
+
 for (const { user, mechanism } of MATRIX) {
   describe.skipIf(!isRoot)(`a local run whose CLI is killed (${user}, ${mechanism})`, () => {
     const machines: Machine[] = [];
@@ -76,43 +95,23 @@ for (const { user, mechanism } of MATRIX) {
       test(`killed ${when}: the program never runs, and the next list removes what it left`, async () => {
         const m = machine();
         const marker = marked();
-        const child = Bun.spawn([...m.command, "run", `echo ran > /tmp/ran; sleep ${marker}`], {
-          env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage },
-          cwd: m.cwd,
-          stdin: "ignore",
-          stdout: "pipe",
-          stderr: "pipe",
-        });
-        const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, `paused at ${stage}\n`);
-        const id = new RegExp(`(local-[0-9a-f]{12}) paused at ${stage}`).exec(paused)?.[1];
-        expect(id).toMatch(/^local-[0-9a-f]{12}$/);
+        const { child, id } = await startPaused(m, ["run", `echo ran > /tmp/ran; sleep ${marker}`], stage);
         // The CLI's own process (an ordinary user's too: setpriv execs it) and what it started.
         const wrappers = childrenOf(child.pid);
         expect(wrappers.length).toBe(stage === "proxy" || mechanism === "bubblewrap" ? 1 : 0);
         child.kill("SIGKILL");
         await child.exited;
         expect(await eventually(() => wrappers.every((pid) => !running(pid)))).toBe(true);
-        expect(await eventually(() => processesWith(id!).length === 0 && processesWith(marker).length === 0)).toBe(true);
-        expect(existsSync(join(m.stateDir, id!, "tmp", "ran"))).toBe(false);
-        expect(await states(m)).toEqual([]);
-        expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
-        expect(cgroupDirs(id!)).toEqual([]);
+        expect(await eventually(() => processesWith(id).length === 0 && processesWith(marker).length === 0)).toBe(true);
+        expect(existsSync(join(m.stateDir, id, "tmp", "ran"))).toBe(false);
+        await expectGone(m, id);
       }, 60_000);
     }
 
     // Its meta.json is its first file: a kept sandbox half made is one the user can see and use.
     test("a kept sandbox whose CLI is killed while it makes its files is listed (stopped), starts on exec, and goes with destroy", async () => {
       const m = machine();
-      const child = Bun.spawn([...m.command, "run", "--keep", "-n", "half", "true"], {
-        env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: "cgroup" },
-        cwd: m.cwd,
-        stdin: "ignore",
-        stdout: "pipe",
-        stderr: "pipe",
-      });
-      const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, "paused at cgroup\n");
-      const id = /(local-[0-9a-f]{12}) paused at cgroup/.exec(paused)?.[1];
-      expect(id).toMatch(/^local-[0-9a-f]{12}$/);
+      const { child, id } = await startPaused(m, ["run", "--keep", "-n", "half", "true"], "cgroup");
       child.kill("SIGKILL");
       await child.exited;
       expect(await states(m)).toEqual([`${id} stopped`]);
@@ -120,9 +119,7 @@ for (const { user, mechanism } of MATRIX) {
       expect(exec.stdout).toBe("back\n");
       expect(exec.code).toBe(0);
       expect((await m.run(["destroy", "half"])).code).toBe(0);
-      expect(await states(m)).toEqual([]);
-      expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
-      expect(cgroupDirs(id!)).toEqual([]);
+      await expectGone(m, id);
     }, 60_000);
 
     test("a kept sandbox, stopped, is not taken for left behind", async () => {
