@@ -187,7 +187,7 @@ async function runOnce(provider: Provider, spec: CreateSpec, options: Run, sink:
 function codeInOneGo(spec: CreateSpec, options: Run, source: Exclude<CodeSource, { kind: "command" }>): { create: CreateSpec; argv: string[]; check: InlineRuntimeCheck } {
   const check = new InlineRuntimeCheck(source.language, options.image);
   const codeDir = freshCodeDir();
-  const fileName = source.kind === "file" ? basename(source.path) : defaultFileName(source.language);
+  const fileName = codeFileName(source);
   const content = source.kind === "file" ? new Uint8Array(readFileSync(source.path)) : source.code;
   return {
     create: { ...spec, files: [{ path: posix.join(codeDir, fileName), content }] },
@@ -215,6 +215,11 @@ function createSpec(options: Run, sink: OutputSink): CreateSpec {
 /** The argv of a plain command line and its extra arguments. */
 export function commandArgv(line: string, args: string[]): string[] {
   return ["sh", "-c", [line, ...args.map(shellQuote)].join(" ")];
+}
+
+/** The name the code's file has in the sandbox: the file's own, or the language's default for code on stdin. */
+function codeFileName(source: Exclude<CodeSource, { kind: "command" }>): string {
+  return source.kind === "file" ? basename(source.path) : defaultFileName(source.language);
 }
 
 /** A fresh directory under /tmp for a program's code. */
@@ -256,16 +261,14 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
   if (source.kind === "command") return execChecked(provider, id, commandArgv(source.line, options.args), options, sink, options.workdir);
   const language = source.language;
   const codeDir = freshCodeDir();
-  let fileName: string;
+  const fileName = codeFileName(source);
   if (source.kind === "file") {
-    fileName = basename(source.path);
     if (options.deps) {
       await uploadProjectDir(provider, id, dirname(resolve(source.path)), codeDir);
     } else {
       await provider.putArchive!(id, codeDir, await packFile(fileName, readFileSync(source.path)));
     }
   } else {
-    fileName = defaultFileName(language);
     if (options.deps) await uploadProjectDir(provider, id, process.cwd(), codeDir);
     await provider.putArchive!(id, codeDir, await packFile(fileName, source.code));
   }

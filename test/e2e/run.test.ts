@@ -259,8 +259,9 @@ describe("run: code from files and stdin", () => {
     writeFileSync(file, "cat('hi')\n");
     const r = await cli(["run", "-f", file], { env });
     expect(r.code).toBe(125);
-    expect(r.stderr).toContain("Rscript is not installed in this sandbox");
-    expect(r.stderr).toContain("--image");
+    // One line, and nothing of the check that found it (its line on the program's stderr).
+    expect(r.stderr).toBe("sandboxes: Rscript is not installed in this sandbox, so r cannot run: pass --image with one that has it\n");
+    expect(r.stdout).toBe("");
     expect(localSandboxes(home)).toEqual([]);
   });
 

@@ -526,9 +526,10 @@ export class LocalProvider implements Provider {
   }
 
   /**
-   * A plain command in a sandbox of its own that ends with it: the wrapper runs the program
-   * directly (no holder, no nsenter), the egress proxy runs in this process, and everything the
-   * program started dies with it (pid namespace, --die-with-parent / --kill-child). With the
+   * A program (and the files it starts with, CreateSpec.files) in a sandbox of its own that ends
+   * with it: the wrapper runs the program directly (no holder, no nsenter), the egress proxy runs
+   * in this process, and everything the program started dies with it (pid namespace,
+   * --die-with-parent / --kill-child). With the
    * default policy the sandbox is set up while the proxy starts (loading node:net is a good part
    * of a run's start-up), and the program waits behind its gate until the proxy listens.
    */
@@ -946,9 +947,8 @@ async function spawnStreaming(
       throw error;
     }
   };
-  // Our ends of the start's pipes, closed once the wrapper has exited (below), not once `open`
-  // is done: bwrap goes on writing to --info-fd after the pid we wait for, and a write to a pipe
-  // we had closed would kill it (SIGPIPE) before it lets the sandbox's first process go on.
+  // Our ends of the start's socket pairs, closed once the wrapper has exited (below), unless
+  // `open` closes one before: an end of file is what some of them mean (the root, the gate).
   const ends = start ? (child.stdio.slice(3) as number[]) : [];
   const openEnds = new Set(ends.filter((_, i) => start!.fds[i] === "pipe"));
   const close = (end: number) => {
