@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
@@ -291,39 +291,22 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
 }
 
 /**
- * How bwrap and its caller meet before the program starts. bwrap writes the host pid of the
- * sandbox's first process to `infoFd` (JSON, "child-pid"): a file, which bwrap writes to even
- * once its caller is gone (a pipe would kill bwrap then, and its first process would wait for it
- * for ever). Meanwhile the caller moves the two processes into the sandbox's cgroups (so all that
- * the program starts is inside) and makes its listener (egressListener). Then it hands bwrap the
- * sandbox's seccomp filter on `gateFd`, which bwrap reads to its end as the last step before it
- * starts the program: SECCOMP_ALLOW_ALL. A caller that died first hands over nothing, an empty
- * filter, which the kernel refuses: the program never starts outside its cgroups with no one
- * reading its output. (An end of file on bwrap's --block-fd would let it go on.)
+ * How bwrap and its caller meet before the program starts, when the caller has something to make
+ * in the sandbox's namespaces first: its egress listener (egressListener). bwrap writes the host
+ * pid of the sandbox's first process to `infoFd` (JSON, "child-pid"): a file, which bwrap writes
+ * to even once its caller is gone (a pipe would kill bwrap then, and its first process would wait
+ * for it for ever). Meanwhile the caller makes the listener. Then it hands bwrap the sandbox's
+ * /etc/passwd on `passwdFd` (--ro-bind-data), the root's last mount, which bwrap reads to its end
+ * before it goes on to start the program. A caller that died first hands over an empty file: the
+ * sandbox then has no user, and setpriv, which runs the program as that user by name, refuses,
+ * so the program never starts with no one reading its output.
+ * (No seccomp filter and no --block-fd: a filter, even one that allows everything, costs every
+ * system call of the program; an end of file on --block-fd would let bwrap go on.)
  */
 export interface BwrapHandshake {
   infoFd: number;
-  gateFd: number;
-  /**
-   * The gate's kind: "seccomp" as above, or "block" (bwrap's --block-fd: any byte, and an end of
-   * file too, lets it go on) on a kernel without seccomp (kernelHasSeccomp).
-   */
-  gate: "seccomp" | "block";
+  passwdFd: number;
 }
-
-let hasSeccomp: boolean | undefined;
-
-/**
- * Whether the kernel has seccomp, whose filters come with it on every architecture we build
- * for (its line in /proc/self/status). Read once. SANDBOXES_TEST_NO_SECCOMP=1 says no, for tests.
- */
-export function kernelHasSeccomp(env: Record<string, string | undefined>): boolean {
-  if (env.SANDBOXES_TEST_NO_SECCOMP === "1") return false;
-  return (hasSeccomp ??= /^Seccomp:/m.test(readFileSync("/proc/self/status", "utf8")));
-}
-
-/** The seccomp filter that lets every system call through: BPF_RET|BPF_K, SECCOMP_RET_ALLOW. */
-export const SECCOMP_ALLOW_ALL = new Uint8Array([0x06, 0x00, 0x00, 0x00, 0x00, 0x00, 0xff, 0x7f]);
 
 /**
  * argv that runs `inner` inside the sandbox. `chdir`: the program's directory, where bwrap starts
@@ -337,7 +320,7 @@ export const SECCOMP_ALLOW_ALL = new Uint8Array([0x06, 0x00, 0x00, 0x00, 0x00, 0
  */
 export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, options: { pty: boolean; handshake?: BwrapHandshake; chdir?: string; rootFrom?: number }): string[] {
   const argv = [bwrap, "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--unshare-cgroup-try", "--hostname", "sandbox"];
-  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd), options.handshake.gate === "seccomp" ? "--seccomp" : "--block-fd", String(options.handshake.gateFd));
+  if (options.handshake) argv.push("--info-fd", String(options.handshake.infoFd));
   // Not for the holder: bwrap itself would die with its parent, the CLI.
   if (inner.kind === "program") argv.push("--die-with-parent");
   if (!options.pty) argv.push("--new-session");
@@ -352,14 +335,19 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
   return argv;
 }
 
-/** bwrap's arguments that make the sandbox's root, and the directory the program starts in. */
-export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined): string[] {
+/**
+ * bwrap's arguments that make the sandbox's root, and the directory the program starts in. With
+ * `passwdFrom`, /etc/passwd is not layout.passwdFile but what the caller writes to that descriptor,
+ * the root's last mount (BwrapHandshake).
+ */
+export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, passwdFrom?: number): string[] {
   const argv: string[] = [];
   for (const { dir, link } of systemDirs()) {
     if (link !== undefined) argv.push("--symlink", link, dir);
     else argv.push("--ro-bind", dir, dir);
   }
-  argv.push("--ro-bind", layout.passwdFile, "/etc/passwd", "--ro-bind", layout.groupFile, "/etc/group");
+  if (passwdFrom === undefined) argv.push("--ro-bind", layout.passwdFile, "/etc/passwd");
+  argv.push("--ro-bind", layout.groupFile, "/etc/group");
   // Empty directories in bwrap's own root, a tmpfs already: a tmpfs each would be a mount each.
   argv.push("--proc", "/proc", "--dev", "/dev", "--dir", "/run", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
   argv.push("--symlink", "../run", "/var/run", "--dir", "/home", "--dir", "/root", "--dir", "/mnt");
@@ -376,6 +364,7 @@ export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined): str
     for (const parent of ancestors(bind.inside)) if (parent !== "/etc") argv.push("--perms", "0755", "--dir", parent);
     argv.push(bind.kind === "rw-dir" ? "--bind" : "--ro-bind", bind.host, bind.inside);
   }
+  if (passwdFrom !== undefined) argv.push("--perms", "0644", "--ro-bind-data", String(passwdFrom), "/etc/passwd");
   argv.push("--chdir", chdir ?? "/");
   return argv;
 }

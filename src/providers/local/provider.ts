@@ -5,7 +5,7 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, kernelHasSeccomp, RUN_DIR, SANDBOX_USER, type SandboxLayout, SECCOMP_ALLOW_ALL, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -175,7 +175,7 @@ export class LocalProvider implements Provider {
    * Makes what planFiles planned. meta.json first: by it `list` and sweepAbandoned know the
    * sandbox, so one left half made (its process killed meanwhile) is shown, or removed.
    */
-  private async writeFiles(meta: LocalMeta, files: SandboxFile[] | undefined): Promise<void> {
+  private async writeFiles(meta: LocalMeta, files: SandboxFile[] | undefined, { passwd = true }: { passwd?: boolean } = {}): Promise<void> {
     const { id, limits } = meta;
     const dir = this.dir(id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
@@ -189,7 +189,10 @@ export class LocalProvider implements Provider {
       chownSync(join(dir, "tmp"), uid, uid);
     }
     chmodSync(join(dir, "tmp"), 0o1777);
-    this.writeIdentityFiles(dir, uid);
+    const identity = this.identity(id);
+    // Unless the sandbox gets it from runOnce's handshake (BwrapHandshake).
+    if (passwd) writeFileSync(join(dir, "passwd"), identity.passwd);
+    writeFileSync(join(dir, "group"), identity.group);
     if (files?.length) writeStartingFiles(join(dir, "tmp"), files, uid);
     writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
     await applyLimits(limits).catch((error) => {
@@ -215,15 +218,16 @@ export class LocalProvider implements Provider {
     return 200000 + (parseInt(id.slice(-6), 16) % 100000);
   }
 
-  private writeIdentityFiles(dir: string, uid: number | undefined): void {
+  /** The sandbox's /etc/passwd and /etc/group, which name its user. */
+  private identity(id: string): { passwd: string; group: string } {
+    const uid = this.sandboxUid(id);
     const callerHome = homeDir(this.ctx.env);
     const ownUid = uid ?? process.getuid?.() ?? 1000;
     const ownGid = uid ?? process.getgid?.() ?? 1000;
     const passwd = [`root:x:0:0:root:/root:/bin/sh`, `${SANDBOX_USER}:x:${ownUid}:${ownGid}:sandbox:${callerHome}:/bin/bash`, `nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin`];
     const group = [`root:x:0:`, `${SANDBOX_USER}:x:${ownGid}:`, `nogroup:x:65534:`];
     // Without a user namespace mapping to 0, "root" inside is the caller, so name it sandbox too.
-    writeFileSync(join(dir, "passwd"), [...new Set(passwd)].join("\n") + "\n");
-    writeFileSync(join(dir, "group"), [...new Set(group)].join("\n") + "\n");
+    return { passwd: [...new Set(passwd)].join("\n") + "\n", group: [...new Set(group)].join("\n") + "\n" };
   }
 
   async get(id: string): Promise<SandboxRecord | null> {
@@ -469,8 +473,9 @@ export class LocalProvider implements Provider {
    *    network namespace (netns.ts): no bridge inside, nothing between the program and the proxy;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
-   *  - bwrap waits (BwrapHandshake) while its processes join the sandbox's cgroups and the
-   *    listener is made, instead of a shell that joins them first.
+   *  - bwrap joins the sandbox's cgroups before it makes the sandbox's first process, which
+   *    starts in them (no shell that joins them first), and waits (BwrapHandshake) while the
+   *    listener is made.
    * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
    * Nothing here touches the disk: start.prepare makes what the invocation needs there, once the
    * sandbox's files are made.
@@ -493,9 +498,9 @@ export class LocalProvider implements Provider {
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
       return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare } };
     }
-    // Without a cgroup or a listener to make, there is nothing to wait for.
-    const handshakeNeeded = layout.egressListener || (meta.limits?.cgroups.length ?? 0) > 0;
-    const handshake = handshakeNeeded ? { infoFd: GATE_FD + (gated ? 1 : 0), gateFd: GATE_FD + (gated ? 2 : 1), gate: kernelHasSeccomp(this.ctx.env) ? ("seccomp" as const) : ("block" as const) } : undefined;
+    // Only a listener is made in the sandbox's namespaces before the program starts: its cgroups
+    // it is born in (runOnce moves bwrap into them before handing it the root).
+    const handshake = layout.egressListener ? { infoFd: GATE_FD + (gated ? 1 : 0), passwdFd: GATE_FD + (gated ? 2 : 1) } : undefined;
     const rootFrom = GATE_FD + (gated ? 1 : 0) + (handshake ? 2 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
     const { program, spawnEnv } = direct
@@ -504,7 +509,7 @@ export class LocalProvider implements Provider {
     return {
       argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
-      start: { gated, handshake, listener: layout.egressListener, prepare, root: { fd: rootFrom, argv: bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined) } },
+      start: { gated, handshake, prepare, root: { fd: rootFrom, argv: bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake?.passwdFd) } },
     };
   }
 
@@ -554,7 +559,7 @@ export class LocalProvider implements Provider {
     };
     try {
       const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd);
-      const { gated, handshake, listener, root } = invocation.start;
+      const { gated, handshake, root } = invocation.start;
       const signal = spec.signal;
       const checkNotAborted = () => {
         if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
@@ -567,48 +572,46 @@ export class LocalProvider implements Provider {
         sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).then(() => resolve(), () => resolve()), 0));
       };
       const makeFiles = async () => {
-        await this.writeFiles(meta, create.files);
+        await this.writeFiles(meta, create.files, { passwd: !handshake });
         invocation.start.prepare();
       };
-      // bwrap reads the sandbox's root from us once its files exist, and starts meanwhile.
+      // bwrap reads the sandbox's root from us once its files exist, and starts meanwhile. It
+      // clones the sandbox's first process only after reading it, and a process starts in its
+      // parent's cgroups: bwrap joins them first, so nothing of the sandbox ever runs outside.
       if (!root) await makeFiles();
-      const giveRoot = async (end: number, close: (end: number) => void) => {
+      const giveRoot = async (child: Subprocess, end: number, close: (end: number) => void) => {
         await makeFiles();
         checkNotAborted();
+        joinCgroups(meta.limits, [child.pid]);
         await writeAll(end, Buffer.from(`${root!.argv.join("\0")}\0`));
         close(end);
       };
-      // Lets bwrap go on once its processes are in the cgroups and the listener listens. The
-      // proxy behind the listener starts only when the program first connects, or once it has
-      // run for PROXY_GRACE_MS: loading node:net takes milliseconds of CPU that a program which
-      // never uses the network (or ends at once) need not compete with. The kernel queues the
-      // first connections until the proxy accepts them.
-      const completeHandshake = async (child: Subprocess, info: number, gate: number, close: (end: number) => void) => {
+      // Lets bwrap go on, by handing it the sandbox's /etc/passwd, once the listener listens. The
+      // proxy behind the listener starts only when the program first connects (firstUse):
+      // loading node:net takes milliseconds of CPU that a program which never uses the network
+      // need not compete with. The kernel queues the first connections until the proxy accepts them.
+      const completeHandshake = async (child: Subprocess, info: number, passwd: number, close: (end: number) => void) => {
         // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
-        const loading = listener ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
-        loading?.catch(() => {});
+        const loading = import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m));
+        loading.catch(() => {});
         const sandboxPid = await readChildPid(info, child);
         // bwrap failed before making the sandbox: its exit and message tell.
         if (sandboxPid === undefined) return;
-        joinCgroups(meta.limits, [child.pid, sandboxPid]);
-        if (listener) {
-          checkNotAborted();
-          listenerFd = await loading!
-            .then(({ listenInNamespace }) => listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT))
-            .catch((error) => {
-              throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
-            });
-          await this.pauseForTest("proxy", meta.id);
-        }
+        checkNotAborted();
+        listenerFd = await loading
+          .then(({ listenInNamespace }) => listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT))
+          .catch((error) => {
+            throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
+          });
+        await this.pauseForTest("proxy", meta.id);
         checkNotAborted();
         // A wrapper that died meanwhile leaves a sandbox half made: its first process must not go
-        // on. No filter: it ends at once (else spawnStreaming stops it, an orphan holding our output).
-        if (child.exitCode !== null || child.signalCode !== null) return close(gate);
-        // The filter; bwrap's --block-fd reads its first byte.
-        await writeAll(gate, SECCOMP_ALLOW_ALL);
-        close(gate);
+        // on. No user: it ends at once (else spawnStreaming stops it, an orphan holding our output).
+        if (child.exitCode !== null || child.signalCode !== null) return close(passwd);
+        await writeAll(passwd, Buffer.from(this.identity(meta.id).passwd));
+        close(passwd);
         sweepSoon();
-        if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading!).connectionWaiting, child.exited))) {
+        if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
           listenerFd = undefined; // the proxy's now: its close() closes it
         }
@@ -628,9 +631,9 @@ export class LocalProvider implements Provider {
         ? {
             fds: [...(gated ? ["pipe" as const] : []), ...(infoFile !== undefined ? [infoFile, "pipe" as const] : []), ...(root ? ["pipe" as const] : [])],
             open: async (child, ends, close) => {
-              if (root) await giveRoot(ends[root.fd - GATE_FD]!, close);
+              if (root) await giveRoot(child, ends[root.fd - GATE_FD]!, close);
               await Promise.all([
-                handshake ? completeHandshake(child, infoFile!, ends[handshake.gateFd - GATE_FD]!, close) : undefined,
+                handshake ? completeHandshake(child, infoFile!, ends[handshake.passwdFd - GATE_FD]!, close) : undefined,
                 gated ? openGate(ends[0]!) : undefined,
               ]);
               sweepSoon();
@@ -801,9 +804,8 @@ interface StartWait {
 interface OneShotStart {
   /** The program waits behind GATE_FD for the egress proxy (bridge inside). */
   gated: boolean;
+  /** The sandbox's proxy listener is made from here (netns.ts) while bwrap waits. */
   handshake?: BwrapHandshake;
-  /** The sandbox's proxy listener is made from here (netns.ts). */
-  listener?: boolean;
   /** Makes on disk what the invocation needs besides the sandbox's files, once those exist. */
   prepare(): void;
   /** bwrap reads the sandbox's root (`argv`) from descriptor `fd` (bwrapArgv's rootFrom). */
@@ -834,20 +836,27 @@ async function writeAll(fd: number, data: Uint8Array): Promise<void> {
   }
 }
 
-/** How long a one-shot program runs before its egress proxy starts even with no connection yet. */
-const PROXY_GRACE_MS = 50;
+/**
+ * How often firstUse looks at the listener: every millisecond while the program is young (most
+ * programs that use the network connect at once), then every QUIET_POLL_MS. A first connection
+ * later on waits that long at most, plus the proxy's start.
+ */
+const EARLY_POLL_MS = 50;
+const QUIET_POLL_MS = 20;
 
 /**
- * Waits until the program first connects to its listener (`waiting`) or has run for
- * PROXY_GRACE_MS: true, the proxy is wanted; false when the program ended first.
+ * Waits until the program first connects to its listener (`waiting`): true, the proxy is wanted;
+ * false when the program ended first. Not on a timer: a program that runs long without the
+ * network never pays for loading the proxy (tens of milliseconds of CPU, taken from the program
+ * on a small machine).
  */
 async function firstUse(listener: number, waiting: (fd: number) => boolean, exited: Promise<unknown>): Promise<boolean> {
   let ended = false;
   void exited.then(() => (ended = true));
-  const deadline = performance.now() + PROXY_GRACE_MS;
+  const quietFrom = performance.now() + EARLY_POLL_MS;
   while (!ended) {
-    if (waiting(listener) || performance.now() >= deadline) return true;
-    await Promise.race([Bun.sleep(1), exited]);
+    if (waiting(listener)) return true;
+    await Promise.race([Bun.sleep(performance.now() < quietFrom ? 1 : QUIET_POLL_MS), exited]);
   }
   return false;
 }
