@@ -78,6 +78,15 @@ for (const { user, mechanism } of MATRIX) {
       expect(exec.code).toBe(0);
     }, 90_000);
 
+    // The proxy (or the bridge) starts at the program's first connection, which firstUse looks
+    // for every millisecond at first and less often later: one that comes late is served too.
+    test("default: a one-shot program's first connection, made after it has run a while, answers", async () => {
+      const m = machine();
+      const late = await run(m, ["run", "sleep 0.3; curl -sS -m 20 http://203.0.113.7/"]);
+      expect(late.stdout).toBe("public-ok\n");
+      expect(late.code).toBe(0);
+    }, 60_000);
+
     // As root with bubblewrap a one-shot run has no bridge: the CLI makes the listener itself in the
     // sandbox's namespace (netns.ts). SANDBOXES_LOCAL_EGRESS_LISTENER=off gives it the bridge, as
     // every kept sandbox has, so that the bridge's cases below run in all four combinations.
