@@ -7,7 +7,7 @@
  * with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, rmdirSync, utimesSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { childrenOf } from "../../src/providers/local/holder";
 import { readUntil } from "../helpers";
@@ -39,12 +39,21 @@ async function killedRun(m: Machine): Promise<{ id: string; marker: string }> {
  * Starts the binary with `args`, paused at `stage` of the sandbox's set-up (SANDBOXES_TEST_PAUSE_AT),
  * and waits until it says so. Returns the CLI's process and the sandbox's id.
  */
-async function startPaused(m: Machine, args: string[], stage: "cgroup" | "proxy") {
+async function startPaused(m: Machine, args: string[], stage: "cgroup" | "proxy" | "let-go") {
   const child = Bun.spawn([...m.command, ...args], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, `paused at ${stage}\n`);
   const id = new RegExp(`(local-[0-9a-f]{12}) paused at ${stage}`).exec(paused)?.[1];
   expect(id).toMatch(/^local-[0-9a-f]{12}$/);
   return { child, id: id! };
+}
+
+/** A process's cgroups (/proc/PID/cgroup), or "" once it is gone. */
+function cgroupsOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cgroup`, "utf8");
+  } catch {
+    return "";
+  }
 }
 
 /** Nothing of sandbox `id` is left: `list` shows none, and no directory or cgroup remains. */
@@ -106,6 +115,30 @@ for (const { user, mechanism } of MATRIX) {
         expect(existsSync(join(m.stateDir, id, "tmp", "ran"))).toBe(false);
         await expectGone(m, id);
       }, 60_000);
+    }
+
+    // Killed just after it handed bwrap the last of the sandbox (the root; as root with the default
+    // policy, the /etc/passwd of the handshake). bwrap goes on whatever becomes of the CLI until the
+    // sandbox's first process is tied to it (its death signal, a few milliseconds later): the
+    // program may start then, inside its cgroup with no one to time it out, or die with bwrap.
+    // Either way the next list stops what runs and removes what is left.
+    if (user === "root" && mechanism === "bubblewrap") {
+      for (const network of ["none", "default"] as const) {
+        test(`killed once it handed the sandbox over (--network ${network}): what runs is in the sandbox's cgroup, and the next list stops it and removes what it left`, async () => {
+          const m = machine();
+          const marker = marked();
+          const { child, id } = await startPaused(m, ["run", "--network", network, `echo ran > /tmp/ran; sleep ${marker}`], "let-go");
+          child.kill("SIGKILL");
+          await child.exited;
+          expect(await eventually(() => existsSync(join(m.stateDir, id, "tmp", "ran")) || processesWith(id).length === 0)).toBe(true);
+          for (const pid of processesWith(marker)) {
+            const cgroups = cgroupsOf(pid);
+            if (cgroups) expect(cgroups).toContain(`sandboxes-${id}`);
+          }
+          await expectGone(m, id);
+          expect(await eventually(() => processesWith(marker).length === 0 && processesWith(id).length === 0)).toBe(true);
+        }, 60_000);
+      }
     }
 
     // Its meta.json is its first file: a kept sandbox half made is one the user can see and use.

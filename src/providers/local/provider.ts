@@ -285,7 +285,7 @@ export class LocalProvider implements Provider {
    * Test knob: with SANDBOXES_TEST_PAUSE_AT=STAGE, set-up says on stderr that it reached that
    * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage.
    */
-  private async pauseForTest(stage: "cgroup" | "proxy" | "holder-proxy" | "holder", id: string): Promise<void> {
+  private async pauseForTest(stage: "cgroup" | "proxy" | "let-go" | "holder-proxy" | "holder", id: string): Promise<void> {
     if (this.ctx.env.SANDBOXES_TEST_PAUSE_AT !== stage) return;
     process.stderr.write(`sandboxes-test: ${id} paused at ${stage}\n`);
     const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -585,6 +585,8 @@ export class LocalProvider implements Provider {
         joinCgroups(meta.limits, [child.pid]);
         await writeAll(end, Buffer.from(`${root!.argv.join("\0")}\0`));
         close(end);
+        // Without a handshake, the root was the last of the sandbox.
+        if (!handshake) await this.pauseForTest("let-go", meta.id);
       };
       // Lets bwrap go on, by handing it the sandbox's /etc/passwd, once the listener listens. The
       // proxy behind the listener starts only when the program first connects (firstUse):
@@ -610,6 +612,7 @@ export class LocalProvider implements Provider {
         if (child.exitCode !== null || child.signalCode !== null) return close(passwd);
         await writeAll(passwd, Buffer.from(this.identity(meta.id).passwd));
         close(passwd);
+        await this.pauseForTest("let-go", meta.id);
         sweepSoon();
         if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
