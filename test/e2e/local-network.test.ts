@@ -96,7 +96,7 @@ for (const { user, mechanism } of MATRIX) {
       return m;
     };
 
-    test.skipIf(!listenerFromHost)("default, as root with bubblewrap: a one-shot sandbox's port 3128 listens with no process inside behind it, and a public address answers", async () => {
+    if (listenerFromHost) test("default, as root with bubblewrap: a one-shot sandbox's port 3128 listens with no process inside behind it, and a public address answers", async () => {
       const m = machine();
       // 00000000:0C38 is port 3128 on any address (the namespace has only its loopback) in
       // /proc/net/tcp; state 0A is LISTEN.
