@@ -498,8 +498,9 @@ export class LocalProvider implements Provider {
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
       return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare } };
     }
-    // Only a listener is made in the sandbox's namespaces before the program starts: its cgroups
-    // it is born in (runOnce moves bwrap into them before handing it the root).
+    // A handshake only for the listener, made in the sandbox's network namespace before the
+    // program starts. The cgroups need none: the sandbox's first process is born in them (runOnce
+    // moves bwrap into them before handing it the root).
     const handshake = layout.egressListener ? { infoFd: GATE_FD + (gated ? 1 : 0), passwdFd: GATE_FD + (gated ? 2 : 1) } : undefined;
     const rootFrom = GATE_FD + (gated ? 1 : 0) + (handshake ? 2 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
@@ -577,7 +578,7 @@ export class LocalProvider implements Provider {
       };
       // bwrap reads the sandbox's root from us once its files exist, and starts meanwhile. It
       // clones the sandbox's first process only after reading it, and a process starts in its
-      // parent's cgroups: bwrap joins them first, so nothing of the sandbox ever runs outside.
+      // parent's cgroups: bwrap is moved into them first, so nothing of the sandbox runs outside.
       if (!root) await makeFiles();
       const giveRoot = async (child: Subprocess, end: number, close: (end: number) => void) => {
         await makeFiles();
