@@ -473,9 +473,9 @@ export class LocalProvider implements Provider {
    *    network namespace (netns.ts): no bridge inside, nothing between the program and the proxy;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
-   *  - bwrap joins the sandbox's cgroups before it makes the sandbox's first process, which
-   *    starts in them (no shell that joins them first), and waits (BwrapHandshake) while the
-   *    listener is made.
+   *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
+   *    which starts in them (no shell that joins them first), and waits (BwrapHandshake) while
+   *    the listener is made.
    * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
    * Nothing here touches the disk: start.prepare makes what the invocation needs there, once the
    * sandbox's files are made.
@@ -614,6 +614,7 @@ export class LocalProvider implements Provider {
         await writeAll(passwd, Buffer.from(this.identity(meta.id).passwd));
         close(passwd);
         await this.pauseForTest("let-go", meta.id);
+        // Here, not only once `open` is done: what follows waits for the program's first connection.
         sweepSoon();
         if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
@@ -625,7 +626,6 @@ export class LocalProvider implements Provider {
         await this.pauseForTest("proxy", meta.id);
         checkNotAborted();
         letGo(gate);
-        sweepSoon();
       };
       if (handshake) {
         mkdirSync(this.root, { recursive: true, mode: 0o700 });
