@@ -222,6 +222,24 @@ describe.skipIf(!canNamespace)("egress proxy through the compiled binary", () =>
     expect(result).toEqual({ code: 0, stdout: "hello from the public stand-in\n", stderr: "" });
   });
 
+  test("a bridge given a program's pid serves while the program runs and exits 0 once it is gone (`__egress-bridge PORT SOCKET PID`)", async () => {
+    const out = join(dir, "bridge-while.out");
+    const script = `sleep 1.5 & program=$!
+${BINARY} __egress-bridge 3130 ${dir}/proxy.sock $program > ${out} & bridge=$!
+until grep -q listening ${out} 2>/dev/null; do sleep 0.02; done
+curl -sS -x http://127.0.0.1:3130 http://public.example/
+kill -0 $program && echo "program still runs"
+wait $program
+wait $bridge; echo "bridge exited $?"`;
+    const result = await inside(["sh", "-c", script]);
+    expect(result).toEqual({ code: 0, stdout: "hello from the public stand-in\nprogram still runs\nbridge exited 0\n", stderr: "" });
+  }, 20_000);
+
+  test("the bridge refuses a pid that is not a number, with its usage and exit 2", async () => {
+    const result = await inside([BINARY, "__egress-bridge", "3131", join(dir, "proxy.sock"), "me"]);
+    expect(result).toEqual({ code: 2, stdout: "", stderr: "sandboxes: usage: sandboxes __egress-bridge PORT|stdin SOCKET [PID]\n" });
+  });
+
   test("the blocked log holds one JSON line per blocked destination", async () => {
     await inside(["curl", "-s", "http://10.0.0.5:5432/"]);
     await inside(["curl", "-s", "http://10.0.0.5:5432/"]);

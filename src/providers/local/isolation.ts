@@ -209,6 +209,10 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
  *
  * GATE, a descriptor number ("-" for none, see Inner), is waited on only then, as late as can be.
  *
+ * The waiter, and the bridge it becomes, end with the program (a check each second, and the
+ * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
+ * as bwrap starts), it waits for them, and the sandbox would last for ever.
+ *
  *   perl -e LAZY_BRIDGE PORT GATE N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
  */
 const LAZY_BRIDGE = `
@@ -218,6 +222,7 @@ my @bridge = splice(@ARGV, 0, $words);
 my $listener;
 socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
   or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
+my $program = $$;
 defined(my $child = fork) or fail("cannot start the egress bridge");
 if (!$child) {
   defined(my $bridge = fork) or exit 1;
@@ -228,8 +233,8 @@ if (!$child) {
   my $waiting = "";
   vec($waiting, 0, 1) = 1;
   my $ready;
-  1 until select($ready = $waiting, undef, undef, undef) > 0;
-  exec { $bridge[0] } @bridge;
+  until (select($ready = $waiting, undef, undef, 1) > 0) { kill(0, $program) or exit 0 }
+  exec { $bridge[0] } @bridge, $program;
   exit 1;
 }
 waitpid($child, 0);
@@ -260,9 +265,11 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
   const lines: string[] = [];
   if (bridged) {
     const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
+    // A program's bridge ends with it (LAZY_BRIDGE says why): the shell's pid becomes the program's.
+    const program = inner.kind === "program";
     lines.push(
       "mkfifo /run/.egress-ready",
-      `${bridge.map(quote).join(" ")} </dev/null >/run/.egress-ready 2>/dev/null ${inner.kind === "program" && inner.gated ? `${GATE_FD}<&- ` : ""}&`,
+      `${bridge.map(quote).join(" ")}${program ? ' "$$"' : ""} </dev/null >/run/.egress-ready 2>/dev/null ${program && inner.gated ? `${GATE_FD}<&- ` : ""}&`,
       "read -r _ </run/.egress-ready; rm -f /run/.egress-ready",
     );
   }

@@ -3,13 +3,14 @@
  * command registry loads):
  *
  *   sandboxes __egress-proxy SOCKET [--allow ENTRY]... [--blocked-log FILE]
- *   sandboxes __egress-bridge PORT|stdin SOCKET
+ *   sandboxes __egress-bridge PORT|stdin SOCKET [PID]
  *
  * `stdin` instead of a port: standard input is a TCP socket that already listens (inetd's wait
  * mode), handed over by the sandbox's lazy start of the bridge (isolation.ts, LAZY_BRIDGE).
+ * PID: a one-shot sandbox's program, which the bridge does not outlive (see serveUntilSignal).
  *
  * Each prints one line on stdout once it listens ("listening SOCKET", "listening PORT"), then
- * serves until SIGTERM, SIGINT or SIGHUP, and exits 0 after closing. A bad argument prints one
+ * serves until SIGTERM, SIGINT or SIGHUP (or PID's end), and exits 0 after closing. A bad argument prints one
  * line on stderr and exits 2. The proxy appends one JSON line (a BlockedEvent) per blocked
  * destination to the --blocked-log file.
  */
@@ -22,12 +23,32 @@ function fail(message: string): number {
   return 2;
 }
 
-async function serveUntilSignal(close: () => Promise<void>): Promise<number> {
+/** How often a bridge checks that the program it serves still runs. */
+const PROGRAM_CHECK_MS = 1000;
+
+/**
+ * Serves until a signal, or until process `whilePid` is gone. A one-shot sandbox ends when bwrap's
+ * pid 1 gets its parent-death signal, which bwrap sets only a moment after it starts: a CLI killed
+ * just then leaves pid 1 to wait for every process of the sandbox, and a bridge that waited for
+ * connections for ever would keep the sandbox (and its mounts) alive after its program ended.
+ */
+async function serveUntilSignal(close: () => Promise<void>, whilePid?: number): Promise<number> {
   await new Promise<void>((resolve) => {
     for (const signal of ["SIGTERM", "SIGINT", "SIGHUP"] as const) process.once(signal, () => resolve());
+    if (whilePid !== undefined) setInterval(() => isRunning(whilePid) || resolve(), PROGRAM_CHECK_MS).unref();
   });
   await close();
   return 0;
+}
+
+/** Whether process `pid` still exists (one of another user, such as a shell as root before it drops to the sandbox's user, does). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ESRCH";
+  }
 }
 
 async function proxy(args: string[]): Promise<number> {
@@ -62,9 +83,10 @@ async function proxy(args: string[]): Promise<number> {
 }
 
 async function bridge(args: string[]): Promise<number> {
-  const [portText, socketPath] = args;
+  const [portText, socketPath, pidText] = args;
   const onStdin = portText === "stdin";
-  if (args.length !== 2 || (!onStdin && (!/^\d{1,5}$/.test(portText!) || Number(portText) > 65535))) return fail("usage: sandboxes __egress-bridge PORT|stdin SOCKET");
+  const usable = (args.length === 2 || (args.length === 3 && /^[1-9]\d{0,9}$/.test(pidText!))) && (onStdin || (/^\d{1,5}$/.test(portText!) && Number(portText) <= 65535));
+  if (!usable) return fail("usage: sandboxes __egress-bridge PORT|stdin SOCKET [PID]");
   const { startBridge } = await import("./bridge");
   let server;
   try {
@@ -73,7 +95,7 @@ async function bridge(args: string[]): Promise<number> {
     return fail(`cannot listen on ${onStdin ? "the socket on stdin" : `127.0.0.1:${portText}`}: ${(error as Error).message}`);
   }
   writeSync(1, `listening ${server.port}\n`);
-  return await serveUntilSignal(server.close);
+  return await serveUntilSignal(server.close, pidText === undefined ? undefined : Number(pidText));
 }
 
 export async function runHiddenEntry(name: string, args: string[]): Promise<number> {
