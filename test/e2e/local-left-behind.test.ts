@@ -175,6 +175,39 @@ for (const { user, mechanism } of MATRIX) {
   });
 }
 
+// Should bwrap's pid 1 miss its parent-death signal (the CLI killed as bwrap starts: under load,
+// as late as the proxy stage), it waits for every process of the sandbox, our egress waiter
+// included. That moment cannot be chosen from outside bwrap, so the waiter the binary starts is
+// run again as it is, in a network namespace of the test's own, for a program that ends at once.
+const perl = Bun.which("perl", { PATH: "/usr/bin:/bin" });
+describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's waiter in an ordinary user's one-shot sandbox", () => {
+  test("ends once the program it waits for has ended, without a connection", async () => {
+    const m = machineFor("ordinary", "bubblewrap");
+    try {
+      const { child, id } = await startPaused(m, ["run", "true"], "proxy");
+      const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+      // The CLI pauses once its proxy listens, bwrap perhaps still setting the sandbox up.
+      let lazyBridge: string[] | undefined;
+      await eventually(() => (lazyBridge = processesWith(id).map(argvOf).find((argv) => argv[0] === perl && argv[1] === "-e")) !== undefined);
+      child.kill("SIGKILL");
+      await child.exited;
+      // perl -e LAZY_BRIDGE PORT GATE N BRIDGE(N words) PROGRAM: no gate, and a program of our own.
+      expect(lazyBridge?.slice(3, 5)).toEqual(["3128", "3"]);
+      const [script, port, , words] = lazyBridge!.slice(2, 6);
+      const marker = marked();
+      const program = ["sh", "-c", "exit 0", marker];
+      const bridge = lazyBridge!.slice(6, 6 + Number(words));
+      const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
+      expect(await run.exited).toBe(0);
+      // The waiter, left behind: perl's own command line, marker included.
+      expect(processesWith(marker).length).toBeGreaterThan(0);
+      expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
+    } finally {
+      m.remove();
+    }
+  }, 30_000);
+});
+
 describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1 pids)", () => {
   const machines: Machine[] = [];
   afterAll(() => {
