@@ -841,11 +841,11 @@ async function writeAll(fd: number, data: Uint8Array): Promise<void> {
 }
 
 /**
- * How often firstUse looks at the listener: every millisecond while the program is young (most
- * programs that use the network connect at once), then every QUIET_POLL_MS. A first connection
+ * How often firstUse looks at the listener: every millisecond for the program's first
+ * EARLY_PHASE_MS (most programs that use the network connect at once), then every QUIET_POLL_MS. A first connection
  * later on waits that long at most, plus the proxy's start.
  */
-const EARLY_POLL_MS = 50;
+const EARLY_PHASE_MS = 50;
 const QUIET_POLL_MS = 20;
 
 /**
@@ -857,7 +857,7 @@ const QUIET_POLL_MS = 20;
 async function firstUse(listener: number, waiting: (fd: number) => boolean, exited: Promise<unknown>): Promise<boolean> {
   let ended = false;
   void exited.then(() => (ended = true));
-  const quietFrom = performance.now() + EARLY_POLL_MS;
+  const quietFrom = performance.now() + EARLY_PHASE_MS;
   while (!ended) {
     if (waiting(listener)) return true;
     await Promise.race([Bun.sleep(performance.now() < quietFrom ? 1 : QUIET_POLL_MS), exited]);
