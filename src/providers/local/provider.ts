@@ -842,8 +842,8 @@ async function writeAll(fd: number, data: Uint8Array): Promise<void> {
 
 /**
  * How often firstUse looks at the listener: every millisecond for the program's first
- * EARLY_PHASE_MS (most programs that use the network connect at once), then every QUIET_POLL_MS. A first connection
- * later on waits that long at most, plus the proxy's start.
+ * EARLY_PHASE_MS (most programs that use the network connect at once), then every
+ * QUIET_POLL_MS. A first connection later on waits that long at most, plus the proxy's start.
  */
 const EARLY_PHASE_MS = 50;
 const QUIET_POLL_MS = 20;

@@ -10,9 +10,9 @@
  * PID: a one-shot sandbox's program, which the bridge does not outlive (see serveUntilSignal).
  *
  * Each prints one line on stdout once it listens ("listening SOCKET", "listening PORT"), then
- * serves until SIGTERM, SIGINT or SIGHUP (or PID's end), and exits 0 after closing. A bad argument prints one
- * line on stderr and exits 2. The proxy appends one JSON line (a BlockedEvent) per blocked
- * destination to the --blocked-log file.
+ * serves until SIGTERM, SIGINT or SIGHUP (or PID's end), and exits 0 after closing. A bad
+ * argument prints one line on stderr and exits 2. The proxy appends one JSON line (a
+ * BlockedEvent) per blocked destination to the --blocked-log file.
  */
 import { appendFileSync, writeSync } from "node:fs";
 
