@@ -76,10 +76,32 @@ function connect(stateDir: string, path: string): Database {
   const { Database: SqliteDatabase } = require("bun:sqlite") as typeof import("bun:sqlite");
   const db = new SqliteDatabase(path, { strict: true });
   db.run(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
-  db.run("PRAGMA journal_mode = WAL");
+  const deadline = Date.now() + BUSY_TIMEOUT_MS;
+  untilNotBusy(() => db.run("PRAGMA journal_mode = WAL"), deadline);
   db.run("PRAGMA synchronous = NORMAL");
-  db.run("CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key))");
+  untilNotBusy(() => db.run("CREATE TABLE IF NOT EXISTS records (kind TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL, PRIMARY KEY (kind, key))"), deadline);
   return db;
+}
+
+/**
+ * Runs `step` again while SQLite answers SQLITE_BUSY, until `deadline`. The busy timeout does not
+ * cover the store's set-up: a new file starts in SQLite's rollback mode, and switching it to WAL
+ * is a write made while holding a read lock. SQLite answers that at once rather than wait (waiting
+ * could deadlock), so when several processes open a new store together (parallel `run --keep`
+ * on a fresh machine), all but the one that got the write lock would fail. Once one has switched
+ * the file, the others find it in WAL mode and write nothing.
+ */
+function untilNotBusy(step: () => void, deadline: number): void {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return step();
+    } catch (error) {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code !== "string" || !code.startsWith("SQLITE_BUSY") || Date.now() >= deadline) throw error;
+      // Jittered, so processes that met here do not meet again.
+      Bun.sleepSync(Math.min(attempt, 20) * (0.5 + Math.random()));
+    }
+  }
 }
 
 class SqliteStore implements Store {

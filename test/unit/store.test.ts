@@ -76,6 +76,32 @@ for (let i = 0; i < 25; i++) registry.add({ id: who + "-" + i, provider: "local"
     expect(failures.filter(Boolean)).toEqual([]);
     expect(new Registry(dir).entries()).toHaveLength(500);
   }, 60_000);
+
+  // What the 20 processes above meet by chance: a new file is in SQLite's rollback mode, and the
+  // process that switches it to WAL holds its write lock meanwhile. Here a connection of this
+  // process holds that lock on purpose until a timer lets it go; SQLite answers the other
+  // process's switch at once (SQLITE_BUSY, no busy timeout), and the store must wait it out.
+  test("a store opened while another process holds a new file's write lock waits for it, then writes", async () => {
+    const dir = stateDir();
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const holder = new Database(join(dir, "state.db"));
+    holder.run("BEGIN IMMEDIATE");
+    holder.run("CREATE TABLE other (a)");
+    const store = resolve(import.meta.dir, "../../src/base/store.ts");
+    const writer = `import { openStore } from ${JSON.stringify(store)};
+openStore(process.argv.at(-1)).put("k", "written", { by: "child" });`;
+    const child = Bun.spawn([process.execPath, "-e", writer, dir], { stdout: "ignore", stderr: "pipe" });
+    const release = setTimeout(() => holder.run("COMMIT"), 300);
+    const [code, stderr] = await Promise.all([child.exited, new Response(child.stderr).text()]);
+    clearTimeout(release);
+    holder.close();
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
+    const db = new Database(join(dir, "state.db"));
+    expect(db.query("PRAGMA journal_mode").get()).toEqual({ journal_mode: "wal" });
+    expect(db.query("SELECT value FROM records WHERE kind = 'k' AND key = 'written'").get()).toEqual({ value: JSON.stringify({ by: "child" }) });
+    db.close();
+  }, 30_000);
 });
 
 describe("what older versions kept in JSON files is imported once", () => {
