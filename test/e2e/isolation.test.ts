@@ -68,12 +68,12 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
     });
 
     // How a one-shot run with bubblewrap waits for the CLI (BwrapHandshake in isolation.ts): no
-    // seccomp filter, which would cost every system call; as root with the default policy, the
-    // sandbox's /etc/passwd comes through the gate, as readable as any /etc/passwd.
-    if (mode === "bubblewrap") test("a one-shot program runs with no seccomp filter, and its user is named in a readable /etc/passwd", async () => {
+    // seccomp filter, which would cost every system call; as root, the sandbox's /etc/group and
+    // /etc/passwd come through the handshake, as readable as any.
+    if (mode === "bubblewrap") test("a one-shot program runs with no seccomp filter, and its user and group are named in a readable /etc/passwd and /etc/group", async () => {
       const { env } = freshEnv(extra);
-      const r = await cli(["run", "grep -E '^Seccomp(_filters)?:' /proc/self/status | tr -s '\\t ' ' '; stat -c %a /etc/passwd; getent passwd \"$(id -u)\" | cut -d: -f1"], { env });
-      expect(r.stdout).toBe(`Seccomp: 0\nSeccomp_filters: 0\n644\nsandbox\n`);
+      const r = await cli(["run", "grep -E '^Seccomp(_filters)?:' /proc/self/status | tr -s '\\t ' ' '; stat -c %a /etc/passwd /etc/group; getent passwd \"$(id -u)\" | cut -d: -f1; getent group \"$(id -g)\" | cut -d: -f1"], { env });
+      expect(r.stdout).toBe(`Seccomp: 0\nSeccomp_filters: 0\n644\n644\nsandbox\nsandbox\n`);
       expect(r.code).toBe(0);
     });
 

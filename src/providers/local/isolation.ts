@@ -298,20 +298,27 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
 }
 
 /**
- * How bwrap and its caller meet before the program starts, when the caller has something to make
- * in the sandbox's namespaces first: its egress listener (egressListener). bwrap writes the host
- * pid of the sandbox's first process to `infoFd` (JSON, "child-pid"): a file, which bwrap writes
- * to even once its caller is gone (a pipe would kill bwrap then, and its first process would wait
- * for it for ever). Meanwhile the caller makes the listener. Then it hands bwrap the sandbox's
- * /etc/passwd on `passwdFd` (--ro-bind-data), the root's last mount, which bwrap reads to its end
- * before it goes on to start the program. A caller that died first hands over an empty file: the
- * sandbox then has no user, and setpriv, which runs the program as that user by name, refuses,
- * so the program never starts with no one reading its output.
+ * How bwrap and its caller meet as root, where the program runs as the sandbox's user by name
+ * (setpriv). The caller hands bwrap the sandbox's root once bwrap is in the sandbox's cgroups and
+ * the paths the root binds exist (bwrap looks for each before it mounts anything). bwrap then
+ * makes the sandbox's namespaces and its first mounts while the caller finishes the sandbox's
+ * files (their owner, the files the program starts with, the mount points in its home) and makes
+ * what the program needs in those namespaces (the egress listener, egressListener). bwrap reads
+ * the sandbox's /etc/group on `groupFd` (--ro-bind-data) just before it binds the first of those
+ * files (its /tmp): the caller hands it over once they are done. bwrap writes the host pid of the
+ * sandbox's first process to `infoFd` (JSON, "child-pid"): a file, which bwrap writes to even
+ * once its caller is gone (a pipe would kill bwrap then, and its first process would wait for it
+ * for ever); the listener is made in that process's network namespace. Then the caller hands over
+ * the sandbox's /etc/passwd on `passwdFd`, the root's last mount, which bwrap reads to its end
+ * before it goes on to start the program. A caller that died first hands over empty files: the
+ * sandbox then has no user or group, and setpriv, which runs the program as those by name,
+ * refuses, so the program never starts with no one reading its output.
  * (No seccomp filter and no --block-fd: a filter, even one that allows everything, costs every
  * system call of the program; an end of file on --block-fd would let bwrap go on.)
  */
 export interface BwrapHandshake {
   infoFd: number;
+  groupFd: number;
   passwdFd: number;
 }
 
@@ -336,7 +343,7 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
   // --dev when the uid differs, and which nsenter could not enter).
   if (layout.dropToUid === undefined) argv.push("--unshare-user", "--uid", "0", "--gid", "0");
   if (options.rootFrom !== undefined) argv.push("--args", String(options.rootFrom));
-  else argv.push(...bwrapRoot(layout, options.chdir));
+  else argv.push(...bwrapRoot(layout, options.chdir, options.handshake));
   argv.push("--");
   argv.push(...innerArgv(layout, inner, false));
   return argv;
@@ -344,20 +351,21 @@ export function bwrapArgv(bwrap: string, layout: SandboxLayout, inner: Inner, op
 
 /**
  * bwrap's arguments that make the sandbox's root, and the directory the program starts in. With
- * `passwdFrom`, /etc/passwd is not layout.passwdFile but what the caller writes to that descriptor,
- * the root's last mount (BwrapHandshake).
+ * a handshake, /etc/group and /etc/passwd are not layout's files but what the caller writes to
+ * its descriptors (BwrapHandshake).
  */
-export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, passwdFrom?: number): string[] {
+export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, handshake?: Pick<BwrapHandshake, "groupFd" | "passwdFd">): string[] {
   const argv: string[] = [];
   for (const { dir, link } of systemDirs()) {
     if (link !== undefined) argv.push("--symlink", link, dir);
     else argv.push("--ro-bind", dir, dir);
   }
-  if (passwdFrom === undefined) argv.push("--ro-bind", layout.passwdFile, "/etc/passwd");
-  argv.push("--ro-bind", layout.groupFile, "/etc/group");
+  if (!handshake) argv.push("--ro-bind", layout.passwdFile, "/etc/passwd", "--ro-bind", layout.groupFile, "/etc/group");
   // Empty directories in bwrap's own root, a tmpfs already: a tmpfs each would be a mount each.
   argv.push("--proc", "/proc", "--dev", "/dev", "--dir", "/run", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
   argv.push("--symlink", "../run", "/var/run", "--dir", "/home", "--dir", "/root", "--dir", "/mnt");
+  // Before the first of the sandbox's own files: bwrap goes no further before they are done.
+  if (handshake) argv.push("--perms", "0644", "--ro-bind-data", String(handshake.groupFd), "/etc/group");
   argv.push("--bind", layout.tmpDir, "/tmp");
   // bwrap creates missing parents of a mount point mode 0700, which a dropped uid cannot enter.
   for (const parent of ancestors(layout.callerHome)) argv.push("--perms", "0755", "--dir", parent);
@@ -371,7 +379,7 @@ export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, pass
     for (const parent of ancestors(bind.inside)) if (parent !== "/etc") argv.push("--perms", "0755", "--dir", parent);
     argv.push(bind.kind === "rw-dir" ? "--bind" : "--ro-bind", bind.host, bind.inside);
   }
-  if (passwdFrom !== undefined) argv.push("--perms", "0644", "--ro-bind-data", String(passwdFrom), "/etc/passwd");
+  if (handshake) argv.push("--perms", "0644", "--ro-bind-data", String(handshake.passwdFd), "/etc/passwd");
   argv.push("--chdir", chdir ?? "/");
   return argv;
 }

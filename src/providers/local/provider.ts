@@ -175,31 +175,49 @@ export class LocalProvider implements Provider {
    * Makes what planFiles planned. meta.json first: by it `list` and sweepAbandoned know the
    * sandbox, so one left half made (its process killed meanwhile) is shown, or removed.
    */
-  private async writeFiles(meta: LocalMeta, files: SandboxFile[] | undefined, { passwd = true }: { passwd?: boolean } = {}): Promise<void> {
-    const { id, limits } = meta;
-    const dir = this.dir(id);
+  private async writeFiles(meta: LocalMeta, files: SandboxFile[] | undefined): Promise<void> {
+    this.makeDirs(meta);
+    this.finishFiles(meta, files, { identityFiles: true });
+    await applyLimits(meta.limits).catch((error) => {
+      rmSync(this.dir(meta.id), { recursive: true, force: true });
+      throw error;
+    });
+    await this.pauseForTest("cgroup", meta.id);
+  }
+
+  /**
+   * The sandbox's directory, meta.json first, and what a wrapper binds from it: bwrap looks for
+   * every path it binds before it mounts anything (BwrapHandshake).
+   */
+  private makeDirs(meta: LocalMeta): void {
+    const dir = this.dir(meta.id);
     mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
     // Private to us. Only when it is not yet: a chmod is a journaled write even when nothing changes.
     if ((statSync(this.root).mode & 0o777) !== 0o700) chmodSync(this.root, 0o700);
     writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
     mkdirSync(join(dir, "tmp"));
-    const uid = this.sandboxUid(id);
+    writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
+  }
+
+  /**
+   * What the program needs before it starts, besides its cgroups: its home and /tmp owned by the
+   * sandbox's user, the files it starts with, and (unless the handshake hands them over) its
+   * /etc/passwd and /etc/group.
+   */
+  private finishFiles(meta: LocalMeta, files: SandboxFile[] | undefined, { identityFiles }: { identityFiles: boolean }): void {
+    const dir = this.dir(meta.id);
+    const uid = this.sandboxUid(meta.id);
     if (uid !== undefined) {
       chownSync(join(dir, "home"), uid, uid);
       chownSync(join(dir, "tmp"), uid, uid);
     }
     chmodSync(join(dir, "tmp"), 0o1777);
-    const identity = this.identity(id);
-    // Unless the sandbox gets it from runOnce's handshake (BwrapHandshake).
-    if (passwd) writeFileSync(join(dir, "passwd"), identity.passwd);
-    writeFileSync(join(dir, "group"), identity.group);
+    if (identityFiles) {
+      const identity = this.identity(meta.id);
+      writeFileSync(join(dir, "passwd"), identity.passwd);
+      writeFileSync(join(dir, "group"), identity.group);
+    }
     if (files?.length) writeStartingFiles(join(dir, "tmp"), files, uid);
-    writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
-    await applyLimits(limits).catch((error) => {
-      rmSync(dir, { recursive: true, force: true });
-      throw error;
-    });
-    await this.pauseForTest("cgroup", id);
   }
 
   /**
@@ -467,15 +485,15 @@ export class LocalProvider implements Provider {
   /**
    * The invocation of a one-shot program (runOnce) and how it starts. With bubblewrap:
    *  - bwrap starts before the sandbox's files exist: it reads the sandbox's root from us
-   *    (bwrapArgv's rootFrom) once they do. Its own start, a good part of a run's, goes on
-   *    meanwhile;
+   *    (bwrapArgv's rootFrom) once they do, or as root once it is in the sandbox's cgroups, and
+   *    waits for the files later, at the handshake (BwrapHandshake). Its own start, a good part
+   *    of a run's, goes on meanwhile;
    *  - as root with the default policy, the sandbox's proxy listener is made from here in its
    *    network namespace (netns.ts): no bridge inside, nothing between the program and the proxy;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
    *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
-   *    which starts in them (no shell that joins them first), and waits (BwrapHandshake) while
-   *    the listener is made.
+   *    which starts in them (no shell that joins them first).
    * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
    * Nothing here touches the disk: start.prepare makes what the invocation needs there, once the
    * sandbox's files are made.
@@ -498,11 +516,12 @@ export class LocalProvider implements Provider {
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
       return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare } };
     }
-    // A handshake only for the listener, made in the sandbox's network namespace before the
-    // program starts. The cgroups need none: the sandbox's first process is born in them (runOnce
-    // moves bwrap into them before handing it the root).
-    const handshake = layout.egressListener ? { infoFd: GATE_FD + (gated ? 1 : 0), passwdFd: GATE_FD + (gated ? 2 : 1) } : undefined;
-    const rootFrom = GATE_FD + (gated ? 1 : 0) + (handshake ? 2 : 0);
+    // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).
+    // The cgroups need none: the sandbox's first process is born in them (runOnce moves bwrap into
+    // them before handing it the root).
+    const afterGate = GATE_FD + (gated ? 1 : 0);
+    const handshake = layout.dropToUid !== undefined ? { infoFd: afterGate, groupFd: afterGate + 1, passwdFd: afterGate + 2 } : undefined;
+    const rootFrom = afterGate + (handshake ? 3 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
     const { program, spawnEnv } = direct
       ? { program: rlimitArgv(meta.limits, argv), spawnEnv: { ...split.inEnviron, ...split.inArgv } }
@@ -510,7 +529,7 @@ export class LocalProvider implements Provider {
     return {
       argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
-      start: { gated, handshake, prepare, root: { fd: rootFrom, argv: bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake?.passwdFd) } },
+      start: { gated, handshake, listen: layout.egressListener, prepare, root: { fd: rootFrom, argv: bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
     };
   }
 
@@ -573,15 +592,22 @@ export class LocalProvider implements Provider {
         sweeping = new Promise<void>((resolve) => setTimeout(() => this.sweepAbandoned(meta.id).then(() => resolve(), () => resolve()), 0));
       };
       const makeFiles = async () => {
-        await this.writeFiles(meta, create.files, { passwd: !handshake });
+        await this.writeFiles(meta, create.files);
         invocation.start.prepare();
       };
-      // bwrap reads the sandbox's root from us once its files exist, and starts meanwhile. It
-      // clones the sandbox's first process only after reading it, and a process starts in its
-      // parent's cgroups: bwrap is moved into them first, so nothing of the sandbox runs outside.
+      // bwrap reads the sandbox's root from us, and starts meanwhile. It clones the sandbox's first
+      // process only after reading it, and a process starts in its parent's cgroups: bwrap is moved
+      // into them first, so nothing of the sandbox runs outside. The paths the root binds exist by
+      // then; as root the rest of the sandbox's files are made while bwrap goes on (the handshake).
       if (!root) await makeFiles();
       const giveRoot = async (child: Subprocess, end: number, close: (end: number) => void) => {
-        await makeFiles();
+        if (handshake) {
+          await applyLimits(meta.limits);
+          this.makeDirs(meta);
+          invocation.start.prepare();
+        } else {
+          await makeFiles();
+        }
         checkNotAborted();
         joinCgroups(meta.limits, [child.pid]);
         await writeAll(end, Buffer.from(`${root!.argv.join("\0")}\0`));
@@ -589,34 +615,44 @@ export class LocalProvider implements Provider {
         // Without a handshake, the root was the last of the sandbox.
         if (!handshake) await this.pauseForTest("let-go", meta.id);
       };
-      // Lets bwrap go on, by handing it the sandbox's /etc/passwd, once the listener listens. The
-      // proxy behind the listener starts only when the program first connects (firstUse):
-      // loading node:net takes milliseconds of CPU that a program which never uses the network
-      // need not compete with. The kernel queues the first connections until the proxy accepts them.
-      const completeHandshake = async (child: Subprocess, info: number, passwd: number, close: (end: number) => void) => {
+      // The handshake (BwrapHandshake): the sandbox's files while bwrap makes its namespaces, and
+      // its /etc/group once they exist; then the listener, and the sandbox's /etc/passwd, which
+      // lets bwrap go on. The proxy behind the listener starts only when the program first
+      // connects (firstUse): loading node:net takes milliseconds of CPU that a program which never
+      // uses the network need not compete with. The kernel queues the first connections until the
+      // proxy accepts them.
+      const completeHandshake = async (child: Subprocess, { info, group, passwd }: { info: number; group: number; passwd: number }, close: (end: number) => void) => {
         // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
-        const loading = import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m));
-        loading.catch(() => {});
-        const sandboxPid = await readChildPid(info, child);
-        // bwrap failed before making the sandbox: its exit and message tell.
-        if (sandboxPid === undefined) return;
+        const loading = invocation.start.listen ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
+        loading?.catch(() => {});
+        this.finishFiles(meta, create.files, { identityFiles: false });
+        await this.pauseForTest("cgroup", meta.id);
         checkNotAborted();
-        listenerFd = await loading
-          .then(({ listenInNamespace }) => listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT))
-          .catch((error) => {
-            throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
-          });
-        await this.pauseForTest("proxy", meta.id);
-        checkNotAborted();
+        const identity = this.identity(meta.id);
+        await writeAll(group, Buffer.from(identity.group));
+        close(group);
+        if (loading) {
+          const sandboxPid = await readChildPid(info, child);
+          // bwrap failed before making the sandbox: its exit and message tell.
+          if (sandboxPid === undefined) return;
+          checkNotAborted();
+          listenerFd = await loading
+            .then(({ listenInNamespace }) => listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT))
+            .catch((error) => {
+              throw new ProviderError("local", `cannot make the egress proxy's listener in the sandbox: ${(error as Error).message}`);
+            });
+          await this.pauseForTest("proxy", meta.id);
+          checkNotAborted();
+        }
         // A wrapper that died meanwhile leaves a sandbox half made: its first process must not go
         // on. No user: it ends at once (else spawnStreaming stops it, an orphan holding our output).
         if (child.exitCode !== null || child.signalCode !== null) return close(passwd);
-        await writeAll(passwd, Buffer.from(this.identity(meta.id).passwd));
+        await writeAll(passwd, Buffer.from(identity.passwd));
         close(passwd);
         await this.pauseForTest("let-go", meta.id);
         // Here, not only once `open` is done: what follows waits for the program's first connection.
         sweepSoon();
-        if (listenerFd !== undefined && (await firstUse(listenerFd, (await loading).connectionWaiting, child.exited))) {
+        if (loading && listenerFd !== undefined && (await firstUse(listenerFd, (await loading).connectionWaiting, child.exited))) {
           await startProxy({ fd: listenerFd });
           listenerFd = undefined; // the proxy's now: its close() closes it
         }
@@ -633,11 +669,13 @@ export class LocalProvider implements Provider {
       }
       const start: StartWait | undefined = gated || handshake || root
         ? {
-            fds: [...(gated ? ["pipe" as const] : []), ...(infoFile !== undefined ? [infoFile, "pipe" as const] : []), ...(root ? ["pipe" as const] : [])],
+            // In descriptor order: GATE_FD, then the handshake's (info, group, passwd), then the root.
+            fds: [...(gated ? ["pipe" as const] : []), ...(infoFile !== undefined ? [infoFile, "pipe" as const, "pipe" as const] : []), ...(root ? ["pipe" as const] : [])],
             open: async (child, ends, close) => {
               if (root) await giveRoot(child, ends[root.fd - GATE_FD]!, close);
+              const end = (fd: number) => ends[fd - GATE_FD]!;
               await Promise.all([
-                handshake ? completeHandshake(child, infoFile!, ends[handshake.passwdFd - GATE_FD]!, close) : undefined,
+                handshake ? completeHandshake(child, { info: infoFile!, group: end(handshake.groupFd), passwd: end(handshake.passwdFd) }, close) : undefined,
                 gated ? openGate(ends[0]!) : undefined,
               ]);
               sweepSoon();
@@ -808,8 +846,10 @@ interface StartWait {
 interface OneShotStart {
   /** The program waits behind GATE_FD for the egress proxy (bridge inside). */
   gated: boolean;
-  /** The sandbox's proxy listener is made from here (netns.ts) while bwrap waits. */
+  /** As root with bubblewrap: the sandbox's files, and what it needs in its namespaces, are made while bwrap waits. */
   handshake?: BwrapHandshake;
+  /** The sandbox's proxy listener is made from here (netns.ts), in the handshake. */
+  listen?: boolean;
   /** Makes on disk what the invocation needs besides the sandbox's files, once those exist. */
   prepare(): void;
   /** bwrap reads the sandbox's root (`argv`) from descriptor `fd` (bwrapArgv's rootFrom). */
@@ -828,13 +868,18 @@ function letGo(fd: number): void {
   }
 }
 
-/** Writes all of `data` to a descriptor of ours, which may be non-blocking. */
+/**
+ * Writes all of `data` to a descriptor of ours, which may be non-blocking, for the wrapper to read.
+ * A wrapper that is gone (EPIPE) ends it: the wrapper's exit says why.
+ */
 async function writeAll(fd: number, data: Uint8Array): Promise<void> {
   for (let offset = 0; offset < data.length; ) {
     try {
       offset += writeSync(fd, data, offset);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EAGAIN") throw error;
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EPIPE" || code === "ECONNRESET") return;
+      if (code !== "EAGAIN") throw error;
       await Bun.sleep(1);
     }
   }
