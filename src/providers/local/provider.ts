@@ -615,9 +615,9 @@ export class LocalProvider implements Provider {
         // Without a handshake, the root was the last of the sandbox.
         if (!handshake) await this.pauseForTest("let-go", meta.id);
       };
-      // The handshake (BwrapHandshake): the sandbox's files while bwrap makes its namespaces, and
-      // its /etc/group once they exist; then the listener, and the sandbox's /etc/passwd, which
-      // lets bwrap go on. The proxy behind the listener starts only when the program first
+      // The handshake (BwrapHandshake): the rest of the sandbox's files while bwrap makes its
+      // namespaces, and its /etc/group once they are done; then the listener, and the sandbox's
+      // /etc/passwd, which lets bwrap go on. The proxy behind the listener starts only when the program first
       // connects (firstUse): loading node:net takes milliseconds of CPU that a program which never
       // uses the network need not compete with. The kernel queues the first connections until the
       // proxy accepts them.
