@@ -97,8 +97,9 @@ for (const { user, mechanism } of MATRIX) {
     }
 
     // Killed before the program starts: while the CLI makes the sandbox's files (with bubblewrap,
-    // bwrap is started by then and waits for the sandbox's root, which the CLI hands it once they
-    // exist), or while the sandbox waits to be let go (its proxy starting). The program must not
+    // bwrap is started by then: an ordinary user's waits for the sandbox's root, which the CLI hands
+    // it once they exist; root's has its root and waits for the sandbox's /etc/group, the
+    // handshake's first gate), or while the sandbox waits to be let go (its proxy starting). The program must not
     // start in a sandbox missing its mounts, or outside its cgroups with no one reading it.
     for (const [stage, when] of [["cgroup", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
       test(`killed ${when}: the program never runs, and the next list removes what it left`, async () => {
@@ -117,8 +118,8 @@ for (const { user, mechanism } of MATRIX) {
       }, 60_000);
     }
 
-    // Killed just after it handed bwrap the last of the sandbox (the root; as root with the default
-    // policy, the /etc/passwd of the handshake). bwrap goes on whatever becomes of the CLI until the
+    // Killed just after it handed bwrap the last of the sandbox (as root, the /etc/passwd of the
+    // handshake; an ordinary user's, the root). bwrap goes on whatever becomes of the CLI until the
     // sandbox's first process is tied to it (its death signal, a few milliseconds later): the
     // program may start then, inside its cgroup with no one to time it out, or die with bwrap.
     // Either way the next list stops what runs and removes what is left.

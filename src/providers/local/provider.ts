@@ -617,10 +617,10 @@ export class LocalProvider implements Provider {
       };
       // The handshake (BwrapHandshake): the rest of the sandbox's files while bwrap makes its
       // namespaces, and its /etc/group once they are done; then the listener, and the sandbox's
-      // /etc/passwd, which lets bwrap go on. The proxy behind the listener starts only when the program first
-      // connects (firstUse): loading node:net takes milliseconds of CPU that a program which never
-      // uses the network need not compete with. The kernel queues the first connections until the
-      // proxy accepts them.
+      // /etc/passwd, which lets bwrap go on. The proxy behind the listener starts only when the
+      // program first connects (firstUse): loading node:net takes milliseconds of CPU that a
+      // program which never uses the network need not compete with. The kernel queues the first
+      // connections until the proxy accepts them.
       const completeHandshake = async (child: Subprocess, { info, group, passwd }: { info: number; group: number; passwd: number }, close: (end: number) => void) => {
         // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
         const loading = invocation.start.listen ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
@@ -846,7 +846,7 @@ interface StartWait {
 interface OneShotStart {
   /** The program waits behind GATE_FD for the egress proxy (bridge inside). */
   gated: boolean;
-  /** As root with bubblewrap: the sandbox's files, and what it needs in its namespaces, are made while bwrap waits. */
+  /** As root with bubblewrap: the sandbox's files, and what it needs in its namespaces, are finished while bwrap starts. */
   handshake?: BwrapHandshake;
   /** The sandbox's proxy listener is made from here (netns.ts), in the handshake. */
   listen?: boolean;
