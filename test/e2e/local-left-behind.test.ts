@@ -7,9 +7,9 @@
  * with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { childrenOf } from "../../src/providers/local/holder";
+import { bootId, childrenOf, startTime } from "../../src/providers/local/holder";
 import { readUntil } from "../helpers";
 import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
 
@@ -23,9 +23,9 @@ const marked = () => `${100 + Math.floor(Math.random() * 800)}.${Math.floor(Math
  * Starts a one-shot run that prints "started" and sleeps, waits for the line, checks that `list`
  * shows it running, and kills the CLI with SIGKILL. Returns the sandbox's id and the sleep's marker.
  */
-async function killedRun(m: Machine): Promise<{ id: string; marker: string }> {
+async function killedRun(m: Machine, options: string[] = []): Promise<{ id: string; marker: string }> {
   const marker = marked();
-  const child = m.spawn(["run", `echo started; sleep ${marker}`]);
+  const child = m.spawn(["run", ...options, `echo started; sleep ${marker}`]);
   expect(await readUntil(child.stdout as ReadableStream<Uint8Array>, "started\n")).toBe("started\n");
   const [id] = readdirSync(m.stateDir);
   expect(id).toMatch(/^local-[0-9a-f]{12}$/);
@@ -56,6 +56,15 @@ function cgroupsOf(pid: number): string {
   }
 }
 
+/** A process's rlimits (/proc/PID/limits), or "" once it is gone. */
+function limitsOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/limits`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
 /** Nothing of sandbox `id` is left: `list` shows none, and no directory or cgroup remains. */
 async function expectGone(m: Machine, id: string): Promise<void> {
   expect(await states(m)).toEqual([]);
@@ -78,7 +87,9 @@ for (const { user, mechanism } of MATRIX) {
     for (const next of ["list", "run"] as const) {
       test(`its processes die with the CLI, it is listed as stopped no more, and the next ${next} removes what it left`, async () => {
         const m = machine();
-        const { id, marker } = await killedRun(m);
+        // As root a one-shot run's cgroups are those of --memory and --cpus: its process limit is
+        // an rlimit on its own uid.
+        const { id, marker } = await killedRun(m, user === "root" ? ["--memory", "64m"] : []);
         expect(await eventually(() => processesWith(marker).length === 0)).toBe(true);
         // Left behind until then: the directory, and as root the cgroup.
         expect(readdirSync(m.stateDir)).toEqual([id]);
@@ -121,20 +132,22 @@ for (const { user, mechanism } of MATRIX) {
     // Killed just after it handed bwrap the last of the sandbox (as root, the /etc/passwd of the
     // handshake; an ordinary user's, the root). bwrap goes on whatever becomes of the CLI until the
     // sandbox's first process is tied to it (its death signal, a few milliseconds later): the
-    // program may start then, inside its cgroup with no one to time it out, or die with bwrap.
+    // program may start then, inside its limits with no one to time it out, or die with bwrap.
     // Either way the next list stops what runs and removes what is left.
     if (user === "root" && mechanism === "bubblewrap") {
       for (const network of ["none", "default"] as const) {
-        test(`killed once it handed the sandbox over (--network ${network}): what runs is in the sandbox's cgroup, and the next list stops it and removes what it left`, async () => {
+        test(`killed once it handed the sandbox over (--network ${network}): what runs is inside its limits, and the next list stops it and removes what it left`, async () => {
           const m = machine();
           const marker = marked();
-          const { child, id } = await startPaused(m, ["run", "--network", network, `echo ran > /tmp/ran; sleep ${marker}`], "let-go");
+          const { child, id } = await startPaused(m, ["run", "--network", network, "--memory", "64m", `echo ran > /tmp/ran; sleep ${marker}`], "let-go");
           child.kill("SIGKILL");
           await child.exited;
           expect(await eventually(() => existsSync(join(m.stateDir, id, "tmp", "ran")) || processesWith(id).length === 0)).toBe(true);
           for (const pid of processesWith(marker)) {
             const cgroups = cgroupsOf(pid);
             if (cgroups) expect(cgroups).toContain(`sandboxes-${id}`);
+            const limits = limitsOf(pid);
+            if (limits) expect(limits).toMatch(/^Max processes +2048 +2048 /m);
           }
           await expectGone(m, id);
           expect(await eventually(() => processesWith(marker).length === 0 && processesWith(id).length === 0)).toBe(true);
@@ -209,6 +222,29 @@ describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's wa
   }, 30_000);
 });
 
+describe.skipIf(!isRoot)("a one-shot sandbox that outlived its CLI (root)", () => {
+  test("the next list stops it by its first process, noted before the program started, and removes it", async () => {
+    const m = machineFor("root", "bubblewrap");
+    // Stands in for the sandbox's first process: what the sweep kills is what the note names.
+    const firstProcess = Bun.spawn(["sleep", marked()]);
+    try {
+      const id = "local-0000000000b1";
+      const dir = join(m.stateDir, id);
+      mkdirSync(dir, { recursive: true });
+      const gone = Bun.spawnSync(["true"]).pid;
+      const meta = { id, labels: {}, createdAt: new Date().toISOString(), env: {}, network: { mode: "none", allow: [] }, mounts: [], limits: { cgroups: [], rlimits: { nproc: 2048 } }, owner: { pid: gone, start: "1", boot: bootId() } };
+      writeFileSync(join(dir, "meta.json"), JSON.stringify(meta));
+      writeFileSync(join(dir, "first-process.json"), JSON.stringify({ target: { pid: firstProcess.pid, start: startTime(firstProcess.pid) }, boot: bootId() }));
+      expect(await states(m)).toEqual([]);
+      expect(await firstProcess.exited).toBe(137);
+      expect(existsSync(dir)).toBe(false);
+    } finally {
+      firstProcess.kill("SIGKILL");
+      m.remove();
+    }
+  }, 60_000);
+});
+
 describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1 pids)", () => {
   const machines: Machine[] = [];
   afterAll(() => {
@@ -218,13 +254,12 @@ describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1
   test("an empty one a minute old is removed by the next run; a new one, and one with a process, are not", async () => {
     const m = machineFor("root", "bubblewrap");
     machines.push(m);
-    // Where this host puts sandboxes' pids cgroups: beside a real one's.
-    const probe = m.spawn(["run", "echo started; sleep 5"]);
-    expect(await readUntil(probe.stdout as ReadableStream<Uint8Array>, "started\n")).toBe("started\n");
+    // Where this host puts sandboxes' pids cgroups: beside a kept one's (a one-shot run as root
+    // has none: its process limit is an rlimit).
+    expect((await m.run(["run", "--keep", "-n", "probe", "true"])).code).toBe(0);
     const [probeId] = readdirSync(m.stateDir);
     const pidsDir = cgroupDirs(probeId!).find((dir) => dir.includes("/pids"));
-    probe.kill("SIGTERM");
-    await probe.exited;
+    expect((await m.run(["destroy", "probe"])).code).toBe(0);
     if (!pidsDir) throw new Error(`no pids cgroup for ${probeId}`);
     const parent = pidsDir.slice(0, pidsDir.lastIndexOf("/"));
     const stale = join(parent, "sandboxes-local-0000000000a1");

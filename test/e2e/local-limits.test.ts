@@ -134,6 +134,24 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         expect(doc.exit_code).toBe(2);
       }, 60_000);
 
+      if (cgroups && who === "root") test("as root a one-shot run's process limit is RLIMIT_NPROC on its own uid, not a pids cgroup; --memory keeps its cgroup", async () => {
+        const mark = `limits-${Math.random().toString(36).slice(2, 10)}`;
+        const running = runner.spawn(["run", "-t", "30", "--memory", "64m", "--pids", "300", `sh -c 'sleep 30' ${mark}`]);
+        try {
+          const find = () => Bun.spawnSync(["pgrep", "-f", `^sh -c sleep 30 ${mark}$`]).stdout.toString().trim();
+          expect(await waitFor(() => find() !== "", 20_000)).toBe(true);
+          const pid = Number(find().split("\n")[0]);
+          const cgroupOf = (controller: string) => readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((line) => line.split(":")[1]?.split(",").includes(controller))!;
+          expect(cgroupOf("memory")).toMatch(/\/sandboxes-local-[0-9a-f]{12}$/);
+          expect(cgroupOf("pids")).not.toContain("sandboxes-");
+          expect(readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/^Max processes +300 +300 +processes/m);
+          expect(Number(/^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1])).toBeGreaterThanOrEqual(200_000);
+        } finally {
+          running.kill("SIGTERM");
+          await running.exited;
+        }
+      }, 60_000);
+
       if (cgroups) test("--memory 64m: a 256 MiB allocation is killed (137) and sandboxes says why; 16 MiB is fine", async () => {
         const ok = await run(runner, ["run", "--memory", "64m", ALLOCATE_256M.replace("268435456", "16777216")]);
         expect(ok.stdout).toBe("16777216 bytes\n");

@@ -24,7 +24,7 @@ export const localDescriptor = defineProvider({
     if (missing) return { missing };
     const bwrap = bubblewrapPath(ctx.env);
     const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
-    return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env))}` };
+    return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env), process.getuid?.() === 0)}` };
   },
   load: async (ctx) => new (await import("./provider")).LocalProvider(ctx),
 });

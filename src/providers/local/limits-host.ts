@@ -171,8 +171,11 @@ export async function cgroupSites(env: Record<string, string | undefined>, reade
 
 let ownSites: Promise<CgroupSites> | undefined;
 
-/** One line for `providers`: which mechanism enforces --memory, --pids and --cpus. */
-export function describeLimits(sites: CgroupSites): string {
+/**
+ * One line for `providers`: which mechanism enforces --memory, --pids and --cpus. `root`: a
+ * one-shot run's process limit is then an rlimit on its own uid, whatever the cgroups (limits.ts).
+ */
+export function describeLimits(sites: CgroupSites, root = false): string {
   const byVersion = (version: 1 | 2) => CONTROLLERS.filter((c) => sites[c]?.version === version).map((c) => (c === "cpu" ? "cpus" : c));
   const parts: string[] = [];
   for (const version of [2, 1] as const) {
@@ -180,6 +183,7 @@ export function describeLimits(sites: CgroupSites): string {
     if (names.length) parts.push(`cgroup v${version} (${names.join(", ")})`);
   }
   if (!sites.pids) parts.push("RLIMIT_NPROC (pids)");
+  else if (root) parts.push("RLIMIT_NPROC (pids of a one-shot run, on its own uid)");
   if (!sites.memory) parts.push("RLIMIT_AS (memory, per process)");
   const line = `limits: ${parts.join(", ")}`;
   return sites.cpu ? line : `${line}; --cpus unavailable (no writable cgroup with the cpu controller)`;

@@ -13,6 +13,12 @@ import { type CgroupSites, cgroupSites, type FactReader } from "./limits-host";
  *
  * The plan is plain data kept with the sandbox, so every command of the sandbox, and its removal,
  * use the cgroups made when it was created.
+ *
+ * One exception to cgroup first: a sandbox whose processes run as a uid of their own for as long
+ * as it lives (a one-shot run as root) holds its process limit with RLIMIT_NPROC on that uid,
+ * exact as pids.max is, and joins no cgroup for it. Moving a process into a cgroup waits for an
+ * RCU grace period on most kernels (cgroup_threadgroup_rwsem; 6-17 ms measured on a 2-core VM,
+ * more than the rest of a one-shot `true`), and a one-shot would pay that on every run.
  */
 
 /** Processes (threads count too) a sandbox may have when --pids is not given; Podman's default. */
@@ -38,8 +44,12 @@ const CPU_PERIOD_US = 100_000;
 /** A sandbox's cgroup is this and its id (sandboxes-local-…), under the site's parent. */
 const CGROUP_PREFIX = "sandboxes-";
 
-/** How `request` is enforced with these cgroup sites; throws when a limit cannot be. */
-export function planFor(id: string, request: LimitRequest, sites: CgroupSites): LimitPlan {
+/**
+ * How `request` is enforced with these cgroup sites; throws when a limit cannot be. `ownUid`: the
+ * sandbox's processes have a uid of their own for its whole life (the process limit is then an
+ * rlimit: see above).
+ */
+export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { ownUid = false }: { ownUid?: boolean } = {}): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };
   const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
     const dir = `${site.parent === "/" ? "" : site.parent}/${CGROUP_PREFIX}${id}`;
@@ -49,7 +59,7 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites): 
   };
 
   const pids = request.pids ?? DEFAULT_PIDS;
-  if (sites.pids) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
+  if (sites.pids && !ownUid) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
   else plan.rlimits.nproc = pids;
 
   if (request.memoryMb !== undefined) {
@@ -87,8 +97,8 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites): 
 }
 
 /** The plan for a new sandbox on this host. */
-export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>): Promise<LimitPlan> {
-  return planFor(id, request, await cgroupSites(env, syncReader));
+export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { ownUid?: boolean } = {}): Promise<LimitPlan> {
+  return planFor(id, request, await cgroupSites(env, syncReader), options);
 }
 
 /** node:fs, loaded here anyway: a few small files need no round trips to Bun's I/O threads. */
@@ -166,6 +176,30 @@ export function rlimitArgv(plan: LimitPlan | undefined, argv: string[]): string[
   const { nproc, asBytes } = plan?.rlimits ?? {};
   const options = [...(nproc !== undefined ? [`--nproc=${nproc}:${nproc}`] : []), ...(asBytes !== undefined ? [`--as=${asBytes}:${asBytes}`] : [])];
   return options.length ? ["prlimit", ...options, "--", ...argv] : argv;
+}
+
+// The same on every Linux architecture we build for (asm-generic/resource.h; x86 follows it).
+const RLIMIT_NPROC = 6;
+const RLIMIT_AS = 9;
+
+/**
+ * Sets the plan's rlimits (soft and hard) on process `pid`, which every process it starts
+ * inherits: the sandbox's first process, before it starts the program (the handshake of
+ * provider.ts). The same limits as rlimitArgv's, without its exec.
+ */
+export async function setRlimits(plan: LimitPlan | undefined, pid: number): Promise<void> {
+  const { nproc, asBytes } = plan?.rlimits ?? {};
+  if (nproc === undefined && asBytes === undefined) return;
+  const { loadLibc } = await import("./libc");
+  const libc = await loadLibc();
+  const limits: Array<[string, number, number | undefined]> = [["process", RLIMIT_NPROC, nproc], ["memory", RLIMIT_AS, asBytes]];
+  for (const [what, resource, value] of limits) {
+    if (value === undefined) continue;
+    const limit = new BigUint64Array([BigInt(value), BigInt(value)]);
+    if (libc.prlimit(pid, resource, new Uint8Array(limit.buffer)) !== 0) {
+      throw new ProviderError("local", `cannot set the sandbox's ${what} limit: prlimit failed (errno ${libc.errno()})`);
+    }
+  }
 }
 
 /** How many times the kernel has killed a process of the sandbox for exceeding --memory. */

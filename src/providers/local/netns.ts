@@ -8,54 +8,13 @@
  * and no exec between them. (Rootless Podman's pasta and slirp4netns do the same from a helper.)
  *
  * Only as root: setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so
- * an ordinary user's sandbox keeps its bridge (isolation.ts). bun:ffi loads on first use.
+ * an ordinary user's sandbox keeps its bridge (isolation.ts). libc.ts loads bun:ffi on first use.
  */
+import { loadedLibc, loadLibc } from "./libc";
 
 const CLONE_NEWNET = 0x40000000;
 const AF_INET = 2;
 const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
-
-type Libc = {
-  setns(fd: number, type: number): number;
-  socket(domain: number, type: number, protocol: number): number;
-  bind(fd: number, address: Uint8Array, length: number): number;
-  listen(fd: number, backlog: number): number;
-  close(fd: number): number;
-  poll(fds: Uint8Array, count: number, timeoutMs: number): number;
-  errno(): number;
-};
-
-let libc: Libc | undefined;
-
-async function loadLibc(): Promise<Libc> {
-  if (libc) return libc;
-  const { dlopen, FFIType, read } = await import("bun:ffi");
-  const { i32, ptr, u32 } = FFIType;
-  const { symbols } = dlopen("libc.so.6", {
-    setns: { args: [i32, i32], returns: i32 },
-    socket: { args: [i32, i32, i32], returns: i32 },
-    bind: { args: [i32, ptr, u32], returns: i32 },
-    listen: { args: [i32, i32], returns: i32 },
-    close: { args: [i32], returns: i32 },
-    poll: { args: [ptr, u32, i32], returns: i32 },
-    __errno_location: { args: [], returns: ptr },
-  });
-  libc = {
-    setns: (fd, type) => symbols.setns(fd, type),
-    socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),
-    bind: (fd, address, length) => symbols.bind(fd, address, length),
-    listen: (fd, backlog) => symbols.listen(fd, backlog),
-    close: (fd) => symbols.close(fd),
-    poll: (fds, count, timeoutMs) => symbols.poll(fds, count, timeoutMs),
-    errno: () => read.i32(symbols.__errno_location()!, 0),
-  };
-  return libc;
-}
-
-/** Loads bun:ffi and libc ahead of listenInNamespace, e.g. while the sandbox starts. */
-export function prepareNamespaceListener(): Promise<unknown> {
-  return loadLibc();
-}
 
 /**
  * A listening socket (close-on-exec) on `port` of the network namespace of `pid` (a child of
@@ -113,6 +72,7 @@ const POLLIN = 1;
  * network; the kernel keeps the connection queued until the proxy accepts it.
  */
 export function connectionWaiting(fd: number): boolean {
+  const libc = loadedLibc();
   if (!libc) throw new Error("bug: connectionWaiting before the listener was made");
   // struct pollfd: int fd; short events; short revents.
   const entry = new Uint8Array(8);

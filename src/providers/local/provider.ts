@@ -6,11 +6,11 @@ import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, Provid
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
-import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
+import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, statFields, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
-import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, removeStaleCgroups, rlimitArgv } from "./limits";
+import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, removeStaleCgroups, rlimitArgv, setRlimits } from "./limits";
 import { dict, hasLabels } from "../../base/keys";
 import { PtyOutput } from "../shared/pty";
 
@@ -94,6 +94,14 @@ function helperCommand(): { host: string[]; inside: string[]; binds: Array<[stri
 
 const ID_PATTERN = /^local-[0-9a-f]{12}$/;
 
+/**
+ * A one-shot sandbox's first process (its pid 1, as HolderState's target), noted as root before
+ * the program starts: killing it ends the sandbox's pid namespace. By it sweepAbandoned stops a
+ * sandbox whose CLI died after letting it go; as root a one-shot may have no cgroup to find its
+ * processes by (limits.ts).
+ */
+const FIRST_PROCESS_FILE = "first-process.json";
+
 export class LocalProvider implements Provider {
   readonly name = "local";
   readonly capabilities = LOCAL_CAPABILITIES;
@@ -166,7 +174,8 @@ export class LocalProvider implements Provider {
       env: spec.env,
       network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
-      limits: await planLimits(id, spec, this.ctx.env),
+      // A one-shot run as root: a uid of its own for its whole life (limits.ts).
+      limits: await planLimits(id, spec, this.ctx.env, { ownUid: owned && this.sandboxUid(id) !== undefined }),
       ...(owned ? ownerRecord() : {}),
     };
   }
@@ -261,7 +270,8 @@ export class LocalProvider implements Provider {
 
   /**
    * Removes what one-shot runs left when their process died without cleaning up (SIGKILL, the
-   * OOM killer, a power cut): the sandbox's directory and cgroups, and cgroups of ours that no
+   * OOM killer, a power cut): stops what still runs of the sandbox (by its first process, as
+   * root, and its cgroups), removes its directory and cgroups, and cgroups of ours that no
    * sandbox here knows (their directory went some other way). `except`: the caller's own.
    * Returns the sandboxes that are left (their meta.json, read once for both).
    */
@@ -275,6 +285,7 @@ export class LocalProvider implements Provider {
         left.push(meta);
         continue;
       }
+      await stopState(readState(join(this.dir(entry), FIRST_PROCESS_FILE)));
       await removeLimits(meta.limits).catch(() => {});
       rmSync(this.egressDir(entry), { recursive: true, force: true });
       rmSync(this.dir(entry), { recursive: true, force: true });
@@ -523,9 +534,11 @@ export class LocalProvider implements Provider {
     const handshake = layout.dropToUid !== undefined ? { infoFd: afterGate, groupFd: afterGate + 1, passwdFd: afterGate + 2 } : undefined;
     const rootFrom = afterGate + (handshake ? 3 : 0);
     const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
+    // With the handshake, runOnce sets the rlimits on the sandbox's first process: no prlimit(1).
+    const rlimitsInArgv = handshake ? undefined : meta.limits;
     const { program, spawnEnv } = direct
-      ? { program: rlimitArgv(meta.limits, argv), spawnEnv: { ...split.inEnviron, ...split.inArgv } }
-      : programWithEnv(meta.limits, layout, argv, split, cwd);
+      ? { program: rlimitArgv(rlimitsInArgv, argv), spawnEnv: { ...split.inEnviron, ...split.inArgv } }
+      : programWithEnv(rlimitsInArgv, layout, argv, split, cwd);
     return {
       argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
@@ -616,26 +629,37 @@ export class LocalProvider implements Provider {
         if (!handshake) await this.pauseForTest("let-go", meta.id);
       };
       // The handshake (BwrapHandshake): the rest of the sandbox's files while bwrap makes its
-      // namespaces, and its /etc/group once they are done; then the listener, and the sandbox's
-      // /etc/passwd, which lets bwrap go on. The proxy behind the listener starts only when the
-      // program first connects (firstUse): loading node:net takes milliseconds of CPU that a
-      // program which never uses the network need not compete with. The kernel queues the first
-      // connections until the proxy accepts them.
+      // namespaces, and its /etc/group once they are done; then the rlimits on the sandbox's first
+      // process, the listener, and the sandbox's /etc/passwd, which lets bwrap go on and start
+      // the program. The proxy behind the listener starts only when the program first connects
+      // (firstUse): loading node:net takes milliseconds of CPU that a program which never uses
+      // the network need not compete with. The kernel queues the first connections until the
+      // proxy accepts them.
       const completeHandshake = async (child: Subprocess, { info, group, passwd }: { info: number; group: number; passwd: number }, close: (end: number) => void) => {
-        // bun:ffi, loaded while bwrap starts (awaited below, unless bwrap fails first).
-        const loading = invocation.start.listen ? import("./netns").then(async (m) => (await m.prepareNamespaceListener(), m)) : undefined;
-        loading?.catch(() => {});
+        // bun:ffi (libc.ts), loaded while bwrap starts: the rlimits need it, and so does the
+        // listener (awaited below, unless bwrap fails first).
+        const libcLoading = import("./libc").then((m) => m.loadLibc());
+        libcLoading.catch(() => {});
+        const loading = invocation.start.listen ? import("./netns") : undefined;
         this.finishFiles(meta, create.files, { identityFiles: false });
         await this.pauseForTest("cgroup", meta.id);
         checkNotAborted();
         const identity = this.identity(meta.id);
         await writeAll(group, Buffer.from(identity.group));
         close(group);
+        const sandboxPid = await readChildPid(info, child);
+        // bwrap failed before making the sandbox: its exit and message tell.
+        if (sandboxPid === undefined) return;
+        checkNotAborted();
+        await libcLoading;
+        // Still bwrap's child, waiting for its /etc/passwd: a pid freed and taken again would be
+        // someone else's. Else bwrap is on its way out, and its exit says why.
+        const fields = statFields(sandboxPid);
+        if (Number(fields?.[1]) !== child.pid) return close(passwd);
+        await setRlimits(meta.limits, sandboxPid);
+        const firstProcess: Partial<HolderState> = { target: { pid: sandboxPid, start: fields![19]! }, boot: bootId() };
+        writeFileSync(join(this.dir(meta.id), FIRST_PROCESS_FILE), JSON.stringify(firstProcess));
         if (loading) {
-          const sandboxPid = await readChildPid(info, child);
-          // bwrap failed before making the sandbox: its exit and message tell.
-          if (sandboxPid === undefined) return;
-          checkNotAborted();
           listenerFd = await loading
             .then(({ listenInNamespace }) => listenInNamespace(sandboxPid, child.pid, BRIDGE_PORT))
             .catch((error) => {

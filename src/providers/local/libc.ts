@@ -1,0 +1,52 @@
+/**
+ * The few libc calls Bun has no API for, through bun:ffi, loaded on first use (its load and
+ * TinyCC's compile of the bindings cost a millisecond or so, which most commands never pay):
+ * setns and sockets for a listener inside a sandbox's network namespace (netns.ts), poll to see a
+ * connection wait on it, and prlimit for a sandbox's rlimits (limits.ts).
+ */
+
+export type Libc = {
+  setns(fd: number, type: number): number;
+  socket(domain: number, type: number, protocol: number): number;
+  bind(fd: number, address: Uint8Array, length: number): number;
+  listen(fd: number, backlog: number): number;
+  close(fd: number): number;
+  poll(fds: Uint8Array, count: number, timeoutMs: number): number;
+  /** prlimit(2) setting `limit` (struct rlimit: soft and hard, 64-bit each) without reading the old one. */
+  prlimit(pid: number, resource: number, limit: Uint8Array): number;
+  errno(): number;
+};
+
+let libc: Libc | undefined;
+
+/** libc, loaded by the first call; undefined before it (connectionWaiting needs the listener's). */
+export function loadedLibc(): Libc | undefined {
+  return libc;
+}
+
+export async function loadLibc(): Promise<Libc> {
+  if (libc) return libc;
+  const { dlopen, FFIType, read } = await import("bun:ffi");
+  const { i32, ptr, u32 } = FFIType;
+  const { symbols } = dlopen("libc.so.6", {
+    setns: { args: [i32, i32], returns: i32 },
+    socket: { args: [i32, i32, i32], returns: i32 },
+    bind: { args: [i32, ptr, u32], returns: i32 },
+    listen: { args: [i32, i32], returns: i32 },
+    close: { args: [i32], returns: i32 },
+    poll: { args: [ptr, u32, i32], returns: i32 },
+    prlimit: { args: [i32, i32, ptr, ptr], returns: i32 },
+    __errno_location: { args: [], returns: ptr },
+  });
+  libc = {
+    setns: (fd, type) => symbols.setns(fd, type),
+    socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),
+    bind: (fd, address, length) => symbols.bind(fd, address, length),
+    listen: (fd, backlog) => symbols.listen(fd, backlog),
+    close: (fd) => symbols.close(fd),
+    poll: (fds, count, timeoutMs) => symbols.poll(fds, count, timeoutMs),
+    prlimit: (pid, resource, limit) => symbols.prlimit(pid, resource, limit, null),
+    errno: () => read.i32(symbols.__errno_location()!, 0),
+  };
+  return libc;
+}
