@@ -94,16 +94,16 @@ const MEMORY_LINE = "the program was killed: it exceeded the memory limit (--mem
  * user's runs; the other two share their mechanisms.
  */
 const RUNNERS = [
-  { who: "root", make: (extra: Record<string, string>) => asCaller(extra), enabled: isRoot, cgroups: v1Host, bomb: true },
-  { who: "an ordinary user", make: (extra: Record<string, string>) => (isRoot ? asNobody(extra, false) : asCaller(extra)), enabled: true, cgroups: false, bomb: true },
-  { who: "root without cgroups (SANDBOXES_LOCAL_CGROUPS=off)", make: (extra: Record<string, string>) => asCaller({ ...extra, SANDBOXES_LOCAL_CGROUPS: "off" }), enabled: isRoot, cgroups: false, bomb: false },
-  { who: "an ordinary user with delegated cgroups", make: (extra: Record<string, string>) => asNobody(extra, true), enabled: isRoot && v1Host, cgroups: true, bomb: false },
+  { who: "root", make: (extra: Record<string, string>) => asCaller(extra), enabled: isRoot, cgroups: v1Host, root: true, bomb: true },
+  { who: "an ordinary user", make: (extra: Record<string, string>) => (isRoot ? asNobody(extra, false) : asCaller(extra)), enabled: true, cgroups: false, root: false, bomb: true },
+  { who: "root without cgroups (SANDBOXES_LOCAL_CGROUPS=off)", make: (extra: Record<string, string>) => asCaller({ ...extra, SANDBOXES_LOCAL_CGROUPS: "off" }), enabled: isRoot, cgroups: false, root: true, bomb: false },
+  { who: "an ordinary user with delegated cgroups", make: (extra: Record<string, string>) => asNobody(extra, true), enabled: isRoot && v1Host, cgroups: true, root: false, bomb: false },
 ];
 
 // A case that holds for one kind of runner only (with or without cgroups) is defined for that
 // runner only: a skip in the others would be one that every run of the suite takes.
 for (const mode of ["bubblewrap", "unshare"] as const) {
-  for (const { who, make, enabled, cgroups, bomb } of RUNNERS) {
+  for (const { who, make, enabled, cgroups, root, bomb } of RUNNERS) {
     describe.skipIf(!enabled)(`local limits (${mode}, ${who})`, () => {
       const extra: Record<string, string> = mode === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
       let runner: Runner;
@@ -118,9 +118,26 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         const doc = JSON.parse((await run(runner, ["providers", "--json"])).stdout);
         const local = doc.providers.find((p: { name: string }) => p.name === "local");
         expect(local.capabilities).toMatchObject({ resources: true, pids: true });
-        if (cgroups) expect(local.details).toContain("limits: cgroup v1 (memory, pids, cpus)");
-        else expect(local.details).toContain("limits: RLIMIT_NPROC (pids), RLIMIT_AS (memory, per process); --cpus unavailable");
+        // As root each sandbox has a uid of its own: its process limit is an rlimit on it.
+        const pids = root ? "RLIMIT_NPROC (pids, on each sandbox's own uid)" : "RLIMIT_NPROC (pids)";
+        if (cgroups) expect(local.details).toContain(root ? `limits: cgroup v1 (memory, cpus), ${pids}` : "limits: cgroup v1 (memory, pids, cpus)");
+        else expect(local.details).toContain(`limits: ${pids}, RLIMIT_AS (memory, per process); --cpus unavailable`);
       });
+
+      test("--pids 40 in a kept sandbox: what one command leaves running counts against the next", async () => {
+        const kept = await run(runner, ["run", "--keep", "--pids", "40", "true"]);
+        const id = keptId(kept.stderr)!;
+        expect(kept.code).toBe(0);
+        ids.push(id);
+        // Twenty sleeps that outlive their command (their output elsewhere), then thirty more.
+        const first = await run(runner, ["exec", id, "i=0; while [ $i -lt 20 ]; do sleep 30 </dev/null >/dev/null 2>&1 & i=$((i+1)); done; echo \"$i started\""]);
+        expect(plainOutput(first)).toEqual({ code: 0, stdout: "20 started\n" });
+        const second = await run(runner, ["exec", id, startSleeps(30, 1)]);
+        expect(second.stderr).toContain("Cannot fork");
+        expect(second.stdout).toBe("");
+        expect(second.code).toBe(2);
+        expect((await run(runner, ["destroy", id])).code).toBe(0);
+      }, 60_000);
 
       test("--pids 20: 10 background sleeps start, 40 do not", async () => {
         const few = await run(runner, ["run", "--pids", "20", startSleeps(10, 1)]);
@@ -134,22 +151,29 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         expect(doc.exit_code).toBe(2);
       }, 60_000);
 
-      if (cgroups && who === "root") test("as root a one-shot run's process limit is RLIMIT_NPROC on its own uid, not a pids cgroup; --memory keeps its cgroup", async () => {
-        const mark = `limits-${Math.random().toString(36).slice(2, 10)}`;
-        const running = runner.spawn(["run", "-t", "30", "--memory", "64m", "--pids", "300", `sh -c 'sleep 30' ${mark}`]);
-        try {
-          const find = () => Bun.spawnSync(["pgrep", "-f", `^sh -c sleep 30 ${mark}$`]).stdout.toString().trim();
-          expect(await waitFor(() => find() !== "", 20_000)).toBe(true);
-          const pid = Number(find().split("\n")[0]);
-          const cgroupOf = (controller: string) => readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((line) => line.split(":")[1]?.split(",").includes(controller))!;
-          expect(cgroupOf("memory")).toMatch(/\/sandboxes-local-[0-9a-f]{12}$/);
-          expect(cgroupOf("pids")).not.toContain("sandboxes-");
-          expect(readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/^Max processes +300 +300 +processes/m);
-          expect(Number(/^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1])).toBeGreaterThanOrEqual(200_000);
-        } finally {
-          running.kill("SIGTERM");
-          await running.exited;
+      if (cgroups && who === "root") test("as root a sandbox's process limit is RLIMIT_NPROC on its own uid, not a pids cgroup, one-shot or kept; --memory keeps its cgroup", async () => {
+        const kept = await run(runner, ["run", "--keep", "--memory", "64m", "--pids", "300", "true"]);
+        const id = keptId(kept.stderr)!;
+        expect(kept.code).toBe(0);
+        ids.push(id);
+        for (const command of [["run", "-t", "30", "--memory", "64m", "--pids", "300"], ["exec", id, "-t", "30"]]) {
+          const mark = `limits-${Math.random().toString(36).slice(2, 10)}`;
+          const running = runner.spawn([...command, `sh -c 'sleep 30' ${mark}`]);
+          try {
+            const find = () => Bun.spawnSync(["pgrep", "-f", `^sh -c sleep 30 ${mark}$`]).stdout.toString().trim();
+            expect(await waitFor(() => find() !== "", 20_000)).toBe(true);
+            const pid = Number(find().split("\n")[0]);
+            const cgroupOf = (controller: string) => readFileSync(`/proc/${pid}/cgroup`, "utf8").split("\n").find((line) => line.split(":")[1]?.split(",").includes(controller))!;
+            expect(cgroupOf("memory")).toMatch(/\/sandboxes-local-[0-9a-f]{12}$/);
+            expect(cgroupOf("pids")).not.toContain("sandboxes-");
+            expect(readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/^Max processes +300 +300 +processes/m);
+            expect(Number(/^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1])).toBeGreaterThanOrEqual(200_000);
+          } finally {
+            running.kill("SIGTERM");
+            await running.exited;
+          }
         }
+        expect((await run(runner, ["destroy", id])).code).toBe(0);
       }, 60_000);
 
       if (cgroups) test("--memory 64m: a 256 MiB allocation is killed (137) and sandboxes says why; 16 MiB is fine", async () => {
@@ -279,9 +303,9 @@ describe("local limits on a delegated cgroup v2 subtree without the cpu controll
       writeFileSync(join(root, "cgroup.subtree_control"), "memory pids\n");
       writeFileSync(join(root, "cgroup.procs"), "");
       const providers = JSON.parse((await cli(["providers", "--json"], { env })).stdout);
-      // As root a one-shot run's process limit is an rlimit on its own uid, whatever the cgroups.
-      const oneShot = isRoot ? ", RLIMIT_NPROC (pids of a one-shot run, on its own uid)" : "";
-      expect(providers.providers.find((p: { name: string }) => p.name === "local").details).toContain(`limits: cgroup v2 (memory, pids)${oneShot}; --cpus unavailable`);
+      // As root the process limit is an rlimit on each sandbox's own uid, whatever the cgroups.
+      const mechanisms = isRoot ? "cgroup v2 (memory), RLIMIT_NPROC (pids, on each sandbox's own uid)" : "cgroup v2 (memory, pids)";
+      expect(providers.providers.find((p: { name: string }) => p.name === "local").details).toContain(`limits: ${mechanisms}; --cpus unavailable`);
       const refused = await cli(["run", "-p", "local", "--cpus", "1", "true"], { env });
       expect(refused.code).toBe(125);
       expect(refused.stdout).toBe("");

@@ -160,7 +160,7 @@ describe("planning a sandbox's limits", () => {
     expect(enterArgv(plan, ["bwrap"])).toEqual(["bwrap"]);
   });
 
-  test("a sandbox with a uid of its own (a one-shot run as root): the process limit is RLIMIT_NPROC, never a pids cgroup; memory and cpus keep theirs", () => {
+  test("a sandbox with a uid of its own (any sandbox, as root): the process limit is RLIMIT_NPROC, never a pids cgroup; memory and cpus keep theirs", () => {
     expect(planFor("local-abc", {}, V1, { ownUid: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
     expect(planFor("local-abc", {}, V2, { ownUid: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
     const plan = planFor("local-abc", { pids: 20, memoryMb: 64, cpus: 1 }, V1, { ownUid: true });
@@ -209,9 +209,9 @@ describe("planning a sandbox's limits", () => {
     expect(describeLimits(V1)).toBe("limits: cgroup v1 (memory, pids, cpus)");
     expect(describeLimits({ memory: V2.memory, pids: V2.pids })).toBe("limits: cgroup v2 (memory, pids); --cpus unavailable (no writable cgroup with the cpu controller)");
     expect(describeLimits({})).toBe("limits: RLIMIT_NPROC (pids), RLIMIT_AS (memory, per process); --cpus unavailable (no writable cgroup with the cpu controller)");
-    // As root a one-shot run's process limit is an rlimit on its own uid, whatever the cgroups.
-    expect(describeLimits(V1, true)).toBe("limits: cgroup v1 (memory, pids, cpus), RLIMIT_NPROC (pids of a one-shot run, on its own uid)");
-    expect(describeLimits({}, true)).toBe("limits: RLIMIT_NPROC (pids), RLIMIT_AS (memory, per process); --cpus unavailable (no writable cgroup with the cpu controller)");
+    // As root the process limit is an rlimit on each sandbox's own uid, whatever the cgroups.
+    expect(describeLimits(V1, true)).toBe("limits: cgroup v1 (memory, cpus), RLIMIT_NPROC (pids, on each sandbox's own uid)");
+    expect(describeLimits({}, true)).toBe("limits: RLIMIT_NPROC (pids, on each sandbox's own uid), RLIMIT_AS (memory, per process); --cpus unavailable (no writable cgroup with the cpu controller)");
   });
 
   test("--pids takes a whole number above 0", () => {

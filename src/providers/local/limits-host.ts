@@ -172,18 +172,18 @@ export async function cgroupSites(env: Record<string, string | undefined>, reade
 let ownSites: Promise<CgroupSites> | undefined;
 
 /**
- * One line for `providers`: which mechanism enforces --memory, --pids and --cpus. `root`: a
- * one-shot run's process limit is then an rlimit on its own uid, whatever the cgroups (limits.ts).
+ * One line for `providers`: which mechanism enforces --memory, --pids and --cpus. `root`: the
+ * process limit is then an rlimit on each sandbox's own uid, whatever the cgroups (limits.ts).
  */
 export function describeLimits(sites: CgroupSites, root = false): string {
-  const byVersion = (version: 1 | 2) => CONTROLLERS.filter((c) => sites[c]?.version === version).map((c) => (c === "cpu" ? "cpus" : c));
+  const byVersion = (version: 1 | 2) => CONTROLLERS.filter((c) => sites[c]?.version === version && !(root && c === "pids")).map((c) => (c === "cpu" ? "cpus" : c));
   const parts: string[] = [];
   for (const version of [2, 1] as const) {
     const names = byVersion(version);
     if (names.length) parts.push(`cgroup v${version} (${names.join(", ")})`);
   }
-  if (!sites.pids) parts.push("RLIMIT_NPROC (pids)");
-  else if (root) parts.push("RLIMIT_NPROC (pids of a one-shot run, on its own uid)");
+  if (root) parts.push("RLIMIT_NPROC (pids, on each sandbox's own uid)");
+  else if (!sites.pids) parts.push("RLIMIT_NPROC (pids)");
   if (!sites.memory) parts.push("RLIMIT_AS (memory, per process)");
   const line = `limits: ${parts.join(", ")}`;
   return sites.cpu ? line : `${line}; --cpus unavailable (no writable cgroup with the cpu controller)`;

@@ -15,10 +15,12 @@ import { type CgroupSites, cgroupSites, type FactReader } from "./limits-host";
  * use the cgroups made when it was created.
  *
  * One exception to cgroup first: a sandbox whose processes run as a uid of their own for as long
- * as it lives (a one-shot run as root) holds its process limit with RLIMIT_NPROC on that uid,
+ * as it lives (every sandbox, as root) holds its process limit with RLIMIT_NPROC on that uid,
  * exact as pids.max is, and joins no cgroup for it. Moving a process into a cgroup waits for an
  * RCU grace period on most kernels (cgroup_threadgroup_rwsem; 6-17 ms measured on a 2-core VM,
- * more than the rest of a one-shot `true`), and a one-shot would pay that on every run.
+ * more than the rest of a one-shot `true`), which every run and every exec would pay. The limit
+ * is set on each process that enters the sandbox: the first one (setRlimits) or each command
+ * (rlimitArgv), whose children inherit it.
  */
 
 /** Processes (threads count too) a sandbox may have when --pids is not given; Podman's default. */
@@ -46,8 +48,8 @@ const CGROUP_PREFIX = "sandboxes-";
 
 /**
  * How `request` is enforced with these cgroup sites; throws when a limit cannot be. `ownUid`: the
- * sandbox's processes have a uid of their own for its whole life (the process limit is then an
- * rlimit: see above).
+ * sandbox's processes have a uid of their own for its whole life (as root; the process limit is
+ * then an rlimit: see above).
  */
 export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { ownUid = false }: { ownUid?: boolean } = {}): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };

@@ -97,7 +97,7 @@ const ID_PATTERN = /^local-[0-9a-f]{12}$/;
 /**
  * A one-shot sandbox's first process (its pid 1, as HolderState's target), noted as root before
  * the program starts: killing it ends the sandbox's pid namespace. By it sweepAbandoned stops a
- * sandbox whose CLI died after letting it go; as root a one-shot may have no cgroup to find its
+ * sandbox whose CLI died after letting it go; as root a sandbox may have no cgroup to find its
  * processes by (limits.ts).
  */
 const FIRST_PROCESS_FILE = "first-process.json";
@@ -174,8 +174,8 @@ export class LocalProvider implements Provider {
       env: spec.env,
       network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
-      // A one-shot run as root: a uid of its own for its whole life (limits.ts).
-      limits: await planLimits(id, spec, this.ctx.env, { ownUid: owned && this.sandboxUid(id) !== undefined }),
+      // As root every sandbox runs as a uid of its own, for its whole life (limits.ts).
+      limits: await planLimits(id, spec, this.ctx.env, { ownUid: this.sandboxUid(id) !== undefined }),
       ...(owned ? ownerRecord() : {}),
     };
   }
