@@ -1,10 +1,10 @@
 /** The local provider's limits: where cgroups can be made, and how each limit is planned. */
 import { describe, expect, test } from "bun:test";
 import { parseCount } from "../../src/cli/args";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_PIDS, enterArgv, memoryKills, planFor, rlimitArgv } from "../../src/providers/local/limits";
+import { DEFAULT_PIDS, enterArgv, memoryKills, planFor, rlimitArgv, setRlimits } from "../../src/providers/local/limits";
 import { type CgroupSites, describeLimits, findCgroupSites, type HostFacts, parseMountinfo } from "../../src/providers/local/limits-host";
 
 /** This machine's layout: cgroup v1 controllers, and a cgroup v2 hierarchy with none of them. */
@@ -169,6 +169,21 @@ describe("planning a sandbox's limits", () => {
     expect(plan.cgroups.flatMap((cgroup) => cgroup.settings.map((setting) => setting.file))).not.toContain("pids.max");
     // Without a uid of its own the same request gets its pids cgroup.
     expect(planFor("local-abc", { pids: 20 }, V1).cgroups).toEqual([{ dir: "/cg/pids/sandboxes-local-abc", version: 1, settings: [{ file: "pids.max", value: "20" }] }]);
+  });
+
+  test("setRlimits sets the plan's rlimits, soft and hard, on another process (prlimit(2) through bun:ffi)", async () => {
+    const child = Bun.spawn(["sleep", "30"]);
+    try {
+      await setRlimits({ cgroups: [], rlimits: { nproc: 123, asBytes: 64 * 1024 * 1024 } }, child.pid);
+      const limits = readFileSync(`/proc/${child.pid}/limits`, "utf8");
+      expect(limits).toMatch(/^Max processes +123 +123 +processes/m);
+      expect(limits).toMatch(new RegExp(`^Max address space +${64 * 1024 * 1024} +${64 * 1024 * 1024} +bytes`, "m"));
+      // A process that is not there: one line naming what failed.
+      await expect(setRlimits({ cgroups: [], rlimits: { nproc: 5 } }, 2 ** 22 + 7)).rejects.toThrow("cannot set the sandbox's process limit: prlimit failed (errno 3)");
+    } finally {
+      child.kill("SIGKILL");
+      await child.exited;
+    }
   });
 
   test("--cpus without a cgroup is refused with the reason, never ignored", () => {

@@ -18,26 +18,53 @@ export type Libc = {
 };
 
 let libc: Libc | undefined;
+let loading: Promise<Libc> | undefined;
 
-/** libc, loaded by the first call; undefined before it (connectionWaiting needs the listener's). */
+/** libc once loaded; undefined before (connectionWaiting needs the listener's). */
 export function loadedLibc(): Libc | undefined {
   return libc;
 }
 
-export async function loadLibc(): Promise<Libc> {
-  if (libc) return libc;
+/** libc, loaded by the first call (callers at once share that load). */
+export function loadLibc(): Promise<Libc> {
+  return (loading ??= load());
+}
+
+/**
+ * Where libc is: glibc's soname, else musl's (our musl builds, e.g. on Alpine), which is its
+ * dynamic loader too.
+ */
+export function libcNames(arch = process.arch): string[] {
+  const musl = arch === "arm64" ? "aarch64" : "x86_64";
+  return ["libc.so.6", `libc.musl-${musl}.so.1`, `/lib/ld-musl-${musl}.so.1`];
+}
+
+async function load(): Promise<Libc> {
   const { dlopen, FFIType, read } = await import("bun:ffi");
   const { i32, ptr, u32 } = FFIType;
-  const { symbols } = dlopen("libc.so.6", {
-    setns: { args: [i32, i32], returns: i32 },
-    socket: { args: [i32, i32, i32], returns: i32 },
-    bind: { args: [i32, ptr, u32], returns: i32 },
-    listen: { args: [i32, i32], returns: i32 },
-    close: { args: [i32], returns: i32 },
-    poll: { args: [ptr, u32, i32], returns: i32 },
-    prlimit: { args: [i32, i32, ptr, ptr], returns: i32 },
-    __errno_location: { args: [], returns: ptr },
-  });
+  const open = (name: string) =>
+    dlopen(name, {
+      setns: { args: [i32, i32], returns: i32 },
+      socket: { args: [i32, i32, i32], returns: i32 },
+      bind: { args: [i32, ptr, u32], returns: i32 },
+      listen: { args: [i32, i32], returns: i32 },
+      close: { args: [i32], returns: i32 },
+      poll: { args: [ptr, u32, i32], returns: i32 },
+      prlimit: { args: [i32, i32, ptr, ptr], returns: i32 },
+      __errno_location: { args: [], returns: ptr },
+    });
+  let failure: unknown;
+  let lib: ReturnType<typeof open> | undefined;
+  for (const name of libcNames()) {
+    try {
+      lib = open(name);
+      break;
+    } catch (error) {
+      failure ??= error;
+    }
+  }
+  if (!lib) throw new Error(`cannot load libc (${libcNames().join(", ")}): ${(failure as Error).message}`);
+  const { symbols } = lib;
   libc = {
     setns: (fd, type) => symbols.setns(fd, type),
     socket: (domain, type, protocol) => symbols.socket(domain, type, protocol),

@@ -194,8 +194,11 @@ const RLIMIT_AS = 9;
 export async function setRlimits(plan: LimitPlan | undefined, pid: number): Promise<void> {
   const { nproc, asBytes } = plan?.rlimits ?? {};
   if (nproc === undefined && asBytes === undefined) return;
-  const { loadLibc } = await import("./libc");
-  const libc = await loadLibc();
+  const libc = await import("./libc")
+    .then((m) => m.loadLibc())
+    .catch((error) => {
+      throw new ProviderError("local", `cannot set the sandbox's limits: ${(error as Error).message}`);
+    });
   const limits: Array<[string, number, number | undefined]> = [["process", RLIMIT_NPROC, nproc], ["memory", RLIMIT_AS, asBytes]];
   for (const [what, resource, value] of limits) {
     if (value === undefined) continue;

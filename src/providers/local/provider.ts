@@ -637,9 +637,8 @@ export class LocalProvider implements Provider {
       // proxy accepts them.
       const completeHandshake = async (child: Subprocess, { info, group, passwd }: { info: number; group: number; passwd: number }, close: (end: number) => void) => {
         // bun:ffi (libc.ts), loaded while bwrap starts: the rlimits need it, and so does the
-        // listener (awaited below, unless bwrap fails first).
-        const libcLoading = import("./libc").then((m) => m.loadLibc());
-        libcLoading.catch(() => {});
+        // listener (their errors are theirs to tell).
+        import("./libc").then((m) => m.loadLibc()).catch(() => {});
         const loading = invocation.start.listen ? import("./netns") : undefined;
         this.finishFiles(meta, create.files, { identityFiles: false });
         await this.pauseForTest("cgroup", meta.id);
@@ -651,7 +650,6 @@ export class LocalProvider implements Provider {
         // bwrap failed before making the sandbox: its exit and message tell.
         if (sandboxPid === undefined) return;
         checkNotAborted();
-        await libcLoading;
         // Still bwrap's child, waiting for its /etc/passwd: a pid freed and taken again would be
         // someone else's. Else bwrap is on its way out, and its exit says why.
         const fields = statFields(sandboxPid);
