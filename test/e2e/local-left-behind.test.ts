@@ -47,19 +47,10 @@ async function startPaused(m: Machine, args: string[], stage: "cgroup" | "proxy"
   return { child, id: id! };
 }
 
-/** A process's cgroups (/proc/PID/cgroup), or "" once it is gone. */
-function cgroupsOf(pid: number): string {
+/** A file of a process's in /proc (its cgroup, its limits), or "" once it is gone. */
+function procFile(pid: number, file: "cgroup" | "limits"): string {
   try {
-    return readFileSync(`/proc/${pid}/cgroup`, "utf8");
-  } catch {
-    return "";
-  }
-}
-
-/** A process's rlimits (/proc/PID/limits), or "" once it is gone. */
-function limitsOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/limits`, "utf8");
+    return readFileSync(`/proc/${pid}/${file}`, "utf8");
   } catch {
     return "";
   }
@@ -144,9 +135,9 @@ for (const { user, mechanism } of MATRIX) {
           await child.exited;
           expect(await eventually(() => existsSync(join(m.stateDir, id, "tmp", "ran")) || processesWith(id).length === 0)).toBe(true);
           for (const pid of processesWith(marker)) {
-            const cgroups = cgroupsOf(pid);
+            const cgroups = procFile(pid, "cgroup");
             if (cgroups) expect(cgroups).toContain(`sandboxes-${id}`);
-            const limits = limitsOf(pid);
+            const limits = procFile(pid, "limits");
             if (limits) expect(limits).toMatch(/^Max processes +2048 +2048 /m);
           }
           await expectGone(m, id);
