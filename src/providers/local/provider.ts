@@ -163,9 +163,8 @@ export class LocalProvider implements Provider {
   /** A new sandbox's record, its limits planned; nothing is on disk yet (writeFiles). */
   private async planFiles(spec: CreateSpec, owned: boolean): Promise<LocalMeta> {
     this.ensureLinux();
-    // Web Crypto, a global: node:crypto would cost every run a few ms to load. A v4 UUID's last
-    // 12 hex digits are random (48 bits), and randomUUID is cheaper than bytes through a Buffer.
-    const id = `local-${crypto.randomUUID().slice(-12)}`;
+    // As root, an id whose uid no other sandbox here has (newSandboxId).
+    const id = newSandboxId(process.getuid?.() === 0 ? this.ids() : []);
     return {
       id,
       name: spec.name,
@@ -242,7 +241,12 @@ export class LocalProvider implements Provider {
   /** As root we run the program as an unprivileged uid derived from the id (one per sandbox). */
   private sandboxUid(id: string): number | undefined {
     if (process.getuid?.() !== 0) return undefined;
-    return 200000 + (parseInt(id.slice(-6), 16) % 100000);
+    return uidOfId(id);
+  }
+
+  /** The ids of the sandboxes here, kept and running alike (their directories). */
+  private ids(): string[] {
+    return existsSync(this.root) ? readdirSync(this.root) : [];
   }
 
   /** The sandbox's /etc/passwd and /etc/group, which name its user. */
@@ -276,7 +280,7 @@ export class LocalProvider implements Provider {
    * Returns the sandboxes that are left (their meta.json, read once for both).
    */
   private async sweepAbandoned(except?: string): Promise<LocalMeta[]> {
-    const entries = existsSync(this.root) ? readdirSync(this.root) : [];
+    const entries = this.ids();
     const left: LocalMeta[] = [];
     for (const entry of entries) {
       const meta = this.readMeta(entry);
@@ -1127,4 +1131,27 @@ export function splitEnvironment(environment: Record<string, string>): SplitEnvi
     (actsOnWrappers ? inArgv : inEnviron)[name] = value;
   }
   return { inEnviron, inArgv };
+}
+
+/**
+ * The uid a sandbox's processes run as when we run as root: 200000 plus its id's last six hex
+ * digits modulo 100000, the same for its whole life and for every command that enters it.
+ */
+export function uidOfId(id: string): number {
+  return 200000 + (parseInt(id.slice(-6), 16) % 100000);
+}
+
+/**
+ * A new sandbox id whose uid (uidOfId) none of `existing` has: as root two sandboxes of one uid
+ * would share one process count (RLIMIT_NPROC), so one's processes could starve the other's.
+ * `random`: 12 random hex digits. Web Crypto, a global: node:crypto would cost every run a few ms
+ * to load; a v4 UUID's last 12 hex digits are random (48 bits), and randomUUID is cheaper than
+ * bytes through a Buffer.
+ */
+export function newSandboxId(existing: readonly string[], random: () => string = () => crypto.randomUUID().slice(-12)): string {
+  const taken = new Set(existing.filter((id) => ID_PATTERN.test(id)).map(uidOfId));
+  for (;;) {
+    const id = `local-${random()}`;
+    if (!taken.has(uidOfId(id))) return id;
+  }
 }
