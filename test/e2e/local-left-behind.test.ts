@@ -39,7 +39,7 @@ async function killedRun(m: Machine, options: string[] = []): Promise<{ id: stri
  * Starts the binary with `args`, paused at `stage` of the sandbox's set-up (SANDBOXES_TEST_PAUSE_AT),
  * and waits until it says so. Returns the CLI's process and the sandbox's id.
  */
-async function startPaused(m: Machine, args: string[], stage: "cgroup" | "proxy" | "let-go") {
+async function startPaused(m: Machine, args: string[], stage: "files" | "proxy" | "let-go") {
   const child = Bun.spawn([...m.command, ...args], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, `paused at ${stage}\n`);
   const id = new RegExp(`(local-[0-9a-f]{12}) paused at ${stage}`).exec(paused)?.[1];
@@ -103,7 +103,7 @@ for (const { user, mechanism } of MATRIX) {
     // it once they exist; root's has its root and waits for the sandbox's /etc/group, the
     // handshake's first gate), or while the sandbox waits to be let go (its proxy starting). The program must not
     // start in a sandbox missing its mounts, or outside its cgroups with no one reading it.
-    for (const [stage, when] of [["cgroup", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
+    for (const [stage, when] of [["files", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
       test(`killed ${when}: the program never runs, and the next list removes what it left`, async () => {
         const m = machine();
         const marker = marked();
@@ -149,7 +149,7 @@ for (const { user, mechanism } of MATRIX) {
     // Its meta.json is its first file: a kept sandbox half made is one the user can see and use.
     test("a kept sandbox whose CLI is killed while it makes its files is listed (stopped), starts on exec, and goes with destroy", async () => {
       const m = machine();
-      const { child, id } = await startPaused(m, ["run", "--keep", "-n", "half", "true"], "cgroup");
+      const { child, id } = await startPaused(m, ["run", "--keep", "-n", "half", "true"], "files");
       child.kill("SIGKILL");
       await child.exited;
       expect(await states(m)).toEqual([`${id} stopped`]);

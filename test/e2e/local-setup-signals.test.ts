@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { childrenOf } from "../../src/providers/local/holder";
 import { cgroupDirs, isRoot, type Machine, machineFor, processesWith } from "./_local-users";
 
-type Stage = "cgroup" | "proxy" | "holder-proxy" | "holder";
+type Stage = "files" | "proxy" | "holder-proxy" | "holder";
 
 /**
  * The CASES: a one-shot run (the program runs directly under the wrapper, the proxy in the CLI);
@@ -22,9 +22,9 @@ type Stage = "cgroup" | "proxy" | "holder-proxy" | "holder";
  * holder and proxy, then removed.
  */
 const CASES: Array<{ how: string; args: (m: Machine) => string[]; stages: Stage[] }> = [
-  { how: "one-shot run", args: () => ["run", "--memory", "64m", "--pids", "100", "echo ran; sleep 30"], stages: ["cgroup", "proxy"] },
-  { how: "one-shot run of a file", args: (m) => ["run", "--memory", "64m", "--pids", "100", "--file", join(m.cwd, "main.sh")], stages: ["cgroup", "proxy"] },
-  { how: "run of a file in a sandbox with a holder (-w)", args: (m) => ["run", "--memory", "64m", "--pids", "100", "-w", "/tmp/work", "--file", join(m.cwd, "main.sh")], stages: ["cgroup", "holder-proxy", "holder"] },
+  { how: "one-shot run", args: () => ["run", "--memory", "64m", "--pids", "100", "echo ran; sleep 30"], stages: ["files", "proxy"] },
+  { how: "one-shot run of a file", args: (m) => ["run", "--memory", "64m", "--pids", "100", "--file", join(m.cwd, "main.sh")], stages: ["files", "proxy"] },
+  { how: "run of a file in a sandbox with a holder (-w)", args: (m) => ["run", "--memory", "64m", "--pids", "100", "-w", "/tmp/work", "--file", join(m.cwd, "main.sh")], stages: ["files", "holder-proxy", "holder"] },
 ];
 
 for (const mechanism of ["bubblewrap", "unshare"] as const) {

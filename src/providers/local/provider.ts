@@ -190,7 +190,7 @@ export class LocalProvider implements Provider {
       rmSync(this.dir(meta.id), { recursive: true, force: true });
       throw error;
     });
-    await this.pauseForTest("cgroup", meta.id);
+    await this.pauseForTest("files", meta.id);
   }
 
   /**
@@ -318,7 +318,7 @@ export class LocalProvider implements Provider {
    * Test knob: with SANDBOXES_TEST_PAUSE_AT=STAGE, set-up says on stderr that it reached that
    * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage.
    */
-  private async pauseForTest(stage: "cgroup" | "proxy" | "let-go" | "holder-proxy" | "holder", id: string): Promise<void> {
+  private async pauseForTest(stage: "files" | "proxy" | "let-go" | "holder-proxy" | "holder", id: string): Promise<void> {
     if (this.ctx.env.SANDBOXES_TEST_PAUSE_AT !== stage) return;
     process.stderr.write(`sandboxes-test: ${id} paused at ${stage}\n`);
     const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -645,7 +645,7 @@ export class LocalProvider implements Provider {
         import("./libc").then((m) => m.loadLibc()).catch(() => {});
         const loading = invocation.start.listen ? import("./netns") : undefined;
         this.finishFiles(meta, create.files, { identityFiles: false });
-        await this.pauseForTest("cgroup", meta.id);
+        await this.pauseForTest("files", meta.id);
         checkNotAborted();
         const identity = this.identity(meta.id);
         await writeAll(group, Buffer.from(identity.group));
