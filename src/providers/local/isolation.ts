@@ -104,7 +104,8 @@ export function toolchainBinds(env: Record<string, string | undefined>, home: st
   // Symlinked PATH directories (e.g. pyenv shims pointing elsewhere) need their targets too.
   for (const path of [...binds]) {
     try {
-      const real = realpathSync(path);
+      // The native one (realpath(3)): about 0.1 ms less at its first use, which is every run.
+      const real = realpathSync.native(path);
       if (real !== path) add(real);
     } catch {
       /* vanished between checks: nothing to bind */

@@ -546,7 +546,7 @@ export class LocalProvider implements Provider {
     return {
       argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
-      start: { gated, handshake, listen: layout.egressListener, prepare, root: { fd: rootFrom, argv: bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
+      start: { gated, handshake, listen: layout.egressListener, prepare, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
     };
   }
 
@@ -627,7 +627,7 @@ export class LocalProvider implements Provider {
         }
         checkNotAborted();
         joinCgroups(meta.limits, [child.pid]);
-        await writeAll(end, Buffer.from(`${root!.argv.join("\0")}\0`));
+        await writeAll(end, Buffer.from(`${root!.argv().join("\0")}\0`));
         close(end);
         // Without a handshake, the root was the last of the sandbox.
         if (!handshake) await this.pauseForTest("let-go", meta.id);
@@ -878,8 +878,11 @@ interface OneShotStart {
   listen?: boolean;
   /** Makes on disk what the invocation needs besides the sandbox's files, once those exist. */
   prepare(): void;
-  /** bwrap reads the sandbox's root (`argv`) from descriptor `fd` (bwrapArgv's rootFrom). */
-  root?: { fd: number; argv: string[] };
+  /**
+   * bwrap reads the sandbox's root (`argv`) from descriptor `fd` (bwrapArgv's rootFrom). Made
+   * once bwrap is spawned: bwrap has its own start to do first.
+   */
+  root?: { fd: number; argv(): string[] };
 }
 
 type Invocation = { argv: string[]; env: Record<string, string> };
