@@ -510,7 +510,8 @@ export class LocalProvider implements Provider {
    *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
    *    which starts in them (no shell that joins them first).
    * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
-   * Nothing here touches the disk: start.prepare makes what the invocation needs there, once the
+   * Nothing here touches the disk: start.prepare and start.mountPoints make what the invocation
+   * needs there, once the
    * sandbox's files are made.
    */
   private oneShotInvocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined): Invocation & { start: OneShotStart } {
@@ -519,8 +520,8 @@ export class LocalProvider implements Provider {
     const network = policyOf(meta).mode;
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
     const gated = network === "default" && !layout.egressListener;
+    const mountPoints = () => this.prepareMountPoints(layout);
     const prepare = () => {
-      this.prepareMountPoints(layout);
       // The bridge's socket directory, bound into the sandbox.
       if (gated) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
       if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
@@ -529,7 +530,7 @@ export class LocalProvider implements Provider {
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
       const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
-      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare } };
+      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare, mountPoints } };
     }
     // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).
     // The cgroups need none: the sandbox's first process is born in them (runOnce moves bwrap into
@@ -546,7 +547,7 @@ export class LocalProvider implements Provider {
     return {
       argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
-      start: { gated, handshake, listen: layout.egressListener, prepare, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
+      start: { gated, handshake, listen: layout.egressListener, prepare, mountPoints, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
     };
   }
 
@@ -611,6 +612,7 @@ export class LocalProvider implements Provider {
       const makeFiles = async () => {
         await this.writeFiles(meta, create.files);
         invocation.start.prepare();
+        invocation.start.mountPoints();
       };
       // bwrap reads the sandbox's root from us, and starts meanwhile. It clones the sandbox's first
       // process only after reading it, and a process starts in its parent's cgroups: bwrap is moved
@@ -645,6 +647,8 @@ export class LocalProvider implements Provider {
         import("./libc").then((m) => m.loadLibc()).catch(() => {});
         const loading = invocation.start.listen ? import("./netns") : undefined;
         this.finishFiles(meta, create.files, { identityFiles: false });
+        // Mount points, not what the root binds: bwrap makes them no sooner than after /etc/group.
+        invocation.start.mountPoints();
         await this.pauseForTest("files", meta.id);
         checkNotAborted();
         const identity = this.identity(meta.id);
@@ -876,8 +880,13 @@ interface OneShotStart {
   handshake?: BwrapHandshake;
   /** The sandbox's proxy listener is made from here (netns.ts), in the handshake. */
   listen?: boolean;
-  /** Makes on disk what the invocation needs besides the sandbox's files, once those exist. */
+  /** Makes on disk what the root binds besides the sandbox's files (bwrap looks them up first), once those exist. */
   prepare(): void;
+  /**
+   * Makes the mount points in the sandbox's home (prepareMountPoints). With the handshake, once
+   * bwrap has its root: bwrap mounts there only after it has read /etc/group.
+   */
+  mountPoints(): void;
   /**
    * bwrap reads the sandbox's root (`argv`) from descriptor `fd` (bwrapArgv's rootFrom). Made
    * once bwrap is spawned: bwrap has its own start to do first.
