@@ -57,12 +57,22 @@ detect_arch() {
   echo "$arch"
 }
 
+# musl only where the system's own programs use it: Debian's and Ubuntu's musl package (pulled in
+# by musl-tools, for Rust's musl target) puts musl's loader on a glibc system, where our musl
+# build cannot run (it needs musl's libstdc++).
 is_musl() {
   if [ -f /etc/alpine-release ]; then return 0; fi
+  case "$(ldd --version 2>&1 | head -n 1)" in
+    *musl*) return 0 ;;
+    *GLIBC* | *"GNU libc"*) return 1 ;;
+  esac
+  for loader in /lib64/ld-linux-x86-64.so.2 /lib/ld-linux-x86-64.so.2 /lib/ld-linux-aarch64.so.1; do
+    [ -e "$loader" ] && return 1
+  done
   for loader in /lib/ld-musl-*.so.1 /usr/lib/ld-musl-*.so.1; do
     [ -e "$loader" ] && return 0
   done
-  ldd --version 2>&1 | grep -qi musl
+  return 1
 }
 
 has_avx2() {

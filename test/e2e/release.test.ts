@@ -138,6 +138,18 @@ describe("install.sh", () => {
     if (process.platform === "linux") expect(result.stderr).toMatch(/bubblewrap (found|not found)/);
   });
 
+  test("on a glibc machine that also has musl's loader (Debian's musl-tools, for Rust's musl target), it installs the glibc build, which runs", async () => {
+    // scripts/ci/release.sh installs musl-tools: both loaders are here.
+    expect(hostTarget().name).not.toContain("musl");
+    expect(existsSync(`/lib/ld-musl-${process.arch === "arm64" ? "aarch64" : "x86_64"}.so.1`)).toBe(true);
+    const { home, env } = installEnv();
+    const result = await install(env);
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(new RegExp(`Downloading sandboxes-${hostTarget().name}(-baseline)? from`));
+    const version = await run([join(home, ".sandboxes/bin/sandboxes"), "--version"], { env });
+    expect(version).toEqual({ code: 0, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
+  });
+
   test("SANDBOXES_INSTALL chooses the prefix", async () => {
     const { home, env } = installEnv();
     const prefix = join(home, "opt/sb");
