@@ -511,8 +511,7 @@ export class LocalProvider implements Provider {
    *    which starts in them (no shell that joins them first).
    * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
    * Nothing here touches the disk: start.prepare and start.mountPoints make what the invocation
-   * needs there, once the
-   * sandbox's files are made.
+   * needs there, once the sandbox's files are made.
    */
   private oneShotInvocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined): Invocation & { start: OneShotStart } {
     const layout = this.layout(meta);
