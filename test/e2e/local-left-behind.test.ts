@@ -101,8 +101,10 @@ for (const { user, mechanism } of MATRIX) {
     // Killed before the program starts: while the CLI makes the sandbox's files (with bubblewrap,
     // bwrap is started by then: an ordinary user's waits for the sandbox's root, which the CLI hands
     // it once they exist; root's has its root and waits for the sandbox's /etc/group, the
-    // handshake's first gate), or while the sandbox waits to be let go (its proxy starting). The program must not
-    // start in a sandbox missing its mounts, or outside its cgroups with no one reading it.
+    // handshake's first gate), or while it makes the proxy's listener (with bubblewrap, before
+    // the root or the /etc/passwd that lets bwrap go on; util-linux's is made before its
+    // wrapper starts). The program must not start in a sandbox missing its mounts, or outside
+    // its cgroups with no one reading it.
     for (const [stage, when] of [["files", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
       test(`killed ${when}: the program never runs, and the next list removes what it left`, async () => {
         const m = machine();
@@ -110,7 +112,7 @@ for (const { user, mechanism } of MATRIX) {
         const { child, id } = await startPaused(m, ["run", `echo ran > /tmp/ran; sleep ${marker}`], stage);
         // The CLI's own process (an ordinary user's too: setpriv execs it) and what it started.
         const wrappers = childrenOf(child.pid);
-        expect(wrappers.length).toBe(stage === "proxy" || mechanism === "bubblewrap" ? 1 : 0);
+        expect(wrappers.length).toBe(mechanism === "bubblewrap" ? 1 : 0);
         child.kill("SIGKILL");
         await child.exited;
         expect(await eventually(() => wrappers.every((pid) => !running(pid)))).toBe(true);
@@ -189,20 +191,23 @@ describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's wa
   test("ends once the program it waits for has ended, without a connection", async () => {
     const m = machineFor("ordinary", "bubblewrap");
     try {
-      const { child, id } = await startPaused(m, ["run", "true"], "proxy");
+      // Let go with a program that lasts: the waiter perl leaves behind keeps perl's command line.
+      const { child, id } = await startPaused(m, ["run", "sleep 30"], "let-go");
       const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
-      // The CLI pauses once its proxy listens, bwrap perhaps still setting the sandbox up.
       let lazyBridge: string[] | undefined;
       await eventually(() => (lazyBridge = processesWith(id).map(argvOf).find((argv) => argv[0] === perl && argv[1] === "-e")) !== undefined);
       child.kill("SIGKILL");
       await child.exited;
-      // perl -e LAZY_BRIDGE PORT GATE N BRIDGE(N words) PROGRAM: no gate, and a program of our own.
-      expect(lazyBridge?.slice(3, 5)).toEqual(["3128", "3"]);
-      const [script, port, , words] = lazyBridge!.slice(2, 6);
+      // perl -e LAZY_BRIDGE PORT SETRLIMIT NPROC AS N BRIDGE(N words) PROGRAM: the sandbox's port,
+      // setrlimit(2)'s number here, the default process limit and no memory limit.
+      const setrlimit = ({ x64: "160", arm64: "164" } as Record<string, string>)[process.arch];
+      expect(lazyBridge?.slice(3, 7)).toEqual(["3128", setrlimit!, "2048", "-"]);
+      const [script, port, , , , words] = lazyBridge!.slice(2, 8);
       const marker = marked();
       const program = ["sh", "-c", "exit 0", marker];
-      const bridge = lazyBridge!.slice(6, 6 + Number(words));
-      const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
+      const bridge = lazyBridge!.slice(8, 8 + Number(words));
+      // No limits for this program: the test's own user runs it.
+      const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, setrlimit!, "-", "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
       expect(await run.exited).toBe(0);
       // The waiter, left behind: perl's own command line, marker included.
       expect(processesWith(marker).length).toBeGreaterThan(0);

@@ -156,7 +156,7 @@ describe("planning a sandbox's limits", () => {
     const plan = planFor("local-abc", { memoryMb: 64 }, {});
     expect(plan).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS, asBytes: 64 * 1024 * 1024 } });
     expect(DEFAULT_PIDS).toBeLessThanOrEqual(4096);
-    expect(rlimitArgv(plan, ["/usr/bin/env", "true"])).toEqual(["prlimit", `--nproc=${DEFAULT_PIDS}:${DEFAULT_PIDS}`, `--as=${64 * 1024 * 1024}:${64 * 1024 * 1024}`, "--", "/usr/bin/env", "true"]);
+    expect(rlimitArgv(plan.rlimits, ["/usr/bin/env", "true"])).toEqual(["prlimit", `--nproc=${DEFAULT_PIDS}:${DEFAULT_PIDS}`, `--as=${64 * 1024 * 1024}:${64 * 1024 * 1024}`, "--", "/usr/bin/env", "true"]);
     expect(enterArgv(plan, ["bwrap"])).toEqual(["bwrap"]);
   });
 
@@ -202,7 +202,7 @@ describe("planning a sandbox's limits", () => {
       "--",
       "it's",
     ]);
-    expect(rlimitArgv(plan, ["true"])).toEqual(["true"]);
+    expect(rlimitArgv(plan.rlimits, ["true"])).toEqual(["true"]);
   });
 
   test("OOM kills are read from memory.oom_control (v1) and memory.events (v2); none without a memory cgroup", () => {

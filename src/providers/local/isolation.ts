@@ -2,6 +2,7 @@ import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
+import { type LimitPlan, rlimitArgv } from "./limits";
 
 /**
  * How a local sandbox is built. Two mechanisms with one layout:
@@ -56,15 +57,13 @@ export interface SandboxLayout {
 }
 
 /**
- * What the wrapper starts inside: the program itself, or the holder of a kept sandbox. A program
- * `gated` waits, once its sandbox is set up, for a byte on GATE_FD, which the caller writes when
- * what the program needs on the host (the egress proxy) is ready: both are started at once.
- * An end of file instead of the byte (the caller died) and the program never starts.
+ * What the wrapper starts inside: the program itself, with the rlimits it starts under (set by
+ * prlimit(1), or by LAZY_BRIDGE, which runs anyway), or the holder of a kept sandbox.
  */
-export type Inner = { kind: "program"; argv: string[]; gated?: boolean } | { kind: "holder" };
+export type Inner = { kind: "program"; argv: string[]; rlimits?: LimitPlan["rlimits"] } | { kind: "holder" };
 
-/** The descriptor a gated program's sandbox inherits to wait on (see Inner). */
-export const GATE_FD = 3;
+/** The first descriptor past stdio that a wrapper inherits from us (BwrapHandshake's, bwrapArgv's rootFrom). */
+export const FIRST_EXTRA_FD = 3;
 
 /** The egress bridge listens here on the sandbox's own loopback (proxyEnvironment(BRIDGE_PORT)). */
 export const BRIDGE_PORT = 3128;
@@ -206,19 +205,24 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
  * waits for the first connection and only then becomes the bridge (`__egress-bridge stdin`,
  * the listening socket on its stdin, as inetd's wait mode passes it). A program that never
  * connects never pays for the bridge's start; one that does finds the port listening from its
- * first instruction on, its first connection queued until the bridge accepts it.
+ * first instruction on, its first connection queued until the bridge accepts it. The proxy's unix
+ * socket, where the bridge connects, listens before the sandbox starts (listenOnUnixSocket).
  *
- * GATE, a descriptor number ("-" for none, see Inner), is waited on only then, as late as can be.
+ * It also sets the program's rlimits (RLIMIT_NPROC, RLIMIT_AS; "-" for none) with setrlimit(2),
+ * syscall number SETRLIMIT, as prlimit(1) would have, one exec less.
  *
  * The waiter, and the bridge it becomes, end with the program (a check each second, and the
  * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
  * as bwrap starts), it waits for them, and the sandbox would last for ever.
  *
- *   perl -e LAZY_BRIDGE PORT GATE N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
+ *   perl -e LAZY_BRIDGE PORT SETRLIMIT NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
  */
+/** setrlimit(2)'s number on the architectures we build for (x86-64's own table; arm64's is asm-generic's). */
+const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
+
 const LAZY_BRIDGE = `
 sub fail { print STDERR "sandboxes: $_[0]: $!\\n"; exit 125 }
-my ($port, $gate, $words) = splice(@ARGV, 0, 3);
+my ($port, $setrlimit, $nproc, $as, $words) = splice(@ARGV, 0, 5);
 my @bridge = splice(@ARGV, 0, $words);
 my $listener;
 socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
@@ -230,7 +234,6 @@ if (!$child) {
   exit 0 if $bridge;
   open(STDIN, "<&", $listener) && open(STDOUT, ">", "/dev/null") && open(STDERR, ">", "/dev/null") or exit 1;
   close $listener;
-  if ($gate ne "-") { open(my $unused, "<&=", $gate) and close $unused }
   my $waiting = "";
   vec($waiting, 0, 1) = 1;
   my $ready;
@@ -240,10 +243,10 @@ if (!$child) {
 }
 waitpid($child, 0);
 close $listener;
-if ($gate ne "-") {
-  my $go;
-  open($go, "<&=", $gate) && sysread($go, my $byte, 1) == 1 or fail("the egress proxy did not start");
-  close $go;
+for ([6, $nproc], [9, $as]) {
+  my ($resource, $value) = @$_;
+  next if $value eq "-";
+  syscall($setrlimit + 0, $resource, pack("QQ", $value, $value)) == 0 or fail("cannot set the sandbox's limits");
 }
 exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
 `;
@@ -260,8 +263,11 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
   const bridged = layout.network === "default" && !layout.egressListener;
   if (inner.kind === "program" && bridged && layout.perl) {
     const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", `${EGRESS_DIR}/${EGRESS_SOCKET}`];
-    const gate = inner.gated ? String(GATE_FD) : "-";
-    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), gate, String(bridge.length), ...bridge, ...inner.argv];
+    const setrlimit = SETRLIMIT[process.arch];
+    const { nproc, asBytes } = setrlimit !== undefined ? (inner.rlimits ?? {}) : {};
+    const program = setrlimit !== undefined ? inner.argv : rlimitArgv(inner.rlimits, inner.argv);
+    const limit = (value: number | undefined) => (value === undefined ? "-" : String(value));
+    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), String(setrlimit ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
   }
   const lines: string[] = [];
   if (bridged) {
@@ -270,15 +276,12 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
     const program = inner.kind === "program";
     lines.push(
       "mkfifo /run/.egress-ready",
-      `${bridge.map(quote).join(" ")}${program ? ' "$$"' : ""} </dev/null >/run/.egress-ready 2>/dev/null ${program && inner.gated ? `${GATE_FD}<&- ` : ""}&`,
+      `${bridge.map(quote).join(" ")}${program ? ' "$$"' : ""} </dev/null >/run/.egress-ready 2>/dev/null &`,
       "read -r _ </run/.egress-ready; rm -f /run/.egress-ready",
     );
   }
-  if (inner.kind === "program" && inner.gated) {
-    lines.push(`read -r _ <&${GATE_FD} || { echo "sandboxes: the egress proxy did not start" >&2; exit 125; }`, `exec ${GATE_FD}<&-`);
-  }
   if (inner.kind === "program") {
-    const program = [...dropPrivileges(layout, capabilities), ...inner.argv];
+    const program = [...dropPrivileges(layout, capabilities), ...rlimitArgv(inner.rlimits, inner.argv)];
     if (lines.length === 0) return program;
     return ["/bin/sh", "-c", [...lines, 'exec "$@"'].join("\n"), "sandbox", ...program];
   }

@@ -176,8 +176,8 @@ export function joinCgroups(plan: LimitPlan | undefined, pids: number[]): void {
 }
 
 /** argv that sets the plan's rlimits (soft and hard) and then becomes `argv`; inside the sandbox. */
-export function rlimitArgv(plan: LimitPlan | undefined, argv: string[]): string[] {
-  const { nproc, asBytes } = plan?.rlimits ?? {};
+export function rlimitArgv(rlimits: LimitPlan["rlimits"] | undefined, argv: string[]): string[] {
+  const { nproc, asBytes } = rlimits ?? {};
   const options = [...(nproc !== undefined ? [`--nproc=${nproc}:${nproc}`] : []), ...(asBytes !== undefined ? [`--as=${asBytes}:${asBytes}`] : [])];
   return options.length ? ["prlimit", ...options, "--", ...argv] : argv;
 }

@@ -5,7 +5,7 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, GATE_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, FIRST_EXTRA_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, statFields, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -503,13 +503,14 @@ export class LocalProvider implements Provider {
    *    (bwrapArgv's rootFrom) once they do, or as root once it is in the sandbox's cgroups, and
    *    waits for the files later, at the handshake (BwrapHandshake). Its own start, a good part
    *    of a run's, goes on meanwhile;
-   *  - as root with the default policy, the sandbox's proxy listener is made from here in its
-   *    network namespace (netns.ts): no bridge inside, nothing between the program and the proxy;
+   *  - with the default policy, the proxy's listener is made from here (listeners.ts) before the
+   *    program can start, and the proxy itself only on the first connection: as root in the
+   *    sandbox's network namespace (no bridge inside, nothing between the program and the proxy),
+   *    else the unix socket where the bridge inside connects;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
    *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
    *    which starts in them (no shell that joins them first).
-   * Otherwise (util-linux, or an ordinary user's bridge) the program waits behind GATE_FD.
    * Nothing here touches the disk: start.prepare and start.mountPoints make what the invocation
    * needs there, once the sandbox's files are made.
    */
@@ -518,35 +519,33 @@ export class LocalProvider implements Provider {
     const bwrap = bubblewrapPath(this.ctx.env);
     const network = policyOf(meta).mode;
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
-    const gated = network === "default" && !layout.egressListener;
+    // Else a bridge inside connects to the proxy's unix socket, in a directory bound into the sandbox.
+    const bridged = network === "default" && !layout.egressListener;
+    const socketPath = bridged ? join(layout.egressDir, EGRESS_SOCKET) : undefined;
     const mountPoints = () => this.prepareMountPoints(layout);
     const prepare = () => {
-      // The bridge's socket directory, bound into the sandbox.
-      if (gated) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
+      if (bridged) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
       if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
     };
-    const inner = (program: string[]): Inner => ({ kind: "program", argv: program, gated });
+    const inner = (program: string[], limits: LimitPlan | undefined): Inner => ({ kind: "program", argv: program, rlimits: limits?.rlimits });
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
-      const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
-      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program), process.getuid?.() === 0))), env: spawnEnv, start: { gated, prepare, mountPoints } };
+      const { program, spawnEnv } = programWithEnv(undefined, layout, argv, split, cwd);
+      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), process.getuid?.() === 0))), env: spawnEnv, start: { socketPath, prepare, mountPoints } };
     }
     // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).
     // The cgroups need none: the sandbox's first process is born in them (runOnce moves bwrap into
     // them before handing it the root).
-    const afterGate = GATE_FD + (gated ? 1 : 0);
-    const handshake = layout.dropToUid !== undefined ? { infoFd: afterGate, groupFd: afterGate + 1, passwdFd: afterGate + 2 } : undefined;
-    const rootFrom = afterGate + (handshake ? 3 : 0);
-    const direct = !gated && Object.keys(split.inArgv).every((name) => name === "PATH");
+    const handshake = layout.dropToUid !== undefined ? { infoFd: FIRST_EXTRA_FD, groupFd: FIRST_EXTRA_FD + 1, passwdFd: FIRST_EXTRA_FD + 2 } : undefined;
+    const rootFrom = FIRST_EXTRA_FD + (handshake ? 3 : 0);
+    const direct = Object.keys(split.inArgv).every((name) => name === "PATH");
     // With the handshake, runOnce sets the rlimits on the sandbox's first process: no prlimit(1).
     const rlimitsInArgv = handshake ? undefined : meta.limits;
-    const { program, spawnEnv } = direct
-      ? { program: rlimitArgv(rlimitsInArgv, argv), spawnEnv: { ...split.inEnviron, ...split.inArgv } }
-      : programWithEnv(rlimitsInArgv, layout, argv, split, cwd);
+    const { program, spawnEnv } = direct ? { program: argv, spawnEnv: { ...split.inEnviron, ...split.inArgv } } : programWithEnv(undefined, layout, argv, split, cwd);
     return {
-      argv: bwrapArgv(bwrap, layout, inner(program), { pty: false, handshake, rootFrom }),
+      argv: bwrapArgv(bwrap, layout, inner(program, rlimitsInArgv), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
-      start: { gated, handshake, listen: layout.egressListener, prepare, mountPoints, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
+      start: { socketPath, handshake, listen: layout.egressListener, prepare, mountPoints, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
     };
   }
 
@@ -571,9 +570,9 @@ export class LocalProvider implements Provider {
    * A program (and the files it starts with, CreateSpec.files) in a sandbox of its own that ends
    * with it: the wrapper runs the program directly (no holder, no nsenter), the egress proxy runs
    * in this process, and everything the program started dies with it (pid namespace,
-   * --die-with-parent / --kill-child). With the
-   * default policy the sandbox is set up while the proxy starts (loading node:net is a good part
-   * of a run's start-up), and the program waits behind its gate until the proxy listens.
+   * --die-with-parent / --kill-child). With the default policy the proxy's listener is made
+   * before the program can start, and the proxy itself (node:net, a good part of a run's start-up)
+   * only once the program first connects: the kernel queues that connection meanwhile.
    */
   async runOnce(create: CreateSpec, spec: ExecSpec): Promise<ExecOutcome & { id: string }> {
     const meta = await this.planFiles(create, true);
@@ -583,10 +582,10 @@ export class LocalProvider implements Provider {
     // bwrap's --info-fd (BwrapHandshake).
     let infoFile: number | undefined;
     let sweeping: Promise<void> | undefined;
-    const startProxy = async (listen: { socketPath: string } | { fd: number }) => {
+    const startProxy = async (fd: number) => {
       const [{ formatBlocked, startEgressProxy }, { AllowEntryError }] = await Promise.all([import("./egress/proxy"), import("./egress/policy")]);
       proxy = await startEgressProxy({
-        listen,
+        listen: { fd },
         allow: policy.allow,
         onBlocked: (event) => spec.onNotice?.(formatBlocked(event)),
       }).catch((error) => {
@@ -596,7 +595,7 @@ export class LocalProvider implements Provider {
     };
     try {
       const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd);
-      const { gated, handshake, root } = invocation.start;
+      const { socketPath, handshake, root } = invocation.start;
       const signal = spec.signal;
       const checkNotAborted = () => {
         if (signal?.aborted) throw new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
@@ -617,7 +616,20 @@ export class LocalProvider implements Provider {
       // process only after reading it, and a process starts in its parent's cgroups: bwrap is moved
       // into them first, so nothing of the sandbox runs outside. The paths the root binds exist by
       // then; as root the rest of the sandbox's files are made while bwrap goes on (the handshake).
-      if (!root) await makeFiles();
+      // The proxy's unix socket (a bridge inside connects there) listens before the program can
+      // start; the proxy itself starts on the first connection (serveOnFirstUse).
+      const listenOnHost = async () => {
+        const { listenOnUnixSocket } = await import("./listeners");
+        listenerFd = await listenOnUnixSocket(socketPath!).catch((error) => {
+          throw new ProviderError("local", `cannot make the egress proxy's socket: ${(error as Error).message}`);
+        });
+        await this.pauseForTest("proxy", meta.id);
+        checkNotAborted();
+      };
+      if (!root) {
+        await makeFiles();
+        if (socketPath) await listenOnHost();
+      }
       const giveRoot = async (child: Subprocess, end: number, close: (end: number) => void) => {
         if (handshake) {
           await applyLimits(meta.limits);
@@ -627,6 +639,7 @@ export class LocalProvider implements Provider {
           await makeFiles();
         }
         checkNotAborted();
+        if (socketPath) await listenOnHost();
         joinCgroups(meta.limits, [child.pid]);
         await writeAll(end, Buffer.from(`${root!.argv().join("\0")}\0`));
         close(end);
@@ -644,7 +657,7 @@ export class LocalProvider implements Provider {
         // bun:ffi (libc.ts), loaded while bwrap starts: the rlimits need it, and so does the
         // listener (their errors are theirs to tell).
         import("./libc").then((m) => m.loadLibc()).catch(() => {});
-        const loading = invocation.start.listen ? import("./netns") : undefined;
+        const loading = invocation.start.listen ? import("./listeners") : undefined;
         this.finishFiles(meta, create.files, { identityFiles: false });
         // Mount points, not what the root binds: bwrap makes them no sooner than after /etc/group.
         invocation.start.mountPoints();
@@ -681,33 +694,29 @@ export class LocalProvider implements Provider {
         await this.pauseForTest("let-go", meta.id);
         // Here, not only once `open` is done: what follows waits for the program's first connection.
         sweepSoon();
-        if (loading && listenerFd !== undefined && (await firstUse(listenerFd, (await loading).connectionWaiting, child.exited))) {
-          await startProxy({ fd: listenerFd });
+        if (loading) await serveOnFirstUse(child);
+      };
+      const serveOnFirstUse = async (child: Subprocess) => {
+        const { connectionWaiting } = await import("./listeners");
+        if (listenerFd !== undefined && (await firstUse(listenerFd, connectionWaiting, child.exited))) {
+          await startProxy(listenerFd);
           listenerFd = undefined; // the proxy's now: its close() closes it
         }
-      };
-      const openGate = async (gate: number) => {
-        await startProxy({ socketPath: join(this.egressDir(meta.id), EGRESS_SOCKET) });
-        await this.pauseForTest("proxy", meta.id);
-        checkNotAborted();
-        letGo(gate);
       };
       if (handshake) {
         mkdirSync(this.root, { recursive: true, mode: 0o700 });
         infoFile = anonymousFile(this.root);
       }
-      const start: StartWait | undefined = gated || handshake || root
+      const start: StartWait | undefined = socketPath || handshake || root
         ? {
-            // In descriptor order: GATE_FD, then the handshake's (info, group, passwd), then the root.
-            fds: [...(gated ? ["pipe" as const] : []), ...(infoFile !== undefined ? [infoFile, "pipe" as const, "pipe" as const] : []), ...(root ? ["pipe" as const] : [])],
+            // In descriptor order from FIRST_EXTRA_FD: the handshake's (info, group, passwd), then the root.
+            fds: [...(infoFile !== undefined ? [infoFile, "pipe" as const, "pipe" as const] : []), ...(root ? ["pipe" as const] : [])],
             open: async (child, ends, close) => {
-              if (root) await giveRoot(child, ends[root.fd - GATE_FD]!, close);
-              const end = (fd: number) => ends[fd - GATE_FD]!;
-              await Promise.all([
-                handshake ? completeHandshake(child, { info: infoFile!, group: end(handshake.groupFd), passwd: end(handshake.passwdFd) }, close) : undefined,
-                gated ? openGate(ends[0]!) : undefined,
-              ]);
+              const end = (fd: number) => ends[fd - FIRST_EXTRA_FD]!;
+              if (root) await giveRoot(child, end(root.fd), close);
+              if (handshake) await completeHandshake(child, { info: infoFile!, group: end(handshake.groupFd), passwd: end(handshake.passwdFd) }, close);
               sweepSoon();
+              if (socketPath) await serveOnFirstUse(child);
             },
           }
         : undefined;
@@ -849,7 +858,7 @@ function enterArgv(state: HolderState, layout: SandboxLayout, program: string[],
 function programWithEnv(limits: LimitPlan | undefined, layout: SandboxLayout, argv: string[], { inEnviron, inArgv }: SplitEnvironment, cwd: string | undefined): { program: string[]; spawnEnv: Record<string, string> } {
   // bwrap sets PWD; sh sets PWD and OLDPWD, bash also SHLVL and _. None belongs to the program.
   const addedByWrappers = ["PWD", "OLDPWD", "SHLVL", "_"].filter((name) => !(name in inEnviron) && !(name in inArgv));
-  const program = rlimitArgv(limits, [
+  const program = rlimitArgv(limits?.rlimits, [
     "/usr/bin/env",
     ...addedByWrappers.flatMap((name) => ["-u", name]),
     `--chdir=${cwd ?? layout.callerHome}`,
@@ -873,11 +882,11 @@ interface StartWait {
 
 /** What starts a one-shot program: see oneShotInvocation and StartWait. */
 interface OneShotStart {
-  /** The program waits behind GATE_FD for the egress proxy (bridge inside). */
-  gated: boolean;
+  /** The proxy's unix socket, where the bridge inside connects (made here: listeners.ts). */
+  socketPath?: string;
   /** As root with bubblewrap: the sandbox's files, and what it needs in its namespaces, are finished while bwrap starts. */
   handshake?: BwrapHandshake;
-  /** The sandbox's proxy listener is made from here (netns.ts), in the handshake. */
+  /** The sandbox's proxy listener is made from here in its network namespace (listeners.ts), in the handshake. */
   listen?: boolean;
   /** Makes on disk what the root binds besides the sandbox's files (bwrap looks them up first), once those exist. */
   prepare(): void;
@@ -896,14 +905,6 @@ interface OneShotStart {
 type Invocation = { argv: string[]; env: Record<string, string> };
 type Subprocess = ReturnType<typeof Bun.spawn>;
 
-/** The byte that lets a waiting wrapper go on; it may be gone already (a timeout or Ctrl-C came first): its exit says why. */
-function letGo(fd: number): void {
-  try {
-    writeSync(fd, "\n");
-  } catch {
-    /* the wrapper is gone */
-  }
-}
 
 /**
  * Writes all of `data` to a descriptor of ours, which may be non-blocking, for the wrapper to read.
@@ -1045,7 +1046,7 @@ async function spawnStreaming(
     }
   };
   // Our ends of the start's socket pairs, closed once the wrapper has exited (below), unless
-  // `open` closes one before: an end of file is what some of them mean (the root, the gate).
+  // `open` closes one before: an end of file is what some of them mean (the root).
   const ends = start ? (child.stdio.slice(3) as number[]) : [];
   const openEnds = new Set(ends.filter((_, i) => start!.fds[i] === "pipe"));
   const close = (end: number) => {

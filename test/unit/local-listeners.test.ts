@@ -1,12 +1,16 @@
 /**
- * listenInNamespace (src/providers/local/netns.ts): a listening socket made by this process in
- * another process's network namespace, which a root one-shot run uses as its sandbox's egress
- * port. Root only (setns needs CAP_SYS_ADMIN); the namespaces are made here with `unshare --net`,
- * and nothing is ever sent: the test only looks at /proc/PID/net/tcp and connects inside.
+ * The listeners a one-shot run's egress proxy takes over (src/providers/local/listeners.ts).
+ * listenInNamespace: a listening socket made by this process in another process's network
+ * namespace, which a root one-shot run uses as its sandbox's egress port. Root only (setns needs
+ * CAP_SYS_ADMIN); the namespaces are made here with `unshare --net`, and nothing is ever sent:
+ * the test only looks at /proc/PID/net/tcp and connects inside. listenOnUnixSocket: the proxy's
+ * unix socket where an ordinary user's bridge connects, for anyone.
  */
 import { afterEach, describe, expect, test } from "bun:test";
-import { closeSync, readFileSync, readlinkSync } from "node:fs";
-import { listenInNamespace } from "../../src/providers/local/netns";
+import { closeSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { connectionWaiting, listenInNamespace, listenOnUnixSocket } from "../../src/providers/local/listeners";
 
 const isRoot = process.getuid?.() === 0;
 const children: Array<ReturnType<typeof Bun.spawn>> = [];
@@ -90,3 +94,64 @@ describe.skipIf(!isRoot)("listenInNamespace (root)", () => {
     await expect(listenInNamespace(pid, parent, 39129)).rejects.toThrow();
   });
 });
+
+describe("listenOnUnixSocket", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  const dir = () => {
+    const made = mkdtempSync(join(tmpdir(), "sandboxes-listener-"));
+    dirs.push(made);
+    return made;
+  };
+
+  test("listens at the path (mode 0666, close-on-exec); a connection waits, unaccepted, until someone accepts it", async () => {
+    const path = join(dir(), "egress.sock");
+    const fd = await listenOnUnixSocket(path);
+    try {
+      expect(statSync(path).isSocket()).toBe(true);
+      expect(statSync(path).mode & 0o777).toBe(0o666);
+      const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, "utf8"))?.[1];
+      expect(parseInt(flags!, 8) & 0o2000000).toBe(0o2000000);
+      expect(connectionWaiting(fd)).toBe(false);
+      const client = await Bun.connect({ unix: path, socket: { data() {} } });
+      try {
+        // The kernel completes the connection into the listener's queue: nobody accepted it.
+        expect(await waitFor(() => connectionWaiting(fd))).toBe(true);
+      } finally {
+        client.end();
+      }
+    } finally {
+      closeSync(fd);
+    }
+  });
+
+  test("a file left at the path is replaced", async () => {
+    const path = join(dir(), "egress.sock");
+    writeFileSync(path, "stale");
+    const fd = await listenOnUnixSocket(path);
+    closeSync(fd);
+    expect(statSync(path).isSocket()).toBe(true);
+  });
+
+  test("a path too long for a unix socket, or in a directory that is not there, is an error that says so, and leaves nothing open", async () => {
+    const before = readdirCount();
+    await expect(listenOnUnixSocket(join(dir(), "x".repeat(120)))).rejects.toThrow("too long for a unix socket");
+    await expect(listenOnUnixSocket(join(dir(), "missing", "egress.sock"))).rejects.toThrow(/bind .* failed \(errno 2\)/);
+    expect(readdirCount()).toBe(before);
+  });
+});
+
+function readdirCount(): number {
+  return readdirSync("/proc/self/fd").length;
+}
+
+async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await Bun.sleep(5);
+  }
+  return true;
+}

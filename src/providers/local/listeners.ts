@@ -1,20 +1,27 @@
 /**
- * A TCP listener for 127.0.0.1 inside another process's network namespace, owned by this process.
+ * The listening sockets a one-shot sandbox's egress proxy takes over, made by this process
+ * before the proxy loads (node:net is a good part of a run's start-up), so that the program
+ * starts at once: the kernel queues its first connections until the proxy, started on the first
+ * one (connectionWaiting), accepts them.
  *
  * As root, a one-shot sandbox needs no egress bridge inside it: this process steps into the
- * sandbox's network namespace (setns, main thread only), makes the socket there, and steps back.
+ * sandbox's network namespace (setns, main thread only), makes a TCP socket there, and steps back.
  * A socket belongs to the namespace it was made in, so the sandbox's programs connect to it on
  * their own loopback while the egress proxy, here, accepts from it: no process, no unix socket
  * and no exec between them. (Rootless Podman's pasta and slirp4netns do the same from a helper.)
  *
- * Only as root: setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so
- * an ordinary user's sandbox keeps its bridge (isolation.ts). libc.ts loads bun:ffi on first use.
+ * setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so an ordinary
+ * user's sandbox (and util-linux's) keeps its bridge inside (isolation.ts), which connects to the
+ * proxy's unix socket on the host: listenOnUnixSocket. libc.ts loads bun:ffi on first use.
  */
 import { loadedLibc, loadLibc } from "./libc";
 
 const CLONE_NEWNET = 0x40000000;
+const AF_UNIX = 1;
 const AF_INET = 2;
 const SOCK_STREAM_CLOEXEC = 1 | 0o2000000;
+/** sockaddr_un's sun_path: 108 bytes, the last one the path's terminating NUL. */
+const UNIX_PATH_MAX = 107;
 
 /**
  * A listening socket (close-on-exec) on `port` of the network namespace of `pid` (a child of
@@ -61,6 +68,36 @@ export async function listenInNamespace(pid: number, parent: number, port: numbe
     }
     if (target !== undefined) closeSync(target);
     closeSync(own);
+  }
+}
+
+/**
+ * A listening unix socket (close-on-exec) at `path`, where a sandbox's egress bridge connects:
+ * mode 0666, as the proxy's own (proxy.ts), for a bridge that runs as the sandbox's uid as root;
+ * the directory it is in guards it. A socket left at `path` is replaced. Throws with the failing
+ * step and errno.
+ */
+export async function listenOnUnixSocket(path: string): Promise<number> {
+  const c = await loadLibc();
+  const { chmodSync, rmSync } = await import("node:fs");
+  const name = new TextEncoder().encode(path);
+  if (name.length > UNIX_PATH_MAX) throw new Error(`the egress socket's path is too long for a unix socket: ${path}`);
+  rmSync(path, { force: true });
+  const socket = c.socket(AF_UNIX, SOCK_STREAM_CLOEXEC, 0);
+  if (socket < 0) throw new Error(`socket failed (errno ${c.errno()})`);
+  try {
+    // struct sockaddr_un: family (host order), then the path, NUL-terminated.
+    const address = new Uint8Array(2 + name.length + 1);
+    new DataView(address.buffer).setUint16(0, AF_UNIX, true);
+    address.set(name, 2);
+    if (c.bind(socket, address, address.length) !== 0) throw new Error(`bind ${path} failed (errno ${c.errno()})`);
+    chmodSync(path, 0o666);
+    if (c.listen(socket, 4096) !== 0) throw new Error(`listen failed (errno ${c.errno()})`);
+    return socket;
+  } catch (error) {
+    c.close(socket);
+    rmSync(path, { force: true });
+    throw error;
   }
 }
 
