@@ -198,24 +198,44 @@ describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's wa
       await eventually(() => (lazyBridge = processesWith(id).map(argvOf).find((argv) => argv[0] === perl && argv[1] === "-e")) !== undefined);
       child.kill("SIGKILL");
       await child.exited;
-      // perl -e LAZY_BRIDGE PORT SETRLIMIT NPROC AS N BRIDGE(N words) PROGRAM: the sandbox's port,
-      // setrlimit(2)'s number here, the default process limit and no memory limit.
-      const setrlimit = ({ x64: "160", arm64: "164" } as Record<string, string>)[process.arch];
-      expect(lazyBridge?.slice(3, 7)).toEqual(["3128", setrlimit!, "2048", "-"]);
-      const [script, port, , , , words] = lazyBridge!.slice(2, 8);
+      // perl -e LAZY_BRIDGE PORT SETRLIMIT CLONE NPROC AS N BRIDGE(N words) PROGRAM: the
+      // sandbox's port, setrlimit(2)'s and clone(2)'s numbers here, the default process limit and
+      // no memory limit.
+      const [setrlimit, clone] = ({ x64: ["160", "56"], arm64: ["164", "220"] } as Record<string, string[]>)[process.arch]!;
+      expect(lazyBridge?.slice(3, 8)).toEqual(["3128", setrlimit!, clone!, "2048", "-"]);
+      const [script, port, , , , , words] = lazyBridge!.slice(2, 9);
       const marker = marked();
       const program = ["sh", "-c", "exit 0", marker];
-      const bridge = lazyBridge!.slice(8, 8 + Number(words));
-      // No limits for this program: the test's own user runs it.
-      const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, setrlimit!, "-", "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
-      expect(await run.exited).toBe(0);
-      // The waiter, left behind: perl's own command line, marker included.
-      expect(processesWith(marker).length).toBeGreaterThan(0);
-      expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
+      const bridge = lazyBridge!.slice(9, 9 + Number(words));
+      // No limits for this program: the test's own user runs it. With clone(2), and with the
+      // fork of a fork where there is none ("0").
+      for (const cloneNumber of [clone!, "0"]) {
+        const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, setrlimit!, cloneNumber, "-", "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
+        expect(await run.exited).toBe(0);
+        // The waiter, left behind: perl's own command line, marker included.
+        expect(processesWith(marker).length).toBeGreaterThan(0);
+        expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
+      }
     } finally {
       m.remove();
     }
   }, 30_000);
+
+  // The program's shell lists its own children first, with builtins only: none, the waiter is
+  // pid 1's (clone's CLONE_PARENT, or the fork of a fork).
+  for (const mechanism of ["bubblewrap", "unshare"] as const) {
+    test(`the program has no child it did not start (${mechanism})`, async () => {
+      const m = machineFor("ordinary", mechanism);
+      try {
+        const script = 'for s in /proc/[0-9]*/stat; do read -r line < "$s" || continue; set -- ${line##*) }; [ "$2" = "$$" ] && echo "child ${s}"; done; echo listed';
+        const result = await m.run(["run", script]);
+        expect(result.stdout).toBe("listed\n");
+        expect(result.code).toBe(0);
+      } finally {
+        m.remove();
+      }
+    }, 30_000);
+  }
 });
 
 describe.skipIf(!isRoot)("a one-shot sandbox that outlived its CLI (root)", () => {

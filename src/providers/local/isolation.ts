@@ -208,30 +208,31 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
  * first instruction on, its first connection queued until the bridge accepts it. The proxy's unix
  * socket, where the bridge connects, listens before the sandbox starts (listenOnUnixSocket).
  *
- * It also sets the program's rlimits (RLIMIT_NPROC, RLIMIT_AS; "-" for none) with setrlimit(2),
- * syscall number SETRLIMIT, as prlimit(1) would have, one exec less.
+ * The waiter is made by clone(2) (syscall number CLONE, 0 for none) with CLONE_PARENT: a child
+ * of the sandbox's pid 1 from the start, no intermediate process to fork, end and wait for.
+ * Where that is refused, by a fork that forks it and ends. perl then sets the program's rlimits
+ * (RLIMIT_NPROC, RLIMIT_AS; "-" for none) with setrlimit(2), syscall number SETRLIMIT, as
+ * prlimit(1) would have, one exec less.
  *
  * The waiter, and the bridge it becomes, end with the program (a check each second, and the
  * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
  * as bwrap starts), it waits for them, and the sandbox would last for ever.
  *
- *   perl -e LAZY_BRIDGE PORT SETRLIMIT NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
+ *   perl -e LAZY_BRIDGE PORT SETRLIMIT CLONE NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
  */
-/** setrlimit(2)'s number on the architectures we build for (x86-64's own table; arm64's is asm-generic's). */
+/** System call numbers on the architectures we build for (x86-64's own table; arm64's is asm-generic's). */
 const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
+const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
 
 const LAZY_BRIDGE = `
 sub fail { print STDERR "sandboxes: $_[0]: $!\\n"; exit 125 }
-my ($port, $setrlimit, $nproc, $as, $words) = splice(@ARGV, 0, 5);
+my ($port, $setrlimit, $clone, $nproc, $as, $words) = splice(@ARGV, 0, 6);
 my @bridge = splice(@ARGV, 0, $words);
 my $listener;
 socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
   or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
 my $program = $$;
-defined(my $child = fork) or fail("cannot start the egress bridge");
-if (!$child) {
-  defined(my $bridge = fork) or exit 1;
-  exit 0 if $bridge;
+sub waiter {
   open(STDIN, "<&", $listener) && open(STDOUT, ">", "/dev/null") && open(STDERR, ">", "/dev/null") or exit 1;
   close $listener;
   my $waiting = "";
@@ -241,7 +242,17 @@ if (!$child) {
   exec { $bridge[0] } @bridge, $program;
   exit 1;
 }
-waitpid($child, 0);
+my $child = $clone ? syscall($clone + 0, 0x8000 | 17, 0, 0, 0, 0) : -1;
+waiter() if $child == 0;
+if ($child < 0) {
+  defined($child = fork) or fail("cannot start the egress bridge");
+  if (!$child) {
+    defined(my $bridge = fork) or exit 1;
+    exit 0 if $bridge;
+    waiter();
+  }
+  waitpid($child, 0);
+}
 close $listener;
 for ([6, $nproc], [9, $as]) {
   my ($resource, $value) = @$_;
@@ -267,7 +278,7 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
     const { nproc, asBytes } = setrlimit !== undefined ? (inner.rlimits ?? {}) : {};
     const program = setrlimit !== undefined ? inner.argv : rlimitArgv(inner.rlimits, inner.argv);
     const limit = (value: number | undefined) => (value === undefined ? "-" : String(value));
-    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), String(setrlimit ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
+    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), String(setrlimit ?? 0), String(CLONE[process.arch] ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
   }
   const lines: string[] = [];
   if (bridged) {
