@@ -3,7 +3,9 @@
  * The local provider against its floors, measured in the same run (issue 10, part 4):
  *  (a) `sandboxes run -p local true` (default network policy: the egress proxy and its listener in
  *      the sandbox included; as root that listener is ours, else a bridge inside) against
- *      the sum of a compiled Bun hello-world and a bare `bwrap … true`; target <= 2x, stretch 1.5x;
+ *      the sum of a compiled Bun hello-world and a bare `bwrap … true`; target <= 2x, stretch 1.5x.
+ *      Run as root, it measures the same again as an ordinary user (uid 65534, Bun.spawn's uid):
+ *      most people run sandboxes as one, and their sandboxes start another way (isolation.ts);
  *  (b) 1 GiB of stdout from a local run into a pipe (`cat > /dev/null`, `wc -c`) against the same
  *      command under bare bwrap; target >= 0.9x. Pipe throughput on a VM moves ±20% from one run
  *      to the next whatever runs it, so the two sides alternate, --reps times each (and exec in
@@ -15,7 +17,7 @@
  *
  *   bun run bench/local.ts [--runs 20] [--gib 1] [--reps 7] [--json]
  */
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { parseArgs } from "node:util";
@@ -47,9 +49,11 @@ try {
   // The bare floor: the same kinds of namespaces and a minimal root, nothing of ours.
   const bare = [bwrap, "--die-with-parent", "--unshare-all", "--ro-bind", "/usr", "/usr", "--symlink", "usr/bin", "/bin", "--symlink", "usr/lib", "/lib", "--symlink", "usr/lib64", "/lib64", "--proc", "/proc", "--dev", "/dev", "--"];
 
-  const timed = (argv: string[]): number => {
+  type As = { env: Record<string, string>; uid?: number; gid?: number };
+  const caller: As = { env };
+  const timed = (argv: string[], as: As = caller): number => {
     const started = Bun.nanoseconds();
-    const proc = Bun.spawnSync(argv, { env, stdout: "ignore", stderr: "ignore" });
+    const proc = Bun.spawnSync(argv, { env: as.env, stdout: "ignore", stderr: "ignore", ...(as.uid !== undefined ? { uid: as.uid, gid: as.gid } : {}) });
     if (proc.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${proc.exitCode}`);
     return (Bun.nanoseconds() - started) / 1e6;
   };
@@ -61,13 +65,27 @@ try {
     ["hello-world", [join(work, "hello")]],
     ["bare bwrap true", [...bare, "true"]],
     ["run -p local true", [binary, "run", "-p", "local", "true"]],
-    // What the default network policy (egress proxy, bridge, gate) adds, measured beside it.
+    // What the default network policy (egress proxy, its listener or bridge) adds, measured beside it.
     ["run -p local --network none true", [binary, "run", "-p", "local", "--network", "none", "true"]],
   ];
-  for (const [, argv] of cases) for (let i = 0; i < 3; i++) timed(argv);
-  const samples = cases.map(() => [] as number[]);
-  for (let i = 0; i < runs; i++) cases.forEach(([, argv], index) => samples[index]!.push(timed(argv)));
-  const [hello, bareTrue, ours, noNetwork] = samples.map((s) => ({ median: median(s), min: min(s) }));
+  const startup = (as: As) => {
+    for (const [, argv] of cases) for (let i = 0; i < 3; i++) timed(argv, as);
+    const samples = cases.map(() => [] as number[]);
+    for (let i = 0; i < runs; i++) cases.forEach(([, argv], index) => samples[index]!.push(timed(argv, as)));
+    const [hello, bareTrue, ours, noNetwork] = samples.map((s) => ({ median: median(s), min: min(s) }));
+    return { hello: hello!, bareTrue: bareTrue!, ours: ours!, noNetwork: noNetwork! };
+  };
+  const { hello, bareTrue, ours, noNetwork } = startup(caller);
+  // As root, the same as an ordinary user, in a home of its own.
+  let ordinary: ReturnType<typeof startup> | undefined;
+  if (process.getuid?.() === 0) {
+    chmodSync(work, 0o755);
+    const ordinaryHome = join(work, "home-ordinary");
+    mkdirSync(ordinaryHome);
+    chownSync(ordinaryHome, 65534, 65534);
+    const ordinaryEnv = { ...env, HOME: ordinaryHome, XDG_CONFIG_HOME: join(ordinaryHome, ".config"), XDG_STATE_HOME: join(ordinaryHome, ".local/state") };
+    ordinary = startup({ env: ordinaryEnv, uid: 65534, gid: 65534 });
+  }
   // The README's main job, `run --file`, for the record (not part of the ratio): two one-shot
   // runs (the runtime asked for, then the program, which starts with the file in /tmp).
   writeFileSync(join(work, "main.sh"), "echo hi\n");
@@ -75,8 +93,8 @@ try {
   timed(fileRun);
   const fileSamples = Array.from({ length: Math.max(5, Math.round(runs / 3)) }, () => timed(fileRun));
   const runFile = { median: median(fileSamples), min: min(fileSamples) };
-  const floorMedian = hello!.median + bareTrue!.median;
-  const floorMin = hello!.min + bareTrue!.min;
+  const floorMedian = hello.median + bareTrue.median;
+  const floorMin = hello.min + bareTrue.min;
 
   // (b) throughput of 1 GiB of stdout into a pipe.
   const producer = `head -c ${bytes} /dev/zero`;
@@ -101,7 +119,7 @@ try {
       const ourRate = mib / (median(ourRuns) / 1000);
       const execRate = mib / (median(execRuns) / 1000);
       // The same runs less what `true` costs each side (measured in (a)): the copying alone.
-      const steadyRatio = (median(bareRuns) - bareTrue!.median) / (median(ourRuns) - ours!.median);
+      const steadyRatio = (median(bareRuns) - bareTrue.median) / (median(ourRuns) - ours.median);
       throughput.push({ sink: label, bare_mib_s: bareRate, ours_mib_s: ourRate, ratio: ourRate / bareRate, ratio_without_startup: steadyRatio, exec_mib_s: execRate, exec_ratio: execRate / bareRate });
     }
   } finally {
@@ -116,10 +134,22 @@ try {
       run_true_ms: ours,
       run_true_network_none_ms: noNetwork,
       run_file_ms: runFile,
-      ratio_median: ours!.median / floorMedian,
-      ratio_min: ours!.min / floorMin,
+      ratio_median: ours.median / floorMedian,
+      ratio_min: ours.min / floorMin,
       target: 2,
       stretch: 1.5,
+      ...(ordinary
+        ? {
+            ordinary_user: {
+              hello_ms: ordinary.hello,
+              bare_bwrap_ms: ordinary.bareTrue,
+              run_true_ms: ordinary.ours,
+              run_true_network_none_ms: ordinary.noNetwork,
+              ratio_median: ordinary.ours.median / (ordinary.hello.median + ordinary.bareTrue.median),
+              ratio_min: ordinary.ours.min / (ordinary.hello.min + ordinary.bareTrue.min),
+            },
+          }
+        : {}),
     },
     stdout: { bytes, reps, results: throughput, target: 0.9 },
   };
@@ -128,12 +158,20 @@ try {
   } else {
     const ms = (x: { median: number; min: number }) => `${x.median.toFixed(1)} ms median, ${x.min.toFixed(1)} ms min`;
     process.stdout.write(`local provider: ${runs} runs each, round-robin, after warm-up\n\n`);
-    process.stdout.write(`hello-world (floor)       ${ms(hello!)}\n`);
-    process.stdout.write(`bare bwrap true (floor)   ${ms(bareTrue!)}\n`);
-    process.stdout.write(`run -p local true         ${ms(ours!)}\n`);
+    process.stdout.write(`hello-world (floor)       ${ms(hello)}\n`);
+    process.stdout.write(`bare bwrap true (floor)   ${ms(bareTrue)}\n`);
+    process.stdout.write(`run -p local true         ${ms(ours)}\n`);
     process.stdout.write(`  vs the sum of the floors: ${result.startup.ratio_median.toFixed(2)}x median, ${result.startup.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
-    process.stdout.write(`  of which the default network policy: ${(ours!.median - noNetwork!.median).toFixed(1)} ms median (--network none: ${ms(noNetwork!)})\n`);
+    process.stdout.write(`  of which the default network policy: ${(ours.median - noNetwork.median).toFixed(1)} ms median (--network none: ${ms(noNetwork)})\n`);
     process.stdout.write(`run -p local --file main.sh ${ms(runFile)} (the main job; not in the ratio)\n\n`);
+    if (ordinary && result.startup.ordinary_user) {
+      process.stdout.write(`as an ordinary user (uid 65534), ${runs} runs each\n`);
+      process.stdout.write(`hello-world (floor)       ${ms(ordinary.hello)}\n`);
+      process.stdout.write(`bare bwrap true (floor)   ${ms(ordinary.bareTrue)}\n`);
+      process.stdout.write(`run -p local true         ${ms(ordinary.ours)}\n`);
+      process.stdout.write(`  vs the sum of the floors: ${result.startup.ordinary_user.ratio_median.toFixed(2)}x median, ${result.startup.ordinary_user.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
+      process.stdout.write(`  of which the default network policy: ${(ordinary.ours.median - ordinary.noNetwork.median).toFixed(1)} ms median (--network none: ${ms(ordinary.noNetwork)})\n\n`);
+    }
     process.stdout.write(`${(bytes / 1024 ** 3).toFixed(2)} GiB of stdout into a pipe (medians of ${reps} alternating runs)\n`);
     for (const t of throughput) {
       process.stdout.write(`  ${t.sink.padEnd(16)} bare bwrap ${t.bare_mib_s.toFixed(0)} MiB/s, run -p local ${t.ours_mib_s.toFixed(0)} MiB/s: ${t.ratio.toFixed(2)}x (target 0.9x)\n`);

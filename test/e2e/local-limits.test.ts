@@ -4,10 +4,11 @@
  * an ordinary user to whom root delegated cgroups; each with bubblewrap and with util-linux.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, type CliResult, cli, freshEnv, keptId, NOBODY, nobodyMachine } from "../helpers";
+import { ownCount } from "../../src/providers/local/limits-host";
 import { cgroupDirs } from "./_local-users";
 
 const isRoot = process.getuid?.() === 0;
@@ -20,6 +21,8 @@ const OWN_V1 = Object.fromEntries(
     .map(([, controller, path]) => [controller!, join("/sys/fs/cgroup", controller!, path!)]),
 ) as Record<"memory" | "pids" | "cpu", string>;
 const v1Host = Object.keys(OWN_V1).length === 3 && Object.values(OWN_V1).every((dir) => existsSync(join(dir, "cgroup.procs")));
+/** Linux 5.14+ counts an ordinary user's processes per user namespace: each sandbox has its own. */
+const perUserNamespace = ownCount(false, readFileSync("/proc/sys/kernel/osrelease", "utf8")) === "userns";
 
 /** How the binary is started: as the caller, or as an ordinary user (optionally inside cgroups delegated to them). */
 interface Runner {
@@ -118,9 +121,12 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         const doc = JSON.parse((await run(runner, ["providers", "--json"])).stdout);
         const local = doc.providers.find((p: { name: string }) => p.name === "local");
         expect(local.capabilities).toMatchObject({ resources: true, pids: true });
-        // As root each sandbox has a uid of its own: its process limit is an rlimit on it.
-        const pids = root ? "RLIMIT_NPROC (pids, on each sandbox's own uid)" : "RLIMIT_NPROC (pids)";
-        if (cgroups) expect(local.details).toContain(root ? `limits: cgroup v1 (memory, cpus), ${pids}` : "limits: cgroup v1 (memory, pids, cpus)");
+        // The kernel counts each sandbox's processes apart, by the uid it runs as (root) or by its
+        // user namespace (an ordinary user, Linux 5.14+): its process limit is an rlimit, whatever
+        // the cgroups. Before 5.14 an ordinary user's is counted with all of theirs.
+        const apart = root || perUserNamespace;
+        const pids = root ? "RLIMIT_NPROC (pids, on each sandbox's own uid)" : perUserNamespace ? "RLIMIT_NPROC (pids, in each sandbox's own user namespace)" : "RLIMIT_NPROC (pids)";
+        if (cgroups) expect(local.details).toContain(apart ? `limits: cgroup v1 (memory, cpus), ${pids}` : "limits: cgroup v1 (memory, pids, cpus)");
         else expect(local.details).toContain(`limits: ${pids}, RLIMIT_AS (memory, per process); --cpus unavailable`);
       });
 
@@ -151,7 +157,7 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         expect(doc.exit_code).toBe(2);
       }, 60_000);
 
-      if (cgroups && who === "root") test("as root a sandbox's process limit is RLIMIT_NPROC on its own uid, not a pids cgroup, one-shot or kept; --memory keeps its cgroup", async () => {
+      if (cgroups && (root || perUserNamespace)) test(`${root ? "as root a sandbox's process limit is RLIMIT_NPROC on its own uid" : "as an ordinary user a sandbox's process limit is RLIMIT_NPROC in its own user namespace"}, not a pids cgroup, one-shot or kept; --memory keeps its cgroup`, async () => {
         const kept = await run(runner, ["run", "--keep", "--memory", "64m", "--pids", "300", "true"]);
         const id = keptId(kept.stderr)!;
         expect(kept.code).toBe(0);
@@ -167,7 +173,8 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
             expect(cgroupOf("memory")).toMatch(/\/sandboxes-local-[0-9a-f]{12}$/);
             expect(cgroupOf("pids")).not.toContain("sandboxes-");
             expect(readFileSync(`/proc/${pid}/limits`, "utf8")).toMatch(/^Max processes +300 +300 +processes/m);
-            expect(Number(/^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1])).toBeGreaterThanOrEqual(200_000);
+            if (root) expect(Number(/^Uid:\t(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"))![1])).toBeGreaterThanOrEqual(200_000);
+            else expect(readlinkSync(`/proc/${pid}/ns/user`)).not.toBe(readlinkSync("/proc/self/ns/user"));
           } finally {
             running.kill("SIGTERM");
             await running.exited;
@@ -303,8 +310,8 @@ describe("local limits on a delegated cgroup v2 subtree without the cpu controll
       writeFileSync(join(root, "cgroup.subtree_control"), "memory pids\n");
       writeFileSync(join(root, "cgroup.procs"), "");
       const providers = JSON.parse((await cli(["providers", "--json"], { env })).stdout);
-      // As root the process limit is an rlimit on each sandbox's own uid, whatever the cgroups.
-      const mechanisms = isRoot ? "cgroup v2 (memory), RLIMIT_NPROC (pids, on each sandbox's own uid)" : "cgroup v2 (memory, pids)";
+      // The process limit is an rlimit on each sandbox's own uid (root) or user namespace, whatever the cgroups.
+      const mechanisms = `cgroup v2 (memory), RLIMIT_NPROC (pids, ${isRoot ? "on each sandbox's own uid" : "in each sandbox's own user namespace"})`;
       expect(providers.providers.find((p: { name: string }) => p.name === "local").details).toContain(`limits: ${mechanisms}; --cpus unavailable`);
       const refused = await cli(["run", "-p", "local", "--cpus", "1", "true"], { env });
       expect(refused.code).toBe(125);

@@ -5,7 +5,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { DEFAULT_PIDS, enterArgv, memoryKills, planFor, rlimitArgv, setRlimits } from "../../src/providers/local/limits";
-import { type CgroupSites, describeLimits, findCgroupSites, type HostFacts, parseMountinfo } from "../../src/providers/local/limits-host";
+import { type CgroupSites, describeLimits, findCgroupSites, type HostFacts, ownCount, parseMountinfo } from "../../src/providers/local/limits-host";
 
 /** This machine's layout: cgroup v1 controllers, and a cgroup v2 hierarchy with none of them. */
 const HYBRID_MOUNTS = [
@@ -160,14 +160,14 @@ describe("planning a sandbox's limits", () => {
     expect(enterArgv(plan, ["bwrap"])).toEqual(["bwrap"]);
   });
 
-  test("a sandbox with a uid of its own (any sandbox, as root): the process limit is RLIMIT_NPROC, never a pids cgroup; memory and cpus keep theirs", () => {
-    expect(planFor("local-abc", {}, V1, { ownUid: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
-    expect(planFor("local-abc", {}, V2, { ownUid: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
-    const plan = planFor("local-abc", { pids: 20, memoryMb: 64, cpus: 1 }, V1, { ownUid: true });
+  test("a sandbox whose processes the kernel counts apart (any sandbox, as root; as an ordinary user on Linux 5.14+): the process limit is RLIMIT_NPROC, never a pids cgroup; memory and cpus keep theirs", () => {
+    expect(planFor("local-abc", {}, V1, { ownCount: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
+    expect(planFor("local-abc", {}, V2, { ownCount: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
+    const plan = planFor("local-abc", { pids: 20, memoryMb: 64, cpus: 1 }, V1, { ownCount: true });
     expect(plan.rlimits).toEqual({ nproc: 20 });
     expect(plan.cgroups.map((cgroup) => cgroup.dir)).toEqual(["/cg/memory/jobs/sandboxes-local-abc", "/cg/cpu/sandboxes-local-abc"]);
     expect(plan.cgroups.flatMap((cgroup) => cgroup.settings.map((setting) => setting.file))).not.toContain("pids.max");
-    // Without a uid of its own the same request gets its pids cgroup.
+    // Counted with the rest of the user's processes (an ordinary user before Linux 5.14), the same request gets its pids cgroup.
     expect(planFor("local-abc", { pids: 20 }, V1).cgroups).toEqual([{ dir: "/cg/pids/sandboxes-local-abc", version: 1, settings: [{ file: "pids.max", value: "20" }] }]);
   });
 
@@ -224,9 +224,21 @@ describe("planning a sandbox's limits", () => {
     expect(describeLimits(V1)).toBe("limits: cgroup v1 (memory, pids, cpus)");
     expect(describeLimits({ memory: V2.memory, pids: V2.pids })).toBe("limits: cgroup v2 (memory, pids); --cpus unavailable (no writable cgroup with the cpu controller)");
     expect(describeLimits({})).toBe("limits: RLIMIT_NPROC (pids), RLIMIT_AS (memory, per process); --cpus unavailable (no writable cgroup with the cpu controller)");
-    // As root the process limit is an rlimit on each sandbox's own uid, whatever the cgroups.
-    expect(describeLimits(V1, true)).toBe("limits: cgroup v1 (memory, cpus), RLIMIT_NPROC (pids, on each sandbox's own uid)");
-    expect(describeLimits({}, true)).toBe("limits: RLIMIT_NPROC (pids, on each sandbox's own uid), RLIMIT_AS (memory, per process); --cpus unavailable (no writable cgroup with the cpu controller)");
+    // Counted apart, the process limit is an rlimit, whatever the cgroups: as root on each sandbox's own uid,
+    expect(describeLimits(V1, "uid")).toBe("limits: cgroup v1 (memory, cpus), RLIMIT_NPROC (pids, on each sandbox's own uid)");
+    expect(describeLimits({}, "uid")).toBe("limits: RLIMIT_NPROC (pids, on each sandbox's own uid), RLIMIT_AS (memory, per process); --cpus unavailable (no writable cgroup with the cpu controller)");
+    // as an ordinary user in each sandbox's user namespace.
+    expect(describeLimits({ memory: V2.memory, pids: V2.pids }, "userns")).toBe("limits: cgroup v2 (memory), RLIMIT_NPROC (pids, in each sandbox's own user namespace); --cpus unavailable (no writable cgroup with the cpu controller)");
+  });
+
+  test("the kernel counts a sandbox's processes apart: as root by its uid, as an ordinary user by its user namespace from Linux 5.14 on", () => {
+    expect(ownCount(true, "4.18.0-553.el8_10.x86_64")).toBe("uid");
+    expect(ownCount(false, "6.18.44-fc-v1272")).toBe("userns");
+    expect(ownCount(false, "5.14.0-427.el9.x86_64\n")).toBe("userns");
+    expect(ownCount(false, "5.13.19")).toBeUndefined();
+    expect(ownCount(false, "4.19.0")).toBeUndefined();
+    // Unreadable: counted with the rest, as before.
+    expect(ownCount(false, "")).toBeUndefined();
   });
 
   test("--pids takes a whole number above 0", () => {

@@ -1,7 +1,7 @@
 import { capabilities, defineProvider } from "../define";
 import { hostPlatform } from "../platform";
 import { bubblewrapPath } from "./bubblewrap";
-import { cgroupSites, describeLimits } from "./limits-host";
+import { cgroupSites, describeLimits, ownCount } from "./limits-host";
 
 // Allow lists (hosts, CIDRs, ports) are enforced by the egress proxy every default-policy sandbox goes through.
 export const LOCAL_CAPABILITIES = capabilities(
@@ -24,7 +24,8 @@ export const localDescriptor = defineProvider({
     if (missing) return { missing };
     const bwrap = bubblewrapPath(ctx.env);
     const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
-    return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env), process.getuid?.() === 0)}` };
+    const release = await Bun.file("/proc/sys/kernel/osrelease").text().catch(() => "");
+    return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env), ownCount(process.getuid?.() === 0, release))}` };
   },
   load: async (ctx) => new (await import("./provider")).LocalProvider(ctx),
 });

@@ -172,17 +172,32 @@ export async function cgroupSites(env: Record<string, string | undefined>, reade
 let ownSites: Promise<CgroupSites> | undefined;
 
 /**
- * One line for `providers`: which mechanism enforces --memory, --pids and --cpus. `root`: the
- * process limit is then an rlimit on each sandbox's own uid, whatever the cgroups (limits.ts).
+ * How the kernel counts a sandbox's processes apart from everything else, which makes its process
+ * limit an exact rlimit (limits.ts): as root, by the uid each sandbox runs as; as an ordinary
+ * user, by the user namespace each sandbox has (RLIMIT_NPROC counts per uid per user namespace
+ * since Linux 5.14); undefined on an older kernel, where the count is the user's whole.
  */
-export function describeLimits(sites: CgroupSites, root = false): string {
-  const byVersion = (version: 1 | 2) => CONTROLLERS.filter((c) => sites[c]?.version === version && !(root && c === "pids")).map((c) => (c === "cpu" ? "cpus" : c));
+export type OwnCount = "uid" | "userns";
+
+export function ownCount(root: boolean, kernelRelease: string): OwnCount | undefined {
+  if (root) return "uid";
+  const [major, minor] = kernelRelease.split(".").map((part) => parseInt(part, 10));
+  return major! > 5 || (major === 5 && minor! >= 14) ? "userns" : undefined;
+}
+
+/**
+ * One line for `providers`: which mechanism enforces --memory, --pids and --cpus. With `count`,
+ * the process limit is an rlimit, whatever the cgroups (limits.ts).
+ */
+export function describeLimits(sites: CgroupSites, count?: OwnCount): string {
+  const byVersion = (version: 1 | 2) => CONTROLLERS.filter((c) => sites[c]?.version === version && !(count && c === "pids")).map((c) => (c === "cpu" ? "cpus" : c));
   const parts: string[] = [];
   for (const version of [2, 1] as const) {
     const names = byVersion(version);
     if (names.length) parts.push(`cgroup v${version} (${names.join(", ")})`);
   }
-  if (root) parts.push("RLIMIT_NPROC (pids, on each sandbox's own uid)");
+  if (count === "uid") parts.push("RLIMIT_NPROC (pids, on each sandbox's own uid)");
+  else if (count === "userns") parts.push("RLIMIT_NPROC (pids, in each sandbox's own user namespace)");
   else if (!sites.pids) parts.push("RLIMIT_NPROC (pids)");
   if (!sites.memory) parts.push("RLIMIT_AS (memory, per process)");
   const line = `limits: ${parts.join(", ")}`;

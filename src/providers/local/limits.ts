@@ -14,9 +14,10 @@ import { type CgroupSites, cgroupSites, type FactReader } from "./limits-host";
  * The plan is plain data kept with the sandbox, so every command of the sandbox, and its removal,
  * use the cgroups made when it was created.
  *
- * One exception to cgroup first: a sandbox whose processes run as a uid of their own for as long
- * as it lives (every sandbox, as root) holds its process limit with RLIMIT_NPROC on that uid,
- * exact as pids.max is, and joins no cgroup for it. Moving a process into a cgroup waits for an
+ * One exception to cgroup first: a sandbox whose processes the kernel counts apart from every
+ * other process for as long as it lives (OwnCount: as root, by the uid it runs as; as an ordinary
+ * user, by its own user namespace) holds its process limit with RLIMIT_NPROC, exact as pids.max
+ * is, and joins no cgroup for it. Moving a process into a cgroup waits for an
  * RCU grace period on most kernels (cgroup_threadgroup_rwsem; 6-17 ms measured on a 2-core VM,
  * more than the rest of a one-shot `true`), which every run and every exec would pay. The limit
  * is set on each process that enters the sandbox: the first one (setRlimits) or each command
@@ -47,11 +48,11 @@ const CPU_PERIOD_US = 100_000;
 const CGROUP_PREFIX = "sandboxes-";
 
 /**
- * How `request` is enforced with these cgroup sites; throws when a limit cannot be. `ownUid`: the
- * sandbox's processes have a uid of their own for its whole life (as root; the process limit is
- * then an rlimit: see above).
+ * How `request` is enforced with these cgroup sites; throws when a limit cannot be. `ownCount`:
+ * the kernel counts the sandbox's processes apart for its whole life (the process limit is then
+ * an rlimit: see above).
  */
-export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { ownUid = false }: { ownUid?: boolean } = {}): LimitPlan {
+export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { ownCount = false }: { ownCount?: boolean } = {}): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };
   const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
     const dir = `${site.parent === "/" ? "" : site.parent}/${CGROUP_PREFIX}${id}`;
@@ -61,7 +62,7 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
   };
 
   const pids = request.pids ?? DEFAULT_PIDS;
-  if (sites.pids && !ownUid) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
+  if (sites.pids && !ownCount) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
   else plan.rlimits.nproc = pids;
 
   if (request.memoryMb !== undefined) {
@@ -99,9 +100,9 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
 }
 
 /** The plan for a new sandbox on this host. */
-export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { ownUid?: boolean } = {}): Promise<LimitPlan> {
+export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { ownCount?: boolean } = {}): Promise<LimitPlan> {
   // Nothing to put in a cgroup: no need to find where they go (/proc/self/mountinfo, ~0.7 ms).
-  const needsCgroups = !options.ownUid || request.memoryMb !== undefined || request.cpus !== undefined;
+  const needsCgroups = !options.ownCount || request.memoryMb !== undefined || request.cpus !== undefined;
   return planFor(id, request, needsCgroups ? await cgroupSites(env, syncReader) : {}, options);
 }
 
