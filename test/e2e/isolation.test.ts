@@ -1,6 +1,6 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { BINARY, cli, freshEnv, nobodyMachine } from "../helpers";
 
 const isRoot = process.getuid?.() === 0;
@@ -50,10 +50,23 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
 
     test("a PATH entry that holds a secret (~/.cargo) or the home (its parent) is not bound; the toolchain under it still works", async () => {
       const { env, home } = homeWithSecrets(extra);
-      env.PATH = `${join(home, "..")}:${join(home, ".cargo")}:${env.PATH}`;
-      const r = await cli(["run", 'hello-tool; for f in ~/.cargo/credentials.toml ~/.ssh/id_ed25519; do test -e "$f" && echo "LEAK $f"; done; ls -A "$(dirname ~)" | wc -l; echo done'], { env });
-      expect(r.stdout).toBe("toolchain-ok\n1\ndone\n");
-      expect(r.code).toBe(0);
+      // A directory beside the home: the home's parent, were it bound, would show it. (The parent
+      // may hold mount points of other bound paths, e.g. a PATH entry in the same /tmp.)
+      const sibling = mkdtempSync(join(home, "..", "sandboxes-sibling-"));
+      try {
+        env.PATH = `${join(home, "..")}:${join(home, ".cargo")}:${env.PATH}`;
+        const r = await cli(["run", 'hello-tool; for f in ~/.cargo/credentials.toml ~/.ssh/id_ed25519; do test -e "$f" && echo "LEAK $f"; done; ls -A "$(dirname ~)"; echo done'], { env });
+        const [tool, ...rest] = r.stdout.trim().split("\n");
+        expect(tool).toBe("toolchain-ok");
+        expect(rest.at(-1)).toBe("done");
+        const listed = rest.slice(0, -1);
+        expect(listed).toContain(basename(home));
+        expect(listed).not.toContain(basename(sibling));
+        expect(listed.filter((name) => name.startsWith("LEAK"))).toEqual([]);
+        expect(r.code).toBe(0);
+      } finally {
+        rmSync(sibling, { recursive: true, force: true });
+      }
     });
 
     test("a PATH entry inside a bound toolchain (pyenv's shims under ~/.pyenv) is on the sandbox's PATH, once, and what it holds runs", async () => {
