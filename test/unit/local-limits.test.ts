@@ -161,9 +161,9 @@ describe("planning a sandbox's limits", () => {
   });
 
   test("a sandbox whose processes the kernel counts apart (any sandbox, as root; as an ordinary user on Linux 5.14+): the process limit is RLIMIT_NPROC, never a pids cgroup; memory and cpus keep theirs", () => {
-    expect(planFor("local-abc", {}, V1, { ownCount: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
-    expect(planFor("local-abc", {}, V2, { ownCount: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
-    const plan = planFor("local-abc", { pids: 20, memoryMb: 64, cpus: 1 }, V1, { ownCount: true });
+    expect(planFor("local-abc", {}, V1, { countedApart: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
+    expect(planFor("local-abc", {}, V2, { countedApart: true })).toEqual({ cgroups: [], rlimits: { nproc: DEFAULT_PIDS } });
+    const plan = planFor("local-abc", { pids: 20, memoryMb: 64, cpus: 1 }, V1, { countedApart: true });
     expect(plan.rlimits).toEqual({ nproc: 20 });
     expect(plan.cgroups.map((cgroup) => cgroup.dir)).toEqual(["/cg/memory/jobs/sandboxes-local-abc", "/cg/cpu/sandboxes-local-abc"]);
     expect(plan.cgroups.flatMap((cgroup) => cgroup.settings.map((setting) => setting.file))).not.toContain("pids.max");

@@ -198,6 +198,10 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
   return capabilities ? DROP_CAPABILITIES() : [];
 }
 
+/** System call numbers on the architectures we build for (x86-64's own table; arm64's is asm-generic's). */
+const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
+const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
+
 /**
  * perl (core only, no modules: Linux's numbers for AF_INET and SOCK_STREAM) that listens on the
  * sandbox's 127.0.0.1:PORT, then becomes the program. Before that it leaves a process behind,
@@ -220,10 +224,6 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
  *
  *   perl -e LAZY_BRIDGE PORT SETRLIMIT CLONE NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
  */
-/** System call numbers on the architectures we build for (x86-64's own table; arm64's is asm-generic's). */
-const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
-const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
-
 const LAZY_BRIDGE = `
 sub fail { print STDERR "sandboxes: $_[0]: $!\\n"; exit 125 }
 my ($port, $setrlimit, $clone, $nproc, $as, $words) = splice(@ARGV, 0, 6);

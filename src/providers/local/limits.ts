@@ -48,11 +48,11 @@ const CPU_PERIOD_US = 100_000;
 const CGROUP_PREFIX = "sandboxes-";
 
 /**
- * How `request` is enforced with these cgroup sites; throws when a limit cannot be. `ownCount`:
- * the kernel counts the sandbox's processes apart for its whole life (the process limit is then
- * an rlimit: see above).
+ * How `request` is enforced with these cgroup sites; throws when a limit cannot be.
+ * `countedApart`: the kernel counts the sandbox's processes apart for its whole life (OwnCount;
+ * the process limit is then an rlimit: see above).
  */
-export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { ownCount = false }: { ownCount?: boolean } = {}): LimitPlan {
+export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { countedApart = false }: { countedApart?: boolean } = {}): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };
   const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
     const dir = `${site.parent === "/" ? "" : site.parent}/${CGROUP_PREFIX}${id}`;
@@ -62,7 +62,7 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
   };
 
   const pids = request.pids ?? DEFAULT_PIDS;
-  if (sites.pids && !ownCount) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
+  if (sites.pids && !countedApart) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
   else plan.rlimits.nproc = pids;
 
   if (request.memoryMb !== undefined) {
@@ -100,9 +100,9 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
 }
 
 /** The plan for a new sandbox on this host. */
-export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { ownCount?: boolean } = {}): Promise<LimitPlan> {
+export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { countedApart?: boolean } = {}): Promise<LimitPlan> {
   // Nothing to put in a cgroup: no need to find where they go (/proc/self/mountinfo, ~0.7 ms).
-  const needsCgroups = !options.ownCount || request.memoryMb !== undefined || request.cpus !== undefined;
+  const needsCgroups = !options.countedApart || request.memoryMb !== undefined || request.cpus !== undefined;
   return planFor(id, request, needsCgroups ? await cgroupSites(env, syncReader) : {}, options);
 }
 

@@ -174,8 +174,8 @@ export class LocalProvider implements Provider {
       env: spec.env,
       network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
-      // The kernel counts each sandbox's processes apart (OwnCount): its process limit is an rlimit.
-      limits: await planLimits(id, spec, this.ctx.env, { ownCount: ownCount(process.getuid?.() === 0, kernelRelease()) !== undefined }),
+      // Where the kernel counts each sandbox's processes apart (ownCount), its process limit is an rlimit.
+      limits: await planLimits(id, spec, this.ctx.env, { countedApart: ownCount(process.getuid?.() === 0, kernelRelease()) !== undefined }),
       ...(owned ? ownerRecord() : {}),
     };
   }
@@ -905,7 +905,6 @@ interface OneShotStart {
 
 type Invocation = { argv: string[]; env: Record<string, string> };
 type Subprocess = ReturnType<typeof Bun.spawn>;
-
 
 /**
  * Writes all of `data` to a descriptor of ours, which may be non-blocking, for the wrapper to read.
