@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, type CliResult, cli, freshEnv, keptId, NOBODY, nobodyMachine } from "../helpers";
 import { ownCount } from "../../src/providers/local/limits-host";
-import { cgroupDirs } from "./_local-users";
+import { cgroupDirs, machineFor } from "./_local-users";
 
 const isRoot = process.getuid?.() === 0;
 /** The v1 hierarchies of this process, by controller (a hybrid or v1 host, as this one is). */
@@ -323,4 +323,30 @@ describe("local limits on a delegated cgroup v2 subtree without the cpu controll
       rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
+});
+
+// An ordinary user whose own hard process limit is below the default: a sandbox's processes cannot
+// go past it (setrlimit cannot raise a hard limit), so the default is that limit and more is refused.
+describe.skipIf(!isRoot)("local limits under an ordinary user's own lower hard process limit", () => {
+  for (const mechanism of ["bubblewrap", "unshare"] as const) {
+    test(`${mechanism}: the default is the user's own 500, with and without the network; --pids 600 is one line and exit 125, nothing left; --pids 300 holds`, async () => {
+      const m = machineFor("ordinary", mechanism);
+      try {
+        const prefix = ["prlimit", "--nproc=500:500", "--"];
+        for (const network of ["default", "none"]) {
+          const r = await m.run(["run", "--network", network, "ulimit -p"], { prefix });
+          expect({ code: r.code, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: "500\n", stderr: "" });
+        }
+        const refused = await m.run(["run", "--pids", "600", "echo ran"], { prefix });
+        expect(refused.code).toBe(125);
+        expect(refused.stdout).toBe("");
+        expect(refused.stderr.trim().split("\n")).toEqual([expect.stringMatching(/^sandboxes: --pids 600 is above this user's own hard limit of 500 processes \(ulimit -Hu\).*: ask for less/)]);
+        expect(existsSync(m.stateDir) ? readdirSync(m.stateDir) : []).toEqual([]);
+        const asked = await m.run(["run", "--pids", "300", "ulimit -p"], { prefix });
+        expect({ code: asked.code, stdout: asked.stdout }).toEqual({ code: 0, stdout: "300\n" });
+      } finally {
+        m.remove();
+      }
+    }, 60_000);
+  }
 });

@@ -4,7 +4,7 @@ import { parseCount } from "../../src/cli/args";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { DEFAULT_PIDS, enterArgv, memoryKills, planFor, rlimitArgv, setRlimits } from "../../src/providers/local/limits";
+import { DEFAULT_PIDS, enterArgv, hardLimits, memoryKills, planFor, rlimitArgv, setRlimits } from "../../src/providers/local/limits";
 import { type CgroupSites, describeLimits, findCgroupSites, type HostFacts, ownCount, parseMountinfo } from "../../src/providers/local/limits-host";
 
 /** This machine's layout: cgroup v1 controllers, and a cgroup v2 hierarchy with none of them. */
@@ -169,6 +169,29 @@ describe("planning a sandbox's limits", () => {
     expect(plan.cgroups.flatMap((cgroup) => cgroup.settings.map((setting) => setting.file))).not.toContain("pids.max");
     // Counted with the rest of the user's processes (an ordinary user before Linux 5.14), the same request gets its pids cgroup.
     expect(planFor("local-abc", { pids: 20 }, V1).cgroups).toEqual([{ dir: "/cg/pids/sandboxes-local-abc", version: 1, settings: [{ file: "pids.max", value: "20" }] }]);
+  });
+
+  test("under the caller's own lower hard limits (an ordinary user's): the default process limit is that limit; --pids or --memory above it is refused with one line naming it", () => {
+    const ceilings = { nproc: 500, asBytes: 128 * 1024 * 1024 };
+    expect(planFor("local-abc", {}, {}, { countedApart: true, ceilings }).rlimits).toEqual({ nproc: 500 });
+    expect(planFor("local-abc", { pids: 300, memoryMb: 64 }, {}, { countedApart: true, ceilings }).rlimits).toEqual({ nproc: 300, asBytes: 64 * 1024 * 1024 });
+    expect(() => planFor("local-abc", { pids: 600 }, {}, { countedApart: true, ceilings })).toThrow("--pids 600 is above this user's own hard limit of 500 processes (ulimit -Hu)");
+    expect(() => planFor("local-abc", { memoryMb: 256 }, {}, { countedApart: true, ceilings })).toThrow(`--memory 256m is above this user's own hard limit of ${128 * 1024 * 1024} bytes of address space`);
+    // A pids cgroup is no rlimit: the ceiling is not its business (the processes keep the user's limit anyway).
+    expect(planFor("local-abc", { pids: 600 }, V1, { ceilings }).cgroups[0]!.settings).toContainEqual({ file: "pids.max", value: "600" });
+    // No ceiling (root, or none set): as asked.
+    expect(planFor("local-abc", { pids: 600 }, {}, { countedApart: true }).rlimits).toEqual({ nproc: 600 });
+  });
+
+  test("hardLimits reads the hard process and address-space limits of /proc/PID/limits; unlimited is none", () => {
+    const text = [
+      "Limit                     Soft Limit           Hard Limit           Units     ",
+      "Max processes             400                  500                  processes ",
+      "Max address space         unlimited            unlimited            bytes     ",
+    ].join("\n");
+    expect(hardLimits(text)).toEqual({ nproc: 500, asBytes: undefined });
+    expect(hardLimits(undefined)).toEqual({ nproc: undefined, asBytes: undefined });
+    expect(hardLimits(readFileSync("/proc/self/limits", "utf8")).nproc).toBeGreaterThan(0);
   });
 
   test("setRlimits sets the plan's rlimits, soft and hard, on another process (prlimit(2) through bun:ffi)", async () => {

@@ -24,7 +24,10 @@ import { type CgroupSites, cgroupSites, type FactReader } from "./limits-host";
  * (rlimitArgv), whose children inherit it.
  */
 
-/** Processes (threads count too) a sandbox may have when --pids is not given; Podman's default. */
+/**
+ * Processes (threads count too) a sandbox may have when --pids is not given; Podman's default.
+ * An ordinary user whose own hard limit is lower gets that instead: an rlimit cannot be raised.
+ */
 export const DEFAULT_PIDS = 2048;
 
 export interface LimitRequest {
@@ -50,9 +53,10 @@ const CGROUP_PREFIX = "sandboxes-";
 /**
  * How `request` is enforced with these cgroup sites; throws when a limit cannot be.
  * `countedApart`: the kernel counts the sandbox's processes apart for its whole life (OwnCount;
- * the process limit is then an rlimit: see above).
+ * the process limit is then an rlimit: see above). `ceilings`: the caller's own hard rlimits,
+ * which no process it starts can go past (an ordinary user's; root may raise them).
  */
-export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { countedApart = false }: { countedApart?: boolean } = {}): LimitPlan {
+export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { countedApart = false, ceilings = {} }: { countedApart?: boolean; ceilings?: RlimitCeilings } = {}): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };
   const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
     const dir = `${site.parent === "/" ? "" : site.parent}/${CGROUP_PREFIX}${id}`;
@@ -63,7 +67,7 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
 
   const pids = request.pids ?? DEFAULT_PIDS;
   if (sites.pids && !countedApart) cgroupFor(sites.pids).settings.push({ file: "pids.max", value: String(pids) });
-  else plan.rlimits.nproc = pids;
+  else plan.rlimits.nproc = withinCeiling(pids, ceilings.nproc, request.pids !== undefined, "--pids", String(request.pids), "processes", "ulimit -Hu");
 
   if (request.memoryMb !== undefined) {
     const bytes = String(request.memoryMb * 1024 * 1024);
@@ -78,7 +82,7 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
         plan.oomEvents = `${cgroup.dir}/memory.oom_control`;
       }
     } else {
-      plan.rlimits.asBytes = Number(bytes);
+      plan.rlimits.asBytes = withinCeiling(Number(bytes), ceilings.asBytes, true, "--memory", `${request.memoryMb}m`, "bytes of address space", "ulimit -Hv, in KiB");
     }
   }
 
@@ -99,22 +103,54 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
   return plan;
 }
 
+/** The caller's hard rlimits that a sandbox's own would have to stay under; undefined for none. */
+export type RlimitCeilings = { nproc?: number; asBytes?: number };
+
+/**
+ * `value`, or the ceiling when that is lower: for a default, the ceiling; for what the user asked
+ * (`asked`), a refusal naming the flag and the ceiling. setrlimit cannot raise a hard limit, so
+ * the sandbox would otherwise fail to start at all.
+ */
+function withinCeiling(value: number, ceiling: number | undefined, asked: boolean, flag: string, given: string, unit: string, shell: string): number {
+  if (ceiling === undefined || value <= ceiling) return value;
+  if (!asked) return ceiling;
+  throw new SandboxesError(
+    "limit_unenforceable",
+    `${flag} ${given} is above this user's own hard limit of ${ceiling} ${unit} (${shell}), which no process it starts can go past`,
+    "user",
+    `ask for less, or raise the hard limit (as root, or in /etc/security/limits.conf)`,
+  );
+}
+
 /** The plan for a new sandbox on this host. */
 export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { countedApart?: boolean } = {}): Promise<LimitPlan> {
   // Nothing to put in a cgroup: no need to find where they go (/proc/self/mountinfo, ~0.7 ms).
   const needsCgroups = !options.countedApart || request.memoryMb !== undefined || request.cpus !== undefined;
-  return planFor(id, request, needsCgroups ? await cgroupSites(env, syncReader) : {}, options);
+  // Root may raise its own hard limits for the sandbox's processes (CAP_SYS_RESOURCE).
+  const ceilings = process.getuid?.() === 0 ? {} : hardLimits(syncRead("/proc/self/limits"));
+  return planFor(id, request, needsCgroups ? await cgroupSites(env, syncReader) : {}, { ...options, ceilings });
+}
+
+/** The hard process and address-space limits in /proc/PID/limits text; "unlimited" is none. */
+export function hardLimits(text: string | undefined): RlimitCeilings {
+  const hard = (name: string) => {
+    const value = new RegExp(`^${name}\\s+\\S+\\s+(\\S+)`, "m").exec(text ?? "")?.[1];
+    return value === undefined || value === "unlimited" ? undefined : Number(value);
+  };
+  return { nproc: hard("Max processes"), asBytes: hard("Max address space") };
+}
+
+function syncRead(path: string): string | undefined {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
 }
 
 /** node:fs, loaded here anyway: a few small files need no round trips to Bun's I/O threads. */
 const syncReader: FactReader = {
-  read: async (path) => {
-    try {
-      return readFileSync(path, "utf8");
-    } catch {
-      return undefined;
-    }
-  },
+  read: async (path) => syncRead(path),
   owner: async (path) => {
     try {
       return statSync(path).uid;
