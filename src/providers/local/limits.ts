@@ -1,7 +1,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from "node:fs";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { shellQuote } from "../../base/quote";
-import { type CgroupSites, cgroupSites, type FactReader } from "./limits-host";
+import { type CgroupSites, cgroupSites, type FactReader, ownCount } from "./limits-host";
 
 /**
  * --memory, --cpus and --pids of a local sandbox. Each is enforced by the sandbox's own cgroup
@@ -122,14 +122,21 @@ function withinCeiling(value: number, ceiling: number | undefined, asked: boolea
   );
 }
 
-/** The plan for a new sandbox on this host. */
-export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>, options: { countedApart?: boolean } = {}): Promise<LimitPlan> {
+/**
+ * The plan for a new sandbox on this host: counted apart where the kernel does (ownCount, from
+ * this kernel's release, read once), under this user's own hard limits (root may raise its own:
+ * CAP_SYS_RESOURCE).
+ */
+export async function planLimits(id: string, request: LimitRequest, env: Record<string, string | undefined>): Promise<LimitPlan> {
+  const root = process.getuid?.() === 0;
+  const countedApart = ownCount(root, (kernelRelease ??= syncRead("/proc/sys/kernel/osrelease") ?? "")) !== undefined;
   // Nothing to put in a cgroup: no need to find where they go (/proc/self/mountinfo, ~0.7 ms).
-  const needsCgroups = !options.countedApart || request.memoryMb !== undefined || request.cpus !== undefined;
-  // Root may raise its own hard limits for the sandbox's processes (CAP_SYS_RESOURCE).
-  const ceilings = process.getuid?.() === 0 ? {} : hardLimits(syncRead("/proc/self/limits"));
-  return planFor(id, request, needsCgroups ? await cgroupSites(env, syncReader) : {}, { ...options, ceilings });
+  const needsCgroups = !countedApart || request.memoryMb !== undefined || request.cpus !== undefined;
+  const ceilings = root ? {} : hardLimits(syncRead("/proc/self/limits"));
+  return planFor(id, request, needsCgroups ? await cgroupSites(env, syncReader) : {}, { countedApart, ceilings });
 }
+
+let kernelRelease: string | undefined;
 
 /** The hard process and address-space limits in /proc/PID/limits text; "unlimited" is none. */
 export function hardLimits(text: string | undefined): RlimitCeilings {

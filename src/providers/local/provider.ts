@@ -11,7 +11,6 @@ import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState,
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
 import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, removeStaleCgroups, rlimitArgv, setRlimits } from "./limits";
-import { ownCount } from "./limits-host";
 import { dict, hasLabels } from "../../base/keys";
 import { PtyOutput } from "../shared/pty";
 
@@ -174,8 +173,7 @@ export class LocalProvider implements Provider {
       env: spec.env,
       network: spec.network ?? { mode: "default", allow: [] },
       mounts: spec.mounts ?? [],
-      // Where the kernel counts each sandbox's processes apart (ownCount), its process limit is an rlimit.
-      limits: await planLimits(id, spec, this.ctx.env, { countedApart: ownCount(process.getuid?.() === 0, kernelRelease()) !== undefined }),
+      limits: await planLimits(id, spec, this.ctx.env),
       ...(owned ? ownerRecord() : {}),
     };
   }
@@ -1143,20 +1141,6 @@ export function splitEnvironment(environment: Record<string, string>): SplitEnvi
     (actsOnWrappers ? inArgv : inEnviron)[name] = value;
   }
   return { inEnviron, inArgv };
-}
-
-let release: string | undefined;
-
-/** The running kernel's release (ownCount), read once. */
-function kernelRelease(): string {
-  if (release === undefined) {
-    try {
-      release = readFileSync("/proc/sys/kernel/osrelease", "utf8");
-    } catch {
-      release = "";
-    }
-  }
-  return release;
 }
 
 /**
