@@ -10,8 +10,11 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootId, childrenOf, startTime } from "../../src/providers/local/holder";
+import { EGRESS_DIR, EGRESS_SOCKET } from "../../src/providers/local/isolation";
 import { readUntil } from "../helpers";
 import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
+
+const perl = Bun.which("perl", { PATH: "/usr/bin:/bin" });
 
 /** "ID state" of each sandbox `list` shows. */
 const states = async (m: Machine) => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);
@@ -39,7 +42,7 @@ async function killedRun(m: Machine, options: string[] = []): Promise<{ id: stri
  * Starts the binary with `args`, paused at `stage` of the sandbox's set-up (SANDBOXES_TEST_PAUSE_AT),
  * and waits until it says so. Returns the CLI's process and the sandbox's id.
  */
-async function startPaused(m: Machine, args: string[], stage: "files" | "proxy" | "let-go") {
+async function startPaused(m: Machine, args: string[], stage: "files" | "proxy" | "let-go" | "handover") {
   const child = Bun.spawn([...m.command, ...args], { env: { ...m.env, SANDBOXES_TEST_PAUSE_AT: stage }, cwd: m.cwd, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
   const paused = await readUntil(child.stderr as ReadableStream<Uint8Array>, `paused at ${stage}\n`);
   const id = new RegExp(`(local-[0-9a-f]{12}) paused at ${stage}`).exec(paused)?.[1];
@@ -122,6 +125,23 @@ for (const { user, mechanism } of MATRIX) {
       }, 60_000);
     }
 
+    // Killed while perl's lines inside wait for the CLI to take the listener they made (listeners.ts's
+    // takeListener; as root with bubblewrap only with SANDBOXES_LOCAL_EGRESS_LISTENER=off, else
+    // the CLI makes it): they read the end of the connection and exit, so the program never starts.
+    test("killed while the sandbox's listener is handed over: the program never runs, and the next list removes what it left", async () => {
+      const m = machine();
+      if (user === "root" && mechanism === "bubblewrap") m.env.SANDBOXES_LOCAL_EGRESS_LISTENER = "off";
+      const marker = marked();
+      const { child, id } = await startPaused(m, ["run", `echo ran > /tmp/ran; sleep ${marker}`], "handover");
+      // perl is there, waiting for its answer.
+      expect(await eventually(() => processesWith(id).some((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(`${perl}\0-e\0`)))).toBe(true);
+      child.kill("SIGKILL");
+      await child.exited;
+      expect(await eventually(() => processesWith(id).length === 0 && processesWith(marker).length === 0)).toBe(true);
+      expect(existsSync(join(m.stateDir, id, "tmp", "ran"))).toBe(false);
+      await expectGone(m, id);
+    }, 60_000);
+
     // Killed just after it handed bwrap the last of the sandbox (as root, the /etc/passwd of the
     // handshake; an ordinary user's, the root). bwrap goes on whatever becomes of the CLI until the
     // sandbox's first process is tied to it (its death signal, a few milliseconds later): the
@@ -186,46 +206,54 @@ for (const { user, mechanism } of MATRIX) {
 // as late as the proxy stage), it waits for every process of the sandbox, our egress waiter
 // included. That moment cannot be chosen from outside bwrap, so the waiter the binary starts is
 // run again as it is, in a network namespace of the test's own, for a program that ends at once.
-const perl = Bun.which("perl", { PATH: "/usr/bin:/bin" });
 describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's waiter in an ordinary user's one-shot sandbox", () => {
   test("ends once the program it waits for has ended, without a connection", async () => {
     const m = machineFor("ordinary", "bubblewrap");
     try {
-      // Let go with a program that lasts: the waiter perl leaves behind keeps perl's command line.
-      const { child, id } = await startPaused(m, ["run", "sleep 30"], "let-go");
+      // Paused before the handover's answer, perl keeps its command line.
+      const { child, id } = await startPaused(m, ["run", "sleep 30"], "handover");
       const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
       let lazyBridge: string[] | undefined;
       await eventually(() => (lazyBridge = processesWith(id).map(argvOf).find((argv) => argv[0] === perl && argv[1] === "-e")) !== undefined);
       child.kill("SIGKILL");
       await child.exited;
-      // perl -e LAZY_BRIDGE PORT SETRLIMIT CLONE NPROC AS N BRIDGE(N words) PROGRAM: the
-      // sandbox's port, setrlimit(2)'s and clone(2)'s numbers here, the default process limit and
-      // no memory limit.
+      // perl -e LAZY_BRIDGE PORT HANDOVER SETRLIMIT CLONE NPROC AS N BRIDGE(N words) PROGRAM: the
+      // sandbox's port, the proxy's unix socket as the sandbox sees it, setrlimit(2)'s and
+      // clone(2)'s numbers here, the default process limit and no memory limit.
       const [setrlimit, clone] = ({ x64: ["160", "56"], arm64: ["164", "220"] } as Record<string, string[]>)[process.arch]!;
-      expect(lazyBridge?.slice(3, 8)).toEqual(["3128", setrlimit!, clone!, "2048", "-"]);
-      const [script, port, , , , , words] = lazyBridge!.slice(2, 9);
+      expect(lazyBridge?.slice(3, 9)).toEqual(["3128", `${EGRESS_DIR}/${EGRESS_SOCKET}`, setrlimit!, clone!, "2048", "-"]);
+      const [script, port, , , , , , words] = lazyBridge!.slice(2, 10);
       const marker = marked();
       const program = ["sh", "-c", "exit 0", marker];
-      const bridge = lazyBridge!.slice(9, 9 + Number(words));
-      // No limits for this program: the test's own user runs it. With clone(2), and with the
-      // fork of a fork where there is none ("0").
-      for (const cloneNumber of [clone!, "0"]) {
-        const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, setrlimit!, cloneNumber, "-", "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
-        expect(await run.exited).toBe(0);
-        // The waiter, left behind: perl's own command line, marker included.
-        expect(processesWith(marker).length).toBeGreaterThan(0);
-        expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
+      const bridge = lazyBridge!.slice(10, 10 + Number(words));
+      // The handover refused ("0", as where no copy can be made), so perl leaves the waiter.
+      const handover = join(m.stateDir, "..", "handover.sock");
+      const refusing = Bun.listen({ unix: handover, socket: { data: (socket) => void socket.end("0") } });
+      try {
+        // No limits for this program: the test's own user runs it. With clone(2), and with the
+        // fork of a fork where there is none ("0").
+        for (const cloneNumber of [clone!, "0"]) {
+          const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, handover, setrlimit!, cloneNumber, "-", "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
+          expect(await run.exited).toBe(0);
+          // The waiter, left behind: perl's own command line, marker included.
+          expect(processesWith(marker).length).toBeGreaterThan(0);
+          expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
+        }
+      } finally {
+        refusing.stop(true);
       }
     } finally {
       m.remove();
     }
   }, 30_000);
 
-  // The program's shell lists its own children first, with builtins only: none, the waiter is
-  // pid 1's (clone's CLONE_PARENT, or the fork of a fork).
-  for (const mechanism of ["bubblewrap", "unshare"] as const) {
-    test(`the program has no child it did not start (${mechanism})`, async () => {
+  // The program's shell lists its own children first, with builtins only: none. With the
+  // listener handed over there is no waiter; with the bridge (SANDBOXES_LOCAL_EGRESS_LISTENER=off)
+  // the waiter is pid 1's (clone's CLONE_PARENT, or the fork of a fork).
+  for (const [mechanism, listener] of [["bubblewrap", "handed over"], ["unshare", "handed over"], ["bubblewrap", "bridge"], ["unshare", "bridge"]] as const) {
+    test(`the program has no child it did not start (${mechanism}, ${listener})`, async () => {
       const m = machineFor("ordinary", mechanism);
+      if (listener === "bridge") m.env.SANDBOXES_LOCAL_EGRESS_LISTENER = "off";
       try {
         const script = 'for s in /proc/[0-9]*/stat; do read -r line < "$s" || continue; set -- ${line##*) }; [ "$2" = "$$" ] && echo "child ${s}"; done; echo listed';
         const result = await m.run(["run", script]);

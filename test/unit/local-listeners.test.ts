@@ -4,13 +4,16 @@
  * namespace, which a root one-shot run uses as its sandbox's egress port. Root only (setns needs
  * CAP_SYS_ADMIN); the namespaces are made here with `unshare --net`, and nothing is ever sent:
  * the test only looks at /proc/PID/net/tcp and connects inside. listenOnUnixSocket: the proxy's
- * unix socket where an ordinary user's bridge connects, for anyone.
+ * unix socket where an ordinary user's bridge connects, for anyone. takeListener: the handover of
+ * a listener made inside a sandbox, here by a few lines of perl that play the sandbox's side of it
+ * (isolation.ts's LAZY_BRIDGE, whose own lines the e2e tests run), in a user and network
+ * namespace of their own, connecting only on their own loopback.
  */
 import { afterEach, describe, expect, test } from "bun:test";
 import { closeSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connectionWaiting, listenInNamespace, listenOnUnixSocket } from "../../src/providers/local/listeners";
+import { connectionWaiting, listenInNamespace, listenOnUnixSocket, takeListener } from "../../src/providers/local/listeners";
 
 const isRoot = process.getuid?.() === 0;
 const children: Array<ReturnType<typeof Bun.spawn>> = [];
@@ -140,6 +143,96 @@ describe("listenOnUnixSocket", () => {
     await expect(listenOnUnixSocket(join(dir(), "x".repeat(120)))).rejects.toThrow("too long for a unix socket");
     await expect(listenOnUnixSocket(join(dir(), "missing", "egress.sock"))).rejects.toThrow(/bind .* failed \(errno 2\)/);
     expect(readdirCount()).toBe(before);
+  });
+});
+
+describe("takeListener", () => {
+  const dirs: string[] = [];
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+  const socketPath = () => {
+    const made = mkdtempSync(join(tmpdir(), "sandboxes-handover-"));
+    dirs.push(made);
+    return join(made, "egress.sock");
+  };
+
+  /**
+   * The sandbox's side: listens on its own 127.0.0.1:PORT (its loopback up, as bwrap brings it up), names `named` (the listener's
+   * descriptor by default) over the unix socket, prints the answer; then closes its own listener
+   * and connects to that port itself, printing "connected" or "refused", and waits for a line.
+   */
+  const sandboxSide = (path: string, named = "fileno($l)") =>
+    Bun.spawn(
+      ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec perl -e "$0"',
+        `$| = 1; socket($l, 2, 1, 0) && bind($l, pack("S n C4 x8", 2, 3128, 127, 0, 0, 1)) && listen($l, 16) or die "listen: $!";
+         socket($p, 1, 1, 0) && connect($p, pack("S", 1) . "${path}\\0") or die "connect: $!";
+         syswrite($p, ${named} . "\\n"); sysread($p, $a, 1); print "$a\\n"; close $l;
+         socket($c, 2, 1, 0) or die; print connect($c, pack("S n C4 x8", 2, 3128, 127, 0, 0, 1)) ? "connected\\n" : "refused\\n"; <STDIN>`],
+      { stdin: "pipe", stdout: "pipe", stderr: "inherit" },
+    );
+  const lines = async (child: ReturnType<typeof Bun.spawn>, count: number) => {
+    const reader = (child.stdout as ReadableStream<Uint8Array>).getReader();
+    let text = "";
+    while (text.split("\n").length <= count) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += new TextDecoder().decode(value);
+    }
+    reader.releaseLock();
+    return text;
+  };
+
+  test("the listener named over the socket becomes ours: the sandbox's side gets 1, and its own connection then lands in our copy's queue", async () => {
+    const path = socketPath();
+    const unix = await listenOnUnixSocket(path);
+    const side = sandboxSide(path);
+    children.push(side);
+    try {
+      const copy = await takeListener(unix, true, () => side.exitCode !== null);
+      expect(copy).toBeGreaterThan(2);
+      try {
+        expect(await lines(side, 2)).toBe("1\nconnected\n");
+        expect(connectionWaiting(copy!)).toBe(true);
+        const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${copy}`, "utf8"))?.[1];
+        expect(parseInt(flags!, 8) & 0o2000000).toBe(0o2000000);
+      } finally {
+        closeSync(copy!);
+      }
+    } finally {
+      closeSync(unix);
+    }
+  });
+
+  test("not to be taken (take false), or naming a descriptor that is not a listening socket: the answer is 0 and the listener stays there", async () => {
+    for (const [take, named] of [[false, "fileno($l)"], [true, "0"], [true, "99"]] as const) {
+      const path = socketPath();
+      const unix = await listenOnUnixSocket(path);
+      const side = sandboxSide(path, named);
+      children.push(side);
+      try {
+        const before = readdirCount();
+        expect(await takeListener(unix, take, () => side.exitCode !== null)).toBeUndefined();
+        expect(readdirCount()).toBe(before);
+        // Its own listener closed, nothing listens on its port any more.
+        expect(await lines(side, 2)).toBe("0\nrefused\n");
+      } finally {
+        closeSync(unix);
+      }
+    }
+  });
+
+  test("a sandbox that ends before it connects ends the wait, with nothing taken", async () => {
+    const path = socketPath();
+    const unix = await listenOnUnixSocket(path);
+    const gone = Bun.spawn(["true"]);
+    children.push(gone);
+    try {
+      await gone.exited;
+      expect(await takeListener(unix, true, () => gone.exitCode !== null)).toBeUndefined();
+    } finally {
+      closeSync(unix);
+    }
   });
 });
 

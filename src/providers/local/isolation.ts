@@ -203,14 +203,19 @@ const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
 const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
 
 /**
- * perl (core only, no modules: Linux's numbers for AF_INET and SOCK_STREAM) that listens on the
- * sandbox's 127.0.0.1:PORT, then becomes the program. Before that it leaves a process behind,
+ * perl (core only, no modules: Linux's numbers for AF_UNIX, AF_INET and SOCK_STREAM) that listens
+ * on the sandbox's 127.0.0.1:PORT, hands that listener over to the `sandboxes` process that runs
+ * the sandbox, then becomes the program. The handover (listeners.ts's takeListener): perl connects
+ * to the proxy's unix socket at HANDOVER, sends the listener's descriptor number, and waits for
+ * one byte. "1": the proxy has its own copy and accepts from the sandbox's loopback itself, so
+ * nothing of ours stays inside. "0" (no copy could be made): perl leaves a process behind,
  * orphaned to the sandbox's pid 1 so the program never sees a child it did not start, which
- * waits for the first connection and only then becomes the bridge (`__egress-bridge stdin`,
- * the listening socket on its stdin, as inetd's wait mode passes it). A program that never
- * connects never pays for the bridge's start; one that does finds the port listening from its
- * first instruction on, its first connection queued until the bridge accepts it. The proxy's unix
- * socket, where the bridge connects, listens before the sandbox starts (listenOnUnixSocket).
+ * waits for the first connection and only then becomes the bridge (`__egress-bridge stdin`, the
+ * listening socket on its stdin, as inetd's wait mode passes it), which connects to that same
+ * unix socket for each connection. Anything else (the `sandboxes` process is gone): exit 125,
+ * the program never starts. Either way the program finds the port listening from its first
+ * instruction on, its first connection queued until the proxy (or the bridge) accepts it, and a
+ * program that never connects never pays for the proxy's start (nor the bridge's).
  *
  * The waiter is made by clone(2) (syscall number CLONE, 0 for none) with CLONE_PARENT: a child
  * of the sandbox's pid 1 from the start, no intermediate process to fork, end and wait for.
@@ -222,15 +227,19 @@ const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
  * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
  * as bwrap starts), it waits for them, and the sandbox would last for ever.
  *
- *   perl -e LAZY_BRIDGE PORT SETRLIMIT CLONE NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
+ *   perl -e LAZY_BRIDGE PORT HANDOVER SETRLIMIT CLONE NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
  */
 const LAZY_BRIDGE = `
-sub fail { print STDERR "sandboxes: $_[0]: $!\\n"; exit 125 }
-my ($port, $setrlimit, $clone, $nproc, $as, $words) = splice(@ARGV, 0, 6);
+sub fail { print STDERR "sandboxes: $_[0]" . ($! ? ": $!" : "") . "\\n"; exit 125 }
+my ($port, $handover, $setrlimit, $clone, $nproc, $as, $words) = splice(@ARGV, 0, 7);
 my @bridge = splice(@ARGV, 0, $words);
-my $listener;
+my ($listener, $peer, $answer);
 socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
   or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
+socket($peer, 1, 1, 0) && connect($peer, pack("S", 1) . $handover . "\\0") && syswrite($peer, fileno($listener) . "\\n")
+  or fail("cannot reach the egress proxy at $handover");
+sysread($peer, $answer, 1) or do { $! = 0; fail("the egress proxy is gone") };
+close $peer;
 my $program = $$;
 sub waiter {
   open(STDIN, "<&", $listener) && open(STDOUT, ">", "/dev/null") && open(STDERR, ">", "/dev/null") or exit 1;
@@ -242,16 +251,18 @@ sub waiter {
   exec { $bridge[0] } @bridge, $program;
   exit 1;
 }
-my $child = $clone ? syscall($clone + 0, 0x8000 | 17, 0, 0, 0, 0) : -1;
-waiter() if $child == 0;
-if ($child < 0) {
-  defined($child = fork) or fail("cannot start the egress bridge");
-  if (!$child) {
-    defined(my $bridge = fork) or exit 1;
-    exit 0 if $bridge;
-    waiter();
+if ($answer ne "1") {
+  my $child = $clone ? syscall($clone + 0, 0x8000 | 17, 0, 0, 0, 0) : -1;
+  waiter() if $child == 0;
+  if ($child < 0) {
+    defined($child = fork) or fail("cannot start the egress bridge");
+    if (!$child) {
+      defined(my $bridge = fork) or exit 1;
+      exit 0 if $bridge;
+      waiter();
+    }
+    waitpid($child, 0);
   }
-  waitpid($child, 0);
 }
 close $listener;
 for ([6, $nproc], [9, $as]) {
@@ -278,7 +289,7 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
     const { nproc, asBytes } = setrlimit !== undefined ? (inner.rlimits ?? {}) : {};
     const program = setrlimit !== undefined ? inner.argv : rlimitArgv(inner.rlimits, inner.argv);
     const limit = (value: number | undefined) => (value === undefined ? "-" : String(value));
-    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), String(setrlimit ?? 0), String(CLONE[process.arch] ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
+    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`, String(setrlimit ?? 0), String(CLONE[process.arch] ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
   }
   const lines: string[] = [];
   if (bridged) {

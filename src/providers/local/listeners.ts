@@ -10,11 +10,14 @@
  * their own loopback while the egress proxy, here, accepts from it: no process, no unix socket
  * and no exec between them. (Rootless Podman's pasta and slirp4netns do the same from a helper.)
  *
- * setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so an ordinary
- * user's sandbox (and util-linux's) keeps its bridge inside (isolation.ts), which connects to the
- * proxy's unix socket on the host: listenOnUnixSocket. libc.ts loads bun:ffi on first use.
+ * setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so in an ordinary
+ * user's sandbox (and util-linux's) the listener is made inside, by perl's lines that then start
+ * the program (isolation.ts's LAZY_BRIDGE), and handed over to this process (takeListener): the
+ * proxy then accepts from the sandbox's loopback as root's does. Where the handover cannot be
+ * made, a bridge inside connects to the proxy's unix socket on the host: listenOnUnixSocket.
+ * libc.ts loads bun:ffi on first use.
  */
-import { loadedLibc, loadLibc } from "./libc";
+import { type Libc, loadedLibc, loadLibc } from "./libc";
 
 const CLONE_NEWNET = 0x40000000;
 const AF_UNIX = 1;
@@ -118,4 +121,104 @@ export function connectionWaiting(fd: number): boolean {
   view.setInt16(4, POLLIN, true);
   // Any event counts: an error on the socket is for the proxy to meet and report.
   return libc.poll(entry, 1, 0) > 0;
+}
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+const SO_ACCEPTCONN = 30;
+const SOCK_CLOEXEC = 0o2000000;
+const EINTR = 4;
+/** The same numbers on every Linux architecture we build for (the generic table's, since 5.3). */
+const SYS_PIDFD_OPEN = 434;
+const SYS_PIDFD_GETFD = 438;
+/**
+ * How long one wait for the handover blocks this thread before the event loop gets a turn (to see
+ * the sandbox end, or a signal, which also ends the wait at once). perl connects within a few
+ * tens of milliseconds of the sandbox's start; each turn given meanwhile would delay the answer.
+ */
+const HANDOVER_SLICE_MS = 50;
+
+/** Waits up to `timeoutMs` for `fd` to be readable (or to fail); false on a timeout or a signal. */
+function readable(c: Libc, fd: number, timeoutMs: number): boolean {
+  const entry = new Uint8Array(8);
+  const view = new DataView(entry.buffer);
+  view.setInt32(0, fd, true);
+  view.setInt16(4, POLLIN, true);
+  return c.poll(entry, 1, timeoutMs) > 0;
+}
+
+/**
+ * The handover of a listener made inside a sandbox (isolation.ts's LAZY_BRIDGE): the sandbox's
+ * first program, perl, listens on the sandbox's loopback, connects to `unixListener` (the
+ * proxy's unix socket, made before the sandbox could start, so the first connection is perl's:
+ * nothing else runs there yet), names that listener's descriptor, and waits for one byte. This
+ * process takes a copy of it (pidfd_getfd, Linux 5.6+: perl is our own descendant, which
+ * ptrace's rules, Yama's included, let us reach; its pid is ours to name through SO_PEERCRED),
+ * then answers "1": perl closes its own and starts the program, and the proxy here accepts from
+ * the sandbox's loopback with no process inside between (as root's, listenInNamespace). Without
+ * `take`, or where the copy fails (an older kernel, a stricter ptrace policy), it answers "0" and
+ * perl starts the bridge's waiter as before, which connects here for each connection.
+ *
+ * Blocks this thread in slices while it waits (perl connects within milliseconds of its start,
+ * and a turn of the event loop between slices sees `ended`, the sandbox gone first). Returns the
+ * listener, or undefined when it stays inside (or the sandbox ended first).
+ */
+export async function takeListener(unixListener: number, take: boolean, ended: () => boolean): Promise<number | undefined> {
+  const c = await loadLibc();
+  while (!readable(c, unixListener, HANDOVER_SLICE_MS)) {
+    if (ended()) return undefined;
+    await Bun.sleep(0);
+  }
+  const connection = c.accept4(unixListener, SOCK_CLOEXEC);
+  if (connection < 0) return undefined;
+  let taken: number | undefined;
+  try {
+    const named = await readLine(c, connection, ended);
+    if (take && named !== undefined) taken = copyListener(c, connection, named);
+    c.write(connection, new TextEncoder().encode(taken !== undefined ? "1" : "0"), 1);
+    return taken;
+  } finally {
+    c.close(connection);
+  }
+}
+
+/** The descriptor number perl sends ("N\n"), or undefined if it sends something else. */
+async function readLine(c: Libc, fd: number, ended: () => boolean): Promise<number | undefined> {
+  const buffer = new Uint8Array(16);
+  let text = "";
+  while (!text.includes("\n")) {
+    if (!readable(c, fd, HANDOVER_SLICE_MS)) {
+      if (ended()) return undefined;
+      await Bun.sleep(0);
+      continue;
+    }
+    const count = c.read(fd, buffer, buffer.length);
+    if (count < 0 && c.errno() === EINTR) continue;
+    if (count <= 0 || text.length > 16) return undefined;
+    text += new TextDecoder().decode(buffer.subarray(0, count));
+  }
+  return /^\d+\n$/.test(text) ? Number(text.trim()) : undefined;
+}
+
+/** Our copy of descriptor `number` of the process at the other end of `connection`, if it is a listening socket. */
+function copyListener(c: Libc, connection: number, number: number): number | undefined {
+  // struct ucred: pid, uid, gid (the pid as our pid namespace sees it).
+  const credentials = new Uint8Array(12);
+  const length = new Uint8Array(4);
+  new DataView(length.buffer).setUint32(0, credentials.length, true);
+  if (c.getsockopt(connection, SOL_SOCKET, SO_PEERCRED, credentials, length) !== 0) return undefined;
+  const pid = new DataView(credentials.buffer).getInt32(0, true);
+  const pidfd = c.syscall(SYS_PIDFD_OPEN, pid, 0, 0);
+  if (pidfd < 0) return undefined;
+  try {
+    const copy = c.syscall(SYS_PIDFD_GETFD, pidfd, number, 0);
+    if (copy < 0) return undefined;
+    const accepting = new Uint8Array(4);
+    new DataView(length.buffer).setUint32(0, accepting.length, true);
+    if (c.getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, accepting, length) === 0 && new DataView(accepting.buffer).getInt32(0, true) === 1) return copy;
+    c.close(copy);
+    return undefined;
+  } finally {
+    c.close(pidfd);
+  }
 }

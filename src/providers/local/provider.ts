@@ -317,7 +317,7 @@ export class LocalProvider implements Provider {
    * Test knob: with SANDBOXES_TEST_PAUSE_AT=STAGE, set-up says on stderr that it reached that
    * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage.
    */
-  private async pauseForTest(stage: "files" | "proxy" | "let-go" | "holder-proxy" | "holder", id: string): Promise<void> {
+  private async pauseForTest(stage: "files" | "proxy" | "let-go" | "handover" | "holder-proxy" | "holder", id: string): Promise<void> {
     if (this.ctx.env.SANDBOXES_TEST_PAUSE_AT !== stage) return;
     process.stderr.write(`sandboxes-test: ${id} paused at ${stage}\n`);
     const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
@@ -505,7 +505,8 @@ export class LocalProvider implements Provider {
    *  - with the default policy, the proxy's listener is made from here (listeners.ts) before the
    *    program can start, and the proxy itself only on the first connection: as root in the
    *    sandbox's network namespace (no bridge inside, nothing between the program and the proxy),
-   *    else the unix socket where the bridge inside connects;
+   *    else the unix socket where perl's lines inside hand over the listener they made (the
+   *    same then), or where no handover can be made, where the bridge inside connects;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
    *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
@@ -518,9 +519,12 @@ export class LocalProvider implements Provider {
     const bwrap = bubblewrapPath(this.ctx.env);
     const network = policyOf(meta).mode;
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
-    // Else a bridge inside connects to the proxy's unix socket, in a directory bound into the sandbox.
+    // Else the proxy's unix socket, in a directory bound into the sandbox, where the listener made
+    // inside is handed over, or a bridge inside connects.
     const bridged = network === "default" && !layout.egressListener;
     const socketPath = bridged ? join(layout.egressDir, EGRESS_SOCKET) : undefined;
+    // perl's lines (LAZY_BRIDGE) make the listener inside and hand it over; without perl a bridge starts first.
+    const handover = bridged && layout.perl !== undefined;
     const mountPoints = () => this.prepareMountPoints(layout);
     const prepare = () => {
       if (bridged) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
@@ -530,7 +534,7 @@ export class LocalProvider implements Provider {
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
       const { program, spawnEnv } = programWithEnv(undefined, layout, argv, split, cwd);
-      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), process.getuid?.() === 0))), env: spawnEnv, start: { socketPath, prepare, mountPoints } };
+      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), process.getuid?.() === 0))), env: spawnEnv, start: { socketPath, handover, prepare, mountPoints } };
     }
     // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).
     // The cgroups need none: the sandbox's first process is born in them (runOnce moves bwrap into
@@ -544,7 +548,7 @@ export class LocalProvider implements Provider {
     return {
       argv: bwrapArgv(bwrap, layout, inner(program, rlimitsInArgv), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
-      start: { socketPath, handshake, listen: layout.egressListener, prepare, mountPoints, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
+      start: { socketPath, handover, handshake, listen: layout.egressListener, prepare, mountPoints, root: { fd: rootFrom, argv: () => bwrapRoot(layout, direct ? (cwd ?? layout.callerHome) : undefined, handshake) } },
     };
   }
 
@@ -615,7 +619,7 @@ export class LocalProvider implements Provider {
       // process only after reading it, and a process starts in its parent's cgroups: bwrap is moved
       // into them first, so nothing of the sandbox runs outside. The paths the root binds exist by
       // then; as root the rest of the sandbox's files are made while bwrap goes on (the handshake).
-      // The proxy's unix socket (a bridge inside connects there) listens before the program can
+      // The proxy's unix socket (the handover's, or the bridge's) listens before the program can
       // start; the proxy itself starts on the first connection (serveOnFirstUse).
       const listenOnHost = async () => {
         const { listenOnUnixSocket } = await import("./listeners");
@@ -695,6 +699,17 @@ export class LocalProvider implements Provider {
         sweepSoon();
         if (loading) await serveOnFirstUse(child);
       };
+      // The listener perl's lines made inside becomes the proxy's (takeListener), unless
+      // SANDBOXES_LOCAL_EGRESS_LISTENER=off keeps it there with the bridge (tests).
+      const takeOver = async (child: Subprocess) => {
+        await this.pauseForTest("handover", meta.id);
+        const { takeListener } = await import("./listeners");
+        const take = this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
+        const taken = await takeListener(listenerFd!, take, () => child.exitCode !== null || child.signalCode !== null || signal?.aborted === true);
+        if (taken === undefined) return;
+        closeSync(listenerFd!);
+        listenerFd = taken;
+      };
       const serveOnFirstUse = async (child: Subprocess) => {
         const { connectionWaiting } = await import("./listeners");
         if (listenerFd !== undefined && (await firstUse(listenerFd, connectionWaiting, child.exited))) {
@@ -714,6 +729,7 @@ export class LocalProvider implements Provider {
               const end = (fd: number) => ends[fd - FIRST_EXTRA_FD]!;
               if (root) await giveRoot(child, end(root.fd), close);
               if (handshake) await completeHandshake(child, { info: infoFile!, group: end(handshake.groupFd), passwd: end(handshake.passwdFd) }, close);
+              if (invocation.start.handover) await takeOver(child);
               sweepSoon();
               if (socketPath) await serveOnFirstUse(child);
             },
@@ -881,8 +897,12 @@ interface StartWait {
 
 /** What starts a one-shot program: see oneShotInvocation and StartWait. */
 interface OneShotStart {
-  /** The proxy's unix socket, where the bridge inside connects (made here: listeners.ts). */
+  /**
+   * The proxy's unix socket (made here: listeners.ts), where perl's lines inside hand over the
+   * listener they made (`handover`, takeListener), or else the bridge inside connects.
+   */
   socketPath?: string;
+  handover?: boolean;
   /** As root with bubblewrap: the sandbox's files, and what it needs in its namespaces, are finished while bwrap starts. */
   handshake?: BwrapHandshake;
   /** The sandbox's proxy listener is made from here in its network namespace (listeners.ts), in the handshake. */
