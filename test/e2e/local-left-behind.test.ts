@@ -50,8 +50,8 @@ async function startPaused(m: Machine, args: string[], stage: "files" | "proxy" 
   return { child, id: id! };
 }
 
-/** A file of a process's in /proc (its cgroup, its limits), or "" once it is gone. */
-function procFile(pid: number, file: "cgroup" | "limits"): string {
+/** A file of a process's in /proc (its cgroup, its limits, its command line), or "" once it is gone. */
+function procFile(pid: number, file: "cgroup" | "limits" | "cmdline"): string {
   try {
     return readFileSync(`/proc/${pid}/${file}`, "utf8");
   } catch {
@@ -104,10 +104,11 @@ for (const { user, mechanism } of MATRIX) {
     // Killed before the program starts: while the CLI makes the sandbox's files (with bubblewrap,
     // bwrap is started by then: an ordinary user's waits for the sandbox's root, which the CLI hands
     // it once they exist; root's has its root and waits for the sandbox's /etc/group, the
-    // handshake's first gate), or while it makes the proxy's listener (with bubblewrap, before
-    // the root or the /etc/passwd that lets bwrap go on; util-linux's is made before its
-    // wrapper starts). The program must not start in a sandbox missing its mounts, or outside
-    // its cgroups with no one reading it.
+    // handshake's first gate), or while it makes the proxy's listener (as root with bubblewrap,
+    // before the /etc/passwd that lets bwrap go on; an ordinary user's unix socket for the
+    // handover, once bwrap has the root, while perl's lines wait for it; util-linux's before its
+    // wrapper starts). The program must not start in a sandbox missing its mounts, or outside its
+    // cgroups with no one reading it.
     for (const [stage, when] of [["files", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
       test(`killed ${when}: the program never runs, and the next list removes what it left`, async () => {
         const m = machine();
@@ -134,13 +135,30 @@ for (const { user, mechanism } of MATRIX) {
       const marker = marked();
       const { child, id } = await startPaused(m, ["run", `echo ran > /tmp/ran; sleep ${marker}`], "handover");
       // perl is there, waiting for its answer.
-      expect(await eventually(() => processesWith(id).some((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8").startsWith(`${perl}\0-e\0`)))).toBe(true);
+      expect(await eventually(() => processesWith(id).some((pid) => procFile(pid, "cmdline").startsWith(`${perl}\0-e\0`)))).toBe(true);
       child.kill("SIGKILL");
       await child.exited;
       expect(await eventually(() => processesWith(id).length === 0 && processesWith(marker).length === 0)).toBe(true);
       expect(existsSync(join(m.stateDir, id, "tmp", "ran"))).toBe(false);
       await expectGone(m, id);
     }, 60_000);
+
+    // An ordinary user's unix socket for the handover is made once bwrap has the sandbox's root
+    // (provider.ts's giveRoot): perl's lines may reach for it first, and wait for it.
+    if (user === "ordinary" && mechanism === "bubblewrap") {
+      test("the sandbox started before the proxy's socket is made: perl's lines wait for it, and the program runs once it is", async () => {
+        const m = machine();
+        const { child, id } = await startPaused(m, ["run", "echo ran > /tmp/ran && cat /tmp/ran; ps -eo comm= | grep -cx perl || true"], "proxy");
+        // bwrap has its root, perl runs, and the program has not started.
+        expect(await eventually(() => processesWith(id).some((pid) => procFile(pid, "cmdline").startsWith(`${perl}\0-e\0`)))).toBe(true);
+        await Bun.sleep(100);
+        expect(existsSync(join(m.stateDir, id, "tmp", "ran"))).toBe(false);
+        child.kill("SIGUSR2");
+        expect(await child.exited).toBe(0);
+        expect(await new Response(child.stdout as ReadableStream<Uint8Array>).text()).toBe("ran\n0\n");
+        await expectGone(m, id);
+      }, 60_000);
+    }
 
     // Killed just after it handed bwrap the last of the sandbox (as root, the /etc/passwd of the
     // handshake; an ordinary user's, the root). bwrap goes on whatever becomes of the CLI until the
@@ -212,7 +230,7 @@ describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's wa
     try {
       // Paused before the handover's answer, perl keeps its command line.
       const { child, id } = await startPaused(m, ["run", "sleep 30"], "handover");
-      const argvOf = (pid: number) => readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+      const argvOf = (pid: number) => procFile(pid, "cmdline").split("\0").slice(0, -1);
       let lazyBridge: string[] | undefined;
       await eventually(() => (lazyBridge = processesWith(id).map(argvOf).find((argv) => argv[0] === perl && argv[1] === "-e")) !== undefined);
       child.kill("SIGKILL");

@@ -203,19 +203,21 @@ const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
 const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
 
 /**
- * perl (core only, no modules: Linux's numbers for AF_UNIX, AF_INET and SOCK_STREAM) that listens
- * on the sandbox's 127.0.0.1:PORT, hands that listener over to the `sandboxes` process that runs
- * the sandbox, then becomes the program. The handover (listeners.ts's takeListener): perl connects
- * to the proxy's unix socket at HANDOVER, sends the listener's descriptor number, and waits for
- * one byte. "1": the proxy has its own copy and accepts from the sandbox's loopback itself, so
- * nothing of ours stays inside. "0" (no copy could be made): perl leaves a process behind,
- * orphaned to the sandbox's pid 1 so the program never sees a child it did not start, which
- * waits for the first connection and only then becomes the bridge (`__egress-bridge stdin`, the
- * listening socket on its stdin, as inetd's wait mode passes it), which connects to that same
- * unix socket for each connection. Anything else (the `sandboxes` process is gone): exit 125,
- * the program never starts. Either way the program finds the port listening from its first
- * instruction on, its first connection queued until the proxy (or the bridge) accepts it, and a
- * program that never connects never pays for the proxy's start (nor the bridge's).
+ * perl (core only, no modules: Linux's numbers for AF_UNIX, AF_INET and SOCK_STREAM, ENOENT and
+ * ECONNREFUSED) that listens on the sandbox's 127.0.0.1:PORT, hands that listener over to the
+ * `sandboxes` process that runs the sandbox, then becomes the program. The handover (listeners.ts's
+ * takeListener): perl connects to the proxy's unix socket at HANDOVER (waiting for it, a
+ * millisecond at a time, while it is not there or not listening yet: `sandboxes` may make it
+ * while the sandbox starts), sends the listener's descriptor number, and waits for one byte.
+ * "1": the proxy has its own copy and accepts from the sandbox's loopback itself, so nothing of
+ * ours stays inside. "0" (no copy could be made): perl leaves a process behind, orphaned to the
+ * sandbox's pid 1 so the program never sees a child it did not start, which waits for the first
+ * connection and only then becomes the bridge (`__egress-bridge stdin`, the listening socket on
+ * its stdin, as inetd's wait mode passes it), which connects to that same unix socket for each
+ * connection. Anything else (the `sandboxes` process is gone): exit 125, the program never
+ * starts. Either way the program finds the port listening from its first instruction on, its
+ * first connection queued until the proxy (or the bridge) accepts it, and a program that never
+ * connects never pays for the proxy's start (nor the bridge's).
  *
  * The waiter is made by clone(2) (syscall number CLONE, 0 for none) with CLONE_PARENT: a child
  * of the sandbox's pid 1 from the start, no intermediate process to fork, end and wait for.
@@ -236,8 +238,12 @@ my @bridge = splice(@ARGV, 0, $words);
 my ($listener, $peer, $answer);
 socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
   or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
-socket($peer, 1, 1, 0) && connect($peer, pack("S", 1) . $handover . "\\0") && syswrite($peer, fileno($listener) . "\\n")
-  or fail("cannot reach the egress proxy at $handover");
+socket($peer, 1, 1, 0) or fail("cannot reach the egress proxy");
+for (my $tries = 0; !connect($peer, pack("S", 1) . $handover . "\\0"); $tries++) {
+  ($! == 2 || $! == 111) && $tries < 5000 or fail("cannot reach the egress proxy at $handover");
+  select(undef, undef, undef, 0.001);
+}
+syswrite($peer, fileno($listener) . "\\n") or fail("cannot reach the egress proxy at $handover");
 sysread($peer, $answer, 1) or do { $! = 0; fail("the egress proxy is gone") };
 close $peer;
 my $program = $$;

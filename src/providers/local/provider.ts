@@ -315,12 +315,13 @@ export class LocalProvider implements Provider {
 
   /**
    * Test knob: with SANDBOXES_TEST_PAUSE_AT=STAGE, set-up says on stderr that it reached that
-   * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage.
+   * stage and waits there for a signal (at most 10 s), so a test can interrupt every stage, or
+   * let it go on (SIGUSR2, which nothing else here handles).
    */
   private async pauseForTest(stage: "files" | "proxy" | "let-go" | "handover" | "holder-proxy" | "holder", id: string): Promise<void> {
     if (this.ctx.env.SANDBOXES_TEST_PAUSE_AT !== stage) return;
     process.stderr.write(`sandboxes-test: ${id} paused at ${stage}\n`);
-    const signals = ["SIGINT", "SIGTERM", "SIGHUP"] as const;
+    const signals = ["SIGINT", "SIGTERM", "SIGHUP", "SIGUSR2"] as const;
     await new Promise<void>((resolve) => {
       const resume = () => {
         clearTimeout(timer);
@@ -642,10 +643,14 @@ export class LocalProvider implements Provider {
           await makeFiles();
         }
         checkNotAborted();
-        if (socketPath) await listenOnHost();
+        // The handover's socket may come after the root: perl's lines wait for it (LAZY_BRIDGE), so
+        // that making it (bun:ffi's first load among it) overlaps bwrap's making of the sandbox.
+        const listenLater = socketPath !== undefined && invocation.start.handover === true && !handshake;
+        if (socketPath && !listenLater) await listenOnHost();
         joinCgroups(meta.limits, [child.pid]);
         await writeAll(end, Buffer.from(`${root!.argv().join("\0")}\0`));
         close(end);
+        if (listenLater) await listenOnHost();
         // Without a handshake, the root was the last of the sandbox.
         if (!handshake) await this.pauseForTest("let-go", meta.id);
       };
