@@ -108,6 +108,18 @@ for (const { user, mechanism } of MATRIX) {
       expect(r.code).toBe(0);
     }, 60_000);
 
+    // perl's lines run before the program with its environment: a PERL5OPT for the program must
+    // not load a module into them (a missing one would stop every run), and the variable they
+    // get from us (PERL_SKIP_LOCALE_INIT) must not reach the program.
+    test("default: the program's own perl variables reach it and not perl's lines before it; none of ours does", async () => {
+      const m = machine();
+      const r = await run(m, ["run", "-e", "PERL5OPT=-Mnonexistent", "-e", "PERL5LIB=/nowhere", "env | grep ^PERL | sort"]);
+      expect(r.stdout).toBe("PERL5LIB=/nowhere\nPERL5OPT=-Mnonexistent\n");
+      expect(r.code).toBe(0);
+      const plain = await run(m, ["run", "env | grep -c ^PERL || true"]);
+      expect(plain.stdout).toBe("0\n");
+    }, 60_000);
+
     test("default: a one-shot run starts the bridge on its first connection, as no child of the program", async () => {
       const m = bridged(machine());
       // The parent pid of every process running our binary (the bridge) inside the sandbox.

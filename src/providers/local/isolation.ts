@@ -225,6 +225,9 @@ const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
  * (RLIMIT_NPROC, RLIMIT_AS; "-" for none) with setrlimit(2), syscall number SETRLIMIT, as
  * prlimit(1) would have, one exec less.
  *
+ * PERL_SKIP_LOCALE_INIT in perl's environment is ours (provider.ts's PERL_WRAPPER_ENV): it goes
+ * before anything starts.
+ *
  * The waiter, and the bridge it becomes, end with the program (a check each second, and the
  * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
  * as bwrap starts), it waits for them, and the sandbox would last for ever.
@@ -233,6 +236,7 @@ const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
  */
 const LAZY_BRIDGE = `
 sub fail { print STDERR "sandboxes: $_[0]" . ($! ? ": $!" : "") . "\\n"; exit 125 }
+delete $ENV{PERL_SKIP_LOCALE_INIT};
 my ($port, $handover, $setrlimit, $clone, $nproc, $as, $words) = splice(@ARGV, 0, 7);
 my @bridge = splice(@ARGV, 0, $words);
 my ($listener, $peer, $answer);
