@@ -162,9 +162,9 @@ describe("takeListener", () => {
    * descriptor by default) over the unix socket, prints the answer; then closes its own listener
    * and connects to that port itself, printing "connected" or "refused", and waits for a line.
    */
-  const sandboxSide = (path: string, named = "fileno($l)") =>
+  const sandboxSide = (path: string, named = "fileno($l)", prefix: string[] = []) =>
     Bun.spawn(
-      ["unshare", "--user", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec perl -e "$0"',
+      [...prefix, "unshare", "--user", "--map-root-user", "--net", "sh", "-c", 'ip link set lo up && exec perl -e "$0"',
         `$| = 1; socket($l, 2, 1, 0) && bind($l, pack("S n C4 x8", 2, 3128, 127, 0, 0, 1)) && listen($l, 16) or die "listen: $!";
          socket($p, 1, 1, 0) && connect($p, pack("S", 1) . "${path}\\0") or die "connect: $!";
          syswrite($p, ${named} . "\\n"); sysread($p, $a, 1); print "$a\\n"; close $l;
@@ -189,7 +189,7 @@ describe("takeListener", () => {
     const side = sandboxSide(path);
     children.push(side);
     try {
-      const copy = await takeListener(unix, true, () => side.exitCode !== null);
+      const copy = await takeListener(unix, process.pid, true, () => side.exitCode !== null);
       expect(copy).toBeGreaterThan(2);
       try {
         expect(await lines(side, 2)).toBe("1\nconnected\n");
@@ -212,13 +212,37 @@ describe("takeListener", () => {
       children.push(side);
       try {
         const before = readdirCount();
-        expect(await takeListener(unix, take, () => side.exitCode !== null)).toBeUndefined();
+        expect(await takeListener(unix, process.pid, take, () => side.exitCode !== null)).toBeUndefined();
         expect(readdirCount()).toBe(before);
         // Its own listener closed, nothing listens on its port any more.
         expect(await lines(side, 2)).toBe("0\nrefused\n");
       } finally {
         closeSync(unix);
       }
+    }
+  });
+
+  test("a connection from a process that is not below the sandbox's wrapper is closed unanswered, and the sandbox's own is taken next", async () => {
+    const path = socketPath();
+    const unix = await listenOnUnixSocket(path);
+    let strangerGot = "";
+    let strangerClosed = false;
+    // This process is not below the wrapper: it connects first, and names a listener of ours.
+    const stranger = await Bun.connect({ unix: path, socket: { data: (_socket, data) => void (strangerGot += data.toString()), close: () => void (strangerClosed = true) } });
+    stranger.write(`${unix}\n`);
+    // The wrapper: a shell that forks (two commands), so that perl runs below it.
+    const side = sandboxSide(path, "fileno($l)", ["sh", "-c", '"$@"; exit $?', "wrapper"]);
+    children.push(side);
+    try {
+      const copy = await takeListener(unix, side.pid, true, () => side.exitCode !== null);
+      expect(copy).toBeGreaterThan(2);
+      closeSync(copy!);
+      expect(await lines(side, 2)).toBe("1\nconnected\n");
+      expect(await waitFor(() => strangerClosed)).toBe(true);
+      expect(strangerGot).toBe("");
+    } finally {
+      stranger.end();
+      closeSync(unix);
     }
   });
 
@@ -229,7 +253,7 @@ describe("takeListener", () => {
     children.push(gone);
     try {
       await gone.exited;
-      expect(await takeListener(unix, true, () => gone.exitCode !== null)).toBeUndefined();
+      expect(await takeListener(unix, process.pid, true, () => gone.exitCode !== null)).toBeUndefined();
     } finally {
       closeSync(unix);
     }

@@ -159,22 +159,35 @@ function readable(c: Libc, fd: number, timeoutMs: number): boolean {
  * `take`, or where the copy fails (an older kernel, a stricter ptrace policy), it answers "0" and
  * perl starts the bridge's waiter as before, which connects here for each connection.
  *
+ * Only a process below `wrapper` (the sandbox's bwrap, or util-linux's first wrapper) takes part:
+ * a connection from anyone else (the socket is 0666, in a directory of ours, or of its own in
+ * /tmp when that path is too long) is closed unanswered, and the wait goes on.
+ *
  * Blocks this thread in slices while it waits (perl connects within milliseconds of its start,
  * and a turn of the event loop between slices sees `ended`, the sandbox gone first). Returns the
  * listener, or undefined when it stays inside (or the sandbox ended first).
  */
-export async function takeListener(unixListener: number, take: boolean, ended: () => boolean): Promise<number | undefined> {
+export async function takeListener(unixListener: number, wrapper: number, take: boolean, ended: () => boolean): Promise<number | undefined> {
   const c = await loadLibc();
-  while (!readable(c, unixListener, HANDOVER_SLICE_MS)) {
-    if (ended()) return undefined;
-    await Bun.sleep(0);
+  const { statFields } = await import("./holder");
+  let connection = -1;
+  let peer: number | undefined;
+  while (connection < 0) {
+    while (!readable(c, unixListener, HANDOVER_SLICE_MS)) {
+      if (ended()) return undefined;
+      await Bun.sleep(0);
+    }
+    connection = c.accept4(unixListener, SOCK_CLOEXEC);
+    if (connection < 0) continue;
+    peer = peerPid(c, connection);
+    if (peer !== undefined && below(peer, wrapper, statFields)) break;
+    c.close(connection);
+    connection = -1;
   }
-  const connection = c.accept4(unixListener, SOCK_CLOEXEC);
-  if (connection < 0) return undefined;
   let taken: number | undefined;
   try {
     const named = await readLine(c, connection, ended);
-    if (take && named !== undefined) taken = copyListener(c, connection, named);
+    if (take && named !== undefined) taken = copyListener(c, peer!, named);
     c.write(connection, new TextEncoder().encode(taken !== undefined ? "1" : "0"), 1);
     return taken;
   } finally {
@@ -200,14 +213,31 @@ async function readLine(c: Libc, fd: number, ended: () => boolean): Promise<numb
   return /^\d+\n$/.test(text) ? Number(text.trim()) : undefined;
 }
 
-/** Our copy of descriptor `number` of the process at the other end of `connection`, if it is a listening socket. */
-function copyListener(c: Libc, connection: number, number: number): number | undefined {
-  // struct ucred: pid, uid, gid (the pid as our pid namespace sees it).
+/** The pid of the process at the other end of a unix socket's `connection`, as our pid namespace sees it. */
+function peerPid(c: Libc, connection: number): number | undefined {
+  // struct ucred: pid, uid, gid.
   const credentials = new Uint8Array(12);
   const length = new Uint8Array(4);
   new DataView(length.buffer).setUint32(0, credentials.length, true);
   if (c.getsockopt(connection, SOL_SOCKET, SO_PEERCRED, credentials, length) !== 0) return undefined;
   const pid = new DataView(credentials.buffer).getInt32(0, true);
+  return pid > 0 ? pid : undefined;
+}
+
+/** Whether `pid` runs below `ancestor` (a few levels down at most: the sandbox's wrappers). */
+function below(pid: number, ancestor: number, statFields: (pid: number) => string[] | undefined): boolean {
+  for (let level = 0, current = pid; level < 8; level++) {
+    const parent = Number(statFields(current)?.[1]);
+    if (!parent) return false;
+    if (parent === ancestor) return true;
+    current = parent;
+  }
+  return false;
+}
+
+/** Our copy of descriptor `number` of process `pid`, if it is a listening socket. */
+function copyListener(c: Libc, pid: number, number: number): number | undefined {
+  const length = new Uint8Array(4);
   const pidfd = c.syscall(SYS_PIDFD_OPEN, pid, 0, 0);
   if (pidfd < 0) return undefined;
   try {

@@ -712,7 +712,7 @@ export class LocalProvider implements Provider {
         await this.pauseForTest("handover", meta.id);
         const { takeListener } = await import("./listeners");
         const take = this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
-        const taken = await takeListener(listenerFd!, take, () => child.exitCode !== null || child.signalCode !== null || signal?.aborted === true);
+        const taken = await takeListener(listenerFd!, child.pid, take, () => child.exitCode !== null || child.signalCode !== null || signal?.aborted === true);
         if (taken === undefined) return;
         closeSync(listenerFd!);
         listenerFd = taken;
