@@ -98,16 +98,18 @@ describe.skipIf(!isRoot)("listenInNamespace (root)", () => {
   });
 });
 
+/** Directories made for one test, removed after it. */
+const dirs: string[] = [];
+afterEach(() => {
+  for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+});
+const dir = () => {
+  const made = mkdtempSync(join(tmpdir(), "sandboxes-listener-"));
+  dirs.push(made);
+  return made;
+};
+
 describe("listenOnUnixSocket", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-  const dir = () => {
-    const made = mkdtempSync(join(tmpdir(), "sandboxes-listener-"));
-    dirs.push(made);
-    return made;
-  };
 
   test("listens at the path (mode 0666, close-on-exec); a connection waits, unaccepted, until someone accepts it", async () => {
     const path = join(dir(), "egress.sock");
@@ -147,15 +149,7 @@ describe("listenOnUnixSocket", () => {
 });
 
 describe("takeListener", () => {
-  const dirs: string[] = [];
-  afterEach(() => {
-    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
-  });
-  const socketPath = () => {
-    const made = mkdtempSync(join(tmpdir(), "sandboxes-handover-"));
-    dirs.push(made);
-    return join(made, "egress.sock");
-  };
+  const socketPath = () => join(dir(), "egress.sock");
 
   /**
    * The sandbox's side: listens on its own 127.0.0.1:PORT (its loopback up, as bwrap brings it up), names `named` (the listener's
@@ -236,8 +230,11 @@ describe("takeListener", () => {
     try {
       const copy = await takeListener(unix, side.pid, true, () => side.exitCode !== null);
       expect(copy).toBeGreaterThan(2);
-      closeSync(copy!);
-      expect(await lines(side, 2)).toBe("1\nconnected\n");
+      try {
+        expect(await lines(side, 2)).toBe("1\nconnected\n");
+      } finally {
+        closeSync(copy!);
+      }
       expect(await waitFor(() => strangerClosed)).toBe(true);
       expect(strangerGot).toBe("");
     } finally {
