@@ -214,8 +214,8 @@ const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
  * sandbox's pid 1 so the program never sees a child it did not start, which waits for the first
  * connection and only then becomes the bridge (`__egress-bridge stdin`, the listening socket on
  * its stdin, as inetd's wait mode passes it), which connects to that same unix socket for each
- * connection. Anything else (the `sandboxes` process is gone): exit 125, the program never
- * starts. Either way the program finds the port listening from its first instruction on, its
+ * connection. No answer (the `sandboxes` process is gone) or another: exit 125, the program
+ * never starts. Either way the program finds the port listening from its first instruction on, its
  * first connection queued until the proxy (or the bridge) accepts it, and a program that never
  * connects never pays for the proxy's start (nor the bridge's).
  *
@@ -248,7 +248,7 @@ for (my $tries = 0; !connect($peer, pack("S", 1) . $handover . "\\0"); $tries++)
   select(undef, undef, undef, 0.001);
 }
 syswrite($peer, fileno($listener) . "\\n") or fail("cannot reach the egress proxy at $handover");
-sysread($peer, $answer, 1) or do { $! = 0; fail("the egress proxy is gone") };
+sysread($peer, $answer, 1) && $answer =~ /^[01]$/ or do { $! = 0; fail("no answer from the egress proxy") };
 close $peer;
 my $program = $$;
 sub waiter {

@@ -114,13 +114,18 @@ const POLLIN = 1;
 export function connectionWaiting(fd: number): boolean {
   const libc = loadedLibc();
   if (!libc) throw new Error("bug: connectionWaiting before the listener was made");
+  // Any event counts: an error on the socket is for the proxy to meet and report.
+  return readable(libc, fd, 0);
+}
+
+/** Waits up to `timeoutMs` for `fd` to be readable (or to fail); false on a timeout or a signal. */
+function readable(c: Libc, fd: number, timeoutMs: number): boolean {
   // struct pollfd: int fd; short events; short revents.
   const entry = new Uint8Array(8);
   const view = new DataView(entry.buffer);
   view.setInt32(0, fd, true);
   view.setInt16(4, POLLIN, true);
-  // Any event counts: an error on the socket is for the proxy to meet and report.
-  return libc.poll(entry, 1, 0) > 0;
+  return c.poll(entry, 1, timeoutMs) > 0;
 }
 
 const SOL_SOCKET = 1;
@@ -138,20 +143,11 @@ const SYS_PIDFD_GETFD = 438;
  */
 const HANDOVER_SLICE_MS = 50;
 
-/** Waits up to `timeoutMs` for `fd` to be readable (or to fail); false on a timeout or a signal. */
-function readable(c: Libc, fd: number, timeoutMs: number): boolean {
-  const entry = new Uint8Array(8);
-  const view = new DataView(entry.buffer);
-  view.setInt32(0, fd, true);
-  view.setInt16(4, POLLIN, true);
-  return c.poll(entry, 1, timeoutMs) > 0;
-}
-
 /**
  * The handover of a listener made inside a sandbox (isolation.ts's LAZY_BRIDGE): the sandbox's
  * first program, perl, listens on the sandbox's loopback, connects to `unixListener` (the
- * proxy's unix socket, made before the sandbox could start, so the first connection is perl's:
- * nothing else runs there yet), names that listener's descriptor, and waits for one byte. This
+ * proxy's unix socket: the first connection from inside is perl's, nothing else runs there yet),
+ * names that listener's descriptor, and waits for one byte. This
  * process takes a copy of it (pidfd_getfd, Linux 5.6+: perl is our own descendant, which
  * ptrace's rules, Yama's included, let us reach; its pid is ours to name through SO_PEERCRED),
  * then answers "1": perl closes its own and starts the program, and the proxy here accepts from
@@ -178,7 +174,9 @@ export async function takeListener(unixListener: number, wrapper: number, take: 
       await Bun.sleep(0);
     }
     connection = c.accept4(unixListener, SOCK_CLOEXEC);
-    if (connection < 0) continue;
+    // Out of descriptors, say: no handover. perl's connection stays queued for the proxy, whose
+    // answer is no "0" or "1": perl stops the run (125).
+    if (connection < 0) return undefined;
     peer = peerPid(c, connection);
     if (peer !== undefined && below(peer, wrapper, statFields)) break;
     c.close(connection);
@@ -237,13 +235,13 @@ function below(pid: number, ancestor: number, statFields: (pid: number) => strin
 
 /** Our copy of descriptor `number` of process `pid`, if it is a listening socket. */
 function copyListener(c: Libc, pid: number, number: number): number | undefined {
-  const length = new Uint8Array(4);
   const pidfd = c.syscall(SYS_PIDFD_OPEN, pid, 0, 0);
   if (pidfd < 0) return undefined;
   try {
     const copy = c.syscall(SYS_PIDFD_GETFD, pidfd, number, 0);
     if (copy < 0) return undefined;
     const accepting = new Uint8Array(4);
+    const length = new Uint8Array(4);
     new DataView(length.buffer).setUint32(0, accepting.length, true);
     if (c.getsockopt(copy, SOL_SOCKET, SO_ACCEPTCONN, accepting, length) === 0 && new DataView(accepting.buffer).getInt32(0, true) === 1) return copy;
     c.close(copy);

@@ -507,7 +507,8 @@ export class LocalProvider implements Provider {
    *    program can start, and the proxy itself only on the first connection: as root in the
    *    sandbox's network namespace (no bridge inside, nothing between the program and the proxy),
    *    else the unix socket where perl's lines inside hand over the listener they made (the
-   *    same then), or where no handover can be made, where the bridge inside connects;
+   *    proxy then accepts from the sandbox's loopback too), or, where no copy can be made, where
+   *    the bridge inside connects;
    *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
    *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
