@@ -177,22 +177,29 @@ describe("takeListener", () => {
     return text;
   };
 
+  /** Takes what `side` names below `wrapper`: it gets "1", and then connects through our copy; `check` looks at the copy before it is closed. */
+  const expectTaken = async (unix: number, side: ReturnType<typeof Bun.spawn>, wrapper: number, check: (copy: number) => void = () => {}) => {
+    const copy = await takeListener(unix, wrapper, true, () => side.exitCode !== null);
+    expect(copy).toBeGreaterThan(2);
+    try {
+      expect(await lines(side, 2)).toBe("1\nconnected\n");
+      check(copy!);
+    } finally {
+      closeSync(copy!);
+    }
+  };
+
   test("the listener named over the socket becomes ours: the sandbox's side gets 1, and its own connection then lands in our copy's queue", async () => {
     const path = socketPath();
     const unix = await listenOnUnixSocket(path);
     const side = sandboxSide(path);
     children.push(side);
     try {
-      const copy = await takeListener(unix, process.pid, true, () => side.exitCode !== null);
-      expect(copy).toBeGreaterThan(2);
-      try {
-        expect(await lines(side, 2)).toBe("1\nconnected\n");
-        expect(connectionWaiting(copy!)).toBe(true);
+      await expectTaken(unix, side, process.pid, (copy) => {
+        expect(connectionWaiting(copy)).toBe(true);
         const flags = /^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${copy}`, "utf8"))?.[1];
         expect(parseInt(flags!, 8) & 0o2000000).toBe(0o2000000);
-      } finally {
-        closeSync(copy!);
-      }
+      });
     } finally {
       closeSync(unix);
     }
@@ -228,13 +235,7 @@ describe("takeListener", () => {
     const side = sandboxSide(path, "fileno($l)", ["sh", "-c", '"$@"; exit $?', "wrapper"]);
     children.push(side);
     try {
-      const copy = await takeListener(unix, side.pid, true, () => side.exitCode !== null);
-      expect(copy).toBeGreaterThan(2);
-      try {
-        expect(await lines(side, 2)).toBe("1\nconnected\n");
-      } finally {
-        closeSync(copy!);
-      }
+      await expectTaken(unix, side, side.pid);
       expect(await waitFor(() => strangerClosed)).toBe(true);
       expect(strangerGot).toBe("");
     } finally {
