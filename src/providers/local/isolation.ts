@@ -225,8 +225,8 @@ const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
  * (RLIMIT_NPROC, RLIMIT_AS; "-" for none) with setrlimit(2), syscall number SETRLIMIT, as
  * prlimit(1) would have, one exec less.
  *
- * PERL_SKIP_LOCALE_INIT in perl's environment is ours (provider.ts's PERL_WRAPPER_ENV): it goes
- * before anything starts.
+ * PERL_SKIP_LOCALE_INIT in perl's environment is ours (PERL_WRAPPER_ENV): it goes before
+ * anything starts.
  *
  * The waiter, and the bridge it becomes, end with the program (a check each second, and the
  * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
@@ -284,6 +284,30 @@ exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
 `;
 
 /**
+ * For LAZY_BRIDGE, which deletes it before it starts anything: no locale set-up at perl's start
+ * (~0.7 ms of it under the sandbox's LANG=C.UTF-8, measured), which its lines do not use. A
+ * program's own PERL_ variables never ride with it (provider.ts's splitEnvironment).
+ */
+export const PERL_WRAPPER_ENV = { PERL_SKIP_LOCALE_INIT: "1" };
+
+/**
+ * Whether the sandbox's egress port reaches the proxy through its unix socket on the host, in a
+ * directory bound into the sandbox (the default policy, unless the listener is made from the
+ * host: egressListener).
+ */
+export function egressViaUnixSocket(layout: SandboxLayout): boolean {
+  return layout.network === "default" && !layout.egressListener;
+}
+
+/**
+ * Whether a one-shot program in this layout starts behind LAZY_BRIDGE, whose lines hand the
+ * sandbox's listener over (listeners.ts's takeListener); without perl, a bridge starts first.
+ */
+export function handsOverListener(layout: SandboxLayout): layout is SandboxLayout & { perl: string } {
+  return egressViaUnixSocket(layout) && layout.perl !== undefined;
+}
+
+/**
  * What runs inside for `inner`: the program itself when there is nothing to prepare; with the
  * default network policy, a one-shot program behind LAZY_BRIDGE where perl is at hand, else a
  * shell that first starts the egress bridge on the sandbox's own loopback and waits until it
@@ -292,8 +316,7 @@ exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
  * not only its own jobs.
  */
 function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
-  const bridged = layout.network === "default" && !layout.egressListener;
-  if (inner.kind === "program" && bridged && layout.perl) {
+  if (inner.kind === "program" && handsOverListener(layout)) {
     const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", `${EGRESS_DIR}/${EGRESS_SOCKET}`];
     const setrlimit = SETRLIMIT[process.arch];
     const { nproc, asBytes } = setrlimit !== undefined ? (inner.rlimits ?? {}) : {};
@@ -302,7 +325,7 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
     return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`, String(setrlimit ?? 0), String(CLONE[process.arch] ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
   }
   const lines: string[] = [];
-  if (bridged) {
+  if (egressViaUnixSocket(layout)) {
     const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
     // A program's bridge ends with it (LAZY_BRIDGE says why): the shell's pid becomes the program's.
     const program = inner.kind === "program";
@@ -326,7 +349,7 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
   const binds: Array<{ host: string; inside: string; kind: "ro-file" | "ro-dir" | "rw-dir" }> = [];
   if (layout.network === "host") return binds;
   binds.push({ host: layout.hostsFile, inside: "/etc/hosts", kind: "ro-file" });
-  if (layout.network === "default" && !layout.egressListener) {
+  if (egressViaUnixSocket(layout)) {
     binds.push({ host: layout.egressDir, inside: EGRESS_DIR, kind: "rw-dir" });
     for (const [host, inside] of layout.helper.binds) binds.push({ host, inside, kind: lstatSync(host).isDirectory() ? "ro-dir" : "ro-file" });
   }

@@ -5,7 +5,7 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, FIRST_EXTRA_FD, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, PERL_WRAPPER_ENV, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, statFields, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -523,10 +523,9 @@ export class LocalProvider implements Provider {
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
     // Else the proxy's unix socket, in a directory bound into the sandbox, where the listener made
     // inside is handed over, or a bridge inside connects.
-    const bridged = network === "default" && !layout.egressListener;
+    const bridged = egressViaUnixSocket(layout);
     const socketPath = bridged ? join(layout.egressDir, EGRESS_SOCKET) : undefined;
-    // perl's lines (LAZY_BRIDGE) make the listener inside and hand it over; without perl a bridge starts first.
-    const handover = bridged && layout.perl !== undefined;
+    const handover = handsOverListener(layout);
     const mountPoints = () => this.prepareMountPoints(layout);
     const prepare = () => {
       if (bridged) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
@@ -648,7 +647,7 @@ export class LocalProvider implements Provider {
         checkNotAborted();
         // The handover's socket may come after the root: perl's lines wait for it (LAZY_BRIDGE), so
         // that making it (bun:ffi's first load among it) overlaps bwrap's making of the sandbox.
-        const listenLater = socketPath !== undefined && invocation.start.handover === true && !handshake;
+        const listenLater = invocation.start.handover === true && !handshake;
         if (socketPath && !listenLater) await listenOnHost();
         joinCgroups(meta.limits, [child.pid]);
         await writeAll(end, Buffer.from(`${root!.argv().join("\0")}\0`));
@@ -1150,13 +1149,6 @@ function signalNumber(name: string | number): number | undefined {
 
 /** PATH for the wrappers themselves (bwrap, unshare, mount, chroot, setpriv) on the host side. */
 const WRAPPER_PATH = "/usr/sbin:/usr/bin:/sbin:/bin";
-
-/**
- * For perl's lines (LAZY_BRIDGE), which delete it before they start anything: no locale set-up
- * at perl's start (~0.7 ms of it under the sandbox's LANG=C.UTF-8, measured), which they do not
- * use. A program's own PERL_ variables never ride with it (splitEnvironment).
- */
-const PERL_WRAPPER_ENV = { PERL_SKIP_LOCALE_INIT: "1" };
 
 /** Variables that change how the wrappers themselves behave; see splitEnvironment. */
 const ACTS_ON_WRAPPERS = new Set(["PATH", "GCONV_PATH", "SHELLOPTS", "BASHOPTS", "BASH_ENV", "ENV", "CDPATH", "IFS", "POSIXLY_CORRECT"]);
