@@ -2,7 +2,7 @@
 /**
  * The local provider against its floors, measured in the same run (issue 10, part 4):
  *  (a) `sandboxes run -p local true` (default network policy: the egress proxy and its listener in
- *      the sandbox included; as root made from the host, else by perl's lines and handed over) against
+ *      the sandbox included; as root made from the host, else by sandbox-start and handed over) against
  *      the sum of a compiled Bun hello-world and a bare `bwrap … true`; target <= 2x, stretch 1.5x.
  *      Run as root, it measures the same again as an ordinary user (uid 65534, Bun.spawn's uid):
  *      most people run sandboxes as one, and their sandboxes start another way (isolation.ts);

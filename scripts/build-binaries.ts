@@ -12,7 +12,7 @@
  */
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import { parseArgs } from "node:util";
 
 export interface ReleaseTarget {
@@ -104,14 +104,15 @@ export const COMPILE_FLAGS = [
 
 /**
  * Compiles `entry` with the release flags; bunTarget defaults to this machine. bytecodeOrder:
- * profiles that recordBytecodeOrder wrote (Bun's --bytecode-order).
+ * profiles that recordBytecodeOrder wrote (Bun's --bytecode-order). embedded: files the binary
+ * carries (Bun.embeddedFiles), under their names with a hash of their contents.
  */
-export async function compileEntry(entry: string, outfile: string, bunTarget?: string, bytecodeOrder: string[] = []): Promise<void> {
+export async function compileEntry(entry: string, outfile: string, bunTarget?: string, bytecodeOrder: string[] = [], embedded: string[] = []): Promise<void> {
   const args = [
     process.execPath, "build", ...COMPILE_FLAGS,
     ...(bunTarget ? [`--target=${bunTarget}`] : []),
     ...(bytecodeOrder.length ? [`--bytecode-order=${bytecodeOrder.join(",")}`] : []),
-    entry, "--outfile", outfile,
+    entry, ...embedded, "--outfile", outfile,
   ];
   const proc = Bun.spawn(args, { cwd: ROOT, stdout: "pipe", stderr: "pipe" });
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
@@ -148,19 +149,60 @@ export function recordBytecodeOrder(binary: string, dir: string): string[] {
   return profiles;
 }
 
+/** The C compiler for a Linux CPU, and the Debian packages that bring it. */
+const CROSS_COMPILERS: Record<ReleaseTarget["arch"], { cc: string; packages: string }> = {
+  x64: { cc: "x86_64-linux-gnu-gcc", packages: "gcc-x86-64-linux-gnu libc6-dev-amd64-cross" },
+  arm64: { cc: "aarch64-linux-gnu-gcc", packages: "gcc-aarch64-linux-gnu libc6-dev-arm64-cross" },
+};
+
+/**
+ * Builds sandbox-start (src/providers/local/sandbox-start.c), the first process of a
+ * one-shot local sandbox, static for a Linux CPU into `outfile`: with this machine's `cc` for its
+ * own CPU, else with Debian's cross compiler. Static, so that it starts without loading anything
+ * (the reason it exists) and runs on glibc and musl hosts alike.
+ */
+export async function compileStartHelper(arch: ReleaseTarget["arch"], outfile: string): Promise<void> {
+  const cross = CROSS_COMPILERS[arch];
+  const native = process.platform === "linux" && process.arch === arch;
+  const cc = native ? (Bun.which("cc") ?? Bun.which("gcc")) : Bun.which(cross.cc);
+  if (!cc) {
+    throw new Error(native
+      ? "cannot build sandbox-start: no C compiler (cc) on this machine; install one (Debian: apt-get install gcc libc6-dev)"
+      : `cannot build sandbox-start for linux-${arch}: ${cross.cc} is not installed (Debian: apt-get install ${cross.packages})`);
+  }
+  const source = join(ROOT, "src/providers/local/sandbox-start.c");
+  const proc = Bun.spawn([cc, "-O2", "-static", "-s", "-Wall", "-o", outfile, source], { stdout: "pipe", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`${cc} sandbox-start.c failed (exit ${code}):\n${stderr}`);
+}
+
 /**
  * Builds src/main.ts for each target with its bytecode laid out for start-up: a first build for
  * this machine records the profiles (recordBytecodeOrder), then each target is built with them.
+ * A Linux target carries sandbox-start for its CPU (compileStartHelper, into startHelperFile).
  */
 async function compileSandboxes(outputs: Array<{ outfile: string; bunTarget?: string }>, onBuilt: (outfile: string, seconds: number) => Promise<void> | void = () => {}): Promise<void> {
   const main = join(ROOT, "src/main.ts");
   const work = mkdtempSync(join(tmpdir(), "sandboxes-build-"));
+  const helpers = new Map<string, string>();
+  const embeddedFor = async (bunTarget: string | undefined): Promise<string[]> => {
+    const [os, arch] = bunTarget ? bunTarget.split("-").slice(1, 3) : [process.platform, process.arch];
+    if (os !== "linux" || (arch !== "x64" && arch !== "arm64")) return [];
+    if (!helpers.has(arch)) {
+      // Its name is how the binary finds it among its embedded files (start.ts).
+      const helper = startHelperFile(arch);
+      mkdirSync(dirname(helper), { recursive: true });
+      await compileStartHelper(arch, helper);
+      helpers.set(arch, helper);
+    }
+    return [helpers.get(arch)!];
+  };
   try {
-    await compileEntry(main, join(work, "sandboxes"));
+    await compileEntry(main, join(work, "sandboxes"), undefined, [], await embeddedFor(undefined));
     const profiles = recordBytecodeOrder(join(work, "sandboxes"), work);
     for (const { outfile, bunTarget } of outputs) {
       const started = performance.now();
-      await compileEntry(main, outfile, bunTarget, profiles);
+      await compileEntry(main, outfile, bunTarget, profiles, await embeddedFor(bunTarget));
       await onBuilt(outfile, (performance.now() - started) / 1000);
     }
   } finally {
@@ -168,9 +210,21 @@ async function compileSandboxes(outputs: Array<{ outfile: string; bunTarget?: st
   }
 }
 
-/** This machine's sandboxes binary with the release flags and start-up profile (`npm run build`). */
+/**
+ * This machine's sandboxes binary with the release flags and start-up profile (`npm run build`),
+ * and on Linux its sandbox-start (startHelperFile), for runs from the sources too.
+ */
 export async function compileHostBinary(outfile: string): Promise<void> {
   await compileSandboxes([{ outfile }]);
+}
+
+/**
+ * Where a run from the sources (the npm package, `bun src/main.ts`) finds sandbox-start for its
+ * CPU (src/providers/local/start.ts): `npm run build` writes this machine's, `--start-helpers`
+ * both (before `npm publish`: package.json's files carry them).
+ */
+export function startHelperFile(arch: ReleaseTarget["arch"]): string {
+  return join(ROOT, `dist/sandbox-start-linux-${arch}`);
 }
 
 function packageVersion(): string {
@@ -226,13 +280,24 @@ async function checkHostBinary(outdir: string, targets: ReleaseTarget[], version
 if (import.meta.main) {
   const { values } = parseArgs({
     args: Bun.argv.slice(2),
-    options: { only: { type: "string" }, outdir: { type: "string" }, outfile: { type: "string" }, help: { type: "boolean", short: "h" } },
+    options: { only: { type: "string" }, outdir: { type: "string" }, outfile: { type: "string" }, "start-helpers": { type: "boolean" }, help: { type: "boolean", short: "h" } },
     strict: true,
   });
   if (values.help) {
     process.stdout.write(`usage: bun run scripts/build-binaries.ts [--only host|${TARGETS.map((t) => t.name).join("|")}[,...]] [--outdir dir]\n`);
     process.stdout.write("       bun run scripts/build-binaries.ts --outfile path   (this machine only, no SHA256SUMS)\n");
+    process.stdout.write("       bun run scripts/build-binaries.ts --start-helpers  (sandbox-start for each Linux CPU, into dist/)\n");
     process.exit(0);
+  }
+  if (values["start-helpers"]) {
+    try {
+      mkdirSync(join(ROOT, "dist"), { recursive: true });
+      for (const arch of ["x64", "arm64"] as const) await compileStartHelper(arch, startHelperFile(arch));
+      process.exit(0);
+    } catch (error) {
+      process.stderr.write(`build-binaries: ${(error as Error).message}\n`);
+      process.exit(1);
+    }
   }
   if (values.outfile) {
     try {

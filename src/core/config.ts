@@ -30,13 +30,18 @@ export function stateDir(env: Record<string, string | undefined>): string {
   return `${env.XDG_STATE_HOME || `${homeDir(env)}/.local/state`}/sandboxes`;
 }
 
-/** Reads config.toml with Bun's file API: node:fs would cost ~1 ms on every command. */
+/**
+ * Reads config.toml with Bun's file API: node:fs would cost ~1 ms on every command. Most people
+ * have none: asked first whether it exists, because the error a read of a missing file throws
+ * costs a command milliseconds (Bun makes its first system error; bench/startup.ts).
+ */
 export async function loadSettings(env: Record<string, string | undefined> = process.env): Promise<Settings> {
   const configPath = env.SANDBOXES_CONFIG || `${configDir(env)}/config.toml`;
   let file: ConfigFile = {};
   let text: string | undefined;
   try {
-    text = await Bun.file(configPath).text();
+    const config = Bun.file(configPath);
+    if (await config.exists()) text = await config.text();
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code !== "ENOENT" && code !== "ENOTDIR") {

@@ -92,11 +92,12 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
 
     test("no /run, no docker socket, no other homes, no host processes, own hostname", async () => {
       const { env } = freshEnv(extra);
-      const r = await cli(["run", "echo \"run: $(ls -A /run | tr '\\n' ' ')\"; test -e /var/run/docker.sock && echo SOCKET; ls -A /home | wc -l; ls /proc | grep -c '^[0-9]'; hostname"], { env });
+      const r = await cli(["run", "echo \"run: $(ls -A /run | tr '\\n' ' ') $(ls -A /run/sandboxes | tr '\\n' ' ')\"; test -e /var/run/docker.sock && echo SOCKET; ls -A /home | wc -l; ls /proc | grep -c '^[0-9]'; hostname"], { env });
       const [run, home, procs, hostname] = r.stdout.trim().split("\n").map((l) => l.trim());
-      // At most our own directory: the egress bridge's binary and the proxy's socket. A one-shot
-      // run as root with bubblewrap has no bridge (its listener is made from the host): nothing.
-      expect(run).toBe(isRoot && mode === "bubblewrap" ? "run:" : "run: sandboxes");
+      // Only our own directory: sandbox-start, and the egress bridge's binary and the proxy's
+      // socket directory. A one-shot run as root with bubblewrap has no bridge (its listener is
+      // made from the host): sandbox-start alone.
+      expect(run).toBe(isRoot && mode === "bubblewrap" ? "run: sandboxes  start" : "run: sandboxes  net sandboxes start");
       expect(home).toBe("0");
       expect(Number(procs)).toBeLessThan(8);
       expect(hostname).toBe("sandbox");

@@ -11,10 +11,15 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync
 import { join } from "node:path";
 import { bootId, childrenOf, startTime } from "../../src/providers/local/holder";
 import { EGRESS_DIR, EGRESS_SOCKET } from "../../src/providers/local/isolation";
+import { START_INSIDE } from "../../src/providers/local/start";
+import { startHelperFile } from "../../scripts/build-binaries";
 import { readUntil } from "../helpers";
 import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
 
-const perl = Bun.which("perl", { PATH: "/usr/bin:/bin" });
+/** sandbox-start as `npm run build` wrote it for this machine (the binary carries the same). */
+const startHelper = startHelperFile(process.arch as "x64" | "arm64");
+/** Whether a process's command line is sandbox-start's, as bound inside the sandbox. */
+const isStart = (pid: number) => procFile(pid, "cmdline").startsWith(`${START_INSIDE}\0`);
 
 /** "ID state" of each sandbox `list` shows. */
 const states = async (m: Machine) => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);
@@ -106,7 +111,7 @@ for (const { user, mechanism } of MATRIX) {
     // it once they exist; root's has its root and waits for the sandbox's /etc/group, the
     // handshake's first gate), or while it makes the proxy's listener (as root with bubblewrap,
     // before the /etc/passwd that lets bwrap go on; an ordinary user's unix socket for the
-    // handover, once bwrap has the root, while perl's lines wait for it; util-linux's before its
+    // handover, once bwrap has the root, while sandbox-start waits for it; util-linux's before its
     // wrapper starts). The program must not start in a sandbox missing its mounts, or outside its
     // cgroups with no one reading it.
     for (const [stage, when] of [["files", "while it makes the sandbox's files"], ["proxy", "while the sandbox waits to be let go"]] as const) {
@@ -126,16 +131,16 @@ for (const { user, mechanism } of MATRIX) {
       }, 60_000);
     }
 
-    // Killed while perl's lines inside wait for the CLI to take the listener they made (listeners.ts's
+    // Killed while sandbox-start inside waits for the CLI to take the listener it made (listeners.ts's
     // takeListener; as root with bubblewrap only with SANDBOXES_LOCAL_EGRESS_LISTENER=off, else
-    // the CLI makes it): they read the end of the connection and exit, so the program never starts.
+    // the CLI makes it): it reads the end of the connection and exits, so the program never starts.
     test("killed while the sandbox's listener is handed over: the program never runs, and the next list removes what it left", async () => {
       const m = machine();
       if (user === "root" && mechanism === "bubblewrap") m.env.SANDBOXES_LOCAL_EGRESS_LISTENER = "off";
       const marker = marked();
       const { child, id } = await startPaused(m, ["run", `echo ran > /tmp/ran; sleep ${marker}`], "handover");
-      // perl is there, waiting for its answer.
-      expect(await eventually(() => processesWith(id).some((pid) => procFile(pid, "cmdline").startsWith(`${perl}\0-e\0`)))).toBe(true);
+      // sandbox-start is there, waiting for its answer.
+      expect(await eventually(() => processesWith(id).some(isStart))).toBe(true);
       child.kill("SIGKILL");
       await child.exited;
       expect(await eventually(() => processesWith(id).length === 0 && processesWith(marker).length === 0)).toBe(true);
@@ -144,13 +149,13 @@ for (const { user, mechanism } of MATRIX) {
     }, 60_000);
 
     // An ordinary user's unix socket for the handover is made once bwrap has the sandbox's root
-    // (provider.ts's giveRoot): perl's lines may reach for it first, and wait for it.
+    // (provider.ts's giveRoot): sandbox-start may reach for it first, and wait for it.
     if (user === "ordinary" && mechanism === "bubblewrap") {
-      test("the sandbox started before the proxy's socket is made: perl's lines wait for it, and the program runs once it is", async () => {
+      test("the sandbox started before the proxy's socket is made: sandbox-start waits for it, and the program runs once it is", async () => {
         const m = machine();
-        const { child, id } = await startPaused(m, ["run", "echo ran > /tmp/ran && cat /tmp/ran; ps -eo comm= | grep -cx perl || true"], "proxy");
-        // bwrap has its root, perl runs, and the program has not started.
-        expect(await eventually(() => processesWith(id).some((pid) => procFile(pid, "cmdline").startsWith(`${perl}\0-e\0`)))).toBe(true);
+        const { child, id } = await startPaused(m, ["run", "echo ran > /tmp/ran && cat /tmp/ran; ps -eo comm= | grep -cx start || true"], "proxy");
+        // bwrap has its root, sandbox-start runs, and the program has not started.
+        expect(await eventually(() => processesWith(id).some(isStart))).toBe(true);
         await Bun.sleep(100);
         expect(existsSync(join(m.stateDir, id, "tmp", "ran"))).toBe(false);
         child.kill("SIGUSR2");
@@ -224,39 +229,40 @@ for (const { user, mechanism } of MATRIX) {
 // as late as the proxy stage), it waits for every process of the sandbox, our egress waiter
 // included. That moment cannot be chosen from outside bwrap, so the waiter the binary starts is
 // run again as it is, in a network namespace of the test's own, for a program that ends at once.
-describe.skipIf(!isRoot || !perl || !Bun.which("bwrap"))("the egress bridge's waiter in an ordinary user's one-shot sandbox", () => {
+describe.skipIf(!isRoot || !Bun.which("bwrap"))("the egress bridge's waiter in an ordinary user's one-shot sandbox", () => {
   test("ends once the program it waits for has ended, without a connection", async () => {
     const m = machineFor("ordinary", "bubblewrap");
     try {
-      // Paused before the handover's answer, perl keeps its command line.
+      // Paused before the handover's answer, sandbox-start keeps its command line.
       const { child, id } = await startPaused(m, ["run", "sleep 30"], "handover");
       const argvOf = (pid: number) => procFile(pid, "cmdline").split("\0").slice(0, -1);
-      let lazyBridge: string[] | undefined;
-      await eventually(() => (lazyBridge = processesWith(id).map(argvOf).find((argv) => argv[0] === perl && argv[1] === "-e")) !== undefined);
+      let start: string[] | undefined;
+      await eventually(() => (start = processesWith(id).filter(isStart).map(argvOf)[0]) !== undefined);
       child.kill("SIGKILL");
       await child.exited;
-      // perl -e LAZY_BRIDGE PORT HANDOVER SETRLIMIT CLONE NPROC AS N BRIDGE(N words) PROGRAM: the
-      // sandbox's port, the proxy's unix socket as the sandbox sees it, setrlimit(2)'s and
-      // clone(2)'s numbers here, the default process limit and no memory limit.
-      const [setrlimit, clone] = ({ x64: ["160", "56"], arm64: ["164", "220"] } as Record<string, string[]>)[process.arch]!;
-      expect(lazyBridge?.slice(3, 9)).toEqual(["3128", `${EGRESS_DIR}/${EGRESS_SOCKET}`, setrlimit!, clone!, "2048", "-"]);
-      const [script, port, , , , , , words] = lazyBridge!.slice(2, 10);
+      // The sandbox's port, the proxy's unix socket as the sandbox sees it, the bridge (our binary
+      // inside), the default process limit, no memory limit, the program.
+      const socket = `${EGRESS_DIR}/${EGRESS_SOCKET}`;
+      const bridge = [`/run/sandboxes/sandboxes`, "__egress-bridge", "stdin", socket];
+      expect(start).toEqual([START_INSIDE, "--listen", "3128", socket, "--bridge", "4", ...bridge, "--nproc", "2048", "--", "sh", "-c", "sleep 30"]);
       const marker = marked();
       const program = ["sh", "-c", "exit 0", marker];
-      const bridge = lazyBridge!.slice(10, 10 + Number(words));
-      // The handover refused ("0", as where no copy can be made), so perl leaves the waiter.
+      // The handover refused ("0", as where no copy can be made), so sandbox-start leaves the waiter.
       const handover = join(m.stateDir, "..", "handover.sock");
       const refusing = Bun.listen({ unix: handover, socket: { data: (socket) => void socket.end("0") } });
       try {
-        // No limits for this program: the test's own user runs it. With clone(2), and with the
-        // fork of a fork where there is none ("0").
-        for (const cloneNumber of [clone!, "0"]) {
-          const run = Bun.spawn(["unshare", "--net", "--", perl!, "-e", script!, port!, handover, setrlimit!, cloneNumber, "-", "-", words!, ...bridge, ...program], { stdout: "ignore", stderr: "pipe" });
-          expect(await run.exited).toBe(0);
-          // The waiter, left behind: perl's own command line, marker included.
-          expect(processesWith(marker).length).toBeGreaterThan(0);
-          expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
-        }
+        // No limits for this program: the test's own user runs it. The waiter a child of the
+        // program's parent (clone's CLONE_PARENT): it outlives the program, and ends by itself.
+        const run = Bun.spawn(["unshare", "--net", "--", startHelper, "--listen", "3128", handover, "--bridge", "4", ...bridge, "--", ...program], { stdout: "ignore", stderr: "pipe" });
+        expect(await run.exited).toBe(0);
+        // The waiter, left behind: sandbox-start's own command line, marker included.
+        expect(processesWith(marker).length).toBeGreaterThan(0);
+        expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
+        // As a pid namespace's first process, where CLONE_PARENT is refused: the fork of a fork.
+        const first = Bun.spawn(["unshare", "--net", "--pid", "--fork", "--kill-child", "--", startHelper, "--listen", "3128", handover, "--bridge", "4", ...bridge, "--", "sh", "-c", "sleep 0.2; exit 0", marker], { stdout: "ignore", stderr: "pipe" });
+        expect(await first.exited).toBe(0);
+        expect(await new Response(first.stderr as ReadableStream<Uint8Array>).text()).toBe("");
+        expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
       } finally {
         refusing.stop(true);
       }

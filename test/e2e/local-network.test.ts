@@ -88,8 +88,8 @@ for (const { user, mechanism } of MATRIX) {
     }, 60_000);
 
     // A one-shot run has no bridge: as root with bubblewrap the CLI makes the listener itself in
-    // the sandbox's namespace; otherwise perl's lines make it inside and hand it over to the CLI
-    // before they start the program (listeners.ts). SANDBOXES_LOCAL_EGRESS_LISTENER=off gives it
+    // the sandbox's namespace; otherwise sandbox-start makes it inside and hands it over to the
+    // CLI before it becomes the program (listeners.ts). SANDBOXES_LOCAL_EGRESS_LISTENER=off gives it
     // the bridge, as every kept sandbox has, so that the bridge's cases below run in all four
     // combinations.
     const bridged = (m: Machine) => {
@@ -100,24 +100,21 @@ for (const { user, mechanism } of MATRIX) {
     test("default: a one-shot sandbox's port 3128 listens with no process of ours inside behind it, and a public address answers", async () => {
       const m = machine();
       // Port 3128 (0C38) on any address (root's, made from the host: the namespace has only its
-      // loopback) or on 127.0.0.1 (perl's), in /proc/net/tcp; state 0A is LISTEN.
+      // loopback) or on 127.0.0.1 (sandbox-start's), in /proc/net/tcp; state 0A is LISTEN.
       const listening = "grep -cE '(00000000|0100007F):0C38 00000000:0000 0A' /proc/net/tcp";
-      const ours = "ps -eo comm= | grep -cxE 'sandboxes|perl'";
+      const ours = "ps -eo comm= | grep -cxE 'sandboxes|start'";
       const r = await run(m, ["run", `${listening}; ${ours}; curl -sS -m 20 http://203.0.113.7/; ${ours}; echo end`]);
       expect(r.stdout).toBe("1\n0\npublic-ok\n0\nend\n");
       expect(r.code).toBe(0);
     }, 60_000);
 
-    // perl's lines run before the program with its environment: a PERL5OPT for the program must
-    // not load a module into them (a missing one would stop every run), and the variable they
-    // get from us (PERL_SKIP_LOCALE_INIT) must not reach the program.
-    test("default: the program's own perl variables reach it and not perl's lines before it; none of ours does", async () => {
+    // sandbox-start runs before the program with its environment: glibc's tunables, which act on
+    // it too (static, it has no dynamic loader), go in after it (env(1)), and reach the program.
+    test("default: the program's own glibc and loader variables reach it, past sandbox-start; none of ours does", async () => {
       const m = machine();
-      const r = await run(m, ["run", "-e", "PERL5OPT=-Mnonexistent", "-e", "PERL5LIB=/nowhere", "env | grep ^PERL | sort"]);
-      expect(r.stdout).toBe("PERL5LIB=/nowhere\nPERL5OPT=-Mnonexistent\n");
+      const r = await run(m, ["run", "-e", "GLIBC_TUNABLES=glibc.malloc.check=0", "-e", "LD_LIBRARY_PATH=/nowhere", "env | grep -E '^(GLIBC|LD)_' | sort; env | grep -c SANDBOXES_ || true"]);
+      expect(r.stdout).toBe("GLIBC_TUNABLES=glibc.malloc.check=0\nLD_LIBRARY_PATH=/nowhere\n0\n");
       expect(r.code).toBe(0);
-      const plain = await run(m, ["run", "env | grep -c ^PERL || true"]);
-      expect(plain.stdout).toBe("0\n");
     }, 60_000);
 
     test("default: a one-shot run starts the bridge on its first connection, as no child of the program", async () => {
@@ -129,9 +126,9 @@ for (const { user, mechanism } of MATRIX) {
       expect(r.code).toBe(0);
     }, 60_000);
 
-    test("default without perl (SANDBOXES_LOCAL_PERL=off): the bridge starts before the program and a public address answers", async () => {
+    test("default without sandbox-start (SANDBOXES_LOCAL_START=off): the bridge starts before the program and a public address answers", async () => {
       const m = bridged(machine());
-      m.env.SANDBOXES_LOCAL_PERL = "off";
+      m.env.SANDBOXES_LOCAL_START = "off";
       const r = await run(m, ["run", "ps -eo comm= | grep -cx sandboxes; curl -sS -m 20 http://203.0.113.7/"]);
       expect(r.stdout).toBe("1\npublic-ok\n");
       expect(r.code).toBe(0);

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, setDefaultTimeout, te
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { assetName, buildRelease, hostTarget, TARGETS, type BuildResult } from "../../scripts/build-binaries";
+import { assetName, buildRelease, hostTarget, startHelperFile, TARGETS, type BuildResult } from "../../scripts/build-binaries";
 import { PACKAGE_VERSION, ROOT, run, tempHome, which } from "./_release-helpers";
 
 // Spawns binaries, shells and servers: independent of whichever bunfig.toml is in effect.
@@ -92,6 +92,26 @@ describe("scripts/build-binaries.ts", () => {
         expect(bytes.subarray(pe, pe + 4).toString("latin1")).toBe("PE\0\0");
         expect(view.getUint16(pe + 4, true)).toBe(0x8664);
       }
+    }
+  });
+
+  // Built static for each Linux CPU (compileStartHelper), the first process of a one-shot local
+  // sandbox: a Linux binary without its own would start sandboxes the slower way.
+  test("each Linux binary carries sandbox-start for its own CPU, static; no other binary carries one", () => {
+    const helpers = Object.fromEntries((["x64", "arm64"] as const).map((arch) => [arch, readFileSync(startHelperFile(arch))]));
+    for (const [arch, helper] of Object.entries(helpers)) {
+      const view = new DataView(helper.buffer, helper.byteOffset, helper.byteLength);
+      expect(helper.subarray(0, 4).toString("latin1")).toBe("\x7fELF");
+      expect(view.getUint16(18, true)).toBe(arch === "x64" ? 0x3e : 0xb7);
+      // No program interpreter (PT_INTERP, type 3): nothing to load as it starts.
+      const [phoff, phentsize, phnum] = [Number(view.getBigUint64(32, true)), view.getUint16(54, true), view.getUint16(56, true)];
+      const types = Array.from({ length: phnum }, (_, i) => view.getUint32(phoff + i * phentsize, true));
+      expect(types).not.toContain(3);
+    }
+    for (const t of TARGETS) {
+      const bytes = readFileSync(join(release.outdir, assetName(t)));
+      const carried = Object.entries(helpers).filter(([, helper]) => bytes.includes(helper)).map(([arch]) => arch);
+      expect(carried).toEqual(t.os === "linux" ? [t.arch] : []);
     }
   });
 

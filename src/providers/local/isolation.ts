@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
 import { type LimitPlan, rlimitArgv } from "./limits";
+import { START_INSIDE } from "./start";
 
 /**
  * How a local sandbox is built. Two mechanisms with one layout:
@@ -11,7 +12,8 @@ import { type LimitPlan, rlimitArgv } from "./limits";
  * Both give new mount, pid, ipc, uts and network namespaces (the network one unless --network
  * host); as an ordinary user also a user namespace, in which the program is uid 0 without
  * capabilities (as in rootless Podman); as root the program is dropped to an unprivileged uid
- * (setpriv), because a user namespace created by root still maps to host root.
+ * (sandbox-start for a one-shot program, setpriv for a kept sandbox's), because a user namespace
+ * created by root still maps to host root.
  *
  * Either wrapper starts one of two things inside: a one-shot program (run without --keep), or the
  * holder of a kept sandbox, a shell that keeps the namespaces alive and reaps orphans while
@@ -42,10 +44,11 @@ export interface SandboxLayout {
   /** How the sandboxes binary is seen inside (for the egress bridge): binds and argv. */
   helper: { binds: Array<[string, string]>; argv: string[] };
   /**
-   * perl, where the host has it (the same path inside): a one-shot program then starts as soon
-   * as the bridge's port listens, and the bridge itself on the first connection (LAZY_BRIDGE).
+   * sandbox-start on the host (start.ts), for a one-shot program: bound at START_INSIDE, it
+   * starts the program (startArgv), which then finds the bridge's port listening at once, the
+   * bridge itself starting only on the first connection, if ever.
    */
-  perl?: string;
+  start?: string;
   /**
    * Set when this process itself makes the sandbox's 127.0.0.1:BRIDGE_PORT listener (netns.ts,
    * as root, for a one-shot program): no bridge runs inside, and the sandbox needs neither the
@@ -58,7 +61,7 @@ export interface SandboxLayout {
 
 /**
  * What the wrapper starts inside: the program itself, with the rlimits it starts under (set by
- * prlimit(1), or by LAZY_BRIDGE, which runs anyway), or the holder of a kept sandbox.
+ * sandbox-start, or prlimit(1) without it), or the holder of a kept sandbox.
  */
 export type Inner = { kind: "program"; argv: string[]; rlimits?: LimitPlan["rlimits"] } | { kind: "holder" };
 
@@ -136,14 +139,15 @@ type SystemDir = { dir: string; link?: string };
 
 let systemDirsFound: SystemDir[] | undefined;
 
-/** The system directories this host has; looked at once per process. */
+/**
+ * The system directories this host has; looked at once per process. Without an error for the
+ * missing ones: a run that throws none saves the milliseconds of Bun's first system error.
+ */
 function systemDirs(): SystemDir[] {
   return (systemDirsFound ??= SYSTEM_DIRS.flatMap((dir): SystemDir[] => {
-    try {
-      return [lstatSync(dir).isSymbolicLink() ? { dir, link: readlinkSync(dir) } : { dir }];
-    } catch {
-      return [];
-    }
+    const stats = lstatSync(dir, { throwIfNoEntry: false });
+    if (!stats) return [];
+    return [stats.isSymbolicLink() ? { dir, link: readlinkSync(dir) } : { dir }];
   }));
 }
 
@@ -198,98 +202,6 @@ export function dropPrivileges(layout: SandboxLayout, capabilities: boolean): st
   return capabilities ? DROP_CAPABILITIES() : [];
 }
 
-/** System call numbers on the architectures we build for (x86-64's own table; arm64's is asm-generic's). */
-const SETRLIMIT: Partial<Record<string, number>> = { x64: 160, arm64: 164 };
-const CLONE: Partial<Record<string, number>> = { x64: 56, arm64: 220 };
-
-/**
- * perl (core only, no modules: Linux's numbers for AF_UNIX, AF_INET and SOCK_STREAM, ENOENT and
- * ECONNREFUSED) that listens on the sandbox's 127.0.0.1:PORT, hands that listener over to the
- * `sandboxes` process that runs the sandbox, then becomes the program. The handover (listeners.ts's
- * takeListener): perl connects to the proxy's unix socket at HANDOVER (waiting for it, a
- * millisecond at a time, while it is not there or not listening yet: `sandboxes` may make it
- * while the sandbox starts), sends the listener's descriptor number, and waits for one byte.
- * "1": the proxy has its own copy and accepts from the sandbox's loopback itself, so nothing of
- * ours stays inside. "0" (no copy could be made): perl leaves a process behind, orphaned to the
- * sandbox's pid 1 so the program never sees a child it did not start, which waits for the first
- * connection and only then becomes the bridge (`__egress-bridge stdin`, the listening socket on
- * its stdin, as inetd's wait mode passes it), which connects to that same unix socket for each
- * connection. No answer (the `sandboxes` process is gone) or another: exit 125, the program
- * never starts. Either way the program finds the port listening from its first instruction on, its
- * first connection queued until the proxy (or the bridge) accepts it, and a program that never
- * connects never pays for the proxy's start (nor the bridge's).
- *
- * The waiter is made by clone(2) (syscall number CLONE, 0 for none) with CLONE_PARENT: a child
- * of the sandbox's pid 1 from the start, no intermediate process to fork, end and wait for.
- * Where that is refused, by a fork that forks it and ends. perl then sets the program's rlimits
- * (RLIMIT_NPROC, RLIMIT_AS; "-" for none) with setrlimit(2), syscall number SETRLIMIT, as
- * prlimit(1) would have, one exec less.
- *
- * PERL_SKIP_LOCALE_INIT in perl's environment is ours (PERL_WRAPPER_ENV): it goes before
- * anything starts.
- *
- * The waiter, and the bridge it becomes, end with the program (a check each second, and the
- * bridge's PID argument): should the sandbox's pid 1 miss its parent-death signal (the CLI killed
- * as bwrap starts), it waits for them, and the sandbox would last for ever.
- *
- *   perl -e LAZY_BRIDGE PORT HANDOVER SETRLIMIT CLONE NPROC AS N BRIDGE_ARGV(N words)... PROGRAM_ARGV...
- */
-const LAZY_BRIDGE = `
-sub fail { print STDERR "sandboxes: $_[0]" . ($! ? ": $!" : "") . "\\n"; exit 125 }
-delete $ENV{PERL_SKIP_LOCALE_INIT};
-my ($port, $handover, $setrlimit, $clone, $nproc, $as, $words) = splice(@ARGV, 0, 7);
-my @bridge = splice(@ARGV, 0, $words);
-my ($listener, $peer, $answer);
-socket($listener, 2, 1, 0) && bind($listener, pack("S n C4 x8", 2, $port, 127, 0, 0, 1)) && listen($listener, 4096)
-  or fail("cannot listen on 127.0.0.1:$port for the egress proxy");
-socket($peer, 1, 1, 0) or fail("cannot reach the egress proxy");
-for (my $tries = 0; !connect($peer, pack("S", 1) . $handover . "\\0"); $tries++) {
-  ($! == 2 || $! == 111) && $tries < 5000 or fail("cannot reach the egress proxy at $handover");
-  select(undef, undef, undef, 0.001);
-}
-syswrite($peer, fileno($listener) . "\\n") or fail("cannot reach the egress proxy at $handover");
-sysread($peer, $answer, 1) && $answer =~ /^[01]$/ or do { $! = 0; fail("no answer from the egress proxy") };
-close $peer;
-my $program = $$;
-sub waiter {
-  open(STDIN, "<&", $listener) && open(STDOUT, ">", "/dev/null") && open(STDERR, ">", "/dev/null") or exit 1;
-  close $listener;
-  my $waiting = "";
-  vec($waiting, 0, 1) = 1;
-  my $ready;
-  until (select($ready = $waiting, undef, undef, 1) > 0) { kill(0, $program) or exit 0 }
-  exec { $bridge[0] } @bridge, $program;
-  exit 1;
-}
-if ($answer ne "1") {
-  my $child = $clone ? syscall($clone + 0, 0x8000 | 17, 0, 0, 0, 0) : -1;
-  waiter() if $child == 0;
-  if ($child < 0) {
-    defined($child = fork) or fail("cannot start the egress bridge");
-    if (!$child) {
-      defined(my $bridge = fork) or exit 1;
-      exit 0 if $bridge;
-      waiter();
-    }
-    waitpid($child, 0);
-  }
-}
-close $listener;
-for ([6, $nproc], [9, $as]) {
-  my ($resource, $value) = @$_;
-  next if $value eq "-";
-  syscall($setrlimit + 0, $resource, pack("QQ", $value, $value)) == 0 or fail("cannot set the sandbox's limits");
-}
-exec { $ARGV[0] } @ARGV or fail("cannot run $ARGV[0]");
-`;
-
-/**
- * For LAZY_BRIDGE, which deletes it before it starts anything: no locale set-up at perl's start
- * (~0.7 ms of it under the sandbox's LANG=C.UTF-8, measured), which its lines do not use. A
- * program's own PERL_ variables never ride with it (provider.ts's splitEnvironment).
- */
-export const PERL_WRAPPER_ENV = { PERL_SKIP_LOCALE_INIT: "1" };
-
 /**
  * Whether the sandbox's egress port reaches the proxy through its unix socket on the host, in a
  * directory bound into the sandbox (the default policy, unless the listener is made from the
@@ -300,34 +212,49 @@ export function egressViaUnixSocket(layout: SandboxLayout): boolean {
 }
 
 /**
- * Whether a one-shot program in this layout starts behind LAZY_BRIDGE, whose lines hand the
- * sandbox's listener over (listeners.ts's takeListener); without perl, a bridge starts first.
+ * Whether a one-shot program in this layout starts behind sandbox-start, which hands the
+ * sandbox's listener over (listeners.ts's takeListener); without it, a bridge starts first.
  */
-export function handsOverListener(layout: SandboxLayout): layout is SandboxLayout & { perl: string } {
-  return egressViaUnixSocket(layout) && layout.perl !== undefined;
+export function handsOverListener(layout: SandboxLayout): layout is SandboxLayout & { start: string } {
+  return egressViaUnixSocket(layout) && layout.start !== undefined;
+}
+
+/**
+ * sandbox-start's argv (sandbox-start.c) for a one-shot program: it becomes the sandbox's user
+ * (as root) or drops the capabilities left (util-linux's mapped root), hands over the listener it
+ * makes on the sandbox's loopback (the bridge's argv for its waiter, should the handover be
+ * refused), sets the program's rlimits, and becomes the program. One static process in place of
+ * setpriv, perl and prlimit, each a dynamically loaded program of milliseconds' start.
+ */
+function startArgv(layout: SandboxLayout & { start: string }, inner: Inner & { kind: "program" }, capabilities: boolean): string[] {
+  const argv = [START_INSIDE];
+  if (layout.dropToUid !== undefined) argv.push("--user", SANDBOX_USER);
+  else if (capabilities) argv.push("--drop-capabilities");
+  if (egressViaUnixSocket(layout)) {
+    const socket = `${EGRESS_DIR}/${EGRESS_SOCKET}`;
+    const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", socket];
+    argv.push("--listen", String(BRIDGE_PORT), socket, "--bridge", String(bridge.length), ...bridge);
+  }
+  const { nproc, asBytes } = inner.rlimits ?? {};
+  if (nproc !== undefined) argv.push("--nproc", String(nproc));
+  if (asBytes !== undefined) argv.push("--as", String(asBytes));
+  return [...argv, "--", ...inner.argv];
 }
 
 /**
  * What runs inside for `inner`: the program itself when there is nothing to prepare; with the
- * default network policy, a one-shot program behind LAZY_BRIDGE where perl is at hand, else a
+ * default network policy, a one-shot program behind sandbox-start where this binary has it, else a
  * shell that first starts the egress bridge on the sandbox's own loopback and waits until it
  * listens (through a fifo: no polling), so the program's first connection already finds it.
  * The holder then says it is ready and reaps orphans forever: dash's `wait` reaps any child,
  * not only its own jobs.
  */
 function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
-  if (inner.kind === "program" && handsOverListener(layout)) {
-    const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", `${EGRESS_DIR}/${EGRESS_SOCKET}`];
-    const setrlimit = SETRLIMIT[process.arch];
-    const { nproc, asBytes } = setrlimit !== undefined ? (inner.rlimits ?? {}) : {};
-    const program = setrlimit !== undefined ? inner.argv : rlimitArgv(inner.rlimits, inner.argv);
-    const limit = (value: number | undefined) => (value === undefined ? "-" : String(value));
-    return [...dropPrivileges(layout, capabilities), layout.perl, "-e", LAZY_BRIDGE, String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`, String(setrlimit ?? 0), String(CLONE[process.arch] ?? 0), limit(nproc), limit(asBytes), String(bridge.length), ...bridge, ...program];
-  }
+  if (inner.kind === "program" && layout.start !== undefined) return startArgv({ ...layout, start: layout.start }, inner, capabilities);
   const lines: string[] = [];
   if (egressViaUnixSocket(layout)) {
     const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
-    // A program's bridge ends with it (LAZY_BRIDGE says why): the shell's pid becomes the program's.
+    // A program's bridge ends with it (sandbox-start.c's waiter says why): the shell's pid becomes the program's.
     const program = inner.kind === "program";
     lines.push(
       "mkfifo /run/.egress-ready",
@@ -347,6 +274,7 @@ function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): 
 /** The host's files and directories a sandbox sees besides the system and its home. */
 function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; kind: "ro-file" | "ro-dir" | "rw-dir" }> {
   const binds: Array<{ host: string; inside: string; kind: "ro-file" | "ro-dir" | "rw-dir" }> = [];
+  if (layout.start !== undefined) binds.push({ host: layout.start, inside: START_INSIDE, kind: "ro-file" });
   if (layout.network === "host") return binds;
   binds.push({ host: layout.hostsFile, inside: "/etc/hosts", kind: "ro-file" });
   if (egressViaUnixSocket(layout)) {
@@ -370,7 +298,7 @@ function ownBinds(layout: SandboxLayout): Array<{ host: string; inside: string; 
  * for ever); the listener is made in that process's network namespace. Then the caller hands over
  * the sandbox's /etc/passwd on `passwdFd`, the root's last mount, which bwrap reads to its end
  * before it goes on to start the program. A caller that died first hands over empty files: the
- * sandbox then has no user or group, and setpriv, which runs the program as those by name,
+ * sandbox then has no user or group, and sandbox-start, which runs the program as that user by name,
  * refuses, so the program never starts with no one reading its output.
  * (No seccomp filter and no --block-fd: a filter, even one that allows everything, costs every
  * system call of the program; an end of file on --block-fd would let bwrap go on.)

@@ -11,8 +11,8 @@
  * and no exec between them. (Rootless Podman's pasta and slirp4netns do the same from a helper.)
  *
  * setns needs CAP_SYS_ADMIN in our own user namespace as well as the target's, so in an ordinary
- * user's sandbox (and util-linux's) the listener is made inside, by perl's lines that then start
- * the program (isolation.ts's LAZY_BRIDGE), and handed over to this process (takeListener): the
+ * user's sandbox (and util-linux's) the listener is made inside, by sandbox-start, which then
+ * becomes the program (sandbox-start.c), and handed over to this process (takeListener): the
  * proxy then accepts from the sandbox's loopback as root's does. Where the handover cannot be
  * made, a bridge inside connects to the proxy's unix socket on the host: listenOnUnixSocket.
  * libc.ts loads bun:ffi on first use.
@@ -138,28 +138,28 @@ const SYS_PIDFD_OPEN = 434;
 const SYS_PIDFD_GETFD = 438;
 /**
  * How long one wait for the handover blocks this thread before the event loop gets a turn (to see
- * the sandbox end, or a signal, which also ends the wait at once). perl connects within a few
- * tens of milliseconds of the sandbox's start; each turn given meanwhile would delay the answer.
+ * the sandbox end, or a signal, which also ends the wait at once). sandbox-start connects within a
+ * few milliseconds of the sandbox's start; each turn given meanwhile would delay the answer.
  */
 const HANDOVER_SLICE_MS = 50;
 
 /**
- * The handover of a listener made inside a sandbox (isolation.ts's LAZY_BRIDGE): the sandbox's
- * first program, perl, listens on the sandbox's loopback, connects to `unixListener` (the
- * proxy's unix socket: the first connection from inside is perl's, nothing else runs there yet),
- * names that listener's descriptor, and waits for one byte. This
- * process takes a copy of it (pidfd_getfd, Linux 5.6+: perl is our own descendant, which
- * ptrace's rules, Yama's included, let us reach; its pid is ours to name through SO_PEERCRED),
- * then answers "1": perl closes its own and starts the program, and the proxy here accepts from
+ * The handover of a listener made inside a sandbox (sandbox-start.c): the sandbox's first
+ * program, sandbox-start, listens on the sandbox's loopback, connects to `unixListener` (the
+ * proxy's unix socket: the first connection from inside is sandbox-start's, nothing else runs
+ * there yet), names that listener's descriptor, and waits for one byte. This process takes a
+ * copy of it (pidfd_getfd, Linux 5.6+: sandbox-start is our own descendant, which ptrace's
+ * rules, Yama's included, let us reach; its pid is ours to name through SO_PEERCRED), then
+ * answers "1": sandbox-start closes its own and becomes the program, and the proxy here accepts from
  * the sandbox's loopback with no process inside between (as root's, listenInNamespace). Without
  * `take`, or where the copy fails (an older kernel, a stricter ptrace policy), it answers "0" and
- * perl starts the bridge's waiter as before, which connects here for each connection.
+ * sandbox-start leaves the bridge's waiter, which connects here for each connection.
  *
  * Only a process below `wrapper` (the sandbox's bwrap, or util-linux's first wrapper) takes part:
  * a connection from anyone else (the socket is 0666, in a directory of ours, or of its own in
  * /tmp when that path is too long) is closed unanswered, and the wait goes on.
  *
- * Blocks this thread in slices while it waits (perl connects within milliseconds of its start,
+ * Blocks this thread in slices while it waits (sandbox-start connects within milliseconds of its start,
  * and a turn of the event loop between slices sees `ended`, the sandbox gone first). Returns the
  * listener, or undefined when it stays inside (or the sandbox ended first).
  */
@@ -174,8 +174,8 @@ export async function takeListener(unixListener: number, wrapper: number, take: 
       await Bun.sleep(0);
     }
     connection = c.accept4(unixListener, SOCK_CLOEXEC);
-    // Out of descriptors, say: no handover. perl's connection stays queued for the proxy, whose
-    // answer is no "0" or "1": perl stops the run (125).
+    // Out of descriptors, say: no handover. sandbox-start's connection stays queued for the proxy,
+    // whose answer is no "0" or "1": sandbox-start stops the run (125).
     if (connection < 0) return undefined;
     peer = peerPid(c, connection);
     if (peer !== undefined && below(peer, wrapper, statFields)) break;
@@ -193,7 +193,7 @@ export async function takeListener(unixListener: number, wrapper: number, take: 
   }
 }
 
-/** The descriptor number perl sends ("N\n"), or undefined if it sends something else. */
+/** The descriptor number sandbox-start sends ("N\n"), or undefined if it sends something else. */
 async function readLine(c: Libc, fd: number, ended: () => boolean): Promise<number | undefined> {
   const buffer = new Uint8Array(16);
   let text = "";

@@ -5,7 +5,8 @@ import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, PERL_WRAPPER_ENV, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { startHelper } from "./start";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, statFields, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -423,7 +424,6 @@ export class LocalProvider implements Provider {
       hostsFile: join(dir, "hosts"),
       egressDir: this.egressDir(meta.id),
       helper: { binds: helperCommand().binds, argv: helperCommand().inside },
-      perl: this.ctx.env.SANDBOXES_LOCAL_PERL === "off" ? undefined : (Bun.which("perl", { PATH: "/usr/bin:/bin" }) ?? undefined),
       dropToUid: this.sandboxUid(meta.id),
     };
   }
@@ -506,18 +506,19 @@ export class LocalProvider implements Provider {
    *  - with the default policy, the proxy's listener is made from here (listeners.ts) before the
    *    program can start, and the proxy itself only on the first connection: as root in the
    *    sandbox's network namespace (no bridge inside, nothing between the program and the proxy),
-   *    else the unix socket where perl's lines inside hand over the listener they made (the
+   *    else the unix socket where sandbox-start inside hands over the listener it made (the
    *    proxy then accepts from the sandbox's loopback too), or, where no copy can be made, where
    *    the bridge inside connects;
-   *  - the program runs right under bwrap (and setpriv, as root), which sets its directory, with
+   *  - the program runs right under bwrap (and sandbox-start), which sets its directory, with
    *    its variables in the environment, unless one of them would act on a wrapper (env(1) then);
    *  - bwrap is moved into the sandbox's cgroups before it makes the sandbox's first process,
    *    which starts in them (no shell that joins them first).
    * Nothing here touches the disk: start.prepare and start.mountPoints make what the invocation
    * needs there, once the sandbox's files are made.
    */
-  private oneShotInvocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined): Invocation & { start: OneShotStart } {
+  private oneShotInvocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, start: string | undefined): Invocation & { start: OneShotStart } {
     const layout = this.layout(meta);
+    layout.start = start;
     const bwrap = bubblewrapPath(this.ctx.env);
     const network = policyOf(meta).mode;
     layout.egressListener = bwrap !== undefined && network === "default" && process.getuid?.() === 0 && this.ctx.env.SANDBOXES_LOCAL_EGRESS_LISTENER !== "off";
@@ -535,7 +536,6 @@ export class LocalProvider implements Provider {
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
       const { program, spawnEnv } = programWithEnv(undefined, layout, argv, split, cwd);
-      if (handover) Object.assign(spawnEnv, PERL_WRAPPER_ENV);
       return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), process.getuid?.() === 0))), env: spawnEnv, start: { socketPath, handover, prepare, mountPoints } };
     }
     // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).
@@ -547,7 +547,6 @@ export class LocalProvider implements Provider {
     // With the handshake, runOnce sets the rlimits on the sandbox's first process: no prlimit(1).
     const rlimitsInArgv = handshake ? undefined : meta.limits;
     const { program, spawnEnv } = direct ? { program: argv, spawnEnv: { ...split.inEnviron, ...split.inArgv } } : programWithEnv(undefined, layout, argv, split, cwd);
-    if (handover) Object.assign(spawnEnv, PERL_WRAPPER_ENV);
     return {
       argv: bwrapArgv(bwrap, layout, inner(program, rlimitsInArgv), { pty: false, handshake, rootFrom }),
       env: spawnEnv,
@@ -600,7 +599,7 @@ export class LocalProvider implements Provider {
       });
     };
     try {
-      const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd);
+      const invocation = this.oneShotInvocation(meta, spec.argv, spec.env, spec.cwd, await startHelper(this.ctx.stateDir, this.ctx.env));
       const { socketPath, handshake, root } = invocation.start;
       const signal = spec.signal;
       const checkNotAborted = () => {
@@ -645,7 +644,7 @@ export class LocalProvider implements Provider {
           await makeFiles();
         }
         checkNotAborted();
-        // The handover's socket may come after the root: perl's lines wait for it (LAZY_BRIDGE), so
+        // The handover's socket may come after the root: sandbox-start waits for it, so
         // that making it (bun:ffi's first load among it) overlaps bwrap's making of the sandbox.
         const listenLater = invocation.start.handover === true && !handshake;
         if (socketPath && !listenLater) await listenOnHost();
@@ -706,7 +705,7 @@ export class LocalProvider implements Provider {
         sweepSoon();
         if (loading) await serveOnFirstUse(child);
       };
-      // The listener perl's lines made inside becomes the proxy's (takeListener), unless
+      // The listener sandbox-start made inside becomes the proxy's (takeListener), unless
       // SANDBOXES_LOCAL_EGRESS_LISTENER=off keeps it there with the bridge (tests).
       const takeOver = async (child: Subprocess) => {
         await this.pauseForTest("handover", meta.id);
@@ -905,8 +904,8 @@ interface StartWait {
 /** What starts a one-shot program: see oneShotInvocation and StartWait. */
 interface OneShotStart {
   /**
-   * The proxy's unix socket (made here: listeners.ts), where perl's lines inside hand over the
-   * listener they made (`handover`, takeListener), or else the bridge inside connects.
+   * The proxy's unix socket (made here: listeners.ts), where sandbox-start inside hands over the
+   * listener it made (`handover`, takeListener), or else the bridge inside connects.
    */
   socketPath?: string;
   handover?: boolean;
@@ -1156,9 +1155,9 @@ const ACTS_ON_WRAPPERS = new Set(["PATH", "GCONV_PATH", "SHELLOPTS", "BASHOPTS",
 /**
  * Which variables can ride in the wrappers' environment. Some would act on bwrap, unshare, sh
  * and setpriv on the host, outside the sandbox: the dynamic loader's (LD_PRELOAD, ...), glibc's
- * and the shell's (ACTS_ON_WRAPPERS), and PATH is the wrappers' own; and perl's (PERL5OPT,
- * PERL5LIB, PERL_...) on perl's lines inside, a wrapper too (isolation.ts's LAZY_BRIDGE).
- * env(1) sets those inside, after the wrappers.
+ * and the shell's (ACTS_ON_WRAPPERS), and PATH is the wrappers' own (sandbox-start, static,
+ * has no dynamic loader, but glibc's tunables act on it too). env(1) sets those inside, after
+ * the wrappers.
  */
 type SplitEnvironment = { inEnviron: Record<string, string>; inArgv: Record<string, string> };
 
@@ -1166,7 +1165,7 @@ export function splitEnvironment(environment: Record<string, string>): SplitEnvi
   const inEnviron = dict<string>();
   const inArgv = dict<string>();
   for (const [name, value] of Object.entries(environment)) {
-    const actsOnWrappers = ACTS_ON_WRAPPERS.has(name) || ["LD_", "MALLOC_", "GLIBC_", "PERL"].some((prefix) => name.startsWith(prefix));
+    const actsOnWrappers = ACTS_ON_WRAPPERS.has(name) || ["LD_", "MALLOC_", "GLIBC_"].some((prefix) => name.startsWith(prefix));
     (actsOnWrappers ? inArgv : inEnviron)[name] = value;
   }
   return { inEnviron, inArgv };

@@ -6,7 +6,7 @@
  *   sandboxes __egress-bridge PORT|stdin SOCKET [PID]
  *
  * `stdin` instead of a port: standard input is a TCP socket that already listens (inetd's wait
- * mode), handed over by the sandbox's lazy start of the bridge (isolation.ts, LAZY_BRIDGE).
+ * mode), handed over by the waiter sandbox-start leaves in the sandbox (sandbox-start.c).
  * PID: a one-shot sandbox's program, which the bridge does not outlive (see serveUntilSignal).
  *
  * Each prints one line on stdout once it listens ("listening SOCKET", "listening PORT"), then

@@ -1,0 +1,91 @@
+/**
+ * sandbox-start (src/providers/local/sandbox-start.c) on its own, as `npm run build` wrote it for
+ * this machine: what it makes of the process it becomes, and how it refuses. The ways the local
+ * provider uses it (the handover, the waiter) run through the binary in local-network,
+ * local-left-behind and isolation; here each option is checked against /proc, and each failure
+ * for its one line and exit code, before any program could start.
+ */
+import { afterAll, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { startHelperFile } from "../../scripts/build-binaries";
+
+const helper = startHelperFile(process.arch as "x64" | "arm64");
+const isRoot = process.getuid?.() === 0;
+const work = mkdtempSync(join(tmpdir(), "sandbox-start-"));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function start(argv: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  const proc = Bun.spawn(argv, { stdout: "pipe", stderr: "pipe", env: { PATH: "/usr/bin:/bin" } });
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+/** `argv` in a mount namespace of its own where /etc/passwd is `passwd` (as a sandbox's is ours). */
+function withPasswd(passwd: string, argv: string[]): string[] {
+  const file = join(work, `passwd-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(file, passwd);
+  return ["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", 'mount --bind "$0" /etc/passwd && exec "$@"', file, ...argv];
+}
+
+const status = "grep -E '^(Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs|Groups):' /proc/self/status | tr -s '\\t ' ' '";
+
+describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
+  test.skipIf(!isRoot)("--user: the user's uid and gid from /etc/passwd, no groups, no capabilities, no new privileges", async () => {
+    const r = await start(withPasswd("root:x:0:0:root:/root:/bin/sh\nsandbox:x:201234:201234:sandbox:/home:/bin/sh\n", [helper, "--user", "sandbox", "--", "sh", "-c", `id -u; id -g; ${status}`]));
+    expect(r.stderr).toBe("");
+    expect(r.stdout).toBe(
+      ["201234", "201234", "Groups: ", "CapInh: 0000000000000000", "CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "CapAmb: 0000000000000000", "NoNewPrivs: 1", ""].join("\n"),
+    );
+    expect(r.code).toBe(0);
+  });
+
+  // A sandbox whose maker died before writing its /etc/passwd (the handshake's empty file).
+  test.skipIf(!isRoot)("--user refuses a /etc/passwd without the user: 125, one line, the program never runs", async () => {
+    for (const passwd of ["", "root:x:0:0:root:/root:/bin/sh\nsandboxer:x:5:5::/:/bin/sh\n"]) {
+      const r = await start(withPasswd(passwd, [helper, "--user", "sandbox", "--", "sh", "-c", "echo ran"]));
+      expect(r).toEqual({ code: 125, stdout: "", stderr: "sandboxes: the sandbox's /etc/passwd has no user sandbox\n" });
+    }
+  });
+
+  test.skipIf(!isRoot)("--drop-capabilities: the same uid, no capabilities, no new privileges", async () => {
+    const r = await start([helper, "--drop-capabilities", "--", "sh", "-c", `id -u; ${status} | grep -v Groups`]);
+    expect(r.stdout).toBe(["0", "CapInh: 0000000000000000", "CapPrm: 0000000000000000", "CapEff: 0000000000000000", "CapBnd: 0000000000000000", "CapAmb: 0000000000000000", "NoNewPrivs: 1", ""].join("\n"));
+    expect(r.code).toBe(0);
+  });
+
+  test("--nproc and --as: soft and hard limits of the program", async () => {
+    const r = await start([helper, "--nproc", "321", "--as", String(512 * 1024 * 1024), "--", "sh", "-c", "grep -E '^Max (processes|address space)' /proc/self/limits | tr -s ' '"]);
+    expect(r.stdout).toBe("Max processes 321 321 processes \nMax address space 536870912 536870912 bytes \n");
+    expect(r.code).toBe(0);
+  });
+
+  test("no options: becomes the program, found on PATH, with its arguments and exit code", async () => {
+    const r = await start([helper, "--", "sh", "-c", 'echo "$0 $1"; exit 7', "a b", "c"]);
+    expect(r).toEqual({ code: 7, stdout: "a b c\n", stderr: "" });
+  });
+
+  test("a program that is not there: 127; one that cannot run: 126; one line each", async () => {
+    expect(await start([helper, "--", "no-such-program-here"])).toEqual({ code: 127, stdout: "", stderr: "sandboxes: cannot run no-such-program-here: No such file or directory\n" });
+    expect(await start([helper, "--", "/etc"])).toEqual({ code: 126, stdout: "", stderr: "sandboxes: cannot run /etc: Permission denied\n" });
+  });
+
+  test("bad arguments: 125 and one line, nothing run", async () => {
+    const line = "sandboxes: sandbox-start: bad arguments (it is started by sandboxes, not by hand)\n";
+    for (const argv of [[], ["--"], ["--bogus", "--", "true"], ["--nproc", "many", "--", "true"], ["--listen", "99999", "/x", "--bridge", "1", "b", "--", "true"], ["--listen", "3128", "/x", "--", "true"], ["--bridge", "9", "--", "true"]]) {
+      expect(await start([helper, ...argv])).toEqual({ code: 125, stdout: "", stderr: line });
+    }
+  });
+
+  test("--listen: no answer from the other side (it closed): 125, one line, the program never runs", async () => {
+    const socket = join(work, "closing.sock");
+    const closing = Bun.listen({ unix: socket, socket: { open: (s) => void s.end(), data: () => {} } });
+    try {
+      const r = await start(["unshare", ...(isRoot ? [] : ["--user", "--map-root-user"]), "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", helper, "--listen", "3128", socket, "--bridge", "1", "/bin/false", "--", "sh", "-c", "echo ran"]);
+      expect(r).toEqual({ code: 125, stdout: "", stderr: "sandboxes: no answer from the egress proxy\n" });
+    } finally {
+      closing.stop(true);
+    }
+  });
+});
