@@ -6,10 +6,11 @@
  * for its one line and exit code, before any program could start.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startHelperFile } from "../../scripts/build-binaries";
+import { BINARY, freshEnv } from "../helpers";
 
 const helper = startHelperFile(process.arch as "x64" | "arm64");
 const isRoot = process.getuid?.() === 0;
@@ -86,6 +87,43 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
       expect(r).toEqual({ code: 125, stdout: "", stderr: "sandboxes: no answer from the egress proxy\n" });
     } finally {
       closing.stop(true);
+    }
+  });
+
+  // Written out into the state directory, which may be on a filesystem mounted noexec: a bind
+  // keeps the flag, so it could not run inside either. The binary tries it once as it writes it.
+  test.skipIf(!isRoot)("a state directory mounted noexec: the run starts its program without it, and leaves none of it there", async () => {
+    const { home, env } = freshEnv();
+    try {
+      const state = env.XDG_STATE_HOME!;
+      // Then what its bin/ holds: nothing half made is left there (the next run tries again).
+      const script = 'mount -t tmpfs -o noexec,mode=700 state "$0" && "$@"; code=$?; echo "bin: $(ls -A "$0/sandboxes/bin")"; exit $code';
+      const r = await start(["unshare", "--mount", "--propagation", "private", "--", "sh", "-c", script, state, BINARY, "run", "-p", "local", "echo ran; id -un"]);
+      expect(r.stdout).toBe("ran\nsandbox\nbin: \n");
+      expect(r.code).toBe(0);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
+
+  test("written out once into the state directory's bin/, older builds of its kind removed", async () => {
+    const { home, env } = freshEnv();
+    try {
+      const bin = join(env.XDG_STATE_HOME!, "sandboxes", "bin");
+      const run = () => Bun.spawnSync([BINARY, "run", "-p", "local", "--network", "none", "true"], { env });
+      expect(run().exitCode).toBe(0);
+      const [written] = readdirSync(bin);
+      expect(written).toMatch(/^sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/);
+      // An older build's, and one of a run from the sources (its own kind, kept).
+      const older = written!.replace(/-[a-z0-9]+$/, "-0ld0ld0l");
+      for (const name of [older, "sandbox-start-sources-1-2"]) writeFileSync(join(bin, name), "");
+      expect(run().exitCode).toBe(0);
+      expect(readdirSync(bin).sort()).toEqual([older, written!, "sandbox-start-sources-1-2"].sort());
+      rmSync(join(bin, written!));
+      expect(run().exitCode).toBe(0);
+      expect(readdirSync(bin).sort()).toEqual([written!, "sandbox-start-sources-1-2"]);
+    } finally {
+      rmSync(home, { recursive: true, force: true });
     }
   });
 });

@@ -1,46 +1,68 @@
-import { chmodSync, existsSync, mkdirSync, renameSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 
 /** Where a sandbox sees sandbox-start: bound there read-only (isolation.ts's ownBinds). */
 export const START_INSIDE = "/run/sandboxes/start";
 
-let written: string | undefined;
+const PREFIX = "sandbox-start";
+
+let found: string | undefined;
 
 /**
  * sandbox-start (sandbox-start.c), the first process of a one-shot sandbox, written out once
  * into `stateDir`/bin, whence sandboxes bind it. A Linux release binary carries it among its
  * embedded files (scripts/build-binaries.ts), under a name that holds a hash of its contents; a
  * run from the sources (the npm package) finds it in dist/ (startHelperFile), and names it by its
- * size and time. So a new build writes its own beside an older one. Made under another name and
- * renamed, so that a run beside the first one never executes it half written. Undefined where
- * there is none (not on Linux, or the sources never built), or with SANDBOXES_LOCAL_START=off: a
- * sandbox then starts its program through setpriv and prlimit, a bridge before it (isolation.ts).
+ * size and time. So a new build writes its own beside an older one, and removes the older ones of
+ * its kind (a sandbox still running one keeps it: its bind holds the file). Made under another name, run
+ * once there (a filesystem mounted noexec would stop it inside the sandbox too: a bind keeps
+ * the flag), and renamed, so that a run beside the first one never executes it half written.
+ * Undefined where there is none (not on Linux, the sources never built), where it cannot be
+ * written or run, or with SANDBOXES_LOCAL_START=off: a sandbox then starts its program through
+ * setpriv and prlimit, a bridge before it (isolation.ts), as it did before sandbox-start.
  */
 export async function startHelper(stateDir: string, env: Record<string, string | undefined>): Promise<string | undefined> {
   if (env.SANDBOXES_LOCAL_START === "off") return undefined;
-  if (written) return written;
-  const found = carried();
-  if (!found) return undefined;
-  const path = join(stateDir, "bin", found.name);
-  if (!existsSync(path)) {
-    mkdirSync(join(stateDir, "bin"), { recursive: true, mode: 0o700 });
-    const partial = `${path}.${process.pid}.partial`;
-    writeFileSync(partial, await found.file.bytes());
+  if (found) return found;
+  const carried = carriedHelper();
+  if (!carried) return undefined;
+  const dir = join(stateDir, "bin");
+  const path = join(dir, carried.name);
+  if (existsSync(path)) return (found = path);
+  const partial = `${path}.${process.pid}.partial`;
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    writeFileSync(partial, await carried.file.bytes());
     // Any user's to run: as root the sandbox's own uid runs it.
     chmodSync(partial, 0o755);
+    if (Bun.spawnSync([partial, "--", "true"], { env: { PATH: "/usr/bin:/bin" }, stdin: "ignore", stdout: "ignore", stderr: "ignore" }).exitCode !== 0) {
+      rmSync(partial, { force: true });
+      return undefined;
+    }
     renameSync(partial, path);
+  } catch {
+    rmSync(partial, { force: true });
+    return undefined;
   }
-  return (written = path);
+  for (const entry of readdirSync(dir)) {
+    if (entry.startsWith(carried.family) && entry !== carried.name && !entry.endsWith(".partial")) rmSync(join(dir, entry), { force: true });
+  }
+  return (found = path);
 }
 
-function carried(): { name: string; file: Blob } | undefined {
-  const embedded = Bun.embeddedFiles.find((file) => (file as Blob & { name?: string }).name?.startsWith("sandbox-start"));
-  if (embedded) return { name: (embedded as Blob & { name: string }).name.replace(/\.$/, ""), file: embedded };
+/** The helper this process carries, its name in bin/, and what the names of its older builds start with. */
+function carriedHelper(): { name: string; family: string; file: Blob } | undefined {
+  const embedded = Bun.embeddedFiles.find((file) => (file as Blob & { name?: string }).name?.startsWith(PREFIX));
+  if (embedded) {
+    // sandbox-start-linux-x64-<hash>.
+    const name = (embedded as Blob & { name: string }).name.replace(/\.$/, "");
+    return { name, family: name.slice(0, name.lastIndexOf("-") + 1), file: embedded };
+  }
   if (process.platform !== "linux") return undefined;
-  const built = resolve(import.meta.dir, `../../../dist/sandbox-start-linux-${process.arch}`);
+  const built = resolve(import.meta.dir, `../../../dist/${PREFIX}-linux-${process.arch}`);
   try {
     const { size, mtimeMs } = statSync(built);
-    return { name: `sandbox-start-${size}-${Math.floor(mtimeMs)}`, file: Bun.file(built) };
+    return { name: `${PREFIX}-sources-${size}-${Math.floor(mtimeMs)}`, family: `${PREFIX}-sources-`, file: Bun.file(built) };
   } catch {
     return undefined;
   }
