@@ -3,7 +3,7 @@
  * installed `sandboxes` command under Node (re-executing with Bun) and under Bun.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdirSync, symlinkSync } from "node:fs";
+import { mkdirSync, readdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { PACKAGE_VERSION, run, tempHome, which } from "./_release-helpers";
 
@@ -81,6 +81,15 @@ describe("npm i -g sandboxes", () => {
     expect(JSON.stringify(JSON.parse(left.stdout))).not.toContain("local-");
   }, 60_000);
 
+  // The package runs from its sources, and carries sandbox-start in dist/ (startHelper).
+  test.skipIf(process.platform !== "linux")("a one-shot local run starts its program through the package's sandbox-start", async () => {
+    const env = { ...home.env, PATH: `${pathWith(true)}:/usr/bin:/bin` };
+    const result = await run([installed, "run", "-p", "local", "--network", "none", "echo ran"], { env });
+    expect(result).toEqual({ code: 0, stdout: "ran\n", stderr: "" });
+    const bin = join(home.env.XDG_STATE_HOME!, "sandboxes", "bin");
+    expect(readdirSync(bin)).toEqual([expect.stringMatching(/^sandbox-start-sources-\d+-\d+$/)]);
+  }, 60_000);
+
   test("under Bun it runs in-process", async () => {
     const script = join(prefix, "lib/node_modules/sandboxes/bin/sandboxes.js");
     expect(await run([bun, script, "--version"], { env: home.env })).toEqual({ code: 0, stdout: `${PACKAGE_VERSION}\n`, stderr: "" });
@@ -96,11 +105,16 @@ describe("npm i -g sandboxes", () => {
   });
 });
 
-test("the package ships bin/, src/ and package.json", async () => {
+test("the package ships bin/, src/, package.json and sandbox-start as built (no binary, no test)", async () => {
   const result = await run(["npm", "pack", "--dry-run", "--json", "--ignore-scripts"], { env: { ...(process.env as Record<string, string>) } });
   const files = (JSON.parse(result.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
   expect(files).toContain("bin/sandboxes.js");
   expect(files).toContain("src/main.ts");
   expect(files).toContain("package.json");
-  expect(files.filter((f) => f.startsWith("test/") || f.startsWith("dist/"))).toEqual([]);
+  expect(files.filter((f) => f.startsWith("test/"))).toEqual([]);
+  // `npm run build` wrote this machine's; a release build, and `npm publish` first
+  // (prepublishOnly), both CPUs'.
+  const dist = files.filter((f) => f.startsWith("dist/"));
+  expect(dist).toContain(`dist/sandbox-start-linux-${process.arch}`);
+  expect(dist.filter((f) => !/^dist\/sandbox-start-linux-(x64|arm64)$/.test(f))).toEqual([]);
 });

@@ -6,10 +6,11 @@
  * for its one line and exit code, before any program could start.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { startHelperFile } from "../../scripts/build-binaries";
+import { startHelper } from "../../src/providers/local/start";
 import { BINARY, freshEnv } from "../helpers";
 
 const helper = startHelperFile(process.arch as "x64" | "arm64");
@@ -106,7 +107,7 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
     }
   });
 
-  test("written out once into the state directory's bin/, older builds of its kind removed", async () => {
+  test("written out once into the state directory's bin/; past three builds of its kind, the oldest removed", async () => {
     const { home, env } = freshEnv();
     try {
       const bin = join(env.XDG_STATE_HOME!, "sandboxes", "bin");
@@ -114,16 +115,39 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
       expect(run().exitCode).toBe(0);
       const [written] = readdirSync(bin);
       expect(written).toMatch(/^sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/);
-      // An older build's, and one of a run from the sources (its own kind, kept).
-      const older = written!.replace(/-[a-z0-9]+$/, "-0ld0ld0l");
-      for (const name of [older, "sandbox-start-sources-1-2"]) writeFileSync(join(bin, name), "");
+      // Older builds' (a day, two and three old), and one of a run from the sources (another kind).
+      const older = [1, 2, 3].map((days) => {
+        const name = written!.replace(/-[a-z0-9]+$/, `-0ld${days}`);
+        writeFileSync(join(bin, name), "");
+        const when = new Date(Date.now() - days * 86_400_000);
+        utimesSync(join(bin, name), when, when);
+        return name;
+      });
+      writeFileSync(join(bin, "sandbox-start-sources-1-2"), "");
+      // Found where it was written: nothing is written, nothing removed.
       expect(run().exitCode).toBe(0);
-      expect(readdirSync(bin).sort()).toEqual([older, written!, "sandbox-start-sources-1-2"].sort());
+      expect(readdirSync(bin).sort()).toEqual([...older, written!, "sandbox-start-sources-1-2"].sort());
+      // Written again: the newest three of its kind stay.
       rmSync(join(bin, written!));
       expect(run().exitCode).toBe(0);
-      expect(readdirSync(bin).sort()).toEqual([written!, "sandbox-start-sources-1-2"]);
+      expect(readdirSync(bin).sort()).toEqual([older[0]!, older[1]!, written!, "sandbox-start-sources-1-2"].sort());
     } finally {
       rmSync(home, { recursive: true, force: true });
     }
+  });
+
+  // One process, several state directories (the library, a test run), or one whose file a newer
+  // build removed (the MCP server across an upgrade): looked for each time, never remembered.
+  test("startHelper writes it into each state directory it is asked for, again once removed", async () => {
+    const [first, second] = [join(work, "state-1"), join(work, "state-2")];
+    const a = await startHelper(first, {});
+    expect(a).toStartWith(join(first, "bin", "sandbox-start-sources-"));
+    rmSync(first, { recursive: true });
+    const b = await startHelper(second, {});
+    expect(b).toStartWith(join(second, "bin", "sandbox-start-sources-"));
+    rmSync(b!);
+    expect(await startHelper(second, {})).toBe(b);
+    expect(readdirSync(join(second, "bin"))).toEqual([basename(b!)]);
+    expect(await startHelper(second, { SANDBOXES_LOCAL_START: "off" })).toBeUndefined();
   });
 });

@@ -6,15 +6,18 @@ export const START_INSIDE = "/run/sandboxes/start";
 
 const PREFIX = "sandbox-start";
 
-let found: string | undefined;
+/** How many builds of one kind stay in bin/: a few versions in use side by side keep theirs. */
+const KEPT_BUILDS = 3;
 
 /**
  * sandbox-start (sandbox-start.c), the first process of a one-shot sandbox, written out once
  * into `stateDir`/bin, whence sandboxes bind it. A Linux release binary carries it among its
  * embedded files (scripts/build-binaries.ts), under a name that holds a hash of its contents; a
  * run from the sources (the npm package) finds it in dist/ (startHelperFile), and names it by its
- * size and time. So a new build writes its own beside an older one, and removes the older ones of
- * its kind (a sandbox still running one keeps it: its bind holds the file). Made under another name, run
+ * size and time. So a new build writes its own beside an older one, and removes the oldest of its
+ * kind past KEPT_BUILDS (a sandbox still running one keeps it: its bind holds the file). Looked
+ * for on every run, not remembered: a long-lived process (the MCP server, the library) may see
+ * it removed by a newer build, or use several state directories. Made under another name, run
  * once there (a filesystem mounted noexec would stop it inside the sandbox too: a bind keeps
  * the flag), and renamed, so that a run beside the first one never executes it half written.
  * Undefined where there is none (not on Linux, the sources never built), where it cannot be
@@ -23,12 +26,11 @@ let found: string | undefined;
  */
 export async function startHelper(stateDir: string, env: Record<string, string | undefined>): Promise<string | undefined> {
   if (env.SANDBOXES_LOCAL_START === "off") return undefined;
-  if (found) return found;
   const carried = carriedHelper();
   if (!carried) return undefined;
   const dir = join(stateDir, "bin");
   const path = join(dir, carried.name);
-  if (existsSync(path)) return (found = path);
+  if (existsSync(path)) return path;
   const partial = `${path}.${process.pid}.partial`;
   try {
     mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -44,10 +46,10 @@ export async function startHelper(stateDir: string, env: Record<string, string |
     rmSync(partial, { force: true });
     return undefined;
   }
-  for (const entry of readdirSync(dir)) {
-    if (entry.startsWith(carried.family) && entry !== carried.name && !entry.endsWith(".partial")) rmSync(join(dir, entry), { force: true });
-  }
-  return (found = path);
+  const builds = readdirSync(dir).filter((entry) => entry.startsWith(carried.family) && !entry.endsWith(".partial"));
+  const newestFirst = builds.map((entry) => ({ entry, mtime: statSync(join(dir, entry), { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => b.mtime - a.mtime);
+  for (const { entry } of newestFirst.slice(KEPT_BUILDS)) if (entry !== carried.name) rmSync(join(dir, entry), { force: true });
+  return path;
 }
 
 /** The helper this process carries, its name in bin/, and what the names of its older builds start with. */
