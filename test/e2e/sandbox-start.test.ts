@@ -80,14 +80,20 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
     }
   });
 
-  test("--listen: no answer from the other side (it closed): 125, one line, the program never runs", async () => {
-    const socket = join(work, "closing.sock");
-    const closing = Bun.listen({ unix: socket, socket: { open: (s) => void s.end(), data: () => {} } });
-    try {
-      const r = await start(["unshare", ...(isRoot ? [] : ["--user", "--map-root-user"]), "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", helper, "--listen", "3128", socket, "--bridge", "1", "/bin/false", "--", "sh", "-c", "echo ran"]);
-      expect(r).toEqual({ code: 125, stdout: "", stderr: "sandboxes: no answer from the egress proxy\n" });
-    } finally {
-      closing.stop(true);
+  // The other side gone (the `sandboxes` process that runs the sandbox died): before it read the
+  // descriptor's number, or after.
+  test("--listen: the other side closes, at once or having read: 125, one line, the program never runs", async () => {
+    for (const [when, line] of [["at once", /^sandboxes: (cannot reach the egress proxy at \S+: (Broken pipe|Connection reset by peer)|no answer from the egress proxy)\n$/], ["having read", /^sandboxes: no answer from the egress proxy\n$/]] as const) {
+      const socket = join(work, `closing-${when.replace(" ", "-")}.sock`);
+      const closing = Bun.listen({ unix: socket, socket: { open: (s) => void (when === "at once" && s.end()), data: (s) => void s.end() } });
+      try {
+        const r = await start(["unshare", ...(isRoot ? [] : ["--user", "--map-root-user"]), "--net", "--", "sh", "-c", 'ip link set lo up && exec "$@"', "sh", helper, "--listen", "3128", socket, "--bridge", "1", "/bin/false", "--", "sh", "-c", "echo ran"]);
+        expect(r.stdout).toBe("");
+        expect(r.stderr).toMatch(line);
+        expect(r.code).toBe(125);
+      } finally {
+        closing.stop(true);
+      }
     }
   });
 

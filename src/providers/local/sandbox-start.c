@@ -154,7 +154,8 @@ static void hand_over(int port, const char *handover, char **bridge, int words) 
   }
   char line[16];
   int length = snprintf(line, sizeof line, "%d\n", listener);
-  if (write(peer, line, length) != length) fail(what, errno);
+  /* MSG_NOSIGNAL: a side that went away is this line and 125, not SIGPIPE. */
+  if (send(peer, line, length, MSG_NOSIGNAL) != length) fail(what, errno);
   char answer;
   if (read(peer, &answer, 1) != 1 || (answer != '0' && answer != '1')) fail("no answer from the egress proxy", 0);
   close(peer);
