@@ -238,6 +238,13 @@ export class LocalProvider implements Provider {
     return join("/tmp", `sandboxes-${process.getuid?.() ?? 0}-${id}`);
   }
 
+  /** The sandbox's directory, and its egress socket's where that is one of its own (egressDir). */
+  private removeDirs(id: string): void {
+    const egress = this.egressDir(id);
+    if (!egress.startsWith(`${this.dir(id)}/`)) rmSync(egress, { recursive: true, force: true });
+    rmSync(this.dir(id), { recursive: true, force: true });
+  }
+
   /** As root we run the program as an unprivileged uid derived from the id (one per sandbox). */
   private sandboxUid(id: string): number | undefined {
     if (process.getuid?.() !== 0) return undefined;
@@ -291,8 +298,7 @@ export class LocalProvider implements Provider {
       }
       await stopState(readState(join(this.dir(entry), FIRST_PROCESS_FILE)));
       await removeLimits(meta.limits).catch(() => {});
-      rmSync(this.egressDir(entry), { recursive: true, force: true });
-      rmSync(this.dir(entry), { recursive: true, force: true });
+      this.removeDirs(entry);
     }
     await removeStaleCgroups(this.ctx.env, (id) => entries.includes(id));
     return left;
@@ -309,8 +315,7 @@ export class LocalProvider implements Provider {
       // The rest of the pid namespace dies with its first process; wait for it to be gone.
       if (state) await waitUntil(() => !isAlive(state.target), 5000);
       await removeLimits(meta?.limits);
-      rmSync(this.egressDir(id), { recursive: true, force: true });
-      rmSync(this.dir(id), { recursive: true, force: true });
+      this.removeDirs(id);
     });
   }
 
@@ -754,8 +759,7 @@ export class LocalProvider implements Provider {
       if (infoFile !== undefined) closeSync(infoFile);
       await proxy?.close();
       await removeLimits(meta.limits);
-      rmSync(this.egressDir(meta.id), { recursive: true, force: true });
-      rmSync(this.dir(meta.id), { recursive: true, force: true });
+      this.removeDirs(meta.id);
     }
   }
 
