@@ -33,7 +33,7 @@ export function stateDir(env: Record<string, string | undefined>): string {
 /**
  * Reads config.toml with Bun's file API: node:fs would cost ~1 ms on every command. Most people
  * have none: asked first whether it exists, because the error a read of a missing file throws
- * costs a command milliseconds (Bun makes its first system error; bench/startup.ts).
+ * costs a command milliseconds (Bun makes its first system error: CONTRIBUTING.md, "sandbox-start, measured").
  */
 export async function loadSettings(env: Record<string, string | undefined> = process.env): Promise<Settings> {
   const configPath = env.SANDBOXES_CONFIG || `${configDir(env)}/config.toml`;
