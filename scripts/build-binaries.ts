@@ -171,6 +171,7 @@ export async function compileStartHelper(arch: ReleaseTarget["arch"], outfile: s
       : `cannot build sandbox-start for linux-${arch}: ${cross.cc} is not installed (Debian: apt-get install ${cross.packages})`);
   }
   const source = join(ROOT, "src/providers/local/sandbox-start.c");
+  mkdirSync(dirname(outfile), { recursive: true });
   const proc = Bun.spawn([cc, "-O2", "-static", "-s", "-Wall", "-o", outfile, source], { stdout: "pipe", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(proc.stderr).text(), proc.exited]);
   if (code !== 0) throw new Error(`${cc} sandbox-start.c failed (exit ${code}):\n${stderr}`);
@@ -191,7 +192,6 @@ async function compileSandboxes(outputs: Array<{ outfile: string; bunTarget?: st
     if (!helpers.has(arch)) {
       // Its name is how the binary finds it among its embedded files (start.ts).
       const helper = startHelperFile(arch);
-      mkdirSync(dirname(helper), { recursive: true });
       await compileStartHelper(arch, helper);
       helpers.set(arch, helper);
     }
@@ -289,32 +289,26 @@ if (import.meta.main) {
     process.stdout.write("       bun run scripts/build-binaries.ts --start-helpers  (sandbox-start for each Linux CPU, into dist/)\n");
     process.exit(0);
   }
+  /** Runs `work`, then exits: 0, or 1 with its error in one line. */
+  const exitAfter = async (work: () => Promise<void>): Promise<never> => {
+    try {
+      await work();
+      process.exit(0);
+    } catch (error) {
+      process.stderr.write(`build-binaries: ${(error as Error).message}\n`);
+      process.exit(1);
+    }
+  };
   if (values["start-helpers"]) {
-    try {
-      mkdirSync(join(ROOT, "dist"), { recursive: true });
+    await exitAfter(async () => {
       for (const arch of ["x64", "arm64"] as const) await compileStartHelper(arch, startHelperFile(arch));
-      process.exit(0);
-    } catch (error) {
-      process.stderr.write(`build-binaries: ${(error as Error).message}\n`);
-      process.exit(1);
-    }
+    });
   }
-  if (values.outfile) {
-    try {
-      await compileHostBinary(resolve(values.outfile));
-      process.exit(0);
-    } catch (error) {
-      process.stderr.write(`build-binaries: ${(error as Error).message}\n`);
-      process.exit(1);
-    }
-  }
+  if (values.outfile) await exitAfter(() => compileHostBinary(resolve(values.outfile!)));
   const started = performance.now();
-  try {
+  await exitAfter(async () => {
     const result = await buildRelease({ only: values.only, outdir: values.outdir, log: (line) => process.stderr.write(`${line}\n`) });
     const total = result.assets.reduce((sum, a) => sum + a.bytes, 0);
     process.stderr.write(`sandboxes ${result.version}: ${result.assets.length} binaries, ${(total / 1e6).toFixed(0)} MB, ${((performance.now() - started) / 1000).toFixed(1)} s -> ${result.outdir}\n`);
-  } catch (error) {
-    process.stderr.write(`build-binaries: ${(error as Error).message}\n`);
-    process.exit(1);
-  }
+  });
 }

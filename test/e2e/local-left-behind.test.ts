@@ -10,7 +10,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootId, childrenOf, startTime } from "../../src/providers/local/holder";
-import { EGRESS_DIR, EGRESS_SOCKET } from "../../src/providers/local/isolation";
+import { EGRESS_DIR, EGRESS_SOCKET, RUN_DIR } from "../../src/providers/local/isolation";
 import { START_INSIDE } from "../../src/providers/local/start";
 import { startHelperFile } from "../../scripts/build-binaries";
 import { readUntil } from "../helpers";
@@ -243,23 +243,25 @@ describe.skipIf(!isRoot || !Bun.which("bwrap"))("the egress bridge's waiter in a
       // The sandbox's port, the proxy's unix socket as the sandbox sees it, the bridge (our binary
       // inside), the default process limit, no memory limit, the program.
       const socket = `${EGRESS_DIR}/${EGRESS_SOCKET}`;
-      const bridge = [`/run/sandboxes/sandboxes`, "__egress-bridge", "stdin", socket];
+      const bridge = [`${RUN_DIR}/sandboxes`, "__egress-bridge", "stdin", socket];
       expect(start).toEqual([START_INSIDE, "--listen", "3128", socket, "--bridge", "4", ...bridge, "--nproc", "2048", "--", "sh", "-c", "sleep 30"]);
       const marker = marked();
       const program = ["sh", "-c", "exit 0", marker];
       // The handover refused ("0", as where no copy can be made), so sandbox-start leaves the waiter.
       const handover = join(m.stateDir, "..", "handover.sock");
       const refusing = Bun.listen({ unix: handover, socket: { data: (socket) => void socket.end("0") } });
+      // No limits for this program: the test's own user runs it.
+      const startWaiter = [startHelper, "--listen", "3128", handover, "--bridge", "4", ...bridge, "--"];
       try {
-        // No limits for this program: the test's own user runs it. The waiter a child of the
-        // program's parent (clone's CLONE_PARENT): it outlives the program, and ends by itself.
-        const run = Bun.spawn(["unshare", "--net", "--", startHelper, "--listen", "3128", handover, "--bridge", "4", ...bridge, "--", ...program], { stdout: "ignore", stderr: "pipe" });
+        // The waiter a child of the program's parent (clone's CLONE_PARENT): it outlives the
+        // program, and ends by itself.
+        const run = Bun.spawn(["unshare", "--net", "--", ...startWaiter, ...program], { stdout: "ignore", stderr: "pipe" });
         expect(await run.exited).toBe(0);
         // The waiter, left behind: sandbox-start's own command line, marker included.
         expect(processesWith(marker).length).toBeGreaterThan(0);
         expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);
         // As a pid namespace's first process, where CLONE_PARENT is refused: the fork of a fork.
-        const first = Bun.spawn(["unshare", "--net", "--pid", "--fork", "--kill-child", "--", startHelper, "--listen", "3128", handover, "--bridge", "4", ...bridge, "--", "sh", "-c", "sleep 0.2; exit 0", marker], { stdout: "ignore", stderr: "pipe" });
+        const first = Bun.spawn(["unshare", "--net", "--pid", "--fork", "--kill-child", "--", ...startWaiter, "sh", "-c", "sleep 0.2; exit 0", marker], { stdout: "ignore", stderr: "pipe" });
         expect(await first.exited).toBe(0);
         expect(await new Response(first.stderr as ReadableStream<Uint8Array>).text()).toBe("");
         expect(await eventually(() => processesWith(marker).length === 0, 5000)).toBe(true);

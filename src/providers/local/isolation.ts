@@ -74,6 +74,8 @@ export const BRIDGE_PORT = 3128;
 export const RUN_DIR = "/run/sandboxes";
 export const EGRESS_DIR = `${RUN_DIR}/net`;
 export const EGRESS_SOCKET = "egress.sock";
+/** The proxy's unix socket as the sandbox sees it. */
+const EGRESS_SOCKET_INSIDE = `${EGRESS_DIR}/${EGRESS_SOCKET}`;
 /** The sandbox's user in its /etc/passwd and /etc/group (its uid is dropToUid as root). */
 export const SANDBOX_USER = "sandbox";
 /** The line the holder prints once the sandbox is up (and its bridge listens). */
@@ -215,7 +217,7 @@ export function egressViaUnixSocket(layout: SandboxLayout): boolean {
  * Whether a one-shot program in this layout starts behind sandbox-start, which hands the
  * sandbox's listener over (listeners.ts's takeListener); without it, a bridge starts first.
  */
-export function handsOverListener(layout: SandboxLayout): layout is SandboxLayout & { start: string } {
+export function handsOverListener(layout: SandboxLayout): boolean {
   return egressViaUnixSocket(layout) && layout.start !== undefined;
 }
 
@@ -226,14 +228,13 @@ export function handsOverListener(layout: SandboxLayout): layout is SandboxLayou
  * refused), sets the program's rlimits, and becomes the program. One static process in place of
  * setpriv, perl and prlimit, each a dynamically loaded program of milliseconds' start.
  */
-function startArgv(layout: SandboxLayout & { start: string }, inner: Inner & { kind: "program" }, capabilities: boolean): string[] {
+function startArgv(layout: SandboxLayout, inner: Inner & { kind: "program" }, capabilities: boolean): string[] {
   const argv = [START_INSIDE];
   if (layout.dropToUid !== undefined) argv.push("--user", SANDBOX_USER);
   else if (capabilities) argv.push("--drop-capabilities");
   if (egressViaUnixSocket(layout)) {
-    const socket = `${EGRESS_DIR}/${EGRESS_SOCKET}`;
-    const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", socket];
-    argv.push("--listen", String(BRIDGE_PORT), socket, "--bridge", String(bridge.length), ...bridge);
+    const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", EGRESS_SOCKET_INSIDE];
+    argv.push("--listen", String(BRIDGE_PORT), EGRESS_SOCKET_INSIDE, "--bridge", String(bridge.length), ...bridge);
   }
   const { nproc, asBytes } = inner.rlimits ?? {};
   if (nproc !== undefined) argv.push("--nproc", String(nproc));
@@ -250,10 +251,10 @@ function startArgv(layout: SandboxLayout & { start: string }, inner: Inner & { k
  * not only its own jobs.
  */
 function innerArgv(layout: SandboxLayout, inner: Inner, capabilities: boolean): string[] {
-  if (inner.kind === "program" && layout.start !== undefined) return startArgv({ ...layout, start: layout.start }, inner, capabilities);
+  if (inner.kind === "program" && layout.start !== undefined) return startArgv(layout, inner, capabilities);
   const lines: string[] = [];
   if (egressViaUnixSocket(layout)) {
-    const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), `${EGRESS_DIR}/${EGRESS_SOCKET}`];
+    const bridge = [...dropPrivileges(layout, capabilities), ...layout.helper.argv, "__egress-bridge", String(BRIDGE_PORT), EGRESS_SOCKET_INSIDE];
     // A program's bridge ends with it (sandbox-start.c's waiter says why): the shell's pid becomes the program's.
     const program = inner.kind === "program";
     lines.push(

@@ -37,10 +37,8 @@ export async function startHelper(stateDir: string, env: Record<string, string |
     writeFileSync(partial, await carried.file.bytes());
     // Any user's to run: as root the sandbox's own uid runs it.
     chmodSync(partial, 0o755);
-    if (Bun.spawnSync([partial, "--", "true"], { env: { PATH: "/usr/bin:/bin" }, stdin: "ignore", stdout: "ignore", stderr: "ignore" }).exitCode !== 0) {
-      rmSync(partial, { force: true });
-      return undefined;
-    }
+    const tried = Bun.spawnSync([partial, "--", "true"], { env: { PATH: "/usr/bin:/bin" }, stdin: "ignore", stdout: "ignore", stderr: "ignore" });
+    if (tried.exitCode !== 0) throw new Error("it does not run here");
     renameSync(partial, path);
   } catch {
     rmSync(partial, { force: true });
@@ -62,10 +60,8 @@ function carriedHelper(): { name: string; family: string; file: Blob } | undefin
   }
   if (process.platform !== "linux") return undefined;
   const built = resolve(import.meta.dir, `../../../dist/${PREFIX}-linux-${process.arch}`);
-  try {
-    const { size, mtimeMs } = statSync(built);
-    return { name: `${PREFIX}-sources-${size}-${Math.floor(mtimeMs)}`, family: `${PREFIX}-sources-`, file: Bun.file(built) };
-  } catch {
-    return undefined;
-  }
+  // No error for a missing one (systemDirs says why).
+  const stats = statSync(built, { throwIfNoEntry: false });
+  if (!stats) return undefined;
+  return { name: `${PREFIX}-sources-${stats.size}-${Math.floor(stats.mtimeMs)}`, family: `${PREFIX}-sources-`, file: Bun.file(built) };
 }
