@@ -9,11 +9,15 @@
  *  (b) 1 GiB of stdout from a local run into a pipe (`cat > /dev/null`, `wc -c`) against the same
  *      command under bare bwrap; target >= 0.9x. Pipe throughput on a VM moves ±20% from one run
  *      to the next whatever runs it, so the two sides alternate, --reps times each (and exec in
- *      a kept sandbox beside them), and the medians are compared. A one-shot `run` hands the program our stdout, so
+ *      a kept sandbox beside them): each of our runs is compared with the bare run just before it,
+ *      and the ratio is the median of those (the ratio of the two medians is printed too: a slow
+ *      minute weighs on it when it falls on more runs of one side). A one-shot `run` hands the program our stdout, so
  *      what it adds is its start-up and clean-up; the ratio is also printed with each side's own
  *      `true` subtracted, and for `exec` into a kept sandbox, whose output passes through
  *      sandboxes (as for `run --file`, --name or --keep).
- * Needs dist/sandboxes (`npm run build`) and bubblewrap. No assertions.
+ * (a) also measures `run -p local true` with the util-linux mechanism (SANDBOXES_LOCAL_ISOLATION=
+ * unshare), against the same floors. Needs dist/sandboxes (`npm run build`) and bubblewrap. No
+ * assertions.
  *
  *   bun run bench/local.ts [--runs 20] [--gib 1] [--reps 7] [--json]
  */
@@ -51,9 +55,9 @@ try {
 
   type As = { env: Record<string, string>; uid?: number; gid?: number };
   const caller: As = { env };
-  const timed = (argv: string[], as: As = caller): number => {
+  const timed = (argv: string[], as: As = caller, extra: Record<string, string> = {}): number => {
     const started = Bun.nanoseconds();
-    const proc = Bun.spawnSync(argv, { env: as.env, stdout: "ignore", stderr: "ignore", ...(as.uid !== undefined ? { uid: as.uid, gid: as.gid } : {}) });
+    const proc = Bun.spawnSync(argv, { env: { ...as.env, ...extra }, stdout: "ignore", stderr: "ignore", ...(as.uid !== undefined ? { uid: as.uid, gid: as.gid } : {}) });
     if (proc.exitCode !== 0) throw new Error(`${argv.join(" ")} exited ${proc.exitCode}`);
     return (Bun.nanoseconds() - started) / 1e6;
   };
@@ -61,21 +65,23 @@ try {
   const min = (xs: number[]) => Math.min(...xs);
 
   // (a) start-up, round-robin so load drifts hit every case alike.
-  const cases: Array<[string, string[]]> = [
+  const cases: Array<[string, string[], Record<string, string>?]> = [
     ["hello-world", [join(work, "hello")]],
     ["bare bwrap true", [...bare, "true"]],
     ["run -p local true", [binary, "run", "-p", "local", "true"]],
     // What the default network policy (egress proxy, its listener or bridge) adds, measured beside it.
     ["run -p local --network none true", [binary, "run", "-p", "local", "--network", "none", "true"]],
+    // The other mechanism, where bubblewrap is not installed (sandbox-start makes the sandbox).
+    ["run -p local true, util-linux", [binary, "run", "-p", "local", "true"], { SANDBOXES_LOCAL_ISOLATION: "unshare" }],
   ];
   const startup = (as: As) => {
-    for (const [, argv] of cases) for (let i = 0; i < 3; i++) timed(argv, as);
+    for (const [, argv, extra] of cases) for (let i = 0; i < 3; i++) timed(argv, as, extra);
     const samples = cases.map(() => [] as number[]);
-    for (let i = 0; i < runs; i++) cases.forEach(([, argv], index) => samples[index]!.push(timed(argv, as)));
-    const [hello, bareTrue, ours, noNetwork] = samples.map((s) => ({ median: median(s), min: min(s) }));
-    return { hello: hello!, bareTrue: bareTrue!, ours: ours!, noNetwork: noNetwork! };
+    for (let i = 0; i < runs; i++) cases.forEach(([, argv, extra], index) => samples[index]!.push(timed(argv, as, extra)));
+    const [hello, bareTrue, ours, noNetwork, utilLinux] = samples.map((s) => ({ median: median(s), min: min(s) }));
+    return { hello: hello!, bareTrue: bareTrue!, ours: ours!, noNetwork: noNetwork!, utilLinux: utilLinux! };
   };
-  const { hello, bareTrue, ours, noNetwork } = startup(caller);
+  const { hello, bareTrue, ours, noNetwork, utilLinux } = startup(caller);
   // As root, the same as an ordinary user, in a home of its own.
   let ordinary: ReturnType<typeof startup> | undefined;
   if (process.getuid?.() === 0) {
@@ -104,7 +110,7 @@ try {
   const keptId = /kept sandbox (\S+)/.exec(kept.stderr.toString())?.[1];
   if (!keptId) throw new Error(`run --keep failed: ${kept.stderr.toString()}`);
   const mib = bytes / 1024 ** 2;
-  const throughput: Array<{ sink: string; bare_mib_s: number; ours_mib_s: number; ratio: number; ratio_without_startup: number; exec_mib_s: number; exec_ratio: number }> = [];
+  const throughput: Array<{ sink: string; bare_mib_s: number; ours_mib_s: number; ratio: number; ratio_of_medians: number; ratio_without_startup: number; exec_mib_s: number; exec_ratio: number }> = [];
   try {
     for (const [label, sink] of sinks) {
       const bareRuns: number[] = [];
@@ -120,7 +126,9 @@ try {
       const execRate = mib / (median(execRuns) / 1000);
       // The same runs less what `true` costs each side (measured in (a)): the copying alone.
       const steadyRatio = (median(bareRuns) - bareTrue.median) / (median(ourRuns) - ours.median);
-      throughput.push({ sink: label, bare_mib_s: bareRate, ours_mib_s: ourRate, ratio: ourRate / bareRate, ratio_without_startup: steadyRatio, exec_mib_s: execRate, exec_ratio: execRate / bareRate });
+      // Each of our runs against the bare run just before it: a slow minute of the VM slows both.
+      const pairedRatio = median(bareRuns.map((bareMs, i) => bareMs / ourRuns[i]!));
+      throughput.push({ sink: label, bare_mib_s: bareRate, ours_mib_s: ourRate, ratio: pairedRatio, ratio_of_medians: ourRate / bareRate, ratio_without_startup: steadyRatio, exec_mib_s: execRate, exec_ratio: execRate / bareRate });
     }
   } finally {
     Bun.spawnSync([binary, "destroy", keptId], { env, stdout: "ignore", stderr: "ignore" });
@@ -133,9 +141,11 @@ try {
       bare_bwrap_ms: bareTrue,
       run_true_ms: ours,
       run_true_network_none_ms: noNetwork,
+      run_true_util_linux_ms: utilLinux,
       run_file_ms: runFile,
       ratio_median: ours.median / floorMedian,
       ratio_min: ours.min / floorMin,
+      util_linux_ratio_median: utilLinux.median / floorMedian,
       target: 2,
       stretch: 1.5,
       ...(ordinary
@@ -145,8 +155,10 @@ try {
               bare_bwrap_ms: ordinary.bareTrue,
               run_true_ms: ordinary.ours,
               run_true_network_none_ms: ordinary.noNetwork,
+              run_true_util_linux_ms: ordinary.utilLinux,
               ratio_median: ordinary.ours.median / (ordinary.hello.median + ordinary.bareTrue.median),
               ratio_min: ordinary.ours.min / (ordinary.hello.min + ordinary.bareTrue.min),
+              util_linux_ratio_median: ordinary.utilLinux.median / (ordinary.hello.median + ordinary.bareTrue.median),
             },
           }
         : {}),
@@ -163,6 +175,7 @@ try {
     process.stdout.write(`run -p local true         ${ms(ours)}\n`);
     process.stdout.write(`  vs the sum of the floors: ${result.startup.ratio_median.toFixed(2)}x median, ${result.startup.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
     process.stdout.write(`  of which the default network policy: ${(ours.median - noNetwork.median).toFixed(1)} ms median (--network none: ${ms(noNetwork)})\n`);
+    process.stdout.write(`  with util-linux (no bubblewrap): ${ms(utilLinux)}, ${result.startup.util_linux_ratio_median.toFixed(2)}x the same floors\n`);
     process.stdout.write(`run -p local --file main.sh ${ms(runFile)} (the main job; not in the ratio)\n\n`);
     if (ordinary && result.startup.ordinary_user) {
       process.stdout.write(`as an ordinary user (uid 65534), ${runs} runs each\n`);
@@ -170,11 +183,13 @@ try {
       process.stdout.write(`bare bwrap true (floor)   ${ms(ordinary.bareTrue)}\n`);
       process.stdout.write(`run -p local true         ${ms(ordinary.ours)}\n`);
       process.stdout.write(`  vs the sum of the floors: ${result.startup.ordinary_user.ratio_median.toFixed(2)}x median, ${result.startup.ordinary_user.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
-      process.stdout.write(`  of which the default network policy: ${(ordinary.ours.median - ordinary.noNetwork.median).toFixed(1)} ms median (--network none: ${ms(ordinary.noNetwork)})\n\n`);
+      process.stdout.write(`  of which the default network policy: ${(ordinary.ours.median - ordinary.noNetwork.median).toFixed(1)} ms median (--network none: ${ms(ordinary.noNetwork)})\n`);
+      process.stdout.write(`  with util-linux (no bubblewrap): ${ms(ordinary.utilLinux)}, ${result.startup.ordinary_user.util_linux_ratio_median.toFixed(2)}x the same floors\n\n`);
     }
-    process.stdout.write(`${(bytes / 1024 ** 3).toFixed(2)} GiB of stdout into a pipe (medians of ${reps} alternating runs)\n`);
+    process.stdout.write(`${(bytes / 1024 ** 3).toFixed(2)} GiB of stdout into a pipe (${reps} alternating runs each)\n`);
     for (const t of throughput) {
-      process.stdout.write(`  ${t.sink.padEnd(16)} bare bwrap ${t.bare_mib_s.toFixed(0)} MiB/s, run -p local ${t.ours_mib_s.toFixed(0)} MiB/s: ${t.ratio.toFixed(2)}x (target 0.9x)\n`);
+      process.stdout.write(`  ${t.sink.padEnd(16)} bare bwrap ${t.bare_mib_s.toFixed(0)} MiB/s, run -p local ${t.ours_mib_s.toFixed(0)} MiB/s: ${t.ratio.toFixed(2)}x (target 0.9x; the median of each run against the bare one before it)\n`);
+      process.stdout.write(`  ${"".padEnd(16)} the ratio of the two medians: ${t.ratio_of_medians.toFixed(2)}x\n`);
       process.stdout.write(`  ${"".padEnd(16)} without each side's start-up (its \`true\`): ${t.ratio_without_startup.toFixed(2)}x\n`);
       process.stdout.write(`  ${"".padEnd(16)} exec in a kept sandbox (through sandboxes) ${t.exec_mib_s.toFixed(0)} MiB/s: ${t.exec_ratio.toFixed(2)}x\n`);
     }

@@ -177,3 +177,68 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
     });
   });
 }
+
+// util-linux without bubblewrap: sandbox-start makes the namespaces and the root itself (one
+// static process), where without it (SANDBOXES_LOCAL_START=off) unshare runs a script that
+// forks mount, mkdir and ln forty-odd times. Both must make the same sandbox: the same mounts,
+// read-only where they were, the same /dev, host name, loopback and user, and the same exit
+// statuses through the sandbox's pid 1, for a one-shot run and for a kept sandbox's holder.
+describe("util-linux: sandbox-start and the mount script make the same sandbox", () => {
+  const probe = [
+    "hostname; id -un; ls -A / | tr '\\n' ' '; echo",
+    "ls -l /dev | awk 'NR > 1 { print $1, $NF }'",
+    "ip -o link show lo | grep -c '[<,]UP[,>]'",
+    // Each mount point, and whether it is read-only (its own options, field 6).
+    // (The home's path is each test machine's own.)
+    "awk '{ split($6, o, \",\"); print $5, o[1] }' /proc/self/mountinfo | sed \"s|^$HOME |~ |\" | sort",
+  ].join("; ");
+  for (const user of isRoot ? (["root", "ordinary"] as const) : (["ordinary"] as const)) {
+    test(`as ${user === "root" ? "root" : "an ordinary user"}: one-shot and kept, with and without sandbox-start`, async () => {
+      const seen: Record<string, string> = {};
+      const pid1: Record<string, string> = {};
+      for (const start of ["on", "off"] as const) {
+        const extra: Record<string, string> = { SANDBOXES_LOCAL_ISOLATION: "unshare", ...(start === "off" ? { SANDBOXES_LOCAL_START: "off" } : {}) };
+        const machine = user === "root" ? { ...freshEnv(extra), command: [BINARY], dir: undefined } : { ...nobodyMachine("sandboxes-user-", extra), home: undefined };
+        const run = async (args: string[]) => {
+          const child = Bun.spawn([...machine.command, ...args], { env: machine.env, cwd: machine.dir ?? machine.home, stdout: "pipe", stderr: "pipe" });
+          const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+          return { stdout, stderr, code };
+        };
+        try {
+          const once = await run(["run", `${probe}; head -z -n 1 /proc/1/cmdline | tr -d '\\0' >&2`]);
+          expect(once.code).toBe(0);
+          seen[`run ${start}`] = once.stdout;
+          pid1[`run ${start}`] = once.stderr.trim();
+          expect((await run(["run", "exit 7"])).code).toBe(7);
+          expect((await run(["run", "kill -9 $$"])).code).toBe(137);
+          const missing = await run(["run", "--", "no-such-program-here"]);
+          expect(missing.code).toBe(127);
+          expect(missing.stderr).toContain("no-such-program-here");
+          expect((await run(["run", "--keep", "-n", "same", "sleep 1001 >/dev/null 2>&1 &"])).code).toBe(0);
+          const kept = await run(["exec", "same", `${probe}; ps -eo args | grep -cx 'sleep 1001'`]);
+          expect(kept.code).toBe(0);
+          seen[`kept ${start}`] = kept.stdout;
+          expect((await run(["destroy", "same"])).code).toBe(0);
+        } finally {
+          rmSync(machine.dir ?? machine.home!, { recursive: true, force: true });
+        }
+      }
+      // pid 1 of a one-shot run: sandbox-start from the state directory, or the script's shell.
+      expect(pid1["run on"]).toMatch(/\/sandboxes\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/);
+      expect(pid1["run off"]).toBe("sh");
+      const lines = seen["run on"]!.split("\n");
+      expect(lines.slice(0, 3)).toEqual(["sandbox", user === "root" ? "sandbox" : "root", "bin dev etc home lib lib64 mnt opt proc root run sbin tmp usr var "]);
+      expect(lines).toContain("crw-rw-rw- null");
+      expect(lines).toContain("/usr ro");
+      expect(lines).toContain("/tmp rw");
+      expect(lines).toContain("~ rw");
+      // The one difference: sandbox-start, bound where bubblewrap's sandboxes have it too.
+      expect(lines).toContain("/run/sandboxes/start ro");
+      expect(seen["run on"]!.replace("/run/sandboxes/start ro\n", "")).toBe(seen["run off"]!);
+      // The kept sandbox's background process lives on into the exec.
+      expect(seen["kept on"]).toEndWith("\n1\n");
+      expect(seen["kept on"]).toBe(seen["kept off"]!);
+      expect(seen["kept on"]).not.toContain("/run/sandboxes/start");
+    }, 120_000);
+  }
+});

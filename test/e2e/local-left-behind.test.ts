@@ -18,8 +18,15 @@ import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, 
 
 /** sandbox-start as `npm run build` wrote it for this machine (the binary carries the same). */
 const startHelper = startHelperFile(process.arch as "x64" | "arm64");
-/** Whether a process's command line is sandbox-start's, as bound inside the sandbox. */
-const isStart = (pid: number) => procFile(pid, "cmdline").startsWith(`${START_INSIDE}\0`);
+/**
+ * Whether a process's command line is sandbox-start's: as bound inside the sandbox (bubblewrap),
+ * or from the state directory's bin/ (util-linux, where it makes the sandbox and starts the
+ * program in a child of its own, without another exec).
+ */
+const isStart = (pid: number) => {
+  const argv0 = procFile(pid, "cmdline").split("\0")[0]!;
+  return argv0 === START_INSIDE || /\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/.test(argv0);
+};
 
 /** "ID state" of each sandbox `list` shows. */
 const states = async (m: Machine) => JSON.parse((await m.run(["list", "--json"])).stdout).sandboxes.map((s: { id: string; state: string }) => `${s.id} ${s.state}`);

@@ -6,7 +6,7 @@
  * for its one line and exit code, before any program could start.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readdirSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, join } from "node:path";
 import { startHelperFile } from "../../scripts/build-binaries";
@@ -75,9 +75,28 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
 
   test("bad arguments: 125 and one line, nothing run", async () => {
     const line = "sandboxes: sandbox-start: bad arguments (it is started by sandboxes, not by hand)\n";
-    for (const argv of [[], ["--"], ["--bogus", "--", "true"], ["--nproc", "many", "--", "true"], ["--listen", "99999", "/x", "--bridge", "1", "b", "--", "true"], ["--listen", "3128", "/x", "--", "true"], ["--bridge", "9", "--", "true"]]) {
+    for (const argv of [[], ["--"], ["--bogus", "--", "true"], ["--nproc", "many", "--", "true"], ["--listen", "99999", "/x", "--bridge", "1", "b", "--", "true"], ["--listen", "3128", "/x", "--", "true"], ["--bridge", "9", "--", "true"],
+      // The namespaces and the root's steps only with --root (and all of a step's words); --as-init
+      // (a holder, pid 1 itself) with nothing of a program's.
+      ["--unshare-net", "--", "true"], ["--as-init", "--", "true"], ["--tmpfs", "/", "755", "root", "--", "true"], ["--root", work, "--tmpfs", "/", "755", "--", "true"],
+      ["--root", work, "--as-init", "--user", "sandbox", "--", "true"]]) {
       expect(await start([helper, ...argv])).toEqual({ code: 125, stdout: "", stderr: line });
     }
+  });
+
+  test("--cgroup: its own pid written to each file given", async () => {
+    const files = [join(work, "procs-a"), join(work, "procs-b")];
+    for (const file of files) writeFileSync(file, "");
+    const r = await start([helper, "--cgroup", files[0]!, "--cgroup", files[1]!, "--", "sh", "-c", "echo $$"]);
+    expect(r.code).toBe(0);
+    expect(files.map((file) => readFileSync(file, "utf8"))).toEqual([r.stdout.trim(), r.stdout.trim()]);
+  });
+
+  // util-linux's root (isolation.ts's unshareRoot), made by pid 1 before the program could start.
+  test("--root: a host path to bind that is not there: 125, one line, the program never runs", async () => {
+    const root = mkdtempSync(join(work, "root-"));
+    const r = await start([helper, ...(isRoot ? [] : ["--unshare-user"]), "--root", root, "--tmpfs", "/", "755", "sandbox", "--ro-bind", "/usr", "/usr", "--ro-bind", join(work, "not-here"), "/opt/x", "--", "/usr/bin/echo", "ran"]);
+    expect(r).toEqual({ code: 125, stdout: "", stderr: `sandboxes: cannot bind ${join(work, "not-here")} into the sandbox: No such file or directory\n` });
   });
 
   // The other side gone (the `sandboxes` process that runs the sandbox died): before it read the

@@ -229,7 +229,12 @@ export function handsOverListener(layout: SandboxLayout): boolean {
  * setpriv, perl and prlimit, each a dynamically loaded program of milliseconds' start.
  */
 function startArgv(layout: SandboxLayout, inner: Inner & { kind: "program" }, capabilities: boolean): string[] {
-  const argv = [START_INSIDE];
+  return [START_INSIDE, ...startOptions(layout, inner, capabilities), "--", ...inner.argv];
+}
+
+/** sandbox-start's options for `inner` (startArgv's, without the program). */
+function startOptions(layout: SandboxLayout, inner: Inner & { kind: "program" }, capabilities: boolean): string[] {
+  const argv: string[] = [];
   if (layout.dropToUid !== undefined) argv.push("--user", SANDBOX_USER);
   else if (capabilities) argv.push("--drop-capabilities");
   if (egressViaUnixSocket(layout)) {
@@ -239,7 +244,7 @@ function startArgv(layout: SandboxLayout, inner: Inner & { kind: "program" }, ca
   const { nproc, asBytes } = inner.rlimits ?? {};
   if (nproc !== undefined) argv.push("--nproc", String(nproc));
   if (asBytes !== undefined) argv.push("--as", String(asBytes));
-  return [...argv, "--", ...inner.argv];
+  return argv;
 }
 
 /**
@@ -381,45 +386,89 @@ function ancestors(path: string): string[] {
 
 
 /**
- * argv for the util-linux mechanism: `unshare` creates the namespaces, then a POSIX sh script
- * assembles the new root under layout.rootDir with bind mounts, chroots and runs the program.
+ * One step in making the util-linux mechanism's root under layout.rootDir (`inside`: a path as
+ * the sandbox sees it). A bind's mount point is made as the host path is: a directory, or an
+ * empty file.
+ */
+type RootStep =
+  | { kind: "tmpfs"; inside: string; mode: string; name: string }
+  | { kind: "ro-bind" | "bind"; host: string; inside: string }
+  | { kind: "symlink"; target: string; inside: string }
+  | { kind: "dir" | "proc"; inside: string };
+
+/** The devices a sandbox's /dev has, bound from the host's (a user namespace may not make any). */
+const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/**
+ * The util-linux mechanism's root, the same layout as bwrapRoot's: a tmpfs, the system read-only,
+ * /proc, a /dev of its own, the sandbox's home and /tmp, and the binds.
+ */
+function unshareRoot(layout: SandboxLayout): RootStep[] {
+  const steps: RootStep[] = [{ kind: "tmpfs", inside: "/", mode: "755", name: "sandbox" }];
+  for (const { dir, link } of systemDirs()) steps.push(link !== undefined ? { kind: "symlink", target: link, inside: dir } : { kind: "ro-bind", host: dir, inside: dir });
+  steps.push({ kind: "ro-bind", host: layout.passwdFile, inside: "/etc/passwd" }, { kind: "ro-bind", host: layout.groupFile, inside: "/etc/group" });
+  steps.push({ kind: "proc", inside: "/proc" }, { kind: "tmpfs", inside: "/dev", mode: "755", name: "dev" });
+  for (const device of DEVICES) steps.push({ kind: "bind", host: `/dev/${device}`, inside: `/dev/${device}` });
+  for (const [name, target] of [["fd", "/proc/self/fd"], ["stdin", "/proc/self/fd/0"], ["stdout", "/proc/self/fd/1"], ["stderr", "/proc/self/fd/2"]]) {
+    steps.push({ kind: "symlink", target: target!, inside: `/dev/${name}` });
+  }
+  steps.push({ kind: "dir", inside: "/dev/pts" }, { kind: "tmpfs", inside: "/dev/shm", mode: "1777", name: "shm" });
+  steps.push({ kind: "tmpfs", inside: "/run", mode: "755", name: "run" }, { kind: "tmpfs", inside: "/var", mode: "755", name: "var" });
+  steps.push({ kind: "symlink", target: "../tmp", inside: "/var/tmp" }, { kind: "symlink", target: "../run", inside: "/var/run" });
+  steps.push({ kind: "tmpfs", inside: "/home", mode: "755", name: "home" }, { kind: "tmpfs", inside: "/root", mode: "700", name: "root" }, { kind: "tmpfs", inside: "/mnt", mode: "755", name: "mnt" });
+  steps.push({ kind: "bind", host: layout.tmpDir, inside: "/tmp" }, { kind: "bind", host: layout.homeDir, inside: layout.callerHome });
+  for (const [host, inside] of layout.readOnlyBinds) steps.push({ kind: "ro-bind", host, inside });
+  for (const mount of layout.mounts) steps.push({ kind: mount.readonly ? "ro-bind" : "bind", host: mount.hostPath, inside: mount.sandboxPath });
+  for (const bind of ownBinds(layout)) steps.push({ kind: bind.kind === "rw-dir" ? "bind" : "ro-bind", host: bind.host, inside: bind.inside });
+  return steps;
+}
+
+/** A root step as POSIX sh under "$R" (unshareArgv's script). */
+function rootStepLines(step: RootStep): string[] {
+  const target = step.inside === "/" ? '"$R"' : `"$R"${quote(step.inside)}`;
+  switch (step.kind) {
+    case "tmpfs":
+      return [`mkdir -p ${target}`, `mount -t tmpfs -o mode=${step.mode},nosuid,nodev ${step.name} ${target}`];
+    case "ro-bind":
+    case "bind": {
+      const host = quote(step.host);
+      const point = `if [ -d ${host} ]; then mkdir -p ${target}; elif [ ! -e ${target} ]; then mkdir -p "$(dirname ${target})"; touch ${target}; fi`;
+      if (step.kind === "bind") return [point, `mount --bind ${host} ${target}`];
+      return [point, `mount --rbind ${host} ${target}`, `mount -o remount,bind,ro ${target} 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev ${target}`];
+    }
+    case "symlink":
+      return [`ln -s ${quote(step.target)} ${target}`];
+    case "dir":
+      return [`mkdir -p ${target}`];
+    case "proc":
+      return [`mkdir -p ${target}`, `mount -t proc -o nosuid,nodev,noexec proc ${target}`];
+  }
+}
+
+/** A root step as sandbox-start's arguments (sandbox-start.c's --root). */
+function rootStepWords(step: RootStep): string[] {
+  switch (step.kind) {
+    case "tmpfs":
+      return ["--tmpfs", step.inside, step.mode, step.name];
+    case "ro-bind":
+    case "bind":
+      return [`--${step.kind}`, step.host, step.inside];
+    case "symlink":
+      return ["--symlink", step.target, step.inside];
+    case "dir":
+    case "proc":
+      return [`--${step.kind}`, step.inside];
+  }
+}
+
+/**
+ * argv for the util-linux mechanism without sandbox-start (a kept sandbox's holder, or
+ * SANDBOXES_LOCAL_START=off): `unshare` creates the namespaces, then a POSIX sh script assembles
+ * the new root under layout.rootDir (unshareRoot), chroots and runs the program.
  */
 export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean): string[] {
-  const R = layout.rootDir;
-  const lines: string[] = ["set -e", `R=${quote(R)}`, 'mount -t tmpfs -o mode=755 sandbox "$R"'];
-  const roBind = (host: string, inside: string, kind: "dir" | "file" = "dir") => {
-    const target = `"$R"${quote(inside)}`;
-    lines.push(kind === "dir" ? `[ -d ${target} ] || mkdir -p ${target}` : `[ -e ${target} ] || { mkdir -p "$(dirname ${target})"; touch ${target}; }`);
-    lines.push(`mount --rbind ${quote(host)} ${target}`, `mount -o remount,bind,ro ${target} 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev ${target}`);
-  };
-  const rwBind = (host: string, inside: string) => {
-    lines.push(`mkdir -p "$R"${quote(inside)}`, `mount --bind ${quote(host)} "$R"${quote(inside)}`);
-  };
-  for (const { dir, link } of systemDirs()) {
-    if (link !== undefined) lines.push(`ln -s ${quote(link)} "$R"${quote(dir)}`);
-    else roBind(dir, dir);
-  }
-  roBind(layout.passwdFile, "/etc/passwd", "file");
-  roBind(layout.groupFile, "/etc/group", "file");
-  lines.push('mkdir -p "$R/proc" "$R/dev" "$R/run" "$R/var" "$R/home" "$R/root" "$R/mnt"');
-  lines.push('mount -t proc -o nosuid,nodev,noexec proc "$R/proc"');
-  lines.push('mount -t tmpfs -o mode=755 dev "$R/dev"');
-  for (const device of ["null", "zero", "full", "random", "urandom", "tty"]) {
-    lines.push(`touch "$R/dev/${device}"; mount --bind /dev/${device} "$R/dev/${device}"`);
-  }
-  lines.push('ln -s /proc/self/fd "$R/dev/fd"; ln -s /proc/self/fd/0 "$R/dev/stdin"; ln -s /proc/self/fd/1 "$R/dev/stdout"; ln -s /proc/self/fd/2 "$R/dev/stderr"');
-  lines.push('mkdir -p "$R/dev/pts" "$R/dev/shm"; mount -t tmpfs -o mode=1777 shm "$R/dev/shm"');
-  lines.push('mount -t tmpfs -o mode=755 run "$R/run"; mount -t tmpfs -o mode=755 var "$R/var"; ln -s ../tmp "$R/var/tmp"; ln -s ../run "$R/var/run"');
-  lines.push('mount -t tmpfs -o mode=755 home "$R/home"; mount -t tmpfs -o mode=700 root "$R/root"; mount -t tmpfs mnt "$R/mnt"');
-  rwBind(layout.tmpDir, "/tmp");
-  rwBind(layout.homeDir, layout.callerHome);
-  for (const [host, inside] of layout.readOnlyBinds) roBind(host, inside);
-  for (const mount of layout.mounts) (mount.readonly ? roBind : rwBind)(mount.hostPath, mount.sandboxPath);
-  for (const bind of ownBinds(layout)) {
-    if (bind.kind === "rw-dir") rwBind(bind.host, bind.inside);
-    else roBind(bind.host, bind.inside, bind.kind === "ro-file" ? "file" : "dir");
-  }
-  lines.push('hostname sandbox 2>/dev/null || true');
+  const lines: string[] = ["set -e", `R=${quote(layout.rootDir)}`, ...unshareRoot(layout).flatMap(rootStepLines)];
+  lines.push("hostname sandbox 2>/dev/null || true");
   // A new network namespace starts with lo down (bubblewrap brings it up by itself).
   if (layout.network !== "host") lines.push("ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null || true");
   lines.push('cd "$R"');
@@ -437,4 +486,23 @@ export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean
   if (layout.network !== "host") argv.push("--net");
   argv.push("sh", "-c", lines.join("\n"));
   return argv;
+}
+
+/**
+ * argv for the util-linux mechanism with sandbox-start (`start`, its path on the host): one
+ * static process in the place of setpriv's death signal, the shell that joins the cgroups
+ * (`cgroupFiles`, their cgroup.procs), unshare, and the mount script's forty-odd processes
+ * (mount, mkdir, ln: ~300 ms of a run here). It makes the same namespaces and the same root
+ * (unshareRoot). For a program it stays the sandbox's pid 1, as that script's shell did, and
+ * starts the program as the sandbox's user (startArgv's options) in its child; pid 1 becomes a
+ * kept sandbox's holder itself.
+ */
+export function startUnshareArgv(start: string, layout: SandboxLayout, inner: Inner, isRoot: boolean, cgroupFiles: string[]): string[] {
+  // The holder outlives us, and is the sandbox's pid 1 itself (nsenter's target), as root.
+  const argv = [start, ...(inner.kind === "program" ? ["--die-with-parent"] : []), ...cgroupFiles.flatMap((file) => ["--cgroup", file])];
+  if (!isRoot) argv.push("--unshare-user");
+  if (layout.network !== "host") argv.push("--unshare-net");
+  argv.push("--root", layout.rootDir, ...unshareRoot(layout).flatMap(rootStepWords));
+  if (inner.kind === "holder") return [...argv, "--as-init", "--", ...innerArgv(layout, inner, false)];
+  return [...argv, ...startOptions(layout, inner, !isRoot), "--", ...inner.argv];
 }

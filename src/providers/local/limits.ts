@@ -191,13 +191,19 @@ export async function applyLimits(plan: LimitPlan | undefined, makeDir: (dir: st
   }
 }
 
+/** The files a process writes its pid to to join the sandbox's cgroups. */
+export function cgroupProcFiles(plan: LimitPlan | undefined): string[] {
+  return (plan?.cgroups ?? []).map((c) => `${c.dir}/cgroup.procs`);
+}
+
 /**
  * argv that first moves itself into the sandbox's cgroups and then becomes `argv`, so that
  * nothing the sandbox starts ever runs outside its limits.
  */
 export function enterArgv(plan: LimitPlan | undefined, argv: string[]): string[] {
-  if (!plan?.cgroups.length) return argv;
-  const moves = plan.cgroups.map((c) => `echo $$ > ${shellQuote(`${c.dir}/cgroup.procs`)}`);
+  const files = cgroupProcFiles(plan);
+  if (!files.length) return argv;
+  const moves = files.map((file) => `echo $$ > ${shellQuote(file)}`);
   return ["/bin/sh", "-c", `${moves.join(" && ")} && exec "$@"`, "sandboxes-limits", ...argv];
 }
 

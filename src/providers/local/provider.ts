@@ -6,12 +6,12 @@ import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, Provid
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { startHelper } from "./start";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, startUnshareArgv, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, statFields, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
 import { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./egress/environment";
-import { applyLimits, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, removeStaleCgroups, rlimitArgv, setRlimits } from "./limits";
+import { applyLimits, cgroupProcFiles, enterArgv as enterCgroups, joinCgroups, type LimitPlan, memoryKills, planLimits, removeLimits, removeStaleCgroups, rlimitArgv, setRlimits } from "./limits";
 import { dict, hasLabels } from "../../base/keys";
 import { PtyOutput } from "../shared/pty";
 
@@ -382,7 +382,13 @@ export class LocalProvider implements Provider {
     const inner: Inner = { kind: "holder" };
     const bwrap = bubblewrapPath(this.ctx.env);
     if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
-    const argv = enterCgroups(meta.limits, bwrap ? bwrapArgv(bwrap, layout, inner, { pty: false }) : unshareArgv(layout, inner, process.getuid?.() === 0));
+    const sandboxStart = bwrap ? undefined : await startHelper(this.ctx.stateDir, this.ctx.env);
+    const isRoot = process.getuid?.() === 0;
+    const argv = bwrap
+      ? enterCgroups(meta.limits, bwrapArgv(bwrap, layout, inner, { pty: false }))
+      : sandboxStart !== undefined
+        ? startUnshareArgv(sandboxStart, layout, inner, isRoot, cgroupProcFiles(meta.limits))
+        : enterCgroups(meta.limits, unshareArgv(layout, inner, isRoot));
     const holderStarting = startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox").then(async (holder) => {
       await this.pauseForTest("holder", meta.id);
       return holder;
@@ -537,11 +543,15 @@ export class LocalProvider implements Provider {
       if (bridged) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
       if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
     };
-    const inner = (program: string[], limits: LimitPlan | undefined): Inner => ({ kind: "program", argv: program, rlimits: limits?.rlimits });
+    const inner = (program: string[], limits: LimitPlan | undefined): Inner & { kind: "program" } => ({ kind: "program", argv: program, rlimits: limits?.rlimits });
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
       const { program, spawnEnv } = programWithEnv(undefined, layout, argv, split, cwd);
-      return { argv: dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), process.getuid?.() === 0))), env: spawnEnv, start: { socketPath, handover, prepare, mountPoints } };
+      const isRoot = process.getuid?.() === 0;
+      const wrapped = start !== undefined
+        ? startUnshareArgv(start, layout, inner(program, meta.limits), isRoot, cgroupProcFiles(meta.limits))
+        : dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), isRoot)));
+      return { argv: wrapped, env: spawnEnv, start: { socketPath, handover, prepare, mountPoints } };
     }
     // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).
     // The cgroups need none: the sandbox's first process is born in them (runOnce moves bwrap into

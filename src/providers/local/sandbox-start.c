@@ -1,15 +1,40 @@
 /*
  * sandbox-start: the first process of a one-shot local sandbox, which becomes the program.
  *
- * It does what three programs did before it (perl, prlimit(1) and setpriv(1)), each of which
- * cost a one-shot run milliseconds of start-up (dynamic loading, page faults): built static,
- * it starts in a fraction of that. Linux only; embedded in the release binary and written out
- * once per build (start.ts), then bound into the sandbox read-only.
+ * It does what several programs did before it (perl, prlimit(1) and setpriv(1); with util-linux,
+ * unshare(1) and a shell script that forked mount(8), mkdir(1) and ln(1) some forty times), each
+ * of which cost a one-shot run milliseconds of start-up (dynamic loading, page faults): built
+ * static, it starts in a fraction of that. Linux only; embedded in the release binary and written
+ * out once per build (start.ts), then bound into the sandbox read-only.
  *
- *   sandbox-start [--user NAME] [--drop-capabilities] [--listen PORT HANDOVER --bridge N ARGV...]
- *                 [--nproc N] [--as BYTES] -- PROGRAM [ARGS...]
+ *   sandbox-start [NAMESPACES AND ROOT [--as-init]] [--user NAME] [--drop-capabilities]
+ *                 [--listen PORT HANDOVER --bridge N ARGV...] [--nproc N] [--as BYTES]
+ *                 -- PROGRAM [ARGS...]
  *
- * In that order:
+ * NAMESPACES AND ROOT, for the util-linux mechanism (bubblewrap makes them itself), in the
+ * place of `setpriv --pdeathsig KILL unshare --fork --kill-child ... sh -c SCRIPT`:
+ *  --die-with-parent  SIGKILL when the process that started this one dies.
+ *  --cgroup FILE      writes this process's pid to FILE (a cgroup.procs) first, so that nothing
+ *                     of the sandbox runs outside its cgroups. Repeatable.
+ *  --unshare-user     a user namespace too, in which the caller's uid and gid are 0.
+ *  --unshare-net      a network namespace too; its loopback is brought up.
+ *  --root DIR         new mount, pid, ipc and uts namespaces (mounts private to them); a child
+ *                     there is the sandbox's pid 1, killed when this process dies, and this one
+ *                     waits for it and ends as it does (SIGINT and SIGTERM blocked meanwhile, as
+ *                     unshare(1) does). Pid 1 makes the root under DIR with the operations below,
+ *                     in their order (INSIDE is a path in the sandbox), names the host "sandbox",
+ *                     chroots into DIR, and starts what follows as its child, which it waits
+ *                     for, reaping orphans meanwhile, and ends with its exit status (128 + the
+ *                     signal that killed it, as a shell says); with --as-init, pid 1 itself
+ *                     becomes what follows (a kept sandbox's holder). A mount point that is missing is
+ *                     made (a directory, or an empty file for a file), with its parents.
+ *    --tmpfs INSIDE MODE NAME  a tmpfs (the first one at "/", DIR itself).
+ *    --ro-bind HOST INSIDE     a recursive bind, remounted read-only (keeping the flags the
+ *                              mount has, e.g. nosuid, which a user namespace may not clear).
+ *    --bind HOST INSIDE        a bind, writable.
+ *    --symlink TARGET INSIDE, --dir INSIDE, --proc INSIDE
+ *
+ * Then, in the process that becomes the program, in that order:
  *  --user NAME  (as root) becomes NAME of the sandbox's /etc/passwd: its uid and gid, no
  *               supplementary groups, no capabilities (bounding, inheritable, ambient), no new
  *               privileges. By name: the sandbox's /etc/passwd is ours, and one that lacks the
@@ -36,6 +61,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
@@ -43,9 +69,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -179,18 +209,219 @@ static void hand_over(int port, const char *handover, char **bridge, int words) 
   close(listener);
 }
 
+/* One operation that makes the sandbox's root (--tmpfs, --ro-bind, ...), its words in argv. */
+struct root_op {
+  const char *kind;
+  char **words;
+};
+
+/* DIR/INSIDE ("/" is DIR itself), or fail. */
+static void inside(char *path, size_t size, const char *root, const char *in) {
+  if (in[0] != '/' || snprintf(path, size, "%s%s", root, strcmp(in, "/") ? in : "") >= (int)size) usage();
+}
+
+/* mkdir -p: each missing directory of `path`, mode 0777 less the umask (as mkdir(1)). */
+static void make_dirs(const char *path) {
+  char partial[4096];
+  size_t length = strlen(path);
+  if (length >= sizeof partial) fail("a path in the sandbox is too long", ENAMETOOLONG);
+  for (size_t i = 1; i <= length; i++) {
+    if (path[i] != '/' && path[i] != '\0') continue;
+    memcpy(partial, path, i);
+    partial[i] = '\0';
+    if (mkdir(partial, 0777) && errno != EEXIST) {
+      char what[4200];
+      snprintf(what, sizeof what, "cannot make %s in the sandbox", partial);
+      fail(what, errno);
+    }
+  }
+}
+
+/* The mount point for `source` at `target`: a directory for a directory, else an empty file. */
+static void mount_point(const char *source, const char *target) {
+  struct stat stats;
+  char what[4200];
+  snprintf(what, sizeof what, "cannot bind %s into the sandbox", source);
+  if (stat(source, &stats)) fail(what, errno);
+  if (S_ISDIR(stats.st_mode)) return make_dirs(target);
+  /* Already there (/etc/passwd, in the bound /etc), perhaps read-only. */
+  if (!access(target, F_OK)) return;
+  char parent[4096];
+  snprintf(parent, sizeof parent, "%s", target);
+  char *slash = strrchr(parent, '/');
+  if (slash && slash != parent) {
+    *slash = '\0';
+    make_dirs(parent);
+  }
+  int file = open(target, O_WRONLY | O_CREAT | O_CLOEXEC, 0666);
+  if (file < 0) fail(what, errno);
+  close(file);
+}
+
+/* The flags of the mount at `path` that a remount must keep (a user namespace may not clear them). */
+static unsigned long kept_flags(const char *path) {
+  struct statvfs stats;
+  if (statvfs(path, &stats)) return 0;
+  unsigned long flags = 0;
+  if (stats.f_flag & ST_NOSUID) flags |= MS_NOSUID;
+  if (stats.f_flag & ST_NODEV) flags |= MS_NODEV;
+  if (stats.f_flag & ST_NOEXEC) flags |= MS_NOEXEC;
+  if (stats.f_flag & ST_NOATIME) flags |= MS_NOATIME;
+  if (stats.f_flag & ST_NODIRATIME) flags |= MS_NODIRATIME;
+#ifdef ST_RELATIME
+  if (stats.f_flag & ST_RELATIME) flags |= MS_RELATIME;
+#endif
+  return flags;
+}
+
+static void make_root(const char *root, struct root_op *ops, int count) {
+  char target[4096], what[4200];
+  for (int i = 0; i < count; i++) {
+    const char *kind = ops[i].kind;
+    char **words = ops[i].words;
+    int failed = 0;
+    if (!strcmp(kind, "--tmpfs")) {
+      inside(target, sizeof target, root, words[0]);
+      char options[64];
+      snprintf(options, sizeof options, "mode=%s", words[1]);
+      make_dirs(target);
+      failed = mount(words[2], target, "tmpfs", MS_NOSUID | MS_NODEV, options);
+    } else if (!strcmp(kind, "--ro-bind") || !strcmp(kind, "--bind")) {
+      int readonly = !strcmp(kind, "--ro-bind");
+      inside(target, sizeof target, root, words[1]);
+      mount_point(words[0], target);
+      failed = mount(words[0], target, NULL, MS_BIND | (readonly ? MS_REC : 0), NULL);
+      if (!failed && readonly) failed = mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(target), NULL);
+    } else if (!strcmp(kind, "--symlink")) {
+      inside(target, sizeof target, root, words[1]);
+      failed = symlink(words[0], target);
+    } else if (!strcmp(kind, "--dir")) {
+      inside(target, sizeof target, root, words[0]);
+      make_dirs(target);
+    } else {
+      inside(target, sizeof target, root, words[0]);
+      make_dirs(target);
+      failed = mount("proc", target, "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+    }
+    if (failed) {
+      snprintf(what, sizeof what, "cannot make the sandbox's root (%s %s)", kind, words[0]);
+      fail(what, errno);
+    }
+  }
+}
+
+/* The loopback of a new network namespace starts down (bubblewrap brings it up too). */
+static void loopback_up(void) {
+  struct ifreq request;
+  memset(&request, 0, sizeof request);
+  strcpy(request.ifr_name, "lo");
+  int control = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (control < 0 || ioctl(control, SIOCGIFFLAGS, &request)) fail("cannot bring the sandbox's loopback up", errno);
+  request.ifr_flags |= IFF_UP;
+  if (ioctl(control, SIOCSIFFLAGS, &request)) fail("cannot bring the sandbox's loopback up", errno);
+  close(control);
+}
+
+static void write_file(const char *path, const char *text) {
+  int file = open(path, O_WRONLY | O_CLOEXEC);
+  if (file < 0 && errno == ENOENT && strstr(path, "setgroups")) return; /* before Linux 3.19 */
+  if (file < 0 || write(file, text, strlen(text)) != (ssize_t)strlen(text)) {
+    char what[160];
+    snprintf(what, sizeof what, "cannot write %s", path);
+    fail(what, errno);
+  }
+  close(file);
+}
+
+/*
+ * The namespaces (see --root), then the sandbox's pid 1, which makes the root and returns in its
+ * child, the program's process. This process and pid 1 never return: they wait and end as
+ * their child ends.
+ */
+static void enter_sandbox(const char *root, struct root_op *ops, int count, int user, int network, int as_init) {
+  uid_t uid = getuid();
+  gid_t gid = getgid();
+  int flags = CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWIPC | CLONE_NEWUTS | (network ? CLONE_NEWNET : 0) | (user ? CLONE_NEWUSER : 0);
+  if (unshare(flags)) fail("cannot make the sandbox's namespaces", errno);
+  if (user) {
+    char map[64];
+    write_file("/proc/self/setgroups", "deny");
+    snprintf(map, sizeof map, "0 %u 1", (unsigned)uid);
+    write_file("/proc/self/uid_map", map);
+    snprintf(map, sizeof map, "0 %u 1", (unsigned)gid);
+    write_file("/proc/self/gid_map", map);
+  }
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL)) fail("cannot make the sandbox's mounts private", errno);
+  sigset_t blocked, before;
+  sigemptyset(&blocked);
+  sigaddset(&blocked, SIGINT);
+  sigaddset(&blocked, SIGTERM);
+  sigprocmask(SIG_BLOCK, &blocked, &before);
+  pid_t first = fork();
+  if (first < 0) fail("cannot start the sandbox", errno);
+  int status;
+  if (first > 0) {
+    while (waitpid(first, &status, 0) < 0)
+      if (errno != EINTR) fail("cannot wait for the sandbox", errno);
+    if (WIFEXITED(status)) exit(WEXITSTATUS(status));
+    /* Killed: so is this process, by the same signal. */
+    signal(WTERMSIG(status), SIG_DFL);
+    sigprocmask(SIG_UNBLOCK, &blocked, NULL);
+    kill(getpid(), WTERMSIG(status));
+    exit(128 + WTERMSIG(status));
+  }
+  sigprocmask(SIG_SETMASK, &before, NULL);
+  /* pid 1: dies with this process's parent (here), and stays root so that the signal stays. */
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) fail("cannot start the sandbox", errno);
+  make_root(root, ops, count);
+  sethostname("sandbox", strlen("sandbox"));
+  if (network) loopback_up();
+  if (chroot(root) || chdir("/")) fail("cannot enter the sandbox's root", errno);
+  if (as_init) return;
+  pid_t program = fork();
+  if (program < 0) fail("cannot start the program", errno);
+  if (program == 0) return;
+  for (;;) {
+    pid_t ended = waitpid(-1, &status, 0);
+    if (ended == program) exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
+    if (ended < 0 && errno != EINTR) exit(125);
+  }
+}
+
 static void limit(int resource, const char *value) {
   struct rlimit both = { .rlim_cur = number(value), .rlim_max = number(value) };
   if (setrlimit(resource, &both)) fail("cannot set the sandbox's limits", errno);
 }
 
+/* Each root operation's number of words. */
+static int root_op_words(const char *flag) {
+  if (!strcmp(flag, "--tmpfs")) return 3;
+  if (!strcmp(flag, "--ro-bind") || !strcmp(flag, "--bind") || !strcmp(flag, "--symlink")) return 2;
+  if (!strcmp(flag, "--dir") || !strcmp(flag, "--proc")) return 1;
+  return 0;
+}
+
 int main(int argc, char **argv) {
   int i = 1;
-  const char *user = NULL, *nproc = NULL, *as = NULL, *handover = NULL;
-  int drop = 0, port = 0, words = 0;
+  const char *user = NULL, *nproc = NULL, *as = NULL, *handover = NULL, *root = NULL;
+  int drop = 0, port = 0, words = 0, die = 0, user_namespace = 0, network = 0, as_init = 0, count = 0;
   char **bridge = NULL;
+  struct root_op ops[argc];
+  const char *cgroups[argc];
+  int cgroup_count = 0;
   for (; i < argc && strcmp(argv[i], "--"); i++) {
-    if (!strcmp(argv[i], "--user") && i + 1 < argc) user = argv[++i];
+    int op_words = root_op_words(argv[i]);
+    if (op_words) {
+      if (!root || i + op_words >= argc) usage();
+      ops[count++] = (struct root_op){ argv[i], argv + i + 1 };
+      i += op_words;
+    } else if (!strcmp(argv[i], "--die-with-parent")) die = 1;
+    else if (!strcmp(argv[i], "--cgroup") && i + 1 < argc) cgroups[cgroup_count++] = argv[++i];
+    else if (!strcmp(argv[i], "--unshare-user")) user_namespace = 1;
+    else if (!strcmp(argv[i], "--unshare-net")) network = 1;
+    else if (!strcmp(argv[i], "--as-init")) as_init = 1;
+    else if (!strcmp(argv[i], "--root") && i + 1 < argc) root = argv[++i];
+    else if (!strcmp(argv[i], "--user") && i + 1 < argc) user = argv[++i];
     else if (!strcmp(argv[i], "--drop-capabilities")) drop = 1;
     else if (!strcmp(argv[i], "--listen") && i + 2 < argc) port = (int)number(argv[++i]), handover = argv[++i];
     else if (!strcmp(argv[i], "--bridge") && i + 1 < argc) {
@@ -202,8 +433,15 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--as") && i + 1 < argc) as = argv[++i];
     else usage();
   }
-  if (i + 1 >= argc || (handover && !bridge) || port > 65535) usage();
+  if (i + 1 >= argc || (handover && !bridge) || port > 65535 || ((user_namespace || network || as_init) && !root) || (as_init && (user || drop || handover || nproc || as))) usage();
   char **program = argv + i + 1;
+  if (die && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) fail("cannot start the sandbox", errno);
+  for (int c = 0; c < cgroup_count; c++) {
+    char pid[24];
+    snprintf(pid, sizeof pid, "%d", (int)getpid());
+    write_file(cgroups[c], pid);
+  }
+  if (root) enter_sandbox(root, ops, count, user_namespace, network, as_init);
   if (user) become(user);
   else if (drop) {
     drop_capabilities();
