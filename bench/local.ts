@@ -16,7 +16,7 @@
  *      `true` subtracted, and for `exec` into a kept sandbox, whose output passes through
  *      sandboxes (as for `run --file`, --name or --keep).
  * (a) also measures `run -p local true` with the util-linux mechanism (SANDBOXES_LOCAL_ISOLATION=
- * unshare), against the same floors. Needs dist/sandboxes (`npm run build`) and bubblewrap. No
+ * unshare), against the same floors, and `exec true` into a kept sandbox. Needs dist/sandboxes (`npm run build`) and bubblewrap. No
  * assertions.
  *
  *   bun run bench/local.ts [--runs 20] [--gib 1] [--reps 7] [--json]
@@ -75,13 +75,20 @@ try {
     ["run -p local true, util-linux", [binary, "run", "-p", "local", "true"], { SANDBOXES_LOCAL_ISOLATION: "unshare" }],
   ];
   const startup = (as: As) => {
-    for (const [, argv, extra] of cases) for (let i = 0; i < 3; i++) timed(argv, as, extra);
-    const samples = cases.map(() => [] as number[]);
-    for (let i = 0; i < runs; i++) cases.forEach(([, argv, extra], index) => samples[index]!.push(timed(argv, as, extra)));
-    const [hello, bareTrue, ours, noNetwork, utilLinux] = samples.map((s) => ({ median: median(s), min: min(s) }));
-    return { hello: hello!, bareTrue: bareTrue!, ours: ours!, noNetwork: noNetwork!, utilLinux: utilLinux! };
+    // A command entered into a kept sandbox (exec, as an agent's tools do): not in the ratio.
+    timed([binary, "run", "-p", "local", "--keep", "-n", "bench-exec", "true"], as);
+    const all: typeof cases = [...cases, ["exec true in a kept sandbox", [binary, "exec", "bench-exec", "true"]]];
+    try {
+      for (const [, argv, extra] of all) for (let i = 0; i < 3; i++) timed(argv, as, extra);
+      const samples = all.map(() => [] as number[]);
+      for (let i = 0; i < runs; i++) all.forEach(([, argv, extra], index) => samples[index]!.push(timed(argv, as, extra)));
+      const [hello, bareTrue, ours, noNetwork, utilLinux, exec] = samples.map((s) => ({ median: median(s), min: min(s) }));
+      return { hello: hello!, bareTrue: bareTrue!, ours: ours!, noNetwork: noNetwork!, utilLinux: utilLinux!, exec: exec! };
+    } finally {
+      timed([binary, "destroy", "bench-exec"], as);
+    }
   };
-  const { hello, bareTrue, ours, noNetwork, utilLinux } = startup(caller);
+  const { hello, bareTrue, ours, noNetwork, utilLinux, exec } = startup(caller);
   // As root, the same as an ordinary user, in a home of its own.
   let ordinary: ReturnType<typeof startup> | undefined;
   if (process.getuid?.() === 0) {
@@ -142,6 +149,7 @@ try {
       run_true_ms: ours,
       run_true_network_none_ms: noNetwork,
       run_true_util_linux_ms: utilLinux,
+      exec_true_ms: exec,
       run_file_ms: runFile,
       ratio_median: ours.median / floorMedian,
       ratio_min: ours.min / floorMin,
@@ -156,6 +164,7 @@ try {
               run_true_ms: ordinary.ours,
               run_true_network_none_ms: ordinary.noNetwork,
               run_true_util_linux_ms: ordinary.utilLinux,
+              exec_true_ms: ordinary.exec,
               ratio_median: ordinary.ours.median / (ordinary.hello.median + ordinary.bareTrue.median),
               ratio_min: ordinary.ours.min / (ordinary.hello.min + ordinary.bareTrue.min),
               util_linux_ratio_median: ordinary.utilLinux.median / (ordinary.hello.median + ordinary.bareTrue.median),
@@ -176,6 +185,7 @@ try {
     process.stdout.write(`  vs the sum of the floors: ${result.startup.ratio_median.toFixed(2)}x median, ${result.startup.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
     process.stdout.write(`  of which the default network policy: ${(ours.median - noNetwork.median).toFixed(1)} ms median (--network none: ${ms(noNetwork)})\n`);
     process.stdout.write(`  with util-linux (no bubblewrap): ${ms(utilLinux)}, ${result.startup.util_linux_ratio_median.toFixed(2)}x the same floors\n`);
+    process.stdout.write(`exec true in a kept sandbox ${ms(exec)} (not in the ratio)\n`);
     process.stdout.write(`run -p local --file main.sh ${ms(runFile)} (the main job; not in the ratio)\n\n`);
     if (ordinary && result.startup.ordinary_user) {
       process.stdout.write(`as an ordinary user (uid 65534), ${runs} runs each\n`);
@@ -184,7 +194,8 @@ try {
       process.stdout.write(`run -p local true         ${ms(ordinary.ours)}\n`);
       process.stdout.write(`  vs the sum of the floors: ${result.startup.ordinary_user.ratio_median.toFixed(2)}x median, ${result.startup.ordinary_user.ratio_min.toFixed(2)}x min (target 2x, stretch 1.5x)\n`);
       process.stdout.write(`  of which the default network policy: ${(ordinary.ours.median - ordinary.noNetwork.median).toFixed(1)} ms median (--network none: ${ms(ordinary.noNetwork)})\n`);
-      process.stdout.write(`  with util-linux (no bubblewrap): ${ms(ordinary.utilLinux)}, ${result.startup.ordinary_user.util_linux_ratio_median.toFixed(2)}x the same floors\n\n`);
+      process.stdout.write(`  with util-linux (no bubblewrap): ${ms(ordinary.utilLinux)}, ${result.startup.ordinary_user.util_linux_ratio_median.toFixed(2)}x the same floors\n`);
+      process.stdout.write(`exec true in a kept sandbox ${ms(ordinary.exec)} (not in the ratio)\n\n`);
     }
     process.stdout.write(`${(bytes / 1024 ** 3).toFixed(2)} GiB of stdout into a pipe (${reps} alternating runs each)\n`);
     for (const t of throughput) {

@@ -1,7 +1,8 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { BINARY, cli, freshEnv, nobodyMachine } from "../helpers";
+import { eventually, holderState, machineFor, MATRIX } from "./_local-users";
 
 const isRoot = process.getuid?.() === 0;
 // A kept sandbox starts a holder and an egress proxy: more than bun's 5 s on a busy machine.
@@ -242,3 +243,68 @@ describe("util-linux: sandbox-start and the mount script make the same sandbox",
     }, 120_000);
   }
 });
+
+// A command entered into a kept sandbox (exec, shell, cp): sandbox-start joins the namespaces,
+// root and directory of the sandbox's pid 1 and becomes the sandbox's user, where without it
+// (SANDBOXES_LOCAL_START=off) nsenter, setpriv, setsid and prlimit do, one exec each. The command
+// must find itself in the same sandbox, with the same credentials, limits, session and exit status.
+describe("exec into a kept sandbox: sandbox-start and nsenter enter the same sandbox", () => {
+  const probe = [
+    'id; [ "$(pwd)" = "$HOME" ] && echo in-its-home; hostname',
+    "grep -E '^(Groups|Cap(Inh|Prm|Eff|Bnd|Amb)|NoNewPrivs):' /proc/self/status | tr -s '\\t ' ' '",
+    "grep 'Max processes' /proc/self/limits | tr -s ' '",
+    // It leads a session of its own (what a timeout or Ctrl-C kills).
+    '[ "$(ps -o sid= -p $$ | tr -d " ")" = "$$" ] && echo leads-its-session',
+    "for n in mnt pid ipc uts net user; do echo \"$n $(readlink /proc/self/ns/$n)\"; done >&2",
+  ].join("; ");
+  for (const { user, mechanism } of MATRIX.filter((m) => isRoot || m.user === "ordinary")) {
+    test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}`, async () => {
+      const seen: Record<string, string> = {};
+      for (const start of ["on", "off"] as const) {
+        const m = machineFor(user, mechanism);
+        if (start === "off") m.env.SANDBOXES_LOCAL_START = "off";
+        try {
+          expect((await m.run(["run", "--keep", "-n", "entered", "true"])).code).toBe(0);
+          const id = readdirSync(m.stateDir)[0]!;
+          const target = holderState(m, id).target.pid;
+          // What the command is started as, seen from the host while it runs.
+          const waiting = m.spawn(["exec", "entered", "sleep 30"]);
+          let argv0 = "";
+          expect(await eventually(() => (argv0 = childArgv0(waiting.pid)) !== "")).toBe(true);
+          waiting.kill("SIGKILL");
+          await waiting.exited;
+          if (start === "on") expect(argv0).toMatch(/\/sandboxes\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/);
+          else expect(argv0).toBe("nsenter");
+          const r = await m.run(["exec", "entered", probe]);
+          expect(r.code).toBe(0);
+          seen[start] = r.stdout;
+          // Each namespace the command is in is pid 1's (read from the host).
+          const namespaces = r.stderr.trim().split("\n").map((line) => line.split(" "));
+          const expected = ["mnt", "pid", "ipc", "uts", "net", "user"].map((n) => [n, readlinkSync(`/proc/${target}/ns/${n}`)]);
+          expect(namespaces).toEqual(expected);
+          expect((await m.run(["exec", "entered", "exit 7"])).code).toBe(7);
+          expect((await m.run(["exec", "entered", "kill -9 $$"])).code).toBe(137);
+          expect((await m.run(["exec", "entered", "-t", "1", "sleep 30"])).code).toBe(124);
+          expect((await m.run(["destroy", "entered"])).code).toBe(0);
+        } finally {
+          m.remove();
+        }
+      }
+      expect(seen.on).toContain("\nin-its-home\nsandbox\n");
+      expect(seen.on).toContain("leads-its-session\n");
+      expect(seen.on).toContain("NoNewPrivs: 1\n");
+      expect(seen.on).toContain("CapEff: 0000000000000000\n");
+      expect(seen.on).toBe(seen.off!.replace(/^uid=\d+\(sandbox\) gid=\d+\(sandbox\) groups=\d+\(sandbox\)$/m, seen.on!.split("\n")[0]!));
+    }, 120_000);
+  }
+});
+
+/** argv[0] of the first child of `pid` ("" while it has none). */
+function childArgv0(pid: number): string {
+  try {
+    const child = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ")[0];
+    return child ? readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0]! : "";
+  } catch {
+    return "";
+  }
+}

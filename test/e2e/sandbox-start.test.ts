@@ -79,7 +79,9 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
       // The namespaces and the root's steps only with --root (and all of a step's words); --as-init
       // (a holder, pid 1 itself) with nothing of a program's.
       ["--unshare-net", "--", "true"], ["--as-init", "--", "true"], ["--tmpfs", "/", "755", "root", "--", "true"], ["--root", work, "--tmpfs", "/", "755", "--", "true"],
-      ["--root", work, "--as-init", "--user", "sandbox", "--", "true"]]) {
+      ["--root", work, "--as-init", "--user", "sandbox", "--", "true"],
+      // Entering: a pid, and nothing that makes a sandbox.
+      ["--enter-net", "--", "true"], ["--new-session", "--", "true"], ["--enter", "one", "--", "true"], ["--enter", "1", "--root", work, "--", "true"], ["--enter", "1", "--die-with-parent", "--", "true"]]) {
       expect(await start([helper, ...argv])).toEqual({ code: 125, stdout: "", stderr: line });
     }
   });
@@ -97,6 +99,11 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
     const root = mkdtempSync(join(work, "root-"));
     const r = await start([helper, ...(isRoot ? [] : ["--unshare-user"]), "--root", root, "--tmpfs", "/", "755", "sandbox", "--ro-bind", "/usr", "/usr", "--ro-bind", join(work, "not-here"), "/opt/x", "--", "/usr/bin/echo", "ran"]);
     expect(r).toEqual({ code: 125, stdout: "", stderr: `sandboxes: cannot bind ${join(work, "not-here")} into the sandbox: No such file or directory\n` });
+  });
+
+  test("--enter: a sandbox that is not running (its pid 1 gone): 125, one line, nothing run", async () => {
+    const gone = Bun.spawnSync(["true"]).pid;
+    expect(await start([helper, "--enter", String(gone), "--new-session", "--", "sh", "-c", "echo ran"])).toEqual({ code: 125, stdout: "", stderr: "sandboxes: cannot enter the sandbox (is it running?): No such file or directory\n" });
   });
 
   // The other side gone (the `sandboxes` process that runs the sandbox died): before it read the

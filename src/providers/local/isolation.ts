@@ -234,17 +234,24 @@ function startArgv(layout: SandboxLayout, inner: Inner & { kind: "program" }, ca
 
 /** sandbox-start's options for `inner` (startArgv's, without the program). */
 function startOptions(layout: SandboxLayout, inner: Inner & { kind: "program" }, capabilities: boolean): string[] {
-  const argv: string[] = [];
-  if (layout.dropToUid !== undefined) argv.push("--user", SANDBOX_USER);
-  else if (capabilities) argv.push("--drop-capabilities");
+  const argv = startPrivilegeOptions(layout, capabilities);
   if (egressViaUnixSocket(layout)) {
     const bridge = [...layout.helper.argv, "__egress-bridge", "stdin", EGRESS_SOCKET_INSIDE];
     argv.push("--listen", String(BRIDGE_PORT), EGRESS_SOCKET_INSIDE, "--bridge", String(bridge.length), ...bridge);
   }
-  const { nproc, asBytes } = inner.rlimits ?? {};
-  if (nproc !== undefined) argv.push("--nproc", String(nproc));
-  if (asBytes !== undefined) argv.push("--as", String(asBytes));
-  return argv;
+  return [...argv, ...startLimitOptions(inner.rlimits)];
+}
+
+/** sandbox-start's options that make it the sandbox's user (as dropPrivileges's setpriv does). */
+function startPrivilegeOptions(layout: SandboxLayout, capabilities: boolean): string[] {
+  if (layout.dropToUid !== undefined) return ["--user", SANDBOX_USER];
+  return capabilities ? ["--drop-capabilities"] : [];
+}
+
+/** sandbox-start's options that set the program's rlimits (as rlimitArgv's prlimit does). */
+function startLimitOptions(rlimits: LimitPlan["rlimits"] | undefined): string[] {
+  const { nproc, asBytes } = rlimits ?? {};
+  return [...(nproc !== undefined ? ["--nproc", String(nproc)] : []), ...(asBytes !== undefined ? ["--as", String(asBytes)] : [])];
 }
 
 /**
@@ -388,13 +395,15 @@ function ancestors(path: string): string[] {
 /**
  * One step in making the util-linux mechanism's root under layout.rootDir (`inside`: a path as
  * the sandbox sees it). A bind's mount point is made as the host path is: a directory, or an
- * empty file.
+ * empty file; a tmpfs or /proc mounts on a directory that an earlier `dirs` step made (all at
+ * once: the script forks one mkdir for them).
  */
 type RootStep =
   | { kind: "tmpfs"; inside: string; mode: string; name: string }
   | { kind: "ro-bind" | "bind"; host: string; inside: string }
   | { kind: "symlink"; target: string; inside: string }
-  | { kind: "dir" | "proc"; inside: string };
+  | { kind: "proc"; inside: string }
+  | { kind: "dirs"; inside: string[] };
 
 /** The devices a sandbox's /dev has, bound from the host's (a user namespace may not make any). */
 const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
@@ -407,12 +416,13 @@ function unshareRoot(layout: SandboxLayout): RootStep[] {
   const steps: RootStep[] = [{ kind: "tmpfs", inside: "/", mode: "755", name: "sandbox" }];
   for (const { dir, link } of systemDirs()) steps.push(link !== undefined ? { kind: "symlink", target: link, inside: dir } : { kind: "ro-bind", host: dir, inside: dir });
   steps.push({ kind: "ro-bind", host: layout.passwdFile, inside: "/etc/passwd" }, { kind: "ro-bind", host: layout.groupFile, inside: "/etc/group" });
+  steps.push({ kind: "dirs", inside: ["/proc", "/dev", "/run", "/var", "/home", "/root", "/mnt"] });
   steps.push({ kind: "proc", inside: "/proc" }, { kind: "tmpfs", inside: "/dev", mode: "755", name: "dev" });
   for (const device of DEVICES) steps.push({ kind: "bind", host: `/dev/${device}`, inside: `/dev/${device}` });
   for (const [name, target] of [["fd", "/proc/self/fd"], ["stdin", "/proc/self/fd/0"], ["stdout", "/proc/self/fd/1"], ["stderr", "/proc/self/fd/2"]]) {
     steps.push({ kind: "symlink", target: target!, inside: `/dev/${name}` });
   }
-  steps.push({ kind: "dir", inside: "/dev/pts" }, { kind: "tmpfs", inside: "/dev/shm", mode: "1777", name: "shm" });
+  steps.push({ kind: "dirs", inside: ["/dev/pts", "/dev/shm"] }, { kind: "tmpfs", inside: "/dev/shm", mode: "1777", name: "shm" });
   steps.push({ kind: "tmpfs", inside: "/run", mode: "755", name: "run" }, { kind: "tmpfs", inside: "/var", mode: "755", name: "var" });
   steps.push({ kind: "symlink", target: "../tmp", inside: "/var/tmp" }, { kind: "symlink", target: "../run", inside: "/var/run" });
   steps.push({ kind: "tmpfs", inside: "/home", mode: "755", name: "home" }, { kind: "tmpfs", inside: "/root", mode: "700", name: "root" }, { kind: "tmpfs", inside: "/mnt", mode: "755", name: "mnt" });
@@ -425,23 +435,23 @@ function unshareRoot(layout: SandboxLayout): RootStep[] {
 
 /** A root step as POSIX sh under "$R" (unshareArgv's script). */
 function rootStepLines(step: RootStep): string[] {
-  const target = step.inside === "/" ? '"$R"' : `"$R"${quote(step.inside)}`;
+  const under = (inside: string) => (inside === "/" ? '"$R"' : `"$R"${quote(inside)}`);
+  if (step.kind === "dirs") return [`mkdir -p ${step.inside.map(under).join(" ")}`];
+  const target = under(step.inside);
   switch (step.kind) {
     case "tmpfs":
-      return [`mkdir -p ${target}`, `mount -t tmpfs -o mode=${step.mode},nosuid,nodev ${step.name} ${target}`];
+      return [`mount -t tmpfs -o mode=${step.mode},nosuid,nodev ${step.name} ${target}`];
     case "ro-bind":
     case "bind": {
       const host = quote(step.host);
-      const point = `if [ -d ${host} ]; then mkdir -p ${target}; elif [ ! -e ${target} ]; then mkdir -p "$(dirname ${target})"; touch ${target}; fi`;
+      const point = `if [ -d ${host} ]; then [ -d ${target} ] || mkdir -p ${target}; elif [ ! -e ${target} ]; then mkdir -p "$(dirname ${target})"; touch ${target}; fi`;
       if (step.kind === "bind") return [point, `mount --bind ${host} ${target}`];
       return [point, `mount --rbind ${host} ${target}`, `mount -o remount,bind,ro ${target} 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev ${target}`];
     }
     case "symlink":
       return [`ln -s ${quote(step.target)} ${target}`];
-    case "dir":
-      return [`mkdir -p ${target}`];
     case "proc":
-      return [`mkdir -p ${target}`, `mount -t proc -o nosuid,nodev,noexec proc ${target}`];
+      return [`mount -t proc -o nosuid,nodev,noexec proc ${target}`];
   }
 }
 
@@ -455,15 +465,16 @@ function rootStepWords(step: RootStep): string[] {
       return [`--${step.kind}`, step.host, step.inside];
     case "symlink":
       return ["--symlink", step.target, step.inside];
-    case "dir":
     case "proc":
-      return [`--${step.kind}`, step.inside];
+      return ["--proc", step.inside];
+    case "dirs":
+      return step.inside.flatMap((inside) => ["--dir", inside]);
   }
 }
 
 /**
- * argv for the util-linux mechanism without sandbox-start (a kept sandbox's holder, or
- * SANDBOXES_LOCAL_START=off): `unshare` creates the namespaces, then a POSIX sh script assembles
+ * argv for the util-linux mechanism without sandbox-start (SANDBOXES_LOCAL_START=off, or where it
+ * cannot run): `unshare` creates the namespaces, then a POSIX sh script assembles
  * the new root under layout.rootDir (unshareRoot), chroots and runs the program.
  */
 export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean): string[] {
@@ -486,6 +497,24 @@ export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean
   if (layout.network !== "host") argv.push("--net");
   argv.push("sh", "-c", lines.join("\n"));
   return argv;
+}
+
+/**
+ * argv that runs a program inside a kept sandbox through sandbox-start (`start`, on the host), in
+ * the place of nsenter, setpriv, setsid and prlimit, each a dynamically linked program of
+ * milliseconds' start: it joins the cgroups (`cgroupFiles`), the namespaces, root and directory
+ * of the sandbox's pid 1 (`target`: the holder, or bwrap's first process; its user namespace
+ * first, as an ordinary user), and in a child, which leads a session of its own unless the
+ * program has a terminal (what killExecTree kills), becomes the sandbox's user and sets the
+ * rlimits.
+ */
+export function startEnterArgv(start: string, target: number, layout: SandboxLayout, inner: Inner & { kind: "program" }, pty: boolean, cgroupFiles: string[]): string[] {
+  const argv = [start, ...cgroupFiles.flatMap((file) => ["--cgroup", file]), "--enter", String(target)];
+  if (layout.dropToUid === undefined) argv.push("--enter-user");
+  if (layout.network !== "host") argv.push("--enter-net");
+  if (!pty) argv.push("--new-session");
+  // An entered user namespace gives every capability in it: dropped, as for the holder's own.
+  return [...argv, ...startPrivilegeOptions(layout, true), ...startLimitOptions(inner.rlimits), "--", ...inner.argv];
 }
 
 /**

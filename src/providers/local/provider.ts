@@ -6,7 +6,7 @@ import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, Provid
 import { LOCAL_CAPABILITIES } from "./index";
 import { bubblewrapPath } from "./bubblewrap";
 import { startHelper } from "./start";
-import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, startUnshareArgv, toolchainBinds, unshareArgv } from "./isolation";
+import { BRIDGE_PORT, type BwrapHandshake, bwrapArgv, bwrapRoot, dieWithParent, dropPrivileges, EGRESS_SOCKET, egressViaUnixSocket, FIRST_EXTRA_FD, handsOverListener, HOLDER_READY, type Inner, RUN_DIR, SANDBOX_USER, type SandboxLayout, startEnterArgv, startUnshareArgv, toolchainBinds, unshareArgv } from "./isolation";
 import { bootId, childrenOf, type HolderState, isAlive, killExecTree, liveState, outputEnd, type ProcessId, readState, startDetached, startTime, statFields, stdioPipes, stillRuns, stopState, waitUntil, withStartLock, writeState } from "./holder";
 // Not ./egress/proxy or ./egress/policy: they load node:net, which a one-shot run loads while its
 // sandbox starts (runOnce).
@@ -495,11 +495,17 @@ export class LocalProvider implements Provider {
    * API_KEY=...` must not show up in `ps`. The wrappers pass the environment through; env(1)
    * at the end sets the sandbox's PATH, the directory, and drops what the wrappers added.
    */
-  private invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter: HolderState }): Invocation {
+  private async invocation(meta: LocalMeta, argv: string[], env: Record<string, string>, cwd: string | undefined, how: { pty: boolean; enter: HolderState }): Promise<Invocation> {
     const layout = this.layout(meta);
     this.prepareMountPoints(layout);
-    const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, this.splitEnvironmentFor(meta, env, layout), cwd);
+    const split = this.splitEnvironmentFor(meta, env, layout);
     // Every process of the sandbox, the holder and each entered command, starts in its cgroups.
+    const sandboxStart = await startHelper(this.ctx.stateDir, this.ctx.env);
+    if (sandboxStart !== undefined) {
+      const { program, spawnEnv } = programWithEnv(undefined, layout, argv, split, cwd);
+      return { argv: startEnterArgv(sandboxStart, how.enter.target.pid, layout, { kind: "program", argv: program, rlimits: meta.limits?.rlimits }, how.pty, cgroupProcFiles(meta.limits)), env: spawnEnv };
+    }
+    const { program, spawnEnv } = programWithEnv(meta.limits, layout, argv, split, cwd);
     return { argv: enterCgroups(meta.limits, enterArgv(how.enter, layout, program, how.pty)), env: spawnEnv };
   }
 
@@ -573,7 +579,7 @@ export class LocalProvider implements Provider {
     this.ensureLinux();
     const meta = this.requireMeta(id);
     const state = await this.ensureHolder(meta);
-    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
+    const invocation = await this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: false, enter: state });
     const blocked = await this.reportBlocked(meta, spec.onNotice);
     const killsBefore = memoryKills(meta.limits);
     try {
@@ -836,7 +842,7 @@ export class LocalProvider implements Provider {
     this.ensureLinux();
     const meta = this.requireMeta(id);
     const state = await this.ensureHolder(meta);
-    const invocation = this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
+    const invocation = await this.invocation(meta, spec.argv, spec.env, spec.cwd, { pty: true, enter: state });
     const output = new PtyOutput();
     let terminalClosed: () => void = () => {};
     const drained = new Promise<void>((resolve) => (terminalClosed = resolve));
@@ -871,7 +877,7 @@ export class LocalProvider implements Provider {
 }
 
 /**
- * argv that runs `program` inside a kept sandbox: nsenter joins the holder's namespaces (its user
+ * argv that runs `program` inside a kept sandbox without sandbox-start (startEnterArgv): nsenter joins the holder's namespaces (its user
  * namespace first, as an ordinary user) and its root; the program then drops to the sandbox's
  * user and, unless it has a terminal, leads a session of its own, which is what killExecTree
  * kills on a timeout or Ctrl-C.

@@ -1,13 +1,15 @@
 /*
- * sandbox-start: the first process of a one-shot local sandbox, which becomes the program.
+ * sandbox-start: the first process of a one-shot local sandbox, and of each command entered into
+ * a kept one, which becomes the program.
  *
  * It does what several programs did before it (perl, prlimit(1) and setpriv(1); with util-linux,
- * unshare(1) and a shell script that forked mount(8), mkdir(1) and ln(1) some forty times), each
+ * unshare(1) and a shell script that forked mount(8), mkdir(1) and ln(1) some forty times; for a
+ * kept sandbox's commands, nsenter(1) and setsid(1)), each
  * of which cost a one-shot run milliseconds of start-up (dynamic loading, page faults): built
  * static, it starts in a fraction of that. Linux only; embedded in the release binary and written
  * out once per build (start.ts), then bound into the sandbox read-only.
  *
- *   sandbox-start [NAMESPACES AND ROOT [--as-init]] [--user NAME] [--drop-capabilities]
+ *   sandbox-start [NAMESPACES AND ROOT [--as-init] | ENTERING] [--user NAME] [--drop-capabilities]
  *                 [--listen PORT HANDOVER --bridge N ARGV...] [--nproc N] [--as BYTES]
  *                 -- PROGRAM [ARGS...]
  *
@@ -33,6 +35,14 @@
  *                              mount has, e.g. nosuid, which a user namespace may not clear).
  *    --bind HOST INSIDE        a bind, writable.
  *    --symlink TARGET INSIDE, --dir INSIDE, --proc INSIDE
+ *
+ * ENTERING a kept sandbox (its holder, the sandbox's pid 1), in the place of nsenter(1):
+ *  --enter PID        joins PID's mount, pid, ipc and uts namespaces (with --enter-user its user
+ *                     namespace first, with --enter-net its network namespace), its root and its
+ *                     directory; a child goes on (a pid namespace is a child's), and this process
+ *                     waits for it and ends as it does (stopped with it, as nsenter does).
+ *  --new-session      the child leads a session of its own (not for a terminal's program).
+ *  (--cgroup as above: the cgroups are joined first, on the host's paths.)
  *
  * Then, in the process that becomes the program, in that order:
  *  --user NAME  (as root) becomes NAME of the sandbox's /etc/passwd: its uid and gid, no
@@ -393,6 +403,52 @@ static void limit(int resource, const char *value) {
   if (setrlimit(resource, &both)) fail("cannot set the sandbox's limits", errno);
 }
 
+/* Waits for `child` and ends as it does: its exit status, or killed by its signal. */
+static void end_as(pid_t child) {
+  int status;
+  for (;;) {
+    pid_t ended = waitpid(child, &status, WUNTRACED);
+    if (ended < 0 && errno == EINTR) continue;
+    if (ended < 0) fail("cannot wait for the sandbox's command", errno);
+    if (!WIFSTOPPED(status)) break;
+    /* Stopped (a terminal's ^Z): so is this process, and both go on together. */
+    kill(getpid(), SIGSTOP);
+    kill(child, SIGCONT);
+  }
+  if (WIFEXITED(status)) exit(WEXITSTATUS(status));
+  signal(WTERMSIG(status), SIG_DFL);
+  kill(getpid(), WTERMSIG(status));
+  exit(128 + WTERMSIG(status));
+}
+
+/* nsenter -t PID [--user --preserve-credentials] --mount --pid --ipc --uts --root --wd [--net]. */
+static void enter(const char *target, int user, int network, int new_session) {
+  static const char *kinds[] = { "user", "ipc", "uts", "net", "pid", "mnt" };
+  int fds[6], root, wd;
+  char path[64];
+  for (int k = 0; k < 6; k++) {
+    fds[k] = -1;
+    if ((k == 0 && !user) || (k == 3 && !network)) continue;
+    snprintf(path, sizeof path, "/proc/%s/ns/%s", target, kinds[k]);
+    if ((fds[k] = open(path, O_RDONLY | O_CLOEXEC)) < 0) fail("cannot enter the sandbox (is it running?)", errno);
+  }
+  snprintf(path, sizeof path, "/proc/%s/root", target);
+  root = open(path, O_RDONLY | O_CLOEXEC);
+  snprintf(path, sizeof path, "/proc/%s/cwd", target);
+  wd = open(path, O_RDONLY | O_CLOEXEC);
+  if (root < 0 || wd < 0) fail("cannot enter the sandbox (is it running?)", errno);
+  for (int k = 0; k < 6; k++)
+    if (fds[k] >= 0 && (setns(fds[k], 0) || close(fds[k]))) fail("cannot enter the sandbox's namespaces", errno);
+  if (fchdir(root) || chroot(".") || fchdir(wd)) fail("cannot enter the sandbox's root", errno);
+  close(root);
+  close(wd);
+  signal(SIGCHLD, SIG_DFL);
+  pid_t child = fork();
+  if (child < 0) fail("cannot start the sandbox's command", errno);
+  if (child > 0) end_as(child);
+  if (new_session && setsid() < 0) fail("cannot start the sandbox's command", errno);
+}
+
 /* Each root operation's number of words. */
 static int root_op_words(const char *flag) {
   if (!strcmp(flag, "--tmpfs")) return 3;
@@ -403,8 +459,9 @@ static int root_op_words(const char *flag) {
 
 int main(int argc, char **argv) {
   int i = 1;
-  const char *user = NULL, *nproc = NULL, *as = NULL, *handover = NULL, *root = NULL;
+  const char *user = NULL, *nproc = NULL, *as = NULL, *handover = NULL, *root = NULL, *target = NULL;
   int drop = 0, port = 0, words = 0, die = 0, user_namespace = 0, network = 0, as_init = 0, count = 0;
+  int enter_user = 0, enter_network = 0, new_session = 0;
   char **bridge = NULL;
   struct root_op ops[argc];
   const char *cgroups[argc];
@@ -420,6 +477,10 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--unshare-user")) user_namespace = 1;
     else if (!strcmp(argv[i], "--unshare-net")) network = 1;
     else if (!strcmp(argv[i], "--as-init")) as_init = 1;
+    else if (!strcmp(argv[i], "--enter") && i + 1 < argc) target = argv[++i], number(target);
+    else if (!strcmp(argv[i], "--enter-user")) enter_user = 1;
+    else if (!strcmp(argv[i], "--enter-net")) enter_network = 1;
+    else if (!strcmp(argv[i], "--new-session")) new_session = 1;
     else if (!strcmp(argv[i], "--root") && i + 1 < argc) root = argv[++i];
     else if (!strcmp(argv[i], "--user") && i + 1 < argc) user = argv[++i];
     else if (!strcmp(argv[i], "--drop-capabilities")) drop = 1;
@@ -433,7 +494,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--as") && i + 1 < argc) as = argv[++i];
     else usage();
   }
-  if (i + 1 >= argc || (handover && !bridge) || port > 65535 || ((user_namespace || network || as_init) && !root) || (as_init && (user || drop || handover || nproc || as))) usage();
+  if (i + 1 >= argc || (handover && !bridge) || port > 65535 || ((user_namespace || network || as_init) && !root) || (as_init && (user || drop || handover || nproc || as)) ||
+      ((enter_user || enter_network || new_session) && !target) || (target && (root || die))) usage();
   char **program = argv + i + 1;
   if (die && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) fail("cannot start the sandbox", errno);
   for (int c = 0; c < cgroup_count; c++) {
@@ -442,6 +504,7 @@ int main(int argc, char **argv) {
     write_file(cgroups[c], pid);
   }
   if (root) enter_sandbox(root, ops, count, user_namespace, network, as_init);
+  if (target) enter(target, enter_user, enter_network, new_session);
   if (user) become(user);
   else if (drop) {
     drop_capabilities();
