@@ -8,16 +8,17 @@ import { START_INSIDE } from "./start";
 /**
  * How a local sandbox is built. Two mechanisms with one layout:
  *  - bubblewrap, when installed;
- *  - util-linux `unshare` + a small mount script, which every distribution ships.
+ *  - otherwise ("util-linux") sandbox-start itself (startUnshareArgv), or where it cannot run,
+ *    util-linux `unshare` + a small mount script (unshareArgv), which every distribution ships.
  * Both give new mount, pid, ipc, uts and network namespaces (the network one unless --network
  * host); as an ordinary user also a user namespace, in which the program is uid 0 without
  * capabilities (as in rootless Podman); as root the program is dropped to an unprivileged uid
- * (sandbox-start for a one-shot program, setpriv for a kept sandbox's), because a user namespace
- * created by root still maps to host root.
+ * (by sandbox-start, or setpriv without it), because a user namespace created by root still maps
+ * to host root.
  *
  * Either wrapper starts one of two things inside: a one-shot program (run without --keep), or the
  * holder of a kept sandbox, a shell that keeps the namespaces alive and reaps orphans while
- * `exec`, `shell` and `cp` enter them with nsenter (holder.ts).
+ * `exec`, `shell` and `cp` enter them (startEnterArgv, or nsenter without sandbox-start).
  */
 export type IsolationMode = "bwrap" | "unshare";
 
@@ -527,7 +528,7 @@ export function startEnterArgv(start: string, target: number, layout: SandboxLay
  * kept sandbox's holder itself.
  */
 export function startUnshareArgv(start: string, layout: SandboxLayout, inner: Inner, isRoot: boolean, cgroupFiles: string[]): string[] {
-  // The holder outlives us, and is the sandbox's pid 1 itself (nsenter's target), as root.
+  // The holder outlives us, and is the sandbox's pid 1 itself (what entered commands join), as root.
   const argv = [start, ...(inner.kind === "program" ? ["--die-with-parent"] : []), ...cgroupFiles.flatMap((file) => ["--cgroup", file])];
   if (!isRoot) argv.push("--unshare-user");
   if (layout.network !== "host") argv.push("--unshare-net");
