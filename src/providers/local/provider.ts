@@ -877,10 +877,10 @@ export class LocalProvider implements Provider {
 }
 
 /**
- * argv that runs `program` inside a kept sandbox without sandbox-start (startEnterArgv): nsenter joins the holder's namespaces (its user
- * namespace first, as an ordinary user) and its root; the program then drops to the sandbox's
- * user and, unless it has a terminal, leads a session of its own, which is what killExecTree
- * kills on a timeout or Ctrl-C.
+ * argv that runs `program` inside a kept sandbox where sandbox-start cannot (else startEnterArgv):
+ * nsenter joins the holder's namespaces (its user namespace first, as an ordinary user) and its
+ * root; the program then drops to the sandbox's user and, unless it has a terminal, leads a
+ * session of its own, which is what killExecTree kills on a timeout or Ctrl-C.
  */
 function enterArgv(state: HolderState, layout: SandboxLayout, program: string[], pty: boolean): string[] {
   const argv = ["nsenter", "-t", String(state.target.pid)];
