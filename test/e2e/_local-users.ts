@@ -17,6 +17,12 @@ export const MATRIX: Array<{ user: User; mechanism: Mechanism }> = [
   { user: "ordinary", mechanism: "unshare" },
 ];
 
+/**
+ * sandbox-start's path as the binary writes it out and runs it from the host (start.ts): without
+ * bubblewrap, and for a command entered into a kept sandbox.
+ */
+export const WRITTEN_START = /\/sandboxes\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/;
+
 export interface Machine {
   /** argv prefix that runs the binary as this user (append the CLI's arguments). */
   command: string[];

@@ -2,7 +2,8 @@ import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { BINARY, cli, freshEnv, nobodyMachine } from "../helpers";
-import { eventually, holderState, machineFor, MATRIX } from "./_local-users";
+import { childrenOf } from "../../src/providers/local/holder";
+import { eventually, holderState, machineFor, MATRIX, WRITTEN_START } from "./_local-users";
 
 const isRoot = process.getuid?.() === 0;
 // A kept sandbox starts a holder and an egress proxy: more than bun's 5 s on a busy machine.
@@ -225,7 +226,7 @@ describe("util-linux: sandbox-start and the mount script make the same sandbox",
         }
       }
       // pid 1 of a one-shot run: sandbox-start from the state directory, or the script's shell.
-      expect(pid1["run on"]).toMatch(/\/sandboxes\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/);
+      expect(pid1["run on"]).toMatch(WRITTEN_START);
       expect(pid1["run off"]).toBe("sh");
       const lines = seen["run on"]!.split("\n");
       expect(lines.slice(0, 3)).toEqual(["sandbox", user === "root" ? "sandbox" : "root", "bin dev etc home lib lib64 mnt opt proc root run sbin tmp usr var "]);
@@ -273,7 +274,7 @@ describe("exec into a kept sandbox: sandbox-start and nsenter enter the same san
           expect(await eventually(() => (argv0 = childArgv0(waiting.pid)) !== "")).toBe(true);
           waiting.kill("SIGKILL");
           await waiting.exited;
-          if (start === "on") expect(argv0).toMatch(/\/sandboxes\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/);
+          if (start === "on") expect(argv0).toMatch(WRITTEN_START);
           else expect(argv0).toBe("nsenter");
           const r = await m.run(["exec", "entered", probe]);
           expect(r.code).toBe(0);
@@ -301,10 +302,10 @@ describe("exec into a kept sandbox: sandbox-start and nsenter enter the same san
 
 /** argv[0] of the first child of `pid` ("" while it has none). */
 function childArgv0(pid: number): string {
+  const child = childrenOf(pid)[0];
   try {
-    const child = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(" ")[0];
-    return child ? readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0]! : "";
+    return child === undefined ? "" : readFileSync(`/proc/${child}/cmdline`, "utf8").split("\0")[0]!;
   } catch {
-    return "";
+    return ""; // gone meanwhile
   }
 }

@@ -14,7 +14,7 @@ import { EGRESS_DIR, EGRESS_SOCKET, RUN_DIR } from "../../src/providers/local/is
 import { START_INSIDE } from "../../src/providers/local/start";
 import { startHelperFile } from "../../scripts/build-binaries";
 import { readUntil } from "../helpers";
-import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
+import { cgroupDirs, eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running, WRITTEN_START } from "./_local-users";
 
 /** sandbox-start as `npm run build` wrote it for this machine (the binary carries the same). */
 const startHelper = startHelperFile(process.arch as "x64" | "arm64");
@@ -25,7 +25,7 @@ const startHelper = startHelperFile(process.arch as "x64" | "arm64");
  */
 const isStart = (pid: number) => {
   const argv0 = procFile(pid, "cmdline").split("\0")[0]!;
-  return argv0 === START_INSIDE || /\/bin\/sandbox-start-linux-(x64|arm64)-[a-z0-9]+$/.test(argv0);
+  return argv0 === START_INSIDE || WRITTEN_START.test(argv0);
 };
 
 /** "ID state" of each sandbox `list` shows. */

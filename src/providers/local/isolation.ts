@@ -478,7 +478,8 @@ function rootStepWords(step: RootStep): string[] {
  * cannot run): `unshare` creates the namespaces, then a POSIX sh script assembles
  * the new root under layout.rootDir (unshareRoot), chroots and runs the program.
  */
-export function unshareArgv(layout: SandboxLayout, inner: Inner, isRoot: boolean): string[] {
+export function unshareArgv(layout: SandboxLayout, inner: Inner): string[] {
+  const isRoot = layout.dropToUid !== undefined;
   const lines: string[] = ["set -e", `R=${quote(layout.rootDir)}`, ...unshareRoot(layout).flatMap(rootStepLines)];
   lines.push("hostname sandbox 2>/dev/null || true");
   // A new network namespace starts with lo down (bubblewrap brings it up by itself).
@@ -527,7 +528,8 @@ export function startEnterArgv(start: string, target: number, layout: SandboxLay
  * starts the program as the sandbox's user (startArgv's options) in its child; pid 1 becomes a
  * kept sandbox's holder itself.
  */
-export function startUnshareArgv(start: string, layout: SandboxLayout, inner: Inner, isRoot: boolean, cgroupFiles: string[]): string[] {
+export function startUnshareArgv(start: string, layout: SandboxLayout, inner: Inner, cgroupFiles: string[]): string[] {
+  const isRoot = layout.dropToUid !== undefined;
   // The holder outlives us, and is the sandbox's pid 1 itself (what entered commands join), as root.
   const argv = [start, ...(inner.kind === "program" ? ["--die-with-parent"] : []), ...cgroupFiles.flatMap((file) => ["--cgroup", file])];
   if (!isRoot) argv.push("--unshare-user");

@@ -383,12 +383,11 @@ export class LocalProvider implements Provider {
     const bwrap = bubblewrapPath(this.ctx.env);
     if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
     const sandboxStart = bwrap ? undefined : await startHelper(this.ctx.stateDir, this.ctx.env);
-    const isRoot = process.getuid?.() === 0;
     const argv = bwrap
       ? enterCgroups(meta.limits, bwrapArgv(bwrap, layout, inner, { pty: false }))
       : sandboxStart !== undefined
-        ? startUnshareArgv(sandboxStart, layout, inner, isRoot, cgroupProcFiles(meta.limits))
-        : enterCgroups(meta.limits, unshareArgv(layout, inner, isRoot));
+        ? startUnshareArgv(sandboxStart, layout, inner, cgroupProcFiles(meta.limits))
+        : enterCgroups(meta.limits, unshareArgv(layout, inner));
     const holderStarting = startDetached(argv, { PATH: WRAPPER_PATH }, HOLDER_READY, join(dir, "holder.log"), "sandbox").then(async (holder) => {
       await this.pauseForTest("holder", meta.id);
       return holder;
@@ -553,10 +552,9 @@ export class LocalProvider implements Provider {
     const split = this.splitEnvironmentFor(meta, env, layout);
     if (!bwrap) {
       const { program, spawnEnv } = programWithEnv(undefined, layout, argv, split, cwd);
-      const isRoot = process.getuid?.() === 0;
       const wrapped = start !== undefined
-        ? startUnshareArgv(start, layout, inner(program, meta.limits), isRoot, cgroupProcFiles(meta.limits))
-        : dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits), isRoot)));
+        ? startUnshareArgv(start, layout, inner(program, meta.limits), cgroupProcFiles(meta.limits))
+        : dieWithParent(enterCgroups(meta.limits, unshareArgv(layout, inner(program, meta.limits))));
       return { argv: wrapped, env: spawnEnv, start: { socketPath, handover, prepare, mountPoints } };
     }
     // The handshake as root, whose program runs as the sandbox's user by name (BwrapHandshake).

@@ -344,6 +344,31 @@ static void write_file(const char *path, const char *text) {
 }
 
 /*
+ * Waits for `child` and ends as it does: its exit status, or killed by its signal (unblocked
+ * first: the parent of pid 1 blocks SIGINT and SIGTERM). Stopped (a terminal's ^Z): so is this
+ * process, and both go on together, as with nsenter(1).
+ */
+static void end_as(pid_t child) {
+  int status;
+  for (;;) {
+    pid_t ended = waitpid(child, &status, WUNTRACED);
+    if (ended < 0 && errno == EINTR) continue;
+    if (ended < 0) fail("cannot wait for the sandbox", errno);
+    if (!WIFSTOPPED(status)) break;
+    kill(getpid(), SIGSTOP);
+    kill(child, SIGCONT);
+  }
+  if (WIFEXITED(status)) exit(WEXITSTATUS(status));
+  sigset_t killed;
+  sigemptyset(&killed);
+  sigaddset(&killed, WTERMSIG(status));
+  signal(WTERMSIG(status), SIG_DFL);
+  sigprocmask(SIG_UNBLOCK, &killed, NULL);
+  kill(getpid(), WTERMSIG(status));
+  exit(128 + WTERMSIG(status));
+}
+
+/*
  * The namespaces (see --root), then the sandbox's pid 1, which makes the root and returns in its
  * child, the program's process. This process and pid 1 never return: they wait and end as
  * their child ends.
@@ -369,17 +394,7 @@ static void enter_sandbox(const char *root, struct root_op *ops, int count, int 
   sigprocmask(SIG_BLOCK, &blocked, &before);
   pid_t first = fork();
   if (first < 0) fail("cannot start the sandbox", errno);
-  int status;
-  if (first > 0) {
-    while (waitpid(first, &status, 0) < 0)
-      if (errno != EINTR) fail("cannot wait for the sandbox", errno);
-    if (WIFEXITED(status)) exit(WEXITSTATUS(status));
-    /* Killed: so is this process, by the same signal. */
-    signal(WTERMSIG(status), SIG_DFL);
-    sigprocmask(SIG_UNBLOCK, &blocked, NULL);
-    kill(getpid(), WTERMSIG(status));
-    exit(128 + WTERMSIG(status));
-  }
+  if (first > 0) end_as(first);
   sigprocmask(SIG_SETMASK, &before, NULL);
   /* pid 1: dies with this process's parent (here), and stays root so that the signal stays. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) fail("cannot start the sandbox", errno);
@@ -392,6 +407,7 @@ static void enter_sandbox(const char *root, struct root_op *ops, int count, int 
   if (program < 0) fail("cannot start the program", errno);
   if (program == 0) return;
   for (;;) {
+    int status;
     pid_t ended = waitpid(-1, &status, 0);
     if (ended == program) exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
     if (ended < 0 && errno != EINTR) exit(125);
@@ -401,24 +417,6 @@ static void enter_sandbox(const char *root, struct root_op *ops, int count, int 
 static void limit(int resource, const char *value) {
   struct rlimit both = { .rlim_cur = number(value), .rlim_max = number(value) };
   if (setrlimit(resource, &both)) fail("cannot set the sandbox's limits", errno);
-}
-
-/* Waits for `child` and ends as it does: its exit status, or killed by its signal. */
-static void end_as(pid_t child) {
-  int status;
-  for (;;) {
-    pid_t ended = waitpid(child, &status, WUNTRACED);
-    if (ended < 0 && errno == EINTR) continue;
-    if (ended < 0) fail("cannot wait for the sandbox's command", errno);
-    if (!WIFSTOPPED(status)) break;
-    /* Stopped (a terminal's ^Z): so is this process, and both go on together. */
-    kill(getpid(), SIGSTOP);
-    kill(child, SIGCONT);
-  }
-  if (WIFEXITED(status)) exit(WEXITSTATUS(status));
-  signal(WTERMSIG(status), SIG_DFL);
-  kill(getpid(), WTERMSIG(status));
-  exit(128 + WTERMSIG(status));
 }
 
 /* nsenter -t PID [--user --preserve-credentials] --mount --pid --ipc --uts --root --wd [--net]. */

@@ -10,8 +10,9 @@ const PREFIX = "sandbox-start";
 const KEPT_BUILDS = 3;
 
 /**
- * sandbox-start (sandbox-start.c), the first process of a one-shot sandbox, written out once
- * into `stateDir`/bin, whence sandboxes bind it. A Linux release binary carries it among its
+ * sandbox-start (sandbox-start.c), the first process of a one-shot sandbox (without bubblewrap
+ * also the maker of every sandbox) and of each command entered into a kept one, written out once
+ * into `stateDir`/bin, whence sandboxes run it or bind it. A Linux release binary carries it among its
  * embedded files (scripts/build-binaries.ts), under a name that holds a hash of its contents; a
  * run from the sources (the npm package) finds it in dist/ (startHelperFile), and names it by its
  * size and time. So a new build writes its own beside an older one, and removes the oldest of its
@@ -21,8 +22,8 @@ const KEPT_BUILDS = 3;
  * once there (a filesystem mounted noexec would stop it inside the sandbox too: a bind keeps
  * the flag), and renamed, so that a run beside the first one never executes it half written.
  * Undefined where there is none (not on Linux, the sources never built), where it cannot be
- * written or run, or with SANDBOXES_LOCAL_START=off: a sandbox then starts its program through
- * setpriv and prlimit, a bridge before it (isolation.ts), as it did before sandbox-start.
+ * written or run, or with SANDBOXES_LOCAL_START=off: the programs it stands in for (setpriv,
+ * prlimit, a bridge started first; unshare and a mount script; nsenter) then do (isolation.ts).
  */
 export async function startHelper(stateDir: string, env: Record<string, string | undefined>): Promise<string | undefined> {
   if (env.SANDBOXES_LOCAL_START === "off") return undefined;
