@@ -199,7 +199,9 @@ describe("util-linux: sandbox-start and the mount script make the same sandbox",
       const seen: Record<string, string> = {};
       const pid1: Record<string, string> = {};
       for (const start of ["on", "off"] as const) {
-        const extra: Record<string, string> = { SANDBOXES_LOCAL_ISOLATION: "unshare", ...(start === "off" ? { SANDBOXES_LOCAL_START: "off" } : {}) };
+        // The system PATH: each PATH entry outside it is bound as a toolchain and would show in
+        // `/` (under `npm test`, <repo>/node_modules/.bin).
+        const extra: Record<string, string> = { PATH: "/usr/local/bin:/usr/bin:/bin", SANDBOXES_LOCAL_ISOLATION: "unshare", ...(start === "off" ? { SANDBOXES_LOCAL_START: "off" } : {}) };
         const machine = user === "root" ? { ...freshEnv(extra), command: [BINARY], dir: undefined } : { ...nobodyMachine("sandboxes-user-", extra), home: undefined };
         const run = async (args: string[]) => {
           const child = Bun.spawn([...machine.command, ...args], { env: machine.env, cwd: machine.dir ?? machine.home, stdout: "pipe", stderr: "pipe" });
