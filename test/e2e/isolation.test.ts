@@ -180,6 +180,46 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
   });
 }
 
+// What programs expect of a container's /dev and system directories, the same in the four ways
+// the local provider runs (and without sandbox-start): a terminal of their own (/dev/ptmx: the
+// `script` command, python's pty, tmux), shared memory every user may write (/dev/shm: POSIX
+// semaphores, python's multiprocessing), and a mount below a read-only system directory as
+// read-only as the directory (the test mounts one, in a mount namespace of its own, over
+// /usr/local/src). In a one-shot run and in a command entered into a kept sandbox.
+describe("a sandbox's terminals, shared memory and read-only submounts", () => {
+  const probe = [
+    "script -qec tty /dev/null | tr -d '\\r'", // (the terminal ends its lines with CR LF)
+    `python3 -c 'import multiprocessing; multiprocessing.Lock(); print("semaphore")'`,
+    "stat -c %a /dev/shm",
+    "touch /usr/local/src/written 2>&1 | grep -o 'Read-only file system'",
+    "awk '$5 == \"/usr/local/src\" { split($6, o, \",\"); print $5, o[1] }' /proc/self/mountinfo",
+  ].join("; ");
+  const expected = "/dev/pts/0\nsemaphore\n1777\nRead-only file system\n/usr/local/src ro\n";
+  // As root, the binary (then setpriv, for the ordinary user) runs in a mount namespace of its own
+  // with a writable tmpfs over /usr/local/src (Debian's base-files makes that directory).
+  const submount = ["unshare", "-m", "--propagation", "private", "sh", "-c", 'mount -t tmpfs -o mode=1777 below /usr/local/src && exec "$@"', "sh"];
+  const ways = MATRIX.flatMap((m) => (m.mechanism === "unshare" ? [{ ...m, start: "on" }, { ...m, start: "off" }] : [{ ...m, start: "on" }]));
+  for (const { user, mechanism, start } of ways.filter((m) => isRoot || m.user === "ordinary")) {
+    test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}${start === "off" ? " without sandbox-start" : ""}`, async () => {
+      expect(readdirSync("/usr/local/src")).toBeDefined(); // there, or this test cannot mount over it
+      const m = machineFor(user, mechanism);
+      if (start === "off") m.env.SANDBOXES_LOCAL_START = "off";
+      try {
+        const prefix = isRoot ? submount : [];
+        const once = await m.run(["run", probe], { prefix });
+        expect(once.stderr).toBe("");
+        expect(once.stdout).toBe(isRoot ? expected : expected.replace(/Read-only.*\n.*\n$/, ""));
+        expect((await m.run(["run", "--keep", "-n", "devices", "true"], { prefix })).code).toBe(0);
+        const entered = await m.run(["exec", "devices", probe], { prefix });
+        expect(entered.stdout).toBe(once.stdout);
+        expect((await m.run(["destroy", "devices"])).code).toBe(0);
+      } finally {
+        m.remove();
+      }
+    }, 60_000);
+  }
+});
+
 // util-linux without bubblewrap: sandbox-start makes the namespaces and the root itself (one
 // static process), where without it (SANDBOXES_LOCAL_START=off) unshare runs a script that
 // forks mount, mkdir and ln forty-odd times. Both must make the same sandbox: the same mounts,

@@ -364,6 +364,9 @@ export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, hand
   if (!handshake) argv.push("--ro-bind", layout.passwdFile, "/etc/passwd", "--ro-bind", layout.groupFile, "/etc/group");
   // Empty directories in bwrap's own root, a tmpfs already: a tmpfs each would be a mount each.
   argv.push("--proc", "/proc", "--dev", "/dev", "--dir", "/run", "--dir", "/var", "--symlink", "../tmp", "/var/tmp");
+  // --dev's /dev/shm is a directory only root may write; shared memory (POSIX semaphores, python's
+  // multiprocessing) needs one every user may, as in a container.
+  argv.push("--perms", "1777", "--tmpfs", "/dev/shm");
   argv.push("--symlink", "../run", "/var/run", "--dir", "/home", "--dir", "/root", "--dir", "/mnt");
   // Before the first of the sandbox's own files: bwrap goes no further before they are done.
   if (handshake) argv.push("--perms", "0644", "--ro-bind-data", String(handshake.groupFd), "/etc/group");
@@ -403,7 +406,7 @@ type RootStep =
   | { kind: "tmpfs"; inside: string; mode: string; name: string }
   | { kind: "ro-bind" | "bind"; host: string; inside: string }
   | { kind: "symlink"; target: string; inside: string }
-  | { kind: "proc"; inside: string }
+  | { kind: "proc" | "devpts"; inside: string }
   | { kind: "dirs"; inside: string[] };
 
 /** The devices a sandbox's /dev has, bound from the host's (a user namespace may not make any). */
@@ -424,6 +427,7 @@ function unshareRoot(layout: SandboxLayout): RootStep[] {
     steps.push({ kind: "symlink", target: target!, inside: `/dev/${name}` });
   }
   steps.push({ kind: "dirs", inside: ["/dev/pts", "/dev/shm"] }, { kind: "tmpfs", inside: "/dev/shm", mode: "1777", name: "shm" });
+  steps.push({ kind: "devpts", inside: "/dev/pts" }, { kind: "symlink", target: "pts/ptmx", inside: "/dev/ptmx" });
   steps.push({ kind: "tmpfs", inside: "/run", mode: "755", name: "run" }, { kind: "tmpfs", inside: "/var", mode: "755", name: "var" });
   steps.push({ kind: "symlink", target: "../tmp", inside: "/var/tmp" }, { kind: "symlink", target: "../run", inside: "/var/run" });
   steps.push({ kind: "tmpfs", inside: "/home", mode: "755", name: "home" }, { kind: "tmpfs", inside: "/root", mode: "700", name: "root" }, { kind: "tmpfs", inside: "/mnt", mode: "755", name: "mnt" });
@@ -447,8 +451,12 @@ function rootStepLines(step: RootStep): string[] {
       const host = quote(step.host);
       const point = `if [ -d ${host} ]; then [ -d ${target} ] || mkdir -p ${target}; elif [ ! -e ${target} ]; then mkdir -p "$(dirname ${target})"; touch ${target}; fi`;
       if (step.kind === "bind") return [point, `mount --bind ${host} ${target}`];
-      return [point, `mount --rbind ${host} ${target}`, `mount -o remount,bind,ro ${target} 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev ${target}`];
+      // The mounts below it too: mountinfo's field 5 (octal escapes undone by printf %b).
+      const below = `T=${target}; while read -r _ _ _ _ m _; do case $m in *\\\\*) m=$(printf '%b' "$m") ;; esac; case $m in "$T"/*) ro_remount "$m" ;; esac; done < /proc/self/mountinfo`;
+      return [point, `mount --rbind ${host} ${target}`, `ro_remount ${target}`, below];
     }
+    case "devpts":
+      return [`mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts ${target}`];
     case "symlink":
       return [`ln -s ${quote(step.target)} ${target}`];
     case "proc":
@@ -467,7 +475,8 @@ function rootStepWords(step: RootStep): string[] {
     case "symlink":
       return ["--symlink", step.target, step.inside];
     case "proc":
-      return ["--proc", step.inside];
+    case "devpts":
+      return [`--${step.kind}`, step.inside];
     case "dirs":
       return step.inside.flatMap((inside) => ["--dir", inside]);
   }
@@ -480,7 +489,9 @@ function rootStepWords(step: RootStep): string[] {
  */
 export function unshareArgv(layout: SandboxLayout, inner: Inner): string[] {
   const isRoot = layout.dropToUid !== undefined;
-  const lines: string[] = ["set -e", `R=${quote(layout.rootDir)}`, ...unshareRoot(layout).flatMap(rootStepLines)];
+  // A read-only remount keeps the flags a user namespace may not clear (nosuid, nodev).
+  const remount = 'ro_remount() { mount -o remount,bind,ro "$1" 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev "$1"; }';
+  const lines: string[] = ["set -e", remount, `R=${quote(layout.rootDir)}`, ...unshareRoot(layout).flatMap(rootStepLines)];
   lines.push("hostname sandbox 2>/dev/null || true");
   // A new network namespace starts with lo down (bubblewrap brings it up by itself).
   if (layout.network !== "host") lines.push("ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null || true");

@@ -31,9 +31,13 @@
  *                     becomes what follows (a kept sandbox's holder). A mount point that is missing is
  *                     made (a directory, or an empty file for a file), with its parents.
  *    --tmpfs INSIDE MODE NAME  a tmpfs (the first one at "/", DIR itself).
- *    --ro-bind HOST INSIDE     a recursive bind, remounted read-only (keeping the flags the
- *                              mount has, e.g. nosuid, which a user namespace may not clear).
+ *    --ro-bind HOST INSIDE     a recursive bind, remounted read-only with each mount under it
+ *                              (keeping the flags each has, e.g. nosuid, which a user namespace
+ *                              may not clear), as bubblewrap's --ro-bind.
  *    --bind HOST INSIDE        a bind, writable.
+ *    --devpts INSIDE           a devpts of the sandbox's own (newinstance), whose ptmx any user
+ *                              may open (a terminal for `script`, python's pty, tmux), as
+ *                              bubblewrap's --dev.
  *    --symlink TARGET INSIDE, --dir INSIDE, --proc INSIDE
  *
  * ENTERING a kept sandbox (its holder, the sandbox's pid 1), in the place of nsenter(1):
@@ -284,6 +288,38 @@ static unsigned long kept_flags(const char *path) {
   return flags;
 }
 
+/* Remounts read-only each mount below `top` (a recursive bind brought them), as bubblewrap does. */
+static void readonly_below(const char *top) {
+  FILE *mounts = fopen("/proc/self/mountinfo", "re");
+  if (!mounts) fail("cannot read the sandbox's mounts", errno);
+  size_t length = strlen(top);
+  char *line = NULL, point[4096];
+  size_t size = 0;
+  while (getline(&line, &size, mounts) > 0) {
+    /* Field 5 is the mount point, with space, tab, newline and backslash as \ooo. */
+    char *field = line;
+    for (int f = 0; f < 4 && field; f++)
+      if ((field = strchr(field, ' '))) field++;
+    if (!field) continue;
+    size_t n = 0;
+    for (; *field && *field != ' ' && n + 1 < sizeof point; field++) {
+      if (field[0] == '\\' && field[1] >= '0' && field[1] <= '3' && field[2] >= '0' && field[2] <= '7' && field[3] >= '0' && field[3] <= '7') {
+        point[n++] = (char)((field[1] - '0') * 64 + (field[2] - '0') * 8 + (field[3] - '0'));
+        field += 3;
+      } else point[n++] = *field;
+    }
+    point[n] = '\0';
+    if (strncmp(point, top, length) || point[length] != '/') continue;
+    if (mount(NULL, point, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(point), NULL)) {
+      char what[4200];
+      snprintf(what, sizeof what, "cannot make %s read-only in the sandbox", point);
+      fail(what, errno);
+    }
+  }
+  free(line);
+  fclose(mounts);
+}
+
 static void make_root(const char *root, struct root_op *ops, int count) {
   char target[4096], what[4200];
   for (int i = 0; i < count; i++) {
@@ -302,12 +338,17 @@ static void make_root(const char *root, struct root_op *ops, int count) {
       mount_point(words[0], target);
       failed = mount(words[0], target, NULL, MS_BIND | (readonly ? MS_REC : 0), NULL);
       if (!failed && readonly) failed = mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(target), NULL);
+      if (!failed && readonly) readonly_below(target);
     } else if (!strcmp(kind, "--symlink")) {
       inside(target, sizeof target, root, words[1]);
       failed = symlink(words[0], target);
     } else if (!strcmp(kind, "--dir")) {
       inside(target, sizeof target, root, words[0]);
       make_dirs(target);
+    } else if (!strcmp(kind, "--devpts")) {
+      inside(target, sizeof target, root, words[0]);
+      make_dirs(target);
+      failed = mount("devpts", target, "devpts", MS_NOSUID | MS_NOEXEC, "newinstance,ptmxmode=0666,mode=620");
     } else {
       inside(target, sizeof target, root, words[0]);
       make_dirs(target);
@@ -451,7 +492,7 @@ static void enter(const char *target, int user, int network, int new_session) {
 static int root_op_words(const char *flag) {
   if (!strcmp(flag, "--tmpfs")) return 3;
   if (!strcmp(flag, "--ro-bind") || !strcmp(flag, "--bind") || !strcmp(flag, "--symlink")) return 2;
-  if (!strcmp(flag, "--dir") || !strcmp(flag, "--proc")) return 1;
+  if (!strcmp(flag, "--dir") || !strcmp(flag, "--proc") || !strcmp(flag, "--devpts")) return 1;
   return 0;
 }
 
