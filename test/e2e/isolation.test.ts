@@ -342,6 +342,35 @@ describe("exec into a kept sandbox: sandbox-start and nsenter enter the same san
   }
 });
 
+// `sandboxes shell` into a kept sandbox (a terminal on our side): sandbox-start --terminal gives
+// the shell a terminal of the sandbox's own, which its /dev has and its user owns, at the outer
+// terminal's size; the outer terminal's /dev/pts/N is not in the sandbox. Without sandbox-start
+// (nsenter) the shell has the outer terminal, which `tty` cannot name.
+describe("a shell entered into a kept sandbox has a terminal of the sandbox's own", () => {
+  for (const { user, mechanism } of MATRIX.filter((m) => isRoot || m.user === "ordinary")) {
+    test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}`, async () => {
+      const m = machineFor(user, mechanism);
+      try {
+        expect((await m.run(["run", "--keep", "-n", "term", "true"])).code).toBe(0);
+        let screen = "";
+        const shell = Bun.spawn([...m.command, "shell", "term"], {
+          env: { ...m.env, TERM: "dumb" },
+          cwd: m.cwd,
+          terminal: { cols: 91, rows: 27, data: (_t: unknown, data: Uint8Array) => (screen += new TextDecoder().decode(data)) },
+        } as Parameters<typeof Bun.spawn>[1]);
+        const terminal = (shell as unknown as { terminal: { write(d: string): void } }).terminal;
+        terminal.write('t=$(tty); echo "TERMINAL $t $(stat -c %U "$t") $(stty size)"; exit 5\r');
+        expect(await shell.exited).toBe(5);
+        const owner = user === "root" ? "sandbox" : "root";
+        expect(screen).toMatch(new RegExp(`^TERMINAL /dev/pts/\\d+ ${owner} 27 91\\r?$`, "m"));
+        expect((await m.run(["destroy", "term"])).code).toBe(0);
+      } finally {
+        m.remove();
+      }
+    }, 60_000);
+  }
+});
+
 /** argv[0] of the first child of `pid` ("" while it has none). */
 function childArgv0(pid: number): string {
   const child = childrenOf(pid)[0];

@@ -81,7 +81,7 @@ describe.skipIf(process.platform !== "linux")("sandbox-start", () => {
       ["--unshare-net", "--", "true"], ["--as-init", "--", "true"], ["--tmpfs", "/", "755", "root", "--", "true"], ["--root", work, "--tmpfs", "/", "755", "--", "true"],
       ["--root", work, "--as-init", "--user", "sandbox", "--", "true"],
       // Entering: a pid, and nothing that makes a sandbox.
-      ["--enter-net", "--", "true"], ["--new-session", "--", "true"], ["--enter", "one", "--", "true"], ["--enter", "1", "--root", work, "--", "true"], ["--enter", "1", "--die-with-parent", "--", "true"]]) {
+      ["--enter-net", "--", "true"], ["--new-session", "--", "true"], ["--terminal", "--", "true"], ["--enter", "1", "--terminal", "--new-session", "--", "true"], ["--enter", "one", "--", "true"], ["--enter", "1", "--root", work, "--", "true"], ["--enter", "1", "--die-with-parent", "--", "true"]]) {
       expect(await start([helper, ...argv])).toEqual({ code: 125, stdout: "", stderr: line });
     }
   });

@@ -80,6 +80,16 @@ for (const name of ptyProviderNames()) {
       expect(await terminal.exitCode()).toBe(0);
     }, 90_000);
 
+    test("the shell's terminal is one inside the sandbox: `tty` names a device the sandbox has", async () => {
+      terminal = open();
+      await ready(terminal);
+      // (In a local sandbox the outer terminal's /dev/pts/N is not there: it needs one of its own.)
+      terminal.type('t=$(tty) && test -c "$t" && echo "TERMINAL-${t#/dev/}" || echo NO-TERMINAL');
+      await terminal.waitFor(/^TERMINAL-(pts\/\d+|tty\w*|console)$/m);
+      terminal.type("exit 0");
+      expect(await terminal.exitCode()).toBe(0);
+    }, 60_000);
+
     test("Ctrl-C interrupts the remote foreground command and the session goes on; arrows reach the remote shell", async () => {
       terminal = open();
       await ready(terminal);

@@ -525,7 +525,8 @@ export function startEnterArgv(start: string, target: number, layout: SandboxLay
   const argv = [start, ...cgroupFiles.flatMap((file) => ["--cgroup", file]), "--enter", String(target)];
   if (layout.dropToUid === undefined) argv.push("--enter-user");
   if (layout.network !== "host") argv.push("--enter-net");
-  if (!pty) argv.push("--new-session");
+  // A terminal's program gets one of the sandbox's own (its /dev/pts/N is the sandbox's too).
+  argv.push(pty ? "--terminal" : "--new-session");
   // An entered user namespace gives every capability in it: dropped, as for the holder's own.
   return [...argv, ...startPrivilegeOptions(layout, true), ...startLimitOptions(inner.rlimits), "--", ...inner.argv];
 }

@@ -46,6 +46,14 @@
  *                     directory; a child goes on (a pid namespace is a child's), and this process
  *                     waits for it and ends as it does (stopped with it, as nsenter does).
  *  --new-session      the child leads a session of its own (not for a terminal's program).
+ *  --terminal         (standard input is a terminal) the child gets a terminal of the sandbox's
+ *                     own, from its /dev/ptmx, as `docker exec -t` does: it leads a session with
+ *                     that terminal, which has the outer one's modes and size and belongs to the
+ *                     sandbox's user, so that `tty`, `ps` and whatever looks its terminal up find
+ *                     it (the outer one's /dev/pts/N is not in the sandbox). This process then
+ *                     relays between the two (the outer one raw), passes size changes on, and
+ *                     ends as the child does. Without a /dev/ptmx (a sandbox kept by an older
+ *                     version) the child has the outer terminal, as without --terminal.
  *  (--cgroup as above: the cgroups are joined first, on the host's paths.)
  *
  * Then, in the process that becomes the program, in that order:
@@ -87,12 +95,14 @@
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
 #include <sys/wait.h>
+#include <termios.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -151,10 +161,15 @@ static void clear_capabilities(void) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) fail("cannot drop the sandbox's capabilities", errno);
 }
 
+/* The sandbox's own terminal that the program has as 0, 1 and 2 (--terminal), else 0. */
+static int own_terminal;
+
 static void become(const char *name) {
   uid_t uid;
   gid_t gid;
   lookup(name, &uid, &gid);
+  /* Its user's, as a login's terminal is (mesg(1), write(1) and ssh check this). */
+  if (own_terminal && fchown(0, uid, gid)) fail("cannot give the terminal to the sandbox's user", errno);
   drop_capabilities();
   if (setgroups(0, NULL) || setresgid(gid, gid, gid) || setresuid(uid, uid, uid)) fail("cannot become the sandbox's user", errno);
   clear_capabilities();
@@ -389,6 +404,8 @@ static void write_file(const char *path, const char *text) {
  * first: the parent of pid 1 blocks SIGINT and SIGTERM). Stopped (a terminal's ^Z): so is this
  * process, and both go on together, as with nsenter(1).
  */
+static void exit_as(int status);
+
 static void end_as(pid_t child) {
   int status;
   for (;;) {
@@ -399,6 +416,11 @@ static void end_as(pid_t child) {
     kill(getpid(), SIGSTOP);
     kill(child, SIGCONT);
   }
+  exit_as(status);
+}
+
+/* Ends as a child that ended with `status` did (see end_as). */
+static void exit_as(int status) {
   if (WIFEXITED(status)) exit(WEXITSTATUS(status));
   sigset_t killed;
   sigemptyset(&killed);
@@ -461,7 +483,77 @@ static void limit(int resource, const char *value) {
 }
 
 /* nsenter -t PID [--user --preserve-credentials] --mount --pid --ipc --uts --root --wd [--net]. */
-static void enter(const char *target, int user, int network, int new_session) {
+static void write_all(int fd, const char *data, size_t length) {
+  while (length > 0) {
+    ssize_t written = write(fd, data, length);
+    if (written < 0 && errno == EINTR) continue;
+    if (written <= 0) return; /* the outer terminal is gone: what is left has no reader */
+    data += written;
+    length -= (size_t)written;
+  }
+}
+
+/*
+ * --terminal's relay, in the entering process: the outer terminal (0 and 1) raw, its input to
+ * `master`, the master's output to it, its size changes to the master, until `child` ends; then
+ * what the master still holds, and the outer terminal's modes back. `signals` reads SIGCHLD and
+ * SIGWINCH (blocked since before the fork).
+ */
+static void relay(int master, pid_t child, int signals) {
+  struct termios modes, raw;
+  int restore = !tcgetattr(0, &modes);
+  if (restore) {
+    raw = modes;
+    cfmakeraw(&raw);
+    tcsetattr(0, TCSANOW, &raw);
+  }
+  char input[4096], output[16384];
+  size_t pending = 0, sent = 0;
+  int status = 0, reading = 1, writing = 1;
+  for (;;) {
+    struct pollfd ready[3] = {
+      { .fd = reading && !pending ? 0 : -1, .events = POLLIN },
+      { .fd = writing ? master : -1, .events = POLLIN | (pending ? POLLOUT : 0) },
+      { .fd = signals, .events = POLLIN },
+    };
+    if (poll(ready, 3, -1) < 0) {
+      if (errno == EINTR) continue;
+      fail("cannot relay the terminal", errno);
+    }
+    if (ready[2].revents & POLLIN) {
+      struct signalfd_siginfo info;
+      if (read(signals, &info, sizeof info) == sizeof info && info.ssi_signo == SIGWINCH) {
+        struct winsize size;
+        if (!ioctl(0, TIOCGWINSZ, &size)) ioctl(master, TIOCSWINSZ, &size);
+      } else if (waitpid(child, &status, WNOHANG) == child) break;
+    }
+    if (ready[1].revents & POLLIN) {
+      ssize_t got = read(master, output, sizeof output);
+      if (got > 0) write_all(1, output, (size_t)got);
+      else if (got < 0 && errno != EINTR && errno != EAGAIN) writing = 0; /* EIO: no one has it open */
+    } else if (ready[1].revents & (POLLHUP | POLLERR)) writing = 0;
+    if ((ready[1].revents & POLLOUT) && pending) {
+      ssize_t put = write(master, input + sent, pending - sent);
+      if (put > 0 && (sent += (size_t)put) == pending) pending = sent = 0;
+    }
+    if (ready[0].revents & (POLLIN | POLLHUP | POLLERR)) {
+      ssize_t got = read(0, input, sizeof input);
+      if (got > 0) pending = (size_t)got, sent = 0;
+      else if (got == 0 || errno != EINTR) {
+        /* The outer terminal closed: the sandbox's terminal hangs up as it would. */
+        reading = 0;
+        kill(child, SIGHUP);
+      }
+    }
+  }
+  /* What the program wrote last (a process it left behind may still write: not waited for). */
+  fcntl(master, F_SETFL, O_NONBLOCK);
+  for (ssize_t got; (got = read(master, output, sizeof output)) > 0;) write_all(1, output, (size_t)got);
+  if (restore) tcsetattr(0, TCSANOW, &modes);
+  exit_as(status);
+}
+
+static void enter(const char *target, int user, int network, int new_session, int terminal) {
   static const char *kinds[] = { "user", "ipc", "uts", "net", "pid", "mnt" };
   int fds[6], root, wd;
   char path[64];
@@ -482,10 +574,37 @@ static void enter(const char *target, int user, int network, int new_session) {
   close(root);
   close(wd);
   signal(SIGCHLD, SIG_DFL);
+  int master = terminal && isatty(0) ? open("/dev/ptmx", O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+  int number = 0, unlock = 0, signals = -1;
+  struct termios modes;
+  struct winsize size;
+  sigset_t relayed, before;
+  if (master >= 0) {
+    if (ioctl(master, TIOCSPTLCK, &unlock) || ioctl(master, TIOCGPTN, &number)) fail("cannot make the sandbox's terminal", errno);
+    sigemptyset(&relayed);
+    sigaddset(&relayed, SIGCHLD);
+    sigaddset(&relayed, SIGWINCH);
+    sigprocmask(SIG_BLOCK, &relayed, &before);
+    if ((signals = signalfd(-1, &relayed, SFD_CLOEXEC)) < 0) fail("cannot make the sandbox's terminal", errno);
+    if (tcgetattr(0, &modes) || ioctl(0, TIOCGWINSZ, &size)) fail("cannot read the terminal's modes", errno);
+  }
   pid_t child = fork();
   if (child < 0) fail("cannot start the sandbox's command", errno);
+  if (child > 0 && master >= 0) relay(master, child, signals);
   if (child > 0) end_as(child);
-  if (new_session && setsid() < 0) fail("cannot start the sandbox's command", errno);
+  if (master >= 0) {
+    /* A session led by the program, with the new terminal as its controlling terminal. */
+    char path[64];
+    snprintf(path, sizeof path, "/dev/pts/%d", number);
+    int slave;
+    if (setsid() < 0 || (slave = open(path, O_RDWR)) < 0 || ioctl(slave, TIOCSCTTY, 0) || tcsetattr(slave, TCSANOW, &modes) || ioctl(slave, TIOCSWINSZ, &size))
+      fail("cannot open the sandbox's terminal", errno);
+    if (dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0) fail("cannot open the sandbox's terminal", errno);
+    if (slave > 2) close(slave);
+    close(signals);
+    sigprocmask(SIG_SETMASK, &before, NULL);
+    own_terminal = 1;
+  } else if (new_session && setsid() < 0) fail("cannot start the sandbox's command", errno);
 }
 
 /* Each root operation's number of words. */
@@ -500,7 +619,7 @@ int main(int argc, char **argv) {
   int i = 1;
   const char *user = NULL, *nproc = NULL, *as = NULL, *handover = NULL, *root = NULL, *target = NULL;
   int drop = 0, port = 0, words = 0, die = 0, user_namespace = 0, network = 0, as_init = 0, count = 0;
-  int enter_user = 0, enter_network = 0, new_session = 0;
+  int enter_user = 0, enter_network = 0, new_session = 0, terminal = 0;
   char **bridge = NULL;
   struct root_op ops[argc];
   const char *cgroups[argc];
@@ -520,6 +639,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[i], "--enter-user")) enter_user = 1;
     else if (!strcmp(argv[i], "--enter-net")) enter_network = 1;
     else if (!strcmp(argv[i], "--new-session")) new_session = 1;
+    else if (!strcmp(argv[i], "--terminal")) terminal = 1;
     else if (!strcmp(argv[i], "--root") && i + 1 < argc) root = argv[++i];
     else if (!strcmp(argv[i], "--user") && i + 1 < argc) user = argv[++i];
     else if (!strcmp(argv[i], "--drop-capabilities")) drop = 1;
@@ -534,7 +654,7 @@ int main(int argc, char **argv) {
     else usage();
   }
   if (i + 1 >= argc || (handover && !bridge) || port > 65535 || ((user_namespace || network || as_init) && !root) || (as_init && (user || drop || handover || nproc || as)) ||
-      ((enter_user || enter_network || new_session) && !target) || (target && (root || die))) usage();
+      ((enter_user || enter_network || new_session || terminal) && !target) || (new_session && terminal) || (target && (root || die))) usage();
   char **program = argv + i + 1;
   if (die && prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) fail("cannot start the sandbox", errno);
   for (int c = 0; c < cgroup_count; c++) {
@@ -543,7 +663,7 @@ int main(int argc, char **argv) {
     write_file(cgroups[c], pid);
   }
   if (root) enter_sandbox(root, ops, count, user_namespace, network, as_init);
-  if (target) enter(target, enter_user, enter_network, new_session);
+  if (target) enter(target, enter_user, enter_network, new_session, terminal);
   if (user) become(user);
   else if (drop) {
     drop_capabilities();
