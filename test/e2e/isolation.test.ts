@@ -359,10 +359,17 @@ describe("a shell entered into a kept sandbox has a terminal of the sandbox's ow
           terminal: { cols: 91, rows: 27, data: (_t: unknown, data: Uint8Array) => (screen += new TextDecoder().decode(data)) },
         } as Parameters<typeof Bun.spawn>[1]);
         const terminal = (shell as unknown as { terminal: { write(d: string): void } }).terminal;
-        terminal.write('t=$(tty); echo "TERMINAL $t $(stat -c %U "$t") $(stty size)"; exit 5\r');
-        expect(await shell.exited).toBe(5);
         const owner = user === "root" ? "sandbox" : "root";
-        expect(screen).toMatch(new RegExp(`^TERMINAL /dev/pts/\\d+ ${owner} 27 91\\r?$`, "m"));
+        terminal.write('t=$(tty); echo "TERMINAL $t $(stat -c %U "$t") $(stty size)"\r');
+        // (Before more is typed: the terminal echoes typing at once, into the middle of output.)
+        const answered = new RegExp(`^TERMINAL /dev/pts/\\d+ ${owner} 27 91\\r?$`, "m");
+        expect(await eventually(() => answered.test(screen))).toBe(true);
+        // A paste larger than a terminal's buffers, which tee writes back as it goes: the relay
+        // must read the program's output while the program has not yet read all of the input.
+        terminal.write("tee pasted\r" + `${"x".repeat(99)}\r`.repeat(3000) + "\x04");
+        terminal.write('echo "PASTED $(wc -c < pasted)"; exit 5\r');
+        expect(await shell.exited).toBe(5);
+        expect(screen).toMatch(/^PASTED 300000\r?$/m);
         expect((await m.run(["destroy", "term"])).code).toBe(0);
       } finally {
         m.remove();

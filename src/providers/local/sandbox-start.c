@@ -507,6 +507,8 @@ static void relay(int master, pid_t child, int signals) {
     cfmakeraw(&raw);
     tcsetattr(0, TCSANOW, &raw);
   }
+  /* Never blocked writing input while the program waits for its output to be read (a paste). */
+  fcntl(master, F_SETFL, O_NONBLOCK);
   char input[4096], output[16384];
   size_t pending = 0, sent = 0;
   int status = 0, reading = 1, writing = 1;
@@ -547,7 +549,6 @@ static void relay(int master, pid_t child, int signals) {
     }
   }
   /* What the program wrote last (a process it left behind may still write: not waited for). */
-  fcntl(master, F_SETFL, O_NONBLOCK);
   for (ssize_t got; (got = read(master, output, sizeof output)) > 0;) write_all(1, output, (size_t)got);
   if (restore) tcsetattr(0, TCSANOW, &modes);
   exit_as(status);
