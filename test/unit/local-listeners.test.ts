@@ -141,10 +141,10 @@ describe("listenOnUnixSocket", () => {
   });
 
   test("a path too long for a unix socket, or in a directory that is not there, is an error that says so, and leaves nothing open", async () => {
-    const before = readdirCount();
+    const before = descriptors();
     await expect(listenOnUnixSocket(join(dir(), "x".repeat(120)))).rejects.toThrow("too long for a unix socket");
     await expect(listenOnUnixSocket(join(dir(), "missing", "egress.sock"))).rejects.toThrow(/bind .* failed \(errno 2\)/);
-    expect(readdirCount()).toBe(before);
+    expect(openedSince(before)).toEqual([]);
   });
 });
 
@@ -212,9 +212,9 @@ describe("takeListener", () => {
       const side = sandboxSide(path, named);
       children.push(side);
       try {
-        const before = readdirCount();
+        const before = descriptors();
         expect(await takeListener(unix, process.pid, take, () => side.exitCode !== null)).toBeUndefined();
-        expect(readdirCount()).toBe(before);
+        expect(openedSince(before)).toEqual([]);
         // Its own listener closed, nothing listens on its port any more.
         expect(await lines(side, 2)).toBe("0\nrefused\n");
       } finally {
@@ -258,8 +258,25 @@ describe("takeListener", () => {
   });
 });
 
-function readdirCount(): number {
-  return readdirSync("/proc/self/fd").length;
+/** This process's open descriptors and what each is (a socket's inode, a pipe's, a path). */
+function descriptors(): Map<string, string> {
+  const open = new Map<string, string>();
+  for (const fd of readdirSync("/proc/self/fd")) {
+    try {
+      open.set(fd, readlinkSync(`/proc/self/fd/${fd}`));
+    } catch {
+      // closed meanwhile (the directory's own descriptor, or another test's child's pipe)
+    }
+  }
+  return open;
+}
+
+/**
+ * Descriptors open now that were not `before` ("fd -> what"). Not a count: the test process's
+ * earlier children's pipes close on their own schedule, which would hide a leak or fake one.
+ */
+function openedSince(before: Map<string, string>): string[] {
+  return [...descriptors()].filter(([fd, what]) => before.get(fd) !== what).map(([fd, what]) => `${fd} -> ${what}`);
 }
 
 async function waitFor(condition: () => boolean, timeoutMs = 2000): Promise<boolean> {
