@@ -204,6 +204,8 @@ describe("a sandbox's terminals, shared memory and read-only submounts", () => {
       expect(readdirSync("/usr/local/src")).toBeDefined(); // there, or this test cannot mount over it
       const m = machineFor(user, mechanism);
       if (start === "off") m.env.SANDBOXES_LOCAL_START = "off";
+      // The system's python3, not a version manager's shim that a caller's PATH may hold.
+      m.env.PATH = "/usr/local/bin:/usr/bin:/bin";
       try {
         const prefix = isRoot ? submount : [];
         const once = await m.run(["run", probe], { prefix });

@@ -215,6 +215,25 @@ describe("Sandbox", () => {
   });
 });
 
+// From the sources (the npm package), a sandbox binds the project read-only for its helper; a
+// PATH entry inside the project (npm run's node_modules/.bin) is bound before it, and that bind
+// then covers it. A read-only bind's mounts are its own, in the mount tree, not that covered one.
+describe("the library from the sources, with a PATH entry inside the project", () => {
+  const projectBin = resolve(import.meta.dir, "../../node_modules/.bin");
+  for (const [name, extra] of [
+    ["bubblewrap", {}],
+    ["util-linux", { SANDBOXES_LOCAL_ISOLATION: "unshare" }],
+    ["util-linux without sandbox-start", { SANDBOXES_LOCAL_ISOLATION: "unshare", SANDBOXES_LOCAL_START: "off" }],
+  ] as const) {
+    test(name, async () => {
+      expect(existsSync(projectBin)).toBe(true);
+      const { env } = environment({ PATH: `${projectBin}:/usr/bin:/bin`, ...extra });
+      const line = await run(`ls ${projectBin} >/dev/null && touch ${projectBin}/written 2>&1 | grep -o 'Read-only file system'`, { environment: env });
+      expect(line).toMatchObject({ stdout: "Read-only file system\n", stderr: "", exitCode: 0 });
+    });
+  }
+});
+
 describe("the package", () => {
   test('`import { run, Sandbox } from "sandboxes"` works in a Bun program, and loads no cloud SDK', async () => {
     const { env, root } = environment();

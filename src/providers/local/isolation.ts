@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, readlinkSync, realpathSync } from "node:fs";
+import { existsSync, lstatSync, readFileSync, readlinkSync, realpathSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
@@ -374,7 +374,11 @@ export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, hand
   // bwrap creates missing parents of a mount point mode 0700, which a dropped uid cannot enter.
   for (const parent of ancestors(layout.callerHome)) argv.push("--perms", "0755", "--dir", parent);
   argv.push("--bind", layout.homeDir, layout.callerHome);
-  for (const [host, inside] of layout.readOnlyBinds) argv.push("--ro-bind", host, inside);
+  for (const [host, inside] of layout.readOnlyBinds) {
+    // (A toolchain outside the system's directories: /tmp/x/bin, /home/linuxbrew/.linuxbrew/bin.)
+    for (const parent of ancestors(inside)) argv.push("--perms", "0755", "--dir", parent);
+    argv.push("--ro-bind", host, inside);
+  }
   for (const mount of layout.mounts) {
     for (const parent of ancestors(mount.sandboxPath)) argv.push("--perms", "0755", "--dir", parent);
     argv.push(mount.readonly ? "--ro-bind" : "--bind", mount.hostPath, mount.sandboxPath);
@@ -438,6 +442,24 @@ function unshareRoot(layout: SandboxLayout): RootStep[] {
   return steps;
 }
 
+let hostMountPoints: string[] | undefined;
+
+/** Whether the host has a mount below `path` (mountinfo's mount points, octal escapes undone). */
+function hasMountsBelow(path: string): boolean {
+  hostMountPoints ??= readFileSync("/proc/self/mountinfo", "utf8")
+    .split("\n")
+    .map((line) => (line.split(" ")[4] ?? "").replace(/\\([0-3][0-7]{2})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .filter(Boolean);
+  let real: string;
+  try {
+    real = realpathSync(path);
+  } catch {
+    return true; // not known: look
+  }
+  const prefix = real === "/" ? "/" : `${real}/`;
+  return hostMountPoints.some((point) => point.startsWith(prefix) && point !== "/");
+}
+
 /** A root step as POSIX sh under "$R" (unshareArgv's script). */
 function rootStepLines(step: RootStep): string[] {
   const under = (inside: string) => (inside === "/" ? '"$R"' : `"$R"${quote(inside)}`);
@@ -451,9 +473,11 @@ function rootStepLines(step: RootStep): string[] {
       const host = quote(step.host);
       const point = `if [ -d ${host} ]; then [ -d ${target} ] || mkdir -p ${target}; elif [ ! -e ${target} ]; then mkdir -p "$(dirname ${target})"; touch ${target}; fi`;
       if (step.kind === "bind") return [point, `mount --bind ${host} ${target}`];
-      // The mounts below it too: mountinfo's field 5 (octal escapes undone by printf %b).
-      const below = `T=${target}; while read -r _ _ _ _ m _; do case $m in *\\\\*) m=$(printf '%b' "$m") ;; esac; case $m in "$T"/*) ro_remount "$m" ;; esac; done < /proc/self/mountinfo`;
-      return [point, `mount --rbind ${host} ${target}`, `ro_remount ${target}`, below];
+      const lines = [point, `mount --rbind ${host} ${target}`, `ro_remount ${target}`];
+      // The mounts below it in the mount tree (not an earlier mount it now covers), where the
+      // host has any (findmnt is a process: not forked for each bind).
+      if (hasMountsBelow(step.host)) lines.push(`findmnt -n -l -o TARGET -R --mountpoint ${target} | while IFS= read -r m; do ro_remount "$m"; done`);
+      return lines;
     }
     case "devpts":
       return [`mount -t devpts -o newinstance,ptmxmode=0666,mode=620 devpts ${target}`];

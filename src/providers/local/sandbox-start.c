@@ -303,36 +303,91 @@ static unsigned long kept_flags(const char *path) {
   return flags;
 }
 
-/* Remounts read-only each mount below `top` (a recursive bind brought them), as bubblewrap does. */
-static void readonly_below(const char *top) {
-  FILE *mounts = fopen("/proc/self/mountinfo", "re");
-  if (!mounts) fail("cannot read the sandbox's mounts", errno);
-  size_t length = strlen(top);
-  char *line = NULL, point[4096];
-  size_t size = 0;
-  while (getline(&line, &size, mounts) > 0) {
-    /* Field 5 is the mount point, with space, tab, newline and backslash as \ooo. */
-    char *field = line;
-    for (int f = 0; f < 4 && field; f++)
-      if ((field = strchr(field, ' '))) field++;
-    if (!field) continue;
+/* A line of /proc/self/mountinfo: the mount's id, its parent's, and its mount point. */
+struct mount_entry {
+  int id, parent, below;
+  char *point;
+};
+
+/* The calling process's mount table, in mountinfo's order (the newest mount last); its count. */
+static size_t read_mounts(struct mount_entry **out) {
+  FILE *table = fopen("/proc/self/mountinfo", "re");
+  if (!table) fail("cannot read the sandbox's mounts", errno);
+  struct mount_entry *mounts = NULL;
+  size_t count = 0, size = 0;
+  char *line = NULL;
+  while (getline(&line, &size, table) > 0) {
+    struct mount_entry entry = { 0 };
+    char escaped[4096], point[4096];
+    if (sscanf(line, "%d %d %*s %*s %4095s", &entry.id, &entry.parent, escaped) != 3) continue;
+    /* The mount point, with space, tab, newline and backslash as \ooo. */
     size_t n = 0;
-    for (; *field && *field != ' ' && n + 1 < sizeof point; field++) {
-      if (field[0] == '\\' && field[1] >= '0' && field[1] <= '3' && field[2] >= '0' && field[2] <= '7' && field[3] >= '0' && field[3] <= '7') {
-        point[n++] = (char)((field[1] - '0') * 64 + (field[2] - '0') * 8 + (field[3] - '0'));
-        field += 3;
-      } else point[n++] = *field;
+    for (const char *c = escaped; *c; c++) {
+      if (c[0] == '\\' && c[1] >= '0' && c[1] <= '3' && c[2] >= '0' && c[2] <= '7' && c[3] >= '0' && c[3] <= '7') {
+        point[n++] = (char)((c[1] - '0') * 64 + (c[2] - '0') * 8 + (c[3] - '0'));
+        c += 3;
+      } else point[n++] = *c;
     }
     point[n] = '\0';
-    if (strncmp(point, top, length) || point[length] != '/') continue;
-    if (mount(NULL, point, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(point), NULL)) {
-      char what[4200];
-      snprintf(what, sizeof what, "cannot make %s read-only in the sandbox", point);
-      fail(what, errno);
-    }
+    if (!(mounts = realloc(mounts, (count + 1) * sizeof *mounts)) || !(entry.point = strdup(point))) fail("cannot read the sandbox's mounts", ENOMEM);
+    mounts[count++] = entry;
   }
   free(line);
-  fclose(mounts);
+  fclose(table);
+  *out = mounts;
+  return count;
+}
+
+/*
+ * Whether a mount lies below the host path `source` (which a recursive bind brings along): from
+ * the mount table as it was at the first call, so that the common case, a bind with nothing
+ * below it, reads it once per sandbox rather than once per bind.
+ */
+static int mounts_below(const char *source) {
+  static struct mount_entry *host;
+  static size_t count;
+  static int loaded;
+  if (!loaded) count = read_mounts(&host), loaded = 1;
+  char real[4096];
+  if (!realpath(source, real)) return 1; /* not known: look */
+  size_t length = strcmp(real, "/") ? strlen(real) : 0;
+  for (size_t i = 0; i < count; i++)
+    if (!strncmp(host[i].point, real, length) && host[i].point[length] == '/' && host[i].point[length + 1]) return 1;
+  return 0;
+}
+
+/*
+ * Remounts read-only each mount below `top`, the recursive bind just made there, as bubblewrap
+ * does: its descendants in the mount tree (by mountinfo's parent ids), not whatever mount point
+ * lies below the path, which may be an earlier mount that this one now covers.
+ */
+static void readonly_below(const char *top) {
+  struct mount_entry *mounts;
+  size_t count = read_mounts(&mounts);
+  int top_id = -1;
+  /* The last mount at `top` is the one on top: the bind just made. */
+  for (size_t i = 0; i < count; i++)
+    if (!strcmp(mounts[i].point, top)) top_id = mounts[i].id;
+  /* Its descendants, to a fixed point (a child may be listed before its parent). */
+  for (int grew = 1; grew;) {
+    grew = 0;
+    for (size_t i = 0; i < count; i++) {
+      if (mounts[i].below) continue;
+      int parent_below = mounts[i].parent == top_id;
+      for (size_t j = 0; j < count && !parent_below; j++) parent_below = mounts[j].below && mounts[j].id == mounts[i].parent;
+      if (parent_below) mounts[i].below = grew = 1;
+    }
+  }
+  for (size_t i = 0; i < count; i++) {
+    /* One that cannot be read cannot be reached either (bubblewrap skips those too). */
+    if (mounts[i].below && mount(NULL, mounts[i].point, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(mounts[i].point), NULL) && errno != EACCES) {
+      char what[4200];
+      snprintf(what, sizeof what, "cannot make %s read-only in the sandbox", mounts[i].point);
+      fail(what, errno);
+    }
+    free(mounts[i].point);
+  }
+  free(mounts);
 }
 
 static void make_root(const char *root, struct root_op *ops, int count) {
@@ -353,7 +408,7 @@ static void make_root(const char *root, struct root_op *ops, int count) {
       mount_point(words[0], target);
       failed = mount(words[0], target, NULL, MS_BIND | (readonly ? MS_REC : 0), NULL);
       if (!failed && readonly) failed = mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(target), NULL);
-      if (!failed && readonly) readonly_below(target);
+      if (!failed && readonly && mounts_below(words[0])) readonly_below(target);
     } else if (!strcmp(kind, "--symlink")) {
       inside(target, sizeof target, root, words[1]);
       failed = symlink(words[0], target);
