@@ -404,11 +404,12 @@ function ancestors(path: string): string[] {
  * One step in making the util-linux mechanism's root under layout.rootDir (`inside`: a path as
  * the sandbox sees it). A bind's mount point is made as the host path is: a directory, or an
  * empty file; a tmpfs or /proc mounts on a directory that an earlier `dirs` step made (all at
- * once: the script forks one mkdir for them).
+ * once: the script forks one mkdir for them). A read-only bind with `tree` makes the mounts it
+ * brings along read-only too (readOnly).
  */
 type RootStep =
   | { kind: "tmpfs"; inside: string; mode: string; name: string }
-  | { kind: "ro-bind" | "bind"; host: string; inside: string }
+  | { kind: "ro-bind" | "bind"; host: string; inside: string; tree?: boolean }
   | { kind: "symlink"; target: string; inside: string }
   | { kind: "proc" | "devpts"; inside: string }
   | { kind: "dirs"; inside: string[] };
@@ -422,8 +423,8 @@ const DEVICES = ["null", "zero", "full", "random", "urandom", "tty"];
  */
 function unshareRoot(layout: SandboxLayout): RootStep[] {
   const steps: RootStep[] = [{ kind: "tmpfs", inside: "/", mode: "755", name: "sandbox" }];
-  for (const { dir, link } of systemDirs()) steps.push(link !== undefined ? { kind: "symlink", target: link, inside: dir } : { kind: "ro-bind", host: dir, inside: dir });
-  steps.push({ kind: "ro-bind", host: layout.passwdFile, inside: "/etc/passwd" }, { kind: "ro-bind", host: layout.groupFile, inside: "/etc/group" });
+  for (const { dir, link } of systemDirs()) steps.push(link !== undefined ? { kind: "symlink", target: link, inside: dir } : readOnly(dir, dir));
+  steps.push(readOnly(layout.passwdFile, "/etc/passwd"), readOnly(layout.groupFile, "/etc/group"));
   steps.push({ kind: "dirs", inside: ["/proc", "/dev", "/run", "/var", "/home", "/root", "/mnt"] });
   steps.push({ kind: "proc", inside: "/proc" }, { kind: "tmpfs", inside: "/dev", mode: "755", name: "dev" });
   for (const device of DEVICES) steps.push({ kind: "bind", host: `/dev/${device}`, inside: `/dev/${device}` });
@@ -436,15 +437,23 @@ function unshareRoot(layout: SandboxLayout): RootStep[] {
   steps.push({ kind: "symlink", target: "../tmp", inside: "/var/tmp" }, { kind: "symlink", target: "../run", inside: "/var/run" });
   steps.push({ kind: "tmpfs", inside: "/home", mode: "755", name: "home" }, { kind: "tmpfs", inside: "/root", mode: "700", name: "root" }, { kind: "tmpfs", inside: "/mnt", mode: "755", name: "mnt" });
   steps.push({ kind: "bind", host: layout.tmpDir, inside: "/tmp" }, { kind: "bind", host: layout.homeDir, inside: layout.callerHome });
-  for (const [host, inside] of layout.readOnlyBinds) steps.push({ kind: "ro-bind", host, inside });
-  for (const mount of layout.mounts) steps.push({ kind: mount.readonly ? "ro-bind" : "bind", host: mount.hostPath, inside: mount.sandboxPath });
-  for (const bind of ownBinds(layout)) steps.push({ kind: bind.kind === "rw-dir" ? "bind" : "ro-bind", host: bind.host, inside: bind.inside });
+  for (const [host, inside] of layout.readOnlyBinds) steps.push(readOnly(host, inside));
+  for (const mount of layout.mounts) steps.push(mount.readonly ? readOnly(mount.hostPath, mount.sandboxPath) : { kind: "bind", host: mount.hostPath, inside: mount.sandboxPath });
+  for (const bind of ownBinds(layout)) steps.push(bind.kind === "rw-dir" ? { kind: "bind", host: bind.host, inside: bind.inside } : readOnly(bind.host, bind.inside));
   return steps;
+}
+
+/** A read-only bind; `tree` where the host has mounts below `host`, which must be read-only too. */
+function readOnly(host: string, inside: string): RootStep {
+  return { kind: "ro-bind", host, inside, tree: hasMountsBelow(host) };
 }
 
 let hostMountPoints: string[] | undefined;
 
-/** Whether the host has a mount below `path` (mountinfo's mount points, octal escapes undone). */
+/**
+ * Whether the host has a mount below `path` (mountinfo's mount points, octal escapes undone): a
+ * bind with none is made read-only by one remount, without reading the sandbox's mount table.
+ */
 function hasMountsBelow(path: string): boolean {
   hostMountPoints ??= readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
@@ -474,9 +483,8 @@ function rootStepLines(step: RootStep): string[] {
       const point = `if [ -d ${host} ]; then [ -d ${target} ] || mkdir -p ${target}; elif [ ! -e ${target} ]; then mkdir -p "$(dirname ${target})"; touch ${target}; fi`;
       if (step.kind === "bind") return [point, `mount --bind ${host} ${target}`];
       const lines = [point, `mount --rbind ${host} ${target}`, `ro_remount ${target}`];
-      // The mounts below it in the mount tree (not an earlier mount it now covers), where the
-      // host has any (findmnt is a process: not forked for each bind).
-      if (hasMountsBelow(step.host)) lines.push(`findmnt -n -l -o TARGET -R --mountpoint ${target} | while IFS= read -r m; do ro_remount "$m"; done`);
+      // The mounts below it in the mount tree (not an earlier mount it now covers).
+      if (step.tree) lines.push(`findmnt -n -l -o TARGET -R --mountpoint ${target} | while IFS= read -r m; do ro_remount "$m"; done`);
       return lines;
     }
     case "devpts":
@@ -495,7 +503,7 @@ function rootStepWords(step: RootStep): string[] {
       return ["--tmpfs", step.inside, step.mode, step.name];
     case "ro-bind":
     case "bind":
-      return [`--${step.kind}`, step.host, step.inside];
+      return [step.tree ? "--ro-bind-tree" : `--${step.kind}`, step.host, step.inside];
     case "symlink":
       return ["--symlink", step.target, step.inside];
     case "proc":

@@ -31,9 +31,10 @@
  *                     becomes what follows (a kept sandbox's holder). A mount point that is missing is
  *                     made (a directory, or an empty file for a file), with its parents.
  *    --tmpfs INSIDE MODE NAME  a tmpfs (the first one at "/", DIR itself).
- *    --ro-bind HOST INSIDE     a recursive bind, remounted read-only with each mount under it
- *                              (keeping the flags each has, e.g. nosuid, which a user namespace
- *                              may not clear), as bubblewrap's --ro-bind.
+ *    --ro-bind HOST INSIDE     a recursive bind, remounted read-only (keeping the flags the
+ *                              mount has, e.g. nosuid, which a user namespace may not clear).
+ *    --ro-bind-tree HOST INSIDE  the same, and each mount below it too (where the host has
+ *                              mounts below HOST), as bubblewrap's --ro-bind.
  *    --bind HOST INSIDE        a bind, writable.
  *    --devpts INSIDE           a devpts of the sandbox's own (newinstance), whose ptmx any user
  *                              may open (a terminal for `script`, python's pty, tmux), as
@@ -339,24 +340,6 @@ static size_t read_mounts(struct mount_entry **out) {
 }
 
 /*
- * Whether a mount lies below the host path `source` (which a recursive bind brings along): from
- * the mount table as it was at the first call, so that the common case, a bind with nothing
- * below it, reads it once per sandbox rather than once per bind.
- */
-static int mounts_below(const char *source) {
-  static struct mount_entry *host;
-  static size_t count;
-  static int loaded;
-  if (!loaded) count = read_mounts(&host), loaded = 1;
-  char real[4096];
-  if (!realpath(source, real)) return 1; /* not known: look */
-  size_t length = strcmp(real, "/") ? strlen(real) : 0;
-  for (size_t i = 0; i < count; i++)
-    if (!strncmp(host[i].point, real, length) && host[i].point[length] == '/' && host[i].point[length + 1]) return 1;
-  return 0;
-}
-
-/*
  * Remounts read-only each mount below `top`, the recursive bind just made there, as bubblewrap
  * does: its descendants in the mount tree (by mountinfo's parent ids), not whatever mount point
  * lies below the path, which may be an earlier mount that this one now covers.
@@ -402,13 +385,13 @@ static void make_root(const char *root, struct root_op *ops, int count) {
       snprintf(options, sizeof options, "mode=%s", words[1]);
       make_dirs(target);
       failed = mount(words[2], target, "tmpfs", MS_NOSUID | MS_NODEV, options);
-    } else if (!strcmp(kind, "--ro-bind") || !strcmp(kind, "--bind")) {
-      int readonly = !strcmp(kind, "--ro-bind");
+    } else if (!strcmp(kind, "--ro-bind") || !strcmp(kind, "--ro-bind-tree") || !strcmp(kind, "--bind")) {
+      int readonly = strcmp(kind, "--bind");
       inside(target, sizeof target, root, words[1]);
       mount_point(words[0], target);
       failed = mount(words[0], target, NULL, MS_BIND | (readonly ? MS_REC : 0), NULL);
       if (!failed && readonly) failed = mount(NULL, target, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | kept_flags(target), NULL);
-      if (!failed && readonly && mounts_below(words[0])) readonly_below(target);
+      if (!failed && !strcmp(kind, "--ro-bind-tree")) readonly_below(target);
     } else if (!strcmp(kind, "--symlink")) {
       inside(target, sizeof target, root, words[1]);
       failed = symlink(words[0], target);
@@ -666,7 +649,7 @@ static void enter(const char *target, int user, int network, int new_session, in
 /* Each root operation's number of words. */
 static int root_op_words(const char *flag) {
   if (!strcmp(flag, "--tmpfs")) return 3;
-  if (!strcmp(flag, "--ro-bind") || !strcmp(flag, "--bind") || !strcmp(flag, "--symlink")) return 2;
+  if (!strcmp(flag, "--ro-bind") || !strcmp(flag, "--ro-bind-tree") || !strcmp(flag, "--bind") || !strcmp(flag, "--symlink")) return 2;
   if (!strcmp(flag, "--dir") || !strcmp(flag, "--proc") || !strcmp(flag, "--devpts")) return 1;
   return 0;
 }
