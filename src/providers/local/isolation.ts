@@ -367,7 +367,8 @@ export function bwrapRoot(layout: SandboxLayout, chdir: string | undefined, hand
   // --dev's /dev/shm is a directory only root may write; shared memory (POSIX semaphores, python's
   // multiprocessing) needs one every user may, as in a container.
   argv.push("--perms", "1777", "--tmpfs", "/dev/shm");
-  argv.push("--symlink", "../run", "/var/run", "--dir", "/home", "--dir", "/root", "--dir", "/mnt");
+  // /root as the util-linux mechanism's: root's, which the sandbox's user (as root) is not.
+  argv.push("--symlink", "../run", "/var/run", "--dir", "/home", "--perms", "0700", "--dir", "/root", "--dir", "/mnt");
   // Before the first of the sandbox's own files: bwrap goes no further before they are done.
   if (handshake) argv.push("--perms", "0644", "--ro-bind-data", String(handshake.groupFd), "/etc/group");
   argv.push("--bind", layout.tmpDir, "/tmp");
