@@ -162,7 +162,7 @@ static void clear_capabilities(void) {
   if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)) fail("cannot drop the sandbox's capabilities", errno);
 }
 
-/* The sandbox's own terminal that the program has as 0, 1 and 2 (--terminal), else 0. */
+/* Whether the program's 0, 1 and 2 are a terminal of the sandbox's own (--terminal). */
 static int own_terminal;
 
 static void become(const char *name) {
@@ -348,9 +348,13 @@ static void readonly_below(const char *top) {
   struct mount_entry *mounts;
   size_t count = read_mounts(&mounts);
   int top_id = -1;
+  /* mountinfo's paths have no symbolic links (a state directory under one: /home -> var/home). */
+  char real[4096];
+  if (!realpath(top, real)) fail("cannot make the sandbox's root", errno);
   /* The last mount at `top` is the one on top: the bind just made. */
   for (size_t i = 0; i < count; i++)
-    if (!strcmp(mounts[i].point, top)) top_id = mounts[i].id;
+    if (!strcmp(mounts[i].point, real)) top_id = mounts[i].id;
+  if (top_id < 0) fail("cannot find a read-only bind among the sandbox's mounts", ENOENT);
   /* Its descendants, to a fixed point (a child may be listed before its parent). */
   for (int grew = 1; grew;) {
     grew = 0;
