@@ -1,5 +1,5 @@
 import { describe, expect, setDefaultTimeout, test } from "bun:test";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
 import { BINARY, cli, freshEnv, nobodyMachine } from "../helpers";
 import { childrenOf } from "../../src/providers/local/holder";
@@ -185,7 +185,8 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
 // `script` command, python's pty, tmux), shared memory every user may write (/dev/shm: POSIX
 // semaphores, python's multiprocessing), and a mount below a read-only system directory as
 // read-only as the directory (the test mounts one, in a mount namespace of its own, over
-// /usr/local/src). In a one-shot run and in a command entered into a kept sandbox.
+// /usr/local/src). In a one-shot run and in a command entered into a kept sandbox, with the state
+// directory reached through a symbolic link.
 describe("a sandbox's terminals, shared memory and read-only submounts", () => {
   const probe = [
     "script -qec tty /dev/null | tr -d '\\r'", // (the terminal ends its lines with CR LF)
@@ -206,6 +207,13 @@ describe("a sandbox's terminals, shared memory and read-only submounts", () => {
       if (start === "off") m.env.SANDBOXES_LOCAL_START = "off";
       // The system's python3, not a version manager's shim that a caller's PATH may hold.
       m.env.PATH = "/usr/local/bin:/usr/bin:/bin";
+      // A state directory reached through a symbolic link (as /home -> var/home on Fedora
+      // Silverblue): the mount table names the sandbox's mounts by their real paths.
+      const realState = join(m.cwd, "state-real");
+      mkdirSync(realState);
+      if (user === "ordinary") chownSync(realState, 65534, 65534);
+      symlinkSync(realState, join(m.cwd, "state"));
+      m.env.XDG_STATE_HOME = join(m.cwd, "state");
       try {
         const prefix = isRoot ? submount : [];
         const once = await m.run(["run", probe], { prefix });
