@@ -211,7 +211,7 @@ describe("a sandbox's terminals, shared memory and read-only submounts", () => {
       // Silverblue): the mount table names the sandbox's mounts by their real paths.
       const realState = join(m.cwd, "state-real");
       mkdirSync(realState);
-      if (user === "ordinary") chownSync(realState, 65534, 65534);
+      if (user === "ordinary" && isRoot) chownSync(realState, 65534, 65534); // (uid 65534 runs it)
       symlinkSync(realState, join(m.cwd, "state"));
       m.env.XDG_STATE_HOME = join(m.cwd, "state");
       try {
