@@ -39,6 +39,7 @@
  *    --devpts INSIDE           a devpts of the sandbox's own (newinstance), whose ptmx any user
  *                              may open (a terminal for `script`, python's pty, tmux), as
  *                              bubblewrap's --dev.
+ *    --chmod MODE INSIDE       MODE (octal) for what is at INSIDE.
  *    --symlink TARGET INSIDE, --dir INSIDE, --proc INSIDE
  *
  * ENTERING a kept sandbox (its holder, the sandbox's pid 1), in the place of nsenter(1):
@@ -402,6 +403,9 @@ static void make_root(const char *root, struct root_op *ops, int count) {
     } else if (!strcmp(kind, "--dir")) {
       inside(target, sizeof target, root, words[0]);
       make_dirs(target);
+    } else if (!strcmp(kind, "--chmod")) {
+      inside(target, sizeof target, root, words[1]);
+      failed = chmod(target, (mode_t)strtoul(words[0], NULL, 8));
     } else if (!strcmp(kind, "--devpts")) {
       inside(target, sizeof target, root, words[0]);
       make_dirs(target);
@@ -653,7 +657,7 @@ static void enter(const char *target, int user, int network, int new_session, in
 /* Each root operation's number of words. */
 static int root_op_words(const char *flag) {
   if (!strcmp(flag, "--tmpfs")) return 3;
-  if (!strcmp(flag, "--ro-bind") || !strcmp(flag, "--ro-bind-tree") || !strcmp(flag, "--bind") || !strcmp(flag, "--symlink")) return 2;
+  if (!strcmp(flag, "--ro-bind") || !strcmp(flag, "--ro-bind-tree") || !strcmp(flag, "--bind") || !strcmp(flag, "--symlink") || !strcmp(flag, "--chmod")) return 2;
   if (!strcmp(flag, "--dir") || !strcmp(flag, "--proc") || !strcmp(flag, "--devpts")) return 1;
   return 0;
 }
