@@ -3,6 +3,7 @@ import { join, resolve } from "node:path";
 import type { Mount, NetworkMode } from "../types";
 import { shellQuote as quote } from "../../base/quote";
 import { type LimitPlan, rlimitArgv } from "./limits";
+import { unescapeMountField } from "./limits-host";
 import { START_INSIDE } from "./start";
 
 /**
@@ -456,13 +457,13 @@ function readOnly(host: string, inside: string): RootStep {
 let hostMountPoints: string[] | undefined;
 
 /**
- * Whether the host has a mount below `path` (mountinfo's mount points, octal escapes undone): a
+ * Whether the host has a mount below `path` (mountinfo's mount points): a
  * bind with none is made read-only by one remount, without reading the sandbox's mount table.
  */
 function hasMountsBelow(path: string): boolean {
   hostMountPoints ??= readFileSync("/proc/self/mountinfo", "utf8")
     .split("\n")
-    .map((line) => (line.split(" ")[4] ?? "").replace(/\\([0-3][0-7]{2})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))))
+    .map((line) => unescapeMountField(line.split(" ")[4] ?? ""))
     .filter(Boolean);
   let real: string;
   try {

@@ -34,7 +34,7 @@ interface CgroupMount {
 }
 
 /** `\040` and friends: how mountinfo escapes spaces, tabs, newlines and backslashes. */
-const unescape = (field: string) =>
+export const unescapeMountField = (field: string) =>
   field.includes("\\") ? field.replace(/\\([0-7]{3})/g, (_, octal: string) => String.fromCharCode(parseInt(octal, 8))) : field;
 
 export function parseMountinfo(text: string): CgroupMount[] {
@@ -48,8 +48,8 @@ export function parseMountinfo(text: string): CgroupMount[] {
     const [fsType, , superOptions = ""] = right.split(" ");
     if (fsType !== "cgroup" && fsType !== "cgroup2") continue;
     mounts.push({
-      root: unescape(fields[3] ?? "/"),
-      mountPoint: unescape(fields[4] ?? ""),
+      root: unescapeMountField(fields[3] ?? "/"),
+      mountPoint: unescapeMountField(fields[4] ?? ""),
       readOnly: (fields[5] ?? "").split(",").includes("ro"),
       fsType,
       superOptions: superOptions.split(","),
