@@ -230,6 +230,48 @@ describe("a sandbox's terminals, shared memory and read-only submounts", () => {
   }
 });
 
+// A caller whose umask is 077 (root's on a hardened host, CIS's advice): what the local provider
+// makes for the sandbox's user to read or pass through is made by the caller, often as root, as
+// another uid. Made under that umask, the sandbox could not read its /etc/hosts, passwd and group,
+// reach the egress proxy's socket (util-linux: every default-policy run failed) or a toolchain
+// outside the system's directories (its mount point's parents 0700). The program keeps the
+// caller's umask, as under bubblewrap and Docker's exec.
+describe("a caller's umask of 077 costs the sandbox nothing", () => {
+  const probe = "mytool; umask; head -n 1 /etc/hosts; id -un; cat /etc/passwd /etc/group >/dev/null && echo identity";
+  const ways = MATRIX.flatMap((m) => (m.mechanism === "unshare" ? [{ ...m, start: "on" }, { ...m, start: "off" }] : [{ ...m, start: "on" }]));
+  for (const { user, mechanism, start } of ways.filter((m) => isRoot || m.user === "ordinary")) {
+    test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}${start === "off" ? " without sandbox-start" : ""}`, async () => {
+      const m = machineFor(user, mechanism);
+      if (start === "off") m.env.SANDBOXES_LOCAL_START = "off";
+      // A toolchain outside the home and the system's directories: bound at its own path, below
+      // parents the sandbox makes.
+      const tools = mkdtempSync("/tmp/sandboxes-umask-");
+      mkdirSync(join(tools, "bin"));
+      writeFileSync(join(tools, "bin", "mytool"), "#!/bin/sh\necho tool\n");
+      for (const path of [tools, join(tools, "bin"), join(tools, "bin", "mytool")]) chmodSync(path, 0o755);
+      writeFileSync(join(m.cwd, "main.sh"), "echo file\n");
+      chmodSync(join(m.cwd, "main.sh"), 0o644);
+      m.env.PATH = `${join(tools, "bin")}:/usr/local/bin:/usr/bin:/bin`;
+      const umask077 = ["sh", "-c", 'umask 077 && exec "$@"', "sh"];
+      const expected = `tool\n0077\n127.0.0.1\tlocalhost sandbox\n${user === "root" ? "sandbox" : "root"}\nidentity\n`;
+      try {
+        const once = await m.run(["run", probe], { prefix: umask077 });
+        expect(once.stderr).toBe("");
+        expect(once.stdout).toBe(expected);
+        const file = await m.run(["run", "--file", join(m.cwd, "main.sh")], { prefix: umask077 });
+        expect({ stdout: file.stdout, stderr: file.stderr }).toEqual({ stdout: "file\n", stderr: "" });
+        expect((await m.run(["run", "--keep", "-n", "umask", "true"], { prefix: umask077 })).code).toBe(0);
+        const entered = await m.run(["exec", "umask", probe], { prefix: umask077 });
+        expect({ stdout: entered.stdout, stderr: entered.stderr }).toEqual({ stdout: expected, stderr: "" });
+        expect((await m.run(["destroy", "umask"])).code).toBe(0);
+      } finally {
+        m.remove();
+        rmSync(tools, { recursive: true, force: true });
+      }
+    }, 60_000);
+  }
+});
+
 // util-linux without bubblewrap: sandbox-start makes the namespaces and the root itself (one
 // static process), where without it (SANDBOXES_LOCAL_START=off) unshare runs a script that
 // forks mount, mkdir and ln forty-odd times. Both must make the same sandbox: the same mounts,

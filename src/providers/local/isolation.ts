@@ -533,11 +533,14 @@ export function unshareArgv(layout: SandboxLayout, inner: Inner): string[] {
   const isRoot = layout.dropToUid !== undefined;
   // A read-only remount keeps the flags a user namespace may not clear (nosuid, nodev).
   const remount = 'ro_remount() { mount -o remount,bind,ro "$1" 2>/dev/null || mount -o remount,bind,ro,nosuid,nodev "$1"; }';
-  const lines: string[] = ["set -e", remount, `R=${quote(layout.rootDir)}`, ...unshareRoot(layout).flatMap(rootStepLines)];
+  // What the script makes, the sandbox's user must pass through (sandbox-start.c's make_root says
+  // why); the program gets the caller's umask back.
+  const callerUmask = process.umask().toString(8).padStart(4, "0");
+  const lines: string[] = ["set -e", "umask 022", remount, `R=${quote(layout.rootDir)}`, ...unshareRoot(layout).flatMap(rootStepLines)];
   lines.push("hostname sandbox 2>/dev/null || true");
   // A new network namespace starts with lo down (bubblewrap brings it up by itself).
   if (layout.network !== "host") lines.push("ip link set lo up 2>/dev/null || ifconfig lo up 2>/dev/null || true");
-  lines.push('cd "$R"');
+  lines.push('cd "$R"', `umask ${callerUmask}`);
   const argv_ = innerArgv(layout, inner, !isRoot).map(quote).join(" ");
   if (inner.kind === "holder") {
     // The holder itself is pid 1 (a root shell, so the death signal stays), and nsenter's target.

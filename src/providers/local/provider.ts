@@ -41,6 +41,22 @@ function ownerRecord(): Pick<LocalMeta, "owner"> {
 }
 
 /**
+ * Runs `make` under umask 022, then gives the caller's back. What this process makes for the
+ * sandbox's user to read or pass through (its /etc/hosts, passwd and group, the proxy's socket
+ * directory, the mount points in its home) it often makes as root, whose umask may be 077 (a
+ * hardened host): made under that, the sandbox's own uid could not read its /etc/hosts. The
+ * program keeps the caller's umask: nothing is spawned inside `make`.
+ */
+function madeForSandbox<T>(make: () => T): T {
+  const caller = process.umask(0o022);
+  try {
+    return make();
+  } finally {
+    process.umask(caller);
+  }
+}
+
+/**
  * The directories `parts` below `base` (one inside the next), each made if missing with mode
  * 0755 and owned by `uid` (the sandbox's, as root), so the sandbox's user can write in them.
  * Returns the last.
@@ -199,12 +215,14 @@ export class LocalProvider implements Provider {
    */
   private makeDirs(meta: LocalMeta): void {
     const dir = this.dir(meta.id);
-    mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
-    // Private to us. Only when it is not yet: a chmod is a journaled write even when nothing changes.
-    if ((statSync(this.root).mode & 0o777) !== 0o700) chmodSync(this.root, 0o700);
-    writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
-    mkdirSync(join(dir, "tmp"));
-    writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
+    madeForSandbox(() => {
+      mkdirSync(join(dir, "home"), { recursive: true, mode: 0o700 });
+      // Private to us. Only when it is not yet: a chmod is a journaled write even when nothing changes.
+      if ((statSync(this.root).mode & 0o777) !== 0o700) chmodSync(this.root, 0o700);
+      writeFileSync(join(dir, "meta.json"), JSON.stringify(meta, null, 2));
+      mkdirSync(join(dir, "tmp"));
+      writeFileSync(join(dir, "hosts"), `127.0.0.1\tlocalhost sandbox\n::1\tlocalhost ip6-localhost ip6-loopback\n${HOST_ALIAS_ADDRESS}\t${HOST_ALIAS}\n`);
+    });
   }
 
   /**
@@ -220,13 +238,16 @@ export class LocalProvider implements Provider {
       chownSync(join(dir, "tmp"), uid, uid);
     }
     chmodSync(join(dir, "tmp"), 0o1777);
-    if (identityFiles) {
-      const identity = this.identity(meta.id);
-      writeFileSync(join(dir, "passwd"), identity.passwd);
-      writeFileSync(join(dir, "group"), identity.group);
-    }
-    if (files?.length) writeStartingFiles(join(dir, "tmp"), files, uid);
+    madeForSandbox(() => {
+      if (identityFiles) {
+        const identity = this.identity(meta.id);
+        writeFileSync(join(dir, "passwd"), identity.passwd);
+        writeFileSync(join(dir, "group"), identity.group);
+      }
+      if (files?.length) writeStartingFiles(join(dir, "tmp"), files, uid);
+    });
   }
+
 
   /**
    * Where the egress proxy's socket lives on the host: in the sandbox's directory, unless that
@@ -370,7 +391,7 @@ export class LocalProvider implements Provider {
     let proxyStarting: Promise<HolderState["proxy"]> = Promise.resolve(undefined);
     if (policy.mode === "default") {
       const egressDir = this.egressDir(meta.id);
-      mkdirSync(egressDir, { recursive: true, mode: 0o755 });
+      madeForSandbox(() => mkdirSync(egressDir, { recursive: true, mode: 0o755 }));
       const argv = [...helper.host, "__egress-proxy", join(egressDir, EGRESS_SOCKET), ...policy.allow.flatMap((entry) => ["--allow", entry]), "--blocked-log", join(dir, "blocked.log")];
       proxyStarting = startDetached(argv, { PATH: WRAPPER_PATH }, "listening", join(dir, "proxy.log"), "egress proxy").then(async (proxy) => {
         await this.pauseForTest("holder-proxy", meta.id);
@@ -445,10 +466,12 @@ export class LocalProvider implements Provider {
    */
   private prepareMountPoints(layout: SandboxLayout): void {
     const uid = layout.dropToUid;
-    for (const [, inside] of [...layout.readOnlyBinds, ...layout.mounts.map((m) => [m.hostPath, m.sandboxPath] as const)]) {
-      if (!inside.startsWith(layout.callerHome + "/")) continue;
-      makeOwnedDirs(layout.homeDir, inside.slice(layout.callerHome.length + 1).split("/"), uid);
-    }
+    madeForSandbox(() => {
+      for (const [, inside] of [...layout.readOnlyBinds, ...layout.mounts.map((m) => [m.hostPath, m.sandboxPath] as const)]) {
+        if (!inside.startsWith(layout.callerHome + "/")) continue;
+        makeOwnedDirs(layout.homeDir, inside.slice(layout.callerHome.length + 1).split("/"), uid);
+      }
+    });
   }
 
   /** The clean environment: only what toolchains need, plus the sandbox's and the command's env. */
@@ -545,7 +568,7 @@ export class LocalProvider implements Provider {
     const handover = handsOverListener(layout);
     const mountPoints = () => this.prepareMountPoints(layout);
     const prepare = () => {
-      if (bridged) mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 });
+      if (bridged) madeForSandbox(() => mkdirSync(layout.egressDir, { recursive: true, mode: 0o755 }));
       if (!bwrap) mkdirSync(layout.rootDir, { recursive: true });
     };
     const inner = (program: string[], limits: LimitPlan | undefined): Inner & { kind: "program" } => ({ kind: "program", argv: program, rlimits: limits?.rlimits });

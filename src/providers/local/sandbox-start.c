@@ -251,7 +251,7 @@ static void inside(char *path, size_t size, const char *root, const char *in) {
   if (in[0] != '/' || snprintf(path, size, "%s%s", root, strcmp(in, "/") ? in : "") >= (int)size) usage();
 }
 
-/* mkdir -p: each missing directory of `path`, mode 0777 less the umask (as mkdir(1)). */
+/* mkdir -p: each missing directory of `path`, 0755 (make_root's umask). */
 static void make_dirs(const char *path) {
   char partial[4096];
   size_t length = strlen(path);
@@ -380,6 +380,12 @@ static void readonly_below(const char *top) {
 
 static void make_root(const char *root, struct root_op *ops, int count) {
   char target[4096], what[4200];
+  /*
+   * What it makes, the sandbox's user must pass through (a toolchain's parents, /run/sandboxes):
+   * a caller's umask of 077, usual for root on a hardened host, would leave them 0700 and root's.
+   * The program gets the caller's umask back.
+   */
+  mode_t caller_umask = umask(022);
   for (int i = 0; i < count; i++) {
     const char *kind = ops[i].kind;
     char **words = ops[i].words;
@@ -420,6 +426,7 @@ static void make_root(const char *root, struct root_op *ops, int count) {
       fail(what, errno);
     }
   }
+  umask(caller_umask);
 }
 
 /* The loopback of a new network namespace starts down (bubblewrap brings it up too). */
