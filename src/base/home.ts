@@ -2,3 +2,12 @@
 export function homeDir(env: Record<string, string | undefined>): string {
   return env.HOME || (require("node:os") as typeof import("node:os")).homedir();
 }
+
+/**
+ * An XDG base directory variable's value when it may be used: absolute. The spec has a relative
+ * one ignored, and taken as given it would put the state under whatever directory a command
+ * runs in, where the next command, run elsewhere, would not find its sandboxes.
+ */
+export function xdgBaseDir(value: string | undefined): string | undefined {
+  return value?.startsWith("/") ? value : undefined;
+}

@@ -1,6 +1,6 @@
 import { SandboxesError } from "../base/errors";
 import { dict, own } from "../base/keys";
-import { homeDir } from "../base/home";
+import { homeDir, xdgBaseDir } from "../base/home";
 
 // Paths are joined by hand: node:path and node:os cost ~0.5 ms to load, and these run on every
 // command, including `providers` (bench/startup.ts).
@@ -23,11 +23,11 @@ export interface ConfigFile {
 export { homeDir };
 
 export function configDir(env: Record<string, string | undefined>): string {
-  return `${env.XDG_CONFIG_HOME || `${homeDir(env)}/.config`}/sandboxes`;
+  return `${xdgBaseDir(env.XDG_CONFIG_HOME) ?? `${homeDir(env)}/.config`}/sandboxes`;
 }
 
 export function stateDir(env: Record<string, string | undefined>): string {
-  return `${env.XDG_STATE_HOME || `${homeDir(env)}/.local/state`}/sandboxes`;
+  return `${xdgBaseDir(env.XDG_STATE_HOME) ?? `${homeDir(env)}/.local/state`}/sandboxes`;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/cli/registry";
@@ -237,4 +237,26 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
     expect(r.stderr).toStartWith(`sandboxes: cannot parse ${join(home, ".config/sandboxes/config.toml")}`);
     expect(r.stderr.trim().split("\n").length).toBe(1);
   });
+});
+
+// The XDG spec has a relative XDG_STATE_HOME or XDG_CONFIG_HOME ignored. Taken as given, the state
+// went under whatever directory a command ran in: a sandbox kept from one directory was not
+// listed, nor destroyable by name, from another.
+describe("relative XDG directories are ignored, as the spec says", () => {
+  test("a sandbox kept from one directory is found from another; a config there is not read", async () => {
+    const { env, home } = freshEnv({ XDG_STATE_HOME: "state", XDG_CONFIG_HOME: "config" });
+    const [first, second] = [join(home, "first"), join(home, "second")];
+    for (const dir of [first, second]) mkdirSync(dir);
+    // A config the relative XDG_CONFIG_HOME would name from `first`: unreadable TOML.
+    mkdirSync(join(first, "config/sandboxes"), { recursive: true });
+    writeFileSync(join(first, "config/sandboxes/config.toml"), "default_provider = \n");
+    const kept = await cli(["run", "--keep", "-n", "relative-xdg", "true"], { env, cwd: first });
+    expect({ code: kept.code, stderr: kept.stderr }).toMatchObject({ code: 0, stderr: expect.stringContaining("kept sandbox") });
+    expect(existsSync(join(first, "state"))).toBe(false);
+    expect(existsSync(join(home, ".local/state/sandboxes"))).toBe(true);
+    const listed = await cli(["list", "--json"], { env, cwd: second });
+    expect((JSON.parse(listed.stdout) as { sandboxes: Array<{ name?: string }> }).sandboxes.map((sandbox) => sandbox.name)).toEqual(["relative-xdg"]);
+    expect((await cli(["destroy", "relative-xdg"], { env, cwd: second })).code).toBe(0);
+    expect(existsSync(join(second, "state"))).toBe(false);
+  }, 30_000);
 });

@@ -112,6 +112,9 @@ testInOwnNetwork(import.meta.path, ["10.0.0.5/32"], () => {
       expect(resolveEndpoint(on("darwin"), {}, everywhere)).toEqual({ kind: "unix", socketPath: `${home}/.docker/run/docker.sock`, source: "Docker Desktop socket", engine: "Docker Desktop" });
       expect(resolveEndpoint(on("darwin"), {}, only("/var/run/docker.sock"))).toEqual({ kind: "unix", socketPath: "/var/run/docker.sock", source: "default socket" });
       expect(resolveEndpoint(on("linux"), {}, only(`${home}/.colima/default/docker.sock`))).toMatchObject({ engine: "Colima" });
+      // The user's runtime sockets, under an absolute XDG_RUNTIME_DIR only (the XDG spec ignores a relative one).
+      expect(resolveEndpoint({ ...on("linux"), XDG_RUNTIME_DIR: "/run/user/1000" }, {}, only("/run/user/1000/docker.sock"))).toMatchObject({ socketPath: "/run/user/1000/docker.sock", source: "user socket" });
+      expect(resolveEndpoint({ ...on("linux"), XDG_RUNTIME_DIR: "run" }, {}, only("run/docker.sock"))).toHaveProperty("missing");
       expect(resolveEndpoint(on("win32"), {}, everywhere)).toMatchObject({ socketPath: "\\\\.\\pipe\\docker_engine", engine: "Docker Desktop" });
       expect(resolveEndpoint(on("darwin"), {}, () => false)).toEqual({
         missing: "no Docker engine answers (looked for Docker Desktop, OrbStack, Colima, Podman or Rancher Desktop and at the docker context): start one of them or set DOCKER_HOST",

@@ -1,3 +1,4 @@
+import { xdgBaseDir } from "../../base/home";
 import { hostPlatform } from "../platform";
 
 /** Where the Docker Engine API answers; resolved without any I/O beyond checking socket paths. */
@@ -129,10 +130,11 @@ function socketCandidates(env: Record<string, string | undefined>): Candidate[] 
     ];
   }
   const system: Candidate[] = [{ path: DEFAULT_SOCKET, source: "default socket" }];
-  if (env.XDG_RUNTIME_DIR) {
+  const runtimeDir = xdgBaseDir(env.XDG_RUNTIME_DIR);
+  if (runtimeDir) {
     system.push(
-      { path: `${env.XDG_RUNTIME_DIR}/docker.sock`, source: "user socket" },
-      { path: `${env.XDG_RUNTIME_DIR}/podman/podman.sock`, source: "user socket", engine: "Podman" },
+      { path: `${runtimeDir}/docker.sock`, source: "user socket" },
+      { path: `${runtimeDir}/podman/podman.sock`, source: "user socket", engine: "Podman" },
     );
   }
   const h = home(env);
