@@ -1,6 +1,15 @@
-/** This user's home directory: $HOME first, so tests and sandboxes can point it elsewhere. */
+/**
+ * This user's home directory: $HOME first, so tests and sandboxes can point it elsewhere. A
+ * relative $HOME (or none) is not one: the user database's entry is.
+ */
 export function homeDir(env: Record<string, string | undefined>): string {
-  return env.HOME || (require("node:os") as typeof import("node:os")).homedir();
+  if (env.HOME?.startsWith("/")) return env.HOME;
+  const os = require("node:os") as typeof import("node:os");
+  try {
+    return os.userInfo().homedir;
+  } catch {
+    return os.homedir(); // no entry for this uid
+  }
 }
 
 /**

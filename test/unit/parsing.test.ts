@@ -3,6 +3,9 @@ import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, split
 import { closest } from "../../src/base/errors";
 import { parseRemote } from "../../src/core/transfer";
 import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";
+import { userInfo } from "node:os";
+import { homeDir } from "../../src/base/home";
+import { configDir, stateDir } from "../../src/core/config";
 
 describe("flag values", () => {
   test("timeouts accept seconds and units, reject the rest", () => {
@@ -71,5 +74,19 @@ describe("language table", () => {
     expect(byExtension(".R")?.name).toBe("r");
     expect(byName("Python")?.name).toBe("python");
     expect(byName("golang")?.name).toBe("go");
+  });
+});
+
+describe("the home and the XDG directories: absolute paths only", () => {
+  test("a relative or empty HOME gives the user database's home; relative XDG variables are ignored", () => {
+    const own = userInfo().homedir;
+    expect(homeDir({ HOME: "/somewhere/else" })).toBe("/somewhere/else");
+    expect(homeDir({ HOME: "relative" })).toBe(own);
+    expect(homeDir({ HOME: "" })).toBe(own);
+    expect(homeDir({})).toBe(own);
+    expect(stateDir({ HOME: "/h", XDG_STATE_HOME: "/s" })).toBe("/s/sandboxes");
+    expect(stateDir({ HOME: "/h", XDG_STATE_HOME: "s" })).toBe("/h/.local/state/sandboxes");
+    expect(configDir({ HOME: "/h", XDG_CONFIG_HOME: "c" })).toBe("/h/.config/sandboxes");
+    expect(configDir({ HOME: "relative", XDG_CONFIG_HOME: "" })).toBe(`${own}/.config/sandboxes`);
   });
 });
