@@ -1,14 +1,21 @@
 /**
  * This user's home directory: $HOME first, so tests and sandboxes can point it elsewhere. A
- * relative $HOME (or none) is not one: the user database's entry is.
+ * relative $HOME (or none) is not one: /etc/passwd's entry is.
  */
 export function homeDir(env: Record<string, string | undefined>): string {
   if (env.HOME?.startsWith("/")) return env.HOME;
-  const os = require("node:os") as typeof import("node:os");
+  return passwdHome() ?? (require("node:os") as typeof import("node:os")).homedir();
+}
+
+/** This uid's home in /etc/passwd (Bun's os.userInfo() answers $HOME, whatever it holds). */
+function passwdHome(): string | undefined {
+  const { readFileSync } = require("node:fs") as typeof import("node:fs");
   try {
-    return os.userInfo().homedir;
+    const uid = String(process.getuid?.());
+    const entry = readFileSync("/etc/passwd", "utf8").split("\n").map((line) => line.split(":")).find((fields) => fields[2] === uid);
+    return entry?.[5]?.startsWith("/") ? entry[5] : undefined;
   } catch {
-    return os.homedir(); // no entry for this uid
+    return undefined; // no /etc/passwd (Windows)
   }
 }
 
