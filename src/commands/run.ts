@@ -36,7 +36,7 @@ export default defineCommand({
     ...envArgs,
     "env-file": { type: "string", description: "Read KEY=VALUE lines from a file", valueHint: "path" },
     ...labelArg,
-    name: { type: "string", alias: "n", description: "Name the sandbox", valueHint: "name" },
+    name: { type: "string", alias: "n", description: "Name the sandbox (letters, digits, _ . and -, starting with a letter or digit)", valueHint: "name" },
     reuse: { type: "boolean", description: "Run in the sandbox with this --name/--label if there is one, running or a stopped local one, which it starts again (never destroyed by run)" },
     keep: { type: "boolean", description: "Keep the sandbox after the run and print its id to stderr" },
     ...timeoutArg,

@@ -77,6 +77,19 @@ export function checkSupport(provider: Provider, spec: Partial<CreateSpec>, noti
   if (spec.ttlSeconds !== undefined && !capabilities.ttl) notify?.(`provider ${name} has no sandbox lifetime (--ttl); ignored`);
 }
 
+const SANDBOX_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+
+/**
+ * A new sandbox's name, as Docker's container names: letters, digits, `_`, `.` and `-`, starting
+ * with a letter or digit. A name is printed in tables and messages and passed to every provider:
+ * one with a newline or a terminal's escape sequence would break `list`'s rows (and a terminal's
+ * screen), one with a space most providers' names. Only new names: any name finds its sandbox.
+ */
+export function checkSandboxName(name: string | undefined): void {
+  if (name === undefined || SANDBOX_NAME.test(name)) return;
+  throw new UsageError("bad_name", `sandbox name ${JSON.stringify(name)} is not valid: use letters, digits, "_", "." and "-", starting with a letter or digit (at most 128 characters)`);
+}
+
 /** Names find one sandbox: a name already taken on the provider is refused before creating. */
 export async function refuseTakenName(provider: Provider, name: string | undefined, hint: string): Promise<void> {
   if (name === undefined) return;
@@ -141,6 +154,7 @@ export async function createSandbox(
   spec: CreateSpec,
   options: CreateOptions & { prepare?: (provider: Provider) => Promise<void> },
 ): Promise<Lease> {
+  checkSandboxName(spec.name);
   const first = (await chooseProvider(settings, placement.provider)).name;
   const candidates = [first, ...(placement.fallback ?? []).filter((name) => name !== first)];
   const failures: string[] = [];

@@ -5,7 +5,7 @@ import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from 
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
 import { formatArgs, packFile, renameArgs } from "./archive";
-import { checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
+import { checkSandboxName, checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
@@ -94,6 +94,7 @@ export async function runCode(settings: Settings, request: RunRequest, sink: Out
   const started = performance.now();
   const run: Run = { ...request, reuse: request.reuse ?? false, keep: request.keep ?? false, deps: request.deps ?? false, uploads: request.uploads ?? [], downloads: request.downloads ?? [], args: request.args ?? [] };
   checkTimeoutMs(run.timeoutMs);
+  checkSandboxName(run.name);
   const { provider, choice } = await openProvider(settings, run.provider);
   if (choice.image && !run.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);
   const needsFiles = run.source.kind !== "command" || run.uploads.length > 0 || run.downloads.length > 0;

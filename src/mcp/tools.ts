@@ -208,7 +208,7 @@ export function registerTools(server: McpServer, session: Session): void {
     .object({
       provider: z.string().optional().describe("Where to create it: local, docker, e2b, daytona, modal, sprites, hopx, cloudflare, vercel. Default: the server's provider"),
       image: z.string().optional().describe("Image or template (e.g. python:3.12 on docker). Default: the server's image or the provider's"),
-      name: z.string().min(1).optional().describe("A name to find the sandbox by (must be unused)"),
+      name: z.string().min(1).optional().describe('A name to find the sandbox by (must be unused): letters, digits, "_", "." and "-", starting with a letter or digit, at most 128 characters'),
       labels: labelsSchema.optional(),
       keep: z.boolean().optional().describe("Keep the sandbox after this session ends (default false: it is destroyed then)"),
     })

@@ -201,6 +201,12 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
     ["value for a switch", ["list", "--json=yes"], 2, "sandboxes: --json is a switch and takes no value\n"],
     ["single dash before a long flag", ["list", "-json"], 2, 'sandboxes: unknown flag -j for "list"; did you mean --json? (see sandboxes list --help)\n'],
     ["unknown short flag in a group", ["destroy", "-yz", "--all"], 2, "sandboxes: unknown flag -z for \"destroy\" (see sandboxes destroy --help)\n"],
+    ...(["a\nb", "\u001b[2Jbox", "my box", "-box", "x".repeat(129)].map((name): [string, string[], number, string] => [
+      `sandbox name ${JSON.stringify(name.slice(0, 12))}`,
+      ["run", "--keep", `--name=${name}`, "true"],
+      125,
+      `sandboxes: sandbox name ${JSON.stringify(name)} is not valid: use letters, digits, "_", "." and "-", starting with a letter or digit (at most 128 characters)\n`,
+    ])),
   ];
   for (const [title, args, code, stderr] of cases) {
     test(title, async () => {
@@ -237,6 +243,23 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
     expect(r.stderr).toStartWith(`sandboxes: cannot parse ${join(home, ".config/sandboxes/config.toml")}`);
     expect(r.stderr.trim().split("\n").length).toBe(1);
   });
+});
+
+describe("names and labels in tables", () => {
+  test("a refused name creates nothing; a label's control characters are escaped in list's rows, as they are in --json", async () => {
+    const { env } = freshEnv();
+    expect((await cli(["run", "--keep", "-n", "a\nb", "true"], { env })).code).toBe(125);
+    expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
+    const label = "note=one\ttwo\nthree \u001b[2J\u009b";
+    const kept = await cli(["run", "--keep", "-n", "box-1.a_b", "-l", label, "true"], { env });
+    expect(kept.code).toBe(0);
+    const rows = (await cli(["list"], { env })).stdout.split("\n").filter(Boolean);
+    expect(rows).toHaveLength(2);
+    expect(rows[1]!.split("\t").slice(2)).toEqual(["box-1.a_b", "running", "note=one\\ttwo\\nthree \\x1b[2J\\x9b", expect.stringMatching(/^\d+s$/)]);
+    const listed = JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes;
+    expect(listed.map((sandbox: { labels: Record<string, string> }) => sandbox.labels)).toEqual([{ note: "one\ttwo\nthree \u001b[2J\u009b" }]);
+    expect((await cli(["destroy", "box-1.a_b"], { env })).code).toBe(0);
+  }, 30_000);
 });
 
 // The XDG spec has a relative XDG_STATE_HOME or XDG_CONFIG_HOME ignored. Taken as given, the state

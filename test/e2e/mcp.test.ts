@@ -144,6 +144,7 @@ describe("mcp on the local provider", () => {
     expect(await session.fails("create_sandbox", { provider: "lcoal" }, "unknown_provider")).toContain("local");
     expect(await session.fails("create_sandbox", { provider: "e2b" }, "not_configured")).toContain("E2B_API_KEY");
     await session.fails("create_sandbox", { labels: { "sandboxes.x": "y" } }, "bad_arguments");
+    expect(await session.fails("create_sandbox", { name: "two\nlines" }, "bad_name")).toContain('"two\\nlines" is not valid');
     await session.fails("destroy_sandbox", { sandbox_id: "no-such-sandbox" }, "unknown_sandbox");
     await session.fails("list_sandboxes", { provider: "nope" }, "unknown_provider");
     await session.fails("read_file", { sandbox_id: "no-such-sandbox", path: "/tmp/x" }, "unknown_sandbox");

@@ -87,6 +87,13 @@ describe("run and runMany", () => {
     expect(localSandboxes()).toEqual([]);
   });
 
+  test("a name that is not letters, digits, _ . and - is refused before anything is created", async () => {
+    const { env, localSandboxes } = environment();
+    await expect(Sandbox.create({ environment: env, name: "two\nlines" })).rejects.toMatchObject({ code: "bad_name" });
+    await expect(Sandbox.create({ environment: env, name: "with space" })).rejects.toBeInstanceOf(SandboxesError);
+    expect(localSandboxes()).toEqual([]);
+  });
+
   test("runMany runs in one sandbox and stops at the first failure unless told not to", async () => {
     const { env, localSandboxes } = environment();
     const stopped = await runMany(["echo 1 > /tmp/f", "cat /tmp/f; exit 4", "echo never"], { environment: env });
