@@ -38,7 +38,7 @@ const loadCommand = async (name: string): Promise<AnyCommand | undefined> => {
   const { COMMANDS, isCommandName } = await registryLoading;
   return isCommandName(name) ? (await COMMANDS[name]()).default : undefined;
 };
-const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, UsageError }, { EXIT, exitForStop }, stdioLoaded, commandLoaded, ioLoaded] =
+const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, machineError, UsageError }, { EXIT, exitForStop }, stdioLoaded, commandLoaded, ioLoaded] =
   await Promise.all([
     registryLoading,
     import("./cli/parse"),
@@ -115,6 +115,7 @@ async function main(argv: string[]): Promise<number> {
   try {
     const args = parseCommandArgs(command, rest);
     const [settings, io] = await Promise.all([settingsLoading ?? import("./core/config").then((m) => m.loadSettings()), processIO(command)]);
+    stateDir = settings.stateDir;
     const options = command.toOptions(args, { vars: settings.env, stdinIsTTY: io.stdin.isTTY });
     const code = await command.run(options, { io, settings, signal: controller.signal });
     if (controller.signal.aborted) {
@@ -148,8 +149,11 @@ async function flushHumanMessages(): Promise<void> {
   await new Promise<void>((resolve) => process.stderr.write("", () => resolve()));
 }
 
+/** The state directory, once the settings are read: an error on a path inside it says so. */
+let stateDir: string | undefined;
+
 function reportError(error: unknown, json: boolean, runsPrograms: boolean): number {
-  const known = isSandboxesError(error) ? error : undefined;
+  const known = isSandboxesError(error) ? error : machineError(error, stateDir);
   const code = known ? exitCodeFor(known, runsPrograms) : runsPrograms ? EXIT.sandboxesFailure : EXIT.failure;
   // Like any program whose reader went away: no message, just 141.
   if (known instanceof InterruptedError && known.signal === "SIGPIPE") return code;

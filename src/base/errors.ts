@@ -60,6 +60,31 @@ export function isSandboxesError(error: unknown): error is SandboxesError {
   return error instanceof SandboxesError;
 }
 
+/** The failed system calls on a path that the machine causes, not a bug: what each means. */
+const MACHINE_CAUSES: Record<string, string> = {
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  EROFS: "read-only file system",
+  ENOSPC: "no space left on the device",
+  EDQUOT: "disk quota exceeded",
+  ENOTDIR: "a part of the path is not a directory",
+};
+const ACTIONS: Record<string, string> = { mkdir: "make", rm: "remove", rmdir: "remove", open: "open", write: "write", rename: "rename", unlink: "remove" };
+
+/**
+ * A system call's error on a path that the machine caused (permissions, a read-only or full disk,
+ * a file where a directory belongs) as a SandboxesError that names the path, with `hint` for
+ * paths under `stateDir`: told as "internal error … a bug", the user would look in the wrong place.
+ */
+export function machineError(error: unknown, stateDir?: string): SandboxesError | undefined {
+  const { code, path, syscall } = (error ?? {}) as { code?: unknown; path?: unknown; syscall?: unknown };
+  if (!(error instanceof Error) || typeof code !== "string" || typeof path !== "string" || !(code in MACHINE_CAUSES)) return undefined;
+  const action = (typeof syscall === "string" && ACTIONS[syscall]) || "use";
+  const inState = stateDir !== undefined && (path === stateDir || path.startsWith(`${stateDir}/`) || stateDir.startsWith(`${path}/`));
+  const hint = inState ? `sandboxes keeps its state in ${stateDir}: make that writable, or set XDG_STATE_HOME to a directory that is` : undefined;
+  return new SandboxesError("file_system", `cannot ${action} ${path}: ${MACHINE_CAUSES[code]}`, "provider", hint);
+}
+
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);

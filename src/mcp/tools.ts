@@ -5,7 +5,7 @@
 import type { McpServer } from "@modelcontextprotocol/sdk/server/mcp.js";
 import * as z from "zod";
 import { extname } from "node:path";
-import { isSandboxesError, SandboxesError } from "../base/errors";
+import { isSandboxesError, machineError, SandboxesError } from "../base/errors";
 import { byExtension, byName, languageNames, type Language } from "../lang/languages";
 import { LABEL_PREFIX } from "../providers/types";
 import { listAll, readFile, runInFreshSandbox, runInSandbox, writeFile, type Program } from "./core";
@@ -105,7 +105,7 @@ function ok(structured: Structured) {
 
 /** One line: the CLI's error code and message (and hint), as `--json` errors carry them. */
 export function errorResult(error: unknown) {
-  const known = isSandboxesError(error) ? error : undefined;
+  const known = isSandboxesError(error) ? error : machineError(error);
   const code = known?.code ?? "internal_error";
   const message = known ? `${known.message}${known.hint ? `: ${known.hint}` : ""}` : (error as Error)?.message ?? String(error);
   return { content: [{ type: "text" as const, text: `${code}: ${message.replace(/\s*\n\s*/g, " ")}` }], isError: true };

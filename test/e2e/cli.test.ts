@@ -245,6 +245,29 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
   });
 });
 
+describe("a state directory that cannot be written", () => {
+  // Told as "internal error … a bug in sandboxes" before, or as the failed clean-up of a file
+  // never made (rm: EFAULT, EACCES) in place of the first error.
+  test("is one line naming the path and XDG_STATE_HOME, exit 125, with --json too", async () => {
+    const { env, home } = freshEnv();
+    const file = join(home, "not-a-directory");
+    writeFileSync(file, "");
+    env.XDG_STATE_HOME = file;
+    const hint = `sandboxes keeps its state in ${file}/sandboxes: make that writable, or set XDG_STATE_HOME to a directory that is`;
+    for (const args of [["run", "echo hi"], ["run", "--keep", "-n", "box", "true"]]) {
+      const r = await cli(args, { env });
+      expect(r.code).toBe(125);
+      expect(r.stdout).toBe("");
+      expect(r.stderr).toMatch(new RegExp(`^sandboxes: cannot make ${file}/sandboxes/local\\S*: a part of the path is not a directory: `));
+      expect(r.stderr).toEndWith(`${hint}\n`);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    }
+    const json = await cli(["run", "--json", "echo hi"], { env });
+    expect(json.code).toBe(125);
+    expect(JSON.parse(json.stdout).error).toMatchObject({ code: "file_system", hint, exit_code: 125 });
+  });
+});
+
 describe("names and labels in tables", () => {
   test("a refused name creates nothing; a label's control characters are escaped in list's rows, as they are in --json", async () => {
     const { env } = freshEnv();

@@ -1,6 +1,6 @@
 import { describe, expect, test } from "bun:test";
 import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, splitPair } from "../../src/cli/args";
-import { closest } from "../../src/base/errors";
+import { closest, machineError } from "../../src/base/errors";
 import { parseRemote } from "../../src/core/transfer";
 import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";
 import { readFileSync } from "node:fs";
@@ -88,5 +88,23 @@ describe("the home and the XDG directories: absolute paths only", () => {
     expect(stateDir({ HOME: "/h", XDG_STATE_HOME: "s" })).toBe("/h/.local/state/sandboxes");
     expect(configDir({ HOME: "/h", XDG_CONFIG_HOME: "c" })).toBe("/h/.config/sandboxes");
     expect(configDir({ HOME: "relative", XDG_CONFIG_HOME: "" })).toBe(`${own}/.config/sandboxes`);
+  });
+});
+
+describe("errors the machine causes", () => {
+  const systemError = (code: string, syscall: string, path: string) => Object.assign(new Error(`${code}: ${syscall} '${path}'`), { code, syscall, path });
+  test("a failed system call on a path is named, with the state directory's hint when it is there", () => {
+    expect(machineError(systemError("EACCES", "mkdir", "/s/sandboxes/local"), "/s/sandboxes")).toMatchObject({
+      code: "file_system",
+      message: "cannot make /s/sandboxes/local: permission denied",
+      hint: "sandboxes keeps its state in /s/sandboxes: make that writable, or set XDG_STATE_HOME to a directory that is",
+    });
+    // A parent of the state directory, and a path elsewhere (no hint).
+    expect(machineError(systemError("EROFS", "mkdir", "/s"), "/s/sandboxes")?.hint).toContain("XDG_STATE_HOME");
+    expect(machineError(systemError("ENOSPC", "write", "/home/me/out.txt"), "/s/sandboxes")).toMatchObject({ message: "cannot write /home/me/out.txt: no space left on the device", hint: undefined });
+    // Not the machine's: a missing file, an error without a path, anything else.
+    expect(machineError(systemError("ENOENT", "open", "/x"))).toBeUndefined();
+    expect(machineError(Object.assign(new Error("EACCES"), { code: "EACCES" }))).toBeUndefined();
+    expect(machineError("EACCES")).toBeUndefined();
   });
 });

@@ -262,8 +262,10 @@ export class LocalProvider implements Provider {
   /** The sandbox's directory, and its egress socket's where that is one of its own (egressDir). */
   private removeDirs(id: string): void {
     const egress = this.egressDir(id);
-    if (!egress.startsWith(`${this.dir(id)}/`)) rmSync(egress, { recursive: true, force: true });
-    rmSync(this.dir(id), { recursive: true, force: true });
+    // Only what is there: a state directory we cannot even look into (EACCES) failed the run
+    // before anything was made, and that is the error to tell, not this one.
+    if (!egress.startsWith(`${this.dir(id)}/`) && existsSync(egress)) rmSync(egress, { recursive: true, force: true });
+    if (existsSync(this.dir(id))) rmSync(this.dir(id), { recursive: true, force: true });
   }
 
   /** As root we run the program as an unprivileged uid derived from the id (one per sandbox). */

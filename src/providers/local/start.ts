@@ -42,7 +42,11 @@ export async function startHelper(stateDir: string, env: Record<string, string |
     if (tried.exitCode !== 0) throw new Error("it does not run here");
     renameSync(partial, path);
   } catch {
-    rmSync(partial, { force: true });
+    try {
+      rmSync(partial, { force: true });
+    } catch {
+      // A state directory we may not write (or look into): what comes next says so.
+    }
     return undefined;
   }
   const builds = readdirSync(dir).filter((entry) => entry.startsWith(carried.family) && !entry.endsWith(".partial"));
