@@ -7,7 +7,7 @@
  * with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { bootId, childrenOf, startTime } from "../../src/providers/local/holder";
 import { EGRESS_DIR, EGRESS_SOCKET, RUN_DIR } from "../../src/providers/local/isolation";
@@ -364,4 +364,33 @@ describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1
       }
     }
   }, 60_000);
+});
+
+// What a program makes in its sandbox is its to lock: as an ordinary user's its files are the
+// user's own, and a directory it leaves without permissions (chmod 000) stopped the removal of
+// the sandbox's directory (EACCES): the run exited 125 in place of the program's status, and
+// the directory stayed behind. Likewise for destroy.
+describe("files the program locked go with its sandbox", () => {
+  const lock = "mkdir -p /tmp/d/e ~/h/i; touch /tmp/d/e/f ~/h/i/g; ln -s /etc /tmp/d/etc; chmod 000 /tmp/d/e /tmp/d ~/h/i; chmod 500 ~/h";
+  for (const { user, mechanism } of MATRIX.filter((m) => isRoot || m.user === "ordinary")) {
+    test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}: a one-shot run and a kept sandbox's destroy`, async () => {
+      const m = machineFor(user, mechanism);
+      try {
+        const once = await m.run(["run", `${lock}; exit 3`]);
+        expect({ code: once.code, stderr: once.stderr }).toEqual({ code: 3, stderr: "" });
+        expect(readdirSync(m.stateDir)).toEqual([]);
+        const kept = await m.run(["run", "--keep", "-n", "locked", lock]);
+        expect(kept.code).toBe(0);
+        const id = /kept sandbox (local-[0-9a-f]{12})/.exec(kept.stderr)?.[1];
+        expect(id).toBeDefined();
+        const destroyed = await m.run(["destroy", "locked"]);
+        expect(destroyed.code).toBe(0);
+        await expectGone(m, id!);
+        // The host's /etc, reached by the link, is as it was.
+        expect(statSync("/etc").mode & 0o777).toBe(0o755);
+      } finally {
+        m.remove();
+      }
+    }, 60_000);
+  }
 });

@@ -73,6 +73,33 @@ function makeOwnedDirs(base: string, parts: string[], uid: number | undefined): 
 }
 
 /**
+ * Removes a sandbox's directory tree. What the program made there is its to lock: as an ordinary
+ * user's, its files are ours, and a directory it left without permissions (chmod 000) stops rm
+ * with EACCES, which would leave the sandbox's files behind. Then each directory below is made
+ * ours to enter and empty (0700), never through a symbolic link, and rm goes again. Only once
+ * the sandbox's processes are gone: nothing inside can race it.
+ */
+function removeTree(path: string): void {
+  try {
+    rmSync(path, { recursive: true, force: true });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code !== "EACCES" && code !== "EPERM") throw error;
+    openUp(path);
+    rmSync(path, { recursive: true, force: true });
+  }
+}
+
+function openUp(dir: string): void {
+  try {
+    chmodSync(dir, 0o700);
+    for (const entry of readdirSync(dir, { withFileTypes: true })) if (entry.isDirectory()) openUp(join(dir, entry.name));
+  } catch {
+    // Not ours to open (rm says so next), or gone.
+  }
+}
+
+/**
  * CreateSpec.files into the sandbox's /tmp (`tmpDir` on the host), before anything runs in it,
  * owned by the sandbox's uid (as root): a path outside /tmp, or with `..`, is a bug of ours.
  */
@@ -264,8 +291,8 @@ export class LocalProvider implements Provider {
     const egress = this.egressDir(id);
     // Only what is there: a state directory we cannot even look into (EACCES) failed the run
     // before anything was made, and that is the error to tell, not this one.
-    if (!egress.startsWith(`${this.dir(id)}/`) && existsSync(egress)) rmSync(egress, { recursive: true, force: true });
-    if (existsSync(this.dir(id))) rmSync(this.dir(id), { recursive: true, force: true });
+    if (!egress.startsWith(`${this.dir(id)}/`) && existsSync(egress)) removeTree(egress);
+    if (existsSync(this.dir(id))) removeTree(this.dir(id));
   }
 
   /** As root we run the program as an unprivileged uid derived from the id (one per sandbox). */
@@ -329,7 +356,7 @@ export class LocalProvider implements Provider {
 
   async destroy(id: string): Promise<void> {
     if (!ID_PATTERN.test(id)) return;
-    if (!existsSync(this.dir(id))) return rmSync(this.egressDir(id), { recursive: true, force: true });
+    if (!existsSync(this.dir(id))) return removeTree(this.egressDir(id));
     // Under the start lock: a holder being started by an exec at this moment is stopped too.
     await this.startLocked(id, async () => {
       const meta = this.readMeta(id);
