@@ -371,10 +371,13 @@ describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1
 // the sandbox's directory (EACCES): the run exited 125 in place of the program's status, and
 // the directory stayed behind. Likewise for destroy.
 describe("files the program locked go with its sandbox", () => {
-  const lock = "mkdir -p /tmp/d/e ~/h/i; touch /tmp/d/e/f ~/h/i/g; ln -s /etc /tmp/d/etc; chmod 000 /tmp/d/e /tmp/d ~/h/i; chmod 500 ~/h";
+  // And one nested past PATH_MAX (1000 levels, 8 kB), locked at the bottom.
+  const deep = `python3 -c 'import os; os.chdir("/tmp"); [(os.mkdir("nested"), os.chdir("nested")) for _ in range(1000)]; os.chmod(".", 0)'`;
+  const lock = `mkdir -p /tmp/d/e ~/h/i; touch /tmp/d/e/f ~/h/i/g; ln -s /etc /tmp/d/etc; chmod 000 /tmp/d/e /tmp/d ~/h/i; chmod 500 ~/h; ${deep}`;
   for (const { user, mechanism } of MATRIX.filter((m) => isRoot || m.user === "ordinary")) {
     test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}: a one-shot run and a kept sandbox's destroy`, async () => {
       const m = machineFor(user, mechanism);
+      m.env.PATH = "/usr/local/bin:/usr/bin:/bin"; // the system's python3
       try {
         const once = await m.run(["run", `${lock}; exit 3`]);
         expect({ code: once.code, stderr: once.stderr }).toEqual({ code: 3, stderr: "" });
