@@ -22,7 +22,7 @@ export interface ProgramOutput {
  * for people.
  */
 export interface IO {
-  stdin: { readonly isTTY: boolean; stream(): ReadableStream<Uint8Array>; bytes(): Promise<Uint8Array> };
+  stdin: { readonly isTTY: boolean; stream(): ReadableStream<Uint8Array> };
   stdout: { readonly isTTY: boolean; emit(text: string): Promise<void> };
   stderr: { readonly isTTY: boolean; write(text: string): void };
   ui(): Messages;
@@ -52,7 +52,6 @@ export async function processIO(command: AnyCommand): Promise<IO> {
         return isTerminal(0);
       },
       stream: () => Bun.stdin.stream() as ReadableStream<Uint8Array>,
-      bytes: () => Bun.stdin.bytes(),
     },
     stdout: {
       get isTTY() {

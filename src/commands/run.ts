@@ -3,7 +3,7 @@ import { basename } from "node:path";
 import { UsageError } from "../base/errors";
 import { shellQuote } from "../base/quote";
 import { networkPolicy } from "../core/network";
-import { checkFile, languageFor, runCode, type CodeSource, type RunReport } from "../core/run";
+import { checkFile, languageFor, readCode, runCode, type CodeSource, type RunReport } from "../core/run";
 import { byName, type Language } from "../lang/languages";
 import { defineCommand } from "../cli/command";
 import {
@@ -113,7 +113,7 @@ export default defineCommand({
   async run({ json, maxOutputBytes, source: spec, ...rest }, { io, settings, signal }) {
     let source: CodeSource;
     if (spec.kind === "stdin") {
-      const code = await io.stdin.bytes();
+      const code = await readCode(io.stdin.stream(), "the code on stdin");
       if (new TextDecoder().decode(code).trim() === "") throw new UsageError("empty_stdin", "no code on stdin: pipe a program in, or pass a COMMAND or --file");
       source = { kind: "stdin", code, language: spec.language };
     } else {

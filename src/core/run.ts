@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
@@ -84,10 +84,62 @@ export function languageFor(path: string, langFlag?: string): Language {
   return language;
 }
 
+/**
+ * The most code `run` takes as its program (--file, stdin, MCP's `code`): it is held in memory and
+ * written into the sandbox whole. A program is far smaller; data goes in with --upload. Without a
+ * bound, `--file /dev/zero` (or `< /dev/zero`) read until the host ran out of memory.
+ */
+export const MAX_CODE_BYTES = 64 * 1024 * 1024;
+
+function codeTooLarge(what: string): SandboxesError {
+  return new SandboxesError("code_too_large", `${what} is larger than ${MAX_CODE_BYTES / 1024 / 1024} MiB, the most run takes as a program`, "usage", "put large files in the sandbox with --upload and run a smaller program");
+}
+
 /** Checks a --file path before any sandbox exists, so bad input never costs a sandbox. */
 export function checkFile(path: string): void {
   if (!existsSync(path)) throw new SandboxesError("file_not_found", `file not found: ${path}`, "usage", "check the path given to --file");
-  if (statSync(path).isDirectory()) throw new SandboxesError("file_not_found", `${path} is a directory, not a file: pass the program's main file to --file`, "usage");
+  const stats = statSync(path);
+  if (stats.isDirectory()) throw new SandboxesError("file_not_found", `${path} is a directory, not a file: pass the program's main file to --file`, "usage");
+  if (stats.isFile() && stats.size > MAX_CODE_BYTES) throw codeTooLarge(path);
+}
+
+/**
+ * A --file's bytes, at most MAX_CODE_BYTES: a regular file by its size, anything else (a pipe
+ * from `<(…)`, a device) read until it ends or passes the bound.
+ */
+export function readCodeFile(path: string): Uint8Array {
+  const stats = statSync(path);
+  if (stats.isFile()) {
+    if (stats.size > MAX_CODE_BYTES) throw codeTooLarge(path);
+    return new Uint8Array(readFileSync(path));
+  }
+  const file = openSync(path, "r");
+  try {
+    const chunks: Uint8Array[] = [];
+    let total = 0;
+    for (;;) {
+      const chunk = new Uint8Array(1 << 20);
+      const read = readSync(file, chunk);
+      if (read === 0) return Buffer.concat(chunks, total);
+      total += read;
+      if (total > MAX_CODE_BYTES) throw codeTooLarge(path);
+      chunks.push(chunk.subarray(0, read));
+    }
+  } finally {
+    closeSync(file);
+  }
+}
+
+/** Code from a stream (stdin), at most MAX_CODE_BYTES. */
+export async function readCode(stream: ReadableStream<Uint8Array>, what: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  for await (const chunk of stream) {
+    total += chunk.length;
+    if (total > MAX_CODE_BYTES) throw codeTooLarge(what);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks, total);
 }
 
 export async function runCode(settings: Settings, request: RunRequest, sink: OutputSink): Promise<RunReport> {
@@ -189,7 +241,7 @@ function codeInOneGo(spec: CreateSpec, options: Run, source: Exclude<CodeSource,
   const check = new InlineRuntimeCheck(source.language, options.image);
   const codeDir = freshCodeDir();
   const fileName = codeFileName(source);
-  const content = source.kind === "file" ? new Uint8Array(readFileSync(source.path)) : source.code;
+  const content = source.kind === "file" ? readCodeFile(source.path) : source.code;
   return {
     create: { ...spec, files: [{ path: posix.join(codeDir, fileName), content }] },
     argv: codeArgv(codeDir, fileName, source.language.run, options.args, { before: check.script }),
@@ -267,7 +319,7 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
     if (options.deps) {
       await uploadProjectDir(provider, id, dirname(resolve(source.path)), codeDir);
     } else {
-      await provider.putArchive!(id, codeDir, await packFile(fileName, readFileSync(source.path)));
+      await provider.putArchive!(id, codeDir, await packFile(fileName, readCodeFile(source.path)));
     }
   } else {
     if (options.deps) await uploadProjectDir(provider, id, process.cwd(), codeDir);

@@ -26,7 +26,7 @@ export function fakeIO(options: { tty: boolean; stdin?: string; answers?: boolea
   const say = (level: string) => (message: unknown) => void (err += `${level} ${String(message)}\n`);
   const messages = { info: say("INFO"), success: say("SUCCESS"), warn: say("WARN"), error: say("ERROR") } as unknown as Messages;
   return {
-    stdin: { isTTY: options.tty, stream: () => new Blob([stdinBytes]).stream(), bytes: async () => stdinBytes },
+    stdin: { isTTY: options.tty, stream: () => new Blob([stdinBytes]).stream() },
     stdout: { isTTY: options.tty, emit: async (t) => void (out += t) },
     stderr: { isTTY: options.tty, write: (t) => void (err += t) },
     ui: () => messages,

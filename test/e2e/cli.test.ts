@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/cli/registry";
@@ -243,6 +243,32 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
     expect(r.stderr).toStartWith(`sandboxes: cannot parse ${join(home, ".config/sandboxes/config.toml")}`);
     expect(r.stderr.trim().split("\n").length).toBe(1);
   });
+});
+
+// Code is held in memory and written into the sandbox whole: unbounded, --file /dev/zero or
+// `< /dev/zero` read until the host ran out of memory ("internal error: ENOMEM", with a 4 GB
+// ulimit; without one, the machine's memory).
+describe("code larger than 64 MiB", () => {
+  const tooLarge = (what: string) => `sandboxes: ${what} is larger than 64 MiB, the most run takes as a program: put large files in the sandbox with --upload and run a smaller program\n`;
+  test("from --file (a device, a regular file) or stdin is one line and exit 125, before any sandbox; a pipe's code runs", async () => {
+    const { env, home } = freshEnv();
+    const device = await cli(["run", "--lang", "bash", "--file", "/dev/zero"], { env });
+    expect({ code: device.code, stderr: device.stderr, stdout: device.stdout }).toEqual({ code: 125, stderr: tooLarge("/dev/zero"), stdout: "" });
+    const big = join(home, "big.sh");
+    writeFileSync(big, "");
+    truncateSync(big, 64 * 1024 * 1024 + 1);
+    expect((await cli(["run", "--file", big], { env })).stderr).toBe(tooLarge(big));
+    const child = Bun.spawn([BINARY, "run", "--lang", "bash"], { env, stdin: Bun.file("/dev/zero"), stdout: "pipe", stderr: "pipe" });
+    const [stdout, stderr, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
+    expect({ code, stderr, stdout }).toEqual({ code: 125, stderr: tooLarge("the code on stdin"), stdout: "" });
+    // A FIFO, as `--file <(…)` gives: read to its end.
+    const fifo = join(home, "fifo");
+    Bun.spawnSync(["mkfifo", fifo]);
+    const writer = Bun.spawn(["sh", "-c", 'printf "echo from a pipe\n" > "$1"', "sh", fifo]);
+    expect(await cli(["run", "--lang", "bash", "--file", fifo], { env })).toMatchObject({ code: 0, stdout: "from a pipe\n" });
+    await writer.exited;
+    expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
+  }, 30_000);
 });
 
 describe("a state directory that cannot be written", () => {
