@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { startEgressProxy, type BlockedEvent, type EgressProxy } from "../../src/providers/local/egress/proxy";
+import { MAX_CONNECTIONS, startEgressProxy, type BlockedEvent, type EgressProxy } from "../../src/providers/local/egress/proxy";
 import { testInOwnNetwork } from "../fakes/netns";
 
 testInOwnNetwork(import.meta.path, ["203.0.113.0/24", "10.0.0.5/32", "169.254.77.77/32"], () => {
@@ -117,6 +117,43 @@ testInOwnNetwork(import.meta.path, ["203.0.113.0/24", "10.0.0.5/32", "169.254.77
       const reply = await exchange([`GET http://127.0.0.1:${upstream.port}/ HTTP/1.1\r\nX-Big: ${"y".repeat(70_000)}`]);
       expect(reply.toString()).toStartWith("HTTP/1.1 431 ");
     });
+  });
+
+  describe("capacity", () => {
+    test(`at most ${MAX_CONNECTIONS} connections at once: the next is closed unanswered, and one closed makes room`, async () => {
+      const open = async () => {
+        const socket: Socket = connect({ path: join(dir, "proxy.sock") });
+        await new Promise<void>((resolve, reject) => socket.once("connect", () => resolve()).once("error", reject));
+        return socket;
+      };
+      /** A request on a new connection: what came back before the proxy closed it. */
+      const ask = async () => {
+        const socket: Socket = connect({ path: join(dir, "proxy.sock") });
+        const received: Buffer[] = [];
+        socket.on("data", (chunk: Buffer) => received.push(chunk));
+        socket.on("error", () => {}); // closed before the request is written: EPIPE
+        const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+        socket.write("GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+        await closed;
+        return Buffer.concat(received).toString();
+      };
+      const held: Socket[] = [];
+      try {
+        for (let i = 0; i < MAX_CONNECTIONS; i++) held.push(await open());
+        expect(await ask()).toBe("");
+        // The ones held are untouched.
+        expect(held.every((socket) => !socket.destroyed && socket.readyState === "open")).toBe(true);
+        const one = held.pop()!;
+        const gone = new Promise((resolve) => one.once("close", resolve));
+        one.destroy();
+        await gone;
+        await Bun.sleep(50); // the proxy sees the close
+        expect(await ask()).toContain("400 Bad Request");
+      } finally {
+        for (const socket of held) socket.destroy();
+        await Bun.sleep(50);
+      }
+    }, 30_000);
   });
 
   describe("SOCKS5", () => {

@@ -50,6 +50,13 @@ export interface EgressProxy {
 }
 
 const MAX_HEAD = 64 * 1024;
+/**
+ * Connections one sandbox's proxy holds at once (each two descriptors and some memory in this
+ * process: the CLI's own for a one-shot run). More are closed as they arrive. Bun raises our
+ * descriptor limit to the hard one (often 524288): without a bound, a program that opens
+ * connections and holds them took that many, and the memory behind them, from the host.
+ */
+export const MAX_CONNECTIONS = 1024;
 const CONNECT_TIMEOUT_MS = 30_000;
 
 function hostPort(host: string, port: number): string {
@@ -242,8 +249,13 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
     client.on("error", () => client.destroy());
     let buffered: Buffer = Buffer.alloc(0);
     let socksGreeted = false;
+    // A client that ends before its request is whole never completes it: with allowHalfOpen its
+    // socket would stay open, and count against MAX_CONNECTIONS, until the proxy closed.
+    const endedEarly = () => client.destroy();
+    client.once("end", endedEarly);
     const stop = () => {
       client.off("data", onData);
+      client.off("end", endedEarly);
       client.pause();
     };
     const onData = (chunk: Buffer) => {
@@ -298,6 +310,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   }
 
   const server = createServer({ allowHalfOpen: true }, accept);
+  server.maxConnections = MAX_CONNECTIONS;
   const { listen } = options;
   const socketPath = "socketPath" in listen ? listen.socketPath : undefined;
   if (socketPath) removeSocket(socketPath);
