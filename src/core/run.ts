@@ -85,7 +85,7 @@ export function languageFor(path: string, langFlag?: string): Language {
 }
 
 /**
- * The most code `run` takes as its program (--file, stdin, MCP's `code`): it is held in memory and
+ * The most code `run` takes as its program (--file, stdin): it is held in memory and
  * written into the sandbox whole. A program is far smaller; data goes in with --upload. Without a
  * bound, `--file /dev/zero` (or `< /dev/zero`) read until the host ran out of memory.
  */
@@ -116,14 +116,15 @@ export function readCodeFile(path: string): Uint8Array {
   const file = openSync(path, "r");
   try {
     const chunks: Uint8Array[] = [];
+    const buffer = new Uint8Array(1 << 20);
     let total = 0;
     for (;;) {
-      const chunk = new Uint8Array(1 << 20);
-      const read = readSync(file, chunk);
+      const read = readSync(file, buffer);
       if (read === 0) return Buffer.concat(chunks, total);
       total += read;
       if (total > MAX_CODE_BYTES) throw codeTooLarge(path);
-      chunks.push(chunk.subarray(0, read));
+      // A copy of what was read: a pipe may give a byte at a time.
+      chunks.push(buffer.slice(0, read));
     }
   } finally {
     closeSync(file);
