@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MAX_CONNECTIONS, startEgressProxy, type BlockedEvent, type EgressProxy } from "../../src/providers/local/egress/proxy";
+import { formatBlocked, MAX_CONNECTIONS, MAX_REPORTED, startEgressProxy, type BlockedEvent, type EgressProxy } from "../../src/providers/local/egress/proxy";
 import { testInOwnNetwork } from "../fakes/netns";
 
 testInOwnNetwork(import.meta.path, ["203.0.113.0/24", "10.0.0.5/32", "169.254.77.77/32"], () => {
@@ -120,6 +120,31 @@ testInOwnNetwork(import.meta.path, ["203.0.113.0/24", "10.0.0.5/32", "169.254.77
   });
 
   describe("capacity", () => {
+    test(`at most ${MAX_REPORTED} blocked destinations are reported; the one past says so; every one is still refused`, async () => {
+      const events: BlockedEvent[] = [];
+      const socketPath = join(dir, "reports.sock");
+      const own = await startEgressProxy({ listen: { socketPath }, allow: [], onBlocked: (event) => events.push(event), dial: () => { throw new Error("nothing here is dialled"); } });
+      try {
+        const ask = async (port: number) => {
+          const socket: Socket = connect({ path: socketPath });
+          const received: Buffer[] = [];
+          socket.on("data", (chunk: Buffer) => received.push(chunk));
+          const closed = new Promise<void>((resolve) => socket.on("close", () => resolve()));
+          socket.write(`GET http://127.0.0.1:${port}/ HTTP/1.1\r\nHost: x\r\n\r\n`);
+          await closed;
+          return Buffer.concat(received).toString();
+        };
+        for (let port = 1; port <= MAX_REPORTED + 50; port++) expect(await ask(port)).toStartWith("HTTP/1.1 403 Forbidden\r\n");
+        expect(events).toHaveLength(MAX_REPORTED + 1);
+        expect(events.slice(0, MAX_REPORTED).every((event) => event.more === undefined)).toBe(true);
+        const last = events.at(-1)!;
+        expect(last).toEqual({ host: "127.0.0.1", port: MAX_REPORTED + 1, address: "127.0.0.1", reason: "loopback", more: true });
+        expect(formatBlocked(last)).toBe(`blocked 127.0.0.1:${MAX_REPORTED + 1} (loopback address), and more than ${MAX_REPORTED} destinations in all: the rest are blocked without a line`);
+      } finally {
+        await own.close();
+      }
+    });
+
     test(`at most ${MAX_CONNECTIONS} connections at once: the next is closed unanswered, and one closed makes room`, async () => {
       const open = async () => {
         const socket: Socket = connect({ path: join(dir, "proxy.sock") });

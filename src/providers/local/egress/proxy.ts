@@ -26,7 +26,16 @@ export interface BlockedEvent {
   /** The address it resolved to (the same as host for an IP; 127.0.0.1 for the host). */
   address: string;
   reason: BlockReason;
+  /** The last one reported: more than MAX_REPORTED destinations were blocked, the rest are not. */
+  more?: true;
 }
+
+/**
+ * Blocked destinations reported, at most: a program that tries address after address must not
+ * cost the host a line on the user's terminal, a line in a kept sandbox's log and a key in
+ * this process for each. The one past it says so, and the rest go unsaid.
+ */
+export const MAX_REPORTED = 100;
 
 export interface EgressProxyOptions {
   /**
@@ -72,6 +81,7 @@ export function formatBlocked(event: BlockedEvent): string {
     : event.reason === "not-listed"
       ? `resolves to ${event.address}, ${describeReason(event.reason)}`
       : `resolves to ${event.address}, a ${describeReason(event.reason)}`;
+  if (event.more) return `blocked ${destination} (${why}), and more than ${MAX_REPORTED} destinations in all: the rest are blocked without a line`;
   return `blocked ${destination} (${why}); allow it with --allow-net ${destination}`;
 }
 
@@ -105,9 +115,9 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   /** Reports a destination the first time it is blocked. */
   function blocked(event: BlockedEvent): Outcome {
     const key = hostPort(event.host, event.port);
-    if (!reported.has(key)) {
+    if (!reported.has(key) && reported.size <= MAX_REPORTED) {
       reported.add(key);
-      options.onBlocked?.(event);
+      options.onBlocked?.(reported.size > MAX_REPORTED ? { ...event, more: true } : event);
     }
     return { ok: false, kind: "blocked", event };
   }
