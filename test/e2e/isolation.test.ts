@@ -395,6 +395,49 @@ describe("exec into a kept sandbox: sandbox-start and nsenter enter the same san
   }
 });
 
+// A one-shot run from a terminal writes to it directly (its stdout and stderr are the caller's).
+// A program that shares the caller's session has that terminal as its controlling terminal, and
+// TIOCSTI then pushes input into it: typed into the caller's shell once the run ends. bubblewrap
+// gives the sandbox a session of its own (--new-session); without it (sandbox-start, or unshare
+// and the mount script) it did not, and the ioctl worked in all four util-linux ways. Where the
+// kernel refuses TIOCSTI to everyone (dev.tty.legacy_tiocsti = 0) there is nothing to show.
+const TIOCSTI_ALLOWED = (() => {
+  try {
+    return readFileSync("/proc/sys/dev/tty/legacy_tiocsti", "utf8").trim() !== "0";
+  } catch {
+    return true; // before Linux 6.2: always allowed
+  }
+})();
+describe.skipIf(!TIOCSTI_ALLOWED)("a program cannot type into the caller's terminal (TIOCSTI)", () => {
+  const ways = MATRIX.flatMap((m) => (m.mechanism === "unshare" ? [{ ...m, start: "on" }, { ...m, start: "off" }] : [{ ...m, start: "on" }]));
+  const inTerminal = async (argv: string[], env: Record<string, string>, cwd: string) => {
+    let screen = "";
+    const child = Bun.spawn(argv, { env, cwd, terminal: { cols: 80, rows: 24, data: (_t: unknown, data: Uint8Array) => (screen += new TextDecoder().decode(data)) } } as Parameters<typeof Bun.spawn>[1]);
+    await child.exited;
+    return screen;
+  };
+  const program = 'import fcntl, termios\ntry:\n    fcntl.ioctl(1, termios.TIOCSTI, b"#")\n    print("TIOCSTI worked")\nexcept OSError as e:\n    print("TIOCSTI refused:", e.strerror)\n';
+  for (const { user, mechanism, start } of ways.filter((m) => isRoot || m.user === "ordinary")) {
+    test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}${start === "off" ? " without sandbox-start" : ""}`, async () => {
+      const m = machineFor(user, mechanism);
+      if (start === "off") m.env.SANDBOXES_LOCAL_START = "off";
+      m.env.PATH = "/usr/local/bin:/usr/bin:/bin"; // the system's python3
+      const file = join(m.cwd, "type.py");
+      writeFileSync(file, program);
+      chmodSync(file, 0o644);
+      try {
+        // The same program outside a sandbox, in the same kind of terminal: the kernel lets it.
+        expect(await inTerminal(["python3", file], m.env, m.cwd)).toContain("TIOCSTI worked");
+        const screen = await inTerminal([...m.command, "run", "--file", file], m.env, m.cwd);
+        expect(screen).toContain("TIOCSTI refused: Operation not permitted");
+        expect(screen).not.toContain("#");
+      } finally {
+        m.remove();
+      }
+    }, 60_000);
+  }
+});
+
 // `sandboxes shell` into a kept sandbox (a terminal on our side): sandbox-start --terminal gives
 // the shell a terminal of the sandbox's own, which its /dev has and its user owns, at the outer
 // terminal's size; the outer terminal's /dev/pts/N is not in the sandbox. Without sandbox-start

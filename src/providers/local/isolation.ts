@@ -553,7 +553,9 @@ export function unshareArgv(layout: SandboxLayout, inner: Inner): string[] {
   const argv = ["unshare", "--mount", "--pid", "--fork", "--ipc", "--uts", "--kill-child", "--propagation", "private"];
   if (!isRoot) argv.push("--user", "--map-root-user");
   if (layout.network !== "host") argv.push("--net");
-  argv.push("sh", "-c", lines.join("\n"));
+  // A session of its own (sandbox-start.c's enter_sandbox says why): setsid(1) does not fork
+  // unshare's child, no group leader; -w keeps the status should it have to.
+  argv.push("setsid", "-w", "sh", "-c", lines.join("\n"));
   return argv;
 }
 

@@ -512,6 +512,13 @@ static void enter_sandbox(const char *root, struct root_op *ops, int count, int 
   if (first < 0) fail("cannot start the sandbox", errno);
   if (first > 0) end_as(first);
   sigprocmask(SIG_SETMASK, &before, NULL);
+  /*
+   * A session of its own, as bwrap's --new-session: the caller's terminal is then the controlling
+   * terminal of nothing inside, so no program can push input into it (TIOCSTI, where the kernel
+   * still allows that: typed into the caller's shell once the run ends) or take it over. Ctrl-C
+   * reaches `sandboxes`, which stops the sandbox.
+   */
+  if (setsid() < 0) fail("cannot start the sandbox", errno);
   /* pid 1: dies with this process's parent (here), and stays root so that the signal stays. */
   if (prctl(PR_SET_PDEATHSIG, SIGKILL, 0, 0, 0)) fail("cannot start the sandbox", errno);
   make_root(root, ops, count);
