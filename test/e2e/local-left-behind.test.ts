@@ -7,7 +7,8 @@
  * with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { bootId, childrenOf, startTime } from "../../src/providers/local/holder";
 import { EGRESS_DIR, EGRESS_SOCKET, RUN_DIR } from "../../src/providers/local/isolation";
@@ -373,26 +374,34 @@ describe.skipIf(!isRoot)("cgroups of ours that no sandbox knows (root, cgroup v1
 describe("files the program locked go with its sandbox", () => {
   // And one nested past PATH_MAX (1000 levels, 8 kB), locked at the bottom.
   const deep = `python3 -c 'import os; os.chdir("/tmp"); [(os.mkdir("nested"), os.chdir("nested")) for _ in range(1000)]; os.chmod(".", 0)'`;
-  const lock = `mkdir -p /tmp/d/e ~/h/i; touch /tmp/d/e/f ~/h/i/g; ln -s /etc /tmp/d/etc; chmod 000 /tmp/d/e /tmp/d ~/h/i; chmod 500 ~/h; ${deep}`;
+  // A link to a host directory (0500, as removeTree's chmod would change it if it followed links):
+  // the link is followed by nothing on the host side.
+  const lock = (victim: string) => `mkdir -p /tmp/d/e ~/h/i; touch /tmp/d/e/f ~/h/i/g; ln -s ${victim} /tmp/d/victim; ln -s ${victim} ~/h/victim; chmod 000 /tmp/d/e /tmp/d ~/h/i; chmod 500 ~/h; ${deep}`;
   for (const { user, mechanism } of MATRIX.filter((m) => isRoot || m.user === "ordinary")) {
     test(`${user === "root" ? "root" : "an ordinary user"}, ${mechanism}: a one-shot run and a kept sandbox's destroy`, async () => {
       const m = machineFor(user, mechanism);
       m.env.PATH = "/usr/local/bin:/usr/bin:/bin"; // the system's python3
+      const victim = mkdtempSync(join(tmpdir(), "sandboxes-victim-"));
+      writeFileSync(join(victim, "kept"), "");
+      chmodSync(victim, 0o500);
       try {
-        const once = await m.run(["run", `${lock}; exit 3`]);
+        const once = await m.run(["run", `${lock(victim)}; exit 3`]);
         expect({ code: once.code, stderr: once.stderr }).toEqual({ code: 3, stderr: "" });
         expect(readdirSync(m.stateDir)).toEqual([]);
-        const kept = await m.run(["run", "--keep", "-n", "locked", lock]);
+        const kept = await m.run(["run", "--keep", "-n", "locked", lock(victim)]);
         expect(kept.code).toBe(0);
         const id = /kept sandbox (local-[0-9a-f]{12})/.exec(kept.stderr)?.[1];
         expect(id).toBeDefined();
         const destroyed = await m.run(["destroy", "locked"]);
         expect(destroyed.code).toBe(0);
         await expectGone(m, id!);
-        // The host's /etc, reached by the link, is as it was.
-        expect(statSync("/etc").mode & 0o777).toBe(0o755);
+        // The host directory the links name is as it was.
+        expect(statSync(victim).mode & 0o777).toBe(0o500);
+        expect(readdirSync(victim)).toEqual(["kept"]);
       } finally {
         m.remove();
+        chmodSync(victim, 0o700);
+        rmSync(victim, { recursive: true, force: true });
       }
     }, 60_000);
   }
