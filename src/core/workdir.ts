@@ -19,7 +19,9 @@ export async function prepareWorkdir(provider: Provider, id: string, dir: string
       "workdir_not_found",
       `working directory ${dir} does not exist in sandbox ${id}`,
       "user",
-      `create it with \`sandboxes exec ${id} 'mkdir -p ${shellQuote(dir)}'\`, or choose another -w`,
+      // Quoted twice, for the shell the user pastes it into and for the one in the sandbox: a
+      // directory named `$(…)` must run nothing in either.
+      `create it with \`sandboxes exec ${id} ${shellQuote(`mkdir -p ${shellQuote(dir)}`)}\`, or choose another -w`,
     );
   }
   const detail = Buffer.concat(errors).toString("utf8").trim().split("\n").pop()?.replace(/^mkdir: /, "");

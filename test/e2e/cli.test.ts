@@ -271,6 +271,30 @@ describe("code larger than 64 MiB", () => {
   }, 30_000);
 });
 
+// The hint for a missing -w directory is a command to paste into a shell: its directory is quoted
+// for that shell and again for the sandbox's. Quoted once, a directory named `$(…)` ran on the
+// host when pasted.
+describe("the hint for a missing working directory", () => {
+  test("pasted into a shell, makes that directory and runs nothing else, here or there", async () => {
+    const { env, home } = freshEnv();
+    const marker = join(home, "pasted-ran");
+    const dir = `/tmp/a b/$(touch ${marker})'x`;
+    expect((await cli(["run", "--keep", "-n", "wd-hint", "true"], { env })).code).toBe(0);
+    try {
+      const missing = await cli(["exec", "-w", dir, "wd-hint", "pwd"], { env });
+      expect(missing.code).toBe(125);
+      const hint = /create it with `(sandboxes exec .*)`, or choose another -w$/.exec(missing.stderr.trim())?.[1];
+      expect(hint).toBeDefined();
+      const pasted = Bun.spawnSync(["sh", "-c", hint!.replace(/^sandboxes /, `${BINARY} `)], { env });
+      expect(pasted.exitCode).toBe(0);
+      expect(existsSync(marker)).toBe(false);
+      expect(await cli(["exec", "-w", dir, "wd-hint", `pwd; test -e ${marker} || echo none`], { env })).toMatchObject({ code: 0, stdout: `${dir}\nnone\n` });
+    } finally {
+      expect((await cli(["destroy", "wd-hint"], { env })).code).toBe(0);
+    }
+  }, 30_000);
+});
+
 describe("a state directory that cannot be written", () => {
   // Told as "internal error … a bug in sandboxes" before, or as the failed clean-up of a file
   // never made (rm: EFAULT, EACCES) in place of the first error.
