@@ -13,6 +13,7 @@ import { Registry } from "./registry";
 import type { OutputSink } from "./run";
 import { chooseProvider } from "./select";
 import { probe } from "./transfer";
+import { shellQuote } from "../base/quote";
 
 /** Every sandbox made by `sandboxes claude` carries this label; `--list` filters on it. */
 export const CLAUDE_LABEL = "sandboxes.claude";
@@ -91,7 +92,7 @@ export async function runClaude(settings: Settings, options: ClaudeOptions, io: 
     const state = await probeSandbox(provider, record.id);
     throwIfAborted(options.signal);
     if (created && project.kind === "upload") {
-      io.sink.info(`uploading ${project.hostDir} (respecting .gitignore) to ${posix.join(state.home, project.name)}; copy changes back with \`sandboxes cp ${record.name ?? record.id}:${posix.join(state.home, project.name)} DEST\``);
+      io.sink.info(`uploading ${project.hostDir} (respecting .gitignore) to ${posix.join(state.home, project.name)}; copy changes back with \`sandboxes cp ${shellQuote(`${record.name ?? record.id}:${posix.join(state.home, project.name)}`)} DEST\``);
       await provider.putArchive!(record.id, state.home, await packProjectDir(project.hostDir));
       throwIfAborted(options.signal);
     }

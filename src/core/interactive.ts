@@ -1,3 +1,4 @@
+import { shellQuote } from "../base/quote";
 import type { Mount, Provider, PtySession } from "../providers/types";
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
@@ -75,7 +76,7 @@ export async function withSandbox<T>(
 /** The command line that attaches to a kept sandbox again. */
 function attachAgain(target: SandboxTarget, lease: Lease): string {
   const where = target.provider ? ` -p ${lease.provider.name}` : "";
-  return target.name ? `sandboxes ${target.command} -n ${target.name}${where}` : `sandboxes shell ${lease.record.id}${where}`;
+  return target.name ? `sandboxes ${target.command} -n ${shellQuote(target.name)}${where}` : `sandboxes shell ${lease.record.id}${where}`;
 }
 
 async function findExisting(settings: Settings, target: SandboxTarget): Promise<ResolvedSandbox | undefined> {

@@ -58,3 +58,25 @@ test("on a provider without mounts, DIR is uploaded respecting .gitignore and be
   expect(cloud.alive.size).toBe(0);
   expect(existsSync(join(project, ".env"))).toBe(true);
 });
+
+test("the copy-back hint quotes a project directory's name for the shell it is pasted into", async () => {
+  const project = join(root, "odd $(touch pwned) 'dir'");
+  mkdirSync(project, { recursive: true });
+  writeFileSync(join(project, "index.ts"), "export {};\n");
+  const notices: string[] = [];
+  const io: InteractiveIO = {
+    interactive: false,
+    size: () => ({ cols: 80, rows: 24 }),
+    terminalEnv: () => ({ TERM: "xterm-test" }),
+    attach: async () => 1,
+    stdin: () => new Response("").body!,
+    sink: { stdout: () => {}, stderr: () => {}, info: (m) => notices.push(m) },
+  };
+  expect(await runClaude(settings, { dir: project, provider: "fakecloud", keep: false, env: {}, args: [], signal: new AbortController().signal }, io)).toBe(0);
+  const hint = /copy changes back with `sandboxes cp (.*) DEST`$/.exec(notices[0]!)?.[1];
+  expect(hint).toBeDefined();
+  // What a shell makes of it: one word, the sandbox's path to the project, nothing run.
+  const words = Bun.spawnSync(["sh", "-c", `printf '%s\\n' ${hint}`], { cwd: root });
+  expect(words.stdout.toString()).toMatch(/^fakecloud-\d+:\/.*\/odd \$\(touch pwned\) 'dir'\n$/);
+  expect(existsSync(join(root, "pwned"))).toBe(false);
+});
