@@ -29,12 +29,8 @@ afterAll(() => {
   rmSync(root, { recursive: true, force: true });
 });
 
-test("on a provider without mounts, DIR is uploaded respecting .gitignore and becomes claude's working directory", async () => {
-  const project = join(root, "webapp");
-  mkdirSync(join(project, "node_modules", "x"), { recursive: true });
-  writeFileSync(join(project, ".gitignore"), "node_modules/\n.env\n");
-  writeFileSync(join(project, "index.ts"), "export {};\n");
-  writeFileSync(join(project, ".env"), "SECRET=1\n");
+/** A non-interactive IO that keeps the program's output and the notices. */
+function collectingIO(): { io: InteractiveIO; out: string[]; notices: string[] } {
   const out: string[] = [];
   const notices: string[] = [];
   const io: InteractiveIO = {
@@ -45,6 +41,16 @@ test("on a provider without mounts, DIR is uploaded respecting .gitignore and be
     stdin: () => new Response("").body!,
     sink: { stdout: (c) => out.push(new TextDecoder().decode(c)), stderr: (c) => out.push(new TextDecoder().decode(c)), info: (m) => notices.push(m) },
   };
+  return { io, out, notices };
+}
+
+test("on a provider without mounts, DIR is uploaded respecting .gitignore and becomes claude's working directory", async () => {
+  const project = join(root, "webapp");
+  mkdirSync(join(project, "node_modules", "x"), { recursive: true });
+  writeFileSync(join(project, ".gitignore"), "node_modules/\n.env\n");
+  writeFileSync(join(project, "index.ts"), "export {};\n");
+  writeFileSync(join(project, ".env"), "SECRET=1\n");
+  const { io, out, notices } = collectingIO();
   const code = await runClaude(settings, { dir: project, provider: "fakecloud", keep: false, env: {}, args: ["--model", "x y"], signal: new AbortController().signal }, io);
   expect(code).toBe(0);
   const [cwd, listing, args, secrets] = out.join("").trimEnd().split("\n");
@@ -63,15 +69,7 @@ test("the copy-back hint quotes a project directory's name for the shell it is p
   const project = join(root, "odd $(touch pwned) 'dir'");
   mkdirSync(project, { recursive: true });
   writeFileSync(join(project, "index.ts"), "export {};\n");
-  const notices: string[] = [];
-  const io: InteractiveIO = {
-    interactive: false,
-    size: () => ({ cols: 80, rows: 24 }),
-    terminalEnv: () => ({ TERM: "xterm-test" }),
-    attach: async () => 1,
-    stdin: () => new Response("").body!,
-    sink: { stdout: () => {}, stderr: () => {}, info: (m) => notices.push(m) },
-  };
+  const { io, notices } = collectingIO();
   expect(await runClaude(settings, { dir: project, provider: "fakecloud", keep: false, env: {}, args: [], signal: new AbortController().signal }, io)).toBe(0);
   const hint = /copy changes back with `sandboxes cp (.*) DEST`$/.exec(notices[0]!)?.[1];
   expect(hint).toBeDefined();
