@@ -182,6 +182,47 @@ for (const { user, mechanism } of MATRIX) {
       expect(r.code).toBe(0);
     }, 60_000);
 
+    // What a program costs the host through its proxy is bounded: it names at most 100 blocked
+    // destinations (the 101st line says more were blocked), and holds at most 1024 of the
+    // program's connections at once, closing more as they come; once the program lets go, the
+    // proxy answers again. In a one-shot run (the CLI's proxy) and in a kept sandbox's.
+    test("default: at most 100 blocked destinations named, and 1024 connections held at once", async () => {
+      const m = machine();
+      m.env.PATH = "/usr/local/bin:/usr/bin:/bin"; // the system's python3
+      const program = [
+        "import socket, resource, time",
+        "resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)",
+        "def ask(port):",
+        "    try:",
+        "        c = socket.create_connection(('127.0.0.1', 3128), timeout=20)",
+        "        c.sendall(b'GET http://10.0.0.5:%d/ HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n' % port)",
+        "        data = c.recv(12)",
+        "        c.close()",
+        "        return data.decode() or 'closed'",
+        "    except ConnectionResetError:",
+        "        return 'closed'",
+        "print(sorted({ask(port) for port in range(1, 151)}))",
+        "time.sleep(0.5)",
+        "held = [socket.create_connection(('127.0.0.1', 3128), timeout=20) for _ in range(1024)]",
+        "time.sleep(0.3)",
+        "print(ask(151))",
+        "for c in held: c.close()",
+        "time.sleep(0.5)",
+        "print(ask(152))",
+      ].join("\n");
+      const expected = "['HTTP/1.1 403']\nclosed\nHTTP/1.1 403\n";
+      const check = (r: { code: number; stdout: string; stderr: string }) => {
+        expect({ code: r.code, stdout: r.stdout }).toEqual({ code: 0, stdout: expected });
+        const lines = blockedLines(r.stderr);
+        expect(lines).toHaveLength(101);
+        expect(lines[0]).toBe(blockedLine("10.0.0.5:1", "private address"));
+        expect(lines[100]).toBe("sandboxes: blocked 10.0.0.5:101 (private address), and more than 100 destinations in all: the rest are blocked without a line");
+      };
+      check(await run(m, ["run", `python3 -c "${program}"`]));
+      const kept = await run(m, ["run", "--keep", "true"]);
+      check(await run(m, ["exec", keptId(kept.stderr)!, `python3 -c "${program}"`]));
+    }, 120_000);
+
     test("--network none: no interface but lo, no proxy", async () => {
       const m = machine();
       const r = await run(m, ["run", "--network", "none", "tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d ' '; echo \"proxy=${HTTP_PROXY:-none}\"; curl -sS -m 20 http://203.0.113.7/ >/dev/null 2>&1 || echo unreachable"]);
