@@ -113,6 +113,7 @@ export function readCodeFile(path: string): Uint8Array {
     if (stats.size > MAX_CODE_BYTES) throw codeTooLarge(path);
     return new Uint8Array(readFileSync(path));
   }
+  // Read by hand: Bun.file(…).stream() cannot poll a device (/dev/zero: epoll_ctl EPERM).
   const file = openSync(path, "r");
   try {
     const chunks: Uint8Array[] = [];
