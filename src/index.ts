@@ -105,8 +105,13 @@ export class Sandbox {
     await uploadPath(this.at.provider, this.id, localPath, remotePath);
   }
 
-  async download(remotePath: string, localPath: string): Promise<void> {
-    await downloadPath(this.at.provider, this.id, remotePath, localPath);
+  /**
+   * `cp -r` semantics, streamed (memory stays small whatever the size). Resolves with where it
+   * wrote and the entries it would not write: devices, FIFOs, and anything a hostile archive
+   * aims outside `localPath`.
+   */
+  async download(remotePath: string, localPath: string): Promise<{ path: string; skipped: { count: number; first: string[] } }> {
+    return downloadPath(this.at.provider, this.id, remotePath, localPath);
   }
 
   /** Idempotent. */

@@ -184,3 +184,10 @@ export function readTerminal(output: ReadableStream<Uint8Array>): { text(): stri
   })();
   return { text: () => text, done };
 }
+
+/** A provider's getArchive, collected whole: for tests of archives a few kilobytes long. */
+export async function archiveOf(provider: { getArchive?(id: string, path: string, onChunk: (chunk: Uint8Array) => unknown): Promise<void> }, id: string, path: string): Promise<Uint8Array> {
+  const chunks: Uint8Array[] = [];
+  await provider.getArchive!(id, path, (chunk) => void chunks.push(chunk));
+  return Buffer.concat(chunks);
+}

@@ -68,7 +68,13 @@ const MACHINE_CAUSES: Record<string, string> = {
   ENOSPC: "no space left on the device",
   EDQUOT: "disk quota exceeded",
   ENOTDIR: "a part of the path is not a directory",
+  EIO: "an input/output error (the disk or its file system)",
 };
+/** What a system call's error code says of this machine (a full disk, a permission), or undefined for any other error. */
+export function machineCause(code: unknown): string | undefined {
+  return typeof code === "string" && code in MACHINE_CAUSES ? MACHINE_CAUSES[code] : undefined;
+}
+
 const ACTIONS: Record<string, string> = { mkdir: "make", rm: "remove", rmdir: "remove", open: "open", write: "write", rename: "rename", unlink: "remove" };
 
 /**

@@ -1,4 +1,5 @@
 import { UsageError } from "../base/errors";
+import { skippedNotice } from "../core/archive";
 import { copy } from "../core/copy";
 import { defineCommand } from "../cli/command";
 import { printJson } from "../cli/output";
@@ -25,8 +26,13 @@ export default defineCommand({
   },
   async run(options, { io, settings }) {
     const result = await copy(settings, options.source, options.destination, options.provider);
-    if (options.json) await printJson(io, { direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to });
-    else io.ui().success(`copied ${result.from} -> ${result.direction === "upload" ? `${result.sandboxId}:` : ""}${result.to}`);
+    const skipped = result.skipped && skippedNotice(result.skipped, result.from);
+    if (skipped) io.ui().warn(skipped);
+    if (options.json) {
+      await printJson(io, { direction: result.direction, sandbox_id: result.sandboxId, provider: result.provider, from: result.from, to: result.to, ...(result.skipped ? { skipped: result.skipped.count } : {}) });
+      return 0;
+    }
+    io.ui().success(`copied ${result.from} -> ${result.direction === "upload" ? `${result.sandboxId}:` : ""}${result.to}`);
     return 0;
   },
 });

@@ -1,6 +1,6 @@
-import { existsSync, mkdtempSync, renameSync, rmSync, statSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
-import { SandboxesError } from "../base/errors";
+import { existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { machineCause, SandboxesError } from "../base/errors";
 
 /**
  * Local side of file transfers. Packing uses the host's tar(1) because Bun.Archive cannot carry
@@ -42,26 +42,166 @@ export async function packFile(name: string, data: Uint8Array | string): Promise
   return archive.bytes();
 }
 
+/** What unpackTo wrote, and the entries of the archive it would not write: how many, and the first few with why. */
+export interface Unpacked {
+  path: string;
+  skipped: { count: number; first: string[] };
+}
+
+/** How many skipped entries an Unpacked names: a hostile archive may hold millions. */
+const SKIPPED_NAMED = 10;
+
+/** One line for a person about the entries a copy did not write; undefined when it wrote them all. */
+export function skippedNotice(skipped: Unpacked["skipped"], from: string): string | undefined {
+  if (skipped.count === 0) return undefined;
+  const more = skipped.count > skipped.first.length ? `; and ${skipped.count - skipped.first.length} more` : "";
+  return `skipped ${skipped.count} ${skipped.count === 1 ? "entry" : "entries"} of ${from}: cp copies files, directories and links, and only inside the copy (${skipped.first.join("; ")}${more})`;
+}
+
 /**
- * Writes the tar's single top-level entry to `target` (cp semantics: into it when it is an
- * existing directory, otherwise as that path).
+ * Receives a tar as `fill` hands it over, chunk by chunk (the promise a write returns holds the
+ * sender until the chunk is on disk), and puts its single top-level entry at `target` (cp
+ * semantics: into it when it is an existing directory, otherwise as that path). So an archive of
+ * any size costs memory of a few chunks, not its size.
+ *
+ * The archive comes from a sandbox, so it may be hostile (a program can replace the sandbox's
+ * tar). node-tar unpacks it into a fresh staging directory and writes nothing outside it: no
+ * `..`, no absolute path, nothing through a symbolic link, no hard link out; no device or FIFO;
+ * never the archive's owners; and here no setuid, setgid or sticky bit. A symbolic link to an
+ * absolute path is kept as it is (node-tar would make it relative), made once everything else is
+ * written, so nothing is written through it. What is not written is reported, not fatal; this
+ * machine failing to write (a full disk, a directory it may not write) ends the copy.
  */
-export async function unpackTo(tar: Uint8Array, target: string): Promise<string> {
+export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array) => unknown) => Promise<void>): Promise<Unpacked> {
+  const { Unpack } = await import("tar");
   const staging = mkdtempSync(join(existsSync(dirname(target)) ? dirname(target) : osTmpdir(), ".sandboxes-cp-"));
+  const skipped = { count: 0, first: [] as string[] };
+  const skip = (line: string) => {
+    if (skipped.count++ < SKIPPED_NAMED) skipped.first.push(line);
+  };
+  const absoluteLinks: Array<{ path: string; to: string }> = [];
+  let hostFailure: SandboxesError | undefined;
+  const failed = (path: string, cause: string) => (hostFailure ??= new SandboxesError("file_system", `cannot write ${path} into ${dirname(target)}: ${cause}`, "user"));
+  // Bytes of regular files the archive holds and node-tar took on: node-tar (fs-minipass) takes a
+  // short write for a whole one, so a disk that fills during a file's last write would go unseen.
+  let expectedBytes = 0;
   try {
-    await new Bun.Archive(tar).extract(staging);
-    const entries = [...new Bun.Glob("*").scanSync({ cwd: staging, onlyFiles: false, dot: true })];
+    const unpack = new Unpack({
+      cwd: staging,
+      preserveOwner: false,
+      strict: false,
+      filter: (path, entry) => {
+        if (!("type" in entry)) return true;
+        if (entry.type === "SymbolicLink" && entry.linkpath?.startsWith("/")) {
+          absoluteLinks.push({ path, to: entry.linkpath });
+          return false;
+        }
+        if (entry.mode !== undefined) entry.mode &= 0o777;
+        if (REGULAR_FILE.has(entry.type)) expectedBytes += entry.size ?? 0;
+        return true;
+      },
+      onwarn: (code, message, data) => {
+        if (code === "TAR_ENTRY_INFO") return;
+        const { entry, code: errno } = data as { entry?: { path?: string; type?: string; size?: number }; code?: string };
+        if (entry && REGULAR_FILE.has(entry.type ?? "")) expectedBytes -= entry.size ?? 0;
+        // This machine failing to write (a full disk, a read-only directory) ends the copy; an
+        // entry the archive should not have had is only skipped.
+        const cause = machineCause(errno);
+        if (cause) failed(entry?.path ?? basename(target), cause);
+        else skip(`${entry?.path ? `${entry.path}: ` : ""}${message.replaceAll(`${staging}/`, "")}`);
+      },
+    });
+    const finished = new Promise<void>((resolve, reject) => {
+      unpack.on("close", resolve);
+      unpack.on("error", (error: Error) => reject(new SandboxesError("file_transfer_failed", `the archive from the sandbox cannot be read: ${error.message}`, "provider")));
+    });
+    finished.catch(() => {}); // awaited below; a write waiting for room learns of it first
+    // node-tar reads headers with Buffer's methods: a chunk that is a plain Uint8Array fails its
+    // checksums. The view costs no copy.
+    const write = (chunk: Uint8Array) => unpack.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    try {
+      await fill((chunk) => (write(chunk) ? undefined : Promise.race([new Promise((resolve) => unpack.once("drain", resolve)), finished])));
+    } catch (error) {
+      unpack.abort(error as Error);
+      throw error;
+    }
+    unpack.end();
+    await finished;
+    const written = bytesOfFiles(staging);
+    if (!hostFailure && written < expectedBytes) failed(basename(target), `${expectedBytes - written} of its ${expectedBytes} bytes did not reach the disk${statfsSync(staging).bavail === 0 ? " (no space left on the device)" : ""}`);
+    if (hostFailure) throw hostFailure;
+    for (const link of absoluteLinks) placeLink(staging, link.path, link.to, skip);
+    const entries = readdirSync(staging);
     if (entries.length !== 1) throw new SandboxesError("file_transfer_failed", `expected one entry in the archive, found ${entries.length}`, "provider");
     const entry = entries[0]!;
     const destination = existsSync(target) && statSync(target).isDirectory() ? join(target, entry) : target;
-    if (existsSync(destination) && statSync(destination).isDirectory() && statSync(join(staging, entry)).isDirectory()) {
+    if (existsSync(destination) && statSync(destination).isDirectory() && lstatSync(join(staging, entry)).isDirectory()) {
       // cp -r into an existing directory of the same name merges; keep it simple and replace.
       rmSync(destination, { recursive: true, force: true });
     }
     renameSync(join(staging, entry), destination);
-    return destination;
+    return { path: destination, skipped };
   } finally {
     rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/** node-tar's names for entries that are files with content. */
+const REGULAR_FILE = new Set(["File", "OldFile", "ContiguousFile"]);
+
+/** The bytes of the regular files under `dir`, each file once however many hard links it has; no link followed. */
+function bytesOfFiles(dir: string): number {
+  let total = 0;
+  const seen = new Set<string>();
+  const pending = [dir];
+  for (let next = pending.pop(); next !== undefined; next = pending.pop()) {
+    for (const item of readdirSync(next, { withFileTypes: true })) {
+      const path = join(next, item.name);
+      if (item.isDirectory()) pending.push(path);
+      if (!item.isFile()) continue;
+      const stat = lstatSync(path);
+      if (stat.nlink > 1) {
+        const inode = `${stat.dev}:${stat.ino}`;
+        if (seen.has(inode)) continue;
+        seen.add(inode);
+      }
+      total += stat.size;
+    }
+  }
+  return total;
+}
+
+/**
+ * A symbolic link to an absolute path, at `path` inside `root`, if its directory is inside root
+ * once resolved (no link on the way out) and nothing is there yet.
+ */
+function placeLink(root: string, path: string, to: string, skip: (line: string) => void): void {
+  const at = resolve(root, path.replace(/^\/+/, ""));
+  const realRoot = realpathSync(root);
+  let parent: string;
+  try {
+    parent = realpathSync(dirname(at));
+  } catch {
+    skip(`${path}: its directory was not written`);
+    return;
+  }
+  if (parent !== realRoot && !parent.startsWith(`${realRoot}/`)) {
+    skip(`${path}: its directory is outside the copy`);
+    return;
+  }
+  if (lstatExists(at)) {
+    skip(`${path}: the archive has another entry there`);
+    return;
+  }
+  symlinkSync(to, join(parent, basename(at)));
+}
+
+function lstatExists(path: string): boolean {
+  try {
+    lstatSync(path);
+    return true;
+  } catch {
+    return false;
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
+import type { Unpacked } from "./archive";
 import { resolveSandbox } from "./resolve";
 import { downloadPath, parseRemote, uploadPath } from "./transfer";
 
@@ -9,6 +10,8 @@ export interface CopyResult {
   provider: string;
   from: string;
   to: string;
+  /** Download only: entries of the sandbox's archive not written here (unpackTo says which and why). */
+  skipped?: Unpacked["skipped"];
 }
 
 export async function copy(settings: Settings, source: string, destination: string, provider?: string): Promise<CopyResult> {
@@ -24,6 +27,6 @@ export async function copy(settings: Settings, source: string, destination: stri
     return { direction: "upload", sandboxId: record.id, provider: p.name, from: source, to };
   }
   const { provider: p, record } = await resolveSandbox(settings, remoteSource!.ref, provider);
-  const to = await downloadPath(p, record.id, remoteSource!.path, destination);
-  return { direction: "download", sandboxId: record.id, provider: p.name, from: remoteSource!.path, to };
+  const { path: to, skipped } = await downloadPath(p, record.id, remoteSource!.path, destination);
+  return { direction: "download", sandboxId: record.id, provider: p.name, from: remoteSource!.path, to, skipped };
 }

@@ -4,7 +4,7 @@ import { byExtension, byName, defaultFileName, type Language, languageNames } fr
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
-import { formatArgs, packFile, renameArgs } from "./archive";
+import { formatArgs, packFile, renameArgs, skippedNotice } from "./archive";
 import { checkSandboxName, checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
 import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
@@ -172,7 +172,9 @@ export async function runCode(settings: Settings, request: RunRequest, sink: Out
     const outcome = await runInSandbox(provider, lease.record.id, run, sink);
     for (const download of run.downloads) {
       throwIfAborted(run.signal);
-      await downloadPath(provider, lease.record.id, download.remote, download.local);
+      const { skipped } = await downloadPath(provider, lease.record.id, download.remote, download.local);
+      const notice = skippedNotice(skipped, download.remote);
+      if (notice) sink.info(notice);
     }
     throwIfAborted(run.signal);
     if (lease.created && keep) sink.info(keptNotice(lease));

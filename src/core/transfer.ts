@@ -1,7 +1,7 @@
 import { existsSync, statSync } from "node:fs";
 import { basename, posix } from "node:path";
 import type { Provider } from "../providers/types";
-import { packPath, unpackTo } from "./archive";
+import { packPath, type Unpacked, unpackTo } from "./archive";
 import { SandboxesError } from "../base/errors";
 
 export function requireFiles(provider: Provider): void {
@@ -29,16 +29,19 @@ export async function uploadPath(provider: Provider, id: string, localPath: stri
   return target;
 }
 
-/** Copies a sandbox file or directory to the local machine with `cp -r` semantics. */
-export async function downloadPath(provider: Provider, id: string, remotePath: string, localPath: string): Promise<string> {
+/**
+ * Copies a sandbox file or directory to the local machine with `cp -r` semantics, streaming it:
+ * memory stays at a few chunks whatever its size. Entries it would not write (unpackTo) are in
+ * `skipped`.
+ */
+export async function downloadPath(provider: Provider, id: string, remotePath: string, localPath: string): Promise<Unpacked> {
   requireFiles(provider);
   const normalized = remotePath.length > 1 ? remotePath.replace(/\/+$/, "") : remotePath;
-  const tar = await provider.getArchive!(id, normalized);
   const target = localPath.endsWith("/") && !existsSync(localPath) ? localPath.slice(0, -1) : localPath;
   if (localPath.endsWith("/") && !(existsSync(target) && statSync(target).isDirectory())) {
     throw new SandboxesError("file_not_found", `local directory ${localPath} does not exist`, "user");
   }
-  return unpackTo(tar, target);
+  return unpackTo(target, (write) => provider.getArchive!(id, normalized, write));
 }
 
 /** `ID|NAME:/path` -> {ref, path}; anything else is a local path. */

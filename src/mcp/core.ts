@@ -96,6 +96,9 @@ export async function writeFile(at: ResolvedSandbox, path: string, bytes: Uint8A
   await at.provider.putArchive!(at.record.id, posix.dirname(target), await packFile(posix.basename(target), bytes));
 }
 
+/** What a tar of one file adds to it: its header, long-name records, padding and end blocks. */
+const TAR_OVERHEAD_BYTES = 64 * 1024;
+
 /** Reads one regular file of at most `limit` bytes. */
 export async function readFile(at: ResolvedSandbox, path: string, limit: number): Promise<Uint8Array> {
   requireFiles(at.provider);
@@ -106,7 +109,16 @@ export async function readFile(at: ResolvedSandbox, path: string, limit: number)
   if (answer === "none" || answer === "") throw new SandboxesError("file_not_found", `${target}: no such file in sandbox ${at.record.id}`, "user");
   const size = Number(answer);
   if (size > limit) throw new SandboxesError("file_too_large", `${target} is ${size} bytes, more than the ${limit}-byte limit of read_file`, "user", "read part of it with the run tool (head -c, tail -c, split)");
-  const files = await new Bun.Archive(await at.provider.getArchive!(at.record.id, target)).files();
+  // The size was checked first, but the program may still be writing to the file: the archive is
+  // read with a bound (the limit and room for tar's headers), and past it the read stops.
+  const chunks: Uint8Array[] = [];
+  let received = 0;
+  await at.provider.getArchive!(at.record.id, target, (chunk) => {
+    received += chunk.length;
+    if (received > limit + TAR_OVERHEAD_BYTES) throw new SandboxesError("file_too_large", `${target} grew past the ${limit}-byte limit of read_file while it was read`, "user", "read part of it with the run tool (head -c, tail -c, split)");
+    chunks.push(chunk);
+  });
+  const files = await new Bun.Archive(Buffer.concat(chunks)).files();
   const file = files.get(posix.basename(target)) ?? [...files.values()][0];
   if (!file) throw new SandboxesError("file_transfer_failed", `could not read ${target} from sandbox ${at.record.id}`, "provider");
   return new Uint8Array(await file.arrayBuffer());

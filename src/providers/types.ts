@@ -145,6 +145,9 @@ export interface ExecSpec {
   signal?: AbortSignal;
 }
 
+/** Takes the next chunk of an archive; a returned promise holds the transfer until it resolves. */
+export type ArchiveChunk = (chunk: Uint8Array) => unknown;
+
 export interface ExecOutcome {
   /** 0-255, or 128+N when killed by signal N. */
   exitCode: number;
@@ -187,8 +190,13 @@ export interface Provider {
   destroy(id: string): Promise<void>;
   /** Extract a tar archive into `dir` (created if missing). Requires capabilities.files. */
   putArchive?(id: string, dir: string, tar: Uint8Array): Promise<void>;
-  /** A tar of `path` whose single top-level entry is basename(path). Requires capabilities.files. */
-  getArchive?(id: string, path: string): Promise<Uint8Array>;
+  /**
+   * Streams a tar of `path`, whose single top-level entry is basename(path), to `onChunk` in
+   * order. A returned promise is awaited before more is read (as ExecSpec.onStdout's), so an
+   * archive of any size passes through in bounded memory. Rejects when `path` cannot be read, or
+   * with onChunk's own error, having stopped the transfer. Requires capabilities.files.
+   */
+  getArchive?(id: string, path: string, onChunk: ArchiveChunk): Promise<void>;
   /**
    * Creates a sandbox whose only job is `exec`, streams it, and lets the sandbox go (its removal
    * may finish after this resolves): the outcome of create + exec + destroy in fewer round trips.

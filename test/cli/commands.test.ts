@@ -102,7 +102,7 @@ describe("cp, run and exec", () => {
       const up = await call("cp", [join(home, "in.txt"), "files:/tmp/in.txt"], fakeIO({ tty: true }));
       expect(up).toMatchObject({ code: 0, out: "", err: `SUCCESS copied ${join(home, "in.txt")} -> ${id}:/tmp/in.txt\n` });
       const down = await call("cp", ["files:/tmp/in.txt", join(home, "out.txt"), "--json"]);
-      expect(JSON.parse(down.out)).toEqual({ direction: "download", sandbox_id: id, provider: "local", from: "/tmp/in.txt", to: join(home, "out.txt") });
+      expect(JSON.parse(down.out)).toEqual({ direction: "download", sandbox_id: id, provider: "local", from: "/tmp/in.txt", to: join(home, "out.txt"), skipped: 0 });
       expect(await Bun.file(join(home, "out.txt")).text()).toBe("payload\n");
       await expect(call("cp", ["a", "b", "c"])).rejects.toThrow("cp takes exactly SRC and DST");
     } finally {

@@ -265,7 +265,7 @@ export class CliProvider implements Provider {
     }
   }
 
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
+  async getArchive(id: string, path: string, onChunk: (chunk: Uint8Array) => unknown): Promise<void> {
     const staging = mkdtempSync(join(this.scratch, "get-"));
     try {
       const args = ["cp", "-p", this.name, `${id}:${path}`, `${staging}/`];
@@ -278,7 +278,7 @@ export class CliProvider implements Provider {
       const pack = Bun.spawn(["tar", "-c", "-f", "-", "-C", staging, entries[0]!], { stdout: "pipe", stderr: "pipe" });
       const [bytes, errors, code] = await Promise.all([new Response(pack.stdout).bytes(), new Response(pack.stderr).text(), pack.exited]);
       if (code !== 0) throw new Error(`host tar cannot pack ${entries[0]}: ${errors}`);
-      return bytes;
+      await onChunk(bytes);
     } finally {
       rmSync(staging, { recursive: true, force: true });
     }

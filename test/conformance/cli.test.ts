@@ -14,6 +14,7 @@ import { type FakeHopx, startFakeHopx } from "../fakes/hopx/server";
 import { type FakeCloudflare, startFakeCloudflare } from "../fakes/cloudflare/server";
 import { type FakeVercel, startFakeVercel } from "../fakes/vercel/server";
 import { requireEngine } from "../e2e/_docker-helpers";
+import { archiveOf } from "../helpers";
 import { CliProvider, cliCapabilities, ensureBinary, NO_LOOKUP_BY_ID } from "./cli-provider";
 import { DAYTONA_RESOURCES_IMAGE, daytonaBackend, dockerBackend, localBackend, modalBackend, spritesBackend, vercelBackend } from "./backends";
 import { testProvider } from "./suite";
@@ -103,9 +104,9 @@ describe("local via the compiled binary: argv, errors, Ctrl-C and cp details", (
     await provider.putArchive(id, "/tmp/cli extras/new", tar);
     const listing = await exec(["sh", "-c", "cd '/tmp/cli extras/new' && find . | LC_ALL=C sort && cat 'a b/x.txt' top.txt"]);
     expect(listing.out).toBe(".\n./a b\n./a b/x.txt\n./top.txt\nx\nt\n");
-    const files = await new Bun.Archive(await provider.getArchive(id, "/tmp/cli extras/new")).files();
+    const files = await new Bun.Archive(await archiveOf(provider, id, "/tmp/cli extras/new")).files();
     expect([...files.keys()].sort()).toEqual(["new/a b/x.txt", "new/top.txt"]);
-    await expect(provider.getArchive(id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
+    await expect(archiveOf(provider, id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
   }, 30_000);
 });
 

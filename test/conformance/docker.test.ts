@@ -7,7 +7,7 @@ import type { Provider } from "../../src/providers/types";
 import { makeCertificates, type Proxy, tcpProxy, tlsProxy } from "../fakes/docker/proxies";
 import { startFakeRegistry } from "../fakes/docker/registry";
 import { requireEngine } from "../e2e/_docker-helpers";
-import { readTerminal } from "../helpers";
+import { archiveOf, readTerminal } from "../helpers";
 import { dockerBackend } from "./backends";
 import { testProvider } from "./suite";
 
@@ -114,7 +114,7 @@ describe("docker provider specifics", () => {
   }, 30_000);
 
   test("a missing path is one clear error", async () => {
-    await expect(provider.getArchive!(id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
+    await expect(archiveOf(provider, id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
     const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
     await expect(provider.putArchive!(id, "/proc/1/nope", tar)).rejects.toThrow("cannot create /proc/1/nope: mkdir:");
   }, 30_000);

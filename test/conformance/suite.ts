@@ -7,7 +7,7 @@
  *
  *   testProvider("local", localDescriptor.capabilities, () => localDescriptor.load(ctx));
  */
-import { readTerminal } from "../helpers";
+import { archiveOf, readTerminal } from "../helpers";
 import { afterAll, describe, expect, test } from "bun:test";
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -168,7 +168,7 @@ export function testProvider(name: string, caps: Capabilities, factory: () => Pr
       await provider.putArchive!(sandbox.id, "/tmp/conf-files", tar);
       const listing = await run(provider, sandbox.id, "cat /tmp/conf-files/dir/nested/x.txt; wc -c < /tmp/conf-files/blob.bin");
       expect(listing.stdout.replace(/ /g, "")).toBe("nested\n70000\n");
-      const back = await provider.getArchive!(sandbox.id, "/tmp/conf-files/blob.bin");
+      const back = await archiveOf(provider, sandbox.id, "/tmp/conf-files/blob.bin");
       const files = await new Bun.Archive(back).files();
       const file = files.get("blob.bin");
       expect(file).toBeDefined();

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, truncateSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readlinkSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/cli/registry";
@@ -355,4 +355,49 @@ describe("relative XDG directories are ignored, as the spec says", () => {
     expect((await cli(["destroy", "relative-xdg"], { env, cwd: second })).code).toBe(0);
     expect(existsSync(join(second, "state"))).toBe(false);
   }, 30_000);
+});
+
+describe("cp out of a sandbox: streamed, and only what is safe to write here", () => {
+  // What a program leaves for the user to copy out: a setuid file, a setgid directory, a FIFO,
+  // links (one absolute), and 200 MiB, which cp streams to disk (its memory: bench/output.ts).
+  const LEAVE = [
+    "mkdir -p /tmp/d/shared && chmod 2775 /tmp/d/shared",
+    "printf 'x\\n' > /tmp/d/tool && chmod 4755 /tmp/d/tool",
+    "mkfifo /tmp/d/pipe",
+    "ln -s /etc/hostname /tmp/d/abs && ln -s tool /tmp/d/rel",
+    "yes 0123456789abcdef | head -c 200M > /tmp/d/big.bin",
+  ].join(" && ");
+
+  test("cp writes files, directories and links without their special bits, says what it skipped, and every byte arrives", async () => {
+    const { env, home } = freshEnv();
+    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "left", LEAVE], { env })).stderr)![1]!;
+    try {
+      const inside = (await cli(["exec", "left", "sha256sum < /tmp/d/big.bin"], { env })).stdout.split(" ")[0];
+      const copied = await cli(["cp", "left:/tmp/d", join(home, "out")], { env });
+      expect(copied.code).toBe(0);
+      expect(copied.stderr.split("\n").map((line) => line.trim()).filter(Boolean)).toEqual([
+        "WARN  skipped 1 entry of /tmp/d: cp copies files, directories and links, and only inside the copy (d/pipe: unsupported entry type: FIFO)",
+        `✔ copied /tmp/d -> ${join(home, "out")}`,
+      ]);
+      const out = join(home, "out");
+      expect(readdirSync(out).sort()).toEqual(["abs", "big.bin", "rel", "shared", "tool"]);
+      expect(statSync(join(out, "tool")).mode & 0o7777).toBe(0o755);
+      expect(statSync(join(out, "shared")).mode & 0o7000).toBe(0);
+      expect(readlinkSync(join(out, "abs"))).toBe("/etc/hostname");
+      expect(readlinkSync(join(out, "rel"))).toBe("tool");
+      expect(statSync(join(out, "big.bin")).size).toBe(200 * 1024 * 1024);
+      expect(new Bun.CryptoHasher("sha256").update(await Bun.file(join(out, "big.bin")).bytes()).digest("hex")).toBe(inside!);
+
+      const json = await cli(["cp", "--json", "left:/tmp/d", join(home, "again")], { env });
+      expect(JSON.parse(json.stdout)).toEqual({ direction: "download", sandbox_id: id, provider: "local", from: "/tmp/d", to: join(home, "again"), skipped: 1 });
+
+      // run --download says the same, as a notice, and keeps the program's exit code.
+      const run = await cli(["run", "--download", `/tmp/d:${join(home, "from-run")}`, `${LEAVE} && exit 3`], { env });
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain("skipped 1 entry of /tmp/d: cp copies files, directories and links, and only inside the copy (d/pipe: unsupported entry type: FIFO)");
+      expect(statSync(join(home, "from-run/big.bin")).size).toBe(200 * 1024 * 1024);
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  }, 120_000);
 });

@@ -9,6 +9,7 @@ import { e2bDescriptor } from "../../src/providers/e2b";
 import { commandLine, exitCodeOf, isTransient } from "../../src/providers/e2b/provider";
 import type { Provider } from "../../src/providers/types";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
+import { archiveOf } from "../helpers";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-e2b-provider-"));
 let fake: FakeE2B;
@@ -98,7 +99,7 @@ describe("e2b provider against the fake", () => {
       const result = await provider.exec(sandbox.id, { argv: ["sh", "-c", "stat -c '%n %a' run.sh secret.txt; ./run.sh"], env: {}, cwd: "/home/user/modes", onStdout: (c) => out.push(c), onStderr: () => {} });
       expect(result.exitCode).toBe(0);
       expect(Buffer.concat(out).toString()).toBe("run.sh 755\nsecret.txt 600\nran\n");
-      const back = await provider.getArchive!(sandbox.id, "/home/user/modes");
+      const back = await archiveOf(provider, sandbox.id, "/home/user/modes");
       const listing = Bun.spawnSync(["tar", "-t", "-v", "-f", "-"], { stdin: back }).stdout.toString();
       expect(listing).toMatch(/^-rwxr-xr-x .* modes\/run\.sh$/m);
       expect(listing).toMatch(/^-rw------- .* modes\/secret\.txt$/m);

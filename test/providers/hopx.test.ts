@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { hopxDescriptor } from "../../src/providers/hopx";
 import { commandLine } from "../../src/providers/hopx/pty";
 import type { ExecSpec, Provider } from "../../src/providers/types";
+import { archiveOf } from "../helpers";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
 
 const stateDir = mkdtempSync(join(tmpdir(), "sandboxes-hopx-provider-"));
@@ -74,7 +75,7 @@ describe("hopx exec through the agent", () => {
     });
     const result = await run(["sh", "-c", "cat > /tmp/in.bin; wc -c < /tmp/in.bin; ls /tmp | grep -c sandboxes || true"], { stdin: stream });
     expect(result.stdout.toString().replace(/ /g, "")).toBe("2500000\n0\n");
-    const back = await new Bun.Archive(await provider.getArchive!(id, "/tmp/in.bin")).files();
+    const back = await new Bun.Archive(await archiveOf(provider, id, "/tmp/in.bin")).files();
     expect(new Uint8Array(await back.get("in.bin")!.arrayBuffer())).toEqual(bytes);
   }, 30_000);
 

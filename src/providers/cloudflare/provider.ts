@@ -15,9 +15,9 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { shellQuote } from "../../base/quote";
 import { DEFAULT_RETRY, withRetry } from "../retry";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
+import type { ArchiveChunk, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
 import { BridgeApi, isTransient, neverDelivered, readEvents } from "./api";
-import { HttpError } from "../shared/http";
+import { HttpError, pumpBody, streamOf } from "../shared/http";
 import { runChecked } from "../shared/staged-archive";
 import { CLOUDFLARE_CAPABILITIES, type CloudflareSettings, NOT_CONFIGURED } from "./index";
 import { openTerminal } from "./pty";
@@ -290,16 +290,14 @@ export class CloudflareProvider implements Provider {
     }
   }
 
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
+  async getArchive(id: string, path: string, onChunk: ArchiveChunk): Promise<void> {
     this.entry(id);
     const api = this.api();
     const staged = `/workspace/.sandboxes-out-${hex()}.tar`;
     try {
       await runChecked((argv) => this.run(id, argv, 10 * 60_000), ["sh", "-c", PACK_STAGED, "sh", path, staged], `cannot read ${path}`);
-      return await this.retry(`downloading ${path}`, async () => {
-        const response = await api.request("GET", `/v1/sandbox/${encodeURIComponent(id)}/file${encodePath(staged)}`, { timeoutMs: 300_000 });
-        return new Uint8Array(await response.arrayBuffer());
-      });
+      const response = await this.retry(`downloading ${path}`, () => api.request("GET", `/v1/sandbox/${encodeURIComponent(id)}/file${encodePath(staged)}`, { timeoutMs: 300_000 }));
+      await pumpBody(streamOf(response), onChunk);
     } finally {
       await this.run(id, ["rm", "-f", staged]).catch(() => {});
     }

@@ -360,7 +360,7 @@ export class DaytonaProvider implements Provider {
     const sandbox = await this.running(id);
     return {
       upload: (path, bytes, what) => this.idempotent(what, () => sandbox.fs.uploadFile(Buffer.from(bytes), path)),
-      download: async (path, what) => new Uint8Array(await this.idempotent(what, () => sandbox.fs.downloadFile(path))),
+      download: (path, what) => this.idempotent(what, () => sandbox.fs.downloadFileStream(path)),
     };
   });
   readonly putArchive = this.archives.putArchive;

@@ -1,7 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../base/errors";
-import { LABEL_PREFIX, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { pumpBody, streamOf } from "../shared/http";
+import { LABEL_PREFIX, type ArchiveChunk, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { resolveEndpoint, type Endpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
 import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
@@ -435,10 +436,10 @@ export class DockerProvider implements Provider {
     }
   }
 
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
+  async getArchive(id: string, path: string, onChunk: ArchiveChunk): Promise<void> {
     try {
       const response = await this.engine.request("GET", `/containers/${id}/archive`, { query: { path } });
-      return new Uint8Array(await response.arrayBuffer());
+      await pumpBody(streamOf(response), onChunk);
     } catch (error) {
       throw this.fileError(error, `cannot read ${path}`);
     }

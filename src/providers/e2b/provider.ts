@@ -326,7 +326,7 @@ export class E2BProvider implements Provider {
     const sandbox = await this.connect(id);
     return {
       upload: (path, bytes, what) => this.retry(what, () => sandbox.files.write(path, new Blob([bytes as Uint8Array<ArrayBuffer>]))),
-      download: (path, what) => this.retry(what, () => sandbox.files.read(path, { format: "bytes" })),
+      download: (path, what) => this.retry(what, () => sandbox.files.read(path, { format: "stream" })),
     };
   });
   readonly putArchive = this.archives.putArchive;

@@ -8,7 +8,7 @@
  */
 import { ProviderError } from "../../base/errors";
 import { isTransientStatus } from "../retry";
-import { HttpError } from "../shared/http";
+import { HttpError, streamOf } from "../shared/http";
 
 export class HopxNetworkError extends Error {
   constructor(
@@ -61,8 +61,8 @@ export interface RequestOptions {
   signal?: AbortSignal;
   /** Bounds this one request (ms); 60 s unless given. */
   timeoutMs?: number;
-  /** The body as bytes instead of JSON (GET /files/download). */
-  raw?: boolean;
+  /** The body as a stream instead of JSON (GET /files/download); `timeoutMs` bounds reading it too. */
+  stream?: boolean;
 }
 
 const REQUEST_TIMEOUT_MS = 60_000;
@@ -103,7 +103,7 @@ async function request<T>(base: string, method: string, path: string, auth: Reco
     throw httpError(response, text);
   }
   try {
-    if (options.raw) return new Uint8Array(await response.arrayBuffer()) as T;
+    if (options.stream) return streamOf(response) as T;
     const text = await response.text();
     return (text ? JSON.parse(text) : {}) as T;
   } catch (error) {

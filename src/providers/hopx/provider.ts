@@ -290,7 +290,7 @@ export class HopxProvider implements Provider {
     return {
       upload: (path, bytes, what) =>
         this.agentCall(id, "POST", "/files/write", { body: { path, content: Buffer.from(bytes).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what),
-      download: (path, what) => this.agentCall<Uint8Array>(id, "GET", "/files/download", { query: { path }, raw: true, timeoutMs: 300_000 }, what),
+      download: (path, what) => this.agentCall<ReadableStream<Uint8Array>>(id, "GET", "/files/download", { query: { path }, stream: true, timeoutMs: 300_000 }, what),
     };
   });
   readonly putArchive = this.archives.putArchive;

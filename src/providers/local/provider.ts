@@ -1,6 +1,7 @@
 import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
+import { archivesThroughExec } from "../shared/exec-archive";
 import { homeDir } from "../../base/home";
 import type { CreateSpec, ExecOutcome, ExecSpec, NetworkPolicy, Provider, ProviderContext, PtySession, PtySpec, SandboxFile, SandboxRecord } from "../types";
 import { LOCAL_CAPABILITIES } from "./index";
@@ -884,25 +885,9 @@ export class LocalProvider implements Provider {
     };
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    await this.runTar(id, ["sh", "-c", 'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"', "sh", dir], tar, `cannot write files into ${dir}`);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    const script = '[ -e "$1" ] || { echo "no such file or directory" >&2; exit 1; }; cd "$(dirname "$1")" && exec tar -c -f - "$(basename "$1")"';
-    return this.runTar(id, ["sh", "-c", script, "sh", path], undefined, `cannot read ${path}`);
-  }
-
-  private async runTar(id: string, argv: string[], stdin: Uint8Array | undefined, what: string): Promise<Uint8Array> {
-    const chunks: Uint8Array[] = [];
-    const errors: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, stdin, onStdout: (c) => chunks.push(c), onStderr: (c) => errors.push(c) });
-    if (outcome.exitCode !== 0) {
-      const detail = new TextDecoder().decode(Buffer.concat(errors)).trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "")}`, "user");
-    }
-    return Buffer.concat(chunks);
-  }
+  private readonly archives = archivesThroughExec((id, spec) => this.exec(id, spec));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   async openPty(id: string, spec: PtySpec): Promise<PtySession> {
     this.ensureLinux();

@@ -8,6 +8,7 @@
 import { randomUUID } from "node:crypto";
 import type { App, ModalClient, Sandbox } from "modal";
 import { ProviderError, SandboxesError } from "../../base/errors";
+import { archivesThroughExec } from "../shared/exec-archive";
 import { withRetry } from "../retry";
 import { allowListParts } from "../network";
 import { type CreateSpec, type ExecOutcome, type ExecSpec, LABEL_PREFIX, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord } from "../types";
@@ -431,25 +432,10 @@ export class ModalProvider implements Provider {
     }
   }
 
-  private async collect(id: string, argv: string[], stdin: Uint8Array | undefined, what: string): Promise<Uint8Array> {
-    const out: Uint8Array[] = [];
-    const err: Uint8Array[] = [];
-    const outcome = await this.exec(id, { argv, env: {}, stdin, onStdout: (c) => out.push(c), onStderr: (c) => err.push(c) });
-    if (outcome.exitCode !== 0) {
-      const detail = Buffer.concat(err).toString("utf8").trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${outcome.exitCode}`}`, "user");
-    }
-    return Buffer.concat(out);
-  }
-
   /** tar through exec: binary safe, one round trip, and directories keep their modes. */
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
-    await this.collect(id, ["sh", "-c", 'mkdir -p "$1" && exec tar -x --no-same-owner -f - -C "$1"', "sh", dir], tar, `cannot write files into ${dir}`);
-  }
-
-  async getArchive(id: string, path: string): Promise<Uint8Array> {
-    return this.collect(id, ["sh", "-c", 'cd "$(dirname "$1")" && exec tar -c -f - "$(basename "$1")"', "sh", path], undefined, `cannot read ${path}`);
-  }
+  private readonly archives = archivesThroughExec((id, spec) => this.exec(id, spec));
+  readonly putArchive = this.archives.putArchive;
+  readonly getArchive = this.archives.getArchive;
 
   /**
    * The SDK opens every PTY at 80x24 and cannot resize it, so the command first sets the size

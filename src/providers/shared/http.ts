@@ -31,3 +31,17 @@ export function requestBody(options: { json?: unknown; body?: Uint8Array }, head
   headers["Content-Type"] = "application/octet-stream";
   return options.body as Uint8Array<ArrayBuffer>;
 }
+
+/** A response's body as a stream (an empty one when it has none). */
+export function streamOf(response: Response): AsyncIterable<Uint8Array> {
+  return response.body ?? (async function* () {})();
+}
+
+/**
+ * Hands a streamed body to `onChunk` in order, awaiting each returned promise before it reads on
+ * (Provider.getArchive's backpressure). When onChunk rejects, the loop's end cancels the body:
+ * the transfer stops rather than buffering what is left.
+ */
+export async function pumpBody(body: AsyncIterable<Uint8Array>, onChunk: (chunk: Uint8Array) => unknown): Promise<void> {
+  for await (const chunk of body) await onChunk(chunk);
+}

@@ -5,7 +5,8 @@
  */
 import { randomBytes } from "node:crypto";
 import { SandboxesError } from "../../base/errors";
-import type { ExecOutcome, ExecSpec } from "../types";
+import type { ArchiveChunk, ExecOutcome, ExecSpec } from "../types";
+import { pumpBody } from "./http";
 
 /** A helper command of ours: its exit code and what it wrote on stderr. */
 export type Run = (argv: string[]) => Promise<{ code: number; stderr: string }>;
@@ -13,8 +14,11 @@ export type Run = (argv: string[]) => Promise<{ code: number; stderr: string }>;
 export interface StagedFiles {
   /** One whole file into the sandbox; `what` names the transfer in errors. */
   upload(path: string, bytes: Uint8Array, what: string): Promise<unknown>;
-  /** One whole file out of the sandbox. */
-  download(path: string, what: string): Promise<Uint8Array>;
+  /**
+   * One whole file out of the sandbox, as a stream: retried (where the API allows) until the
+   * stream opens, never once bytes have been passed on.
+   */
+  download(path: string, what: string): Promise<AsyncIterable<Uint8Array>>;
   /** How helper commands run; stagedArchives defaults to the provider's own exec. */
   run?: Run;
   /** Where archives are staged (default /tmp). */
@@ -48,12 +52,12 @@ export async function putStagedArchive(files: StagedFiles & { run: Run }, dir: s
   await runChecked(files.run, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
 }
 
-/** Provider.getArchive: tar in the sandbox packs `path`, and the archive is downloaded. */
-export async function getStagedArchive(files: StagedFiles & { run: Run }, path: string): Promise<Uint8Array> {
+/** Provider.getArchive: tar in the sandbox packs `path`, and the archive is streamed down. */
+export async function getStagedArchive(files: StagedFiles & { run: Run }, path: string, onChunk: ArchiveChunk): Promise<void> {
   const staged = stagedTarPath("out", files.stagingDir);
   try {
     await runChecked(files.run, ["sh", "-c", PACK_TO_STAGED_TAR, "sh", path, staged], `cannot read ${path}`);
-    return await files.download(staged, `downloading ${path}`);
+    await pumpBody(await files.download(staged, `downloading ${path}`), onChunk);
   } finally {
     await files.run(["rm", "-f", staged]).catch(() => {});
   }
@@ -79,6 +83,6 @@ export function stagedArchives(provider: { exec(id: string, spec: ExecSpec): Pro
   };
   return {
     putArchive: async (id: string, dir: string, tar: Uint8Array): Promise<void> => putStagedArchive(await files(id), dir, tar),
-    getArchive: async (id: string, path: string): Promise<Uint8Array> => getStagedArchive(await files(id), path),
+    getArchive: async (id: string, path: string, onChunk: ArchiveChunk): Promise<void> => getStagedArchive(await files(id), path, onChunk),
   };
 }

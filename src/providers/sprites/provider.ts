@@ -17,7 +17,7 @@ import { stagedArchives } from "../shared/staged-archive";
 import { feedInChunks } from "../stdin";
 import { PtyOutput } from "../shared/pty";
 import { CREATE_TOKEN_KEY as TOKEN_KEY, createOnce } from "../shared/create-once";
-import { HttpError, requestBody } from "../shared/http";
+import { HttpError, requestBody, streamOf } from "../shared/http";
 import { dict, hasLabels, own } from "../../base/keys";
 import { stateMap } from "../shared/state";
 import { notConfigured } from "../shared/settings";
@@ -335,7 +335,7 @@ export class SpritesProvider implements Provider {
     const sprite = `/v1/sprites/${encodeURIComponent(id)}`;
     return {
       upload: (path, bytes, what) => this.retry(what, () => this.fsCall(id, () => this.request("PUT", `${sprite}/fs/write`, { query: { path, workingDir: "/", mkdirParents: "true" }, body: bytes }))),
-      download: (path, what) => this.retry(what, () => this.fsCall(id, async () => new Uint8Array(await (await this.request("GET", `${sprite}/fs/read`, { query: { path, workingDir: "/" } })).arrayBuffer()))),
+      download: (path, what) => this.retry(what, () => this.fsCall(id, async () => streamOf(await this.request("GET", `${sprite}/fs/read`, { query: { path, workingDir: "/" } })))),
       run: (argv) => this.capture(id, argv, 10 * 60_000),
     };
   });

@@ -16,7 +16,7 @@ import { allowListParts } from "../network";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { notConfigured, seconds } from "../shared/settings";
-import { HttpError } from "../shared/http";
+import { HttpError, streamOf } from "../shared/http";
 import { createOnce } from "../shared/create-once";
 import { runThroughExec, stagedArchives } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
@@ -392,7 +392,7 @@ export class VercelProvider implements Provider {
     return {
       upload: (path, bytes) => this.writeFile(id, path, bytes),
       download: (path, what) =>
-        this.retry(what, () => this.inSession(id, async (session) => new Uint8Array(await (await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })).arrayBuffer()))),
+        this.retry(what, () => this.inSession(id, async (session) => streamOf(await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })))),
       run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),
     };
   });

@@ -1,0 +1,156 @@
+/**
+ * unpackTo, the local side of every download (cp, run --download, the library, MCP's files):
+ * the archive comes from a sandbox, whose program may have replaced its tar, so these archives
+ * are written by hand, header by header, as a hostile tar would.
+ */
+import { afterAll, expect, test } from "bun:test";
+import { createHash } from "node:crypto";
+import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Header, type HeaderData } from "tar";
+import { unpackTo } from "../../src/core/archive";
+
+const root = mkdtempSync(join(tmpdir(), "sandboxes-unpack-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+
+/** One entry: its 512-byte header, then its content padded to a whole block. */
+function entry(header: HeaderData, content: Uint8Array = new Uint8Array()): Uint8Array {
+  const block = Buffer.alloc(512);
+  new Header({ mode: 0o644, uid: 1000, gid: 1000, mtime: new Date(0), size: content.length, ...header }).encode(block);
+  const padded = Buffer.alloc(Math.ceil(content.length / 512) * 512);
+  padded.set(content);
+  return Buffer.concat([block, padded]);
+}
+
+const archive = (...entries: Uint8Array[]): Uint8Array => Buffer.concat([...entries, Buffer.alloc(1024)]);
+
+/** Hands `bytes` over in chunks of `size`, as a provider would, awaiting what each write returns. */
+function chunked(bytes: Uint8Array, size: number, waits = { count: 0 }) {
+  return async (write: (chunk: Uint8Array) => unknown) => {
+    for (let offset = 0; offset < bytes.length; offset += size) {
+      const taken = write(bytes.subarray(offset, offset + size));
+      if (taken instanceof Promise) {
+        waits.count++;
+        await taken;
+      }
+    }
+  };
+}
+
+test("a hostile archive writes nothing outside the copy, and what it skipped is named", async () => {
+  const place = join(root, "hostile");
+  const outside = join(root, "outside");
+  mkdirSync(place);
+  mkdirSync(outside);
+  const text = (s: string) => new TextEncoder().encode(s);
+  const tar = archive(
+    entry({ path: "top/", type: "Directory", mode: 0o755 }),
+    entry({ path: "top/tool", type: "File", mode: 0o4755 }, text("#!/bin/sh\n")),
+    entry({ path: "top/shared", type: "Directory", mode: 0o3777 }),
+    entry({ path: "top/out", type: "SymbolicLink", linkpath: outside }),
+    entry({ path: "top/out/through-link", type: "File" }, text("through a link\n")),
+    entry({ path: "top/up", type: "SymbolicLink", linkpath: "../.." }),
+    entry({ path: "top/up/through-relative-link", type: "File" }, text("up\n")),
+    entry({ path: "../dotdot", type: "File" }, text("dotdot\n")),
+    entry({ path: "top/../../dotdot-inside", type: "File" }, text("dotdot\n")),
+    entry({ path: "top/passwd", type: "Link", linkpath: "/etc/passwd" }),
+    entry({ path: "top/null", type: "CharacterDevice", mode: 0o666, devmaj: 1, devmin: 3 }),
+    entry({ path: "top/disk", type: "BlockDevice", mode: 0o666, devmaj: 8, devmin: 0 }),
+    entry({ path: "top/fifo", type: "FIFO" }),
+  );
+
+  const { path, skipped } = await unpackTo(join(place, "copy"), chunked(tar, 700));
+
+  expect(path).toBe(join(place, "copy"));
+  // Nothing left the copy: not through a link, not by `..`, not as a hard link to a host file.
+  expect(readdirSync(outside)).toEqual([]);
+  expect(readdirSync(place)).toEqual(["copy"]);
+  expect(existsSync(join(root, "dotdot"))).toBe(false);
+  expect(existsSync(join(root, "dotdot-inside"))).toBe(false);
+  expect(existsSync(join(path, "passwd"))).toBe(false);
+  // No device, no FIFO; no setuid, setgid or sticky bit; the archive's owner not taken.
+  expect(readdirSync(path).sort()).toEqual(["out", "shared", "tool", "up"]);
+  expect(statSync(join(path, "tool")).mode & 0o7777).toBe(0o755 & ~process.umask());
+  expect(statSync(join(path, "shared")).mode & 0o7000).toBe(0);
+  expect(statSync(join(path, "tool")).uid).toBe(process.getuid!());
+  // A link that would lead out is not made (an absolute one is made last, and not where entries
+  // went): what went "through" it landed inside, in a directory.
+  expect(readdirSync(join(path, "out"))).toEqual(["through-link"]);
+  expect(lstatSync(join(path, "out")).isDirectory()).toBe(true);
+  expect(readdirSync(join(path, "up"))).toEqual(["through-relative-link"]);
+  expect(lstatSync(join(path, "up")).isDirectory()).toBe(true);
+  // Every entry not written is counted, and the first few named with why.
+  expect(skipped.count).toBe(8);
+  expect(skipped.first).toEqual([
+    "top/up: linkpath escapes extraction directory",
+    "../dotdot: path contains '..'",
+    "top/../../dotdot-inside: path contains '..'",
+    "top/passwd: ENOENT: no such file or directory, link 'etc/passwd' -> 'top/passwd'",
+    "top/null: unsupported entry type: CharacterDevice",
+    "top/disk: unsupported entry type: BlockDevice",
+    "top/fifo: unsupported entry type: FIFO",
+    "top/out: the archive has another entry there",
+  ]);
+});
+
+test("links are kept as links, an absolute one as it is, made after every file", async () => {
+  const place = join(root, "links");
+  mkdirSync(place);
+  const tar = archive(
+    entry({ path: "app/", type: "Directory", mode: 0o755 }),
+    entry({ path: "app/python", type: "SymbolicLink", linkpath: "/usr/bin/python3" }),
+    entry({ path: "app/current", type: "SymbolicLink", linkpath: "releases/1" }),
+    entry({ path: "app/releases/1/run", type: "File", mode: 0o755 }, new TextEncoder().encode("ok\n")),
+  );
+  const { path, skipped } = await unpackTo(join(place, "app"), chunked(tar, 512));
+  expect(readlinkSync(join(path, "python"))).toBe("/usr/bin/python3");
+  expect(readlinkSync(join(path, "current"))).toBe("releases/1");
+  expect(readFileSync(join(path, "current/run"), "utf8")).toBe("ok\n");
+  expect(skipped.count).toBe(0);
+});
+
+test("an archive of 64 MiB passes in small chunks, byte for byte, and its sender is made to wait", async () => {
+  const content = new Uint8Array(64 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+  const tar = archive(entry({ path: "big.bin", type: "File", mode: 0o640 }, content));
+  const waits = { count: 0 };
+  const place = join(root, "big");
+  mkdirSync(place);
+
+  const { path, skipped } = await unpackTo(`${place}/`.slice(0, -1), chunked(tar, 64 * 1024, waits));
+
+  expect(path).toBe(join(place, "big.bin"));
+  expect(createHash("sha256").update(readFileSync(path)).digest("hex")).toBe(createHash("sha256").update(content).digest("hex"));
+  expect(statSync(path).mode & 0o777).toBe(0o640 & ~process.umask());
+  expect(skipped.count).toBe(0);
+  // Backpressure: some writes asked the sender to wait for the disk rather than queue in memory.
+  expect(waits.count).toBeGreaterThan(0);
+});
+
+test("bytes that are not a tar fail with one line, and nothing is left beside the target", async () => {
+  const place = join(root, "garbage");
+  mkdirSync(place);
+  const noise = new Uint8Array(4096).fill(0x41);
+  await expect(unpackTo(join(place, "x"), chunked(noise, 1000))).rejects.toThrow(/the archive from the sandbox cannot be read|expected one entry/);
+  expect(readdirSync(place)).toEqual([]);
+});
+
+test("this machine failing to write (a full disk) ends the copy with the path and the cause, not a skip", async () => {
+  // A file system of 256 KiB of its own, in a mount namespace of this test's own (as root, or as
+  // an ordinary user through a user namespace), receives an archive of 1 MiB.
+  const place = join(root, "small-disk");
+  mkdirSync(place);
+  const script = join(root, "full.ts");
+  await Bun.write(
+    script,
+    `import { unpackTo } from ${JSON.stringify(join(import.meta.dir, "../../src/core/archive"))};
+     import { Header } from "tar";
+     const header = Buffer.alloc(512);
+     new Header({ path: "big.bin", type: "File", mode: 0o644, size: 1024 * 1024, mtime: new Date(0) }).encode(header);
+     const tar = Buffer.concat([header, Buffer.alloc(1024 * 1024, 7), Buffer.alloc(1024)]);
+     try { await unpackTo(${JSON.stringify(join(place, "copy"))}, async (write) => { await write(tar); }); console.log("no error"); }
+     catch (error) { console.log(error.code + ": " + error.message); }`,
+  );
+  const result = Bun.spawnSync(["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" "$3"', "sh", place, process.execPath, script], { cwd: join(import.meta.dir, "../..") });
+  expect(result.stdout.toString() + result.stderr.toString()).toBe(`file_system: cannot write copy into ${place}: 786432 of its 1048576 bytes did not reach the disk (no space left on the device)\n`);
+});
