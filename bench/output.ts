@@ -2,8 +2,9 @@
  * Peak memory (VmHWM of the sandboxes process, from /proc) while a sandboxed program writes
  * 1 GiB: with `--json` (captured, capped at --max-output: 16 MiB per stream by default) and
  * streamed to /dev/null (never capped, backpressure through the pipe: straight from the program
- * on a one-shot run, through sandboxes with --name). Printed next to the cap
- * and next to the same process running `true`, measured in this run. No assertions.
+ * on a one-shot run, through sandboxes with --name); and `cp` of a file that size out of a kept
+ * sandbox (streamed to disk, never held). Printed next to the cap and next to the same process
+ * running `true`, measured in this run. No assertions.
  *
  *   bun bench/output.ts            (OUTPUT_BYTES=… to change the 1 GiB)
  */
@@ -48,6 +49,11 @@ try {
     // --name leaves the one-shot path: the output passes through sandboxes, awaited chunk by chunk.
     ["run --name (through sandboxes)", await peak(["run", "--name", `bench-${process.pid}`, program]), "none"],
   ];
+  // cp streams the sandbox's tar to disk: its memory should not grow with the file.
+  const kept = `bench-cp-${process.pid}`;
+  await peak(["run", "--keep", "-n", kept, `${program} > /tmp/out.bin`]);
+  rows.push(["cp out of a sandbox (to disk)", await peak(["cp", `${kept}:/tmp/out.bin`, join(home, "out.bin")]), "none"]);
+  await peak(["destroy", kept]);
   console.log(`${(BYTES / MiB).toFixed(0)} MiB of output through dist/sandboxes (local provider)\n`);
   console.log(["case".padEnd(30), "cap".padEnd(14), "peak VmHWM".padStart(11), "over baseline".padStart(14), "seconds".padStart(8)].join("  "));
   for (const [name, result, cap] of rows) {
