@@ -24,8 +24,8 @@ export default defineCommand({
     if (extra !== undefined) throw new UsageError("too_many_arguments", "cp takes exactly SRC and DST");
     return { source, destination, provider: args.provider, json: args.json };
   },
-  async run(options, { io, settings }) {
-    const result = await copy(settings, options.source, options.destination, options.provider);
+  async run(options, { io, settings, signal }) {
+    const result = await copy(settings, options.source, options.destination, options.provider, signal);
     const skipped = result.skipped && skippedNotice(result.skipped, result.from);
     if (skipped) io.ui().warn(skipped);
     if (options.json) {

@@ -1,19 +1,74 @@
 import { existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { machineCause, SandboxesError } from "../base/errors";
+import { InterruptedError, machineCause, SandboxesError, type StopReason } from "../base/errors";
+import type { ArchiveSource } from "../providers/types";
 
 /**
- * Local side of file transfers. Packing uses the host's tar(1) because Bun.Archive cannot carry
- * file modes (executables would lose +x); unpacking uses Bun.Archive, which keeps them.
+ * Local side of file transfers. Packing uses the host's tar(1), which keeps file modes (Bun.Archive
+ * would lose +x) and streams; unpacking uses node-tar (unpackTo).
  */
-export async function packPath(localPath: string, entryName: string): Promise<Uint8Array> {
-  const parent = dirname(localPath);
+
+/** An archive the host's tar packs as it is read; `failure` is how tar failed, once it has. */
+export interface HostArchive extends ArchiveSource {
+  readonly failure: SandboxesError | undefined;
+}
+
+/**
+ * `tar -c -f - …args` run on this machine each time the archive is read, so a retried upload
+ * starts over and memory stays at a chunk whatever the size. tar failing (a file it cannot read)
+ * ends the stream with an error, one line naming `what`, kept as `failure` for the caller
+ * (sendArchive): a provider's own error about a cut-off upload would hide the cause.
+ */
+export function hostTar(args: string[], what: string, options: { stdin?: Uint8Array; signal?: AbortSignal } = {}): HostArchive {
+  const { stdin, signal } = options;
+  let failure: SandboxesError | undefined;
+  return {
+    get failure() {
+      return failure;
+    },
+    stream() {
+      const child = Bun.spawn(["tar", "-c", "-f", "-", ...args], { stdin: stdin ?? "ignore", stdout: "pipe", stderr: "pipe" });
+      const errors = new Response(child.stderr).text();
+      const reader = child.stdout.getReader();
+      // Ctrl-C or SIGTERM ends the upload: tar is stopped, and the stream ends with the reason.
+      const stop = () => child.kill();
+      signal?.addEventListener("abort", stop, { once: true });
+      const end = () => signal?.removeEventListener("abort", stop);
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          const next = await reader.read();
+          if (signal?.aborted) {
+            end();
+            failure = new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
+            return controller.error(failure);
+          }
+          if (!next.done) return controller.enqueue(next.value);
+          end();
+          const code = await child.exited;
+          if (code === 0) return controller.close();
+          failure = new SandboxesError("file_transfer_failed", `cannot read ${what}: ${tarComplaint(await errors)}`, "user");
+          controller.error(failure);
+        },
+        cancel() {
+          end();
+          child.kill();
+        },
+      });
+    },
+  };
+}
+
+/** What tar said went wrong: its last line but the summary ("Exiting with failure status…"). */
+function tarComplaint(stderr: string): string {
+  const lines = stderr.trim().split("\n").filter((line) => line && !/Exiting with failure status|Error exit delayed/.test(line));
+  return (lines.pop() ?? "tar failed").replace(/^(\S*\/)?b?s?d?tar: /, "");
+}
+
+/** A local file or directory as an archive whose single top-level entry is `entryName`. */
+export function packPath(localPath: string, entryName: string, signal?: AbortSignal): HostArchive {
   const name = basename(localPath);
   const transform = name === entryName ? [] : renameArgs(escapePattern(name), escapeReplacement(entryName));
-  const child = Bun.spawn(["tar", "-c", "-f", "-", ...formatArgs(), ...transform, "-C", parent, name], { stdout: "pipe", stderr: "pipe" });
-  const [bytes, errors, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
-  if (code !== 0) throw new SandboxesError("file_transfer_failed", `cannot read ${localPath}: ${errors.trim().split("\n").pop()}`, "user");
-  return bytes;
+  return hostTar([...formatArgs(), ...transform, "-C", dirname(localPath), name], localPath, { signal });
 }
 
 /** GNU tar (Linux) renames with --transform; bsdtar (macOS, Windows) with -s. */
@@ -37,9 +92,8 @@ function escapeReplacement(text: string): string {
 }
 
 /** Packs one in-memory file (source code) as a tar with a single entry. */
-export async function packFile(name: string, data: Uint8Array | string): Promise<Uint8Array> {
-  const archive = new Bun.Archive({ [name]: data });
-  return archive.bytes();
+export async function packFile(name: string, data: Uint8Array | string): Promise<Blob> {
+  return new Blob([await new Bun.Archive({ [name]: data }).bytes()]);
 }
 
 /** What unpackTo wrote, and the entries of the archive it would not write: how many, and the first few with why. */

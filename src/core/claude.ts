@@ -12,7 +12,7 @@ import { packProjectDir } from "./project-upload";
 import { Registry } from "./registry";
 import type { OutputSink } from "./run";
 import { chooseProvider } from "./select";
-import { probe } from "./transfer";
+import { probe, sendArchive } from "./transfer";
 import { shellQuote } from "../base/quote";
 
 /** Every sandbox made by `sandboxes claude` carries this label; `--list` filters on it. */
@@ -93,7 +93,7 @@ export async function runClaude(settings: Settings, options: ClaudeOptions, io: 
     throwIfAborted(options.signal);
     if (created && project.kind === "upload") {
       io.sink.info(`uploading ${project.hostDir} (respecting .gitignore) to ${posix.join(state.home, project.name)}; copy changes back with \`sandboxes cp ${shellQuote(`${record.name ?? record.id}:${posix.join(state.home, project.name)}`)} DEST\``);
-      await provider.putArchive!(record.id, state.home, await packProjectDir(project.hostDir));
+      await sendArchive(provider, record.id, state.home, packProjectDir(project.hostDir));
       throwIfAborted(options.signal);
     }
     if (created && project.kind === "mount") {

@@ -14,7 +14,8 @@ export interface CopyResult {
   skipped?: Unpacked["skipped"];
 }
 
-export async function copy(settings: Settings, source: string, destination: string, provider?: string): Promise<CopyResult> {
+/** Ctrl-C or SIGTERM (`signal`) stops a copy that is under way and removes what it had written here. */
+export async function copy(settings: Settings, source: string, destination: string, provider?: string, signal?: AbortSignal): Promise<CopyResult> {
   const remoteSource = parseRemote(source);
   const remoteDestination = parseRemote(destination);
   if (remoteSource && remoteDestination) throw new SandboxesError("bad_copy", "both paths are in sandboxes: one side of cp must be a local path", "usage");
@@ -23,10 +24,10 @@ export async function copy(settings: Settings, source: string, destination: stri
   }
   if (remoteDestination) {
     const { provider: p, record } = await resolveSandbox(settings, remoteDestination.ref, provider);
-    const to = await uploadPath(p, record.id, source, remoteDestination.path);
+    const to = await uploadPath(p, record.id, source, remoteDestination.path, signal);
     return { direction: "upload", sandboxId: record.id, provider: p.name, from: source, to };
   }
   const { provider: p, record } = await resolveSandbox(settings, remoteSource!.ref, provider);
-  const { path: to, skipped } = await downloadPath(p, record.id, remoteSource!.path, destination);
+  const { path: to, skipped } = await downloadPath(p, record.id, remoteSource!.path, destination, signal);
   return { direction: "download", sandboxId: record.id, provider: p.name, from: remoteSource!.path, to, skipped };
 }

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { type HostArchive, hostTar } from "./archive";
 import { basename, dirname, join, relative } from "node:path";
 import ignore, { type Ignore } from "ignore";
-import { SandboxesError } from "../base/errors";
 
 /**
  * The files of a project directory that git would track: every .gitignore on the way down is
@@ -33,15 +33,8 @@ export function projectFiles(root: string): string[] {
 }
 
 /** A tar whose single top-level entry is basename(root), holding projectFiles(root). */
-export async function packProjectDir(root: string): Promise<Uint8Array> {
+export function packProjectDir(root: string): HostArchive {
   const name = basename(root);
   const list = [name, ...projectFiles(root).map((file) => join(name, file.replace(/\/$/, "")))].join("\0") + "\0";
-  const child = Bun.spawn(["tar", "-c", "-f", "-", "--format=gnu", "--no-recursion", "--null", "-C", dirname(root), "-T", "-"], {
-    stdin: new TextEncoder().encode(list),
-    stdout: "pipe",
-    stderr: "pipe",
-  });
-  const [bytes, errors, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
-  if (code !== 0) throw new SandboxesError("file_transfer_failed", `cannot pack ${root}: ${errors.trim().split("\n").pop()}`, "user");
-  return bytes;
+  return hostTar(["--format=gnu", "--no-recursion", "--null", "-C", dirname(root), "-T", "-"], root, { stdin: new TextEncoder().encode(list) });
 }

@@ -4,9 +4,9 @@ import { byExtension, byName, defaultFileName, type Language, languageNames } fr
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
 import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
-import { formatArgs, packFile, renameArgs, skippedNotice } from "./archive";
+import { formatArgs, type HostArchive, hostTar, packFile, renameArgs, skippedNotice } from "./archive";
 import { checkSandboxName, checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
-import { downloadPath, probe, requireFiles, uploadPath } from "./transfer";
+import { downloadPath, probe, requireFiles, sendArchive, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
@@ -172,7 +172,7 @@ export async function runCode(settings: Settings, request: RunRequest, sink: Out
     const outcome = await runInSandbox(provider, lease.record.id, run, sink);
     for (const download of run.downloads) {
       throwIfAborted(run.signal);
-      const { skipped } = await downloadPath(provider, lease.record.id, download.remote, download.local);
+      const { skipped } = await downloadPath(provider, lease.record.id, download.remote, download.local, run.signal);
       const notice = skippedNotice(skipped, download.remote);
       if (notice) sink.info(notice);
     }
@@ -308,7 +308,7 @@ async function runInSandbox(provider: Provider, id: string, options: Run, sink: 
   runtimeChecked?.catch(() => {});
   for (const upload of options.uploads) {
     throwIfAborted(options.signal);
-    await uploadPath(provider, id, upload.local, upload.remote);
+    await uploadPath(provider, id, upload.local, upload.remote, options.signal);
   }
   if (options.workdir !== undefined) {
     // After the uploads, which may have made it: a run's own sandbox gets -w created.
@@ -384,16 +384,12 @@ export function execSpec(
 
 async function uploadProjectDir(provider: Provider, id: string, dir: string, codeDir: string): Promise<void> {
   // The project beside the file, without what dependency managers rebuild anyway.
-  const tar = await packProject(dir, basename(codeDir));
-  await provider.putArchive!(id, posix.dirname(codeDir), tar);
+  await sendArchive(provider, id, posix.dirname(codeDir), packProject(dir, basename(codeDir)));
 }
 
-async function packProject(dir: string, entryName: string): Promise<Uint8Array> {
+function packProject(dir: string, entryName: string): HostArchive {
   const excludes = ["node_modules", "target", ".git", ".venv", "__pycache__", ".sandboxes-deps"].map((e) => `--exclude=./${e}`);
-  const child = Bun.spawn(["tar", "-c", "-f", "-", ...formatArgs(), ...excludes, ...renameArgs("\\.", entryName), "-C", dir, "."], { stdout: "pipe", stderr: "pipe" });
-  const [bytes, errors, code] = await Promise.all([new Response(child.stdout).bytes(), new Response(child.stderr).text(), child.exited]);
-  if (code !== 0) throw new SandboxesError("file_transfer_failed", `cannot pack ${dir}: ${errors.trim()}`, "user");
-  return bytes;
+  return hostTar([...formatArgs(), ...excludes, ...renameArgs("\\.", entryName), "-C", dir, "."], dir);
 }
 
 async function findManifest(provider: Provider, id: string, language: Language, codeDir: string) {

@@ -145,6 +145,20 @@ export interface ExecSpec {
   signal?: AbortSignal;
 }
 
+/**
+ * An archive to send: each stream() reads it whole from its start, so a copy of a large directory
+ * is packed as it is sent, never held (core packs it with the host's tar), and a retry can begin
+ * again. A Blob is one.
+ */
+export interface ArchiveSource {
+  stream(): ReadableStream<Uint8Array>;
+}
+
+/** An archive source read to its end, for the APIs that take a file as one body. */
+export async function wholeArchive(source: ArchiveSource): Promise<Uint8Array> {
+  return new Uint8Array(await new Response(source.stream()).arrayBuffer());
+}
+
 /** Takes the next chunk of an archive; a returned promise holds the transfer until it resolves. */
 export type ArchiveChunk = (chunk: Uint8Array) => unknown;
 
@@ -188,8 +202,11 @@ export interface Provider {
   exec(id: string, spec: ExecSpec): Promise<ExecOutcome>;
   /** Idempotent: destroying a sandbox that is already gone resolves. */
   destroy(id: string): Promise<void>;
-  /** Extract a tar archive into `dir` (created if missing). Requires capabilities.files. */
-  putArchive?(id: string, dir: string, tar: Uint8Array): Promise<void>;
+  /**
+   * Extract a tar archive into `dir` (created if missing), read from `tar` as it is sent (a
+   * retried upload reads it again from its start). Requires capabilities.files.
+   */
+  putArchive?(id: string, dir: string, tar: ArchiveSource): Promise<void>;
   /**
    * Streams a tar of `path`, whose single top-level entry is basename(path), to `onChunk` in
    * order. A returned promise is awaited before more is read (as ExecSpec.onStdout's), so an

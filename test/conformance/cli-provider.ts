@@ -36,7 +36,7 @@ import { basename, join, resolve } from "node:path";
 import { findDescriptor } from "../../src/providers/catalog";
 import { shellQuote } from "../../src/base/quote";
 import { PtyOutput } from "../../src/providers/shared/pty";
-import type { Capabilities, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../../src/providers/types";
+import { type ArchiveSource, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, wholeArchive } from "../../src/providers/types";
 
 export const ROOT = resolve(import.meta.dir, "../..");
 export const BINARY = process.env.SANDBOXES_BIN ?? join(ROOT, "dist", "sandboxes");
@@ -248,10 +248,10 @@ export class CliProvider implements Provider {
     if (result.code !== 0 || !done) throw new Error(`sandboxes destroy ${id} (exit ${result.code}): ${result.stdout.trim()} ${result.stderr.trim()}`);
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  async putArchive(id: string, dir: string, tar: ArchiveSource): Promise<void> {
     const staging = mkdtempSync(join(this.scratch, "put-"));
     try {
-      const untar = Bun.spawn(["tar", "-x", "-f", "-", "-C", staging], { stdin: tar, stdout: "ignore", stderr: "pipe" });
+      const untar = Bun.spawn(["tar", "-x", "-f", "-", "-C", staging], { stdin: await wholeArchive(tar), stdout: "ignore", stderr: "pipe" });
       if ((await untar.exited) !== 0) throw new Error(`host tar cannot extract the archive: ${await new Response(untar.stderr).text()}`);
       // DIR/ with the slash: cp puts each entry inside it under its own name (creating DIR).
       const into = `${dir.replace(/\/+$/, "")}/`;

@@ -100,7 +100,7 @@ describe("local via the compiled binary: argv, errors, Ctrl-C and cp details", (
   }, 30_000);
 
   test("putArchive: several top-level entries into a new directory with spaces; getArchive of a directory", async () => {
-    const tar = await new Bun.Archive({ "a b/x.txt": "x\n", "top.txt": "t\n" }).bytes();
+    const tar = await new Bun.Archive({ "a b/x.txt": "x\n", "top.txt": "t\n" }).blob();
     await provider.putArchive(id, "/tmp/cli extras/new", tar);
     const listing = await exec(["sh", "-c", "cd '/tmp/cli extras/new' && find . | LC_ALL=C sort && cat 'a b/x.txt' top.txt"]);
     expect(listing.out).toBe(".\n./a b\n./a b/x.txt\n./top.txt\nx\nt\n");

@@ -104,7 +104,7 @@ describe("docker provider specifics", () => {
   test("files land owned by the image's user, so an unprivileged user can change them", async () => {
     const user = await provider.create({ image: "sandboxes-test/user", labels: { suite: "docker-specifics" }, env: {} });
     try {
-      const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
+      const tar = await new Bun.Archive({ "x.txt": "x\n" }).blob();
       await provider.putArchive!(user.id, "/home/sandbox/new/dir", tar);
       const result = await output(user.id, ["sh", "-c", "id -u; cat new/dir/x.txt; stat -c %u new/dir/x.txt; echo more >> new/dir/x.txt && echo appended"]);
       expect(result).toEqual({ text: "1000\nx\n1000\nappended\n", code: 0 });
@@ -115,7 +115,7 @@ describe("docker provider specifics", () => {
 
   test("a missing path is one clear error", async () => {
     await expect(archiveOf(provider, id, "/no/such/file")).rejects.toThrow("cannot read /no/such/file");
-    const tar = await new Bun.Archive({ "x.txt": "x\n" }).bytes();
+    const tar = await new Bun.Archive({ "x.txt": "x\n" }).blob();
     await expect(provider.putArchive!(id, "/proc/1/nope", tar)).rejects.toThrow("cannot create /proc/1/nope: mkdir:");
   }, 30_000);
 

@@ -164,7 +164,7 @@ export function testProvider(name: string, caps: Capabilities, factory: () => Pr
     test.skipIf(!caps.files)("files: a binary file round-trips byte for byte; directories keep modes", async () => {
       const { provider, sandbox } = await ensure();
       const bytes = new Uint8Array(70_000).map((_, i) => (i * 7919) % 256);
-      const tar = await new Bun.Archive({ "blob.bin": bytes, "dir/nested/x.txt": "nested\n" }).bytes();
+      const tar = await new Bun.Archive({ "blob.bin": bytes, "dir/nested/x.txt": "nested\n" }).blob();
       await provider.putArchive!(sandbox.id, "/tmp/conf-files", tar);
       const listing = await run(provider, sandbox.id, "cat /tmp/conf-files/dir/nested/x.txt; wc -c < /tmp/conf-files/blob.bin");
       expect(listing.stdout.replace(/ /g, "")).toBe("nested\n70000\n");

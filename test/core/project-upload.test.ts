@@ -3,6 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { packProjectDir, projectFiles } from "../../src/core/project-upload";
+import { wholeArchive } from "../../src/providers/types";
 
 const root = join(mkdtempSync(join(tmpdir(), "sandboxes-upload-")), "proj");
 afterAll(() => rmSync(join(root, ".."), { recursive: true, force: true }));
@@ -45,7 +46,7 @@ test("projectFiles honours every .gitignore (scoped to its directory), negations
 });
 
 test("packProjectDir: one top-level entry named after the directory, holding only the kept files", async () => {
-  const tar = await packProjectDir(root);
+  const tar = await wholeArchive(packProjectDir(root));
   const out = mkdtempSync(join(tmpdir(), "sandboxes-upload-out-"));
   try {
     await new Bun.Archive(tar).extract(out);

@@ -1,10 +1,10 @@
 import { describe, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, readlinkSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, readdirSync, readlinkSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import pkg from "../../package.json";
 import type { CommandName } from "../../src/cli/registry";
 import { providerNames } from "../../src/providers/catalog";
-import { BINARY, cli, freshEnv } from "../helpers";
+import { BINARY, cli, freshEnv, NOBODY, nobodyMachine, spawnCli } from "../helpers";
 
 /** Every command has an e2e entry: a new command without one fails the type check. */
 const COMMAND_TESTS: Record<CommandName, () => Promise<void>> = {
@@ -400,4 +400,78 @@ describe("cp out of a sandbox: streamed, and only what is safe to write here", (
       await cli(["destroy", id], { env });
     }
   }, 120_000);
+
+  test("cp into a sandbox streams too: 200 MiB arrive byte for byte", async () => {
+    const { env, home } = freshEnv();
+    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "into", "true"], { env })).stderr)![1]!;
+    try {
+      const big = new Uint8Array(200 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
+      mkdirSync(join(home, "data"));
+      writeFileSync(join(home, "data/big.bin"), big);
+      writeFileSync(join(home, "data/run.sh"), "#!/bin/sh\necho ran\n", { mode: 0o755 });
+      const copied = await cli(["cp", join(home, "data"), "into:/tmp/"], { env });
+      expect(copied.code).toBe(0);
+      const inside = await cli(["exec", "into", "sha256sum < /tmp/data/big.bin; /tmp/data/run.sh"], { env });
+      expect(inside.stdout).toBe(`${new Bun.CryptoHasher("sha256").update(big).digest("hex")}  -\nran\n`);
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  }, 120_000);
+
+  test("Ctrl-C stops a copy either way at once: 130 or 143, no partial copy here, no tar left", async () => {
+    const { env, home } = freshEnv();
+    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "long", "head -c 1G /dev/zero > /tmp/big"], { env })).stderr)![1]!;
+    const until = async (ready: () => boolean) => {
+      for (let i = 0; i < 400 && !ready(); i++) await Bun.sleep(25);
+      expect(ready()).toBe(true);
+    };
+    try {
+      // Out: once the staging directory beside the target has its first bytes.
+      mkdirSync(join(home, "down"));
+      const staging = () => readdirSync(home).filter((name) => name.startsWith(".sandboxes-cp-"));
+      const down = spawnCli(["cp", "long:/tmp/big", join(home, "down")], env);
+      await until(() => staging().some((dir) => readdirSync(join(home, dir)).length > 0));
+      down.kill("SIGINT");
+      expect(await down.exited).toBe(130);
+      expect(await new Response(down.stderr).text()).toBe("sandboxes: interrupted by SIGINT\n");
+      expect(readdirSync(join(home, "down"))).toEqual([]);
+      expect(staging()).toEqual([]);
+
+      // In: once this machine's tar is packing.
+      Bun.spawnSync(["sh", "-c", `head -c 1G /dev/zero > "$1"`, "sh", join(home, "in.bin")]);
+      const packing = () => Bun.spawnSync(["pgrep", "-f", `tar -c -f - .*${home}`]).exitCode === 0;
+      const up = spawnCli(["cp", join(home, "in.bin"), "long:/tmp/in.bin"], env);
+      await until(packing);
+      up.kill("SIGTERM");
+      expect(await up.exited).toBe(143);
+      expect(await new Response(up.stderr).text()).toBe("sandboxes: interrupted by SIGTERM\n");
+      expect(packing()).toBe(false);
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  }, 120_000);
+
+  test("a file this machine's tar cannot read is named in one line, exit 1 (an ordinary user)", async () => {
+    const { dir, home, env, command } = nobodyMachine("sandboxes-cp-user-");
+    try {
+      const as = (args: string[]) => {
+        const result = Bun.spawnSync([...command, ...args], { env, cwd: home });
+        return { code: result.exitCode, stdout: result.stdout.toString(), stderr: result.stderr.toString() };
+      };
+      mkdirSync(join(home, "d"));
+      writeFileSync(join(home, "d/ok"), "ok\n");
+      writeFileSync(join(home, "d/secret"), "no\n", { mode: 0o000 });
+      chownSync(join(home, "d"), NOBODY, NOBODY);
+      chownSync(join(home, "d/secret"), NOBODY, NOBODY);
+      expect(as(["run", "--keep", "-n", "up", "true"]).code).toBe(0);
+      const copied = as(["cp", join(home, "d"), "up:/tmp/"]);
+      expect(copied).toEqual({ code: 1, stdout: "", stderr: `sandboxes: cannot read ${join(home, "d")}: d/secret: Cannot open: Permission denied\n` });
+      const json = as(["cp", "--json", join(home, "d"), "up:/tmp/"]);
+      expect(json.code).toBe(1);
+      expect(JSON.parse(json.stdout).error).toEqual({ code: "file_transfer_failed", message: `cannot read ${join(home, "d")}: d/secret: Cannot open: Permission denied`, exit_code: 1 });
+      expect(as(["destroy", "up"]).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 });

@@ -94,7 +94,7 @@ describe("e2b provider against the fake", () => {
     const packed = Bun.spawnSync(["tar", "-c", "-f", "-", "-C", local, "run.sh", "secret.txt"]).stdout;
     const sandbox = await provider.create({ labels: {}, env: {} });
     try {
-      await provider.putArchive!(sandbox.id, "/home/user/modes", new Uint8Array(packed));
+      await provider.putArchive!(sandbox.id, "/home/user/modes", new Blob([new Uint8Array(packed)]));
       const out: Uint8Array[] = [];
       const result = await provider.exec(sandbox.id, { argv: ["sh", "-c", "stat -c '%n %a' run.sh secret.txt; ./run.sh"], env: {}, cwd: "/home/user/modes", onStdout: (c) => out.push(c), onStderr: () => {} });
       expect(result.exitCode).toBe(0);

@@ -15,7 +15,7 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { shellQuote } from "../../base/quote";
 import { DEFAULT_RETRY, withRetry } from "../retry";
-import type { ArchiveChunk, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
+import type { ArchiveChunk, ArchiveSource, CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
 import { BridgeApi, isTransient, neverDelivered, readEvents } from "./api";
 import { HttpError, pumpBody, streamOf } from "../shared/http";
 import { runChecked } from "../shared/staged-archive";
@@ -273,15 +273,16 @@ export class CloudflareProvider implements Provider {
     return this.retry(`uploading ${path}`, () => api.request("PUT", `/v1/sandbox/${encodeURIComponent(id)}/file${encodePath(path)}`, { body: bytes, timeoutMs: 300_000, signal }), signal);
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  async putArchive(id: string, dir: string, tar: ArchiveSource): Promise<void> {
     this.entry(id);
     const parts: string[] = [];
     try {
       const base = `/workspace/.sandboxes-in-${hex()}`;
-      for (let offset = 0, n = 0; offset < tar.length || n === 0; offset += PART_BYTES, n++) {
-        const part = `${base}.${n}`;
+      // Read as it is sent: one part in memory at a time.
+      for await (const bytes of partsOf(tar.stream(), PART_BYTES)) {
+        const part = `${base}.${parts.length}`;
         parts.push(part);
-        await this.putFile(id, part, tar.subarray(offset, offset + PART_BYTES));
+        await this.putFile(id, part, bytes);
       }
       await runChecked((argv) => this.run(id, argv, 10 * 60_000), ["sh", "-c", UNPACK_PARTS, "sh", dir, ...parts], `cannot write files into ${dir}`);
       parts.length = 0;
@@ -365,4 +366,23 @@ function explain(what: string, error: unknown): Error {
   }
   if (error instanceof SandboxesError || (error as Error)?.name === "AbortError") return error as Error;
   return new ProviderError("cloudflare", `${what} failed: ${(error as Error)?.message ?? String(error)}`);
+}
+
+/** A stream cut into parts of `size` bytes (the last shorter); one empty part for an empty stream. */
+async function* partsOf(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Uint8Array> {
+  let held: Uint8Array[] = [];
+  let heldBytes = 0;
+  let given = 0;
+  for await (const chunk of stream) {
+    held.push(chunk);
+    heldBytes += chunk.length;
+    while (heldBytes >= size) {
+      const all = Buffer.concat(held);
+      yield all.subarray(0, size);
+      given++;
+      held = [all.subarray(size)];
+      heldBytes = all.length - size;
+    }
+  }
+  if (heldBytes > 0 || given === 0) yield Buffer.concat(held);
 }

@@ -30,7 +30,7 @@ function unreachable(where: string, error: unknown): ProviderError {
 export interface RequestOptions {
   query?: Record<string, string | number | boolean | undefined>;
   json?: unknown;
-  body?: Uint8Array;
+  body?: Uint8Array | ReadableStream<Uint8Array>;
   headers?: Record<string, string>;
   signal?: AbortSignal;
 }

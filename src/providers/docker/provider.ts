@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../base/errors";
 import { pumpBody, streamOf } from "../shared/http";
-import { LABEL_PREFIX, type ArchiveChunk, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
+import { LABEL_PREFIX, type ArchiveChunk, type ArchiveSource, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type PtySession, type PtySpec, type SandboxRecord, type SandboxState } from "../types";
 import { resolveEndpoint, type Endpoint } from "./endpoint";
 import { Engine, EngineError, type Hijacked } from "./engine";
 import { DEFAULT_IMAGE, DOCKER_CAPABILITIES } from "./index";
@@ -394,9 +394,12 @@ export class DockerProvider implements Provider {
     }
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  async putArchive(id: string, dir: string, tar: ArchiveSource): Promise<void> {
     // Not copyUIDGID: the engine resolves that user on the engine's host, not in the image.
-    const put = () => this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: dir }, body: tar, headers: { "content-type": "application/x-tar" } });
+    // The archive's top-level names, read from it as it passes (for the chown below).
+    const entries = new Set<string>();
+    const { Parser } = await import("tar");
+    const put = () => this.engine.request("PUT", `/containers/${id}/archive`, { query: { path: dir }, body: tar.stream().pipeThrough(noteTopLevelNames(new Parser(), entries)), headers: { "content-type": "application/x-tar" } });
     try {
       await put();
     } catch (error) {
@@ -410,7 +413,6 @@ export class DockerProvider implements Provider {
     const user = await this.userOf(id);
     if (user && user !== "root" && user !== "0" && !user.startsWith("0:")) {
       // Extracted files keep the uploader's uid; hand them to the image's user, as root.
-      const entries = new Set([...(await new Bun.Archive(tar).files()).keys()].map((path) => path.replace(/^\.?\/+/, "").split("/")[0]!).filter(Boolean));
       if (entries.size) await this.quietly(id, ["sh", "-c", CHOWN_SCRIPT, "sh", user, ...[...entries].map((e) => posix.join(dir, e))], `cannot hand ${dir} to user ${user}`, "0");
     }
   }
@@ -592,4 +594,25 @@ function containerConfig(spec: CreateSpec, image: string, main: MainProcess) {
       ...(spec.mounts?.length ? { Mounts: spec.mounts.map((m) => ({ Type: "bind", Source: m.hostPath, Target: m.sandboxPath, ReadOnly: m.readonly })) } : {}),
     },
   };
+}
+
+/**
+ * Passes a tar through unchanged, telling `parser` (node-tar's) each chunk on the way, which
+ * adds the first part of each entry's path to `names`. Its entries' contents are dropped at once.
+ */
+function noteTopLevelNames(parser: import("tar").Parser, names: Set<string>): TransformStream<Uint8Array, Uint8Array> {
+  parser.on("entry", (entry: import("tar").ReadEntry) => {
+    const first = entry.path.replace(/^\.?\/+/, "").split("/")[0];
+    if (first) names.add(first);
+    entry.resume();
+  });
+  return new TransformStream({
+    transform(chunk, controller) {
+      parser.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+      controller.enqueue(chunk);
+    },
+    flush() {
+      parser.end();
+    },
+  });
 }

@@ -325,7 +325,7 @@ export class E2BProvider implements Provider {
   private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.connect(id);
     return {
-      upload: (path, bytes, what) => this.retry(what, () => sandbox.files.write(path, new Blob([bytes as Uint8Array<ArrayBuffer>]))),
+      upload: (path, source, what) => this.retry(what, () => sandbox.files.write(path, source.stream())),
       download: (path, what) => this.retry(what, () => sandbox.files.read(path, { format: "stream" })),
     };
   });

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withExplainedRetry, withRetry } from "../retry";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, PtySession, PtySpec, SandboxRecord } from "../types";
+import { wholeArchive, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
 import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
@@ -288,9 +288,12 @@ export class HopxProvider implements Provider {
 
   private readonly archives = stagedArchives(this, (id) => {
     return {
-      upload: (path, bytes, what) =>
-        this.agentCall(id, "POST", "/files/write", { body: { path, content: Buffer.from(bytes).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what),
-      download: (path, what) => this.agentCall<ReadableStream<Uint8Array>>(id, "GET", "/files/download", { query: { path }, stream: true, timeoutMs: 300_000 }, what),
+      // files/write takes the file as base64 in JSON: the archive is read whole.
+      upload: async (path, source, what) => {
+        const content = Buffer.from(await wholeArchive(source)).toString("base64");
+        return this.agentCall(id, "POST", "/files/write", { body: { path, content, encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what);
+      },
+      download: (path, what) => this.agentCall<AsyncIterable<Uint8Array>>(id, "GET", "/files/download", { query: { path }, stream: true, timeoutMs: 300_000 }, what),
     };
   });
   readonly putArchive = this.archives.putArchive;

@@ -5,15 +5,18 @@
  */
 import { randomBytes } from "node:crypto";
 import { SandboxesError } from "../../base/errors";
-import type { ArchiveChunk, ExecOutcome, ExecSpec } from "../types";
+import type { ArchiveChunk, ArchiveSource, ExecOutcome, ExecSpec } from "../types";
 import { pumpBody } from "./http";
 
 /** A helper command of ours: its exit code and what it wrote on stderr. */
 export type Run = (argv: string[]) => Promise<{ code: number; stderr: string }>;
 
 export interface StagedFiles {
-  /** One whole file into the sandbox; `what` names the transfer in errors. */
-  upload(path: string, bytes: Uint8Array, what: string): Promise<unknown>;
+  /**
+   * One whole file into the sandbox, streamed where the API takes a stream (each attempt reads
+   * `source` again), else read whole first (wholeArchive); `what` names the transfer in errors.
+   */
+  upload(path: string, source: ArchiveSource, what: string): Promise<unknown>;
   /**
    * One whole file out of the sandbox, as a stream: retried (where the API allows) until the
    * stream opens, never once bytes have been passed on.
@@ -46,7 +49,7 @@ export async function runChecked(run: Run, argv: string[], what: string): Promis
 }
 
 /** Provider.putArchive: the tar is uploaded, then unpacked into `dir` by tar in the sandbox. */
-export async function putStagedArchive(files: StagedFiles & { run: Run }, dir: string, tar: Uint8Array): Promise<void> {
+export async function putStagedArchive(files: StagedFiles & { run: Run }, dir: string, tar: ArchiveSource): Promise<void> {
   const staged = stagedTarPath("in", files.stagingDir);
   await files.upload(staged, tar, `uploading files to ${dir}`);
   await runChecked(files.run, ["sh", "-c", UNPACK_STAGED_TAR, "sh", dir, staged], `cannot write files into ${dir}`);
@@ -82,7 +85,7 @@ export function stagedArchives(provider: { exec(id: string, spec: ExecSpec): Pro
     return { ...found, run: found.run ?? runThroughExec((spec) => provider.exec(id, spec)) };
   };
   return {
-    putArchive: async (id: string, dir: string, tar: Uint8Array): Promise<void> => putStagedArchive(await files(id), dir, tar),
+    putArchive: async (id: string, dir: string, tar: ArchiveSource): Promise<void> => putStagedArchive(await files(id), dir, tar),
     getArchive: async (id: string, path: string, onChunk: ArchiveChunk): Promise<void> => getStagedArchive(await files(id), path, onChunk),
   };
 }

@@ -67,7 +67,7 @@ interface SpriteJson {
 interface RequestOptions {
   query?: Record<string, string | undefined>;
   json?: unknown;
-  body?: Uint8Array;
+  body?: Uint8Array | ReadableStream<Uint8Array>;
   timeoutMs?: number;
   signal?: AbortSignal;
 }
@@ -334,7 +334,7 @@ export class SpritesProvider implements Provider {
   private readonly archives = stagedArchives(this, (id) => {
     const sprite = `/v1/sprites/${encodeURIComponent(id)}`;
     return {
-      upload: (path, bytes, what) => this.retry(what, () => this.fsCall(id, () => this.request("PUT", `${sprite}/fs/write`, { query: { path, workingDir: "/", mkdirParents: "true" }, body: bytes }))),
+      upload: (path, source, what) => this.retry(what, () => this.fsCall(id, () => this.request("PUT", `${sprite}/fs/write`, { query: { path, workingDir: "/", mkdirParents: "true" }, body: source.stream() }))),
       download: (path, what) => this.retry(what, () => this.fsCall(id, async () => streamOf(await this.request("GET", `${sprite}/fs/read`, { query: { path, workingDir: "/" } })))),
       run: (argv) => this.capture(id, argv, 10 * 60_000),
     };

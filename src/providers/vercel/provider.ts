@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
-import type { CreateSpec, ExecOutcome, ExecSpec, Provider, ProviderContext, SandboxRecord } from "../types";
+import { wholeArchive, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type SandboxRecord } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { notConfigured, seconds } from "../shared/settings";
 import { HttpError, streamOf } from "../shared/http";
@@ -390,7 +390,8 @@ export class VercelProvider implements Provider {
    */
   private readonly archives = stagedArchives(this, (id) => {
     return {
-      upload: (path, bytes) => this.writeFile(id, path, bytes),
+      // fs/write takes a gzipped tar of the file, made here: the archive is read whole.
+      upload: async (path, source) => this.writeFile(id, path, await wholeArchive(source)),
       download: (path, what) =>
         this.retry(what, () => this.inSession(id, async (session) => streamOf(await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })))),
       run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),

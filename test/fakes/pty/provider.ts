@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PtyOutput } from "../../../src/providers/shared/pty";
-import type { Capabilities, ExecOutcome, ExecSpec, Provider, ProviderDescriptor, PtySession, PtySpec, SandboxRecord } from "../../../src/providers/types";
+import { type ArchiveSource, type Capabilities, type ExecOutcome, type ExecSpec, type Provider, type ProviderDescriptor, type PtySession, type PtySpec, type SandboxRecord, wholeArchive } from "../../../src/providers/types";
 
 export interface FakeFaults {
   openPty?: Error;
@@ -59,9 +59,9 @@ export class FakeProvider implements Provider {
     return join(this.root, id, path.startsWith(join(this.root, id)) ? path.slice(join(this.root, id).length) : path);
   }
 
-  async putArchive(id: string, dir: string, tar: Uint8Array): Promise<void> {
+  async putArchive(id: string, dir: string, tar: ArchiveSource): Promise<void> {
     mkdirSync(this.inside(id, dir), { recursive: true });
-    await new Bun.Archive(tar).extract(this.inside(id, dir));
+    await new Bun.Archive(await wholeArchive(tar)).extract(this.inside(id, dir));
   }
 
   async destroy(id: string): Promise<void> {
