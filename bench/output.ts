@@ -3,7 +3,7 @@
  * 1 GiB: with `--json` (captured, capped at --max-output: 16 MiB per stream by default) and
  * streamed to /dev/null (never capped, backpressure through the pipe: straight from the program
  * on a one-shot run, through sandboxes with --name); and `cp` of a file that size out of a kept
- * sandbox (streamed to disk, never held). Printed next to the cap and next to the same process
+ * sandbox and back in (streamed both ways, never held). Printed next to the cap and next to the same process
  * running `true`, measured in this run. No assertions.
  *
  *   bun bench/output.ts            (OUTPUT_BYTES=… to change the 1 GiB)
@@ -53,6 +53,7 @@ try {
   const kept = `bench-cp-${process.pid}`;
   await peak(["run", "--keep", "-n", kept, `${program} > /tmp/out.bin`]);
   rows.push(["cp out of a sandbox (to disk)", await peak(["cp", `${kept}:/tmp/out.bin`, join(home, "out.bin")]), "none"]);
+  rows.push(["cp into a sandbox (streamed)", await peak(["cp", join(home, "out.bin"), `${kept}:/tmp/in.bin`]), "none"]);
   await peak(["destroy", kept]);
   console.log(`${(BYTES / MiB).toFixed(0)} MiB of output through dist/sandboxes (local provider)\n`);
   console.log(["case".padEnd(30), "cap".padEnd(14), "peak VmHWM".padStart(11), "over baseline".padStart(14), "seconds".padStart(8)].join("  "));
