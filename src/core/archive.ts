@@ -105,6 +105,9 @@ export interface Unpacked {
 /** How many skipped entries an Unpacked names: a hostile archive may hold millions. */
 const SKIPPED_NAMED = 10;
 
+/** Links to absolute paths kept to be made last: what a tree of programs has, bounded in memory. */
+const MAX_ABSOLUTE_LINKS = 100_000;
+
 /** One line for a person about the entries a copy did not write; undefined when it wrote them all. */
 export function skippedNotice(skipped: Unpacked["skipped"], from: string): string | undefined {
   if (skipped.count === 0) return undefined;
@@ -147,7 +150,8 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
       filter: (path, entry) => {
         if (!("type" in entry)) return true;
         if (entry.type === "SymbolicLink" && entry.linkpath?.startsWith("/")) {
-          absoluteLinks.push({ path, to: entry.linkpath });
+          if (absoluteLinks.length < MAX_ABSOLUTE_LINKS) absoluteLinks.push({ path, to: entry.linkpath });
+          else skip(`${path}: more than ${MAX_ABSOLUTE_LINKS} links to absolute paths`);
           return false;
         }
         if (entry.mode !== undefined) entry.mode &= 0o777;
@@ -172,7 +176,11 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
     finished.catch(() => {}); // awaited below; a write waiting for room learns of it first
     // node-tar reads headers with Buffer's methods: a chunk that is a plain Uint8Array fails its
     // checksums. The view costs no copy.
-    const write = (chunk: Uint8Array) => unpack.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    const write = (chunk: Uint8Array) => {
+      // Once this machine could not write, the rest of the transfer is not worth its time.
+      if (hostFailure) throw hostFailure;
+      return unpack.write(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    };
     try {
       await fill((chunk) => (write(chunk) ? undefined : Promise.race([new Promise((resolve) => unpack.once("drain", resolve)), finished])));
     } catch (error) {
