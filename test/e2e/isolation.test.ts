@@ -37,10 +37,15 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
     const extra: Record<string, string> = mode === "unshare" ? { SANDBOXES_LOCAL_ISOLATION: "unshare" } : {};
 
     test("providers names the mechanism", async () => {
-      const { env } = freshEnv(extra);
-      const doc = JSON.parse((await cli(["providers", "--json"], { env })).stdout);
-      const local = doc.providers.find((p: { name: string }) => p.name === "local");
-      expect(local.details).toContain(mode === "unshare" ? "util-linux unshare" : "bubblewrap");
+      const details = async (more: Record<string, string> = {}) => {
+        const { env } = freshEnv({ ...extra, ...more });
+        const doc = JSON.parse((await cli(["providers", "--json"], { env })).stdout);
+        return doc.providers.find((p: { name: string }) => p.name === "local").details as string;
+      };
+      if (mode === "bubblewrap") return expect(await details()).toContain("isolation: bubblewrap (");
+      // The release binary carries sandbox-start; without it the util-linux programs alone.
+      expect(await details()).toContain("isolation: util-linux unshare with sandbox-start (");
+      expect(await details({ SANDBOXES_LOCAL_START: "off" })).toContain("isolation: util-linux unshare (");
     });
 
     test("home toolchains work; the rest of the home and its secrets are not there", async () => {

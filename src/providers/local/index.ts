@@ -23,7 +23,12 @@ export const localDescriptor = defineProvider({
     const missing = notHere(ctx.env);
     if (missing) return { missing };
     const bwrap = bubblewrapPath(ctx.env);
-    const isolation = bwrap ? `isolation: bubblewrap (${bwrap})` : "isolation: util-linux unshare (install bubblewrap for the preferred mechanism)";
+    // Without bubblewrap, sandbox-start makes the sandbox when this build carries it (else the
+    // util-linux programs alone, setpriv and nsenter among them).
+    const started = ctx.env.SANDBOXES_LOCAL_START !== "off" && (await import("./start")).carriedHelper() !== undefined;
+    const isolation = bwrap
+      ? `isolation: bubblewrap (${bwrap})`
+      : `isolation: util-linux unshare${started ? " with sandbox-start" : ""} (install bubblewrap for the preferred mechanism)`;
     const release = await Bun.file("/proc/sys/kernel/osrelease").text().catch(() => "");
     return { source: "built in", details: `${isolation}; ${describeLimits(await cgroupSites(ctx.env), ownCount(process.getuid?.() === 0, release))}` };
   },
