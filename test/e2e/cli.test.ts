@@ -357,7 +357,18 @@ describe("relative XDG directories are ignored, as the spec says", () => {
   }, 30_000);
 });
 
-describe("cp out of a sandbox: streamed, and only what is safe to write here", () => {
+describe("cp: streamed both ways, and only what is safe to write here", () => {
+  /** A kept sandbox named `name` that `command` prepared, for `body`; destroyed after it, whatever happens. */
+  async function withKept(name: string, command: string, body: (at: { env: Record<string, string>; home: string; id: string }) => Promise<void>): Promise<void> {
+    const { env, home } = freshEnv();
+    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", name, command], { env })).stderr)![1]!;
+    try {
+      await body({ env, home, id });
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  }
+
   // What a program leaves for the user to copy out: a setuid file, a setgid directory, a FIFO,
   // links (one absolute), and 200 MiB, which cp streams to disk (its memory: bench/output.ts).
   const LEAVE = [
@@ -369,9 +380,7 @@ describe("cp out of a sandbox: streamed, and only what is safe to write here", (
   ].join(" && ");
 
   test("cp writes files, directories and links without their special bits, says what it skipped, and every byte arrives", async () => {
-    const { env, home } = freshEnv();
-    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "left", LEAVE], { env })).stderr)![1]!;
-    try {
+    await withKept("left", LEAVE, async ({ env, home, id }) => {
       const inside = (await cli(["exec", "left", "sha256sum < /tmp/d/big.bin"], { env })).stdout.split(" ")[0];
       const copied = await cli(["cp", "left:/tmp/d", join(home, "out")], { env });
       expect(copied.code).toBe(0);
@@ -396,15 +405,11 @@ describe("cp out of a sandbox: streamed, and only what is safe to write here", (
       expect(run.code).toBe(3);
       expect(run.stderr).toContain("skipped 1 entry of /tmp/d: cp copies files, directories and links, and only inside the copy (d/pipe: unsupported entry type: FIFO)");
       expect(statSync(join(home, "from-run/big.bin")).size).toBe(200 * 1024 * 1024);
-    } finally {
-      await cli(["destroy", id], { env });
-    }
+    });
   }, 120_000);
 
   test("cp into a sandbox streams too: 200 MiB arrive byte for byte", async () => {
-    const { env, home } = freshEnv();
-    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "into", "true"], { env })).stderr)![1]!;
-    try {
+    await withKept("into", "true", async ({ env, home }) => {
       const big = new Uint8Array(200 * 1024 * 1024).map((_, i) => (i * 2654435761) >>> 24);
       mkdirSync(join(home, "data"));
       writeFileSync(join(home, "data/big.bin"), big);
@@ -413,19 +418,15 @@ describe("cp out of a sandbox: streamed, and only what is safe to write here", (
       expect(copied.code).toBe(0);
       const inside = await cli(["exec", "into", "sha256sum < /tmp/data/big.bin; /tmp/data/run.sh"], { env });
       expect(inside.stdout).toBe(`${new Bun.CryptoHasher("sha256").update(big).digest("hex")}  -\nran\n`);
-    } finally {
-      await cli(["destroy", id], { env });
-    }
+    });
   }, 120_000);
 
   test("Ctrl-C stops a copy either way at once: 130 or 143, no partial copy here, no tar left", async () => {
-    const { env, home } = freshEnv();
-    const id = /kept sandbox (\S+)/.exec((await cli(["run", "--keep", "-n", "long", "head -c 1G /dev/zero > /tmp/big"], { env })).stderr)![1]!;
-    const until = async (ready: () => boolean) => {
-      for (let i = 0; i < 400 && !ready(); i++) await Bun.sleep(25);
-      expect(ready()).toBe(true);
-    };
-    try {
+    await withKept("long", "head -c 1G /dev/zero > /tmp/big", async ({ env, home }) => {
+      const until = async (ready: () => boolean) => {
+        for (let i = 0; i < 400 && !ready(); i++) await Bun.sleep(25);
+        expect(ready()).toBe(true);
+      };
       // Out: once the staging directory beside the target has its first bytes.
       mkdirSync(join(home, "down"));
       const staging = () => readdirSync(home).filter((name) => name.startsWith(".sandboxes-cp-"));
@@ -446,9 +447,7 @@ describe("cp out of a sandbox: streamed, and only what is safe to write here", (
       expect(await up.exited).toBe(143);
       expect(await new Response(up.stderr).text()).toBe("sandboxes: interrupted by SIGTERM\n");
       expect(packing()).toBe(false);
-    } finally {
-      await cli(["destroy", id], { env });
-    }
+    });
   }, 120_000);
 
   test("a file this machine's tar cannot read is named in one line, exit 1 (an ordinary user)", async () => {
