@@ -56,7 +56,7 @@ export async function startHelper(stateDir: string, env: Record<string, string |
 }
 
 /** The helper this process carries, its name in bin/, and what the names of its older builds start with. */
-export function carriedHelper(): { name: string; family: string; file: Blob } | undefined {
+function carriedHelper(): { name: string; family: string; file: Blob } | undefined {
   const embedded = Bun.embeddedFiles.find((file) => (file as Blob & { name?: string }).name?.startsWith(PREFIX));
   if (embedded) {
     // sandbox-start-linux-x64-<hash>.
