@@ -91,6 +91,17 @@ export function machineError(error: unknown, stateDir?: string): SandboxesError 
   return new SandboxesError("file_system", `cannot ${action} ${path}: ${MACHINE_CAUSES[code]}`, "provider", hint);
 }
 
+/**
+ * A file transfer that failed because tar (here or in a sandbox) did: one line, `what` and tar's
+ * own complaint, its last line but the summary ("Exiting with failure status…"), which names no
+ * file; the exit code when tar said nothing.
+ */
+export function transferFailed(what: string, stderr: string, code: number): SandboxesError {
+  const lines = stderr.trim().split("\n").filter((line) => line && !/Exiting with failure status|Error exit delayed/.test(line));
+  const complaint = (lines.pop() ?? "").replace(/^(\S*\/)?b?s?d?tar: /, "");
+  return new SandboxesError("file_transfer_failed", `${what}: ${complaint || `exit ${code}`}`, "user");
+}
+
 /** Levenshtein distance, for "did you mean" suggestions. */
 export function editDistance(a: string, b: string): number {
   const row = Array.from({ length: b.length + 1 }, (_, i) => i);

@@ -1,6 +1,6 @@
 import { existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { InterruptedError, machineCause, SandboxesError, type StopReason } from "../base/errors";
+import { InterruptedError, machineCause, SandboxesError, type StopReason, transferFailed } from "../base/errors";
 import type { ArchiveSource } from "../providers/types";
 
 /**
@@ -46,7 +46,7 @@ export function hostTar(args: string[], what: string, options: { stdin?: Uint8Ar
           end();
           const code = await child.exited;
           if (code === 0) return controller.close();
-          failure = new SandboxesError("file_transfer_failed", `cannot read ${what}: ${tarComplaint(await errors)}`, "user");
+          failure = transferFailed(`cannot read ${what}`, await errors, code);
           controller.error(failure);
         },
         cancel() {
@@ -56,12 +56,6 @@ export function hostTar(args: string[], what: string, options: { stdin?: Uint8Ar
       });
     },
   };
-}
-
-/** What tar said went wrong: its last line but the summary ("Exiting with failure status…"). */
-function tarComplaint(stderr: string): string {
-  const lines = stderr.trim().split("\n").filter((line) => line && !/Exiting with failure status|Error exit delayed/.test(line));
-  return (lines.pop() ?? "tar failed").replace(/^(\S*\/)?b?s?d?tar: /, "");
 }
 
 /** A local file or directory as an archive whose single top-level entry is `entryName`. */

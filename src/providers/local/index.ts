@@ -24,12 +24,8 @@ export const localDescriptor = defineProvider({
     if (missing) return { missing };
     const bwrap = bubblewrapPath(ctx.env);
     // Without bubblewrap, sandbox-start makes the sandbox when this build carries it (else the
-    // util-linux programs alone, setpriv and nsenter among them). Found as start.ts's
-    // carriedHelper finds it, but without its node:fs, which `providers` does not load.
-    const carried =
-      Bun.embeddedFiles.some((file) => (file as Blob & { name?: string }).name?.startsWith("sandbox-start")) ||
-      (await Bun.file(`${import.meta.dir}/../../../dist/sandbox-start-linux-${process.arch}`).exists());
-    const started = ctx.env.SANDBOXES_LOCAL_START !== "off" && carried;
+    // util-linux programs alone, setpriv and nsenter among them).
+    const started = ctx.env.SANDBOXES_LOCAL_START !== "off" && (await import("./carried-start")).carriedHelper() !== undefined;
     const isolation = bwrap
       ? `isolation: bubblewrap (${bwrap})`
       : `isolation: util-linux unshare${started ? " with sandbox-start" : ""} (install bubblewrap for the preferred mechanism)`;

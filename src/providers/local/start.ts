@@ -1,10 +1,10 @@
 import { chmodSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { carriedHelper } from "./carried-start";
 
 /** Where a sandbox sees sandbox-start: bound there read-only (isolation.ts's ownBinds). */
 export const START_INSIDE = "/run/sandboxes/start";
 
-const PREFIX = "sandbox-start";
 
 /** How many builds of one kind stay in bin/: a few versions in use side by side keep theirs. */
 const KEPT_BUILDS = 3;
@@ -53,20 +53,4 @@ export async function startHelper(stateDir: string, env: Record<string, string |
   const newestFirst = builds.map((entry) => ({ entry, mtime: statSync(join(dir, entry), { throwIfNoEntry: false })?.mtimeMs ?? 0 })).sort((a, b) => b.mtime - a.mtime);
   for (const { entry } of newestFirst.slice(KEPT_BUILDS)) if (entry !== carried.name) rmSync(join(dir, entry), { force: true });
   return path;
-}
-
-/** The helper this process carries, its name in bin/, and what the names of its older builds start with. */
-function carriedHelper(): { name: string; family: string; file: Blob } | undefined {
-  const embedded = Bun.embeddedFiles.find((file) => (file as Blob & { name?: string }).name?.startsWith(PREFIX));
-  if (embedded) {
-    // sandbox-start-linux-x64-<hash>.
-    const name = (embedded as Blob & { name: string }).name.replace(/\.$/, "");
-    return { name, family: name.slice(0, name.lastIndexOf("-") + 1), file: embedded };
-  }
-  if (process.platform !== "linux") return undefined;
-  const built = resolve(import.meta.dir, `../../../dist/${PREFIX}-linux-${process.arch}`);
-  // No error for a missing one (systemDirs says why).
-  const stats = statSync(built, { throwIfNoEntry: false });
-  if (!stats) return undefined;
-  return { name: `${PREFIX}-sources-${stats.size}-${Math.floor(stats.mtimeMs)}`, family: `${PREFIX}-sources-`, file: Bun.file(built) };
 }

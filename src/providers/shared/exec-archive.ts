@@ -3,7 +3,7 @@
  * in the sandbox reads the archive from stdin or writes it to stdout. Kept apart from
  * staged-archive.ts so that the local provider's start-up loads nothing more (node:crypto).
  */
-import { SandboxesError } from "../../base/errors";
+import { transferFailed } from "../../base/errors";
 import type { ArchiveChunk, ArchiveSource, ExecOutcome, ExecSpec } from "../types";
 
 /** sh -c script: unpack the tar on stdin into directory "$1" (created). */
@@ -14,18 +14,16 @@ export const PACK_TO_STDOUT_TAR = '[ -e "$1" ] || { echo "no such file or direct
 
 /**
  * A provider's putArchive and getArchive made of its exec. The archive in is the command's stdin,
- * streamed; the archive out reaches `onChunk` with the exec's backpressure. A failure becomes one line with tar's last words; only the end of
- * stderr is kept, however much a command writes there.
+ * streamed; the archive out reaches `onChunk` with the exec's backpressure. A failure becomes one
+ * line with tar's complaint (transferFailed); only the end of stderr is kept, however much a
+ * command writes there.
  */
 export function archivesThroughExec(exec: (id: string, spec: ExecSpec) => Promise<ExecOutcome>) {
   const tar = async (id: string, argv: string[], io: { stdin?: ReadableStream<Uint8Array>; onChunk?: ArchiveChunk }, what: string): Promise<void> => {
     let errors = "";
     const decoder = new TextDecoder();
     const outcome = await exec(id, { argv, env: {}, stdin: io.stdin, onStdout: io.onChunk ?? (() => {}), onStderr: (chunk) => void (errors = (errors + decoder.decode(chunk, { stream: true })).slice(-4096)) });
-    if (outcome.exitCode !== 0) {
-      const detail = errors.trim().split("\n").pop() ?? "";
-      throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${outcome.exitCode}`}`, "user");
-    }
+    if (outcome.exitCode !== 0) throw transferFailed(what, errors, outcome.exitCode);
   };
   return {
     putArchive: (id: string, dir: string, archive: ArchiveSource): Promise<void> => tar(id, ["sh", "-c", UNPACK_STDIN_TAR, "sh", dir], { stdin: archive.stream() }, `cannot write files into ${dir}`),

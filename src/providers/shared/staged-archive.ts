@@ -4,7 +4,7 @@
  * or unpacked there by `tar`.
  */
 import { randomBytes } from "node:crypto";
-import { SandboxesError } from "../../base/errors";
+import { transferFailed } from "../../base/errors";
 import type { ArchiveChunk, ArchiveSource, ExecOutcome, ExecSpec } from "../types";
 import { pumpBody } from "./http";
 
@@ -39,13 +39,10 @@ export const UNPACK_STAGED_TAR = 'mkdir -p "$1" && tar -x --no-same-owner -f "$2
 /** sh -c script: pack "$1" (its single top-level entry is basename "$1") into the staged archive "$2". */
 export const PACK_TO_STAGED_TAR = 'cd "$(dirname "$1")" && tar -c -f "$2" "$(basename "$1")"';
 
-/** Runs a helper command; a failure becomes one line that says what could not be done and why (tar's last words). */
+/** Runs a helper command; a failure becomes one line that says what could not be done and why (transferFailed). */
 export async function runChecked(run: Run, argv: string[], what: string): Promise<void> {
   const result = await run(argv);
-  if (result.code !== 0) {
-    const detail = result.stderr.trim().split("\n").pop() ?? "";
-    throw new SandboxesError("file_transfer_failed", `${what}: ${detail.replace(/^tar: /, "") || `exit ${result.code}`}`, "user");
-  }
+  if (result.code !== 0) throw transferFailed(what, result.stderr, result.code);
 }
 
 /** Provider.putArchive: the tar is uploaded, then unpacked into `dir` by tar in the sandbox. */
