@@ -1,7 +1,7 @@
 import type { ConsolaInstance } from "consola";
 import type { CapturingSink } from "./exec-output";
 import type { AnyCommand } from "./command";
-import { emitStdout, isTerminal, writeStderr } from "./stdio";
+import { emitStdout, isTerminal, streamStdout, writeStderr } from "./stdio";
 
 /** Human messages, all on stderr. */
 export type Messages = Pick<ConsolaInstance, "info" | "success" | "warn" | "error">;
@@ -23,7 +23,8 @@ export interface ProgramOutput {
  */
 export interface IO {
   stdin: { readonly isTTY: boolean; stream(): ReadableStream<Uint8Array> };
-  stdout: { readonly isTTY: boolean; emit(text: string): Promise<void> };
+  /** emit: a whole document; write: bytes as they come, resolving once they are out (the reader's pace). */
+  stdout: { readonly isTTY: boolean; emit(text: string): Promise<void>; write(chunk: Uint8Array): Promise<void> };
   stderr: { readonly isTTY: boolean; write(text: string): void };
   ui(): Messages;
   /** A yes/no question on the terminal; false when the person declines or cancels. */
@@ -58,6 +59,7 @@ export async function processIO(command: AnyCommand): Promise<IO> {
         return isTerminal(1);
       },
       emit: emitStdout,
+      write: streamStdout,
     },
     stderr: {
       get isTTY() {

@@ -191,14 +191,53 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
     if (entries.length !== 1) throw new SandboxesError("file_transfer_failed", `expected one entry in the archive, found ${entries.length}`, "provider");
     const entry = entries[0]!;
     const destination = existsSync(target) && statSync(target).isDirectory() ? join(target, entry) : target;
-    if (existsSync(destination) && statSync(destination).isDirectory() && lstatSync(join(staging, entry)).isDirectory()) {
-      // cp -r into an existing directory of the same name merges; keep it simple and replace.
-      rmSync(destination, { recursive: true, force: true });
-    }
-    renameSync(join(staging, entry), destination);
+    const conflict = firstConflict(join(staging, entry), destination);
+    if (conflict) throw new SandboxesError("file_exists", conflict, "user", "copy to another path, or move what is there out of the way");
+    moveInto(join(staging, entry), destination);
     return { path: destination, skipped };
   } finally {
     rmSync(staging, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Where moving `from` onto `to` as `cp -r` would have to replace a directory with something else
+ * or the reverse, said as cp says it; undefined when nothing does. Checked before anything moves,
+ * so a refused copy changes nothing here. A symbolic link already at `to` (or below it) is not
+ * followed: what the sandbox sends lands beside your files, never through your links.
+ */
+function firstConflict(from: string, to: string): string | undefined {
+  const there = lstatOrUndefined(to);
+  if (!there) return undefined;
+  const isDirectory = lstatSync(from).isDirectory();
+  if (isDirectory && !there.isDirectory()) return `cannot overwrite non-directory ${to} with a directory`;
+  if (!isDirectory && there.isDirectory()) return `cannot overwrite directory ${to} with a non-directory`;
+  if (!isDirectory) return undefined;
+  for (const name of readdirSync(from)) {
+    const conflict = firstConflict(join(from, name), join(to, name));
+    if (conflict) return conflict;
+  }
+  return undefined;
+}
+
+/**
+ * Moves `from` onto `to` as `cp -r` leaves them: a directory onto a directory merges (what is
+ * there and not in the copy stays, with its own modes), anything else replaces what is at `to`.
+ * firstConflict has found nothing that would replace a directory or be replaced by one.
+ */
+function moveInto(from: string, to: string): void {
+  if (lstatOrUndefined(to)?.isDirectory() && lstatSync(from).isDirectory()) {
+    for (const name of readdirSync(from)) moveInto(join(from, name), join(to, name));
+    return;
+  }
+  renameSync(from, to);
+}
+
+function lstatOrUndefined(path: string): ReturnType<typeof lstatSync> | undefined {
+  try {
+    return lstatSync(path);
+  } catch {
+    return undefined;
   }
 }
 

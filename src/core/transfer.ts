@@ -1,6 +1,6 @@
 import { existsSync, statSync } from "node:fs";
-import { basename, posix } from "node:path";
-import type { Provider } from "../providers/types";
+import { basename, dirname, posix } from "node:path";
+import type { ArchiveChunk, ArchiveSource, Provider } from "../providers/types";
 import { type HostArchive, packPath, type Unpacked, unpackTo } from "./archive";
 import { SandboxesError } from "../base/errors";
 import { throwIfAborted } from "./lifecycle";
@@ -22,9 +22,25 @@ export async function probe(provider: Provider, id: string, script: string, ...a
 export async function uploadPath(provider: Provider, id: string, localPath: string, remotePath: string, signal?: AbortSignal): Promise<string> {
   requireFiles(provider);
   if (!existsSync(localPath)) throw new SandboxesError("file_not_found", `${localPath}: no such file or directory`, "user");
-  const { stdout } = await probe(provider, id, 'if [ -d "$1" ]; then echo dir; elif [ -e "$1" ]; then echo file; else echo none; fi', remotePath);
-  const remoteIsDir = stdout.trim() === "dir" || remotePath.endsWith("/");
+  // What is at the path, and at the path of the same name inside it: "dir" (a directory, or a
+  // link to one, at the path only), "other" or "none"; one round trip.
+  const { stdout } = await probe(
+    provider,
+    id,
+    'if [ -d "$1" ]; then echo dir; elif [ -e "$1" ] || [ -L "$1" ]; then echo other; else echo none; fi; if [ -d "$2" ] && [ ! -L "$2" ]; then echo dir; elif [ -e "$2" ] || [ -L "$2" ]; then echo other; else echo none; fi',
+    remotePath,
+    posix.join(remotePath, basename(localPath)),
+  );
+  const [atPath, inside] = stdout.trim().split("\n");
+  const remoteIsDir = atPath === "dir" || remotePath.endsWith("/");
   const target = remoteIsDir ? posix.join(remotePath, basename(localPath)) : remotePath;
+  // As cp -r: a directory never replaces anything else, nor the reverse (tar would).
+  const there = remoteIsDir ? inside : atPath;
+  const sendsDirectory = statSync(localPath).isDirectory();
+  if (there !== "none" && sendsDirectory !== (there === "dir")) {
+    const message = sendsDirectory ? `cannot overwrite non-directory ${id}:${target} with a directory` : `cannot overwrite directory ${id}:${target} with a non-directory`;
+    throw new SandboxesError("file_exists", message, "user", "copy to another path, or move what is there out of the way");
+  }
   await sendArchive(provider, id, posix.dirname(target), packPath(localPath, posix.basename(target), signal));
   return target;
 }
@@ -39,6 +55,45 @@ export async function sendArchive(provider: Provider, id: string, dir: string, a
   if (archive.failure) throw archive.failure;
 }
 
+/** Unpacks a tar archive (`cp - BOX:DIR`) in the sandbox's directory `dir`, which must exist, as `docker cp -`. */
+export async function uploadArchive(provider: Provider, id: string, dir: string, archive: ArchiveSource, signal?: AbortSignal): Promise<void> {
+  requireFiles(provider);
+  const { code } = await probe(provider, id, 'test -d "$1"', dir);
+  if (code !== 0) throw new SandboxesError("file_not_found", `${id}:${dir} is not a directory: cp - unpacks a tar archive into a directory of the sandbox`, "user");
+  throwIfAborted(signal);
+  await provider.putArchive!(id, dir, {
+    stream: () => {
+      const reader = archive.stream().getReader();
+      // Ctrl-C or SIGTERM stops the upload at its next chunk.
+      return new ReadableStream<Uint8Array>({
+        async pull(controller) {
+          throwIfAborted(signal);
+          const { done, value } = await reader.read();
+          if (done) controller.close();
+          else controller.enqueue(value);
+        },
+        cancel: (reason) => reader.cancel(reason),
+      });
+    },
+  });
+}
+
+/**
+ * A tar of a sandbox's file or directory (`cp BOX:PATH -`), its one top-level entry named as the
+ * path's last part, handed to `onChunk` as it arrives: nothing is unpacked here.
+ */
+export async function downloadArchive(provider: Provider, id: string, remotePath: string, onChunk: ArchiveChunk, signal?: AbortSignal): Promise<void> {
+  requireFiles(provider);
+  await provider.getArchive!(id, withoutTrailingSlash(remotePath), (chunk) => {
+    throwIfAborted(signal);
+    return onChunk(chunk);
+  });
+}
+
+function withoutTrailingSlash(path: string): string {
+  return path.length > 1 ? path.replace(/\/+$/, "") : path;
+}
+
 /**
  * Copies a sandbox file or directory to the local machine with `cp -r` semantics, streaming it:
  * memory stays at a few chunks whatever its size. Entries it would not write (unpackTo) are in
@@ -46,10 +101,16 @@ export async function sendArchive(provider: Provider, id: string, dir: string, a
  */
 export async function downloadPath(provider: Provider, id: string, remotePath: string, localPath: string, signal?: AbortSignal): Promise<Unpacked> {
   requireFiles(provider);
-  const normalized = remotePath.length > 1 ? remotePath.replace(/\/+$/, "") : remotePath;
+  const normalized = withoutTrailingSlash(remotePath);
   const target = localPath.endsWith("/") && !existsSync(localPath) ? localPath.slice(0, -1) : localPath;
   if (localPath.endsWith("/") && !(existsSync(target) && statSync(target).isDirectory())) {
     throw new SandboxesError("file_not_found", `local directory ${localPath} does not exist`, "user");
+  }
+  // Said before anything is transferred, as cp says it.
+  const parent = dirname(target);
+  if (!existsSync(target) && !(existsSync(parent) && statSync(parent).isDirectory())) {
+    const why = existsSync(parent) ? `${parent} is not a directory` : `directory ${parent} does not exist`;
+    throw new SandboxesError("file_not_found", `cannot copy to ${localPath}: ${why}`, "user");
   }
   // Ctrl-C or SIGTERM ends the download at its next chunk, and the partial copy goes.
   return unpackTo(target, (write) =>
@@ -60,9 +121,12 @@ export async function downloadPath(provider: Provider, id: string, remotePath: s
   );
 }
 
-/** `ID|NAME:/path` -> {ref, path}; anything else is a local path. */
-export function parseRemote(spec: string): { ref: string; path: string } | undefined {
+/**
+ * `ID|NAME:/path` -> {ref, path}; anything else is a local path. On Windows a single letter
+ * before the colon is a drive (`C:\\dir`, `C:/dir`); elsewhere it is a sandbox's one-letter name.
+ */
+export function parseRemote(spec: string, platform: string = process.platform): { ref: string; path: string } | undefined {
   const match = /^([^/:\\]+):(.*)$/.exec(spec);
-  if (!match || /^[A-Za-z]$/.test(match[1]!)) return undefined;
+  if (!match || (platform === "win32" && /^[A-Za-z]$/.test(match[1]!))) return undefined;
   return { ref: match[1]!, path: match[2] || "." };
 }

@@ -27,7 +27,7 @@ export function fakeIO(options: { tty: boolean; stdin?: string; answers?: boolea
   const messages = { info: say("INFO"), success: say("SUCCESS"), warn: say("WARN"), error: say("ERROR") } as unknown as Messages;
   return {
     stdin: { isTTY: options.tty, stream: () => new Blob([stdinBytes]).stream() },
-    stdout: { isTTY: options.tty, emit: async (t) => void (out += t) },
+    stdout: { isTTY: options.tty, emit: async (t) => void (out += t), write: async (c) => void (out += text(c)) },
     stderr: { isTTY: options.tty, write: (t) => void (err += t) },
     ui: () => messages,
     async confirm(message) {

@@ -110,6 +110,16 @@ describe("cp, run and exec", () => {
     }
   }, 60_000);
 
+  test("cp's `-`: a tar archive never goes to or comes from a terminal, and --json cannot share stdout with it", async () => {
+    await expect(call("cp", ["box:/tmp/d", "-"], fakeIO({ tty: true }))).rejects.toThrow(
+      "cp SRC - writes a tar archive on standard output, which is a terminal: pipe it, e.g. sandboxes cp BOX:/path - | tar -x -f -",
+    );
+    await expect(call("cp", ["-", "box:/tmp"], fakeIO({ tty: true }))).rejects.toThrow(
+      "cp - reads a tar archive from standard input, which is a terminal: pipe one in, e.g. tar -c -f - DIR | sandboxes cp - BOX:/path",
+    );
+    await expect(call("cp", ["box:/tmp/d", "-", "--json"])).rejects.toThrow("cp SRC - writes the archive on standard output: --json cannot print there too");
+  });
+
   test("run streams the program's output and passes its exit code; --json captures it", async () => {
     expect(await call("run", ["-p", "local", "echo out; echo err >&2; exit 3"])).toMatchObject({ code: 3, out: "out\n", err: "err\n" });
     const json = await call("run", ["-p", "local", "--json", "echo hi"]);

@@ -450,6 +450,84 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
     });
   }, 120_000);
 
+  test("into an existing directory cp merges, as cp -r: what is there stays; a directory never replaces a file nor the reverse", async () => {
+    await withKept("merge", "mkdir -p /tmp/d/sub && echo new > /tmp/d/a && echo new > /tmp/d/sub/b && echo file > /tmp/file", async ({ env, home, id }) => {
+      // Out: the user's own files in out/d stay beside what arrives.
+      mkdirSync(join(home, "out/d/sub"), { recursive: true });
+      writeFileSync(join(home, "out/d/mine"), "mine\n");
+      writeFileSync(join(home, "out/d/a"), "old\n");
+      writeFileSync(join(home, "out/d/sub/keep"), "keep\n");
+      expect((await cli(["cp", "merge:/tmp/d", join(home, "out")], { env })).code).toBe(0);
+      const text = (path: string) => Bun.file(join(home, "out/d", path)).text();
+      expect([await text("mine"), await text("a"), await text("sub/keep"), await text("sub/b")]).toEqual(["mine\n", "new\n", "keep\n", "new\n"]);
+
+      // A directory onto a file, a file onto a directory: one line, exit 1, nothing changed.
+      writeFileSync(join(home, "file"), "mine\n");
+      const ontoFile = await cli(["cp", "merge:/tmp/d", join(home, "file")], { env });
+      expect(ontoFile).toMatchObject({ code: 1, stdout: "", stderr: `sandboxes: cannot overwrite non-directory ${join(home, "file")} with a directory: copy to another path, or move what is there out of the way\n` });
+      expect(await Bun.file(join(home, "file")).text()).toBe("mine\n");
+      mkdirSync(join(home, "dir/file"), { recursive: true });
+      const ontoDir = await cli(["cp", "merge:/tmp/file", join(home, "dir")], { env });
+      expect(ontoDir.stderr).toBe(`sandboxes: cannot overwrite directory ${join(home, "dir/file")} with a non-directory: copy to another path, or move what is there out of the way\n`);
+      expect(ontoDir.code).toBe(1);
+      // A directory here that does not exist is said before anything is transferred.
+      const missing = await cli(["cp", "merge:/tmp/file", join(home, "nowhere/x")], { env });
+      expect(missing).toMatchObject({ code: 1, stderr: `sandboxes: cannot copy to ${join(home, "nowhere/x")}: directory ${join(home, "nowhere")} does not exist\n` });
+      expect(readdirSync(home).filter((name) => name.startsWith(".sandboxes-cp-"))).toEqual([]);
+
+      // In: the same rules in the sandbox; the sandbox's file is not replaced by a directory.
+      mkdirSync(join(home, "up/file"), { recursive: true });
+      const intoSandbox = await cli(["cp", join(home, "up/file"), "merge:/tmp/"], { env });
+      expect(intoSandbox).toMatchObject({ code: 1, stderr: `sandboxes: cannot overwrite non-directory ${id}:/tmp/file with a directory: copy to another path, or move what is there out of the way\n` });
+      writeFileSync(join(home, "up/sub"), "x\n");
+      const fileOntoDir = await cli(["cp", join(home, "up/sub"), "merge:/tmp/d"], { env });
+      expect(fileOntoDir).toMatchObject({ code: 1, stderr: `sandboxes: cannot overwrite directory ${id}:/tmp/d/sub with a non-directory: copy to another path, or move what is there out of the way\n` });
+      expect((await cli(["exec", "merge", "cat /tmp/file; ls /tmp/d/sub"], { env })).stdout).toBe("file\nb\n");
+    });
+  }, 60_000);
+
+  test("`-` is a tar archive on stdout or from stdin, as docker cp; a reader that goes away stops the copy (141)", async () => {
+    await withKept("tar", "mkdir -p /tmp/d/sub && echo a > /tmp/d/a && ln -s /etc/hostname /tmp/d/link && head -c 300M /dev/zero > /tmp/big && mkdir /tmp/in", async ({ env, home, id }) => {
+      // Out: the sandbox's archive as it sent it, nothing unpacked here, nothing else on stdout.
+      const out = await cli(["cp", "tar:/tmp/d/", "-"], { env });
+      expect(out.code).toBe(0);
+      expect(out.stderr).toBe("");
+      mkdirSync(join(home, "x"));
+      Bun.spawnSync(["tar", "-x", "-f", "-", "-C", join(home, "x")], { stdin: out.stdoutBytes });
+      expect(readdirSync(join(home, "x/d")).sort()).toEqual(["a", "link", "sub"]);
+      expect(readlinkSync(join(home, "x/d/link"))).toBe("/etc/hostname");
+
+      // A reader that takes 64 KiB of 300 MiB and leaves: 141, no message, the sandbox's tar stopped.
+      const reading = Bun.spawn([BINARY, "cp", "tar:/tmp/big", "-"], { env, stdin: "ignore", stdout: "pipe", stderr: "pipe" });
+      const reader = reading.stdout.getReader();
+      for (let got = 0; got < 65536; ) got += (await reader.read()).value?.length ?? 65536;
+      await reader.cancel();
+      expect(await reading.exited).toBe(141);
+      expect(await new Response(reading.stderr).text()).toBe("");
+      expect((await cli(["exec", "tar", "pgrep -x tar || echo none"], { env })).stdout).toBe("none\n");
+
+      // In: a tar from stdin unpacked in a directory of the sandbox.
+      mkdirSync(join(home, "src/lib"), { recursive: true });
+      writeFileSync(join(home, "src/lib/main.py"), "print(1)\n");
+      const archive = Bun.spawnSync(["tar", "-c", "-f", "-", "-C", home, "src"]).stdout;
+      const sent = await cli(["cp", "-", "tar:/tmp/in"], { env, stdin: archive });
+      expect(sent).toMatchObject({ code: 0, stderr: `✔ copied standard input -> ${id}:/tmp/in\n` });
+      expect((await cli(["exec", "tar", "cat /tmp/in/src/lib/main.py"], { env })).stdout).toBe("print(1)\n");
+      expect(await cli(["cp", "-", "tar:/tmp/d/a"], { env, stdin: archive })).toMatchObject({
+        code: 1,
+        stderr: `sandboxes: ${id}:/tmp/d/a is not a directory: cp - unpacks a tar archive into a directory of the sandbox\n`,
+      });
+      expect(await cli(["cp", "-", "tar:/tmp/in"], { env, stdin: "not a tar\n" })).toMatchObject({ code: 1, stderr: "sandboxes: cannot write files into /tmp/in: This does not look like a tar archive\n" });
+    });
+  }, 60_000);
+
+  test("a sandbox's one-letter name is a sandbox here, not a drive", async () => {
+    await withKept("q", "echo one > /tmp/one", async ({ env, home }) => {
+      expect((await cli(["cp", "q:/tmp/one", join(home, "one")], { env })).code).toBe(0);
+      expect(await Bun.file(join(home, "one")).text()).toBe("one\n");
+    });
+  }, 60_000);
+
   test("a file this machine's tar cannot read is named in one line, exit 1 (an ordinary user)", async () => {
     const { dir, home, env, command } = nobodyMachine("sandboxes-cp-user-");
     try {

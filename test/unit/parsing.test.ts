@@ -52,7 +52,11 @@ describe("flag values", () => {
     expect(parseRemote("box:/tmp/a")).toEqual({ ref: "box", path: "/tmp/a" });
     expect(parseRemote("./box:/tmp")).toBeUndefined();
     expect(parseRemote("/abs/path")).toBeUndefined();
-    expect(parseRemote("C:\\dir")).toBeUndefined();
+    expect(parseRemote("C:\\dir", "win32")).toBeUndefined();
+    expect(parseRemote("c:/dir", "win32")).toBeUndefined();
+    // Elsewhere a letter before the colon is a sandbox's one-letter name (`run -n q` makes one).
+    expect(parseRemote("q:/tmp/a", "linux")).toEqual({ ref: "q", path: "/tmp/a" });
+    expect(parseRemote("C:\\dir", "darwin")).toEqual({ ref: "C", path: "\\dir" });
   });
 
   test("did-you-mean", () => {
