@@ -6,7 +6,7 @@ import type { Settings } from "./config";
 import { SandboxesError } from "../base/errors";
 import { formatArgs, type HostArchive, hostTar, packFile, renameArgs, skippedNotice } from "./archive";
 import { checkSandboxName, checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
-import { downloadPath, probe, requireFiles, sendArchive, uploadPath } from "./transfer";
+import { downloadPath, localTarget, probe, requireFiles, sendArchive, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
@@ -149,6 +149,8 @@ export async function runCode(settings: Settings, request: RunRequest, sink: Out
   const run: Run = { ...request, reuse: request.reuse ?? false, keep: request.keep ?? false, deps: request.deps ?? false, uploads: request.uploads ?? [], downloads: request.downloads ?? [], args: request.args ?? [] };
   checkTimeoutMs(run.timeoutMs);
   checkSandboxName(run.name);
+  // Where --download writes, checked before the program runs rather than after it.
+  for (const download of run.downloads) localTarget(download.local);
   const { provider, choice } = await openProvider(settings, run.provider);
   if (choice.image && !run.image) sink.info(`using ${choice.name} (${choice.reason}) with image ${choice.image}; choose another with --image`);
   const needsFiles = run.source.kind !== "command" || run.uploads.length > 0 || run.downloads.length > 0;

@@ -95,6 +95,23 @@ function withoutTrailingSlash(path: string): string {
 }
 
 /**
+ * Where a copy out to `localPath` will go, or the reason it cannot, as cp says it: said before
+ * anything is transferred (and by `run --download` before the program runs).
+ */
+export function localTarget(localPath: string): string {
+  const target = localPath.endsWith("/") && !existsSync(localPath) ? localPath.slice(0, -1) : localPath;
+  if (localPath.endsWith("/") && !(existsSync(target) && statSync(target).isDirectory())) {
+    throw new SandboxesError("file_not_found", `local directory ${localPath} does not exist`, "user");
+  }
+  const parent = dirname(target);
+  if (!existsSync(target) && !(existsSync(parent) && statSync(parent).isDirectory())) {
+    const why = existsSync(parent) ? `${parent} is not a directory` : `directory ${parent} does not exist`;
+    throw new SandboxesError("file_not_found", `cannot copy to ${localPath}: ${why}`, "user");
+  }
+  return target;
+}
+
+/**
  * Copies a sandbox file or directory to the local machine with `cp -r` semantics, streaming it:
  * memory stays at a few chunks whatever its size. Entries it would not write (unpackTo) are in
  * `skipped`.
@@ -102,16 +119,7 @@ function withoutTrailingSlash(path: string): string {
 export async function downloadPath(provider: Provider, id: string, remotePath: string, localPath: string, signal?: AbortSignal): Promise<Unpacked> {
   requireFiles(provider);
   const normalized = withoutTrailingSlash(remotePath);
-  const target = localPath.endsWith("/") && !existsSync(localPath) ? localPath.slice(0, -1) : localPath;
-  if (localPath.endsWith("/") && !(existsSync(target) && statSync(target).isDirectory())) {
-    throw new SandboxesError("file_not_found", `local directory ${localPath} does not exist`, "user");
-  }
-  // Said before anything is transferred, as cp says it.
-  const parent = dirname(target);
-  if (!existsSync(target) && !(existsSync(parent) && statSync(parent).isDirectory())) {
-    const why = existsSync(parent) ? `${parent} is not a directory` : `directory ${parent} does not exist`;
-    throw new SandboxesError("file_not_found", `cannot copy to ${localPath}: ${why}`, "user");
-  }
+  const target = localTarget(localPath);
   // Ctrl-C or SIGTERM ends the download at its next chunk, and the partial copy goes.
   return unpackTo(target, (write) =>
     provider.getArchive!(id, normalized, (chunk) => {

@@ -474,6 +474,9 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
       const missing = await cli(["cp", "merge:/tmp/file", join(home, "nowhere/x")], { env });
       expect(missing).toMatchObject({ code: 1, stderr: `sandboxes: cannot copy to ${join(home, "nowhere/x")}: directory ${join(home, "nowhere")} does not exist\n` });
       expect(readdirSync(home).filter((name) => name.startsWith(".sandboxes-cp-"))).toEqual([]);
+      // run --download says it before the program runs, not after.
+      const early = await cli(["run", "--download", `/tmp/x:${join(home, "nowhere/x")}`, "echo RAN"], { env });
+      expect(early).toMatchObject({ code: 125, stdout: "", stderr: `sandboxes: cannot copy to ${join(home, "nowhere/x")}: directory ${join(home, "nowhere")} does not exist\n` });
 
       // In: the same rules in the sandbox; the sandbox's file is not replaced by a directory.
       mkdirSync(join(home, "up/file"), { recursive: true });
