@@ -1,4 +1,4 @@
-import { existsSync, statSync } from "node:fs";
+import { existsSync, lstatSync, statSync } from "node:fs";
 import { basename, dirname, posix } from "node:path";
 import type { ArchiveChunk, ArchiveSource, Provider } from "../providers/types";
 import { type HostArchive, packPath, type Unpacked, unpackTo } from "./archive";
@@ -36,7 +36,7 @@ export async function uploadPath(provider: Provider, id: string, localPath: stri
   const target = remoteIsDir ? posix.join(remotePath, basename(localPath)) : remotePath;
   // As cp -r: a directory never replaces anything else, nor the reverse (tar would).
   const there = remoteIsDir ? inside : atPath;
-  const sendsDirectory = statSync(localPath).isDirectory();
+  const sendsDirectory = lstatSync(localPath).isDirectory(); // tar sends a link as a link
   if (there !== "none" && sendsDirectory !== (there === "dir")) {
     const message = sendsDirectory ? `cannot overwrite non-directory ${id}:${target} with a directory` : `cannot overwrite directory ${id}:${target} with a non-directory`;
     throw new SandboxesError("file_exists", message, "user", "copy to another path, or move what is there out of the way");

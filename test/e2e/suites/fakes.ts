@@ -48,6 +48,8 @@ export interface FaultHooks {
   execFails?: (id: string) => void;
   /** A 503 on deleting sandbox `id`. */
   destroyFails?: (id: string) => void;
+  /** A 503 on the next file upload into sandbox `id`, for providers that retry one. */
+  uploadFails?: (id: string) => void;
   /** The next create answers only after a while (within the request timeout). */
   slowCreate?: () => void;
 }
@@ -175,6 +177,7 @@ function e2b(): CloudFake {
       listAlwaysFails: h.listAlwaysFails("e2b"),
       execFails: (id) => fake.fault({ match: `POST /v2/sandboxes/${id}/connect`, kind: "drop", times: 1 }),
       destroyFails: h.destroyFails,
+      uploadFails: () => h.status("POST /files", 503),
       slowCreate: h.slowCreate,
     },
     credentials: {
@@ -345,6 +348,7 @@ function sprites(): CloudFake {
       // A refused upgrade of the exec WebSocket.
       execFails: (id) => h.status(`GET /v1/sprites/${id}/exec`, 502),
       destroyFails: h.destroyFails,
+      uploadFails: (id) => h.status(`PUT /v1/sprites/${id}/fs/write`, 503),
       slowCreate: h.slowCreate,
     },
     credentials: {

@@ -119,6 +119,25 @@ export function testFaults(fake: CloudFake): void {
       expect(fake.live()).toBe(0);
     }, 60_000);
 
+    // Only where the provider retries an upload by reading its archive again (E2B, Sprites): the
+    // others read it once (whole, in parts, or into a command's stdin) and have nothing to re-read.
+    if (hooks.uploadFails) test("an upload that fails on the way is sent again from its start; from stdin it cannot be, and cp says so in one line", async () => {
+      const id = await keep();
+      try {
+        const home = fake.env.HOME!;
+        await Bun.write(`${home}/retried.txt`, "every byte\n");
+        hooks.uploadFails!(id);
+        const archive = Bun.spawnSync(["tar", "-c", "-f", "-", "-C", home, "retried.txt"]).stdout;
+        const sent = await cli(["cp", "-", `${id}:/tmp`], { env: fake.env, stdin: archive });
+        expect(sent).toMatchObject({ code: 1, stdout: "", stderr: "sandboxes: the upload was interrupted, and standard input cannot be read again: run cp again\n" });
+        hooks.uploadFails!(id);
+        expect((await run(["cp", `${home}/retried.txt`, `${id}:/tmp/retried.txt`])).code).toBe(0);
+        expect(plain(await run(["exec", "-p", name, id, "cat /tmp/retried.txt"]))).toEqual({ code: 0, stdout: "every byte\n", stderr: "" });
+      } finally {
+        await run(["destroy", "-p", name, id]);
+      }
+    }, 60_000);
+
     test.skipIf(!hooks.destroyFails)("a 503 on delete is retried", async () => {
       const id = await keep();
       hooks.destroyFails!(id);
