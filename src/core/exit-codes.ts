@@ -24,7 +24,7 @@ export const EXIT_CODE_TABLE: ReadonlyArray<readonly [string, string]> = [
   ["129", "hung up (SIGHUP, e.g. the terminal closed); sandboxes created by this run or session were destroyed first"],
   ["130", "interrupted by Ctrl-C (SIGINT); sandboxes created by this run were destroyed first"],
   ["143", "terminated by SIGTERM; sandboxes created by this run were destroyed first"],
-  ["141", "run, exec: whoever read our stdout went away (SIGPIPE, e.g. `| head -1`); the program was stopped and what this run created destroyed"],
+  ["141", "run, exec, cp: whoever read our stdout went away (SIGPIPE, e.g. `| head -1`; cp writes there with `cp SRC -`); the program or the copy was stopped and what this run created destroyed"],
   ["0", "other commands: success"],
   ["1", "other commands: failure (a provider error, a failed check in `sandboxes test`)"],
   ["2", "other commands: usage error (unknown flag, missing argument)"],
