@@ -1,6 +1,7 @@
 import { SandboxesError, UsageError } from "../base/errors";
 import { MAX_OUTPUT_LIMIT, parseSize } from "../core/capture";
 import { dict, own } from "../base/keys";
+import { readAtMost } from "../base/read-file";
 import { checkTimeoutMs, MAX_TIMEOUT_MS } from "../core/timeout";
 
 /**
@@ -73,13 +74,18 @@ export type ParsedArgs<A extends FlagsDef = FlagsDef> = {
   readonly [K in keyof A as A[K] extends { type: "positional" } ? never : K]: FlagValue<A[K]>;
 } & { readonly _: string[]; readonly "--": string[] };
 
+/** Linux takes at most 2 MiB of arguments and environment for a program, so half that is plenty. */
+const MAX_ENV_FILE_BYTES = 1024 * 1024;
+
 export function parseEnv(values: string[], callerEnv: Record<string, string | undefined>, envFile?: string): Record<string, string> {
   const env = dict<string>();
   if (envFile) {
     // Required here, not imported: every command loads this file, and node:fs costs ~1 ms.
-    const { existsSync, readFileSync } = require("node:fs") as typeof import("node:fs");
-    if (!existsSync(envFile)) throw new UsageError("file_not_found", `env file not found: ${envFile}`);
-    for (const [index, raw] of readFileSync(envFile, "utf8").split(/\r?\n/).entries()) {
+    const fs = require("node:fs") as typeof import("node:fs");
+    if (!fs.existsSync(envFile)) throw new UsageError("file_not_found", `env file not found: ${envFile}`);
+    const bytes = readAtMost(fs, envFile, MAX_ENV_FILE_BYTES);
+    if (!bytes) throw new UsageError("env_file_too_large", `${envFile} is larger than ${MAX_ENV_FILE_BYTES / 1024 / 1024} MiB, the most --env-file takes`, "an environment that large would not reach a program anyway: pass files with --upload");
+    for (const [index, raw] of new TextDecoder().decode(bytes).split(/\r?\n/).entries()) {
       const line = raw.trim();
       if (!line || line.startsWith("#")) continue;
       const assignment = line.replace(/^export\s+/, "");

@@ -1,4 +1,5 @@
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
+import * as fs from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
@@ -8,6 +9,7 @@ import { formatArgs, type HostArchive, hostTar, packFile, renameArgs, skippedNot
 import { checkSandboxName, checkSupport, createOn, findRunning, hold, keptNotice, openProvider, refuseTakenName, type SandboxSpec, throwIfAborted } from "./lifecycle";
 import { downloadPath, localTarget, probe, requireFiles, sendArchive, uploadPath } from "./transfer";
 import { shellQuote } from "../base/quote";
+import { readAtMost } from "../base/read-file";
 import { checkTimeoutMs } from "./timeout";
 import { prepareWorkdir } from "./workdir";
 import { checkRuntime, InlineRuntimeCheck } from "./runtime-check";
@@ -108,28 +110,9 @@ export function checkFile(path: string): void {
  * from `<(…)`, a device) read until it ends or passes the bound.
  */
 export function readCodeFile(path: string): Uint8Array {
-  const stats = statSync(path);
-  if (stats.isFile()) {
-    if (stats.size > MAX_CODE_BYTES) throw codeTooLarge(path);
-    return new Uint8Array(readFileSync(path));
-  }
-  // Read by hand: Bun.file(…).stream() cannot poll a device (/dev/zero: epoll_ctl EPERM).
-  const file = openSync(path, "r");
-  try {
-    const chunks: Uint8Array[] = [];
-    const buffer = new Uint8Array(1 << 20);
-    let total = 0;
-    for (;;) {
-      const read = readSync(file, buffer);
-      if (read === 0) return Buffer.concat(chunks, total);
-      total += read;
-      if (total > MAX_CODE_BYTES) throw codeTooLarge(path);
-      // A copy of what was read: a pipe may give a byte at a time.
-      chunks.push(buffer.slice(0, read));
-    }
-  } finally {
-    closeSync(file);
-  }
+  const bytes = readAtMost(fs, path, MAX_CODE_BYTES);
+  if (!bytes) throw codeTooLarge(path);
+  return bytes;
 }
 
 /** Code from a stream (stdin), at most MAX_CODE_BYTES. */

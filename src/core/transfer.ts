@@ -11,10 +11,27 @@ export function requireFiles(provider: Provider): void {
   }
 }
 
-/** Runs a tiny probe command and returns its stdout; for `test -d` style questions. */
+/** The most a probe's answer may be: each prints a word or a number. */
+const PROBE_MAX_BYTES = 64 * 1024;
+
+/**
+ * Runs a tiny probe command and returns its stdout; for `test -d` style questions. A sandbox whose
+ * root replaced its `sh` could answer without end: past PROBE_MAX_BYTES the probe is stopped, and
+ * that is the error.
+ */
 export async function probe(provider: Provider, id: string, script: string, ...args: string[]): Promise<{ code: number; stdout: string }> {
   const out: Uint8Array[] = [];
-  const outcome = await provider.exec(id, { argv: ["sh", "-c", script, "sh", ...args], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+  let size = 0;
+  const tooLong = new AbortController();
+  const onStdout = (chunk: Uint8Array) => {
+    size += chunk.length;
+    if (size > PROBE_MAX_BYTES) tooLong.abort();
+    else out.push(chunk);
+  };
+  const outcome = await provider.exec(id, { argv: ["sh", "-c", script, "sh", ...args], env: {}, onStdout, onStderr: () => {}, signal: tooLong.signal });
+  if (tooLong.signal.aborted) {
+    throw new SandboxesError("sandbox_misbehaved", `sandbox ${id} answered a check of ours with more than ${PROBE_MAX_BYTES / 1024} KiB`, "provider", "its `sh` may have been replaced: destroy it");
+  }
   return { code: outcome.exitCode, stdout: Buffer.concat(out).toString("utf8") };
 }
 

@@ -248,7 +248,7 @@ describe("bad input: one clear line, documented exit code, no stack", () => {
 // Code is held in memory and written into the sandbox whole: unbounded, --file /dev/zero or
 // `< /dev/zero` read until the host ran out of memory ("internal error: ENOMEM", with a 4 GB
 // ulimit; without one, the machine's memory).
-describe("code larger than 64 MiB", () => {
+describe("code larger than 64 MiB, an env file larger than 1 MiB", () => {
   const tooLarge = (what: string) => `sandboxes: ${what} is larger than 64 MiB, the most run takes as a program: put large files in the sandbox with --upload and run a smaller program\n`;
   test("from --file (a device, a regular file) or stdin is one line and exit 125, before any sandbox; a pipe's code runs", async () => {
     const { env, home } = freshEnv();
@@ -266,6 +266,21 @@ describe("code larger than 64 MiB", () => {
     Bun.spawnSync(["mkfifo", fifo]);
     const writer = Bun.spawn(["sh", "-c", 'printf "echo from a pipe\n" > "$1"', "sh", fifo]);
     expect(await cli(["run", "--lang", "bash", "--file", fifo], { env })).toMatchObject({ code: 0, stdout: "from a pipe\n" });
+    await writer.exited;
+    expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
+  }, 30_000);
+
+  test("--env-file: a device or a file over 1 MiB is one line and exit 125, before any sandbox; a pipe's is read", async () => {
+    const { env, home } = freshEnv();
+    const tooLarge = (what: string) => `sandboxes: ${what} is larger than 1 MiB, the most --env-file takes: an environment that large would not reach a program anyway: pass files with --upload\n`;
+    expect(await cli(["run", "--env-file", "/dev/zero", "echo ran"], { env })).toMatchObject({ code: 125, stdout: "", stderr: tooLarge("/dev/zero") });
+    const big = join(home, "big.env");
+    writeFileSync(big, `A=${"x".repeat(1024 * 1024)}\n`);
+    expect(await cli(["run", "--env-file", big, "echo ran"], { env })).toMatchObject({ code: 125, stdout: "", stderr: tooLarge(big) });
+    const fifo = join(home, "env-fifo");
+    Bun.spawnSync(["mkfifo", fifo]);
+    const writer = Bun.spawn(["sh", "-c", 'printf "A=from a pipe\n" > "$1"', "sh", fifo]);
+    expect(await cli(["run", "--env-file", fifo, 'echo "$A"'], { env })).toMatchObject({ code: 0, stdout: "from a pipe\n" });
     await writer.exited;
     expect(JSON.parse((await cli(["list", "--json"], { env })).stdout).sandboxes).toEqual([]);
   }, 30_000);
