@@ -207,7 +207,7 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
  * followed: what the sandbox sends lands beside your files, never through your links.
  */
 function firstConflict(from: string, to: string): string | undefined {
-  const there = lstatOrUndefined(to);
+  const there = lstatSync(to, { throwIfNoEntry: false });
   if (!there) return undefined;
   const isDirectory = lstatSync(from).isDirectory();
   if (isDirectory && !there.isDirectory()) return `cannot overwrite non-directory ${to} with a directory`;
@@ -226,19 +226,11 @@ function firstConflict(from: string, to: string): string | undefined {
  * firstConflict has found nothing that would replace a directory or be replaced by one.
  */
 function moveInto(from: string, to: string): void {
-  if (lstatOrUndefined(to)?.isDirectory() && lstatSync(from).isDirectory()) {
+  if (lstatSync(to, { throwIfNoEntry: false })?.isDirectory() && lstatSync(from).isDirectory()) {
     for (const name of readdirSync(from)) moveInto(join(from, name), join(to, name));
     return;
   }
   renameSync(from, to);
-}
-
-function lstatOrUndefined(path: string): ReturnType<typeof lstatSync> | undefined {
-  try {
-    return lstatSync(path);
-  } catch {
-    return undefined;
-  }
 }
 
 /** node-tar's names for entries that are files with content. */

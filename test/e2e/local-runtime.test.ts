@@ -8,9 +8,10 @@
  * binary, as root and as an ordinary user, with bubblewrap and with util-linux unshare.
  */
 import { afterAll, describe, expect, test } from "bun:test";
-import { readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { keptId } from "../helpers";
+import { keptId, NOBODY } from "../helpers";
 import { eventually, holderState, isRoot, type Machine, machineFor, MATRIX, processesWith, running } from "./_local-users";
 
 /** A TCP server in perl (always there on Debian) that greets every connection once. */
@@ -93,6 +94,24 @@ for (const { user, mechanism } of MATRIX) {
       expect(again.stdout).toBe("kept\n");
       expect(again.code).toBe(0);
       expect(await states(m)).toEqual([`${id} running`]);
+    }, 90_000);
+
+    test("a link the program left where a mount point goes is removed when the sandbox starts again, never followed out of it", async () => {
+      const m = machine();
+      // A toolchain directory in the caller's home is bound at the same path in the sandbox's.
+      mkdirSync(join(m.env.HOME!, ".cargo/bin"), { recursive: true });
+      const outside = mkdtempSync(join(tmpdir(), "sandboxes-outside-"));
+      chmodSync(outside, 0o777);
+      if (user === "ordinary") for (const dir of [".cargo", ".cargo/bin"]) chownSync(join(m.env.HOME!, dir), NOBODY, NOBODY);
+      try {
+        await stoppedBox(m, `mv ~/.cargo ~/.cargo-old && ln -s ${outside} ~/.cargo`);
+        const again = await m.run(["exec", "box", "test -d ~/.cargo/bin && ! test -L ~/.cargo && echo a directory again"]);
+        expect({ code: again.code, stdout: again.stdout, stderr: again.stderr }).toEqual({ code: 0, stdout: "a directory again\n", stderr: "" });
+        // Nothing was made where the link pointed (as root, our mkdir and chown would have been root's).
+        expect(readdirSync(outside)).toEqual([]);
+      } finally {
+        rmSync(outside, { recursive: true, force: true });
+      }
     }, 90_000);
 
     test("ten commands that find a stopped sandbox at once start one holder, and all run in it", async () => {

@@ -1,4 +1,4 @@
-import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, writeFileSync, writeSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, constants as fsConstants, existsSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, rmSync, statSync, unlinkSync, writeFileSync, writeSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError, type StopReason } from "../../base/errors";
 import { archivesThroughExec } from "../shared/exec-archive";
@@ -60,13 +60,17 @@ function madeForSandbox<T>(make: () => T): T {
 /**
  * The directories `parts` below `base` (one inside the next), each made if missing with mode
  * 0755 and owned by `uid` (the sandbox's, as root), so the sandbox's user can write in them.
- * Returns the last.
+ * Returns the last. `base` is the sandbox's, shaped by its program while it ran: a symbolic link
+ * (or a file) it left where a directory goes is removed, never followed, so this mkdir and chown,
+ * ours (root's), stay inside the sandbox. Only while none of its processes runs: nothing races it.
  */
 function makeOwnedDirs(base: string, parts: string[], uid: number | undefined): string {
   let current = base;
   for (const part of parts) {
     current = join(current, part);
-    if (existsSync(current)) continue;
+    const there = lstatSync(current, { throwIfNoEntry: false });
+    if (there?.isDirectory()) continue;
+    if (there) unlinkSync(current);
     mkdirSync(current, { mode: 0o755 });
     if (uid !== undefined) chownSync(current, uid, uid);
   }

@@ -14,7 +14,7 @@
  */
 import { lookup } from "node:dns/promises";
 import { createServer, connect, isIP, type Socket } from "node:net";
-import { chmodSync, unlinkSync } from "node:fs";
+import { unlinkSync } from "node:fs";
 import { decide, decideHostAlias, describeReason, HOST_ALIAS, isHostAlias, normalizeHost, parseAllowList, type BlockReason } from "./policy";
 
 export { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./environment";
@@ -324,17 +324,23 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   const { listen } = options;
   const socketPath = "socketPath" in listen ? listen.socketPath : undefined;
   if (socketPath) removeSocket(socketPath);
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    const listening = () => {
-      server.off("error", reject);
-      resolve();
-    };
-    if ("fd" in listen) server.listen({ fd: listen.fd }, listening);
-    else server.listen(listen.socketPath, listening);
-  });
-  // As root the sandbox's bridge runs as the sandbox's own uid; the socket's directory guards it.
-  if (socketPath) chmodSync(socketPath, 0o666);
+  // As root the sandbox's bridge runs as the sandbox's own uid, so the socket is 0666 (its
+  // directory guards it): made so by the umask, not chmod'ed after, since chmod follows a link
+  // and the directory is one the sandbox can see.
+  const umask = socketPath ? process.umask(0o111) : undefined;
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("error", reject);
+      const listening = () => {
+        server.off("error", reject);
+        resolve();
+      };
+      if ("fd" in listen) server.listen({ fd: listen.fd }, listening);
+      else server.listen(listen.socketPath, listening);
+    });
+  } finally {
+    if (umask !== undefined) process.umask(umask);
+  }
   return {
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
