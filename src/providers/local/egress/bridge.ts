@@ -6,6 +6,7 @@
  * side still gets the rest of the answer.
  */
 import { createServer, connect, type Server, type Socket } from "node:net";
+import { listening } from "./listening";
 
 export interface Bridge {
   /** The port actually listened on (useful when 0 was asked for). */
@@ -35,15 +36,7 @@ export async function startBridge(options: BridgeListen & { socketPath: string }
     client.pipe(upstream);
     upstream.pipe(client);
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    const listening = () => {
-      server.off("error", reject);
-      resolve();
-    };
-    if ("fd" in options) server.listen({ fd: options.fd }, listening);
-    else server.listen(options.port, options.host ?? "127.0.0.1", listening);
-  });
+  await listening(server, (done) => ("fd" in options ? server.listen({ fd: options.fd }, done) : server.listen(options.port, options.host ?? "127.0.0.1", done)));
   const address = server.address();
   return {
     port: typeof address === "object" && address ? address.port : "port" in options ? options.port : 0,

@@ -15,6 +15,7 @@
 import { lookup } from "node:dns/promises";
 import { createServer, connect, isIP, type Socket } from "node:net";
 import { unlinkSync } from "node:fs";
+import { listening } from "./listening";
 import { decide, decideHostAlias, describeReason, HOST_ALIAS, isHostAlias, normalizeHost, parseAllowList, type BlockReason } from "./policy";
 
 export { HOST_ALIAS, HOST_ALIAS_ADDRESS, proxyEnvironment } from "./environment";
@@ -329,15 +330,7 @@ export async function startEgressProxy(options: EgressProxyOptions): Promise<Egr
   // and the directory is one the sandbox can see.
   const umask = socketPath ? process.umask(0o111) : undefined;
   try {
-    await new Promise<void>((resolve, reject) => {
-      server.once("error", reject);
-      const listening = () => {
-        server.off("error", reject);
-        resolve();
-      };
-      if ("fd" in listen) server.listen({ fd: listen.fd }, listening);
-      else server.listen(listen.socketPath, listening);
-    });
+    await listening(server, (done) => ("fd" in listen ? server.listen({ fd: listen.fd }, done) : server.listen(listen.socketPath, done)));
   } finally {
     if (umask !== undefined) process.umask(umask);
   }
