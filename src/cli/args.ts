@@ -90,7 +90,13 @@ export function parseEnv(values: string[], callerEnv: Record<string, string | un
       if (!line || line.startsWith("#")) continue;
       const assignment = line.replace(/^export\s+/, "");
       const eq = assignment.indexOf("=");
-      if (eq <= 0) throw new UsageError("bad_env", `${envFile}:${index + 1}: expected KEY=VALUE, got "${line}"`);
+      if (eq === -1 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(assignment)) {
+        // As docker's --env-file (and -e KEY): a name alone passes this shell's value, if it has one.
+        const passed = own(callerEnv, assignment);
+        if (passed !== undefined) env[assignment] = passed;
+        continue;
+      }
+      if (eq <= 0) throw new UsageError("bad_env", `${envFile}:${index + 1}: expected KEY=VALUE or KEY, got "${line}"`);
       let value = assignment.slice(eq + 1);
       if (/^(['"]).*\1$/.test(value)) value = value.slice(1, -1);
       env[checkKey(assignment.slice(0, eq), `${envFile}:${index + 1}`)] = value;

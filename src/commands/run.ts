@@ -34,7 +34,7 @@ export default defineCommand({
     ...providerArg,
     image: { type: "string", alias: "i", description: "Image or template for the sandbox", valueHint: "image" },
     ...envArgs,
-    "env-file": { type: "string", description: "Read KEY=VALUE lines from a file", valueHint: "path" },
+    "env-file": { type: "string", description: "Read KEY=VALUE lines from a file (KEY alone passes this shell's value)", valueHint: "path" },
     ...labelArg,
     name: { type: "string", alias: "n", description: "Name the sandbox (letters, digits, _ . and -, starting with a letter or digit)", valueHint: "name" },
     reuse: { type: "boolean", description: "Run in the sandbox with this --name/--label if there is one, running or a stopped local one, which it starts again (never destroyed by run)" },

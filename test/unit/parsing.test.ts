@@ -3,7 +3,9 @@ import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, split
 import { closest, machineError } from "../../src/base/errors";
 import { parseRemote } from "../../src/core/transfer";
 import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { homeDir } from "../../src/base/home";
 import { configDir, stateDir } from "../../src/core/config";
 
@@ -29,6 +31,21 @@ describe("flag values", () => {
     expect(parseEnv(["A=b=c", "PASS", "MISSING"], { PASS: "p" })).toEqual({ A: "b=c", PASS: "p" });
     expect(() => parseEnv(["=x"], {})).toThrow("empty variable name");
     expect(() => parseEnv(["1A=x"], {})).toThrow('"1A" is not a valid variable name');
+  });
+
+  test("env file: KEY=VALUE lines, quotes, comments; a name alone passes this shell's value, as docker's --env-file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "sandboxes-envfile-"));
+    try {
+      const file = join(dir, "env");
+      writeFileSync(file, 'A=1\nexport B="two words"\n# comment\n\nPASS\nMISSING\nC=x=y\n');
+      expect(parseEnv(["A=override"], { PASS: "from the shell" }, file)).toEqual({ A: "override", B: "two words", PASS: "from the shell", C: "x=y" });
+      writeFileSync(file, "A=1\n=bad\n");
+      expect(() => parseEnv([], {}, file)).toThrow(`${file}:2: expected KEY=VALUE or KEY, got "=bad"`);
+      writeFileSync(file, "1A\n");
+      expect(() => parseEnv([], {}, file)).toThrow(`${file}:1: expected KEY=VALUE or KEY, got "1A"`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("labels must be key=value and may not use our prefix", () => {
