@@ -351,16 +351,21 @@ export class DockerProvider implements Provider {
 
     let timedOut = false;
     let stopping: Promise<void> | undefined;
-    const stop = () => {
+    const stop = (aborted: boolean) => {
       stopping ??= this.killMarked(id, mark).then(async () => {
         // An escaped child can hold the stream open; do not wait on it forever.
-        await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
+        if (!aborted) await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
         stream.destroy();
       });
     };
-    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
-    const onAbort = () => stop();
-    if (spec.signal?.aborted) stop();
+    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop(false)), spec.timeoutMs) : undefined;
+    // Aborted, the caller wants nothing more: what a command that floods its output would send
+    // while it is killed is left unread (read and dropped, it filled memory as fast as it came).
+    const onAbort = () => {
+      stream.stopReading();
+      stop(true);
+    };
+    if (spec.signal?.aborted) onAbort();
     spec.signal?.addEventListener("abort", onAbort, { once: true });
     try {
       await stream.ended;
