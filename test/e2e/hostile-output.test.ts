@@ -2,7 +2,8 @@
  * Hostile output through the compiled binary: captured output (--json) is bounded by
  * --max-output and says what it cut; memory stays within a bound derived from the cap, also for
  * a program that never stops writing; signals during a flood, and SIGTERM while the reader of our
- * stdout has stalled (local, docker, the E2B fake), clean up and exit promptly.
+ * stdout has stalled (local, docker, the E2B fake), clean up and exit promptly; the checks we run
+ * through a sandbox's `sh` stop when a replaced one answers without end.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
