@@ -45,8 +45,6 @@ export interface Hijacked {
   write(data: Uint8Array | string): Promise<void>;
   /** Half-close: the process sees EOF on stdin, its output keeps flowing. */
   closeWrite(): void;
-  /** Reads no more (what still comes waits in the socket until destroy()): output nobody wants. */
-  stopReading(): void;
   destroy(): void;
 }
 
@@ -154,7 +152,6 @@ export class Engine {
       let switched = false;
       const listeners: Array<(chunk: Uint8Array) => unknown> = [];
       const pending: Uint8Array[] = [];
-      let reading = true;
       let endResolve!: () => void;
       const ended = new Promise<void>((r) => (endResolve = r));
       const deliver = (chunk: Uint8Array) => {
@@ -162,7 +159,7 @@ export class Engine {
         const taken = listeners.map((listener) => listener(chunk)).filter((result) => result instanceof Promise);
         if (taken.length === 0) return;
         socket.pause();
-        void Promise.allSettled(taken).then(() => reading && socket.resume());
+        void Promise.allSettled(taken).then(() => socket.resume());
       };
       socket.on("data", (chunk: Buffer) => {
         if (switched) return deliver(chunk);
@@ -203,10 +200,6 @@ export class Engine {
               socket.on("close", done);
             }),
           closeWrite: () => void (socket.writable && socket.end()),
-          stopReading: () => {
-            reading = false;
-            socket.pause();
-          },
           destroy: () => {
             socket.destroy();
             this.open.delete(socket);

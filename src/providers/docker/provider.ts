@@ -359,10 +359,11 @@ export class DockerProvider implements Provider {
       });
     };
     const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop(false)), spec.timeoutMs) : undefined;
-    // Aborted, the caller wants nothing more: what a command that floods its output would send
-    // while it is killed is left unread (read and dropped, it filled memory as fast as it came).
+    // Aborted, the caller wants nothing more: hang up at once, then kill. Read and dropped while
+    // the kill ran, the output of a command that floods it filled memory as fast as it came (a
+    // paused socket went on buffering it).
     const onAbort = () => {
-      stream.stopReading();
+      stream.destroy();
       stop(true);
     };
     if (spec.signal?.aborted) onAbort();
