@@ -90,10 +90,9 @@ export function parseEnv(values: string[], callerEnv: Record<string, string | un
       if (!line || line.startsWith("#")) continue;
       const assignment = line.replace(/^export\s+/, "");
       const eq = assignment.indexOf("=");
-      if (eq === -1 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(assignment)) {
-        // As docker's --env-file (and -e KEY): a name alone passes this shell's value, if it has one.
-        const passed = own(callerEnv, assignment);
-        if (passed !== undefined) env[assignment] = passed;
+      if (eq === -1 && VARIABLE_NAME.test(assignment)) {
+        // As docker's --env-file: a name alone is -e KEY.
+        passThrough(env, assignment, callerEnv);
         continue;
       }
       if (eq <= 0) throw new UsageError("bad_env", `${envFile}:${index + 1}: expected KEY=VALUE or KEY, got "${line}"`);
@@ -105,10 +104,7 @@ export function parseEnv(values: string[], callerEnv: Record<string, string | un
   for (const item of values) {
     const eq = item.indexOf("=");
     if (eq === -1) {
-      const key = checkKey(item, "-e");
-      const value = own(callerEnv, key);
-      // Like docker: -e KEY with KEY unset passes nothing.
-      if (value !== undefined) env[key] = value;
+      passThrough(env, checkKey(item, "-e"), callerEnv);
       continue;
     }
     env[checkKey(item.slice(0, eq), "-e")] = item.slice(eq + 1);
@@ -116,9 +112,17 @@ export function parseEnv(values: string[], callerEnv: Record<string, string | un
   return env;
 }
 
+const VARIABLE_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
+/** KEY alone: this shell's value of KEY, and nothing when it has none (as docker's -e KEY). */
+function passThrough(env: Record<string, string>, key: string, callerEnv: Record<string, string | undefined>): void {
+  const value = own(callerEnv, key);
+  if (value !== undefined) env[key] = value;
+}
+
 function checkKey(key: string, where: string): string {
   if (!key) throw new UsageError("bad_env", `${where}: empty variable name: write -e KEY=VALUE`);
-  if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) throw new UsageError("bad_env", `${where}: "${key}" is not a valid variable name (letters, digits and _; not starting with a digit)`);
+  if (!VARIABLE_NAME.test(key)) throw new UsageError("bad_env", `${where}: "${key}" is not a valid variable name (letters, digits and _; not starting with a digit)`);
   return key;
 }
 

@@ -1,5 +1,4 @@
-import * as fs from "node:fs";
-import { existsSync, statSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from "node:fs";
 import { basename, dirname, extname, posix, resolve } from "node:path";
 import { byExtension, byName, defaultFileName, type Language, languageNames } from "../lang/languages";
 import type { CreateSpec, ExecOutcome, ExecSpec, Provider, SandboxRecord } from "../providers/types";
@@ -110,7 +109,7 @@ export function checkFile(path: string): void {
  * from `<(…)`, a device) read until it ends or passes the bound.
  */
 export function readCodeFile(path: string): Uint8Array {
-  const bytes = readAtMost(fs, path, MAX_CODE_BYTES);
+  const bytes = readAtMost({ closeSync, openSync, readFileSync, readSync, statSync }, path, MAX_CODE_BYTES);
   if (!bytes) throw codeTooLarge(path);
   return bytes;
 }

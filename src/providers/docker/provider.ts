@@ -359,9 +359,8 @@ export class DockerProvider implements Provider {
       });
     };
     const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop(false)), spec.timeoutMs) : undefined;
-    // Aborted, the caller wants nothing more: hang up at once, then kill. Read and dropped while
-    // the kill ran, the output of a command that floods it filled memory as fast as it came (a
-    // paused socket went on buffering it).
+    // Aborted, the caller wants nothing more: hang up at once, then kill, rather than read and
+    // drop the output of a command that floods it for as long as the kill takes.
     const onAbort = () => {
       stream.destroy();
       stop(true);
