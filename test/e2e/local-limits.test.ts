@@ -235,6 +235,21 @@ for (const mode of ["bubblewrap", "unshare"] as const) {
         expect(cgroupDirs(id)).toEqual([]);
       }, 60_000);
 
+      test("--cpus outside 0.01 to this machine's CPUs: refused with exit 125 and one line giving the range, whatever holds the limits; nothing is left", async () => {
+        const cpus = navigator.hardwareConcurrency;
+        const over = await run(runner, ["run", "--cpus", String(cpus + 1), "true"]);
+        expect(over.stderr).toBe(`sandboxes: --cpus ${cpus + 1} is more than the ${cpus} CPU${cpus === 1 ? "" : "s"} this machine has: ask for 0.01 to ${cpus}\n`);
+        expect(over.code).toBe(125);
+        // A quota under the kernel's minimum used to be raised to it: a limit other than the one asked for.
+        const under = await run(runner, ["run", "--cpus", "0.005", "true"]);
+        expect(under.stderr).toBe(`sandboxes: --cpus 0.005 is less than the 0.01 CPU a sandbox can be held to: ask for 0.01 to ${cpus}\n`);
+        expect(under.code).toBe(125);
+        const json = await run(runner, ["run", "--json", "--cpus", String(cpus + 1), "true"]);
+        expect(JSON.parse(json.stdout).error).toMatchObject({ code: "bad_cpus", exit_code: 125 });
+        expect((await run(runner, ["list", "--json"])).stdout).not.toContain("local-");
+        expect(existsSync(runner.stateDir) ? readdirSync(runner.stateDir).filter((entry) => entry.startsWith("local-")) : []).toEqual([]);
+      });
+
       if (!cgroups) test("--cpus without a cgroup: refused with exit 125 and one line naming what is missing; nothing is left", async () => {
         const refused = await run(runner, ["run", "--cpus", "0.5", "true"]);
         expect(refused.stderr.trim().split("\n")).toHaveLength(1);

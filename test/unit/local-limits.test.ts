@@ -209,6 +209,16 @@ describe("planning a sandbox's limits", () => {
     }
   });
 
+  test("--cpus is refused outside 0.01 to the machine's CPUs (a quota there would not hold what was asked); the bounds themselves are quotas", () => {
+    expect(() => planFor("local-abc", { cpus: 3 }, V1, { cpuCount: 2 })).toThrow("--cpus 3 is more than the 2 CPUs this machine has");
+    expect(() => planFor("local-abc", { cpus: 2 }, V1, { cpuCount: 1 })).toThrow("--cpus 2 is more than the 1 CPU this machine has");
+    expect(() => planFor("local-abc", { cpus: 0.009 }, V1, { cpuCount: 2 })).toThrow("--cpus 0.009 is less than the 0.01 CPU a sandbox can be held to");
+    // Before the cgroup check: the value is wrong on this machine whatever would hold it.
+    expect(() => planFor("local-abc", { cpus: 3 }, {}, { cpuCount: 2 })).toThrow("--cpus 3 is more than");
+    const quotas = (cpus: number) => planFor("local-abc", { cpus }, V1, { cpuCount: 2 }).cgroups.flatMap((c) => c.settings).find((s) => s.file === "cpu.cfs_quota_us")?.value;
+    expect([quotas(0.01), quotas(2), quotas(0.5)]).toEqual(["1000", "200000", "50000"]);
+  });
+
   test("--cpus without a cgroup is refused with the reason, never ignored", () => {
     expect(() => planFor("local-abc", { cpus: 1 }, { pids: V1.pids, memory: V1.memory })).toThrow("--cpus cannot be enforced here");
   });

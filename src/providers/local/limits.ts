@@ -46,6 +46,8 @@ export interface LimitPlan {
 }
 
 const CPU_PERIOD_US = 100_000;
+/** The least a CFS quota holds a sandbox to: 1 ms of each 100 ms period (the kernel's minimum). */
+const MIN_CPUS = 0.01;
 
 /** A sandbox's cgroup is this and its id (sandboxes-local-…), under the site's parent. */
 const CGROUP_PREFIX = "sandboxes-";
@@ -54,9 +56,10 @@ const CGROUP_PREFIX = "sandboxes-";
  * How `request` is enforced with these cgroup sites; throws when a limit cannot be.
  * `countedApart`: the kernel counts the sandbox's processes apart for its whole life (OwnCount;
  * the process limit is then an rlimit: see above). `ceilings`: the caller's own hard rlimits,
- * which no process it starts can go past (an ordinary user's; root may raise them).
+ * which no process it starts can go past (an ordinary user's; root may raise them). `cpuCount`:
+ * the CPUs this process may run on, the most --cpus can give.
  */
-export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { countedApart = false, ceilings = {} }: { countedApart?: boolean; ceilings?: RlimitCeilings } = {}): LimitPlan {
+export function planFor(id: string, request: LimitRequest, sites: CgroupSites, { countedApart = false, ceilings = {}, cpuCount = navigator.hardwareConcurrency }: { countedApart?: boolean; ceilings?: RlimitCeilings; cpuCount?: number } = {}): LimitPlan {
   const plan: LimitPlan = { cgroups: [], rlimits: {} };
   const cgroupFor = (site: { version: 1 | 2; parent: string }) => {
     const dir = `${site.parent === "/" ? "" : site.parent}/${CGROUP_PREFIX}${id}`;
@@ -87,6 +90,12 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
   }
 
   if (request.cpus !== undefined) {
+    // Outside this range a quota would not hold the sandbox to what was asked: under it the
+    // kernel refuses the quota (it used to be raised to the minimum), over it the sandbox gets
+    // every CPU there is. Docker's engine refuses both the same way.
+    const range = `ask for ${MIN_CPUS} to ${cpuCount}`;
+    if (request.cpus < MIN_CPUS) throw new SandboxesError("bad_cpus", `--cpus ${request.cpus} is less than the ${MIN_CPUS} CPU a sandbox can be held to`, "user", range);
+    if (request.cpus > cpuCount) throw new SandboxesError("bad_cpus", `--cpus ${request.cpus} is more than the ${cpuCount} CPU${cpuCount === 1 ? "" : "s"} this machine has`, "user", range);
     if (!sites.cpu) {
       throw new SandboxesError(
         "limit_unenforceable",
@@ -95,7 +104,7 @@ export function planFor(id: string, request: LimitRequest, sites: CgroupSites, {
         "run without --cpus, as root, or use -p docker",
       );
     }
-    const quota = String(Math.max(1000, Math.round(request.cpus * CPU_PERIOD_US)));
+    const quota = String(Math.round(request.cpus * CPU_PERIOD_US));
     const cgroup = cgroupFor(sites.cpu);
     if (sites.cpu.version === 2) cgroup.settings.push({ file: "cpu.max", value: `${quota} ${CPU_PERIOD_US}` });
     else cgroup.settings.push({ file: "cpu.cfs_period_us", value: String(CPU_PERIOD_US) }, { file: "cpu.cfs_quota_us", value: quota });
