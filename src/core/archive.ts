@@ -1,4 +1,4 @@
-import { existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync } from "node:fs";
+import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { InterruptedError, machineCause, SandboxesError, type StopReason, transferFailed } from "../base/errors";
 import type { ArchiveSource } from "../providers/types";
@@ -125,17 +125,27 @@ export function skippedNotice(skipped: Unpacked["skipped"], from: string): strin
  */
 export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array) => unknown) => Promise<void>): Promise<Unpacked> {
   const { Unpack } = await import("tar");
-  const staging = mkdtempSync(join(existsSync(dirname(target)) ? dirname(target) : osTmpdir(), ".sandboxes-cp-"));
+  // Beside where the copy lands, on that filesystem: an existing directory is often a mount of
+  // its own (a disk, a tmpfs), and a rename from its parent's filesystem would fail after the
+  // whole transfer.
+  const landsIn = statSync(target, { throwIfNoEntry: false })?.isDirectory() ? target : dirname(target);
+  const staging = mkdtempSync(join(existsSync(landsIn) ? landsIn : osTmpdir(), ".sandboxes-cp-"));
   const skipped = { count: 0, first: [] as string[] };
   const skip = (line: string) => {
     if (skipped.count++ < SKIPPED_NAMED) skipped.first.push(line);
   };
   const absoluteLinks: Array<{ path: string; to: string }> = [];
   let hostFailure: SandboxesError | undefined;
-  const failed = (path: string, cause: string) => (hostFailure ??= new SandboxesError("file_system", `cannot write ${path} into ${dirname(target)}: ${cause}`, "user"));
+  const failed = (path: string, cause: string) => (hostFailure ??= new SandboxesError("file_system", `cannot write ${path} into ${landsIn}: ${cause}`, "user"));
   // Bytes of regular files the archive holds and node-tar took on: node-tar (fs-minipass) takes a
   // short write for a whole one, so a disk that fills during a file's last write would go unseen.
   let expectedBytes = 0;
+  // What this filesystem has for an ordinary user's files as the copy starts (root's reserve
+  // stays). A tar says each file's size before its bytes: a copy that cannot fit (a sandbox's
+  // sparse file of a terabyte is sent whole) is refused at the first file past it, instead of
+  // filling the disk under everything else on this machine and failing then.
+  const { bavail, bsize } = statfsSync(staging);
+  const room = bavail * bsize;
   try {
     const unpack = new Unpack({
       cwd: staging,
@@ -150,7 +160,15 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
         }
         if (entry.mode !== undefined) entry.mode &= 0o777;
         if (REGULAR_FILE.has(entry.type)) expectedBytes += entry.size ?? 0;
-        return true;
+        if (expectedBytes > room && !hostFailure) {
+          hostFailure = new SandboxesError(
+            "no_space",
+            `cannot copy to ${target}: its files need more than the ${formatBytes(room)} free there (${path} alone is ${formatBytes(entry.size ?? 0)})`,
+            "user",
+            "free some space or copy elsewhere; a file can take far more room here than in the sandbox (a sparse file is copied whole)",
+          );
+        }
+        return !hostFailure;
       },
       onwarn: (code, message, data) => {
         if (code === "TAR_ENTRY_INFO") return;
@@ -226,11 +244,38 @@ function firstConflict(from: string, to: string): string | undefined {
  * firstConflict has found nothing that would replace a directory or be replaced by one.
  */
 function moveInto(from: string, to: string): void {
-  if (lstatSync(to, { throwIfNoEntry: false })?.isDirectory() && lstatSync(from).isDirectory()) {
+  const there = lstatSync(to, { throwIfNoEntry: false });
+  if (there?.isDirectory() && lstatSync(from).isDirectory()) {
     for (const name of readdirSync(from)) moveInto(join(from, name), join(to, name));
     return;
   }
-  renameSync(from, to);
+  try {
+    renameSync(from, to);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
+    // `to` is on another filesystem than the staging directory (a mount inside the directory
+    // copied into): copied there instead, as mv does. What was at `to` goes first, so nothing is
+    // written through a link of yours; links in the copy stay links.
+    if (there) rmSync(to, { force: true });
+    try {
+      cpSync(from, to, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, errorOnExist: true, force: false });
+    } catch (copyError) {
+      // Nothing was at `to` but what this copy made: no half-written file stays.
+      rmSync(to, { recursive: true, force: true });
+      const { code, message } = copyError as NodeJS.ErrnoException;
+      throw new SandboxesError("file_system", `cannot write ${to}: ${machineCause(code) ?? message}`, "user");
+    }
+  }
+}
+
+/** Bytes for a person: 1.5 GiB, 12.0 MiB, 512 bytes. */
+export function formatBytes(bytes: number): string {
+  const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
+  if (bytes < 1024) return `${bytes} bytes`;
+  let value = bytes / 1024;
+  let unit = 0;
+  for (; value >= 1024 && unit < units.length - 1; unit++) value /= 1024;
+  return `${value.toFixed(1)} ${units[unit]}`;
 }
 
 /** node-tar's names for entries that are files with content. */

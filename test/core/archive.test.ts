@@ -135,36 +135,52 @@ test("bytes that are not a tar fail with one line, and nothing is left beside th
   expect(readdirSync(place)).toEqual([]);
 });
 
-test("this machine failing to write (a full disk) ends the copy with the path and the cause, not a skip", async () => {
+test("a copy that cannot fit is refused at its first file past the free space, before its bytes; a disk that fills meanwhile ends the copy with the path and the cause", async () => {
   // A file system of 256 KiB of its own, in a mount namespace of this test's own (as root, or as
-  // an ordinary user through a user namespace), receives an archive of 1 MiB.
+  // an ordinary user through a user namespace).
   const place = join(root, "small-disk");
   mkdirSync(place);
   const script = join(root, "full.ts");
   await Bun.write(
     script,
-    `import { unpackTo } from ${JSON.stringify(join(import.meta.dir, "../../src/core/archive"))};
+    `import { writeFileSync, readdirSync } from "node:fs";
+     import { unpackTo } from ${JSON.stringify(join(import.meta.dir, "../../src/core/archive"))};
      import { Header } from "tar";
-     const header = Buffer.alloc(512);
-     new Header({ path: "big.bin", type: "File", mode: 0o644, size: 1024 * 1024, mtime: new Date(0) }).encode(header);
-     const tar = Buffer.concat([header, Buffer.alloc(1024 * 1024, 7), Buffer.alloc(1024)]);
-     try { await unpackTo(${JSON.stringify(join(place, "copy"))}, async (write) => { await write(tar); }); console.log("no error"); }
-     catch (error) { console.log(error.code + ": " + error.message); }
-     // In chunks, the disk's refusal stops the sender: far fewer than its 256 chunks of 64 KiB go.
-     const large = Buffer.alloc(512);
-     new Header({ path: "large.bin", type: "File", mode: 0o644, size: 16 * 1024 * 1024, mtime: new Date(0) }).encode(large);
-     const body = Buffer.concat([large, Buffer.alloc(16 * 1024 * 1024, 7), Buffer.alloc(1024)]);
+     const entry = (path, size, type = "File") => { const header = Buffer.alloc(512); new Header({ path, type, mode: 0o755, size, mtime: new Date(0) }).encode(header); return header; };
+     const padded = (size) => Buffer.alloc(Math.ceil(size / 512) * 512, 7);
+     const report = (error) => console.log(error.code + ": " + error.message);
+     // 1 MiB: refused as its header arrives, nothing written.
+     try { await unpackTo(${JSON.stringify(join(place, "copy"))}, async (write) => { await write(Buffer.concat([entry("big.bin", 1024 * 1024), padded(1024 * 1024), Buffer.alloc(1024)])); }); console.log("no error"); }
+     catch (error) { report(error); }
+     console.log("left: " + readdirSync(${JSON.stringify(place)}).join(","));
+     // Files that fit one by one but not together: the second is refused.
+     try { await unpackTo(${JSON.stringify(join(place, "two"))}, async (write) => { await write(Buffer.concat([entry("two/", 0, "Directory"), entry("two/a", 160 * 1024), padded(160 * 1024), entry("two/b", 160 * 1024), padded(160 * 1024), Buffer.alloc(1024)])); }); console.log("no error"); }
+     catch (error) { report(error); }
+     // 16 MiB in chunks of 64 KiB: the sender stops at the first chunk after the header.
      let sent = 0;
      try {
-       await unpackTo(${JSON.stringify(join(place, "second"))}, async (write) => {
-         for (let at = 0; at < body.length; at += 65536, sent++) await write(body.subarray(at, at + 65536));
+       const body = Buffer.concat([entry("large.bin", 16 * 1024 * 1024), padded(16 * 1024 * 1024), Buffer.alloc(1024)]);
+       await unpackTo(${JSON.stringify(join(place, "second"))}, async (write) => { for (let at = 0; at < body.length; at += 65536, sent++) await write(body.subarray(at, at + 65536)); });
+       console.log("no error");
+     } catch (error) { console.log(error.code + " (sent " + sent + ")"); }
+     // 128 KiB that fit as the copy starts, then something else takes the space: the disk's refusal ends the copy.
+     try {
+       await unpackTo(${JSON.stringify(join(place, "copy"))}, async (write) => {
+         await write(entry("fills.bin", 128 * 1024));
+         writeFileSync(${JSON.stringify(join(place, "other"))}, Buffer.alloc(200 * 1024, 1));
+         await write(Buffer.concat([padded(128 * 1024), Buffer.alloc(1024)]));
        });
        console.log("no error");
-     } catch (error) { console.log(error.code + ": " + error.message.replace(/: .*/, "") + (sent < 64 ? " (stopped early)" : " (sent " + sent + ")")); }`,
+     } catch (error) { report(error); }`,
   );
   const result = Bun.spawnSync(["unshare", "--mount", "--map-root-user", "sh", "-c", 'mount -t tmpfs -o size=256k tmpfs "$1" && exec "$2" "$3"', "sh", place, process.execPath, script], { cwd: join(import.meta.dir, "../..") });
-  expect(result.stdout.toString() + result.stderr.toString()).toBe(
-    `file_system: cannot write copy into ${place}: 786432 of its 1048576 bytes did not reach the disk (no space left on the device)\n` +
-      `file_system: cannot write large.bin into ${place} (stopped early)\n`,
-  );
+  expect(result.stderr.toString()).toBe("");
+  expect(result.stdout.toString().split("\n")).toEqual([
+    `no_space: cannot copy to ${join(place, "copy")}: its files need more than the 256.0 KiB free there (big.bin alone is 1.0 MiB)`,
+    "left: ",
+    `no_space: cannot copy to ${join(place, "two")}: its files need more than the 256.0 KiB free there (two/b alone is 160.0 KiB)`,
+    "no_space (sent 1)",
+    expect.stringMatching(new RegExp(`^file_system: cannot write (copy|fills.bin) into ${place}: .*(no space left on the device|bytes did not reach the disk)`)),
+    "",
+  ]);
 });

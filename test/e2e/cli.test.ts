@@ -442,11 +442,11 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
         for (let i = 0; i < 400 && !ready(); i++) await Bun.sleep(25);
         expect(ready()).toBe(true);
       };
-      // Out: once the staging directory beside the target has its first bytes.
+      // Out: once the staging directory where the copy lands (in the existing directory) has its first bytes.
       mkdirSync(join(home, "down"));
-      const staging = () => readdirSync(home).filter((name) => name.startsWith(".sandboxes-cp-"));
+      const staging = () => readdirSync(join(home, "down")).filter((name) => name.startsWith(".sandboxes-cp-"));
       const down = spawnCli(["cp", "long:/tmp/big", join(home, "down")], env);
-      await until(() => staging().some((dir) => readdirSync(join(home, dir)).length > 0));
+      await until(() => staging().some((dir) => readdirSync(join(home, "down", dir)).length > 0));
       down.kill("SIGINT");
       expect(await down.exited).toBe(130);
       expect(await new Response(down.stderr).text()).toBe("sandboxes: interrupted by SIGINT\n");
@@ -464,6 +464,51 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
       expect(packing()).toBe(false);
     });
   }, 120_000);
+
+  // As root: the binary runs in a mount namespace of this test's own, where the directory copied
+  // into is a tmpfs of 16 MiB (a disk of its own), and one directory below it another.
+  test.if(process.getuid?.() === 0)("into a directory that is a filesystem of its own, cp lands there; a copy that cannot fit is refused before its bytes, nothing written", async () => {
+    await withKept("mounts", "mkdir -p /tmp/d/inner && echo hi > /tmp/d/f && echo deep > /tmp/d/inner/g && truncate -s 1G /tmp/sparse && head -c 12M /dev/zero > /tmp/d/inner/twelve", async ({ env, home }) => {
+      const disk = join(home, "disk");
+      mkdirSync(disk);
+      const script = [
+        'mount -t tmpfs -o size=16m disk "$1" && mkdir "$1/d" && mount -t tmpfs -o size=1m inner "$1/d"',
+        'echo mine > "$1/d/mine" && ln -s /etc/hostname "$1/d/f"',
+        '"$2" cp mounts:/tmp/d/f mounts:/tmp/d/inner "$1" 2>&1; echo "exit $?"',
+        '"$2" cp mounts:/tmp/d/f "$1/d" 2>&1; echo "exit $?"; cat "$1/d/f" "$1/d/mine"; [ -L "$1/d/f" ] || echo "not a link"',
+        '"$2" cp mounts:/tmp/sparse "$1" 2>&1; echo "exit $?"',
+        '"$2" cp mounts:/tmp/d "$1" 2>&1; echo "exit $?"',
+        'ls -A "$1" "$1/d"',
+      ].join("; ");
+      const inNamespace = Bun.spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", disk, BINARY], { env, stdout: "pipe", stderr: "pipe" });
+      const [out, err] = await Promise.all([new Response(inNamespace.stdout).text(), new Response(inNamespace.stderr).text(), inNamespace.exited]);
+      expect(err).toBe("");
+      expect(out.split("\n")).toEqual([
+        // Two sources at once are not what cp takes; then one at a time, into the 1 MiB disk below.
+        "sandboxes: cp takes exactly SRC and DST",
+        "exit 2",
+        `✔ copied /tmp/d/f -> ${disk}/d/f`,
+        "exit 0",
+        // Your link at d/f is replaced, not written through; your file beside it stays.
+        "hi",
+        "mine",
+        "not a link",
+        `sandboxes: cannot copy to ${disk}: its files need more than the 16.0 MiB free there (sparse alone is 1.0 GiB): free some space or copy elsewhere; a file can take far more room here than in the sandbox (a sparse file is copied whole)`,
+        "exit 1",
+        // d merges into the 1 MiB disk at d, whose space the copy cannot see beforehand: its 12
+        // MiB file cannot fit there, and nothing of it stays.
+        `sandboxes: cannot write ${disk}/d/inner: no space left on the device`,
+        "exit 1",
+        `${disk}:`,
+        "d",
+        "",
+        `${disk}/d:`,
+        "f",
+        "mine",
+        "",
+      ]);
+    });
+  }, 60_000);
 
   test("into an existing directory cp merges, as cp -r: what is there stays; a directory never replaces a file nor the reverse", async () => {
     await withKept("merge", "mkdir -p /tmp/d/sub && echo new > /tmp/d/a && echo new > /tmp/d/sub/b && echo file > /tmp/file", async ({ env, home, id }) => {
@@ -488,7 +533,8 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
       // A directory here that does not exist is said before anything is transferred.
       const missing = await cli(["cp", "merge:/tmp/file", join(home, "nowhere/x")], { env });
       expect(missing).toMatchObject({ code: 1, stderr: `sandboxes: cannot copy to ${join(home, "nowhere/x")}: directory ${join(home, "nowhere")} does not exist\n` });
-      expect(readdirSync(home).filter((name) => name.startsWith(".sandboxes-cp-"))).toEqual([]);
+      // No staging directory is left where any of these copies landed (an existing directory) or would have.
+      for (const place of [home, join(home, "out"), join(home, "dir")]) expect(readdirSync(place).filter((name) => name.startsWith(".sandboxes-cp-"))).toEqual([]);
       // run --download says it before the program runs, not after.
       const early = await cli(["run", "--download", `/tmp/x:${join(home, "nowhere/x")}`, "echo RAN"], { env });
       expect(early).toMatchObject({ code: 125, stdout: "", stderr: `sandboxes: cannot copy to ${join(home, "nowhere/x")}: directory ${join(home, "nowhere")} does not exist\n` });
