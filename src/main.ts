@@ -38,11 +38,12 @@ const loadCommand = async (name: string): Promise<AnyCommand | undefined> => {
   const { COMMANDS, isCommandName } = await registryLoading;
   return isCommandName(name) ? (await COMMANDS[name]()).default : undefined;
 };
-const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, machineError, UsageError }, { EXIT, exitForStop }, stdioLoaded, commandLoaded, ioLoaded] =
+const [{ COMMANDS, isCommandName }, { parseCommandArgs }, { closest, InterruptedError, isSandboxesError, machineError, UsageError }, { printable }, { EXIT, exitForStop }, stdioLoaded, commandLoaded, ioLoaded] =
   await Promise.all([
     registryLoading,
     import("./cli/parse"),
     import("./base/errors"),
+    import("./base/quote"),
     import("./core/exit-codes"),
     quickAsked ? undefined : import("./cli/stdio"),
     quickAsked ? undefined : loadCommand(argv[0]!),
@@ -171,7 +172,8 @@ function writeReport(error: unknown, known: SandboxesError | undefined, message:
   if (json) {
     stdio.writeStdout(JSON.stringify({ error: { code: known?.code ?? "internal_error", message, ...(known?.hint ? { hint: known.hint } : {}), exit_code: code } }, null, 2) + "\n");
   } else {
-    stdio.writeStderr(`sandboxes: ${message}${known?.hint ? `: ${known.hint}` : ""}\n`);
+    // One line, whatever the message quotes (a sandbox's file name, a provider's answer).
+    stdio.writeStderr(`sandboxes: ${printable(`${message}${known?.hint ? `: ${known.hint}` : ""}`)}\n`);
     if (!known || process.env.SANDBOXES_DEBUG || process.env.DEBUG) {
       if (error instanceof Error && error.stack && (process.env.SANDBOXES_DEBUG || process.env.DEBUG)) stdio.writeStderr(`${error.stack}\n`);
       else if (!known) stdio.writeStderr("  this is a bug in sandboxes: rerun with SANDBOXES_DEBUG=1 for details and report it\n");

@@ -1,3 +1,4 @@
+import { printable } from "../base/quote";
 import { isUtf8Chunks, StreamCapture, type Captured } from "../core/capture";
 import type { OutputSink } from "../core/run";
 import { ui } from "./ui";
@@ -18,12 +19,12 @@ export function execSink(json: boolean, maxOutputBytes?: number): CapturingSink 
       stdoutFd: 1,
       stderr: streamStderr,
       info: (m) => ui().info(m),
-      notice: (m) => writeStderr(`sandboxes: ${m}\n`),
+      notice: (m) => writeStderr(`sandboxes: ${printable(m)}\n`),
       progress: isTerminal(2) ? (m) => ui().info(m) : undefined,
     };
   }
   const captured = { stdout: new StreamCapture(maxOutputBytes), stderr: new StreamCapture(maxOutputBytes) };
-  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {}, notice: (m) => writeStderr(`sandboxes: ${m}\n`) };
+  return { captured, stdout: (c) => captured.stdout.push(c), stderr: (c) => captured.stderr.push(c), info: () => {}, notice: (m) => writeStderr(`sandboxes: ${printable(m)}\n`) };
 }
 
 /**

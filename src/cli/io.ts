@@ -1,10 +1,9 @@
-import type { ConsolaInstance } from "consola";
 import type { CapturingSink } from "./exec-output";
 import type { AnyCommand } from "./command";
 import { emitStdout, isTerminal, streamStdout, writeStderr } from "./stdio";
 
 /** Human messages, all on stderr. */
-export type Messages = Pick<ConsolaInstance, "info" | "success" | "warn" | "error">;
+export type Messages = Record<"info" | "success" | "warn" | "error", (message: string) => void>;
 
 /** The result fields of a run or exec that its --json document carries (exec-output.ts). */
 export type ProgramResult = Parameters<typeof import("./exec-output").renderRunJson>[1];

@@ -1,3 +1,4 @@
+import { printable } from "../base/quote";
 import type { IO } from "./io";
 
 export { brokenPipe, emitStdout, writeStderr, writeStdout } from "./stdio";
@@ -7,17 +8,13 @@ export function printJson(io: IO, document: unknown): Promise<void> {
 }
 
 /**
- * A cell's control characters (C0, DEL, C1) written as escapes (\n, \t, \x1b, …): a value that
- * came from elsewhere (a provider's name or label, a label given by anyone) must neither split a
- * row or a column nor reach the terminal as an escape sequence. --json has the values as they are.
+ * Plain, tab-separated rows when not a TTY; aligned columns on a TTY. Never truncates. A cell's
+ * control characters are written as escapes (printable): a value that came from elsewhere (a
+ * provider's name or label, a label given by anyone) must neither split a row or a column nor
+ * reach the terminal as an escape sequence. --json has the values as they are.
  */
-function printable(cell: string): string {
-  return cell.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => ({ "\n": "\\n", "\t": "\\t", "\r": "\\r" })[c] ?? `\\x${c.charCodeAt(0).toString(16).padStart(2, "0")}`);
-}
-
-/** Plain, tab-separated rows when not a TTY; aligned columns on a TTY. Never truncates. */
 export function renderTable(headers: string[], rawRows: string[][], tty: boolean): string {
-  const rows = rawRows.map((row) => row.map(printable));
+  const rows = rawRows.map((row) => row.map((cell) => printable(cell)));
   if (!tty) return [headers, ...rows].map((r) => r.join("\t")).join("\n") + "\n";
   const widths = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (r: string[]) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join("  ").trimEnd();

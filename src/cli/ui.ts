@@ -1,4 +1,6 @@
 import type { ConsolaInstance } from "consola";
+import { printable } from "../base/quote";
+import type { Messages } from "./io";
 import { humanOutput, isTerminal } from "./stdio";
 
 // consola pulls in node:tty and node:util: loaded on the first ui() call. This module is apart
@@ -15,10 +17,21 @@ export function useColor(env = process.env, isTTY = isTerminal(2)): boolean {
 }
 
 let instance: ConsolaInstance | undefined;
+let messages: Messages | undefined;
 
-/** Human messages: every level to stderr (consola's defaults send info to stdout). */
-export function ui(): ConsolaInstance {
+/**
+ * Human messages: every level to stderr (consola's defaults send info to stdout). A message may
+ * quote what a sandbox chose (a file name in a copy, a provider's error): what a terminal would act
+ * on is shown as escapes (printable); consola's own colours come after.
+ */
+export function ui(): Messages {
   humanOutput.used = true;
+  const say = (level: keyof Messages) => (message: string) => consola()[level](printable(message, { lines: true }));
+  messages ??= { info: say("info"), success: say("success"), warn: say("warn"), error: say("error") };
+  return messages;
+}
+
+function consola(): ConsolaInstance {
   instance ??= createConsola({
     // Explicit: consola lowers its level under NODE_ENV=test or CI, which would hide "kept sandbox <id>".
     level: process.env.SANDBOXES_QUIET ? 1 : 3,

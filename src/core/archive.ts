@@ -1,6 +1,7 @@
 import { cpSync, existsSync, lstatSync, mkdtempSync, readdirSync, realpathSync, renameSync, rmSync, statfsSync, statSync, symlinkSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { InterruptedError, machineCause, SandboxesError, type StopReason, transferFailed } from "../base/errors";
+import { printable } from "../base/quote";
 import type { ArchiveSource } from "../providers/types";
 
 /**
@@ -131,8 +132,9 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
   const landsIn = statSync(target, { throwIfNoEntry: false })?.isDirectory() ? target : dirname(target);
   const staging = mkdtempSync(join(existsSync(landsIn) ? landsIn : osTmpdir(), ".sandboxes-cp-"));
   const skipped = { count: 0, first: [] as string[] };
+  // Names from the archive, shown in one line of ours: a newline in one stays an escape.
   const skip = (line: string) => {
-    if (skipped.count++ < SKIPPED_NAMED) skipped.first.push(line);
+    if (skipped.count++ < SKIPPED_NAMED) skipped.first.push(printable(line));
   };
   const absoluteLinks: Array<{ path: string; to: string }> = [];
   let hostFailure: SandboxesError | undefined;

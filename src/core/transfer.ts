@@ -147,11 +147,12 @@ export async function downloadPath(provider: Provider, id: string, remotePath: s
 }
 
 /**
- * `ID|NAME:/path` -> {ref, path}; anything else is a local path. On Windows a single letter
- * before the colon is a drive (`C:\\dir`, `C:/dir`); elsewhere it is a sandbox's one-letter name.
+ * `ID|NAME:/path` -> {ref, path} (a path may hold any character, a newline too); anything else
+ * is a local path. On Windows a single letter before the colon is a drive (`C:\\dir`, `C:/dir`);
+ * elsewhere it is a sandbox's one-letter name.
  */
 export function parseRemote(spec: string, platform: string = process.platform): { ref: string; path: string } | undefined {
-  const match = /^([^/:\\]+):(.*)$/.exec(spec);
+  const match = /^([^/:\\]+):([\s\S]*)$/.exec(spec);
   if (!match || (platform === "win32" && /^[A-Za-z]$/.test(match[1]!))) return undefined;
   return { ref: match[1]!, path: match[2] || "." };
 }

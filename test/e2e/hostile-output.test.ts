@@ -3,10 +3,11 @@
  * --max-output and says what it cut; memory stays within a bound derived from the cap, also for
  * a program that never stops writing; signals during a flood, and SIGTERM while the reader of our
  * stdout has stalled (local, docker, the E2B fake), clean up and exit promptly; the checks we run
- * through a sandbox's `sh` stop when a replaced one answers without end.
+ * through a sandbox's `sh` stop when a replaced one answers without end; names a sandbox chose
+ * reach the user's terminal in our lines as escapes, never as control sequences.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { closeSync, constants, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
+import { closeSync, constants, mkdirSync, mkdtempSync, openSync, readdirSync, readFileSync, readSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
@@ -317,6 +318,37 @@ describe("SIGTERM while the reader of our stdout has stalled: exit 143, one line
 
 // A sandbox's root can replace its `sh` (Docker, the cloud providers; on local /usr is read-only):
 // the checks cp, run and the MCP tools make through it must not read its answer without end.
+describe("names a sandbox chose, in our own lines", () => {
+  // ESC starts the sequences that retitle (OSC 0), clear (CSI 2J) or write to the clipboard (OSC
+  // 52); a newline would add a line that looks like ours; U+202E shows a name reversed.
+  const NAME = "a\x1b]0;pwned\x07b\x1b[2Jc\nsandboxes: all good\u202ed";
+  const SHOWN = "a\\x1b]0;pwned\\x07b\\x1b[2Jc\\nsandboxes: all good\\u202ed";
+  const CONTROLS = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/;
+
+  test("cp's skipped entries and its refusals show them as escapes: one line each, no control character", async () => {
+    const { env, home } = machine();
+    // The name reaches the sandbox's shell as an argument: the command line stays plain.
+    const kept = await cli(["run", "--keep", "-n", "names", "--", "sh", "-c", 'mkdir -p "/tmp/d/$1" && mkfifo "/tmp/d/$1/fifo" && echo x > "/tmp/f$1"', "sh", NAME], { env });
+    expect(kept.code).toBe(0);
+    const id = keptId(kept.stderr)!;
+    try {
+      const copied = await cli(["cp", "names:/tmp/d", join(home, "out")], { env });
+      expect(copied.code).toBe(0);
+      expect(copied.stderr).not.toMatch(CONTROLS);
+      const lines = copied.stderr.split("\n").filter((line) => line.includes("all good"));
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toContain(`(d/${SHOWN}/fifo: unsupported entry type: FIFO)`);
+      // A refusal, on the error line, quotes the name the same way.
+      mkdirSync(join(home, "dir", `f${NAME}`), { recursive: true });
+      const refused = await cli(["cp", `names:/tmp/f${NAME}`, join(home, "dir")], { env });
+      expect(refused.stderr).toBe(`sandboxes: cannot overwrite directory ${join(home, "dir")}/f${SHOWN} with a non-directory: copy to another path, or move what is there out of the way\n`);
+      expect(refused.code).toBe(1);
+    } finally {
+      await cli(["destroy", id], { env });
+    }
+  }, 60_000);
+});
+
 describe("a sandbox whose `sh` answers without end", () => {
   beforeAll(() => assertMachine({ docker: { images: [BUSYBOX] } }), 30_000);
 

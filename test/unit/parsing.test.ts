@@ -2,6 +2,7 @@ import { describe, expect, test } from "bun:test";
 import { parseEnv, parseLabels, parseMemory, parseSeconds, parseTimeoutMs, splitPair } from "../../src/cli/args";
 import { closest, machineError } from "../../src/base/errors";
 import { parseRemote } from "../../src/core/transfer";
+import { printable } from "../../src/base/quote";
 import { byExtension, byName, LANGUAGES } from "../../src/lang/languages";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -74,6 +75,14 @@ describe("flag values", () => {
     // Elsewhere a letter before the colon is a sandbox's one-letter name (`run -n q` makes one).
     expect(parseRemote("q:/tmp/a", "linux")).toEqual({ ref: "q", path: "/tmp/a" });
     expect(parseRemote("C:\\dir", "darwin")).toEqual({ ref: "C", path: "\\dir" });
+    // A path may hold any character a file name can, a newline and a colon too.
+    expect(parseRemote("box:/tmp/a\nb: c")).toEqual({ ref: "box", path: "/tmp/a\nb: c" });
+  });
+
+  test("text a sandbox chose, as a terminal shows it: every control as an escape, newlines kept only when asked", () => {
+    expect(printable("a\x1b]0;t\x07b\x1b[2J\r\t\x7f\x9bc\u202ed\u2066e\nf")).toBe("a\\x1b]0;t\\x07b\\x1b[2J\\r\\t\\x7f\\x9bc\\u202ed\\u2066e\\nf");
+    expect(printable("one\ntwo\x1b", { lines: true })).toBe("one\ntwo\\x1b");
+    expect(printable("plain: ünïcode, 日本, emoji 🙂")).toBe("plain: ünïcode, 日本, emoji 🙂");
   });
 
   test("did-you-mean", () => {
