@@ -4,7 +4,7 @@ import { ProviderError, SandboxesError } from "../../base/errors";
 import { withExplainedRetry, withRetry } from "../retry";
 import { CREATE_TOKEN_KEY, createOnce } from "../shared/create-once";
 import { allowListParts } from "../network";
-import { LABEL_PREFIX, wholeArchive, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
+import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { isRefused, isTransient, translate } from "./errors";
 import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
 import { openPty } from "./pty";
@@ -359,11 +359,9 @@ export class DaytonaProvider implements Provider {
   private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.running(id);
     return {
-      // The SDK uploads a Buffer or a file of this machine: the archive is read whole.
-      upload: async (path, source, what) => {
-        const bytes = Buffer.from(await wholeArchive(source));
-        return this.idempotent(what, () => sandbox.fs.uploadFile(bytes, path));
-      },
+      // Streamed (the SDK's chunked multipart upload): memory stays at a few chunks whatever the
+      // archive's size. Each attempt reads the source again (stdin cannot be: it says so).
+      upload: (path, source, what) => this.idempotent(what, () => sandbox.fs.uploadFileStream(source.stream(), path)),
       download: (path, what) => this.idempotent(what, () => sandbox.fs.downloadFileStream(path)),
     };
   });

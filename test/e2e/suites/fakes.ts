@@ -238,6 +238,7 @@ function daytona(): CloudFake {
         fake.inject({ match: new RegExp(`^POST /toolbox/${id}/process/session/[^/]+/exec$`), status: 503, times: 1 });
         fake.inject({ match: new RegExp(`^GET /toolbox/${id}/process/session/[^/]+/command/[^/]+$`), status: 500, times: 1 });
       },
+      uploadFails: (id) => fake.inject({ match: `POST /toolbox/${id}/files/bulk-upload`, status: 503, times: 1 }),
       destroyFails: (id) => fake.inject({ match: `DELETE /api/sandbox/${id}`, status: 503, times: 1 }),
     },
     credentials: {

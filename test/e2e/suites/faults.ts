@@ -119,8 +119,9 @@ export function testFaults(fake: CloudFake): void {
       expect(fake.live()).toBe(0);
     }, 60_000);
 
-    // Only where the provider retries an upload by reading its archive again (E2B, Sprites): the
-    // others read it once (whole, in parts, or into a command's stdin) and have nothing to re-read.
+    // Only where the provider retries an upload by reading its archive again (E2B, Sprites,
+    // Daytona): the others read it once (whole, in parts, or into a command's stdin) and have
+    // nothing to re-read.
     if (hooks.uploadFails) test("an upload that fails on the way is sent again from its start; from stdin it cannot be, and cp says so in one line", async () => {
       const id = await keep();
       try {

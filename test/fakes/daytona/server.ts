@@ -147,6 +147,8 @@ export class FakeDaytona {
       hostname: "127.0.0.1",
       port: this.options.port ?? 0,
       idleTimeout: 120,
+      // Daytona takes uploads of gigabytes (its SDK streams them); Bun's default stops at 128 MiB.
+      maxRequestBodySize: 4 * 1024 ** 3,
       fetch: (req, server) => this.handle(req, server),
       websocket: {
         open: (ws) => this.onSocketOpen(ws),
