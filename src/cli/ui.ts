@@ -26,8 +26,10 @@ let messages: Messages | undefined;
  */
 export function ui(): Messages {
   humanOutput.used = true;
-  const say = (level: keyof Messages) => (message: string) => consola()[level](printable(message, { lines: true }));
-  messages ??= { info: say("info"), success: say("success"), warn: say("warn"), error: say("error") };
+  if (!messages) {
+    const say = (level: keyof Messages) => (message: string) => consola()[level](printable(message, { lines: true }));
+    messages = { info: say("info"), success: say("success"), warn: say("warn"), error: say("error") };
+  }
   return messages;
 }
 

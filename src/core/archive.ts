@@ -246,8 +246,7 @@ function firstConflict(from: string, to: string): string | undefined {
  * firstConflict has found nothing that would replace a directory or be replaced by one.
  */
 function moveInto(from: string, to: string): void {
-  const there = lstatSync(to, { throwIfNoEntry: false });
-  if (there?.isDirectory() && lstatSync(from).isDirectory()) {
+  if (lstatSync(to, { throwIfNoEntry: false })?.isDirectory() && lstatSync(from).isDirectory()) {
     for (const name of readdirSync(from)) moveInto(join(from, name), join(to, name));
     return;
   }
@@ -256,22 +255,24 @@ function moveInto(from: string, to: string): void {
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== "EXDEV") throw error;
     // `to` is on another filesystem than the staging directory (a mount inside the directory
-    // copied into): copied there instead, as mv does. What was at `to` goes first, so nothing is
-    // written through a link of yours; links in the copy stay links.
-    if (there) rmSync(to, { force: true });
+    // copied into): copied there first, beside `to`, then renamed over it, as mv does. What is at
+    // `to` stays until the copy is whole, and is then replaced, never written through (a link of
+    // yours included); links in the copy stay links.
+    const beside = mkdtempSync(join(dirname(to), ".sandboxes-cp-"));
     try {
-      cpSync(from, to, { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, errorOnExist: true, force: false });
+      cpSync(from, join(beside, "copy"), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, errorOnExist: true, force: false });
+      renameSync(join(beside, "copy"), to);
     } catch (copyError) {
-      // Nothing was at `to` but what this copy made: no half-written file stays.
-      rmSync(to, { recursive: true, force: true });
       const { code, message } = copyError as NodeJS.ErrnoException;
       throw new SandboxesError("file_system", `cannot write ${to}: ${machineCause(code) ?? message}`, "user");
+    } finally {
+      rmSync(beside, { recursive: true, force: true });
     }
   }
 }
 
 /** Bytes for a person: 1.5 GiB, 12.0 MiB, 512 bytes. */
-export function formatBytes(bytes: number): string {
+function formatBytes(bytes: number): string {
   const units = ["KiB", "MiB", "GiB", "TiB", "PiB"];
   if (bytes < 1024) return `${bytes} bytes`;
   let value = bytes / 1024;

@@ -477,8 +477,9 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
         '"$2" cp mounts:/tmp/d/f mounts:/tmp/d/inner "$1" 2>&1; echo "exit $?"',
         '"$2" cp mounts:/tmp/d/f "$1/d" 2>&1; echo "exit $?"; cat "$1/d/f" "$1/d/mine"; [ -L "$1/d/f" ] || echo "not a link"',
         '"$2" cp mounts:/tmp/sparse "$1" 2>&1; echo "exit $?"',
-        '"$2" cp mounts:/tmp/d "$1" 2>&1; echo "exit $?"',
-        'ls -A "$1" "$1/d"',
+        'mkdir "$1/d/inner" && echo "keep me" > "$1/d/inner/twelve"',
+        '"$2" cp mounts:/tmp/d "$1" 2>&1; echo "exit $?"; cat "$1/d/inner/twelve"',
+        'ls -A "$1" "$1/d" "$1/d/inner"',
       ].join("; ");
       const inNamespace = Bun.spawn(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", disk, BINARY], { env, stdout: "pipe", stderr: "pipe" });
       const [out, err] = await Promise.all([new Response(inNamespace.stdout).text(), new Response(inNamespace.stderr).text(), inNamespace.exited]);
@@ -496,15 +497,22 @@ describe("cp: streamed both ways, and only what is safe to write here", () => {
         `sandboxes: cannot copy to ${disk}: its files need more than the 16.0 MiB free there (sparse alone is 1.0 GiB): free some space or copy elsewhere; a file can take far more room here than in the sandbox (a sparse file is copied whole)`,
         "exit 1",
         // d merges into the 1 MiB disk at d, whose space the copy cannot see beforehand: its 12
-        // MiB file cannot fit there, and nothing of it stays.
-        `sandboxes: cannot write ${disk}/d/inner: no space left on the device`,
+        // MiB file cannot fit there; your file of that name stays as it was, nothing half-written
+        // (what fitted before it, inner/g, arrived, as with cp -r).
+        `sandboxes: cannot write ${disk}/d/inner/twelve: no space left on the device`,
         "exit 1",
+        "keep me",
         `${disk}:`,
         "d",
         "",
         `${disk}/d:`,
         "f",
+        "inner",
         "mine",
+        "",
+        `${disk}/d/inner:`,
+        "g",
+        "twelve",
         "",
       ]);
     });
