@@ -35,9 +35,13 @@ export function hostTar(args: string[], what: string, options: { stdin?: Uint8Ar
       const stop = () => child.kill();
       signal?.addEventListener("abort", stop, { once: true });
       const end = () => signal?.removeEventListener("abort", stop);
+      // Given up by its reader (an attempt the provider's API refused before taking it all): the
+      // tar stopped for it is no failure of the copy, which the next attempt may still make.
+      let cancelled = false;
       return new ReadableStream<Uint8Array>({
         async pull(controller) {
           const next = await reader.read();
+          if (cancelled) return;
           if (signal?.aborted) {
             end();
             failure = new InterruptedError((signal.reason as StopReason) ?? "SIGINT");
@@ -47,10 +51,12 @@ export function hostTar(args: string[], what: string, options: { stdin?: Uint8Ar
           end();
           const code = await child.exited;
           if (code === 0) return controller.close();
+          if (cancelled) return;
           failure = transferFailed(`cannot read ${what}`, await errors, code);
           controller.error(failure);
         },
         cancel() {
+          cancelled = true;
           end();
           child.kill();
         },
