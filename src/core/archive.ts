@@ -152,8 +152,9 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
   // stays). A tar says each file's size before its bytes: a copy that cannot fit (a sandbox's
   // sparse file of a terabyte is sent whole) is refused at the first file past it, instead of
   // filling the disk under everything else on this machine and failing then.
-  const { bavail, bsize } = statfsSync(staging);
-  const room = bavail * bsize;
+  // A filesystem that reports no size at all (some network and FUSE ones) is not taken at its word.
+  const { bavail, blocks, bsize } = statfsSync(staging);
+  const room = blocks > 0 ? bavail * bsize : Number.POSITIVE_INFINITY;
   try {
     const unpack = new Unpack({
       cwd: staging,
