@@ -263,27 +263,17 @@ describe("daytona fake: one filesystem and process space per sandbox", () => {
   });
 });
 
-describe("daytona uploads: ours and the SDK's on the same route", () => {
-  test("the official SDK's uploadFile and uploadStreamed (which goes around it for backpressure) send what the fake writes byte for byte", async () => {
-    const { Daytona } = await import("@daytonaio/sdk");
-    const { uploadStreamed } = await import("../../src/providers/daytona/upload");
-    const daytona = new Daytona({ apiKey: "unit-key", apiUrl: fake.apiUrl });
-    const sandbox = await daytona.create();
-    try {
-      const bytes = new Uint8Array(3 * 1024 * 1024 + 17).map((_, i) => (i * 7919) >>> 3);
-      const hash = (data: Uint8Array) => new Bun.CryptoHasher("sha256").update(data).digest("hex");
-      await sandbox.fs.uploadFile(Buffer.from(bytes), "/tmp/by-sdk.bin");
-      await uploadStreamed(sandbox, "unit-key", "/tmp/ours.bin", new Blob([bytes]).stream());
-      const uploads = fake.uploads.filter((u) => u.path.endsWith("/tmp/by-sdk.bin") || u.path.endsWith("/tmp/ours.bin"));
-      expect(uploads.map((u) => u.size)).toEqual([bytes.length, bytes.length]);
-      for (const { path } of uploads) expect(hash(new Uint8Array(readFileSync(path)))).toBe(hash(bytes));
-      // A refusal is the SDK's error with its status (retried and told as for every other call).
-      fake.inject({ match: `POST /toolbox/${sandbox.id}/files/bulk-upload`, status: 403, times: 1 });
-      await expect(uploadStreamed(sandbox, "unit-key", "/tmp/refused.bin", new Blob([bytes]).stream())).rejects.toMatchObject({ statusCode: 403 });
-      // Without the key the toolbox refuses it, as it refuses the SDK.
-      await expect(uploadStreamed(sandbox, "wrong-key", "/tmp/no-key.bin", new Blob([bytes]).stream())).rejects.toMatchObject({ statusCode: 401 });
-    } finally {
-      await daytona.delete(sandbox);
-    }
-  });
+describe("daytona uploads: backpressure", () => {
+  test("the SDK's streamed upload, as the provider uses it, reads the archive only as fast as the receiver takes it: a slow one holds the sender, whose memory stays flat", () => {
+    // In a process of its own (its peak memory is its own): 120 MiB to a receiver of ~25 MB/s.
+    const run = Bun.spawnSync([process.execPath, join(import.meta.dir, "../fakes/daytona/slow-upload.ts")], { stdout: "pipe", stderr: "pipe" });
+    expect(run.stderr.toString()).toBe("");
+    const { seconds, read, readSoFar, peak } = JSON.parse(run.stdout.toString()) as { seconds: number; read: number; readSoFar: number[]; peak: number };
+    const MiB = 1024 * 1024;
+    expect(read).toBe(120 * MiB);
+    // Read ahead of the receiver, the whole source would be in memory within the first samples.
+    expect(readSoFar[3]!).toBeLessThan(60 * MiB);
+    expect(seconds).toBeGreaterThan(3);
+    expect(peak).toBeLessThan(250 * MiB);
+  }, 60_000);
 });

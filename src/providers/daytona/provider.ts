@@ -8,7 +8,6 @@ import { LABEL_PREFIX, type CreateSpec, type ExecOutcome, type ExecSpec, type Pr
 import { isRefused, isTransient, translate } from "./errors";
 import { DAYTONA_CAPABILITIES, type DaytonaSettings } from "./index";
 import { openPty } from "./pty";
-import { uploadStreamed } from "./upload";
 import { quote } from "./shell";
 import { registerDaytonaRuntimeModules } from "./runtime-shim";
 import { dict, hasLabels } from "../../base/keys";
@@ -360,10 +359,10 @@ export class DaytonaProvider implements Provider {
   private readonly archives = stagedArchives(this, async (id) => {
     const sandbox = await this.running(id);
     return {
-      // Streamed, at the pace the connection takes it (upload.ts): memory stays at a few chunks
-      // whatever the archive's size. Each attempt reads the source again (stdin cannot be: it
-      // says so).
-      upload: (path, source, what) => this.idempotent(what, () => uploadStreamed(sandbox, this.settings.apiKey, path, source.stream())),
+      // Streamed (the SDK's chunked multipart upload, read at the pace the connection takes it):
+      // memory stays at a few chunks whatever the archive's size. Each attempt reads the source
+      // again (stdin cannot be: it says so).
+      upload: (path, source, what) => this.idempotent(what, () => sandbox.fs.uploadFileStream(source.stream(), path)),
       download: (path, what) => this.idempotent(what, () => sandbox.fs.downloadFileStream(path)),
     };
   });
