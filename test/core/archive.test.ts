@@ -9,7 +9,7 @@ import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Header, type HeaderData } from "tar";
-import { unpackTo } from "../../src/core/archive";
+import { hostTar, unpackTo } from "../../src/core/archive";
 
 const root = mkdtempSync(join(tmpdir(), "sandboxes-unpack-"));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -183,4 +183,29 @@ test("a copy that cannot fit is refused at its first file past the free space, b
     expect.stringMatching(new RegExp(`^file_system: cannot write (copy|fills.bin) into ${place}: .*(no space left on the device|bytes did not reach the disk)`)),
     "",
   ]);
+});
+
+test("an archive stream given up with a read pending (an attempt the API answered early) is no failure of the copy; a whole read and a tar that fails are as before", async () => {
+  const place = join(root, "retried");
+  mkdirSync(place);
+  await Bun.write(join(place, "big.bin"), new Uint8Array(8 * 1024 * 1024).fill(1));
+  // The first attempt's tar waits for its list of files (a FIFO nobody writes): the read is
+  // pending when the reader gives up, as an upload's body is when the API answers early.
+  const list = join(place, "list");
+  Bun.spawnSync(["mkfifo", list]);
+  const waiting = hostTar(["-C", place, "--files-from", list], place);
+  const first = waiting.stream().getReader();
+  const pending = first.read();
+  await Bun.sleep(100);
+  await first.cancel();
+  await pending.catch(() => {});
+  await Bun.sleep(100); // its tar is stopped, and ends meanwhile
+  expect(waiting.failure).toBeUndefined();
+  const archive = hostTar(["-C", place, "big.bin"], place);
+  const whole = await new Response(archive.stream()).arrayBuffer();
+  expect(whole.byteLength).toBeGreaterThan(8 * 1024 * 1024);
+  expect(archive.failure).toBeUndefined();
+  const missing = hostTar(["-C", place, "not-there"], join(place, "not-there"));
+  await expect(new Response(missing.stream()).arrayBuffer()).rejects.toThrow(`cannot read ${join(place, "not-there")}`);
+  expect(missing.failure?.message).toContain("cannot read");
 });
