@@ -136,7 +136,7 @@ export async function unpackTo(target: string, fill: (write: (chunk: Uint8Array)
   // its own (a disk, a tmpfs), and a rename from its parent's filesystem would fail after the
   // whole transfer.
   const landsIn = statSync(target, { throwIfNoEntry: false })?.isDirectory() ? target : dirname(target);
-  const staging = mkdtempSync(join(existsSync(landsIn) ? landsIn : osTmpdir(), ".sandboxes-cp-"));
+  const staging = mkdtempSync(join(existsSync(landsIn) ? landsIn : osTmpdir(), STAGING_PREFIX));
   const skipped = { count: 0, first: [] as string[] };
   // Names from the archive, shown in one line of ours: a newline in one stays an escape.
   const skip = (line: string) => {
@@ -265,7 +265,7 @@ function moveInto(from: string, to: string): void {
     // copied into): copied there first, beside `to`, then renamed over it, as mv does. What is at
     // `to` stays until the copy is whole, and is then replaced, never written through (a link of
     // yours included); links in the copy stay links.
-    const beside = mkdtempSync(join(dirname(to), ".sandboxes-cp-"));
+    const beside = mkdtempSync(join(dirname(to), STAGING_PREFIX));
     try {
       cpSync(from, join(beside, "copy"), { recursive: true, verbatimSymlinks: true, preserveTimestamps: true, errorOnExist: true, force: false });
       renameSync(join(beside, "copy"), to);
@@ -287,6 +287,9 @@ function formatBytes(bytes: number): string {
   for (; value >= 1024 && unit < units.length - 1; unit++) value /= 1024;
   return `${value.toFixed(1)} ${units[unit]}`;
 }
+
+/** Where a copy out of a sandbox is assembled before it is moved into place (removed after). */
+const STAGING_PREFIX = ".sandboxes-cp-";
 
 /** node-tar's names for entries that are files with content. */
 const REGULAR_FILE = new Set(["File", "OldFile", "ContiguousFile"]);

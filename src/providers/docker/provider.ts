@@ -351,19 +351,20 @@ export class DockerProvider implements Provider {
 
     let timedOut = false;
     let stopping: Promise<void> | undefined;
-    const stop = (aborted: boolean) => {
+    const stop = () => {
       stopping ??= this.killMarked(id, mark).then(async () => {
         // An escaped child can hold the stream open; do not wait on it forever.
-        if (!aborted) await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
+        await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
         stream.destroy();
       });
     };
-    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop(false)), spec.timeoutMs) : undefined;
+    const timer = spec.timeoutMs ? setTimeout(() => ((timedOut = true), stop()), spec.timeoutMs) : undefined;
     // Aborted, the caller wants nothing more: hang up at once, then kill, rather than read and
-    // drop the output of a command that floods it for as long as the kill takes.
+    // drop the output of a command that floods it for as long as the kill takes (the hung-up
+    // stream has ended, so the kill's wait for it is over at once).
     const onAbort = () => {
       stream.destroy();
-      stop(true);
+      stop();
     };
     if (spec.signal?.aborted) onAbort();
     spec.signal?.addEventListener("abort", onAbort, { once: true });
