@@ -191,3 +191,31 @@ export async function archiveOf(provider: { getArchive?(id: string, path: string
   await provider.getArchive!(id, path, (chunk) => void chunks.push(chunk));
   return Buffer.concat(chunks);
 }
+
+/**
+ * python3 as the binary's parent: it forks (a copy of its own small self, not of the test
+ * process), execs the binary, and once it has exited writes wait4's ru_maxrss (KiB) as the last
+ * line of stderr.
+ */
+const PEAK_OF_CHILD = `import os, sys
+pid = os.fork()
+if pid == 0:
+    os.execv(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+sys.stderr.write("\\npeak-kib %d\\n" % usage.ru_maxrss)
+code = os.waitstatus_to_exitcode(status)
+sys.exit(code if code >= 0 else 128 - code)`;
+
+/**
+ * Runs the binary with stdout to /dev/null; its exit code and the peak of its resident set. Not
+ * Bun's resourceUsage().maxRSS: Bun starts a child with vfork, and the kernel counts the memory the
+ * child shared until its exec (the test process's, over a gigabyte late in a full run) as the
+ * child's own peak. Nor a poll of VmHWM, which misses what happens between two looks.
+ */
+export async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number }> {
+  const child = Bun.spawn(["python3", "-c", PEAK_OF_CHILD, BINARY, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+  const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+  const kib = /\npeak-kib (\d+)\n$/.exec(stderr)?.[1];
+  if (kib === undefined) throw new Error(`peakMemory: python3 gave no peak (exit ${code}): ${stderr.slice(-300)}`);
+  return { code, peakBytes: Number(kib) * 1024 };
+}

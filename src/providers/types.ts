@@ -154,7 +154,7 @@ export interface ArchiveSource {
   stream(): ReadableStream<Uint8Array>;
 }
 
-/** An archive source read to its end, for the APIs that take a file as one body. */
+/** An archive source read to its end, in memory (the tests' fakes; providers spool big bodies: shared/spool.ts). */
 export async function wholeArchive(source: ArchiveSource): Promise<Uint8Array> {
   return new Uint8Array(await new Response(source.stream()).arrayBuffer());
 }

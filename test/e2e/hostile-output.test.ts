@@ -12,34 +12,13 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { startFakeE2B, type FakeE2B } from "../fakes/e2b/server";
 import { BUSYBOX, containersLeft } from "./_docker-helpers";
-import { assertMachine, BINARY, cli, dockerSocket, keptId, localSandboxesLeft, machines } from "../helpers";
+import { assertMachine, BINARY, cli, dockerSocket, keptId, localSandboxesLeft, machines, peakMemory } from "../helpers";
 
 const { machine, removeAll } = machines();
 afterAll(removeAll);
 
 const MiB = 1024 * 1024;
 
-
-/** Runs the binary with stdout to /dev/null, polling the peak resident set (VmHWM) of its process. */
-async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number }> {
-  const child = Bun.spawn([BINARY, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
-  let peak = 0;
-  let running = true;
-  const poll = (async () => {
-    while (running) {
-      const status = await Bun.file(`/proc/${child.pid}/status`).text().catch(() => "");
-      const kib = Number(/VmHWM:\s+(\d+) kB/.exec(status)?.[1] ?? 0);
-      peak = Math.max(peak, kib * 1024);
-      await Bun.sleep(20);
-    }
-  })();
-  const code = await child.exited;
-  running = false;
-  await poll;
-  // ru_maxrss of the exited process: the same peak, including the last moments the poll missed.
-  peak = Math.max(peak, child.resourceUsage()?.maxRSS ?? 0);
-  return { code, peakBytes: peak };
-}
 
 describe("bounded capture with --json", () => {
   test("run --json --max-output 4m yes stays within a bound derived from the cap, and reports the cut", async () => {

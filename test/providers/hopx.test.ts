@@ -5,6 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { hopxDescriptor } from "../../src/providers/hopx";
 import { commandLine } from "../../src/providers/hopx/pty";
+import { writeFileRequest } from "../../src/providers/hopx/provider";
 import type { ExecSpec, Provider } from "../../src/providers/types";
 import { archiveOf } from "../helpers";
 import { startFakeHopx, type FakeHopx } from "../fakes/hopx/server";
@@ -133,3 +134,23 @@ describe("hopx sandboxes", () => {
     );
   });
 });
+
+describe("hopx files/write body, written as the file is read", () => {
+  test("is JSON.stringify's, byte for byte, however the file arrives in chunks (base64 takes 3 bytes at a time)", async () => {
+    const data = new Uint8Array(1000).map((_, i) => (i * 131 + 17) % 256);
+    const path = "/tmp/ünïcode \"quoted\".tar";
+    const expected = JSON.stringify({ path, content: Buffer.from(data).toString("base64"), encoding: "base64", overwrite: true, mode: "0600" });
+    for (const size of [1, 2, 3, 4, 5, 7, 64, 999, 1000]) {
+      const chunks: Uint8Array[] = [];
+      for (let at = 0; at < data.length; at += size) chunks.push(data.slice(at, at + size));
+      const source = { stream: () => new ReadableStream<Uint8Array>({ start(c) { for (const chunk of chunks) c.enqueue(chunk); c.close(); } }) };
+      const written: Uint8Array[] = [];
+      await writeFileRequest(path, source, (chunk) => written.push(chunk));
+      expect(Buffer.concat(written).toString("utf8")).toBe(expected);
+    }
+    const none: Uint8Array[] = [];
+    await writeFileRequest("/e", { stream: () => new Blob([]).stream() }, (chunk) => none.push(chunk));
+    expect(Buffer.concat(none).toString("utf8")).toBe(JSON.stringify({ path: "/e", content: "", encoding: "base64", overwrite: true, mode: "0600" }));
+  });
+});
+

@@ -57,6 +57,8 @@ export interface AgentAccess {
 
 export interface RequestOptions {
   body?: unknown;
+  /** A JSON body already written out (a spooled file: files/write of a big file), sent as it is. */
+  raw?: Blob;
   query?: Record<string, string>;
   signal?: AbortSignal;
   /** Bounds this one request (ms); 60 s unless given. */
@@ -91,8 +93,8 @@ async function request<T>(base: string, method: string, path: string, auth: Reco
   try {
     response = await fetch(url, {
       method,
-      headers: { ...auth, Accept: "application/json", ...(options.body !== undefined ? { "Content-Type": "application/json" } : {}) },
-      body: options.body !== undefined ? JSON.stringify(options.body) : undefined,
+      headers: { ...auth, Accept: "application/json", ...(options.body !== undefined || options.raw ? { "Content-Type": "application/json" } : {}) },
+      body: options.raw ?? (options.body !== undefined ? JSON.stringify(options.body) : undefined),
       signal,
     });
   } catch (error) {

@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, delayBeforeRetry, isTransientStatus, withExplainedRetry, withRetry } from "../retry";
-import { wholeArchive, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
+import { type ArchiveSource, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord } from "../types";
 import { type AgentAccess, type CreateAnswer, explain, HopxApi, HopxNetworkError, isTransient, type ListPage, type SandboxInfo } from "./api";
 import { type CommandAnswer, EXEC_WRAPPER, KILL_SCRIPT, parseAnswer } from "./exec";
 import { HOPX_CAPABILITIES, type HopxSettings, MISSING_API_KEY } from "./index";
@@ -10,7 +10,8 @@ import { openTerminal } from "./pty";
 import { feedInChunks } from "../stdin";
 import { stagedArchives } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
-import { HttpError } from "../shared/http";
+import { HttpError, pumpBody } from "../shared/http";
+import { spool } from "../shared/spool";
 import { stateMap } from "../shared/state";
 import { notConfigured } from "../shared/settings";
 
@@ -288,10 +289,15 @@ export class HopxProvider implements Provider {
 
   private readonly archives = stagedArchives(this, (id) => {
     return {
-      // files/write takes the file as base64 in JSON: the archive is read whole.
+      // files/write takes the file as base64 in JSON: that body is written to disk as the archive
+      // is read, and sent from there (spool), not held in memory.
       upload: async (path, source, what) => {
-        const content = Buffer.from(await wholeArchive(source)).toString("base64");
-        return this.agentCall(id, "POST", "/files/write", { body: { path, content, encoding: "base64", overwrite: true, mode: "0600" }, timeoutMs: 300_000 }, what);
+        const body = await spool((write) => writeFileRequest(path, source, write));
+        try {
+          return await this.agentCall(id, "POST", "/files/write", { raw: body.file(), timeoutMs: 300_000 }, what);
+        } finally {
+          body.remove();
+        }
       },
       download: (path, what) => this.agentCall<AsyncIterable<Uint8Array>>(id, "GET", "/files/download", { query: { path }, stream: true, timeoutMs: 300_000 }, what),
     };
@@ -342,3 +348,22 @@ function createFailure(provider: string, what: string, template: string, error: 
   }
   return explain(provider, what, error);
 }
+
+/**
+ * files/write's body for a file of any size, written out as `source` is read: the same bytes as
+ * JSON.stringify({ path, content (the file in base64), encoding, overwrite, mode }), in pieces.
+ */
+export async function writeFileRequest(path: string, source: ArchiveSource, write: (chunk: Uint8Array) => void): Promise<void> {
+  const text = (value: string) => write(Buffer.from(value));
+  text(`{"path":${JSON.stringify(path)},"content":"`);
+  // base64 takes 3 bytes at a time: what is left of a chunk waits for the next one.
+  let left = new Uint8Array(0);
+  await pumpBody(source.stream(), (chunk) => {
+    const bytes = left.length ? Buffer.concat([left, chunk]) : chunk;
+    const whole = bytes.length - (bytes.length % 3);
+    text(Buffer.from(bytes.buffer, bytes.byteOffset, whole).toString("base64"));
+    left = bytes.slice(whole);
+  });
+  text(`${Buffer.from(left).toString("base64")}","encoding":"base64","overwrite":true,"mode":"0600"}`);
+}
+

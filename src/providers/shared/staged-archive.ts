@@ -14,7 +14,8 @@ export type Run = (argv: string[]) => Promise<{ code: number; stderr: string }>;
 export interface StagedFiles {
   /**
    * One whole file into the sandbox, streamed where the API takes a stream (each attempt reads
-   * `source` again), else read whole first (wholeArchive); `what` names the transfer in errors.
+   * `source` again), else written to disk first and sent from there (spool.ts); `what` names the
+   * transfer in errors.
    */
   upload(path: string, source: ArchiveSource, what: string): Promise<unknown>;
   /**

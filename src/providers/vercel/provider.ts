@@ -13,10 +13,11 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
-import { wholeArchive, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type SandboxRecord } from "../types";
+import { type ArchiveSource, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type SandboxRecord } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { notConfigured, seconds } from "../shared/settings";
-import { HttpError, streamOf } from "../shared/http";
+import { HttpError, pumpBody, streamOf } from "../shared/http";
+import { spool, type Spooled } from "../shared/spool";
 import { createOnce } from "../shared/create-once";
 import { runThroughExec, stagedArchives } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
@@ -80,7 +81,7 @@ type LogLine = { stream: "stdout" | "stderr"; data: string } | { stream: "error"
 interface RequestOptions {
   query?: Record<string, string | undefined>;
   json?: unknown;
-  body?: Uint8Array;
+  body?: Uint8Array | Blob;
   headers?: Record<string, string>;
   timeoutMs?: number | null;
   signal?: AbortSignal;
@@ -110,7 +111,7 @@ export class VercelProvider implements Provider {
     url.searchParams.set("teamId", teamId);
     for (const [key, value] of Object.entries(options.query ?? {})) if (value !== undefined) url.searchParams.set(key, value);
     const headers: Record<string, string> = { Authorization: `Bearer ${token}`, "content-type": "application/json", ...options.headers };
-    const body = options.json !== undefined ? JSON.stringify(options.json) : (options.body as Uint8Array<ArrayBuffer> | undefined);
+    const body = options.json !== undefined ? JSON.stringify(options.json) : (options.body as Uint8Array<ArrayBuffer> | Blob | undefined);
     const signals = [options.signal, options.timeoutMs === null ? undefined : AbortSignal.timeout(options.timeoutMs ?? REQUEST_TIMEOUT_MS)].filter((s) => s !== undefined);
     const response = await fetch(url, { method, headers, body, signal: signals.length ? AbortSignal.any(signals) : undefined });
     if (response.ok) return response;
@@ -364,23 +365,44 @@ export class VercelProvider implements Provider {
   }
 
   /**
-   * The API that the SDK speaks has no stdin for commands, so stdin is read whole and written to a
-   * file in the sandbox's /tmp, which the wrapper opens as the command's stdin and removes.
+   * The API that the SDK speaks has no stdin for commands, so stdin is read to its end (or until
+   * `signal`) and written to a file in the sandbox's /tmp, which the wrapper opens as the command's
+   * stdin and removes.
    */
   private async uploadStdin(id: string, stdin: Uint8Array | ReadableStream<Uint8Array>, signal?: AbortSignal): Promise<string> {
-    const bytes = stdin instanceof Uint8Array ? stdin : await readAll(stdin, signal);
-    if (signal?.aborted) return "";
-    const path = `/tmp/.sandboxes-stdin-${randomBytes(8).toString("hex")}`;
-    await this.writeFile(id, path, bytes);
-    return path;
+    const read = await spool((write) => (stdin instanceof Uint8Array ? Promise.resolve(write(stdin)) : readInto(stdin, write, signal)));
+    try {
+      if (signal?.aborted) return "";
+      const path = `/tmp/.sandboxes-stdin-${randomBytes(8).toString("hex")}`;
+      await this.writeFile(id, path, read.file());
+      return path;
+    } finally {
+      read.remove();
+    }
   }
 
-  /** One file into the sandbox: a gzipped tar extracted at / (POST fs/write), safe to repeat. */
-  private async writeFile(id: string, path: string, bytes: Uint8Array): Promise<void> {
-    const archive = Bun.gzipSync(await new Bun.Archive({ [path.replace(/^\/+/, "")]: bytes }).bytes());
-    await this.retry(`uploading ${path}`, () =>
-      this.inSession(id, (session) => this.request("POST", `${session}/fs/write`, { body: archive, headers: { "content-type": "application/gzip", "x-cwd": "/" }, timeoutMs: 10 * 60_000 })),
-    );
+  /**
+   * One file into the sandbox: a gzipped tar of it, extracted at / (POST fs/write), safe to repeat.
+   * The API takes that tar as one body of known length: the file, then the body, are written to
+   * disk first (spool) and sent from there, so that a copy of gigabytes is not held in memory.
+   */
+  private async writeFile(id: string, path: string, source: ArchiveSource): Promise<void> {
+    const file = await spool((write) => pumpBody(source.stream(), write));
+    let body: Spooled;
+    try {
+      // (TypeScript's lib types the writable side as BufferSource, of which Uint8Array is one.)
+      const gzip = new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+      body = await spool(async (write) => pumpBody((await tarOfOne(path.replace(/^\/+/, ""), file)).pipeThrough(gzip), write));
+    } finally {
+      file.remove();
+    }
+    try {
+      await this.retry(`uploading ${path}`, () =>
+        this.inSession(id, (session) => this.request("POST", `${session}/fs/write`, { body: body.file(), headers: { "content-type": "application/gzip", "x-cwd": "/" }, timeoutMs: 10 * 60_000 })),
+      );
+    } finally {
+      body.remove();
+    }
   }
 
   /**
@@ -390,8 +412,8 @@ export class VercelProvider implements Provider {
    */
   private readonly archives = stagedArchives(this, (id) => {
     return {
-      // fs/write takes a gzipped tar of the file, made here: the archive is read whole.
-      upload: async (path, source) => this.writeFile(id, path, await wholeArchive(source)),
+      // fs/write takes a gzipped tar of the file, made here (writeFile).
+      upload: (path, source) => this.writeFile(id, path, source),
       download: (path, what) =>
         this.retry(what, () => this.inSession(id, async (session) => streamOf(await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })))),
       run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),
@@ -401,19 +423,46 @@ export class VercelProvider implements Provider {
   readonly getArchive = this.archives.getArchive;
 }
 
-/** A stream read to its end, or as far as it got when `signal` aborts. */
-async function readAll(stream: ReadableStream<Uint8Array>, signal?: AbortSignal): Promise<Uint8Array> {
+/** A stream's chunks to `write`, to its end or as far as it got when `signal` aborts. */
+async function readInto(stream: ReadableStream<Uint8Array>, write: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<void> {
   const reader = stream.getReader();
   const cancel = () => void reader.cancel().catch(() => {});
   signal?.addEventListener("abort", cancel, { once: true });
-  const chunks: Uint8Array[] = [];
   try {
-    for (let next = await reader.read(); !next.done && !signal?.aborted; next = await reader.read()) chunks.push(next.value);
+    for (let next = await reader.read(); !next.done && !signal?.aborted; next = await reader.read()) write(next.value);
   } finally {
     signal?.removeEventListener("abort", cancel);
     reader.releaseLock();
   }
-  return Buffer.concat(chunks);
+}
+
+/** tar(1)'s record: an archive's length is a multiple of it. */
+const TAR_RECORD = 10240;
+
+/**
+ * A tar of one regular file (`name`, mode 0644, owned by root, as tar would pack it) whose
+ * contents are a spooled file's: its header, the file as it is read, then the padding and the two
+ * empty blocks that end an archive, up to a whole record.
+ */
+async function tarOfOne(name: string, file: Spooled): Promise<ReadableStream<Uint8Array>> {
+  const { Header } = await import("tar");
+  const header = new Header({ path: name, mode: 0o644, uid: 0, gid: 0, size: file.size, mtime: new Date(), type: "File", uname: "", gname: "" });
+  // Our staged paths are short: a name that needs a pax header is a bug of ours.
+  if (header.encode()) throw new Error(`bug: ${name} does not fit a tar header`);
+  const used = 512 + Math.ceil(file.size / 512) * 512 + 1024;
+  const tail = new Uint8Array(Math.ceil(used / TAR_RECORD) * TAR_RECORD - 512 - file.size);
+  const parts = (async function* () {
+    yield new Uint8Array(header.block!);
+    yield* file.file().stream();
+    yield tail;
+  })();
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const next = await parts.next();
+      if (next.done) controller.close();
+      else controller.enqueue(next.value);
+    },
+  });
 }
 
 /** Parsed lines of an NDJSON body, as they arrive. */

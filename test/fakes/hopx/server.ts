@@ -338,6 +338,8 @@ export async function startFakeHopx(options: FakeHopxOptions = {}): Promise<Fake
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 0,
+    // The agent takes files far past Bun's 128 MiB default (files/write: base64 in JSON).
+    maxRequestBodySize: 4 * 1024 ** 3,
     error: (error) => apiError(500, `fake error: ${error.message}`),
     async fetch(req, server) {
       const parsed = new URL(req.url);

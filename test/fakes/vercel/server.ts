@@ -496,6 +496,8 @@ export async function startFakeVercel(options: FakeVercelOptions = {}): Promise<
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 0,
+    // The service takes files far past Bun's 128 MiB default (fs/write: one gzipped tar per file).
+    maxRequestBodySize: 4 * 1024 ** 3,
     error: () => new Response(null, { status: 500 }),
     async fetch(req) {
       const url = new URL(req.url);
