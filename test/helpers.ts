@@ -212,10 +212,10 @@ sys.exit(code if code >= 0 else 128 - code)`;
  * child shared until its exec (the test process's, over a gigabyte late in a full run) as the
  * child's own peak. Nor a poll of VmHWM, which misses what happens between two looks.
  */
-export async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number }> {
+export async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number; stderr: string }> {
   const child = Bun.spawn(["python3", "-c", PEAK_OF_CHILD, BINARY, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
-  const kib = /\npeak-kib (\d+)\n$/.exec(stderr)?.[1];
-  if (kib === undefined) throw new Error(`peakMemory: python3 gave no peak (exit ${code}): ${stderr.slice(-300)}`);
-  return { code, peakBytes: Number(kib) * 1024 };
+  const peak = /\npeak-kib (\d+)\n$/.exec(stderr);
+  if (!peak) throw new Error(`peakMemory: python3 gave no peak (exit ${code}): ${stderr.slice(-300)}`);
+  return { code, peakBytes: Number(peak[1]) * 1024, stderr: stderr.slice(0, peak.index) };
 }
