@@ -36,6 +36,7 @@ import { basename, join, resolve } from "node:path";
 import { findDescriptor } from "../../src/providers/catalog";
 import { shellQuote } from "../../src/base/quote";
 import { PtyOutput } from "../../src/providers/shared/pty";
+import { peakMemory } from "../helpers";
 import { type ArchiveSource, type Capabilities, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type PtySession, type PtySpec, type SandboxRecord, wholeArchive } from "../../src/providers/types";
 
 export const ROOT = resolve(import.meta.dir, "../..");
@@ -262,6 +263,24 @@ export class CliProvider implements Provider {
       }
     } finally {
       rmSync(staging, { recursive: true, force: true });
+    }
+  }
+
+  /**
+   * `sandboxes cp` of a one-byte file, then of `bytes`, into the sandbox's `dir`: the exit codes
+   * and the binary's peak memory in each (peakMemory: its own, not the test process's).
+   */
+  async copyPeaks(id: string, dir: string, bytes: Uint8Array): Promise<{ idle: { code: number; peakBytes: number }; big: { code: number; peakBytes: number } }> {
+    const small = join(this.scratch, "one-byte");
+    const big = join(this.scratch, "big");
+    await Bun.write(small, "x");
+    await Bun.write(big, bytes);
+    try {
+      const idle = await peakMemory(["cp", "-p", this.name, small, `${id}:${dir}/one-byte`], this.env);
+      return { idle, big: await peakMemory(["cp", "-p", this.name, big, `${id}:${dir}/big`], this.env) };
+    } finally {
+      rmSync(small, { force: true });
+      rmSync(big, { force: true });
     }
   }
 

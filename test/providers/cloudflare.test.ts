@@ -62,6 +62,22 @@ describe("cloudflare provider", () => {
     expect((await exec(["ls", "-A", "/workspace"])).out).toBe("");
   });
 
+  test("a stdin past 32 MiB is refused once that much is read: an endless one ends, and no exec is sent", async () => {
+    let pulled = 0;
+    const endless = new ReadableStream<Uint8Array>({
+      pull(controller) {
+        pulled += 1 << 20;
+        controller.enqueue(new Uint8Array(1 << 20));
+      },
+    });
+    const execs = () => fake.requests.filter((r) => r === `POST /v1/sandbox/${id}/exec`).length;
+    const before = execs();
+    await expect(exec(["wc", "-c"], { stdin: endless })).rejects.toThrow("stdin is more than the 33554432 bytes a cloudflare sandbox can take");
+    // Read up to the limit and a little past it (the stream's own read-ahead), not on and on.
+    expect(pulled).toBeLessThan(40 * (1 << 20));
+    expect(execs()).toBe(before);
+  });
+
   test("an exec refused with a 503 runs once after the retry; one dropped after it started is not sent again", async () => {
     fake.fault({ match: `POST /v1/sandbox/${id}/exec`, kind: "status", status: 503, times: 1 });
     expect((await exec(["sh", "-c", "echo x >> /tmp/once; wc -l < /tmp/once"])).out.trim()).toBe("1");

@@ -11,7 +11,8 @@ const REQUEST_TIMEOUT_MS = 60_000;
 
 export interface RequestOptions {
   json?: unknown;
-  body?: Uint8Array;
+  /** Bytes, or a file of ours (a spooled part: Bun sends it as it reads it). */
+  body?: Uint8Array | Blob;
   timeoutMs?: number;
   signal?: AbortSignal;
 }

@@ -356,14 +356,26 @@ function createFailure(provider: string, what: string, template: string, error: 
 export async function writeFileRequest(path: string, source: ArchiveSource, write: (chunk: Uint8Array) => void): Promise<void> {
   const text = (value: string) => write(Buffer.from(value));
   text(`{"path":${JSON.stringify(path)},"content":"`);
-  // base64 takes 3 bytes at a time: what is left of a chunk waits for the next one.
+  // base64 takes 3 bytes at a time: what is left of a chunk (0-2 bytes) waits for the next one,
+  // and only those are copied.
   let left = new Uint8Array(0);
+  const encode = (bytes: Uint8Array) => text(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString("base64"));
   await pumpBody(source.stream(), (chunk) => {
-    const bytes = left.length ? Buffer.concat([left, chunk]) : chunk;
-    const whole = bytes.length - (bytes.length % 3);
-    text(Buffer.from(bytes.buffer, bytes.byteOffset, whole).toString("base64"));
-    left = bytes.slice(whole);
+    let rest = chunk;
+    if (left.length) {
+      const joined = new Uint8Array(Math.min(3, left.length + chunk.length));
+      joined.set(left);
+      joined.set(chunk.subarray(0, joined.length - left.length), left.length);
+      rest = chunk.subarray(joined.length - left.length);
+      left = joined;
+      if (left.length < 3) return;
+      encode(left);
+    }
+    const whole = rest.length - (rest.length % 3);
+    encode(rest.subarray(0, whole));
+    left = rest.slice(whole);
   });
-  text(`${Buffer.from(left).toString("base64")}","encoding":"base64","overwrite":true,"mode":"0600"}`);
+  encode(left);
+  text(`","encoding":"base64","overwrite":true,"mode":"0600"}`);
 }
 

@@ -22,14 +22,14 @@ export class HttpError extends Error {
 }
 
 /** A request's body, with its Content-Type added to `headers`: `json` as JSON, else the raw bytes of `body` (streamed when it is a stream). */
-export function requestBody(options: { json?: unknown; body?: Uint8Array | ReadableStream<Uint8Array> }, headers: Record<string, string>): BodyInit | undefined {
+export function requestBody(options: { json?: unknown; body?: Uint8Array | Blob | ReadableStream<Uint8Array> }, headers: Record<string, string>): BodyInit | undefined {
   if (options.json !== undefined) {
     headers["Content-Type"] = "application/json";
     return JSON.stringify(options.json);
   }
   if (!options.body) return undefined;
   headers["Content-Type"] = "application/octet-stream";
-  return options.body as Uint8Array<ArrayBuffer> | ReadableStream<Uint8Array>;
+  return options.body as Uint8Array<ArrayBuffer> | Blob | ReadableStream<Uint8Array>;
 }
 
 /** A response's body as a stream (an empty one when it has none). */

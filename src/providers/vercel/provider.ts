@@ -13,7 +13,7 @@ import { randomBytes } from "node:crypto";
 import { ProviderError, SandboxesError } from "../../base/errors";
 import { DEFAULT_RETRY, isNetworkFailure, isTransientStatus, withRetry } from "../retry";
 import { allowListParts } from "../network";
-import { type ArchiveSource, type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type SandboxRecord } from "../types";
+import { type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type ProviderContext, type SandboxRecord } from "../types";
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { notConfigured, seconds } from "../shared/settings";
 import { HttpError, pumpBody, streamOf } from "../shared/http";
@@ -370,11 +370,14 @@ export class VercelProvider implements Provider {
    * stdin and removes.
    */
   private async uploadStdin(id: string, stdin: Uint8Array | ReadableStream<Uint8Array>, signal?: AbortSignal): Promise<string> {
-    const read = await spool((write) => (stdin instanceof Uint8Array ? Promise.resolve(write(stdin)) : readInto(stdin, write, signal)));
+    const read = await spool(async (write) => {
+      if (stdin instanceof Uint8Array) write(stdin);
+      else await readInto(stdin, write, signal);
+    });
     try {
       if (signal?.aborted) return "";
       const path = `/tmp/.sandboxes-stdin-${randomBytes(8).toString("hex")}`;
-      await this.writeFile(id, path, read.file());
+      await this.writeFile(id, path, read);
       return path;
     } finally {
       read.remove();
@@ -382,20 +385,15 @@ export class VercelProvider implements Provider {
   }
 
   /**
-   * One file into the sandbox: a gzipped tar of it, extracted at / (POST fs/write), safe to repeat.
-   * The API takes that tar as one body of known length: the file, then the body, are written to
-   * disk first (spool) and sent from there, so that a copy of gigabytes is not held in memory.
+   * One file into the sandbox, from a spooled file of ours (its size goes first in the tar): a
+   * gzipped tar of it, extracted at / (POST fs/write), safe to repeat. The API takes that tar as
+   * one body of known length: it is written to disk too (spool) and sent from there, so that a
+   * copy of gigabytes is never held in memory.
    */
-  private async writeFile(id: string, path: string, source: ArchiveSource): Promise<void> {
-    const file = await spool((write) => pumpBody(source.stream(), write));
-    let body: Spooled;
-    try {
-      // (TypeScript's lib types the writable side as BufferSource, of which Uint8Array is one.)
-      const gzip = new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
-      body = await spool(async (write) => pumpBody((await tarOfOne(path.replace(/^\/+/, ""), file)).pipeThrough(gzip), write));
-    } finally {
-      file.remove();
-    }
+  private async writeFile(id: string, path: string, file: Spooled): Promise<void> {
+    // (TypeScript's lib types the writable side as BufferSource, of which Uint8Array is one.)
+    const gzip = new CompressionStream("gzip") as unknown as TransformStream<Uint8Array, Uint8Array>;
+    const body = await spool(async (write) => pumpBody((await tarOfOne(path.replace(/^\/+/, ""), file)).pipeThrough(gzip), write));
     try {
       await this.retry(`uploading ${path}`, () =>
         this.inSession(id, (session) => this.request("POST", `${session}/fs/write`, { body: body.file(), headers: { "content-type": "application/gzip", "x-cwd": "/" }, timeoutMs: 10 * 60_000 })),
@@ -412,8 +410,15 @@ export class VercelProvider implements Provider {
    */
   private readonly archives = stagedArchives(this, (id) => {
     return {
-      // fs/write takes a gzipped tar of the file, made here (writeFile).
-      upload: (path, source) => this.writeFile(id, path, source),
+      // fs/write takes a gzipped tar of the file, made here (writeFile) from the archive on disk.
+      upload: async (path, source) => {
+        const file = await spool((write) => pumpBody(source.stream(), write));
+        try {
+          await this.writeFile(id, path, file);
+        } finally {
+          file.remove();
+        }
+      },
       download: (path, what) =>
         this.retry(what, () => this.inSession(id, async (session) => streamOf(await this.request("POST", `${session}/fs/read`, { json: { path, cwd: "/" }, timeoutMs: 10 * 60_000 })))),
       run: runThroughExec((spec) => this.exec(id, spec), 10 * 60_000),

@@ -407,6 +407,8 @@ export async function startFakeE2B(options: FakeE2BOptions = {}): Promise<FakeE2
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 0,
+    // The service takes files far past Bun's 128 MiB default (envd's file upload).
+    maxRequestBodySize: 4 * 1024 ** 3,
     error: () => new Response(null, { status: 500 }),
     async fetch(req) {
       const url = new URL(req.url);

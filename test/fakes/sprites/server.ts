@@ -343,6 +343,8 @@ export async function startFakeSprites(options: FakeSpritesOptions = {}): Promis
     hostname: "127.0.0.1",
     port: 0,
     idleTimeout: 0,
+    // The service takes files far past Bun's 128 MiB default (PUT fs/write).
+    maxRequestBodySize: 4 * 1024 ** 3,
     error: () => new Response(null, { status: 500 }),
     async fetch(req, server) {
       const url = new URL(req.url);
