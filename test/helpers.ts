@@ -207,13 +207,14 @@ code = os.waitstatus_to_exitcode(status)
 sys.exit(code if code >= 0 else 128 - code)`;
 
 /**
- * Runs the binary with stdout to /dev/null; its exit code and the peak of its resident set. Not
+ * Runs the binary with stdout to /dev/null (stdin: a file's path, else none); its exit code, its
+ * stderr and the peak of its resident set. Not
  * Bun's resourceUsage().maxRSS: Bun starts a child with vfork, and the kernel counts the memory the
  * child shared until its exec (the test process's, over a gigabyte late in a full run) as the
  * child's own peak. Nor a poll of VmHWM, which misses what happens between two looks.
  */
-export async function peakMemory(args: string[], env: Record<string, string>): Promise<{ code: number; peakBytes: number; stderr: string }> {
-  const child = Bun.spawn(["python3", "-c", PEAK_OF_CHILD, BINARY, ...args], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+export async function peakMemory(args: string[], env: Record<string, string>, stdin?: string): Promise<{ code: number; peakBytes: number; stderr: string }> {
+  const child = Bun.spawn(["python3", "-c", PEAK_OF_CHILD, BINARY, ...args], { env, stdin: stdin !== undefined ? Bun.file(stdin) : "ignore", stdout: "ignore", stderr: "pipe" });
   const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
   const peak = /\npeak-kib (\d+)\n$/.exec(stderr);
   if (!peak) throw new Error(`peakMemory: python3 gave no peak (exit ${code}): ${stderr.slice(-300)}`);

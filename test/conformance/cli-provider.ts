@@ -284,6 +284,25 @@ export class CliProvider implements Provider {
     }
   }
 
+  /**
+   * `sandboxes exec ID -- sh -c SCRIPT` with one byte, then `bytes`, as its stdin: the results
+   * and the binary's peak memory in each (peakMemory).
+   */
+  async stdinPeaks(id: string, script: string, bytes: Uint8Array): Promise<{ idle: { code: number; peakBytes: number; stderr: string }; big: { code: number; peakBytes: number; stderr: string } }> {
+    const small = join(this.scratch, "one-byte-stdin");
+    const big = join(this.scratch, "big-stdin");
+    await Bun.write(small, "x");
+    await Bun.write(big, bytes);
+    const args = ["exec", id, "-p", this.name, "--", "sh", "-c", script];
+    try {
+      const idle = await peakMemory(args, this.env, small);
+      return { idle, big: await peakMemory(args, this.env, big) };
+    } finally {
+      rmSync(small, { force: true });
+      rmSync(big, { force: true });
+    }
+  }
+
   async getArchive(id: string, path: string, onChunk: (chunk: Uint8Array) => unknown): Promise<void> {
     const staging = mkdtempSync(join(this.scratch, "get-"));
     try {

@@ -192,6 +192,57 @@ describe("cp into a sandbox: the CLI's memory does not follow the copy's size", 
   }
 });
 
+/**
+ * A command's stdin is streamed, or (where an API takes no stdin: Daytona, Vercel) written to a
+ * file of ours first and sent from there, or fed in small files (Hopx): never held whole, so
+ * `cat big | sandboxes exec …` costs what a byte does. Cloudflare takes it as one file of at most
+ * 32 MiB and refuses more once that much is read.
+ */
+describe("stdin for a command: the CLI's memory does not follow its size", () => {
+  const SIZE = 160 * 1024 * 1024;
+  const bytes = new Uint8Array(SIZE);
+  crypto.getRandomValues(bytes.subarray(0, 65536));
+  for (let at = 65536; at < SIZE; at *= 2) bytes.copyWithin(at, 0, at);
+  const cases: Array<[string, () => Record<string, string>, Partial<CreateSpec>?]> = [
+    ["local", () => ({})],
+    ["docker", () => ({}), { image: "sandboxes-test/busybox" }],
+    ["e2b", () => e2b.env()],
+    ["daytona", () => ({ DAYTONA_API_KEY: "cli-conformance-key", DAYTONA_API_URL: daytona.apiUrl })],
+    ["modal", () => ({ MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-cli", MODAL_TOKEN_SECRET: "as-cli" })],
+    ["sprites", () => sprites.env()],
+    ["hopx", () => hopx.env()],
+    ["cloudflare", () => cloudflare.env()],
+    ["vercel", () => vercel.env()],
+  ];
+  for (const [name, env, spec] of cases) {
+    const what = name === "cloudflare" ? "160 MiB of stdin are refused once past 32 MiB" : "160 MiB of stdin reach the command whole";
+    test(`${name}: ${what}; the peak grows by less than 96 MiB over one byte's`, async () => {
+      const tmp = mkdtempSync(join(tmpdir(), "sandboxes-cliconf-tmpdir-"));
+      const provider = new CliProvider({ provider: name, env: { ...env(), TMPDIR: tmp } });
+      const { id } = await provider.create({ labels: {}, env: {}, ...spec });
+      try {
+        const { idle, big } = await provider.stdinPeaks(id, "wc -c > /tmp/stdin-bytes", bytes);
+        expect(idle.code).toBe(0);
+        if (name === "cloudflare") {
+          expect(big.code).toBe(125);
+          expect(big.stderr).toContain("stdin is more than the 33554432 bytes a cloudflare sandbox can take");
+        } else {
+          expect(big.code).toBe(0);
+          const out: Uint8Array[] = [];
+          await provider.exec(id, { argv: ["cat", "/tmp/stdin-bytes"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+          expect(Number(Buffer.concat(out).toString().trim())).toBe(SIZE);
+        }
+        expect(big.peakBytes).toBeLessThan(idle.peakBytes + 96 * 1024 * 1024);
+        expect(readdirSync(tmp)).toEqual([]);
+      } finally {
+        await provider.destroy(id);
+        await provider.close();
+        rmSync(tmp, { recursive: true, force: true });
+      }
+    }, 180_000);
+  }
+});
+
 describe("the fakes after the suites", () => {
   // Runs after each suite's afterAll destroyed what it created, through `sandboxes destroy`.
   test("no sandbox was left behind on any fake, and the binary really used them", () => {

@@ -13,6 +13,8 @@ import { registerDaytonaRuntimeModules } from "./runtime-shim";
 import { dict, hasLabels } from "../../base/keys";
 import { stateMap } from "../shared/state";
 import { stagedArchives } from "../shared/staged-archive";
+import { spool } from "../shared/spool";
+import { pumpBody } from "../shared/http";
 import { notConfigured } from "../shared/settings";
 
 registerDaytonaRuntimeModules();
@@ -338,14 +340,24 @@ export class DaytonaProvider implements Provider {
     return `sh -c ${quote(script)} < ${stdinPath ? quote(stdinPath) : "/dev/null"}`;
   }
 
-  /** Daytona sessions take no stdin stream: the bytes are uploaded and redirected from a file. */
+  /**
+   * Daytona sessions take no stdin stream: the bytes go to a file of ours first (spool: read once,
+   * sent again by a retry, never held in memory), then up, and are redirected from there.
+   */
   private async stageStdin(sandbox: Sandbox, stdin: ExecSpec["stdin"]): Promise<string | undefined> {
     if (!stdin) return undefined;
-    const bytes = stdin instanceof Uint8Array ? stdin : await new Response(stdin).bytes();
-    if (bytes.length === 0) return undefined;
-    const path = `/tmp/${randomId(".sandboxes-stdin")}`;
-    await this.idempotent("upload stdin", () => sandbox.fs.uploadFile(Buffer.from(bytes), path));
-    return path;
+    const read = await spool(async (write) => {
+      if (stdin instanceof Uint8Array) write(stdin);
+      else await pumpBody(stdin, write);
+    });
+    try {
+      if (read.size === 0) return undefined;
+      const path = `/tmp/${randomId(".sandboxes-stdin")}`;
+      await this.idempotent("upload stdin", () => sandbox.fs.uploadFileStream(read.file().stream(), path));
+      return path;
+    } finally {
+      read.remove();
+    }
   }
 
   private async deleteSession(sandbox: Sandbox, sessionId: string): Promise<void> {
