@@ -143,6 +143,14 @@ testProvider("vercel (fake) via the compiled binary", cliCapabilities("vercel"),
   backend: vercelBackend(() => vercel),
 });
 
+/** `size` bytes of 64 KiB of noise, repeated: gzip's window (32 KiB) cannot shrink it. */
+function noise(size: number): Uint8Array {
+  const bytes = new Uint8Array(size);
+  crypto.getRandomValues(bytes.subarray(0, 65536));
+  for (let at = 65536; at < size; at *= 2) bytes.copyWithin(at, 0, at);
+  return bytes;
+}
+
 /**
  * docs/usage.md: a copy into a sandbox is streamed, sent in parts, or written to a file in TMPDIR
  * first (Hopx, Vercel: their APIs take a file as one body), never held whole. Through the binary,
@@ -153,11 +161,15 @@ testProvider("vercel (fake) via the compiled binary", cliCapabilities("vercel"),
  */
 describe("cp into a sandbox: the CLI's memory does not follow the copy's size", () => {
   const SIZE = 160 * 1024 * 1024;
-  const bytes = new Uint8Array(SIZE);
-  // 64 KiB of noise, repeated: gzip's window (32 KiB) cannot shrink it.
-  crypto.getRandomValues(bytes.subarray(0, 65536));
-  for (let at = 65536; at < SIZE; at *= 2) bytes.copyWithin(at, 0, at);
-  const digest = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+  let bytes = new Uint8Array(0);
+  let digest = "";
+  beforeAll(() => {
+    bytes = noise(SIZE);
+    digest = new Bun.CryptoHasher("sha256").update(bytes).digest("hex");
+  });
+  afterAll(() => {
+    bytes = new Uint8Array(0);
+  });
   const cases: Array<[string, () => Record<string, string>, Partial<CreateSpec>?]> = [
     ["local", () => ({})],
     ["docker", () => ({}), { image: "sandboxes-test/busybox" }],
@@ -200,9 +212,13 @@ describe("cp into a sandbox: the CLI's memory does not follow the copy's size", 
  */
 describe("stdin for a command: the CLI's memory does not follow its size", () => {
   const SIZE = 160 * 1024 * 1024;
-  const bytes = new Uint8Array(SIZE);
-  crypto.getRandomValues(bytes.subarray(0, 65536));
-  for (let at = 65536; at < SIZE; at *= 2) bytes.copyWithin(at, 0, at);
+  let bytes = new Uint8Array(0);
+  beforeAll(() => {
+    bytes = noise(SIZE);
+  });
+  afterAll(() => {
+    bytes = new Uint8Array(0);
+  });
   const cases: Array<[string, () => Record<string, string>, Partial<CreateSpec>?]> = [
     ["local", () => ({})],
     ["docker", () => ({}), { image: "sandboxes-test/busybox" }],
