@@ -152,15 +152,20 @@ function noise(size: number): Uint8Array {
 }
 
 /**
- * docs/usage.md: a copy into a sandbox is streamed, sent in parts, or written to a file in TMPDIR
- * first (Hopx, Vercel: their APIs take a file as one body), never held whole. Through the binary,
- * for every provider: 160 MiB arrive whole, the CLI's peak grows by less than 96 MiB over a
- * one-byte copy's (it grows by 20-65 MB, whatever the size: the streams' buffers, Hopx's base64
- * the most; held whole, it was ~1 GB on Hopx and Vercel, ~180 MB for 96 MiB on Cloudflare's
- * parts), and nothing is left in TMPDIR.
+ * docs/usage.md: what goes into a sandbox is never held whole, so its size is not the CLI's.
+ *  - cp: streamed, sent in parts (Cloudflare: 16 MiB each, from files of ours), or written to a
+ *    file in TMPDIR first (Hopx, Vercel: their APIs take a file as one body).
+ *  - stdin: streamed, fed in small files (Hopx), or written to a file of ours first where an API
+ *    takes no stdin (Daytona, Vercel). Cloudflare takes it as one file of at most 32 MiB and
+ *    refuses more once that much is read.
+ * Through the binary, for every provider, 160 MiB each way: the CLI's peak grows by less than
+ * 96 MiB over a one-byte copy's or stdin's (by 0-65 MB, whatever the size: the streams' buffers,
+ * Hopx's base64 the most; held whole, it was ~1 GB on Hopx and Vercel, 737 MB for Daytona's
+ * stdin, ~180 MB for 96 MiB on Cloudflare's parts), and nothing is left in TMPDIR.
  */
-describe("cp into a sandbox: the CLI's memory does not follow the copy's size", () => {
+describe("cp and stdin into a sandbox: the CLI's memory does not follow their size", () => {
   const SIZE = 160 * 1024 * 1024;
+  const BOUND = 96 * 1024 * 1024;
   let bytes = new Uint8Array(0);
   let digest = "";
   beforeAll(() => {
@@ -181,62 +186,38 @@ describe("cp into a sandbox: the CLI's memory does not follow the copy's size", 
     ["cloudflare", () => cloudflare.env()],
     ["vercel", () => vercel.env()],
   ];
+  /** A sandbox of `name` for `body`, with a TMPDIR of its own that must be empty at the end. */
+  const inSandbox = async (name: string, env: () => Record<string, string>, spec: Partial<CreateSpec> | undefined, body: (provider: CliProvider, id: string) => Promise<void>) => {
+    const tmp = mkdtempSync(join(tmpdir(), "sandboxes-cliconf-tmpdir-"));
+    const provider = new CliProvider({ provider: name, env: { ...env(), TMPDIR: tmp } });
+    const { id } = await provider.create({ labels: {}, env: {}, ...spec });
+    try {
+      await body(provider, id);
+      expect(readdirSync(tmp)).toEqual([]);
+    } finally {
+      await provider.destroy(id);
+      await provider.close();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  };
+  const output = async (provider: CliProvider, id: string, script: string) => {
+    const out: Uint8Array[] = [];
+    const { exitCode } = await provider.exec(id, { argv: ["sh", "-c", script], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
+    expect(exitCode).toBe(0);
+    return Buffer.concat(out).toString();
+  };
   for (const [name, env, spec] of cases) {
-    test(`${name}: 160 MiB arrive whole; the peak grows by less than 96 MiB over a one-byte copy's; TMPDIR is left empty`, async () => {
-      const tmp = mkdtempSync(join(tmpdir(), "sandboxes-cliconf-tmpdir-"));
-      const provider = new CliProvider({ provider: name, env: { ...env(), TMPDIR: tmp } });
-      const { id } = await provider.create({ labels: {}, env: {}, ...spec });
-      try {
+    test(`${name}: cp of 160 MiB arrives whole; the peak grows by less than 96 MiB over a one-byte copy's`, async () => {
+      await inSandbox(name, env, spec, async (provider, id) => {
         const { idle, big } = await provider.copyPeaks(id, "/tmp", bytes);
         expect([idle.code, big.code]).toEqual([0, 0]);
-        const out: Uint8Array[] = [];
-        const sum = await provider.exec(id, { argv: ["sh", "-c", "sha256sum < /tmp/big && rm /tmp/big"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
-        expect(sum.exitCode).toBe(0);
-        expect(Buffer.concat(out).toString().split(" ")[0]).toBe(digest);
-        expect(big.peakBytes).toBeLessThan(idle.peakBytes + 96 * 1024 * 1024);
-        expect(readdirSync(tmp)).toEqual([]);
-      } finally {
-        await provider.destroy(id);
-        await provider.close();
-        rmSync(tmp, { recursive: true, force: true });
-      }
+        expect((await output(provider, id, "sha256sum < /tmp/big && rm /tmp/big")).split(" ")[0]).toBe(digest);
+        expect(big.peakBytes).toBeLessThan(idle.peakBytes + BOUND);
+      });
     }, 180_000);
-  }
-});
-
-/**
- * A command's stdin is streamed, or (where an API takes no stdin: Daytona, Vercel) written to a
- * file of ours first and sent from there, or fed in small files (Hopx): never held whole, so
- * `cat big | sandboxes exec …` costs what a byte does. Cloudflare takes it as one file of at most
- * 32 MiB and refuses more once that much is read.
- */
-describe("stdin for a command: the CLI's memory does not follow its size", () => {
-  const SIZE = 160 * 1024 * 1024;
-  let bytes = new Uint8Array(0);
-  beforeAll(() => {
-    bytes = noise(SIZE);
-  });
-  afterAll(() => {
-    bytes = new Uint8Array(0);
-  });
-  const cases: Array<[string, () => Record<string, string>, Partial<CreateSpec>?]> = [
-    ["local", () => ({})],
-    ["docker", () => ({}), { image: "sandboxes-test/busybox" }],
-    ["e2b", () => e2b.env()],
-    ["daytona", () => ({ DAYTONA_API_KEY: "cli-conformance-key", DAYTONA_API_URL: daytona.apiUrl })],
-    ["modal", () => ({ MODAL_SERVER_URL: modal.url, MODAL_TOKEN_ID: "ak-cli", MODAL_TOKEN_SECRET: "as-cli" })],
-    ["sprites", () => sprites.env()],
-    ["hopx", () => hopx.env()],
-    ["cloudflare", () => cloudflare.env()],
-    ["vercel", () => vercel.env()],
-  ];
-  for (const [name, env, spec] of cases) {
     const what = name === "cloudflare" ? "160 MiB of stdin are refused once past 32 MiB" : "160 MiB of stdin reach the command whole";
     test(`${name}: ${what}; the peak grows by less than 96 MiB over one byte's`, async () => {
-      const tmp = mkdtempSync(join(tmpdir(), "sandboxes-cliconf-tmpdir-"));
-      const provider = new CliProvider({ provider: name, env: { ...env(), TMPDIR: tmp } });
-      const { id } = await provider.create({ labels: {}, env: {}, ...spec });
-      try {
+      await inSandbox(name, env, spec, async (provider, id) => {
         const { idle, big } = await provider.stdinPeaks(id, "wc -c > /tmp/stdin-bytes", bytes);
         expect(idle.code).toBe(0);
         if (name === "cloudflare") {
@@ -244,17 +225,10 @@ describe("stdin for a command: the CLI's memory does not follow its size", () =>
           expect(big.stderr).toContain("stdin is more than the 33554432 bytes a cloudflare sandbox can take");
         } else {
           expect(big.code).toBe(0);
-          const out: Uint8Array[] = [];
-          await provider.exec(id, { argv: ["cat", "/tmp/stdin-bytes"], env: {}, onStdout: (c) => out.push(c), onStderr: () => {} });
-          expect(Number(Buffer.concat(out).toString().trim())).toBe(SIZE);
+          expect(Number((await output(provider, id, "cat /tmp/stdin-bytes")).trim())).toBe(SIZE);
         }
-        expect(big.peakBytes).toBeLessThan(idle.peakBytes + 96 * 1024 * 1024);
-        expect(readdirSync(tmp)).toEqual([]);
-      } finally {
-        await provider.destroy(id);
-        await provider.close();
-        rmSync(tmp, { recursive: true, force: true });
-      }
+        expect(big.peakBytes).toBeLessThan(idle.peakBytes + BOUND);
+      });
     }, 180_000);
   }
 });
