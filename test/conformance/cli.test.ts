@@ -166,7 +166,7 @@ function noise(size: number): Uint8Array {
 describe("cp and stdin into a sandbox: the CLI's memory does not follow their size", () => {
   const SIZE = 160 * 1024 * 1024;
   const BOUND = 96 * 1024 * 1024;
-  let bytes = new Uint8Array(0);
+  let bytes: Uint8Array = new Uint8Array(0);
   let digest = "";
   beforeAll(() => {
     bytes = noise(SIZE);

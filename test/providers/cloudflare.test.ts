@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { openStore } from "../../src/base/store";
 import { cloudflareDescriptor } from "../../src/providers/cloudflare";
-import { withEnv } from "../../src/providers/cloudflare/provider";
+import { partsOf, withEnv } from "../../src/providers/cloudflare/provider";
 import type { Provider } from "../../src/providers/types";
 import { startFakeCloudflare, type FakeCloudflare } from "../fakes/cloudflare/server";
 
@@ -124,3 +124,35 @@ describe("cloudflare provider", () => {
     await terminal.done;
   });
 });
+
+describe("cloudflare cp parts", () => {
+  /** The parts of `chunks` cut at `size`, each read from its file before the next is asked for. */
+  const cut = async (chunks: number[][], size: number) => {
+    const stream = new ReadableStream<Uint8Array>({ start(c) { for (const chunk of chunks) c.enqueue(new Uint8Array(chunk)); c.close(); } });
+    const parts: number[][] = [];
+    for await (const part of partsOf(stream, size)) parts.push([...(await part.file().bytes())]);
+    return parts;
+  };
+
+  test("a stream cut at the size whatever its chunks: exact multiples end without an empty part, an empty stream is one empty part", async () => {
+    expect(await cut([[1, 2, 3], [4, 5], [6, 7, 8, 9]], 4)).toEqual([[1, 2, 3, 4], [5, 6, 7, 8], [9]]);
+    expect(await cut([[1, 2, 3, 4, 5, 6, 7, 8]], 4)).toEqual([[1, 2, 3, 4], [5, 6, 7, 8]]);
+    expect(await cut([[1], [2], [3], [4]], 2)).toEqual([[1, 2], [3, 4]]);
+    expect(await cut([[1, 2, 3, 4, 5, 6, 7, 8, 9, 10]], 3)).toEqual([[1, 2, 3], [4, 5, 6], [7, 8, 9], [10]]);
+    expect(await cut([], 4)).toEqual([[]]);
+  });
+
+  test("a consumer that stops early stops the stream's reading, and no part's file is left", async () => {
+    let cancelled = false;
+    const stream = new ReadableStream<Uint8Array>({ pull(c) { c.enqueue(new Uint8Array(8)); }, cancel() { cancelled = true; } });
+    const files: string[] = [];
+    for await (const part of partsOf(stream, 16)) {
+      files.push((part.file() as unknown as { name: string }).name);
+      break;
+    }
+    expect(cancelled).toBe(true);
+    expect(files.length).toBe(1);
+    expect(await Bun.file(files[0]!).exists()).toBe(false);
+  });
+});
+

@@ -397,7 +397,7 @@ async function readUpTo(stream: ReadableStream<Uint8Array>, limit: number): Prom
  * part is on disk at a time and none is held in memory (parts held in memory, each a new 16 MiB
  * buffer that fetch copied again, took ~180 MB for 96 MiB before the collector caught up).
  */
-async function* partsOf(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Spooled> {
+export async function* partsOf(stream: ReadableStream<Uint8Array>, size: number): AsyncGenerator<Spooled> {
   const reader = stream.getReader();
   // What the last part had no room for, and whether the stream has ended.
   let left: Uint8Array | undefined;
