@@ -354,4 +354,34 @@ describe("a sandbox whose `sh` answers without end", () => {
     }
     expect(await containersLeft("e2e", marker)).toEqual([]);
   }, 90_000);
+
+  test("exec's timeout kills the command from this machine: a replaced sh keeps nothing running", async () => {
+    const { env } = machine({ DOCKER_HOST: `unix://${dockerSocket()}` });
+    const marker = uniqueMarker("endless-sh-exec");
+    const kept = await cli(["run", "-p", "docker", "--image", BUSYBOX, "--network", "none", "--keep", "-l", `e2e=${marker}`, "true"], { env });
+    const id = keptId(kept.stderr)!;
+    // Every process whose command line names this test's sleep: the command, and (before) the killer.
+    const left = () =>
+      readdirSync("/proc").filter((pid) => {
+        try {
+          return /^\d+$/.test(pid) && readFileSync(`/proc/${pid}/cmdline`, "latin1").includes("sleep 30417");
+        } catch {
+          return false;
+        }
+      });
+    try {
+      expect((await cli(["exec", id, 'rm /bin/sh && printf "#!/bin/busybox yes\\n" > /bin/sh && chmod +x /bin/sh'], { env })).code).toBe(0);
+      // The command is `sh -c 'sleep 30417'`, so `yes` floods; the container's sh cannot kill it,
+      // being `yes` too: the killer, from this machine, needs none of the container's programs.
+      const child = Bun.spawn([BINARY, "exec", "-t", "1", id, "sleep 30417"], { env, stdin: "ignore", stdout: "ignore", stderr: "pipe" });
+      const [stderr, code] = await Promise.all([new Response(child.stderr).text(), child.exited]);
+      expect(code).toBe(124);
+      expect(stderr).toContain("command timed out after 1s; its process tree was killed (exit 124)");
+      for (let i = 0; i < 100 && left().length; i++) await Bun.sleep(20);
+      expect(left()).toEqual([]);
+    } finally {
+      expect((await cli(["destroy", id], { env })).code).toBe(0);
+    }
+    expect(await containersLeft("e2e", marker)).toEqual([]);
+  }, 90_000);
 });

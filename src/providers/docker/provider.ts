@@ -1,4 +1,5 @@
 import { randomBytes } from "node:crypto";
+import { readdirSync, readFileSync } from "node:fs";
 import { posix } from "node:path";
 import { InterruptedError, ProviderError, SandboxesError } from "../../base/errors";
 import { pumpBody, streamOf } from "../shared/http";
@@ -35,6 +36,47 @@ const KILL_GRACE_MS = 2000;
 const KILL_SCRIPT =
   'm="$1"; for s in STOP KILL KILL; do for d in /proc/[0-9]*; do p=${d#/proc/}; [ "$p" = "$$" ] && continue; ' +
   'if tr "\\0" "\\n" <"$d/environ" 2>/dev/null | grep -qxF "$m"; then kill -"$s" -"$p" 2>/dev/null; kill -"$s" "$p" 2>/dev/null; fi; done; done; exit 0';
+
+/**
+ * KILL_SCRIPT's work from this machine, for an engine whose processes are ours to see (a local
+ * engine as root, or rootless as its user): every process carrying the exec's mark, and its
+ * process group, stopped, then killed, through no program of the container's. Returns how many
+ * it found: none where the engine runs elsewhere (another machine, a VM), or no /proc.
+ */
+function killOnHost(mark: string): number {
+  const wanted = `${EXEC_MARK}=${mark}`;
+  const marked = (): number[] => {
+    let entries: string[];
+    try {
+      entries = readdirSync("/proc");
+    } catch {
+      return [];
+    }
+    return entries.filter((entry) => {
+      if (!/^\d+$/.test(entry)) return false;
+      try {
+        return readFileSync(`/proc/${entry}/environ`, "latin1").split("\0").includes(wanted);
+      } catch {
+        return false; // gone meanwhile, or not ours to read
+      }
+    }).map(Number);
+  };
+  // As KILL_SCRIPT: everything stopped first, looking again for what was forked meanwhile.
+  const found = new Set<number>();
+  for (const signal of ["SIGSTOP", "SIGSTOP", "SIGKILL"] as const) {
+    for (const pid of marked()) found.add(pid);
+    for (const pid of found) {
+      for (const target of [-pid, pid]) {
+        try {
+          process.kill(target, signal);
+        } catch {
+          // Not a group leader, or gone.
+        }
+      }
+    }
+  }
+  return found.size;
+}
 
 /** chown -R to the image's USER ("name", "uid", "name:group"…); a bare user also gets its own group. */
 const CHOWN_SCRIPT = 'u="$1"; shift; case "$u" in *:*) ;; *) g=$(id -g "$u" 2>/dev/null) && u="$u:$g" ;; esac; exec chown -R -- "$u" "$@"';
@@ -301,8 +343,13 @@ export class DockerProvider implements Provider {
     }
   }
 
-  /** Kills the process tree of one exec through a second, detached exec. */
-  private async killMarked(id: string, mark: string): Promise<void> {
+  /**
+   * Kills the process tree of one exec: from this machine where its processes are ours to see (a
+   * local engine), else, or for what is left, through a second, detached exec of the container's
+   * own `sh` (which the container may have replaced, or may not have at all).
+   */
+  private async killMarked(id: string, mark: string, execId?: string): Promise<void> {
+    if (killOnHost(mark) > 0 && execId !== undefined && !(await this.stillRunning(execId))) return;
     try {
       const execId = await this.createExec(id, { Cmd: ["sh", "-c", KILL_SCRIPT, "sh", `${EXEC_MARK}=${mark}`], AttachStdout: false, AttachStderr: false });
       await this.engine.request("POST", `/exec/${execId}/start`, { json: { Detach: true, Tty: false } });
@@ -315,6 +362,16 @@ export class DockerProvider implements Provider {
     } catch {
       // The container is gone or has no sh: hanging up below is all that is left to do.
     }
+  }
+
+  /** Whether the engine still counts an exec as running, a moment after its process was killed. */
+  private async stillRunning(execId: string): Promise<boolean> {
+    for (let i = 0; i < 20; i++) {
+      const state = await this.engine.json<ExecInspect>("GET", `/exec/${execId}/json`).catch(() => undefined);
+      if (!state?.Running) return false;
+      await Bun.sleep(10);
+    }
+    return true;
   }
 
   /** The exit code once the engine has recorded it (the stream can end a moment before). */
@@ -352,7 +409,7 @@ export class DockerProvider implements Provider {
     let timedOut = false;
     let stopping: Promise<void> | undefined;
     const stop = () => {
-      stopping ??= this.killMarked(id, mark).then(async () => {
+      stopping ??= this.killMarked(id, mark, execId).then(async () => {
         // An escaped child can hold the stream open; do not wait on it forever.
         await Promise.race([stream.ended, Bun.sleep(KILL_GRACE_MS)]);
         stream.destroy();
@@ -490,7 +547,7 @@ export class DockerProvider implements Provider {
       output: output.endWhen(exited),
       exited,
       kill: async () => {
-        await this.killMarked(id, mark);
+        await this.killMarked(id, mark, execId);
         stream.destroy();
       },
     };
