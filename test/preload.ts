@@ -1,13 +1,17 @@
 /**
- * After the whole run: local sandboxes whose state directory a test removed while they were
+ * After the whole run: the HOMEs test/helpers.ts's freshEnv made are removed; then local
+ * sandboxes whose state directory a test (or that) removed while they were
  * still running (a kept sandbox's holder and egress proxy outlive the CLI by design) are
  * stopped, and their cgroups removed, so a CI machine does not collect them. Each one is named
  * on stderr: a test that keeps a sandbox should destroy it.
  */
 import { afterAll } from "bun:test";
 import { existsSync, readdirSync, readFileSync, rmdirSync } from "node:fs";
+import { removeMadeHomes } from "./helpers";
 
 afterAll(() => {
+  // The HOMEs tests made and left go first, so that a sandbox still kept in one is stopped below.
+  removeMadeHomes();
   const orphans = new Map<string, number[]>();
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
