@@ -13,8 +13,7 @@ import { registerDaytonaRuntimeModules } from "./runtime-shim";
 import { dict, hasLabels } from "../../base/keys";
 import { stateMap } from "../shared/state";
 import { stagedArchives } from "../shared/staged-archive";
-import { spool } from "../shared/spool";
-import { pumpBody } from "../shared/http";
+import { spoolFrom } from "../shared/spool";
 import { notConfigured } from "../shared/settings";
 
 registerDaytonaRuntimeModules();
@@ -346,10 +345,7 @@ export class DaytonaProvider implements Provider {
    */
   private async stageStdin(sandbox: Sandbox, stdin: ExecSpec["stdin"]): Promise<string | undefined> {
     if (!stdin) return undefined;
-    const read = await spool(async (write) => {
-      if (stdin instanceof Uint8Array) write(stdin);
-      else await pumpBody(stdin, write);
-    });
+    const read = await spoolFrom(stdin);
     try {
       if (read.size === 0) return undefined;
       const path = `/tmp/${randomId(".sandboxes-stdin")}`;

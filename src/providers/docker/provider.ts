@@ -348,14 +348,14 @@ export class DockerProvider implements Provider {
    * local engine), else, or for what is left, through a second, detached exec of the container's
    * own `sh` (which the container may have replaced, or may not have at all).
    */
-  private async killMarked(id: string, mark: string, execId?: string): Promise<void> {
-    if (killOnHost(mark) > 0 && execId !== undefined && !(await this.stillRunning(execId))) return;
+  private async killMarked(id: string, mark: string, execId: string): Promise<void> {
+    if (killOnHost(mark) > 0 && !(await this.stillRunning(execId))) return;
     try {
-      const execId = await this.createExec(id, { Cmd: ["sh", "-c", KILL_SCRIPT, "sh", `${EXEC_MARK}=${mark}`], AttachStdout: false, AttachStderr: false });
-      await this.engine.request("POST", `/exec/${execId}/start`, { json: { Detach: true, Tty: false } });
+      const killer = await this.createExec(id, { Cmd: ["sh", "-c", KILL_SCRIPT, "sh", `${EXEC_MARK}=${mark}`], AttachStdout: false, AttachStderr: false });
+      await this.engine.request("POST", `/exec/${killer}/start`, { json: { Detach: true, Tty: false } });
       // A detached start returns at once; wait for the killer itself to finish.
       for (let i = 0; i < 100; i++) {
-        const state = await this.engine.json<ExecInspect>("GET", `/exec/${execId}/json`);
+        const state = await this.engine.json<ExecInspect>("GET", `/exec/${killer}/json`);
         if (!state.Running) return;
         await Bun.sleep(20);
       }

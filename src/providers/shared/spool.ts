@@ -42,3 +42,23 @@ export async function spool(fill: (write: (chunk: Uint8Array) => void) => Promis
   }
   return { file: () => Bun.file(path), size, remove };
 }
+
+/**
+ * Bytes, or a stream read to its end (or as far as it got when `signal` aborts: stdin that a
+ * Ctrl-C cut short), spooled.
+ */
+export function spoolFrom(source: Uint8Array | ReadableStream<Uint8Array>, signal?: AbortSignal): Promise<Spooled> {
+  return spool(async (write) => {
+    if (source instanceof Uint8Array) return write(source);
+    const reader = source.getReader();
+    const cancel = () => void reader.cancel().catch(() => {});
+    signal?.addEventListener("abort", cancel, { once: true });
+    try {
+      for (let next = await reader.read(); !next.done && !signal?.aborted; next = await reader.read()) write(next.value);
+    } finally {
+      signal?.removeEventListener("abort", cancel);
+      reader.releaseLock();
+    }
+  });
+}
+

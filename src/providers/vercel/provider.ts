@@ -17,7 +17,7 @@ import { type CreateSpec, type ExecOutcome, type ExecSpec, type Provider, type P
 import { missingVercelCredentials, VERCEL_CAPABILITIES, type VercelCredentials, vercelCredentials, vercelUrl } from "./index";
 import { notConfigured, seconds } from "../shared/settings";
 import { HttpError, pumpBody, streamOf } from "../shared/http";
-import { spool, type Spooled } from "../shared/spool";
+import { spool, spoolFrom, type Spooled } from "../shared/spool";
 import { createOnce } from "../shared/create-once";
 import { runThroughExec, stagedArchives } from "../shared/staged-archive";
 import { hasLabels } from "../../base/keys";
@@ -370,10 +370,7 @@ export class VercelProvider implements Provider {
    * stdin and removes.
    */
   private async uploadStdin(id: string, stdin: Uint8Array | ReadableStream<Uint8Array>, signal?: AbortSignal): Promise<string> {
-    const read = await spool(async (write) => {
-      if (stdin instanceof Uint8Array) write(stdin);
-      else await readInto(stdin, write, signal);
-    });
+    const read = await spoolFrom(stdin, signal);
     try {
       if (signal?.aborted) return "";
       const path = `/tmp/.sandboxes-stdin-${randomBytes(8).toString("hex")}`;
@@ -412,7 +409,7 @@ export class VercelProvider implements Provider {
     return {
       // fs/write takes a gzipped tar of the file, made here (writeFile) from the archive on disk.
       upload: async (path, source) => {
-        const file = await spool((write) => pumpBody(source.stream(), write));
+        const file = await spoolFrom(source.stream());
         try {
           await this.writeFile(id, path, file);
         } finally {
@@ -426,19 +423,6 @@ export class VercelProvider implements Provider {
   });
   readonly putArchive = this.archives.putArchive;
   readonly getArchive = this.archives.getArchive;
-}
-
-/** A stream's chunks to `write`, to its end or as far as it got when `signal` aborts. */
-async function readInto(stream: ReadableStream<Uint8Array>, write: (chunk: Uint8Array) => void, signal?: AbortSignal): Promise<void> {
-  const reader = stream.getReader();
-  const cancel = () => void reader.cancel().catch(() => {});
-  signal?.addEventListener("abort", cancel, { once: true });
-  try {
-    for (let next = await reader.read(); !next.done && !signal?.aborted; next = await reader.read()) write(next.value);
-  } finally {
-    signal?.removeEventListener("abort", cancel);
-    reader.releaseLock();
-  }
 }
 
 /** tar(1)'s record: an archive's length is a multiple of it. */
